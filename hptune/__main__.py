@@ -1,0 +1,5 @@
+import sys
+
+from hptune.cli import main
+
+sys.exit(main())

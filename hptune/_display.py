@@ -1,0 +1,94 @@
+"""Terminal output: progress lines while training, and a table per phase."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from hptune.pipeline import PhaseResult
+
+__all__ = ["ProgressPrinter", "make_console", "phase_table", "print_phase"]
+
+
+class ProgressPrinter:
+    """Prints one line per epoch of each seed (to stderr), with the time elapsed."""
+
+    def __init__(self, console: Console, *, n_seeds: int, metric: str) -> None:
+        self.console = console
+        self.n_seeds = n_seeds
+        self.metric = metric
+        self.start = time.monotonic()
+        self.n_trials: dict[str, int] = {}
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        elapsed = f"{time.monotonic() - self.start:6.0f}s"
+        if kind == "trial_start":
+            self.n_trials[event["phase"]] = event["n_trials"]
+        elif kind == "epoch":
+            hp = event["hparams"]
+            bleu = "" if event["bleu"] is None else f" bleu {event['bleu']:.1f}"
+            total = self.n_trials.get(event["phase"], "?")
+            self.console.print(
+                f"[dim]{elapsed}[/dim] {event['phase']} trial {event['trial']}"
+                f"/{total} lr={hp.learning_rate:g} bs={hp.batch_size} "
+                f"seed {event['seed_index'] + 1}/{self.n_seeds} epoch {event['epoch']}: "
+                f"train_loss {event['train_loss']:.4f} eval_loss {event['eval_loss']:.4f}{bleu}",
+                highlight=False,
+            )
+
+
+_SHORT = {"learning_rate": "lr"}
+
+
+def make_console(*, stderr: bool = False, quiet: bool = False) -> Console:
+    """A console that keeps tables whole when the output is a file or a pipe (logs, CI)."""
+    console = Console(stderr=stderr, quiet=quiet, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 160
+    return console
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def phase_table(result: PhaseResult, metric: str) -> Table:
+    """The trials of one phase: parameters, each seed's value, mean, spread, interval."""
+    table = Table(title=f"{result.study_name}" + (" (decided earlier)" if result.reused else ""))
+    for column in (
+        "trial",
+        "params",
+        "status",
+        f"{metric} per seed",
+        "mean",
+        "std",
+        "95% interval",
+    ):
+        table.add_column(column)
+    from hptune.seeds import summarize
+
+    for o in sorted(result.outcomes, key=lambda o: sorted(o.params.items())):
+        params = ", ".join(f"{_SHORT.get(k, k)}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in o.params.items()) or "preset"  # fmt: skip
+        values = " ".join(f"{v:.4g}" for _, v in sorted(o.seed_values.items())) or "-"
+        if o.seed_values:
+            s = summarize(list(o.seed_values.values()))
+            interval = "-" if s.ci_low is None else f"{s.ci_low:.4g} .. {s.ci_high:.4g}"
+            mean, std = _fmt(s.mean), _fmt(s.std)
+        else:
+            interval = mean = std = "-"
+        table.add_row(str(o.number), params, o.status, values, mean, std, interval)
+    return table
+
+
+def print_phase(console: Console, result: PhaseResult, metric: str) -> None:
+    console.print(phase_table(result, metric))
+    decision = result.decision
+    chosen = ", ".join(f"{k}={v:g}" for k, v in decision.params.items()) or "nothing fixed"
+    console.print(f"[bold]decision[/bold] ({decision.case}): {chosen}. {decision.reason}")
+    console.print()

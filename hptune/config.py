@@ -1,0 +1,340 @@
+"""The whole configuration of a tuning run, validated, from YAML or from Python.
+
+Everything a user can get wrong is refused here, before any storage is touched or any model
+is loaded: unknown keys (with the nearest known key), wrong types, impossible values, missing
+files and model paths. Values left unset are filled later from :mod:`hptune.presets`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hptune.exceptions import ConfigError
+from hptune.presets import DEFAULT_LEARNING_RATE_GRID, SITUATIONS
+
+__all__ = [
+    "PHASE_NAMES",
+    "DataConfig",
+    "LearningRatePhaseConfig",
+    "MethodConfig",
+    "ModelConfig",
+    "ObjectiveConfig",
+    "PhasesConfig",
+    "TrainingConfig",
+    "TuneConfig",
+    "load_config",
+]
+
+#: The phases this version runs, in the method's order.
+PHASE_NAMES = ("baseline", "learning_rate")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    """The base model: a local directory (or ``demo://model``) or a hub id."""
+
+    path: str
+    trust_remote_code: bool = False
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+
+class MethodConfig(_Strict):
+    """How the model is fine-tuned: ``lora``, ``qlora`` (4-bit base + LoRA) or ``full``."""
+
+    type: Literal["lora", "qlora", "full"] = "lora"
+    r: int = Field(8, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
+
+
+class DataConfig(_Strict):
+    """The data: JSONL/JSON/CSV files per split, or an in-memory ``datasets.DatasetDict``."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    dataset: Any = Field(None, exclude=True)
+    prompt_field: str = "question"
+    response_field: str = "answer"
+    template: str | None = None
+    max_length: int = Field(256, gt=8)
+
+    @model_validator(mode="after")
+    def _train_and_validation_given(self) -> DataConfig:
+        if self.dataset is not None:
+            missing = [s for s in ("train", "validation") if s not in self.dataset]
+            if missing:
+                raise ValueError(f"the dataset has no {' or '.join(missing)} split")
+        elif self.train is None or self.validation is None:
+            raise ValueError(
+                "give both data.train and data.validation (file paths), or a DatasetDict as "
+                "data.dataset; tuning on the test split is never allowed"
+            )
+        if self.template is not None and "{" not in self.template:
+            raise ValueError(
+                "data.template must name record fields in braces, e.g. "
+                "'Question: {question}\\nAnswer: '"
+            )
+        return self
+
+
+class ObjectiveConfig(_Strict):
+    """What trials are scored on: the validation split's loss or BLEU, over several seeds."""
+
+    metric: Literal["eval_loss", "bleu"] = "eval_loss"
+    seeds: int | list[int] = 3
+    bleu_samples: int = Field(64, gt=0)
+    max_new_tokens: int = Field(32, gt=0)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_valid(cls, seeds: int | list[int]) -> int | list[int]:
+        if isinstance(seeds, int) and seeds < 1:
+            raise ValueError("needs at least one seed (three are recommended)")
+        if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
+            raise ValueError("the seed list must be non-empty and without repeats")
+        return seeds
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return "minimize" if self.metric == "eval_loss" else "maximize"
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+class TrainingConfig(_Strict):
+    """The hyperparameters of one run; ``None`` means "fill from the presets"."""
+
+    situation: Literal["colab_pro", "colab_free", "aws_a100"] | None = None
+    gpu_memory_gb: float | None = Field(None, gt=0)
+    learning_rate: float | None = Field(None, gt=0, lt=1)
+    batch_size: int | None = Field(None, gt=0)
+    gradient_accumulation_steps: int | None = Field(None, gt=0)
+    epochs: int | None = Field(None, gt=0)
+    warmup_ratio: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float | None = Field(None, ge=0, lt=1)
+    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    max_train_examples: int | None = Field(None, gt=0)
+
+
+class LearningRatePhaseConfig(_Strict):
+    """Options of the learning-rate phase."""
+
+    grid: list[float] = list(DEFAULT_LEARNING_RATE_GRID)
+    #: Among rates within seed noise of the best: the lowest (safer) or the best mean.
+    tie_break: Literal["lowest", "best_mean"] = "lowest"
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_valid(cls, grid: list[float]) -> list[float]:
+        if len(grid) < 2:
+            raise ValueError("the learning-rate grid needs at least two values")
+        if any(not 0 < lr < 1 for lr in grid):
+            raise ValueError("every learning rate must be between 0 and 1 (exclusive)")
+        if len(set(grid)) != len(grid):
+            raise ValueError("the learning-rate grid has a repeated value")
+        return sorted(grid)
+
+
+class PhasesConfig(_Strict):
+    """Which phases run, in the method's order, and their options."""
+
+    run: list[Literal["baseline", "learning_rate"]] = list(PHASE_NAMES)  # type: ignore[arg-type]
+    learning_rate: LearningRatePhaseConfig = Field(default_factory=LearningRatePhaseConfig)
+
+    @field_validator("run")
+    @classmethod
+    def _in_order(cls, run: list[str]) -> list[str]:
+        if not run or len(set(run)) != len(run):
+            raise ValueError("list each phase at most once, and at least one")
+        return sorted(run, key=PHASE_NAMES.index)
+
+
+class TuneConfig(_Strict):
+    """A whole tuning run."""
+
+    name: str = "hptune"
+    model: ModelConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    data: DataConfig
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    phases: PhasesConfig = Field(default_factory=PhasesConfig)
+    output_dir: str = "hptune-output"
+    storage: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_valid(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+            raise ValueError("use letters, digits, '-' and '_' only (it prefixes study names)")
+        return name
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_shorthand(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_from_situation(cls, values: Any) -> Any:
+        # A situation preset implies its method unless the user chose one.
+        if isinstance(values, dict) and "method" not in values:
+            training = values.get("training")
+            situation = training.get("situation") if isinstance(training, dict) else None
+            if situation in SITUATIONS:
+                values = {**values, "method": {"type": SITUATIONS[situation].method}}
+        return values
+
+    @property
+    def storage_url(self) -> str:
+        """The Optuna storage URL; by default an SQLite file in the output directory."""
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{Path(self.output_dir).resolve() / 'hptune.db'}"
+
+    def study_name(self, phase: str) -> str:
+        return f"{self.name}.{phase}"
+
+    def check_paths(self) -> None:
+        """Refuse missing data files and local model paths (building the demo if named)."""
+        from hptune.demo import resolve_demo_path
+
+        problems = []
+        for split in ("train", "validation", "test"):
+            value = getattr(self.data, split)
+            if value is None:
+                continue
+            path = Path(resolve_demo_path(value)).expanduser()
+            if not path.is_file():
+                problems.append(
+                    f"data.{split}: file {value!r} does not exist; fix the path "
+                    "(relative paths are relative to the configuration file)"
+                )
+        model_path = self.model.path
+        if _looks_local(model_path):
+            resolved = Path(resolve_demo_path(model_path)).expanduser()
+            if not (resolved / "config.json").is_file():
+                what = "has no config.json" if resolved.is_dir() else "does not exist"
+                problems.append(
+                    f"model.path: {model_path!r} {what}; give a directory written by "
+                    "save_pretrained, or a hub id such as 'org/model'"
+                )
+        if problems:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _looks_local(path: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else (or anything on disk) is a local path.
+    if path.startswith("demo://") or Path(path).expanduser().exists():
+        return True
+    return not re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", path) or path.startswith(".")
+
+
+def load_config(path: str | os.PathLike[str], *, check_paths: bool = True) -> TuneConfig:
+    """Read and validate a YAML configuration file.
+
+    Relative data and model paths are taken relative to the file's directory, so a
+    configuration runs the same from any working directory.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a value is invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"{path} is not valid YAML: {exc}. Fix the indentation or quoting at that line."
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path} must hold a mapping of keys (model:, data:, ...), got {type(raw).__name__}"
+        )
+    config = config_from_dict(raw, base_dir=path.parent)
+    if check_paths:
+        config.check_paths()
+    return config
+
+
+def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> TuneConfig:
+    """Validate a configuration given as a dict, turning pydantic's errors into a ConfigError."""
+    raw = _relative_to(raw, base_dir) if base_dir is not None else raw
+    try:
+        return TuneConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def _relative_to(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    raw = dict(raw)
+
+    def fix(value: Any, *, only_if_exists: bool = False) -> Any:
+        if not isinstance(value, str) or not value or value.startswith("demo://"):
+            return value
+        candidate = Path(value).expanduser()
+        if candidate.is_absolute() or (only_if_exists and not (base_dir / candidate).exists()):
+            return value
+        return str(base_dir / candidate)
+
+    if isinstance(raw.get("data"), dict):
+        raw["data"] = {
+            k: fix(v) if k in ("train", "validation", "test") else v for k, v in raw["data"].items()
+        }
+    if isinstance(raw.get("model"), dict) and "path" in raw["model"]:
+        # A hub id ("org/model") stays as it is unless such a directory exists beside the file.
+        raw["model"] = {**raw["model"], "path": fix(raw["model"]["path"], only_if_exists=True)}
+    if isinstance(raw.get("output_dir"), str) and not Path(raw["output_dir"]).is_absolute():
+        raw["output_dir"] = str(base_dir / raw["output_dir"])
+    return raw
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the key, what is wrong, and how to fix it."""
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(_unknown_key_message(error["loc"]))
+        elif error["type"] == "missing":
+            lines.append(f"{location}: required key is missing; add it")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{location}: {message} (got {error.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = TuneConfig
+    for part in loc[:-1]:  # walk down to the model that holds the unknown key
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    known = sorted(model.model_fields)
+    where = ".".join(str(p) for p in loc)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{where}: unknown key; {hint}known keys here: {', '.join(known)}"

@@ -1,0 +1,138 @@
+"""A deterministic synthetic financial question-answering data set.
+
+Each example is a question about a small financial computation (profit, margin, return on
+investment, simple interest, coupon payments, ratios...) and an answer sentence with the
+computed figure. The answers follow fixed phrasings, so a model can learn the format quickly
+and the figures slowly: the learning rate decides how far it gets in a short budget.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+__all__ = ["QUESTION_KINDS", "generate_corpus", "generate_examples", "write_splits"]
+
+_COMPANIES = [
+    "Acme", "Borealis", "Cobalt", "Dunmore", "Everly", "Fairway", "Granite", "Harbor",
+    "Ironwood", "Juniper", "Keystone", "Lakeside", "Meridian", "Northgate", "Oakridge",
+    "Pinecrest", "Quarry", "Redwood", "Summit", "Trident",
+]  # fmt: skip
+
+
+def _profit(rng: random.Random, firm: str) -> tuple[str, str]:
+    revenue = rng.randrange(100, 1000, 10)
+    cost = rng.randrange(10, revenue, 10)
+    return (
+        f"{firm} had revenue of {revenue} and costs of {cost}. What is the profit?",
+        f"The profit is {revenue - cost}.",
+    )
+
+
+def _margin(rng: random.Random, firm: str) -> tuple[str, str]:
+    revenue = rng.choice([100, 200, 400, 500, 800, 1000])
+    profit = rng.randrange(10, revenue // 2, 10)
+    return (
+        f"{firm} earned a profit of {profit} on revenue of {revenue}. What is the profit margin?",
+        f"The profit margin is {round(100 * profit / revenue)} percent.",
+    )
+
+
+def _roi(rng: random.Random, firm: str) -> tuple[str, str]:
+    cost = rng.choice([100, 200, 250, 400, 500])
+    gain = rng.randrange(10, cost, 10)
+    return (
+        f"{firm} invested {cost} and gained {gain}. What is the return on investment?",
+        f"The return on investment is {round(100 * gain / cost)} percent.",
+    )
+
+
+def _interest(rng: random.Random, firm: str) -> tuple[str, str]:
+    principal = rng.randrange(100, 2000, 100)
+    rate = rng.randrange(1, 10)
+    years = rng.randrange(1, 6)
+    return (
+        f"{firm} lends {principal} at {rate} percent simple interest for {years} years. "
+        "How much interest is earned?",
+        f"The interest earned is {principal * rate * years // 100}.",
+    )
+
+
+def _coupon(rng: random.Random, firm: str) -> tuple[str, str]:
+    face = rng.choice([100, 500, 1000])
+    rate = rng.randrange(1, 9)
+    return (
+        f"A bond from {firm} has a face value of {face} and a coupon rate of {rate} percent. "
+        "What is the annual coupon payment?",
+        f"The annual coupon payment is {face * rate // 100}.",
+    )
+
+
+def _current_ratio(rng: random.Random, firm: str) -> tuple[str, str]:
+    liabilities = rng.randrange(10, 200, 10)
+    ratio = rng.randrange(1, 5)
+    return (
+        f"{firm} has current assets of {liabilities * ratio} and current liabilities of "
+        f"{liabilities}. What is the current ratio?",
+        f"The current ratio is {ratio}.",
+    )
+
+
+QUESTION_KINDS: dict[str, Callable[[random.Random, str], tuple[str, str]]] = {
+    "profit": _profit,
+    "margin": _margin,
+    "roi": _roi,
+    "interest": _interest,
+    "coupon": _coupon,
+    "current_ratio": _current_ratio,
+}
+
+
+def generate_examples(n: int, *, seed: int) -> list[dict[str, str]]:
+    """Return ``n`` question/answer records, the same for the same ``seed``."""
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n=}")
+    rng = random.Random(seed)
+    kinds = list(QUESTION_KINDS)
+    records = []
+    for _ in range(n):
+        kind = rng.choice(kinds)
+        question, answer = QUESTION_KINDS[kind](rng, rng.choice(_COMPANIES))
+        records.append({"kind": kind, "question": question, "answer": answer})
+    return records
+
+
+def generate_corpus(n_sentences: int, *, seed: int) -> Iterator[str]:
+    """Yield generic business sentences for pre-training the demo model.
+
+    The sentences share the vocabulary of the questions but never their question/answer
+    format, so fine-tuning still has something to teach.
+    """
+    rng = random.Random(seed)
+    verbs = ["reported", "announced", "expected", "recorded", "planned", "reviewed"]
+    items = ["revenue", "costs", "profit", "interest", "assets", "liabilities", "a bond", "sales"]
+    for _ in range(n_sentences):
+        firm = rng.choice(_COMPANIES)
+        yield (
+            f"{firm} {rng.choice(verbs)} {rng.choice(items)} of {rng.randrange(1, 2000)} "
+            f"and {rng.choice(items)} of {rng.randrange(1, 2000)} at {rng.randrange(1, 10)} "
+            f"percent for {rng.randrange(1, 6)} years."
+        )
+
+
+def write_splits(
+    directory: Path, *, seed: int, sizes: dict[str, int] | None = None
+) -> dict[str, Path]:
+    """Write train/validation/test JSONL files with disjoint seeds; return their paths."""
+    sizes = sizes or {"train": 1000, "validation": 200, "test": 200}
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for offset, (split, n) in enumerate(sizes.items()):
+        path = directory / f"{split}.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for record in generate_examples(n, seed=seed * 1000 + offset):
+                f.write(json.dumps(record) + "\n")
+        paths[split] = path
+    return paths

@@ -1,0 +1,216 @@
+"""One training run on Accelerate: a configuration, a seed, per-epoch validation metrics."""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hptune.config import TuneConfig
+from hptune.hparams import HParams
+from hptune.train.data import PreparedData, prepare_data
+from hptune.train.metrics import bleu_score, evaluate_loss, generate_answers
+from hptune.train.model import check_method_supported, load_model, load_tokenizer
+
+__all__ = ["EpochMetrics", "RunResult", "Runner"]
+
+
+@dataclass
+class EpochMetrics:
+    """What one epoch of one seed measured."""
+
+    epoch: int
+    train_loss: float
+    eval_loss: float
+    bleu: float | None
+    learning_rate: float
+
+    def metric(self, name: str) -> float:
+        value = self.eval_loss if name == "eval_loss" else self.bleu
+        if value is None:
+            raise ValueError(f"metric {name!r} was not computed for epoch {self.epoch}")
+        return value
+
+
+@dataclass
+class RunResult:
+    """A whole run of one seed."""
+
+    seed: int
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    diverged: bool = False
+    diverged_at: str | None = None
+    seconds: float = 0.0
+    train_examples: int = 0
+    train_tokens: int = 0
+
+    def best_epoch(self, metric: str, direction: str) -> EpochMetrics:
+        choose = min if direction == "minimize" else max
+        return choose(self.epochs, key=lambda e: e.metric(metric))
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.train_examples / self.seconds if self.seconds else 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.train_tokens / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "epochs": [asdict(e) for e in self.epochs],
+            "diverged": self.diverged,
+            "diverged_at": self.diverged_at,
+            "seconds": round(self.seconds, 3),
+            "examples_per_second": round(self.examples_per_second, 2),
+            "tokens_per_second": round(self.tokens_per_second, 1),
+        }
+
+
+EpochCallback = Callable[[int, EpochMetrics], None]
+
+
+class Runner:
+    """Trains configurations of one :class:`TuneConfig`; data and tokenizer load once."""
+
+    def __init__(self, config: TuneConfig) -> None:
+        self.config = config
+        check_method_supported(config.method)
+        self.tokenizer = load_tokenizer(config.model)
+        self.data: PreparedData = prepare_data(
+            config.data, self.tokenizer, max_train_examples=config.training.max_train_examples
+        )
+
+    def train(self, hp: HParams, seed: int, on_epoch: EpochCallback | None = None) -> RunResult:
+        """Train ``hp`` with ``seed`` and measure the validation split after every epoch.
+
+        The seed fixes the adapter initialisation and the data order, so two configurations
+        trained on the same seed are paired. A non-finite loss stops the run at once.
+        """
+        import torch
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from torch.utils.data import DataLoader
+        from transformers import DataCollatorForSeq2Seq, get_scheduler
+
+        accelerator = Accelerator(
+            gradient_accumulation_steps=hp.gradient_accumulation_steps,
+            mixed_precision=_mixed_precision(),
+            cpu=not torch.cuda.is_available(),
+        )
+        set_seed(seed)
+        model = load_model(self.config.model, self.config.method)
+        collate = DataCollatorForSeq2Seq(self.tokenizer, padding=True, label_pad_token_id=-100)
+        train_loader = DataLoader(
+            self.data.train,
+            batch_size=hp.batch_size,
+            shuffle=True,
+            collate_fn=collate,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        eval_loader = DataLoader(
+            self.data.validation, batch_size=max(hp.batch_size, 16), collate_fn=collate
+        )
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=hp.learning_rate,
+            weight_decay=hp.weight_decay,
+        )
+        steps = math.ceil(len(train_loader) / hp.gradient_accumulation_steps) * hp.epochs
+        scheduler = get_scheduler(
+            hp.scheduler,
+            optimizer=optimizer,
+            num_warmup_steps=round(hp.warmup_ratio * steps),
+            num_training_steps=steps,
+        )
+        model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
+            model, optimizer, train_loader, eval_loader, scheduler
+        )
+        result = RunResult(seed=seed)
+        try:
+            self._epochs(accelerator, model, optimizer, train_loader, eval_loader, scheduler,
+                         hp, result, on_epoch)  # fmt: skip
+        finally:
+            # Free the model before the next run: each trial may have another footprint.
+            accelerator.free_memory()
+            del model, optimizer, scheduler
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        return result
+
+    def _epochs(
+        self,
+        accelerator: Any,
+        model: Any,
+        optimizer: Any,
+        train_loader: Any,
+        eval_loader: Any,
+        scheduler: Any,
+        hp: HParams,
+        result: RunResult,
+        on_epoch: EpochCallback | None,
+    ) -> None:
+        objective = self.config.objective
+        bleu_prompts = self.data.validation_prompts[: objective.bleu_samples]
+        bleu_refs = self.data.validation_references[: objective.bleu_samples]
+        model.train()
+        start = time.perf_counter()
+        for epoch in range(1, hp.epochs + 1):
+            loss_sum, n_batches = 0.0, 0
+            for batch in train_loader:
+                with accelerator.accumulate(model):
+                    loss = model(**batch).loss
+                    loss_value = loss.detach().float().item()
+                    if not math.isfinite(loss_value):
+                        result.diverged = True
+                        result.diverged_at = f"epoch {epoch}, step {n_batches + 1}"
+                        result.seconds = time.perf_counter() - start
+                        return
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and hp.max_grad_norm:
+                        accelerator.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                loss_sum += loss_value
+                n_batches += 1
+                result.train_examples += int(batch["input_ids"].shape[0])
+                result.train_tokens += int(batch["attention_mask"].sum())
+            result.seconds = time.perf_counter() - start
+            eval_loss = evaluate_loss(model, eval_loader)
+            bleu = None
+            if bleu_prompts:
+                answers = generate_answers(
+                    accelerator.unwrap_model(model),
+                    self.tokenizer,
+                    bleu_prompts,
+                    max_new_tokens=objective.max_new_tokens,
+                )
+                bleu = bleu_score(answers, bleu_refs)
+            metrics = EpochMetrics(
+                epoch=epoch,
+                train_loss=loss_sum / max(n_batches, 1),
+                eval_loss=eval_loss,
+                bleu=bleu,
+                learning_rate=scheduler.get_last_lr()[0],
+            )
+            result.epochs.append(metrics)
+            if on_epoch is not None:
+                on_epoch(result.seed, metrics)
+            if not math.isfinite(eval_loss):
+                result.diverged, result.diverged_at = True, f"epoch {epoch} (validation)"
+                return
+            start = time.perf_counter() - result.seconds  # evaluation is not training time
+
+
+def _mixed_precision() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"

@@ -1,0 +1,98 @@
+"""Loading the base model and tokenizer, and wrapping the model for the fine-tuning method."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from hptune.config import MethodConfig, ModelConfig
+from hptune.demo import resolve_demo_path
+from hptune.exceptions import ModelError, UnsupportedError
+
+__all__ = ["check_method_supported", "load_model", "load_tokenizer"]
+
+
+def check_method_supported(method: MethodConfig) -> None:
+    """Refuse QLoRA up front where it cannot run (it needs CUDA and bitsandbytes)."""
+    if method.type != "qlora":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UnsupportedError(
+            "method.type is 'qlora', which needs a CUDA GPU, and none is available here; use "
+            "method.type: lora (or full) on this machine, or run on a machine with a GPU"
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UnsupportedError(
+            "method.type is 'qlora', which needs the bitsandbytes package; install it with "
+            "'pip install bitsandbytes' or use method.type: lora"
+        )
+
+
+def load_tokenizer(config: ModelConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            resolve_demo_path(config.path), trust_remote_code=config.trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"model.path: cannot load a tokenizer from {config.path!r}: {exc}"
+        ) from None
+    if tokenizer.pad_token is None:  # Llama-style tokenizers ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _torch_dtype(config: ModelConfig) -> Any:
+    import torch
+
+    if config.dtype != "auto":
+        return getattr(torch, config.dtype)
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_model(model: ModelConfig, method: MethodConfig) -> Any:
+    """Load the base model with ``from_pretrained`` and apply LoRA / QLoRA, or train it fully."""
+    import transformers
+    from transformers import AutoModelForCausalLM
+
+    transformers.logging.disable_progress_bar()
+    kwargs: dict[str, Any] = {"trust_remote_code": model.trust_remote_code}
+    if method.type == "qlora":
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True,
+        )
+    else:
+        kwargs["dtype"] = _torch_dtype(model)
+    try:
+        base = AutoModelForCausalLM.from_pretrained(resolve_demo_path(model.path), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model.path: cannot load a model from {model.path!r}: {exc}") from None
+    if method.type == "full":
+        return base
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if method.type == "qlora":
+        base = prepare_model_for_kbit_training(base)
+    lora = LoraConfig(
+        r=method.r,
+        lora_alpha=method.alpha,
+        lora_dropout=method.dropout,
+        target_modules=method.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    try:
+        return get_peft_model(base, lora)
+    except ValueError as exc:  # e.g. target modules not found in this architecture
+        raise ModelError(f"method.target_modules: {exc}") from None
