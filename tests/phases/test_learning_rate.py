@@ -1,0 +1,93 @@
+import optuna
+import pytest
+
+from hptune.hparams import HParams
+from hptune.phases import LearningRatePhase, TrialOutcome
+
+BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=1, epochs=1,
+               warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+
+
+def outcome(number: int, lr: float, values: list[float], status: str = "ok") -> TrialOutcome:
+    seeds = dict(enumerate(values)) if status == "ok" else {}
+    return TrialOutcome(number, {"learning_rate": lr}, seeds, status)
+
+
+def test_grid_sampler_visits_each_rate_once_through_a_real_study() -> None:
+    phase = LearningRatePhase([1e-5, 5e-5, 1e-4, 5e-4])
+    study = optuna.create_study(sampler=phase.create_sampler())
+    seen = []
+
+    def objective(trial: optuna.Trial) -> float:
+        hp = phase.suggest(trial, BASE)
+        assert hp.batch_size == BASE.batch_size  # only the rate changes
+        seen.append(hp.learning_rate)
+        return hp.learning_rate
+
+    # More trials than grid points: the sampler stops the study when the grid is done.
+    study.optimize(objective, n_trials=10)
+    assert sorted(seen) == [1e-5, 5e-5, 1e-4, 5e-4]
+    assert phase.create_sampler().is_exhausted(study)
+
+
+def test_clear_winner() -> None:
+    outcomes = [
+        outcome(0, 1e-5, [2.00, 2.10, 2.05]),
+        outcome(1, 1e-4, [1.50, 1.60, 1.55]),
+        outcome(2, 5e-4, [1.80, 1.95, 1.85]),
+    ]
+    decision = LearningRatePhase([1e-5, 1e-4, 5e-4]).decide(outcomes, BASE, "minimize")
+    assert decision.case == "clear_winner"
+    assert decision.params == {"learning_rate": 1e-4}
+    assert decision.value == pytest.approx(1.55)
+    assert decision.apply(BASE).learning_rate == 1e-4
+
+
+def test_tie_within_noise_takes_the_lowest_rate_by_default() -> None:
+    outcomes = [
+        outcome(0, 1e-5, [3.0, 3.1, 3.2]),
+        outcome(1, 5e-5, [1.52, 1.49, 1.60]),  # noisy, close to the best
+        outcome(2, 1e-4, [1.50, 1.55, 1.52]),
+    ]
+    phase = LearningRatePhase([1e-5, 5e-5, 1e-4])
+    decision = phase.decide(outcomes, BASE, "minimize")
+    assert decision.case == "tie_within_noise"
+    assert decision.params == {"learning_rate": 5e-5}
+    assert "within seed noise" in decision.reason
+    keep_best = LearningRatePhase([1e-5, 5e-5, 1e-4], tie_break="best_mean")
+    assert keep_best.decide(outcomes, BASE, "minimize").params == {"learning_rate": 1e-4}
+
+
+def test_maximize_direction_for_bleu() -> None:
+    outcomes = [
+        outcome(0, 1e-5, [68.0, 68.4, 68.2]),
+        outcome(1, 1e-4, [74.3, 74.7, 74.5]),
+        outcome(2, 5e-4, [], status="diverged"),
+    ]
+    decision = LearningRatePhase([1e-5, 1e-4, 5e-4]).decide(outcomes, BASE, "maximize")
+    assert decision.params == {"learning_rate": 1e-4}
+    assert decision.case == "clear_winner"
+    statuses = {row["learning_rate"]: row["status"] for row in decision.summary["table"]}
+    assert statuses[5e-4] == "diverged"
+
+
+def test_single_seed_is_flagged() -> None:
+    outcomes = [outcome(0, 1e-5, [2.0]), outcome(1, 1e-4, [1.0])]
+    decision = LearningRatePhase([1e-5, 1e-4]).decide(outcomes, BASE, "minimize")
+    assert decision.case == "single_seed"
+    assert decision.params == {"learning_rate": 1e-4}
+
+
+def test_all_diverged_keeps_the_base_rate() -> None:
+    outcomes = [outcome(0, 1e-2, [], "diverged"), outcome(1, 1e-1, [], "diverged")]
+    decision = LearningRatePhase([1e-2, 1e-1]).decide(outcomes, BASE, "minimize")
+    assert decision.case == "no_valid_trial"
+    assert decision.params == {}
+    assert "Lower the grid" in decision.reason
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="grid="):
+        LearningRatePhase([1e-4])
+    with pytest.raises(ValueError, match="tie_break="):
+        LearningRatePhase([1e-5, 1e-4], tie_break="highest")

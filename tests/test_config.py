@@ -1,0 +1,151 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hptune.config import config_from_dict, load_config
+from hptune.exceptions import ConfigError
+
+
+def write(tmp_path: Path, data: dict | str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def test_demo_example_loads(demo_path: Path) -> None:
+    config = load_config(Path(__file__).parent.parent / "examples" / "demo.yaml")
+    assert config.name == "demo"
+    assert config.method.type == "lora"
+    assert config.objective.seed_list == [0, 1, 2]
+    assert config.objective.direction == "minimize"
+    assert config.phases.learning_rate.grid == [1e-3, 5e-3, 1e-2, 5e-2]
+    assert config.storage_url.endswith("hptune-output/demo/hptune.db")
+
+
+def test_unknown_key_names_key_and_suggestion(tiny_config_dict: dict) -> None:
+    tiny_config_dict["training"]["learning_rat"] = 1e-4
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(tiny_config_dict)
+    message = str(info.value)
+    assert "training.learning_rat: unknown key" in message
+    assert "did you mean 'learning_rate'" in message
+
+
+def test_negative_learning_rate_refused(tiny_config_dict: dict) -> None:
+    tiny_config_dict["training"]["learning_rate"] = -1e-4
+    with pytest.raises(ConfigError, match=r"training\.learning_rate: .*greater than 0"):
+        config_from_dict(tiny_config_dict)
+
+
+def test_wrong_type_refused(tiny_config_dict: dict) -> None:
+    tiny_config_dict["objective"]["seeds"] = "three"
+    with pytest.raises(ConfigError, match="objective.seeds"):
+        config_from_dict(tiny_config_dict)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "fragment"),
+    [
+        ("objective", "metric", "accuracy", "objective.metric"),
+        ("objective", "seeds", 0, "at least one seed"),
+        ("objective", "seeds", [1, 1], "without repeats"),
+        ("method", "type", "prefix", "method.type"),
+        ("method", "dropout", 1.5, "method.dropout"),
+        ("data", "template", "no fields", "must name record fields"),
+        ("data", "max_length", 2, "data.max_length"),
+    ],
+)
+def test_impossible_values_refused(
+    tiny_config_dict: dict, section: str, key: str, value: object, fragment: str
+) -> None:
+    tiny_config_dict[section][key] = value
+    with pytest.raises(ConfigError, match=fragment):
+        config_from_dict(tiny_config_dict)
+
+
+def test_grid_is_checked_and_sorted(tiny_config_dict: dict) -> None:
+    tiny_config_dict["phases"]["learning_rate"]["grid"] = [5e-4, 1e-5]
+    assert config_from_dict(tiny_config_dict).phases.learning_rate.grid == [1e-5, 5e-4]
+    tiny_config_dict["phases"]["learning_rate"]["grid"] = [1e-4, 2.0]
+    with pytest.raises(ConfigError, match="between 0 and 1"):
+        config_from_dict(tiny_config_dict)
+
+
+def test_phase_order_is_the_methods(tiny_config_dict: dict) -> None:
+    tiny_config_dict["phases"]["run"] = ["learning_rate", "baseline"]
+    assert config_from_dict(tiny_config_dict).phases.run == ["baseline", "learning_rate"]
+    tiny_config_dict["phases"]["run"] = ["epochs"]
+    with pytest.raises(ConfigError, match="phases.run"):
+        config_from_dict(tiny_config_dict)
+
+
+def test_missing_validation_split_refused(tiny_config_dict: dict) -> None:
+    del tiny_config_dict["data"]["validation"]
+    with pytest.raises(ConfigError, match="data.validation"):
+        config_from_dict(tiny_config_dict)
+
+
+def test_missing_required_section(tiny_config_dict: dict) -> None:
+    del tiny_config_dict["model"]
+    with pytest.raises(ConfigError, match="model: required key is missing"):
+        config_from_dict(tiny_config_dict)
+
+
+def test_method_shorthand_and_situation(tiny_config_dict: dict) -> None:
+    tiny_config_dict["method"] = "full"
+    assert config_from_dict(tiny_config_dict).method.type == "full"
+    del tiny_config_dict["method"]
+    tiny_config_dict["training"]["situation"] = "colab_free"
+    assert config_from_dict(tiny_config_dict).method.type == "qlora"
+
+
+def test_trust_remote_code_off_by_default(tiny_config_dict: dict) -> None:
+    assert config_from_dict(tiny_config_dict).model.trust_remote_code is False
+
+
+def test_missing_data_file_refused(tmp_path: Path, tiny_config_dict: dict) -> None:
+    tiny_config_dict["data"]["train"] = "nowhere/train.jsonl"
+    with pytest.raises(
+        ConfigError, match=r"data.train: file .*nowhere/train.jsonl.* does not exist"
+    ):
+        load_config(write(tmp_path, tiny_config_dict))
+
+
+def test_missing_model_path_refused(tmp_path: Path, tiny_config_dict: dict) -> None:
+    tiny_config_dict["model"]["path"] = "./models/llama-missing"
+    with pytest.raises(ConfigError, match="model.path: .* does not exist"):
+        load_config(write(tmp_path, tiny_config_dict))
+
+
+def test_hub_id_is_not_a_missing_path(tmp_path: Path, tiny_config_dict: dict) -> None:
+    tiny_config_dict["model"]["path"] = "meta-llama/Llama-2-7b-hf"
+    assert load_config(write(tmp_path, tiny_config_dict)).model.path == "meta-llama/Llama-2-7b-hf"
+
+
+def test_relative_paths_follow_the_config_file(tmp_path: Path, tiny_config_dict: dict) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text('{"question": "q", "answer": "a"}\n')
+    tiny_config_dict["data"]["train"] = "data/train.jsonl"
+    config = load_config(write(tmp_path, tiny_config_dict))
+    assert config.data.train == str(tmp_path / "data" / "train.jsonl")
+
+
+def test_malformed_yaml_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "model:\n  path: [unclosed\n"))
+
+
+def test_non_mapping_yaml_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_yaml_tags_are_not_executed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "model: !!python/object/apply:os.system ['true']\n"))
+
+
+def test_missing_config_file() -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("/nonexistent/hptune.yaml")

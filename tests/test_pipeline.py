@@ -1,0 +1,104 @@
+"""The pipeline end to end on the real stack: SQLite storage, Accelerate, peft, sacrebleu."""
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+from wsgiref.util import setup_testing_defaults
+
+import optuna
+import pytest
+
+from hptune.config import config_from_dict
+from hptune.exceptions import ConfigError
+from hptune.pipeline import tune
+from hptune.train import Runner
+
+
+@pytest.fixture(scope="module")
+def finished(demo_path, tmp_path_factory):
+    from tests.conftest import tiny_config
+
+    config = config_from_dict(tiny_config(tmp_path_factory.mktemp("run")))
+    events = []
+    result = tune(config, progress=events.append)
+    return config, result, events
+
+
+def test_phases_run_in_order_into_one_storage(finished) -> None:
+    config, result, _ = finished
+    assert [p.phase for p in result.phases] == ["baseline", "learning_rate"]
+    assert all(not p.reused for p in result.phases)
+    db = Path(config.output_dir) / "hptune.db"
+    assert db.is_file()
+    names = {s.study_name for s in optuna.get_all_study_summaries(config.storage_url)}
+    assert names == {"tiny.baseline", "tiny.learning_rate"}
+
+
+def test_trials_carry_per_seed_values(finished) -> None:
+    config, _, _ = finished
+    study = optuna.load_study(study_name="tiny.learning_rate", storage=config.storage_url)
+    trials = study.get_trials()
+    assert sorted(t.params["learning_rate"] for t in trials) == [1e-4, 5e-3]
+    for trial in trials:
+        attrs = trial.user_attrs
+        assert attrs["status"] == "ok"
+        assert set(attrs["seed_values"]) == {"0", "1"}
+        mean = sum(attrs["seed_values"].values()) / 2
+        assert trial.value == pytest.approx(mean) == pytest.approx(attrs["mean"])
+        assert attrs["ci95"][0] <= mean <= attrs["ci95"][1]
+        assert len(attrs["runs"]) == 2 and attrs["runs"][0]["epochs"][0]["bleu"] is not None
+        assert trial.intermediate_values == {1: pytest.approx(mean)}
+    assert study.user_attrs["hptune.bleu_signature"].startswith("nrefs:1")
+
+
+def test_decision_is_stored_and_applied(finished) -> None:
+    config, result, events = finished
+    lr_phase = result.phases[1]
+    # 1e-4 barely moves a tiny model in one short epoch; 5e-3 trains.
+    assert lr_phase.decision.params == {"learning_rate": 5e-3}
+    assert result.hparams.learning_rate == 5e-3
+    study = optuna.load_study(study_name="tiny.learning_rate", storage=config.storage_url)
+    stored = json.loads(study.user_attrs["hptune.decision"])
+    assert stored["params"] == {"learning_rate": 5e-3}
+    assert stored["case"] in ("clear_winner", "tie_within_noise")
+    assert sum(e.get("event") == "epoch" for e in events) == 2 + 2 * 2  # baseline + grid, 2 seeds
+
+
+def test_a_second_run_reuses_decisions_without_training(finished) -> None:
+    config, result, _ = finished
+
+    class NoTraining(Runner):
+        def train(self, *args, **kwargs):
+            raise AssertionError("a decided phase must not train again")
+
+    again = tune(config, runner=NoTraining(config))
+    assert all(p.reused for p in again.phases)
+    assert again.hparams == result.hparams
+
+
+def test_a_changed_setup_is_refused_not_mixed(finished) -> None:
+    config, _, _ = finished
+    changed = config.model_copy(
+        update={"objective": config.objective.model_copy(update={"seeds": [5, 6]})}
+    )
+    with pytest.raises(ConfigError, match="seeds"):
+        tune(changed)
+
+
+def test_optuna_dashboard_opens_the_storage(finished) -> None:
+    from optuna_dashboard import wsgi
+
+    config, _, _ = finished
+    app = wsgi(config.storage_url)
+    environ: dict = {"PATH_INFO": "/api/studies", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    environ["wsgi.input"] = io.BytesIO()
+    status = []
+    body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
+    assert status[0].startswith("200")
+    names = {s["study_name"] for s in json.loads(body)["study_summaries"]}
+    assert names == {"tiny.baseline", "tiny.learning_rate"}
+    # and the file is a plain SQLite database any tool can read
+    with sqlite3.connect(Path(config.output_dir) / "hptune.db") as db:
+        assert db.execute("select count(*) from trials").fetchone()[0] == 3

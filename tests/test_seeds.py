@@ -1,0 +1,54 @@
+import math
+
+import pytest
+
+from hptune.seeds import paired_difference, summarize, t_quantile
+
+
+def test_summary_of_three_seeds() -> None:
+    s = summarize([1.0, 2.0, 3.0])
+    assert s.mean == 2.0
+    assert s.std == 1.0
+    half = 4.303 / math.sqrt(3)
+    assert s.ci_low == pytest.approx(2.0 - half)
+    assert s.ci_high == pytest.approx(2.0 + half)
+    assert s.to_dict()["ci95"] == [s.ci_low, s.ci_high]
+
+
+def test_single_seed_has_no_interval() -> None:
+    s = summarize([0.5])
+    assert (s.mean, s.std, s.ci_low, s.ci_high) == (0.5, None, None, None)
+
+
+def test_summary_refuses_empty_and_nan() -> None:
+    with pytest.raises(ValueError):
+        summarize([])
+    with pytest.raises(ValueError, match="finite"):
+        summarize([1.0, float("nan")])
+
+
+def test_t_quantiles() -> None:
+    assert t_quantile(2) == 4.303
+    assert t_quantile(30) == 2.042
+    assert t_quantile(1000) == 1.96
+    with pytest.raises(ValueError):
+        t_quantile(0)
+
+
+def test_pairing_removes_shared_seed_noise() -> None:
+    # Seeds move both configurations together; the difference is a steady 0.1.
+    a = {0: 1.0, 1: 2.0, 2: 3.0}
+    b = {0: 1.1, 1: 2.1, 2: 3.1}
+    diff = paired_difference(b, a)
+    assert diff.mean == pytest.approx(0.1)
+    assert diff.excludes_zero
+    # Unpaired, the same numbers look like noise: the intervals overlap widely.
+    assert summarize(list(b.values())).ci_low < summarize(list(a.values())).mean
+
+
+def test_paired_difference_within_noise_and_common_seeds() -> None:
+    diff = paired_difference({0: 1.0, 1: 1.2, 2: 0.9, 7: 5.0}, {0: 1.1, 1: 1.0, 2: 1.0})
+    assert diff.n == 3
+    assert not diff.excludes_zero
+    with pytest.raises(ValueError, match="share no seed"):
+        paired_difference({0: 1.0}, {1: 1.0})

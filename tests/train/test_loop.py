@@ -1,0 +1,72 @@
+"""The real training stack (transformers + peft + accelerate + sacrebleu) on the demo model."""
+
+import math
+
+import pytest
+
+from hptune.config import config_from_dict
+from hptune.hparams import HParams
+from hptune.train import Runner
+
+
+@pytest.fixture(scope="module")
+def runner(demo_path, tmp_path_factory) -> Runner:
+    config = config_from_dict({
+        "model": {"path": "demo://model"},
+        "method": {"type": "lora", "target_modules": "all-linear"},
+        "data": {"train": "demo://data/train.jsonl", "validation": "demo://data/validation.jsonl",
+                 "test": "demo://data/test.jsonl", "template": "Question: {question}\nAnswer: "},
+        "objective": {"bleu_samples": 8, "max_new_tokens": 8},
+        "training": {"max_train_examples": 64},
+        "output_dir": str(tmp_path_factory.mktemp("out")),
+    })  # fmt: skip
+    return Runner(config)
+
+
+HP = HParams(learning_rate=5e-3, batch_size=16, gradient_accumulation_steps=1, epochs=2,
+             warmup_ratio=0.1, weight_decay=0.01)  # fmt: skip
+
+
+def test_labels_cover_the_response_only(runner: Runner) -> None:
+    example = runner.data.train[0]
+    labels = example["labels"]
+    first = next(i for i, label in enumerate(labels) if label != -100)
+    response = runner.tokenizer.decode(labels[first:], skip_special_tokens=True)
+    assert response.startswith("The ")
+    assert first > 5  # the prompt is masked
+    assert runner.data.fingerprints["validation"] != runner.data.fingerprints["test"]
+
+
+def test_lora_run_learns_and_is_reproducible(runner: Runner) -> None:
+    seen = []
+    first = runner.train(HP, seed=0, on_epoch=lambda seed, m: seen.append((seed, m.epoch)))
+    assert seen == [(0, 1), (0, 2)]
+    assert not first.diverged
+    losses = [e.eval_loss for e in first.epochs]
+    assert losses[1] < losses[0]
+    assert all(e.bleu is not None and 0 <= e.bleu <= 100 for e in first.epochs)
+    assert first.examples_per_second > 0 and first.tokens_per_second > 0
+    again = runner.train(HP, seed=0)
+    assert [e.eval_loss for e in again.epochs] == pytest.approx(losses, rel=1e-6)
+    other_seed = runner.train(HP, seed=1)
+    assert [e.eval_loss for e in other_seed.epochs] != pytest.approx(losses, rel=1e-6)
+
+
+def test_gradient_accumulation_and_full_fine_tuning(runner: Runner) -> None:
+    accumulated = runner.train(HP.replace(batch_size=8, gradient_accumulation_steps=2, epochs=1), 0)
+    assert math.isfinite(accumulated.epochs[0].eval_loss)
+    full = Runner.__new__(Runner)
+    full.__dict__.update(runner.__dict__)
+    full.config = runner.config.model_copy(
+        update={"method": runner.config.method.model_copy(update={"type": "full"})}
+    )
+    result = full.train(HP.replace(learning_rate=1e-3, epochs=1), 0)
+    assert math.isfinite(result.epochs[0].eval_loss)
+
+
+def test_non_finite_loss_stops_the_run_at_once(runner: Runner) -> None:
+    # A step this large overflows the weights: the next loss is not finite.
+    result = runner.train(HP.replace(learning_rate=1e30, max_grad_norm=None, warmup_ratio=0.0), 0)
+    assert result.diverged
+    assert result.diverged_at is not None and result.diverged_at.startswith("epoch 1, step")
+    assert result.epochs == []  # stopped inside the first epoch, before any evaluation
