@@ -137,10 +137,11 @@ def _run_phase(
         return PhaseResult(phase.name, study_name, decision, _outcomes(study), reused=True)
 
     objective = SeedObjective(runner, phase, base, progress=progress)
-    remaining = _remaining(study, phase)
-    if remaining > 0:
-        # optimize() marks a trial FAIL on an error or Ctrl-C, so none stays RUNNING; it
-        # also lets GridSampler stop the study once every grid point has run.
+    # optimize() marks a trial FAIL on an error or Ctrl-C, so none stays RUNNING, and lets
+    # GridSampler stop the study; the loop goes on until every planned trial is done.
+    while (remaining := phase.n_remaining(study.get_trials(deepcopy=False))) > 0:
+        for failed in phase.to_retry(study.get_trials(deepcopy=False)):
+            _requeue(study, failed)
         study.optimize(objective, n_trials=remaining)
     outcomes = _outcomes(study)
     decision = phase.decide(outcomes, base, config.objective.direction)
@@ -148,15 +149,32 @@ def _run_phase(
     return PhaseResult(phase.name, study_name, decision, outcomes, reused=False)
 
 
-def _remaining(study: optuna.Study, phase: Phase) -> int:
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    return phase.n_trials() - len(finished)
+def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
+    """Queue a failed trial again with its parameters and its sampler state (e.g. grid id)."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # system_attrs is marked experimental/deprecated
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params=failed.params,
+                distributions=failed.distributions,
+                system_attrs={**failed.system_attrs, "hptune.retry_of": failed.number},
+            )
+        )
 
 
 def _outcomes(study: optuna.Study) -> list[TrialOutcome]:
+    import optuna
+
     from hptune.objective import outcome_from_trial
 
-    return [outcome_from_trial(t) for t in study.get_trials() if t.state.is_finished()]
+    # Failed trials were retried before a decision; only complete and pruned ones count.
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return [outcome_from_trial(t) for t in study.get_trials(states=done)]
 
 
 def _check_same_setup(

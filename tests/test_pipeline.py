@@ -102,3 +102,37 @@ def test_optuna_dashboard_opens_the_storage(finished) -> None:
     # and the file is a plain SQLite database any tool can read
     with sqlite3.connect(Path(config.output_dir) / "hptune.db") as db:
         assert db.execute("select count(*) from trials").fetchone()[0] == 3
+
+
+def test_interrupted_run_resumes_and_retries_the_failed_grid_point(demo_path, tmp_path) -> None:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-4, 1e-3, 5e-3]}}
+    raw["objective"]["seeds"] = 1
+    config = config_from_dict(raw)
+
+    class CtrlCOnSecondTrial(Runner):
+        calls = 0
+
+        def train(self, *args, **kwargs):
+            type(self).calls += 1
+            if type(self).calls == 2:
+                raise KeyboardInterrupt
+            return super().train(*args, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(config, runner=CtrlCOnSecondTrial(config))
+    study = optuna.load_study(study_name="tiny.learning_rate", storage=config.storage_url)
+    states = [t.state.name for t in study.get_trials()]
+    assert states == ["COMPLETE", "FAIL"]  # nothing left RUNNING
+    interrupted_lr = study.get_trials()[1].params["learning_rate"]
+
+    result = tune(config)
+    trials = study.get_trials()
+    assert "RUNNING" not in {t.state.name for t in trials}
+    complete = sorted(t.params["learning_rate"] for t in trials if t.state.name == "COMPLETE")
+    assert complete == [1e-4, 1e-3, 5e-3]  # the failed point ran again, none twice
+    assert interrupted_lr in complete
+    assert len(trials) == 4
+    assert {row["status"] for row in result.phases[0].decision.summary["table"]} == {"ok"}

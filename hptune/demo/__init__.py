@@ -58,6 +58,9 @@ def resolve_demo_path(value: str) -> str:
 
 
 def _build(directory: Path) -> None:
+    import transformers
+
+    transformers.logging.disable_progress_bar()
     from hptune.demo._data import write_splits
     from hptune.demo._model import build_model, build_tokenizer
 

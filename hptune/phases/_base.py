@@ -87,6 +87,18 @@ class Phase(abc.ABC):
     def n_trials(self) -> int:
         """How many trials the phase runs in all."""
 
+    def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
+        """How many trials are still to run, given the study's trials so far.
+
+        Only complete and pruned trials count as done: a failed or interrupted trial is run
+        again by the next ``hptune run``.
+        """
+        return max(self.n_trials() - len(_done(trials)), 0)
+
+    def to_retry(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+        """Failed trials to queue again, for phases whose sampler would not revisit them."""
+        return []
+
     @abc.abstractmethod
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         """The configuration of ``trial``: ``base`` with this phase's suggestions applied."""
@@ -94,6 +106,10 @@ class Phase(abc.ABC):
     @abc.abstractmethod
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
         """Choose from the finished trials; ``direction`` is ``minimize`` or ``maximize``."""
+
+
+def _done(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
 
 
 @dataclass(frozen=True)

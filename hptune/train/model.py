@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from typing import Any
 
 from hptune.config import MethodConfig, ModelConfig
@@ -62,6 +63,10 @@ def load_model(model: ModelConfig, method: MethodConfig) -> Any:
     from transformers import AutoModelForCausalLM
 
     transformers.logging.disable_progress_bar()
+    # peft calls an API that transformers renamed; the warning is noise for our users.
+    warnings.filterwarnings(
+        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+    )
     kwargs: dict[str, Any] = {"trust_remote_code": model.trust_remote_code}
     if method.type == "qlora":
         import torch
