@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hptune.config import TuneConfig, load_config
+from hptune.config import TuneConfig, load_config, redact_url
 from hptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -74,7 +74,10 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
     try:
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
     except Exception as exc:
-        raise ConfigError(f"cannot open storage: {exc}") from None
+        message = str(exc).replace(url, config.storage_display)
+        raise ConfigError(
+            f"cannot open storage {config.storage_display!r}: {redact_url(message)}"
+        ) from None
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     rows = []
     for phase in config.phases.run:

@@ -209,6 +209,11 @@ class TuneConfig(_Strict):
             return self.storage
         return f"sqlite:///{Path(self.output_dir).resolve() / 'hptune.db'}"
 
+    @property
+    def storage_display(self) -> str:
+        """The storage URL with any password masked, for messages and logs."""
+        return redact_url(self.storage_url)
+
     def study_name(self, phase: str) -> str:
         return f"{self.name}.{phase}"
 
@@ -238,6 +243,12 @@ class TuneConfig(_Strict):
                 )
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def redact_url(url: str) -> str:
+    """Mask the password of a database URL (``user:pw@host`` or ``?password=pw``)."""
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 
 
 def _looks_local(path: str) -> bool:

@@ -200,7 +200,7 @@ def _check_same_setup(
     changed = sorted(k for k in setup if json.dumps(stored.get(k)) != json.dumps(setup[k]))
     if changed:
         raise ConfigError(
-            f"study {study.study_name!r} in {config.storage_url!r} was run with another "
+            f"study {study.study_name!r} in {config.storage_display!r} was run with another "
             f"{', '.join(changed)}; its trials cannot be mixed with this configuration's. "
             "Give the run a new name (the 'name' key) or a new storage."
         )

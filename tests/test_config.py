@@ -149,3 +149,13 @@ def test_yaml_tags_are_not_executed(tmp_path: Path) -> None:
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("/nonexistent/hptune.yaml")
+
+
+def test_storage_password_is_masked(tiny_config_dict: dict) -> None:
+    from hptune.config import redact_url
+
+    tiny_config_dict["storage"] = "postgresql://tuner:s3cret@127.0.0.1:5432/hp"
+    config = config_from_dict(tiny_config_dict)
+    assert "s3cret" not in config.storage_display
+    assert config.storage_display == "postgresql://tuner:***@127.0.0.1:5432/hp"
+    assert "pw" not in redact_url("postgresql://127.0.0.1/hp?user=a&password=pw&x=1")
