@@ -7,44 +7,75 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune._api import PhaseStatus, run, status
+from hptune._api import PhaseStatus, run, run_phase, status
 from hptune.config import TuneConfig, load_config
 from hptune.exceptions import ConfigError, DataError, HptuneError, ModelError, UnsupportedError
 from hptune.hparams import HParams
 from hptune.seeds import SeedSummary, paired_difference, summarize
 
 if TYPE_CHECKING:
-    from hptune.phases import BaselinePhase, Decision, LearningRatePhase, Phase
+    from hptune.export import export
+    from hptune.phases import (
+        BaselinePhase,
+        BatchSizePhase,
+        Decision,
+        EpochsPhase,
+        LearningRatePhase,
+        Phase,
+        RegularizationPhase,
+        TestEvaluation,
+    )
+    from hptune.search import MemoryBoundedBatchSampler, epoch_pruner
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BaselinePhase",
+    "BatchSizePhase",
     "ConfigError",
     "DataError",
     "Decision",
+    "EpochsPhase",
     "HParams",
     "HptuneError",
     "LearningRatePhase",
+    "MemoryBoundedBatchSampler",
     "ModelError",
     "Phase",
     "PhaseStatus",
+    "RegularizationPhase",
     "SeedSummary",
+    "TestEvaluation",
     "TuneConfig",
     "UnsupportedError",
+    "epoch_pruner",
+    "export",
     "load_config",
     "paired_difference",
     "run",
+    "run_phase",
     "status",
     "summarize",
 ]
 
-_LAZY = {"BaselinePhase", "Decision", "LearningRatePhase", "Phase"}
+_LAZY = {
+    "BaselinePhase": "hptune.phases",
+    "BatchSizePhase": "hptune.phases",
+    "Decision": "hptune.phases",
+    "EpochsPhase": "hptune.phases",
+    "LearningRatePhase": "hptune.phases",
+    "Phase": "hptune.phases",
+    "RegularizationPhase": "hptune.phases",
+    "TestEvaluation": "hptune.phases",
+    "MemoryBoundedBatchSampler": "hptune.search",
+    "epoch_pruner": "hptune.search",
+    "export": "hptune.export",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from hptune import phases
+        import importlib
 
-        return getattr(phases, name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hptune' has no attribute {name!r}")

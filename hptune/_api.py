@@ -11,9 +11,10 @@ from hptune.config import TuneConfig, load_config, redact_url
 from hptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from hptune.pipeline import TuneResult
+    from hptune.hparams import HParams
+    from hptune.pipeline import PhaseResult, TuneResult
 
-__all__ = ["PhaseStatus", "run", "status"]
+__all__ = ["PhaseStatus", "run", "run_phase", "status"]
 
 
 def _as_config(config: TuneConfig | str | os.PathLike[str]) -> TuneConfig:
@@ -45,6 +46,26 @@ def run(config: TuneConfig | str | os.PathLike[str], *, quiet: bool = False) -> 
             progress(event)
 
     return tune(config, progress=on_event)
+
+
+def run_phase(
+    config: TuneConfig | str | os.PathLike[str], phase: str, base: HParams | None = None
+) -> PhaseResult:
+    """Run one phase on its own (or read back its decision), from ``base`` or the presets.
+
+    ``phase`` is one of ``baseline``, ``learning_rate``, ``batch_size``, ``epochs``,
+    ``regularization`` or ``final`` (the test-split evaluation).
+    """
+    from hptune.pipeline import resolve_hparams
+    from hptune.pipeline import run_phase as _run_phase
+    from hptune.train import Runner
+
+    config = _as_config(config)
+    config.check_paths()
+    runner = Runner(config)
+    if base is None:
+        base, _ = resolve_hparams(config, runner.data.n_train)
+    return _run_phase(config, phase, base, runner=runner)
 
 
 @dataclass(frozen=True)

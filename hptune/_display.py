@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from hptune.hparams import HParams
     from hptune.pipeline import PhaseResult
 
-__all__ = ["ProgressPrinter", "make_console", "phase_table", "print_phase"]
+__all__ = ["ProgressPrinter", "describe_hparams", "make_console", "phase_table", "print_phase"]
 
 
 class ProgressPrinter:
@@ -27,19 +28,57 @@ class ProgressPrinter:
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         elapsed = f"{time.monotonic() - self.start:6.0f}s"
-        if kind == "trial_start":
+        where = f"[dim]{elapsed}[/dim] {event.get('phase')} trial {event.get('trial', 0) + 1}"
+        if kind == "phase_start":
+            self.console.print(
+                f"[dim]{elapsed}[/dim] [bold]phase {event['phase']}[/bold]: "
+                f"{event['n_trials']} trial(s) x {self.n_seeds} seed(s)",
+                highlight=False,
+            )
+        elif kind == "trial_start":
             self.n_trials[event["phase"]] = event["n_trials"]
         elif kind == "epoch":
-            hp = event["hparams"]
             bleu = "" if event["bleu"] is None else f" bleu {event['bleu']:.1f}"
             total = self.n_trials.get(event["phase"], "?")
             self.console.print(
-                f"[dim]{elapsed}[/dim] {event['phase']} trial {event['trial']}"
-                f"/{total} lr={hp.learning_rate:g} bs={hp.batch_size} "
+                f"{where}/{total} {describe_hparams(event['hparams'], event['phase'])} "
                 f"seed {event['seed_index'] + 1}/{self.n_seeds} epoch {event['epoch']}: "
                 f"train_loss {event['train_loss']:.4f} eval_loss {event['eval_loss']:.4f}{bleu}",
                 highlight=False,
             )
+        elif kind == "pruned":
+            self.console.print(
+                f"{where}: pruned after seed {event['seed']} epoch {event['epoch']} "
+                "(behind the median of earlier trials)",
+                highlight=False,
+            )
+        elif kind == "oom":
+            self.console.print(
+                f"{where}: [bold]out of memory[/bold] at batch {event['hparams'].batch_size}; "
+                "recorded, no later proposal will reach this batch",
+                highlight=False,
+            )
+        elif kind == "reused":
+            self.console.print(
+                f"{where} {describe_hparams(event['hparams'], event['phase'])}: "
+                f"already trained as {event['source']}; read back, not trained again",
+                highlight=False,
+            )
+        elif kind == "waiting":
+            self.console.print(
+                f"[dim]{elapsed}[/dim] {event['phase']}: waiting for trials running elsewhere "
+                "(or for a killed run's trial to go stale)",
+                highlight=False,
+            )
+
+
+def describe_hparams(hp: HParams, phase: str = "") -> str:
+    """A compact one-line view of a configuration (the regularization values in that phase)."""
+    accumulation = hp.gradient_accumulation_steps
+    text = f"lr={hp.learning_rate:g} bs={hp.batch_size}x{accumulation} ep={hp.epochs}"
+    if phase in ("regularization", "final"):
+        text += f" wd={hp.weight_decay:.3g} {hp.scheduler} warmup={hp.warmup_ratio:.3g}"
+    return text
 
 
 _SHORT = {"learning_rate": "lr"}
@@ -68,12 +107,13 @@ def phase_table(result: PhaseResult, metric: str) -> Table:
         "mean",
         "std",
         "95% interval",
+        "examples/s",
     ):
         table.add_column(column)
     from hptune.seeds import summarize
 
     for o in sorted(result.outcomes, key=lambda o: sorted(o.params.items())):
-        params = ", ".join(f"{_SHORT.get(k, k)}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        params = ", ".join(f"{_SHORT.get(k, k)}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in o.params.items()) or "preset"  # fmt: skip
         values = " ".join(f"{v:.4g}" for _, v in sorted(o.seed_values.items())) or "-"
         if o.seed_values:
@@ -82,13 +122,20 @@ def phase_table(result: PhaseResult, metric: str) -> Table:
             mean, std = _fmt(s.mean), _fmt(s.std)
         else:
             interval = mean = std = "-"
-        table.add_row(str(o.number), params, o.status, values, mean, std, interval)
+        speed = "-" if o.examples_per_second is None else f"{o.examples_per_second:.0f}"
+        table.add_row(str(o.number), params, o.status, values, mean, std, interval, speed)
     return table
 
 
 def print_phase(console: Console, result: PhaseResult, metric: str) -> None:
     console.print(phase_table(result, metric))
     decision = result.decision
-    chosen = ", ".join(f"{k}={v:g}" for k, v in decision.params.items()) or "nothing fixed"
+    chosen = (
+        ", ".join(
+            f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}"
+            for k, v in decision.params.items()
+        )
+        or "nothing fixed"
+    )
     console.print(f"[bold]decision[/bold] ({decision.case}): {chosen}. {decision.reason}")
     console.print()

@@ -1,4 +1,4 @@
-"""The ``hptune`` command: run, status, presets, demo."""
+"""The ``hptune`` command: run, status, export, presets, demo."""
 
 from __future__ import annotations
 
@@ -32,6 +32,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
         best = "-" if row.best_value is None else f"{row.best_value:.4g}"
         table.add_row(row.phase, row.study_name, row.state, trials, best, row.decision or "-")
     make_console().print(table)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from hptune.export import export
+
+    for path in export(args.config, args.output):
+        print(path)
     return 0
 
 
@@ -92,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what the storage holds for each phase")
     status.add_argument("config")
     status.set_defaults(handler=_cmd_status)
+    export = commands.add_parser(
+        "export", help="write the decided configuration as TrainingArguments + LoraConfig"
+    )
+    export.add_argument("config")
+    export.add_argument("-o", "--output", help="directory (default: the run's output_dir)")
+    export.set_defaults(handler=_cmd_export)
     presets = commands.add_parser("presets", help="print the recommendation tables")
     presets.set_defaults(handler=_cmd_presets)
     demo = commands.add_parser("demo", help="build the offline demo model and data (cached)")

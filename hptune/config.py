@@ -21,19 +21,24 @@ from hptune.presets import DEFAULT_LEARNING_RATE_GRID, SITUATIONS
 
 __all__ = [
     "PHASE_NAMES",
+    "BatchSizePhaseConfig",
     "DataConfig",
+    "EpochsPhaseConfig",
     "LearningRatePhaseConfig",
     "MethodConfig",
     "ModelConfig",
     "ObjectiveConfig",
     "PhasesConfig",
+    "RegularizationPhaseConfig",
     "TrainingConfig",
     "TuneConfig",
     "load_config",
 ]
 
-#: The phases this version runs, in the method's order.
-PHASE_NAMES = ("baseline", "learning_rate")
+#: The phases of the method, in order.
+PHASE_NAMES = ("baseline", "learning_rate", "batch_size", "epochs", "regularization")
+PhaseName = Literal["baseline", "learning_rate", "batch_size", "epochs", "regularization"]
+SchedulerName = Literal["linear", "cosine", "constant_with_warmup"]
 
 
 class _Strict(BaseModel):
@@ -128,9 +133,13 @@ class TrainingConfig(_Strict):
     epochs: int | None = Field(None, gt=0)
     warmup_ratio: float | None = Field(None, ge=0, lt=1)
     weight_decay: float | None = Field(None, ge=0, lt=1)
-    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = "linear"
+    scheduler: SchedulerName = "linear"
     max_grad_norm: float | None = Field(1.0, gt=0)
     max_train_examples: int | None = Field(None, gt=0)
+    #: Stop a seed's run when the validation metric has not improved for this many epochs
+    #: (its best epoch is kept); None trains every epoch.
+    early_stopping_patience: int | None = Field(2, gt=0)
+    gradient_checkpointing: bool = False
 
 
 class LearningRatePhaseConfig(_Strict):
@@ -152,11 +161,85 @@ class LearningRatePhaseConfig(_Strict):
         return sorted(grid)
 
 
+class BatchSizePhaseConfig(_Strict):
+    """Options of the batch-size phase."""
+
+    #: Batch sizes to train (largest that fits first, then smaller ones).
+    n_trials: int = Field(3, gt=0)
+    #: The memory a training step may use; default: training.gpu_memory_gb, else the GPU's
+    #: own memory, else (CPU) no limit.
+    memory_limit_gb: float | None = Field(None, gt=0)
+    #: The share of the limit a predicted step may use.
+    safety_margin: float = Field(0.9, gt=0, le=1)
+    #: Keep batch x gradient accumulation equal to the decided effective batch (the batch
+    #: then only changes speed); false keeps the accumulation and lets the effective batch grow.
+    keep_effective_batch: bool = True
+    #: Batch sizes to consider; default: divisors of the effective batch (kept) or powers of
+    #: two up to 256.
+    candidates: list[int] | None = None
+    #: On a GPU, measure two small batches to calibrate the memory model.
+    probe: bool = True
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_valid(cls, candidates: list[int] | None) -> list[int] | None:
+        if candidates is not None and (not candidates or min(candidates) < 1):
+            raise ValueError("give one or more positive batch sizes")
+        return None if candidates is None else sorted(set(candidates))
+
+
+class EpochsPhaseConfig(_Strict):
+    """Options of the epochs phase."""
+
+    #: [fewest, most] epochs to try; default: the presets' range for the training-set size,
+    #: widened to at least three values.
+    range: tuple[int, int] | None = None
+    #: Stop hopeless trials early with a median pruner.
+    pruning: bool = True
+
+    @field_validator("range")
+    @classmethod
+    def _range_valid(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1 <= value[0] < value[1]:
+            raise ValueError("give [fewest, most] epochs with 1 <= fewest < most")
+        return value
+
+
+class RegularizationPhaseConfig(_Strict):
+    """Options of the weight decay / scheduler / warmup phase."""
+
+    n_trials: int = Field(8, ge=2)
+    weight_decay: tuple[float, float] = (0.01, 0.1)
+    warmup_ratio: tuple[float, float] = (0.05, 0.10)
+    schedulers: list[SchedulerName] = ["linear", "cosine", "constant_with_warmup"]
+    pruning: bool = True
+
+    @field_validator("weight_decay", "warmup_ratio")
+    @classmethod
+    def _range_valid(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1] < 1:
+            raise ValueError("give [low, high] with 0 < low < high < 1")
+        return value
+
+    @field_validator("schedulers")
+    @classmethod
+    def _schedulers_valid(cls, value: list[str]) -> list[str]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("give one or more schedulers, without repeats")
+        return value
+
+
 class PhasesConfig(_Strict):
     """Which phases run, in the method's order, and their options."""
 
-    run: list[Literal["baseline", "learning_rate"]] = list(PHASE_NAMES)  # type: ignore[arg-type]
+    run: list[PhaseName] = list(PHASE_NAMES)  # type: ignore[arg-type]
     learning_rate: LearningRatePhaseConfig = Field(default_factory=LearningRatePhaseConfig)
+    batch_size: BatchSizePhaseConfig = Field(default_factory=BatchSizePhaseConfig)
+    epochs: EpochsPhaseConfig = Field(default_factory=EpochsPhaseConfig)
+    regularization: RegularizationPhaseConfig = Field(default_factory=RegularizationPhaseConfig)
+    #: After the phases, train the chosen configuration on the seeds and evaluate it once on
+    #: the test split (when data.test is given); never used for any decision.
+    test_evaluation: bool = True
 
     @field_validator("run")
     @classmethod
@@ -178,6 +261,11 @@ class TuneConfig(_Strict):
     phases: PhasesConfig = Field(default_factory=PhasesConfig)
     output_dir: str = "hptune-output"
     storage: str | None = None
+    #: A running trial writes a heartbeat this often (seconds); a trial whose heartbeat is
+    #: older than twice that (its process was killed) is failed and run again.
+    heartbeat_seconds: int = Field(20, ge=1)
+    #: How often a failed trial is run again before it stays failed.
+    max_retries: int = Field(2, ge=0)
 
     @field_validator("name")
     @classmethod

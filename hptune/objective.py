@@ -14,18 +14,31 @@ if TYPE_CHECKING:
 
     from hptune.train import EpochMetrics, Runner, RunResult
 
-__all__ = ["SeedObjective", "outcome_from_trial"]
+__all__ = ["ReuseLookup", "SeedObjective", "TrialOutOfMemory", "outcome_from_trial"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+#: Finds an earlier finished trial of the same configuration: (where, its per-seed runs).
+ReuseLookup = Callable[[HParams], "tuple[str, list[dict[str, Any]]] | None"]
+
+
+class TrialOutOfMemory(Exception):
+    """A trial ran out of memory; the pipeline records it and goes on with the next trial."""
 
 
 class SeedObjective:
     """An Optuna objective: the phase's configuration trained on each of the paired seeds.
 
-    The trial reports the seed mean of the validation metric per epoch (for pruners), keeps
-    every seed's curve and best value as user attributes with the mean, standard deviation
-    and 95% interval, and returns the seed mean. A diverged seed ends the trial as pruned,
-    marked ``status = diverged``: more seeds would not rescue that configuration.
+    While training, it reports after every epoch of every seed at step
+    ``seed_index x max_epochs + epoch`` the mean, over the seeds trained so far, of each
+    seed's best value up to that epoch, so a pruner compares trials at the same seed and epoch
+    and can stop one after its first seed. Each seed stops early once the metric has not
+    improved for ``training.early_stopping_patience`` epochs; its best epoch is its value.
+
+    The trial keeps every seed's curve and best value as user attributes with the mean,
+    standard deviation, 95% interval and throughput, and returns the seed mean. A diverged
+    seed ends the trial as pruned (``status = diverged``); a pruned one is ``status =
+    pruned``; running out of memory is recorded (``status = oom``) and raised as
+    :class:`TrialOutOfMemory`.
     """
 
     def __init__(
@@ -35,41 +48,96 @@ class SeedObjective:
         base: HParams,
         *,
         progress: ProgressCallback | None = None,
+        reuse: ReuseLookup | None = None,
     ) -> None:
         self.runner = runner
         self.phase = phase
         self.base = base
         self.progress = progress
+        # Training is deterministic given the configuration and the seed, so a configuration
+        # an earlier phase finished is read back instead of trained again.
+        self.reuse = None if phase.evaluate_test else reuse
         objective = runner.config.objective
         self.metric = objective.metric
         self.direction = objective.direction
         self.seeds = objective.seed_list
+        self.patience = runner.config.training.early_stopping_patience
 
     def __call__(self, trial: optuna.Trial) -> float:
         import optuna
 
+        from hptune.search import record_out_of_memory
+        from hptune.train.memory import is_out_of_memory
+
         hp = self.phase.suggest(trial, self.base)
         if self.progress is not None:
-            self.progress({"event": "trial_start", "phase": self.phase.name,
+            self.progress({"event": "trial_start", "phase": self.phase.name, "hparams": hp,
                            "trial": trial.number, "n_trials": self.phase.n_trials()})  # fmt: skip
         trial.set_user_attr("hparams", hp.to_dict())
+        state = _TrialState(self.max_epochs(hp), self.direction)
+        found = self.reuse(hp) if self.reuse is not None else None
+        if found is not None:
+            return self._replay(trial, hp, state, *found)
         runs: list[RunResult] = []
-        for index, seed in enumerate(self.seeds):
-            self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
-            run = self.runner.train(hp, seed, on_epoch=self._epoch_callback(trial, hp, index))
-            runs.append(run)
-            if run.diverged:
-                break
+        try:
+            for index, seed in enumerate(self.seeds):
+                self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
+                run = self.runner.train(
+                    hp,
+                    seed,
+                    on_epoch=self._epoch_callback(trial, hp, index, state),
+                    evaluate_test=self.phase.evaluate_test,
+                )
+                runs.append(run)
+                if run.diverged or state.pruned:
+                    break
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            trial.set_user_attr("runs", [r.to_dict() for r in runs])
+            record_out_of_memory(trial, hp.batch_size, str(exc))
+            self._emit(trial, hp, event="oom", message=str(exc)[:200])
+            raise TrialOutOfMemory(f"out of memory at batch size {hp.batch_size}") from exc
         trial.set_user_attr("runs", [r.to_dict() for r in runs])
         if runs[-1].diverged:
             trial.set_user_attr("status", "diverged")
             trial.set_user_attr("diverged", {"seed": runs[-1].seed, "at": runs[-1].diverged_at})
             raise optuna.TrialPruned(f"seed {runs[-1].seed} diverged at {runs[-1].diverged_at}")
+        if state.pruned:
+            trial.set_user_attr("status", "pruned")
+            trial.set_user_attr("pruned_at", state.pruned_at)
+            raise optuna.TrialPruned(f"pruned at {state.pruned_at}")
+        return self._finish(trial, runs)
+
+    def _replay(
+        self,
+        trial: optuna.Trial,
+        hp: HParams,
+        state: _TrialState,
+        source: str,
+        stored_runs: list[dict[str, Any]],
+    ) -> float:
+        from hptune.train import RunResult
+
+        runs = [RunResult.from_dict(r) for r in stored_runs]
+        for index, run in enumerate(runs):
+            for metrics in run.epochs:
+                state.record(index, metrics.metric(self.metric))
+                trial.report(
+                    state.running_mean(index, metrics.epoch),
+                    step=index * state.stride + metrics.epoch,
+                )
+        trial.set_user_attr("runs", stored_runs)
+        trial.set_user_attr("reused_from", source)
+        self._emit(trial, hp, event="reused", source=source)
+        return self._finish(trial, runs)
+
+    def max_epochs(self, hp: HParams) -> int:
+        return max(self.phase.max_epochs(self.base), hp.epochs)
+
+    def _finish(self, trial: optuna.Trial, runs: list[RunResult]) -> float:
         best = {r.seed: r.best_epoch(self.metric, self.direction) for r in runs}
         summary = summarize([best[r.seed].metric(self.metric) for r in runs])
-        for epoch in range(1, min(len(r.epochs) for r in runs) + 1):
-            values = [r.epochs[epoch - 1].metric(self.metric) for r in runs]
-            trial.report(sum(values) / len(values), step=epoch)
         trial.set_user_attr("status", "ok")
         trial.set_user_attr("seed_values", {str(s): e.metric(self.metric) for s, e in best.items()})
         trial.set_user_attr("best_epochs", {str(s): e.epoch for s, e in best.items()})
@@ -82,12 +150,15 @@ class SeedObjective:
             "examples_per_second", sum(r.examples_per_second for r in runs) / len(runs)
         )
         trial.set_user_attr("tokens_per_second", sum(r.tokens_per_second for r in runs) / len(runs))
+        if self.phase.evaluate_test:
+            test = {str(s): _test_value(e, self.metric) for s, e in best.items()}
+            trial.set_user_attr("test_values", {s: v for s, v in test.items() if v is not None})
         return summary.mean
 
     def _epoch_callback(
-        self, trial: optuna.Trial, hp: HParams, seed_index: int
-    ) -> Callable[[int, EpochMetrics], None]:
-        def on_epoch(seed: int, metrics: EpochMetrics) -> None:
+        self, trial: optuna.Trial, hp: HParams, seed_index: int, state: _TrialState
+    ) -> Callable[[int, EpochMetrics], bool]:
+        def on_epoch(seed: int, metrics: EpochMetrics) -> bool:
             self._emit(
                 trial,
                 hp,
@@ -99,6 +170,15 @@ class SeedObjective:
                 eval_loss=metrics.eval_loss,
                 bleu=metrics.bleu,
             )
+            state.record(seed_index, metrics.metric(self.metric))
+            step = seed_index * state.stride + metrics.epoch
+            trial.report(state.running_mean(seed_index, metrics.epoch), step=step)
+            if trial.should_prune():
+                state.pruned = True
+                state.pruned_at = {"seed": seed, "epoch": metrics.epoch, "step": step}
+                self._emit(trial, hp, event="pruned", seed=seed, epoch=metrics.epoch)
+                return False
+            return not state.should_stop(seed_index, self.patience)
 
         return on_epoch
 
@@ -109,10 +189,52 @@ class SeedObjective:
             )
 
 
+class _TrialState:
+    """Each seed's best-so-far curve, for reports, early stopping and pruning."""
+
+    def __init__(self, stride: int, direction: str) -> None:
+        self.stride = stride
+        self.better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
+        self.best_so_far: list[list[float]] = []
+        self.pruned = False
+        self.pruned_at: dict[str, int] | None = None
+
+    def record(self, seed_index: int, value: float) -> None:
+        while len(self.best_so_far) <= seed_index:
+            self.best_so_far.append([])
+        curve = self.best_so_far[seed_index]
+        curve.append(value if not curve or self.better(value, curve[-1]) else curve[-1])
+
+    def running_mean(self, seed_index: int, epoch: int) -> float:
+        # Seeds that stopped early keep their best value for the later epochs.
+        values = [c[min(epoch, len(c)) - 1] for c in self.best_so_far[: seed_index + 1] if c]
+        return sum(values) / len(values)
+
+    def should_stop(self, seed_index: int, patience: int | None) -> bool:
+        """Whether the seed's metric has not improved for ``patience`` epochs."""
+        curve = self.best_so_far[seed_index]
+        if patience is None or len(curve) <= patience:
+            return False
+        return curve[-1] == curve[-1 - patience]
+
+
+def _test_value(metrics: EpochMetrics, metric: str) -> float | None:
+    return metrics.test_loss if metric == "eval_loss" else metrics.test_bleu
+
+
 def outcome_from_trial(trial: optuna.trial.FrozenTrial) -> TrialOutcome:
     """What a phase needs of a finished trial, read back from the storage."""
-    seed_values = {int(s): float(v) for s, v in trial.user_attrs.get("seed_values", {}).items()}
-    status = trial.user_attrs.get("status", "failed")
-    if trial.state.name == "FAIL":
+    attrs = trial.user_attrs
+    seed_values = {int(s): float(v) for s, v in attrs.get("seed_values", {}).items()}
+    status = attrs.get("status", "failed")
+    if trial.state.name == "FAIL" and status != "oom":
         status = "failed"
-    return TrialOutcome(trial.number, dict(trial.params), seed_values, status)
+    return TrialOutcome(
+        trial.number,
+        dict(trial.params),
+        seed_values,
+        status,
+        examples_per_second=attrs.get("examples_per_second"),
+        tokens_per_second=attrs.get("tokens_per_second"),
+        test_values={int(s): float(v) for s, v in attrs.get("test_values", {}).items()},
+    )

@@ -7,24 +7,46 @@ again, so ``hptune run`` after an interruption goes on with the first undecided 
 from __future__ import annotations
 
 import json
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hptune.config import TuneConfig
+from hptune.config import PHASE_NAMES, TuneConfig
 from hptune.exceptions import ConfigError
 from hptune.hparams import HParams
-from hptune.phases import DECISION_ATTR, BaselinePhase, Decision, LearningRatePhase, Phase
+from hptune.phases import (
+    DECISION_ATTR,
+    BaselinePhase,
+    BatchSizePhase,
+    Decision,
+    EpochsPhase,
+    LearningRatePhase,
+    Phase,
+    RegularizationPhase,
+    TestEvaluation,
+    default_epoch_range,
+)
 from hptune.presets import fill_training
 
 if TYPE_CHECKING:
     import optuna
 
-    from hptune.objective import ProgressCallback
+    from hptune.objective import ProgressCallback, ReuseLookup
     from hptune.phases import TrialOutcome
     from hptune.train import Runner
 
-__all__ = ["PhaseResult", "TuneResult", "build_phases", "resolve_hparams", "tune"]
+__all__ = [
+    "PhaseResult",
+    "TuneResult",
+    "make_phase",
+    "memory_limit_bytes",
+    "open_storage",
+    "resolve_hparams",
+    "run_phase",
+    "tune",
+]
 
 
 @dataclass
@@ -45,17 +67,81 @@ class TuneResult:
     hparams: HParams
     sources: dict[str, str]
     phases: list[PhaseResult] = field(default_factory=list)
+    final: PhaseResult | None = None  # the test-split evaluation, when one ran
 
 
-def build_phases(config: TuneConfig) -> list[Phase]:
-    """The configured phases, in the method's order."""
-    makers = {
-        "baseline": lambda: BaselinePhase(),
-        "learning_rate": lambda: LearningRatePhase(
-            config.phases.learning_rate.grid, tie_break=config.phases.learning_rate.tie_break
-        ),
-    }
-    return [makers[name]() for name in config.phases.run]
+def make_phase(name: str, config: TuneConfig, runner: Runner, base: HParams) -> Phase:
+    """The phase ``name`` configured from ``config``, starting from the configuration ``base``.
+
+    Phases are made when they start, because some depend on earlier decisions (the batch
+    phase keeps the effective batch the phases before it used).
+    """
+    options = config.phases
+    phase: Phase
+    if name == "baseline":
+        phase = BaselinePhase()
+    elif name == "learning_rate":
+        phase = LearningRatePhase(
+            options.learning_rate.grid, tie_break=options.learning_rate.tie_break
+        )
+    elif name == "batch_size":
+        phase = _batch_size_phase(config, runner, base)
+    elif name == "epochs":
+        epoch_range = options.epochs.range or default_epoch_range(runner.data.n_train)
+        phase = EpochsPhase(epoch_range, pruning=options.epochs.pruning)
+    elif name == "regularization":
+        reg = options.regularization
+        phase = RegularizationPhase(
+            n_trials=reg.n_trials,
+            weight_decay=reg.weight_decay,
+            warmup_ratio=reg.warmup_ratio,
+            schedulers=list(reg.schedulers),
+            pruning=reg.pruning,
+        )
+    elif name == "final":
+        phase = TestEvaluation()
+    else:
+        raise ValueError(f"unknown phase {name=}; use one of {', '.join(PHASE_NAMES)}")
+    phase.max_retries = config.max_retries
+    return phase
+
+
+def memory_limit_bytes(config: TuneConfig) -> float | None:
+    """The memory a training step may use: configured, else the GPU's, else no limit (CPU)."""
+    gb = config.phases.batch_size.memory_limit_gb or config.training.gpu_memory_gb
+    if gb is not None:
+        return gb * 2**30
+    import torch
+
+    if torch.cuda.is_available():
+        return float(torch.cuda.get_device_properties(0).total_memory)
+    return None
+
+
+def _batch_size_phase(config: TuneConfig, runner: Runner, base: HParams) -> BatchSizePhase:
+    from hptune.train.memory import MemoryModel
+
+    options = config.phases.batch_size
+    memory = MemoryModel.for_model(
+        config.model,
+        config.method,
+        sequence_length=runner.data.max_train_length,
+        gradient_checkpointing=config.training.gradient_checkpointing,
+    )
+    if options.probe:
+        memory = memory.calibrated(runner.probe_memory([1, 2]))
+    try:
+        return BatchSizePhase(
+            base,
+            n_trials=options.n_trials,
+            predict_bytes=memory.predict,
+            memory_limit_bytes=memory_limit_bytes(config),
+            safety_margin=options.safety_margin,
+            keep_effective_batch=options.keep_effective_batch,
+            candidates=options.candidates,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"phases.batch_size: {exc}") from None
 
 
 def resolve_hparams(config: TuneConfig, n_train: int) -> tuple[HParams, dict[str, str]]:
@@ -77,37 +163,67 @@ def tune(
 ) -> TuneResult:
     """Run every configured phase that has no decision yet; return all decisions.
 
-    Everything that can be refused (paths, method support, data) is checked before the
-    storage is opened, so a bad configuration leaves no trace in it.
+    Each phase starts from the decisions of the phases before it. Everything that can be
+    refused (paths, method support, data) is checked before the storage is opened, so a bad
+    configuration leaves no trace in it. Ends with the test-split evaluation of the chosen
+    configuration when the data has a test split and ``phases.test_evaluation`` is on.
     """
-    import optuna
-
     from hptune.train import Runner
 
     config.check_paths()
     runner = runner or Runner(config)
     hp, sources = resolve_hparams(config, runner.data.n_train)
-    storage = _open_storage(config)
-    # Failed trials are reported by hptune itself, without Optuna's logged traceback.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(config)
     result = TuneResult(hparams=hp, sources=sources)
-    for phase in build_phases(config):
-        phase_result = _run_phase(config, storage, phase, hp, runner, progress)
+    for name in config.phases.run:
+        phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
+                                 progress=progress)  # fmt: skip
         result.phases.append(phase_result)
         hp = phase_result.decision.apply(hp)
-        if progress is not None:
-            progress({"event": "phase_done", "phase": phase.name, "result": phase_result})
     result.hparams = hp
+    if config.phases.test_evaluation and runner.data.test is not None:
+        result.final = run_phase(config, "final", hp, runner=runner, storage=storage,
+                                 progress=progress)  # fmt: skip
     return result
 
 
-def _open_storage(config: TuneConfig) -> optuna.storages.BaseStorage:
+def run_phase(
+    config: TuneConfig,
+    name: str,
+    base: HParams,
+    *,
+    runner: Runner | None = None,
+    storage: optuna.storages.BaseStorage | None = None,
+    progress: ProgressCallback | None = None,
+) -> PhaseResult:
+    """Run one phase from the configuration ``base`` (or reuse its stored decision)."""
+    from hptune.train import Runner
+
+    runner = runner or Runner(config)
+    storage = storage or open_storage(config)
+    phase = make_phase(name, config, runner, base)
+    phase_result = _run_phase(config, storage, phase, base, runner, progress)
+    if progress is not None:
+        progress({"event": "phase_done", "phase": phase.name, "result": phase_result})
+    return phase_result
+
+
+def open_storage(config: TuneConfig) -> optuna.storages.BaseStorage:
+    """The run's Optuna storage, with heartbeats so a killed trial is found and run again."""
     import optuna
 
     url = config.storage_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(url)
+    # Failed trials are reported by hptune itself, without Optuna's logged traceback.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # heartbeats are marked experimental
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=config.heartbeat_seconds,
+            grace_period=2 * config.heartbeat_seconds,
+        )
 
 
 def _run_phase(
@@ -120,39 +236,93 @@ def _run_phase(
 ) -> PhaseResult:
     import optuna
 
-    from hptune.objective import SeedObjective
+    from hptune.objective import SeedObjective, TrialOutOfMemory
 
     study_name = config.study_name(phase.name)
-    sampler = phase.create_sampler()
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
         direction=config.objective.direction,
-        sampler=sampler,
+        sampler=phase.create_sampler(),
+        pruner=phase.create_pruner(),
         load_if_exists=True,
     )
     _check_same_setup(study, phase, base, config, runner)
     if DECISION_ATTR in study.user_attrs:
         decision = Decision.from_json(study.user_attrs[DECISION_ATTR])
         return PhaseResult(phase.name, study_name, decision, _outcomes(study), reused=True)
+    if progress is not None:
+        progress({"event": "phase_start", "phase": phase.name, "n_trials": phase.n_trials()})
+    if not study.get_trials(deepcopy=False):
+        for params in phase.initial_params(base):
+            study.enqueue_trial(params, skip_if_exists=True)
 
-    objective = SeedObjective(runner, phase, base, progress=progress)
-    # optimize() marks a trial FAIL on an error or Ctrl-C, so none stays RUNNING, and lets
-    # GridSampler stop the study; the loop goes on until every planned trial is done.
-    while (remaining := phase.n_remaining(study.get_trials(deepcopy=False))) > 0:
-        for failed in phase.to_retry(study.get_trials(deepcopy=False)):
+    objective = SeedObjective(
+        runner, phase, base, progress=progress, reuse=_reuse_lookup(config, storage)
+    )
+    # optimize() marks a trial FAIL on an error or Ctrl-C, so none stays RUNNING from this
+    # process; a killed process's trial is failed once its heartbeat is stale, then retried.
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        for failed in phase.to_retry(trials):
             _requeue(study, failed)
-        study.optimize(objective, n_trials=remaining)
+        trials = study.get_trials(deepcopy=False)
+        running = sum(1 for t in trials if t.state.name == "RUNNING")
+        to_run = phase.n_remaining(trials) - running
+        if to_run > 0:
+            study.optimize(objective, n_trials=to_run, catch=(TrialOutOfMemory,))
+        elif running:
+            _wait_for_running(study, config.heartbeat_seconds, progress)
+        else:
+            break
     outcomes = _outcomes(study)
     decision = phase.decide(outcomes, base, config.objective.direction)
     study.set_user_attr(DECISION_ATTR, decision.to_json())
     return PhaseResult(phase.name, study_name, decision, outcomes, reused=False)
 
 
+def _reuse_lookup(config: TuneConfig, storage: optuna.storages.BaseStorage) -> ReuseLookup:
+    """Find a finished trial of this run (any phase) with the same configuration and seeds."""
+    import optuna
+
+    seeds = {str(s) for s in config.objective.seed_list}
+
+    def lookup(hp: HParams) -> tuple[str, list[dict[str, Any]]] | None:
+        wanted = hp.to_dict()
+        names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+        for phase in PHASE_NAMES:
+            name = config.study_name(phase)
+            if name not in names:
+                continue
+            study = optuna.load_study(study_name=name, storage=storage)
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                attrs = t.user_attrs
+                if (
+                    attrs.get("hparams") == wanted
+                    and attrs.get("status") == "ok"
+                    and set(attrs.get("seed_values", {})) == seeds
+                    and "runs" in attrs
+                ):
+                    return f"{name}#{t.number}", list(attrs["runs"])
+        return None
+
+    return lookup
+
+
+def _wait_for_running(
+    study: optuna.Study, heartbeat_seconds: int, progress: ProgressCallback | None
+) -> None:
+    """Wait for trials running elsewhere (another worker, or a killed process's stale trial)."""
+    import optuna
+
+    if progress is not None:
+        progress({"event": "waiting", "phase": study.study_name.rsplit(".", 1)[-1]})
+    time.sleep(min(5.0, heartbeat_seconds))
+    optuna.storages.fail_stale_trials(study)
+
+
 def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
     """Queue a failed trial again with its parameters and its sampler state (e.g. grid id)."""
-    import warnings
-
     import optuna
 
     with warnings.catch_warnings():
@@ -168,13 +338,15 @@ def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
 
 
 def _outcomes(study: optuna.Study) -> list[TrialOutcome]:
-    import optuna
 
     from hptune.objective import outcome_from_trial
 
-    # Failed trials were retried before a decision; only complete and pruned ones count.
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return [outcome_from_trial(t) for t in study.get_trials(states=done)]
+    # Failed trials were retried before a decision; out-of-memory ones are kept as evidence.
+    return [
+        outcome_from_trial(t)
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name in ("COMPLETE", "PRUNED") or t.user_attrs.get("status") == "oom"
+    ]
 
 
 def _check_same_setup(

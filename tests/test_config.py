@@ -75,7 +75,13 @@ def test_grid_is_checked_and_sorted(tiny_config_dict: dict) -> None:
 def test_phase_order_is_the_methods(tiny_config_dict: dict) -> None:
     tiny_config_dict["phases"]["run"] = ["learning_rate", "baseline"]
     assert config_from_dict(tiny_config_dict).phases.run == ["baseline", "learning_rate"]
-    tiny_config_dict["phases"]["run"] = ["epochs"]
+    tiny_config_dict["phases"]["run"] = ["regularization", "epochs", "batch_size"]
+    assert config_from_dict(tiny_config_dict).phases.run == [
+        "batch_size",
+        "epochs",
+        "regularization",
+    ]
+    tiny_config_dict["phases"]["run"] = ["warmup"]
     with pytest.raises(ConfigError, match="phases.run"):
         config_from_dict(tiny_config_dict)
 

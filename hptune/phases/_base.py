@@ -19,6 +19,7 @@ __all__ = [
     "NoiseRanking",
     "Phase",
     "TrialOutcome",
+    "grid_remaining",
     "rank_within_noise",
 ]
 
@@ -33,7 +34,10 @@ class TrialOutcome:
     number: int
     params: dict[str, Any]
     seed_values: dict[int, float]  # empty when the trial diverged or failed
-    status: str  # "ok", "diverged" or "failed"
+    status: str  # "ok", "diverged", "pruned", "oom" or "failed"
+    examples_per_second: float | None = None
+    tokens_per_second: float | None = None
+    test_values: dict[int, float] = field(default_factory=dict)  # final evaluation only
 
     @property
     def mean(self) -> float | None:
@@ -76,6 +80,10 @@ class Phase(abc.ABC):
     """
 
     name: ClassVar[str]
+    #: How often a failed trial is queued again with the same parameters.
+    max_retries: int = 2
+    #: Whether trials also measure the test split (only the final evaluation does).
+    evaluate_test: ClassVar[bool] = False
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         """The sampler of this phase's study (default: Optuna's default)."""
@@ -83,21 +91,48 @@ class Phase(abc.ABC):
 
         return optuna.samplers.TPESampler(seed=0)
 
+    def create_pruner(self) -> optuna.pruners.BasePruner:
+        """The pruner of this phase's study (default: none; every trial runs to its end)."""
+        import optuna
+
+        return optuna.pruners.NopPruner()
+
+    def max_epochs(self, base: HParams) -> int:
+        """The most epochs a trial of this phase trains (the stride of its report steps)."""
+        return base.epochs
+
+    def initial_params(self, base: HParams) -> list[dict[str, Any]]:
+        """Parameters to queue when the study starts (e.g. the incoming configuration)."""
+        return []
+
     @abc.abstractmethod
     def n_trials(self) -> int:
         """How many trials the phase runs in all."""
 
     def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        """How many trials are still to run, given the study's trials so far.
+        """How many trials are still to run or running, given the study's trials so far.
 
-        Only complete and pruned trials count as done: a failed or interrupted trial is run
-        again by the next ``hptune run``.
+        Complete and pruned trials are done; a failed one is done once its retries are used
+        up or when it ran out of memory; any other failed or interrupted trial is run again.
         """
-        return max(self.n_trials() - len(_done(trials)), 0)
+        return max(self.n_trials() - _n_settled(trials, self.max_retries), 0)
 
     def to_retry(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-        """Failed trials to queue again, for phases whose sampler would not revisit them."""
-        return []
+        """Failed trials to queue again with the same parameters (at most ``max_retries``)."""
+        settled = {_key(t.params) for t in trials if _is_done(t)}
+        planned = {_key(t.params) for t in trials if t.state.name in ("WAITING", "RUNNING")}
+        retry: dict[str, optuna.trial.FrozenTrial] = {}
+        for t in trials:
+            key = _key(t.params)
+            if (
+                t.state.name == "FAIL"
+                and not _is_oom(t)
+                and key not in settled
+                and key not in planned
+                and _n_failures(trials, key) <= self.max_retries
+            ):
+                retry[key] = t
+        return list(retry.values())
 
     @abc.abstractmethod
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
@@ -110,6 +145,44 @@ class Phase(abc.ABC):
 
 def _done(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
     return [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def _is_done(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state.name in ("COMPLETE", "PRUNED")
+
+
+def _is_oom(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state.name == "FAIL" and trial.user_attrs.get("status") == "oom"
+
+
+def _n_failures(trials: list[optuna.trial.FrozenTrial], key: str) -> int:
+    return sum(1 for t in trials if t.state.name == "FAIL" and _key(t.params) == key)
+
+
+def _settled_keys(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> set[str]:
+    """Parameter sets that will not run again: done, out of memory, or out of retries."""
+    keys = {_key(t.params) for t in trials if _is_done(t) or _is_oom(t)}
+    for t in trials:
+        if t.state.name == "FAIL" and _n_failures(trials, _key(t.params)) > max_retries:
+            keys.add(_key(t.params))
+    return keys
+
+
+def _n_settled(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> int:
+    """Trials that count against the budget: done, out of memory, or failed for good."""
+    exhausted = {
+        _key(t.params)
+        for t in trials
+        if t.state.name == "FAIL"
+        and not _is_oom(t)
+        and _n_failures(trials, _key(t.params)) > max_retries
+        and not any(_is_done(o) and _key(o.params) == _key(t.params) for o in trials)
+    }
+    return sum(1 for t in trials if _is_done(t) or _is_oom(t)) + len(exhausted)
 
 
 @dataclass(frozen=True)
@@ -144,3 +217,14 @@ def rank_within_noise(outcomes: list[TrialOutcome], direction: str) -> NoiseRank
         if gap.ci_low is not None and not gap.excludes_zero:
             tied.append(other)
     return NoiseRanking(best, tied, gaps)
+
+
+def grid_remaining(
+    trials: list[optuna.trial.FrozenTrial], param: str, grid: list[Any], max_retries: int
+) -> int:
+    """Grid points of ``param`` that are neither done nor failed for good."""
+    settled = _settled_keys(trials, max_retries)
+    settled_values = {
+        t.params.get(param) for t in trials if _key(t.params) in settled and param in t.params
+    }
+    return sum(1 for value in grid if value not in settled_values)

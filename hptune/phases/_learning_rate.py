@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hptune.phases._base import Decision, Phase, TrialOutcome, _done, rank_within_noise
+from hptune.phases._base import Decision, Phase, TrialOutcome, grid_remaining, rank_within_noise
 from hptune.presets import DEFAULT_LEARNING_RATE_GRID
 from hptune.seeds import PairedDifference
 
@@ -43,23 +43,9 @@ class LearningRatePhase(Phase):
     def n_trials(self) -> int:
         return len(self.grid)
 
-    def _not_done(self, trials: list[optuna.trial.FrozenTrial]) -> list[float]:
-        done = {t.params.get("learning_rate") for t in _done(trials)}
-        return [lr for lr in self.grid if lr not in done]
-
     def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        return len(self._not_done(trials))
-
-    def to_retry(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-        # GridSampler counts a failed point as visited; queue it again explicitly, once.
-        not_done = set(self._not_done(trials))
-        queued = {t.params.get("learning_rate") for t in trials if t.state.name == "WAITING"}
-        retry: dict[float, optuna.trial.FrozenTrial] = {}
-        for t in trials:
-            lr = t.params.get("learning_rate")
-            if t.state.name == "FAIL" and lr in not_done and lr not in queued:
-                retry[lr] = t
-        return list(retry.values())
+        # GridSampler counts a failed point as visited: to_retry queues it again explicitly.
+        return grid_remaining(trials, "learning_rate", self.grid, self.max_retries)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         lr = trial.suggest_float("learning_rate", self.grid[0], self.grid[-1], log=True)

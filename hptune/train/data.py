@@ -34,6 +34,11 @@ class PreparedData:
     def n_train(self) -> int:
         return len(self.train)
 
+    @property
+    def max_train_length(self) -> int:
+        """The longest tokenized training example: the padded length of the worst batch."""
+        return max(len(ids) for ids in self.train["input_ids"])
+
 
 def load_splits(config: DataConfig) -> Any:
     """Return a ``datasets.DatasetDict`` from the configured files or in-memory dataset."""

@@ -27,6 +27,8 @@ class EpochMetrics:
     eval_loss: float
     bleu: float | None
     learning_rate: float
+    test_loss: float | None = None  # only in the final evaluation, never for decisions
+    test_bleu: float | None = None
 
     def metric(self, name: str) -> float:
         value = self.eval_loss if name == "eval_loss" else self.bleu
@@ -43,6 +45,7 @@ class RunResult:
     epochs: list[EpochMetrics] = field(default_factory=list)
     diverged: bool = False
     diverged_at: str | None = None
+    stopped_early: bool = False  # the epoch callback asked to stop (early stopping, pruning)
     seconds: float = 0.0
     train_examples: int = 0
     train_tokens: int = 0
@@ -59,19 +62,36 @@ class RunResult:
     def tokens_per_second(self) -> float:
         return self.train_tokens / self.seconds if self.seconds else 0.0
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunResult:
+        """Read back :meth:`to_dict` (throughput is kept as rates over the same time)."""
+        seconds = float(values.get("seconds", 0.0))
+        return cls(
+            seed=int(values["seed"]),
+            epochs=[EpochMetrics(**e) for e in values["epochs"]],
+            diverged=bool(values.get("diverged", False)),
+            diverged_at=values.get("diverged_at"),
+            stopped_early=bool(values.get("stopped_early", False)),
+            seconds=seconds,
+            train_examples=round(float(values.get("examples_per_second", 0.0)) * seconds),
+            train_tokens=round(float(values.get("tokens_per_second", 0.0)) * seconds),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
             "epochs": [asdict(e) for e in self.epochs],
             "diverged": self.diverged,
             "diverged_at": self.diverged_at,
+            "stopped_early": self.stopped_early,
             "seconds": round(self.seconds, 3),
             "examples_per_second": round(self.examples_per_second, 2),
             "tokens_per_second": round(self.tokens_per_second, 1),
         }
 
 
-EpochCallback = Callable[[int, EpochMetrics], None]
+#: Called after each epoch with the seed and the epoch's metrics; returning False stops the run.
+EpochCallback = Callable[[int, EpochMetrics], "bool | None"]
 
 
 class Runner:
@@ -85,11 +105,20 @@ class Runner:
             config.data, self.tokenizer, max_train_examples=config.training.max_train_examples
         )
 
-    def train(self, hp: HParams, seed: int, on_epoch: EpochCallback | None = None) -> RunResult:
+    def train(
+        self,
+        hp: HParams,
+        seed: int,
+        on_epoch: EpochCallback | None = None,
+        *,
+        evaluate_test: bool = False,
+    ) -> RunResult:
         """Train ``hp`` with ``seed`` and measure the validation split after every epoch.
 
         The seed fixes the adapter initialisation and the data order, so two configurations
-        trained on the same seed are paired. A non-finite loss stops the run at once.
+        trained on the same seed are paired. A non-finite loss stops the run at once; so does
+        ``on_epoch`` returning False. With ``evaluate_test`` the test split is measured too.
+        Out-of-memory errors propagate, after the run's memory is released.
         """
         import torch
         from accelerate import Accelerator
@@ -104,6 +133,10 @@ class Runner:
         )
         set_seed(seed)
         model = load_model(self.config.model, self.config.method)
+        if self.config.training.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            if hasattr(model, "enable_input_require_grads"):
+                model.enable_input_require_grads()  # LoRA: the frozen embeddings need it
         collate = DataCollatorForSeq2Seq(self.tokenizer, padding=True, label_pad_token_id=-100)
         train_loader = DataLoader(
             self.data.train,
@@ -115,6 +148,19 @@ class Runner:
         eval_loader = DataLoader(
             self.data.validation, batch_size=max(hp.batch_size, 16), collate_fn=collate
         )
+        test_loader = None
+        if evaluate_test and self.data.test is not None:
+            # Its own generator: iterating a DataLoader draws a seed from the one it has, and
+            # the global one drives dropout; the final runs must train as the trials did.
+            test_loader = _OnDevice(
+                DataLoader(
+                    self.data.test,
+                    batch_size=max(hp.batch_size, 16),
+                    collate_fn=collate,
+                    generator=torch.Generator().manual_seed(0),
+                ),
+                accelerator.device,
+            )
         optimizer = torch.optim.AdamW(
             [p for p in model.parameters() if p.requires_grad],
             lr=hp.learning_rate,
@@ -133,7 +179,7 @@ class Runner:
         result = RunResult(seed=seed)
         try:
             self._epochs(accelerator, model, optimizer, train_loader, eval_loader, scheduler,
-                         hp, result, on_epoch)  # fmt: skip
+                         hp, result, on_epoch, test_loader)  # fmt: skip
         finally:
             # Free the model before the next run: each trial may have another footprint.
             accelerator.free_memory()
@@ -154,6 +200,7 @@ class Runner:
         hp: HParams,
         result: RunResult,
         on_epoch: EpochCallback | None,
+        test_loader: Any = None,
     ) -> None:
         objective = self.config.objective
         bleu_prompts = self.data.validation_prompts[: objective.bleu_samples]
@@ -199,13 +246,76 @@ class Runner:
                 bleu=bleu,
                 learning_rate=scheduler.get_last_lr()[0],
             )
+            if test_loader is not None:
+                self._evaluate_test(accelerator, model, test_loader, metrics)
             result.epochs.append(metrics)
-            if on_epoch is not None:
-                on_epoch(result.seed, metrics)
             if not math.isfinite(eval_loss):
                 result.diverged, result.diverged_at = True, f"epoch {epoch} (validation)"
                 return
+            if on_epoch is not None and on_epoch(result.seed, metrics) is False:
+                result.stopped_early = True
+                return
             start = time.perf_counter() - result.seconds  # evaluation is not training time
+
+    def probe_memory(self, batch_sizes: list[int]) -> dict[int, float]:
+        """Peak GPU memory of one training step per batch size, on the longest examples.
+
+        Returns an empty dict without CUDA. The probed model is freed afterwards.
+        """
+        import torch
+
+        if not torch.cuda.is_available():
+            return {}
+        from transformers import DataCollatorForSeq2Seq
+
+        from hptune.train.memory import probe_peak_memory
+
+        collate = DataCollatorForSeq2Seq(self.tokenizer, padding=True, label_pad_token_id=-100)
+        lengths = [len(ids) for ids in self.data.train["input_ids"]]
+        longest = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+        def batch_of(size: int) -> dict[str, Any]:
+            rows = [self.data.train[i] for i in longest[:size]]
+            return dict(collate(rows))
+
+        model = load_model(self.config.model, self.config.method).to("cuda")
+        if self.config.training.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        model.train()
+        try:
+            return probe_peak_memory(model, batch_of, batch_sizes)
+        finally:
+            del model
+            gc.collect()
+            torch.cuda.empty_cache()
+
+    def _evaluate_test(
+        self, accelerator: Any, model: Any, test_loader: Any, metrics: EpochMetrics
+    ) -> None:
+        objective = self.config.objective
+        metrics.test_loss = evaluate_loss(model, test_loader)
+        if objective.metric == "bleu" and self.data.test_prompts:
+            answers = generate_answers(
+                accelerator.unwrap_model(model),
+                self.tokenizer,
+                self.data.test_prompts[: objective.bleu_samples],
+                max_new_tokens=objective.max_new_tokens,
+            )
+            metrics.test_bleu = bleu_score(
+                answers, self.data.test_references[: objective.bleu_samples]
+            )
+
+
+class _OnDevice:
+    """Iterate a DataLoader with each batch moved to ``device``."""
+
+    def __init__(self, loader: Any, device: Any) -> None:
+        self.loader = loader
+        self.device = device
+
+    def __iter__(self) -> Any:
+        for batch in self.loader:
+            yield {k: v.to(self.device) for k, v in batch.items()}
 
 
 def _mixed_precision() -> str:

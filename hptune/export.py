@@ -1,0 +1,150 @@
+"""The chosen configuration in the names Hugging Face users know: ``TrainingArguments`` keys
+and a peft ``LoraConfig`` (plus the 4-bit ``BitsAndBytesConfig`` for QLoRA).
+
+Read from the storage, so it works on any machine that reaches the storage, without data or
+model: ``TrainingArguments(output_dir=..., **exported["training_args"])`` and
+``LoraConfig(**exported["lora_config"])`` build the run, for ``Trainer`` or TRL's
+``SFTTrainer`` (whose ``SFTConfig`` takes the same keys).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hptune.config import TuneConfig, load_config
+from hptune.exceptions import ConfigError
+from hptune.hparams import HParams
+
+__all__ = ["export", "exported_config", "final_hparams"]
+
+
+def final_hparams(config: TuneConfig) -> tuple[HParams, dict[str, Any]]:
+    """The configuration the finished phases decided, and each phase's decision, from storage.
+
+    Raises:
+        ConfigError: the storage is missing, or a configured phase has no decision yet.
+    """
+    import optuna
+
+    from hptune.phases import DECISION_ATTR, Decision
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = config.storage_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise ConfigError(
+            f"no storage at {config.storage_display!r}; run 'hptune run' on this "
+            "configuration first"
+        )
+    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    hp: HParams | None = None
+    decisions: dict[str, Any] = {}
+    for phase in config.phases.run:
+        name = config.study_name(phase)
+        study = optuna.load_study(study_name=name, storage=storage) if name in existing else None
+        if study is None or DECISION_ATTR not in study.user_attrs:
+            raise ConfigError(
+                f"phase {phase!r} has no decision yet in {config.storage_display!r}; run "
+                "'hptune run' on this configuration until it finishes, then export"
+            )
+        decision = Decision.from_json(study.user_attrs[DECISION_ATTR])
+        if hp is None:
+            hp = HParams.from_dict(study.user_attrs["hptune.setup"]["base_hparams"])
+        hp = decision.apply(hp)
+        decisions[phase] = {"case": decision.case, "params": decision.params,
+                            "value": decision.value, "reason": decision.reason}  # fmt: skip
+    final_name = config.study_name("final")
+    if final_name in existing:
+        final = optuna.load_study(study_name=final_name, storage=storage).user_attrs
+        if DECISION_ATTR in final:
+            decisions["final"] = Decision.from_json(final[DECISION_ATTR]).summary
+    assert hp is not None  # phases.run is never empty
+    return hp, decisions
+
+
+def exported_config(config: TuneConfig) -> dict[str, Any]:
+    """The decided configuration as ``training_args``, ``lora_config`` and evidence."""
+    hp, decisions = final_hparams(config)
+    objective = config.objective
+    training_args: dict[str, Any] = {
+        "learning_rate": hp.learning_rate,
+        "per_device_train_batch_size": hp.batch_size,
+        "gradient_accumulation_steps": hp.gradient_accumulation_steps,
+        "num_train_epochs": hp.epochs,
+        **_warmup(hp.warmup_ratio),
+        "weight_decay": hp.weight_decay,
+        "lr_scheduler_type": hp.scheduler,
+        "max_grad_norm": hp.max_grad_norm or 0.0,
+        "seed": objective.seed_list[0],
+        # The method's tips: evaluate and save every epoch, keep the best by validation.
+        "eval_strategy": "epoch",
+        "save_strategy": "epoch",
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "eval_loss" if objective.metric == "eval_loss" else "eval_bleu",
+        "greater_is_better": objective.metric == "bleu",
+        "gradient_checkpointing": config.training.gradient_checkpointing,
+    }
+    exported: dict[str, Any] = {
+        "model": config.model.path,
+        "method": config.method.type,
+        "training_args": training_args,
+    }
+    if config.training.early_stopping_patience is not None:
+        exported["early_stopping"] = {
+            "early_stopping_patience": config.training.early_stopping_patience
+        }
+    if config.method.type != "full":
+        method = config.method
+        exported["lora_config"] = {
+            "r": method.r,
+            "lora_alpha": method.alpha,
+            "lora_dropout": method.dropout,
+            "target_modules": method.target_modules,
+            "task_type": "CAUSAL_LM",
+        }
+    if config.method.type == "qlora":
+        exported["bnb_config"] = {
+            "load_in_4bit": True,
+            "bnb_4bit_quant_type": "nf4",
+            "bnb_4bit_compute_dtype": "bfloat16",
+            "bnb_4bit_use_double_quant": True,
+        }
+    exported["hptune"] = {"name": config.name, "metric": objective.metric,
+                          "seeds": objective.seed_list, "decisions": decisions}  # fmt: skip
+    return exported
+
+
+def _warmup(ratio: float) -> dict[str, Any]:
+    # transformers 5 takes a ratio as a float warmup_steps; earlier versions had warmup_ratio.
+    from importlib.metadata import version
+
+    if int(version("transformers").split(".")[0]) >= 5:
+        return {"warmup_steps": ratio}
+    return {"warmup_ratio": ratio}
+
+
+def export(
+    config: TuneConfig | str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None
+) -> list[Path]:
+    """Write the decided configuration as YAML and JSON; return the two paths."""
+    import yaml
+
+    if not isinstance(config, TuneConfig):
+        config = load_config(config, check_paths=False)
+    exported = exported_config(config)
+    directory = Path(output_dir) if output_dir is not None else Path(config.output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"{config.name}-best"
+    paths = [stem.with_suffix(".yaml"), stem.with_suffix(".json")]
+    texts = [
+        yaml.safe_dump(exported, sort_keys=False, allow_unicode=True),
+        json.dumps(exported, indent=2) + "\n",
+    ]
+    for path, text in zip(paths, texts, strict=True):
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)  # never a half-written file
+    return paths

@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hptune.phases._base import Decision, Phase, TrialOutcome, _n_settled, rank_within_noise
+from hptune.search import MemoryBoundedBatchSampler, oom_boundary
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.hparams import HParams
+
+__all__ = ["BatchSizePhase", "batch_candidates"]
+
+
+def batch_candidates(base: HParams, *, keep_effective_batch: bool) -> list[int]:
+    """Batch sizes worth trying from ``base``.
+
+    Keeping the effective batch, only divisors of ``batch x accumulation`` qualify (the
+    accumulation makes up the rest); otherwise powers of two up to 256.
+    """
+    if keep_effective_batch:
+        effective = base.effective_batch_size
+        return [b for b in range(1, effective + 1) if effective % b == 0]
+    return [2**k for k in range(9)]
+
+
+class BatchSizePhase(Phase):
+    """Phase 3: the largest batch that fits memory, and the fastest that trains as well.
+
+    The :class:`~hptune.search.MemoryBoundedBatchSampler` proposes the largest candidate the
+    memory model says fits (then smaller ones); a trial that runs out of memory is recorded
+    and moves the boundary below it. With ``keep_effective_batch`` the gradient accumulation
+    becomes ``effective // batch``, so the optimisation is the same and only speed changes.
+
+    Decision rule: among the batches whose metric is within seed noise of the best, the one
+    with the most training examples per second.
+    """
+
+    name = "batch_size"
+
+    def __init__(
+        self,
+        base: HParams,
+        *,
+        n_trials: int = 3,
+        predict_bytes: Callable[[int], float] | None = None,
+        memory_limit_bytes: float | None = None,
+        safety_margin: float = 0.9,
+        keep_effective_batch: bool = True,
+        candidates: list[int] | None = None,
+    ) -> None:
+        if n_trials < 1:
+            raise ValueError(f"n_trials must be at least 1, got {n_trials=}")
+        self.keep_effective_batch = keep_effective_batch
+        self.effective_batch = base.effective_batch_size
+        all_candidates = candidates or batch_candidates(
+            base, keep_effective_batch=keep_effective_batch
+        )
+        if keep_effective_batch:
+            bad = [b for b in all_candidates if self.effective_batch % b]
+            if bad:
+                raise ValueError(
+                    f"batch sizes {bad} do not divide the effective batch {self.effective_batch}; "
+                    f"drop them or set keep_effective_batch to false, got {candidates=}"
+                )
+        self.candidates = sorted(all_candidates)
+        self._n_trials = n_trials
+        self.sampler = MemoryBoundedBatchSampler(
+            self.candidates,
+            predict_bytes=predict_bytes,
+            memory_limit_bytes=memory_limit_bytes,
+            safety_margin=safety_margin,
+        )
+        self.predict_bytes = predict_bytes
+        self.memory_limit_bytes = memory_limit_bytes
+
+    def create_sampler(self) -> optuna.samplers.BaseSampler:
+        return self.sampler
+
+    def n_trials(self) -> int:
+        return self._n_trials
+
+    def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
+        # Out-of-memory trials do not use up the budget, but only untried batches can run.
+        n_oom = sum(1 for t in trials if t.user_attrs.get("status") == "oom")
+        budget = self._n_trials - (_n_settled(trials, self.max_retries) - n_oom)
+        pending = sum(1 for t in trials if t.state.name in ("WAITING", "RUNNING"))
+        return max(min(budget, len(self.sampler.untried(trials)) + pending), 0)
+
+    def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
+        batch = int(trial.suggest_categorical("batch_size", self.candidates))
+        if self.keep_effective_batch:
+            return base.replace(
+                batch_size=batch, gradient_accumulation_steps=self.effective_batch // batch
+            )
+        return base.replace(batch_size=batch)
+
+    def memory_table(
+        self, trials: list[optuna.trial.FrozenTrial] | None = None
+    ) -> list[dict[str, Any]]:
+        """Each candidate with its predicted memory and whether it may be proposed."""
+        boundary = oom_boundary(trials or [])
+        rows = []
+        for b in self.candidates:
+            rows.append(
+                {
+                    "batch_size": b,
+                    "predicted_gb": None
+                    if self.predict_bytes is None
+                    else round(self.predict_bytes(b) / 2**30, 4),
+                    "fits": self.sampler.predicted_to_fit(b),
+                    "below_oom": boundary is None or b < boundary,
+                }
+            )
+        return rows
+
+    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
+        table = [
+            {
+                "batch_size": o.params["batch_size"],
+                "gradient_accumulation_steps": self._accumulation(o.params["batch_size"], base),
+                "status": o.status,
+                "mean": o.mean,
+                "seed_values": {str(s): v for s, v in o.seed_values.items()},
+                "examples_per_second": o.examples_per_second,
+                "tokens_per_second": o.tokens_per_second,
+            }
+            for o in sorted(outcomes, key=lambda o: o.params.get("batch_size", 0))
+            if "batch_size" in o.params
+        ]
+        summary = {
+            "table": table,
+            "memory": self.memory_table(),
+            "limit_bytes": self.memory_limit_bytes,
+        }
+        ok = [o for o in outcomes if o.status == "ok"]
+        if not ok:
+            return Decision(
+                self.name, {}, None, "no_valid_trial",
+                f"no batch size finished; keeping batch {base.batch_size}. Lower the memory "
+                "limit or the sequence length, or use gradient checkpointing.",
+                summary,
+            )  # fmt: skip
+        ranking = rank_within_noise(ok, direction)
+        tied = ranking.tied if len(ranking.best.seed_values) > 1 else [ranking.best]
+        fastest = max(tied, key=lambda o: o.examples_per_second or 0.0)
+        batch = int(fastest.params["batch_size"])
+        speed = {int(o.params["batch_size"]): o.examples_per_second or 0.0 for o in ok}
+        if len(ranking.best.seed_values) < 2:
+            case = "single_seed"
+            reason = f"batch {batch} has the best value; with one seed there is no noise estimate"
+        elif fastest is ranking.best and len(tied) == 1:
+            case = "best_beyond_noise"
+            reason = f"batch {batch} is best beyond seed noise ({speed[batch]:.1f} examples/s)"
+        else:
+            others = ", ".join(str(o.params["batch_size"]) for o in tied if o is not fastest)
+            case = "fastest_within_noise"
+            reason = (
+                f"batch {batch} is the fastest ({speed[batch]:.1f} examples/s) of the batches "
+                f"within seed noise of the best"
+                + (f" (also {others})" if others else "")
+                + "; same performance, faster"
+            )
+        if self.keep_effective_batch:
+            reason += f"; effective batch kept at {self.effective_batch}"
+        return Decision(
+            self.name,
+            {"batch_size": batch, "gradient_accumulation_steps": self._accumulation(batch, base)},
+            fastest.mean,
+            case,
+            reason,
+            summary,
+        )
+
+    def _accumulation(self, batch: int, base: HParams) -> int:
+        if self.keep_effective_batch:
+            return self.effective_batch // int(batch)
+        return base.gradient_accumulation_steps

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hptune.phases._base import Decision, Phase, TrialOutcome, grid_remaining, rank_within_noise
+from hptune.presets import epochs_range_for
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.hparams import HParams
+
+__all__ = ["EpochsPhase", "default_epoch_range"]
+
+
+def default_epoch_range(n_train_examples: int) -> tuple[int, int]:
+    """The presets' epoch range for the training-set size, widened to three values or more."""
+    low, high = epochs_range_for(n_train_examples)
+    return low, max(high, low + 2)
+
+
+class EpochsPhase(Phase):
+    """Phase 4: how many epochs, each run with its own learning-rate schedule length.
+
+    Every epoch count of the range is a trial. Inside a trial, early stopping keeps each
+    seed's best epoch; across trials a median pruner (see :func:`hptune.search.epoch_pruner`)
+    stops a trial whose seed-mean curve falls behind the others at the same seed and epoch.
+
+    Decision rule: among the epoch counts within seed noise of the best, the fewest (the
+    cheapest run that trains as well, and the least exposed to overfitting).
+    """
+
+    name = "epochs"
+
+    def __init__(self, epoch_range: tuple[int, int], *, pruning: bool = True) -> None:
+        low, high = epoch_range
+        if not 1 <= low < high:
+            raise ValueError(f"need 1 <= fewest < most epochs, got {epoch_range=}")
+        self.values = list(range(low, high + 1))
+        self.pruning = pruning
+
+    def create_sampler(self) -> optuna.samplers.BaseSampler:
+        import optuna
+
+        # Every epoch count is queued by initial_params, so the sampler is never consulted.
+        return optuna.samplers.RandomSampler(seed=0)
+
+    def create_pruner(self) -> optuna.pruners.BasePruner:
+        from hptune.search import epoch_pruner
+
+        return epoch_pruner() if self.pruning else super().create_pruner()
+
+    def initial_params(self, base: HParams) -> list[dict[str, object]]:
+        # Longest first: a short run compared with a long one at the same epoch is ahead (its
+        # rate has decayed further), so the long runs set the pruner's reference first.
+        return [{"epochs": e} for e in sorted(self.values, reverse=True)]
+
+    def max_epochs(self, base: HParams) -> int:
+        return self.values[-1]
+
+    def n_trials(self) -> int:
+        return len(self.values)
+
+    def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
+        return grid_remaining(trials, "epochs", self.values, self.max_retries)
+
+    def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
+        epochs = trial.suggest_int("epochs", self.values[0], self.values[-1])
+        return base.replace(epochs=epochs)
+
+    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
+        table = [
+            {
+                "epochs": o.params["epochs"],
+                "status": o.status,
+                "mean": o.mean,
+                "seed_values": {str(s): v for s, v in o.seed_values.items()},
+            }
+            for o in sorted(outcomes, key=lambda o: o.params.get("epochs", 0))
+            if "epochs" in o.params
+        ]
+        ok = [o for o in outcomes if o.status == "ok"]
+        if not ok:
+            return Decision(
+                self.name, {}, None, "no_valid_trial",
+                f"no epoch count finished; keeping {base.epochs} epochs",
+                {"table": table},
+            )  # fmt: skip
+        ranking = rank_within_noise(ok, direction)
+        n_seeds = len(ranking.best.seed_values)
+        tied = ranking.tied if n_seeds > 1 else [ranking.best]
+        chosen = min(tied, key=lambda o: int(o.params["epochs"]))
+        epochs, best = int(chosen.params["epochs"]), int(ranking.best.params["epochs"])
+        n_pruned = sum(1 for o in outcomes if o.status == "pruned")
+        pruned = f"; {n_pruned} trial(s) pruned" if n_pruned else ""
+        if n_seeds < 2:
+            case = "single_seed"
+            reason = f"{epochs} epochs has the best value; with one seed there is no noise estimate"
+        elif chosen is ranking.best:
+            case = "best" if len(tied) == 1 else "best_and_fewest"
+            reason = f"{epochs} epochs is best" + (
+                " beyond seed noise" if len(tied) == 1 else " and the fewest of those within noise"
+            )
+        else:
+            case = "fewest_within_noise"
+            reason = (
+                f"{best} epochs has the best mean, {epochs} epochs is within seed noise of it "
+                f"({n_seeds} paired seeds): chose the fewer epochs, same performance, cheaper"
+            )
+        return Decision(
+            self.name, {"epochs": epochs}, chosen.mean, case, reason + pruned, {"table": table}
+        )

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hptune.phases._base import Decision, Phase, TrialOutcome, rank_within_noise
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.hparams import HParams
+
+__all__ = ["RegularizationPhase"]
+
+_PARAMS = ("weight_decay", "scheduler", "warmup_ratio")
+
+
+class RegularizationPhase(Phase):
+    """Phase 5: weight decay, scheduler and warmup, sampled jointly under a trial budget.
+
+    Multivariate TPE models the three together (warmup and scheduler interact); the first
+    trial is the incoming configuration when it lies in the space, so every other trial has a
+    paired reference; a median pruner stops trials that fall behind.
+
+    Decision rule: the best seed mean, unless the incoming configuration is within seed noise
+    of it: a change the noise could explain is not made.
+    """
+
+    name = "regularization"
+
+    def __init__(
+        self,
+        *,
+        n_trials: int = 8,
+        weight_decay: tuple[float, float] = (0.01, 0.1),
+        warmup_ratio: tuple[float, float] = (0.05, 0.10),
+        schedulers: list[str] | None = None,
+        pruning: bool = True,
+    ) -> None:
+        if n_trials < 2:
+            raise ValueError(f"n_trials must be at least 2, got {n_trials=}")
+        for name, (low, high) in (("weight_decay", weight_decay), ("warmup_ratio", warmup_ratio)):
+            if not 0 < low < high < 1:
+                raise ValueError(f"{name} needs 0 < low < high < 1, got {(low, high)=}")
+        self._n_trials = n_trials
+        self.weight_decay = weight_decay
+        self.warmup_ratio = warmup_ratio
+        self.schedulers = list(schedulers or ["linear", "cosine", "constant_with_warmup"])
+        self.pruning = pruning
+
+    def create_sampler(self) -> optuna.samplers.BaseSampler:
+        import warnings
+
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # multivariate is marked experimental
+            return optuna.samplers.TPESampler(
+                seed=0,
+                multivariate=True,
+                n_startup_trials=max(2, min(4, self._n_trials // 2)),
+                constant_liar=True,  # workers running in parallel spread their proposals
+            )
+
+    def create_pruner(self) -> optuna.pruners.BasePruner:
+        from hptune.search import epoch_pruner
+
+        return epoch_pruner() if self.pruning else super().create_pruner()
+
+    def n_trials(self) -> int:
+        return self._n_trials
+
+    def initial_params(self, base: HParams) -> list[dict[str, Any]]:
+        params = self._params_of(base)
+        return [params] if self._in_space(params) else []
+
+    def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
+        return base.replace(
+            weight_decay=trial.suggest_float("weight_decay", *self.weight_decay, log=True),
+            scheduler=trial.suggest_categorical("scheduler", self.schedulers),
+            warmup_ratio=trial.suggest_float("warmup_ratio", *self.warmup_ratio),
+        )
+
+    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
+        table = [
+            {
+                **{k: o.params.get(k) for k in _PARAMS},
+                "status": o.status,
+                "mean": o.mean,
+                "seed_values": {str(s): v for s, v in o.seed_values.items()},
+            }
+            for o in outcomes
+        ]
+        ok = [o for o in outcomes if o.status == "ok" and all(k in o.params for k in _PARAMS)]
+        n_pruned = sum(1 for o in outcomes if o.status == "pruned")
+        pruned = f"; {n_pruned} of {len(outcomes)} trials pruned" if n_pruned else ""
+        if not ok:
+            return Decision(
+                self.name, {}, None, "no_valid_trial",
+                "no trial finished; keeping the incoming weight decay, scheduler and warmup",
+                {"table": table},
+            )  # fmt: skip
+        ranking = rank_within_noise(ok, direction)
+        best = ranking.best
+        incoming = self._params_of(base)
+        reference = next((o for o in ok if _same(o.params, incoming)), None)
+        n_seeds = len(best.seed_values)
+        reference_tied = reference is not None and any(o is reference for o in ranking.tied)
+        if reference is not None and reference is not best and n_seeds > 1 and reference_tied:
+            return Decision(
+                self.name, {}, reference.mean, "no_change_within_noise",
+                f"the best trial ({_describe(best.params)}) is within seed noise of the "
+                f"incoming configuration ({_describe(incoming)}); kept the incoming one"
+                + pruned,
+                {"table": table, "best_by_mean": best.params},
+            )  # fmt: skip
+        chosen = {k: best.params[k] for k in _PARAMS}
+        if n_seeds < 2:
+            case, why = "single_seed", "with one seed there is no noise estimate"
+        elif reference is best:
+            case, why = "incoming_is_best", "the incoming configuration is best"
+        elif reference is None:
+            case, why = "best_mean", "the incoming configuration was outside the search space"
+        else:
+            case, why = "better_beyond_noise", "better than the incoming one beyond seed noise"
+        return Decision(
+            self.name,
+            chosen,
+            best.mean,
+            case,
+            f"{_describe(chosen)} has the best mean; {why}{pruned}",
+            {"table": table},
+        )
+
+    def _params_of(self, hp: HParams) -> dict[str, Any]:
+        return {"weight_decay": hp.weight_decay, "scheduler": hp.scheduler,
+                "warmup_ratio": hp.warmup_ratio}  # fmt: skip
+
+    def _in_space(self, params: dict[str, Any]) -> bool:
+        return (
+            self.weight_decay[0] <= params["weight_decay"] <= self.weight_decay[1]
+            and self.warmup_ratio[0] <= params["warmup_ratio"] <= self.warmup_ratio[1]
+            and params["scheduler"] in self.schedulers
+        )
+
+
+def _same(params: dict[str, Any], other: dict[str, Any]) -> bool:
+    return all(
+        abs(params[k] - other[k]) < 1e-12 if isinstance(other[k], float) else params[k] == other[k]
+        for k in _PARAMS
+    )
+
+
+def _describe(params: dict[str, Any]) -> str:
+    return (
+        f"weight decay {params['weight_decay']:.3g}, {params['scheduler']}, "
+        f"warmup {params['warmup_ratio']:.3g}"
+    )
