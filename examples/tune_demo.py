@@ -21,8 +21,12 @@ config = hptune.TuneConfig(
         "max_length": 96,
     },
     objective={"metric": "eval_loss", "seeds": 3, "bleu_samples": 48, "max_new_tokens": 16},
-    training={"learning_rate": 1e-2, "batch_size": 16},
-    phases={"learning_rate": {"grid": [1e-3, 5e-3, 1e-2, 5e-2]}},
+    training={"learning_rate": 1e-2, "batch_size": 4, "gradient_accumulation_steps": 8},
+    phases={
+        "learning_rate": {"grid": [1e-3, 5e-3, 1e-2, 5e-2]},
+        "batch_size": {"memory_limit_gb": 0.05, "n_trials": 3},
+        "regularization": {"n_trials": 8},
+    },
     output_dir=str(Path(__file__).resolve().parent.parent / "hptune-output" / "demo_py"),
 )
 

@@ -1,0 +1,80 @@
+import optuna
+import pytest
+
+from hptune.hparams import HParams
+from hptune.phases import BatchSizePhase, TrialOutcome, batch_candidates
+
+BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=8, epochs=2,
+               warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+
+
+def outcome(number: int, batch: int, values: list[float], speed: float) -> TrialOutcome:
+    return TrialOutcome(number, {"batch_size": batch}, dict(enumerate(values)), "ok",
+                        examples_per_second=speed)  # fmt: skip
+
+
+def test_candidates_keep_the_effective_batch() -> None:
+    assert batch_candidates(BASE, keep_effective_batch=True) == [1, 2, 4, 8, 16, 32]
+    assert batch_candidates(BASE, keep_effective_batch=False)[-1] == 256
+
+
+def test_suggest_keeps_batch_times_accumulation() -> None:
+    phase = BatchSizePhase(BASE, predict_bytes=lambda b: b * 10.0, memory_limit_bytes=200.0,
+                           safety_margin=1.0)  # fmt: skip
+    study = optuna.create_study(sampler=phase.create_sampler())
+    trial = study.ask()
+    hp = phase.suggest(trial, BASE)
+    assert (hp.batch_size, hp.gradient_accumulation_steps) == (16, 2)  # 32 needs 320 > 200
+    assert hp.effective_batch_size == BASE.effective_batch_size
+
+
+def test_free_effective_batch_keeps_the_accumulation() -> None:
+    phase = BatchSizePhase(BASE, keep_effective_batch=False, candidates=[8, 64])
+    hp = phase.suggest(optuna.create_study(sampler=phase.create_sampler()).ask(), BASE)
+    assert (hp.batch_size, hp.gradient_accumulation_steps) == (64, 8)
+
+
+def test_candidates_must_divide_the_effective_batch() -> None:
+    with pytest.raises(ValueError, match="do not divide the effective batch 32"):
+        BatchSizePhase(BASE, candidates=[3, 4])
+
+
+def test_budget_counts_untried_fitting_batches_and_not_ooms() -> None:
+    phase = BatchSizePhase(BASE, n_trials=3, predict_bytes=lambda b: b * 10.0,
+                           memory_limit_bytes=85.0, safety_margin=1.0)  # fmt: skip
+    study = optuna.create_study(sampler=phase.create_sampler())
+    assert phase.n_remaining(study.get_trials()) == 3  # 8, 4, 2, 1 fit: budget of 3
+    trial = study.ask()
+    assert phase.suggest(trial, BASE).batch_size == 8
+    trial.set_user_attr("status", "oom")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert phase.n_remaining(study.get_trials()) == 3  # the OOM did not use the budget
+
+
+def test_fastest_within_noise_wins() -> None:
+    outcomes = [
+        outcome(0, 16, [2.01, 2.10, 2.05], speed=900.0),
+        outcome(1, 8, [2.00, 2.11, 2.04], speed=600.0),
+        outcome(2, 4, [2.02, 2.09, 2.05], speed=300.0),
+    ]
+    decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")
+    assert decision.case == "fastest_within_noise"
+    assert decision.params == {"batch_size": 16, "gradient_accumulation_steps": 2}
+    assert "same performance, faster" in decision.reason
+
+
+def test_a_better_batch_beyond_noise_wins_even_if_slower() -> None:
+    outcomes = [
+        outcome(0, 16, [2.50, 2.60, 2.55], speed=900.0),
+        outcome(1, 4, [2.00, 2.10, 2.05], speed=300.0),
+    ]
+    decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")
+    assert decision.case == "best_beyond_noise"
+    assert decision.params["batch_size"] == 4
+
+
+def test_no_finished_batch_keeps_the_incoming_one() -> None:
+    oom = TrialOutcome(0, {"batch_size": 32}, {}, "oom")
+    decision = BatchSizePhase(BASE).decide([oom], BASE, "minimize")
+    assert decision.case == "no_valid_trial" and decision.params == {}
+    assert decision.summary["table"][0]["status"] == "oom"

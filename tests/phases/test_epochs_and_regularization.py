@@ -1,0 +1,95 @@
+import optuna
+import pytest
+
+from hptune.hparams import HParams
+from hptune.phases import EpochsPhase, RegularizationPhase, TrialOutcome, default_epoch_range
+
+BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=1, epochs=2,
+               warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+
+
+def test_default_epoch_range_follows_the_presets_widened() -> None:
+    assert default_epoch_range(500) == (3, 5)  # under 1,000 examples: 3-5
+    assert default_epoch_range(5_000) == (2, 4)  # 2-3, widened to three values
+    assert default_epoch_range(50_000) == (1, 3)
+
+
+def test_epochs_phase_queues_every_count_longest_first() -> None:
+    phase = EpochsPhase((2, 4))
+    assert phase.initial_params(BASE) == [{"epochs": 4}, {"epochs": 3}, {"epochs": 2}]
+    assert phase.max_epochs(BASE) == 4
+    assert isinstance(phase.create_pruner(), optuna.pruners.MedianPruner)
+    assert isinstance(EpochsPhase((2, 4), pruning=False).create_pruner(), optuna.pruners.NopPruner)
+    with pytest.raises(ValueError, match="epoch_range"):
+        EpochsPhase((3, 3))
+
+
+def epochs_outcome(number: int, epochs: int, values: list[float], status: str = "ok"):
+    return TrialOutcome(number, {"epochs": epochs}, dict(enumerate(values)), status)
+
+
+def test_fewest_epochs_within_noise() -> None:
+    outcomes = [
+        epochs_outcome(0, 4, [1.50, 1.60, 1.55]),
+        epochs_outcome(1, 3, [1.52, 1.59, 1.56]),
+        epochs_outcome(2, 2, [1.90, 2.00, 1.95]),
+    ]
+    decision = EpochsPhase((2, 4)).decide(outcomes, BASE, "minimize")
+    assert decision.params == {"epochs": 3}
+    assert decision.case == "fewest_within_noise"
+
+
+def test_pruned_trials_never_win() -> None:
+    pruned = TrialOutcome(1, {"epochs": 2}, {}, "pruned")
+    outcomes = [epochs_outcome(0, 4, [1.5, 1.6, 1.55]), pruned]
+    decision = EpochsPhase((2, 4)).decide(outcomes, BASE, "minimize")
+    assert decision.params == {"epochs": 4}
+    assert "1 trial(s) pruned" in decision.reason
+
+
+def test_regularization_space_and_first_trial() -> None:
+    phase = RegularizationPhase(n_trials=4)
+    assert phase.initial_params(BASE) == [
+        {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05}
+    ]
+    fixed = {"weight_decay": 0.05, "scheduler": "cosine", "warmup_ratio": 0.08}
+    hp = phase.suggest(optuna.trial.FixedTrial(fixed), BASE)
+    assert (hp.weight_decay, hp.scheduler, hp.warmup_ratio) == (0.05, "cosine", 0.08)
+    assert hp.learning_rate == BASE.learning_rate
+    outside = BASE.replace(warmup_ratio=0.0)
+    assert phase.initial_params(outside) == []  # no warmup is outside the method's space
+    sampler = phase.create_sampler()
+    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._multivariate
+
+
+def reg_outcome(number: int, wd: float, scheduler: str, warmup: float, values: list[float]):
+    params = {"weight_decay": wd, "scheduler": scheduler, "warmup_ratio": warmup}
+    return TrialOutcome(number, params, dict(enumerate(values)), "ok")
+
+
+def test_regularization_keeps_the_incoming_configuration_within_noise() -> None:
+    outcomes = [
+        reg_outcome(0, 0.01, "linear", 0.05, [1.50, 1.60, 1.55]),
+        reg_outcome(1, 0.05, "cosine", 0.08, [1.49, 1.61, 1.54]),
+    ]
+    decision = RegularizationPhase().decide(outcomes, BASE, "minimize")
+    assert decision.case == "no_change_within_noise"
+    assert decision.params == {}
+
+
+def test_regularization_changes_when_better_beyond_noise() -> None:
+    outcomes = [
+        reg_outcome(0, 0.01, "linear", 0.05, [1.50, 1.60, 1.55]),
+        reg_outcome(1, 0.05, "cosine", 0.08, [1.40, 1.50, 1.44]),
+    ]
+    decision = RegularizationPhase().decide(outcomes, BASE, "minimize")
+    assert decision.case == "better_beyond_noise"
+    assert decision.params == {"weight_decay": 0.05, "scheduler": "cosine", "warmup_ratio": 0.08}
+    assert decision.apply(BASE).scheduler == "cosine"
+
+
+def test_regularization_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="n_trials"):
+        RegularizationPhase(n_trials=1)
+    with pytest.raises(ValueError, match="weight_decay"):
+        RegularizationPhase(weight_decay=(0.1, 0.01))

@@ -1,0 +1,121 @@
+"""The objective's logic on scripted curves: reports, early stopping, pruning, OOM, reuse.
+
+The runner here is a fake that replays given validation curves (a unit test of the logic
+around training); the pipeline tests train for real.
+"""
+
+import optuna
+import pytest
+import torch
+
+from hptune.config import config_from_dict
+from hptune.hparams import HParams
+from hptune.objective import SeedObjective, TrialOutOfMemory
+from hptune.phases import BaselinePhase, EpochsPhase
+from hptune.train import EpochMetrics, RunResult
+
+BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=1, epochs=4,
+               warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+
+
+class ScriptedRunner:
+    """Plays ``curves[seed]`` as validation losses, honouring the epoch callback."""
+
+    def __init__(self, config, curves, oom_from_batch=None):
+        self.config = config
+        self.curves = curves
+        self.oom_from_batch = oom_from_batch
+        self.epochs_trained = 0
+
+    def train(self, hp, seed, on_epoch=None, *, evaluate_test=False):
+        if self.oom_from_batch is not None and hp.batch_size >= self.oom_from_batch:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        result = RunResult(seed=seed, seconds=1.0, train_examples=100, train_tokens=1000)
+        for epoch, loss in enumerate(self.curves[seed][: hp.epochs], start=1):
+            self.epochs_trained += 1
+            metrics = EpochMetrics(epoch, loss + 0.5, loss, None, hp.learning_rate)
+            result.epochs.append(metrics)
+            if on_epoch is not None and on_epoch(seed, metrics) is False:
+                result.stopped_early = True
+                break
+        return result
+
+
+@pytest.fixture
+def config(tiny_config_dict):
+    tiny_config_dict["objective"]["seeds"] = 2
+    tiny_config_dict["training"]["early_stopping_patience"] = 2
+    return config_from_dict(tiny_config_dict)
+
+
+def test_reports_each_seed_and_epoch_as_a_running_seed_mean(config) -> None:
+    runner = ScriptedRunner(config, {0: [3.0, 2.0, 1.5, 1.4], 1: [3.2, 2.2, 1.7, 1.6]})
+    study = optuna.create_study()
+    study.optimize(SeedObjective(runner, BaselinePhase(), BASE), n_trials=1)
+    trial = study.trials[0]
+    # steps 1-4: seed 0 alone; steps 5-8: the mean of both seeds' best-so-far values
+    assert trial.intermediate_values == pytest.approx(
+        {1: 3.0, 2: 2.0, 3: 1.5, 4: 1.4, 5: 3.1, 6: 2.1, 7: 1.6, 8: 1.5}
+    )
+    assert trial.value == pytest.approx(1.5)
+    assert trial.user_attrs["best_epochs"] == {"0": 4, "1": 4}
+
+
+def test_early_stopping_keeps_the_best_epoch(config) -> None:
+    # seed 0 is best at epoch 2 and then gets worse: it stops after 2 epochs without gain
+    runner = ScriptedRunner(config, {0: [2.0, 1.0, 1.2, 1.3, 1.4], 1: [2.0, 1.5, 1.4, 1.3, 1.2]})
+    study = optuna.create_study()
+    study.optimize(SeedObjective(runner, BaselinePhase(), BASE.replace(epochs=5)), n_trials=1)
+    runs = study.trials[0].user_attrs["runs"]
+    assert [len(r["epochs"]) for r in runs] == [4, 5]
+    assert runs[0]["stopped_early"] is True
+    assert study.trials[0].user_attrs["seed_values"] == {"0": 1.0, "1": 1.2}
+
+
+def test_a_hopeless_trial_is_pruned_after_its_first_seed(config) -> None:
+    good = {0: [3.0, 2.0, 1.5], 1: [3.0, 2.0, 1.5]}
+    bad = {0: [3.0, 2.9, 2.8], 1: [3.0, 2.9, 2.8]}
+    phase = EpochsPhase((2, 3))
+    study = optuna.create_study(pruner=phase.create_pruner())
+    for curves in (good, good):
+        study.optimize(SeedObjective(ScriptedRunner(config, curves), phase, BASE), n_trials=1)
+    runner = ScriptedRunner(config, bad)
+    study.enqueue_trial({"epochs": 3})
+    study.optimize(SeedObjective(runner, phase, BASE), n_trials=1)
+    trial = study.trials[-1]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert trial.user_attrs["status"] == "pruned"
+    assert trial.user_attrs["pruned_at"] == {"seed": 0, "epoch": 2, "step": 2}
+    assert runner.epochs_trained == 2  # of the 6 a full trial would train
+
+
+def test_out_of_memory_is_recorded_not_fatal(config) -> None:
+    runner = ScriptedRunner(config, {0: [1.0], 1: [1.0]}, oom_from_batch=4)
+    study = optuna.create_study()
+    study.optimize(SeedObjective(runner, BaselinePhase(), BASE), n_trials=1,
+                   catch=(TrialOutOfMemory,))  # fmt: skip
+    trial = study.trials[0]
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["status"] == "oom"
+    assert trial.user_attrs["oom"]["batch_size"] == 4
+    assert "out of memory" in trial.user_attrs["oom"]["message"]
+
+
+def test_a_known_configuration_is_read_back_not_trained(config) -> None:
+    runner = ScriptedRunner(config, {0: [3.0, 2.0], 1: [3.2, 2.2]})
+    hp = BASE.replace(epochs=2)
+    first = optuna.create_study()
+    first.optimize(SeedObjective(runner, BaselinePhase(), hp), n_trials=1)
+    stored = first.trials[0].user_attrs["runs"]
+
+    def lookup(wanted):
+        return ("earlier#0", stored) if wanted == hp else None
+
+    trained_before = runner.epochs_trained
+    second = optuna.create_study()
+    second.optimize(SeedObjective(runner, BaselinePhase(), hp, reuse=lookup), n_trials=1)
+    assert runner.epochs_trained == trained_before
+    again = second.trials[0]
+    assert again.value == pytest.approx(first.trials[0].value)
+    assert again.intermediate_values == pytest.approx(first.trials[0].intermediate_values)
+    assert again.user_attrs["reused_from"] == "earlier#0"

@@ -1,0 +1,229 @@
+"""All five phases end to end on the real stack, an injected OOM, export, and kill -9 resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+
+from hptune.config import config_from_dict
+from hptune.hparams import HParams
+from hptune.pipeline import run_phase, tune
+from hptune.train import Runner
+
+ALL_PHASES = ["baseline", "learning_rate", "batch_size", "epochs", "regularization"]
+
+
+def five_phase_config(tmp_path: Path) -> dict:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["data"]["test"] = "demo://data/test.jsonl"
+    raw["training"].update({"batch_size": 8, "gradient_accumulation_steps": 2})
+    raw["phases"] = {
+        "learning_rate": {"grid": [1e-3, 5e-3]},
+        # ~19 MB predicted for batch 8, ~36 MB for 16: a 30 MB "GPU" only fits 8 and below
+        "batch_size": {"memory_limit_gb": 0.03, "n_trials": 2},
+        "epochs": {"range": [1, 3]},
+        "regularization": {"n_trials": 3},
+    }
+    return raw
+
+
+@pytest.fixture(scope="module")
+def five(demo_path, tmp_path_factory):
+    config = config_from_dict(five_phase_config(tmp_path_factory.mktemp("five")))
+    events: list[dict] = []
+    result = tune(config, progress=events.append)
+    return config, result, events
+
+
+def test_all_phases_decide_in_order_and_carry_forward(five) -> None:
+    config, result, _ = five
+    assert [p.phase for p in result.phases] == ALL_PHASES
+    names = {s.study_name for s in optuna.get_all_study_summaries(config.storage_url)}
+    assert names == {f"tiny.{p}" for p in [*ALL_PHASES, "final"]}
+    hp = None
+    for phase in result.phases:
+        study = optuna.load_study(study_name=f"tiny.{phase.phase}", storage=config.storage_url)
+        assert "hptune.decision" in study.user_attrs
+        assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED", "FAIL"}
+        base = HParams.from_dict(study.user_attrs["hptune.setup"]["base_hparams"])
+        if hp is not None:
+            assert base == hp  # each phase starts from the decisions before it
+        hp = phase.decision.apply(base)
+    assert hp == result.hparams
+
+
+def test_batch_phase_respects_the_memory_limit(five) -> None:
+    _, result, _ = five
+    batch = result.phases[2]
+    tried = sorted(o.params["batch_size"] for o in batch.outcomes)
+    assert tried == [4, 8]  # 16 (the effective batch) is predicted not to fit
+    memory = {row["batch_size"]: row for row in batch.decision.summary["memory"]}
+    assert not memory[16]["fits"] and memory[8]["fits"]
+    chosen = batch.decision.params
+    assert chosen["batch_size"] * chosen["gradient_accumulation_steps"] == 16
+    assert batch.decision.case in ("fastest_within_noise", "best_beyond_noise", "single_seed")
+
+
+def test_epochs_and_regularization_are_decided_with_pruning_available(five) -> None:
+    _, result, events = five
+    epochs = result.phases[3]
+    assert sorted(o.params["epochs"] for o in epochs.outcomes) == [1, 2, 3]
+    assert epochs.decision.params["epochs"] in (1, 2, 3)
+    regularization = result.phases[4]
+    assert len(regularization.outcomes) == 3
+    first = min(regularization.outcomes, key=lambda o: o.number)
+    incoming = epochs.decision.apply(result.phases[2].decision.apply(HParams(
+        **{**result.hparams.to_dict(), "weight_decay": 0.01, "warmup_ratio": 0.05,
+           "scheduler": "linear"})))  # fmt: skip
+    assert first.params == {"weight_decay": incoming.weight_decay, "scheduler": "linear",
+                            "warmup_ratio": incoming.warmup_ratio}  # fmt: skip
+    # the same configuration trained by an earlier phase is read back, not trained again
+    assert any(e.get("event") == "reused" for e in events)
+
+
+def test_the_test_split_is_measured_once_and_apart(five) -> None:
+    config, result, _ = five
+    assert result.final is not None
+    summary = result.final.decision.summary
+    assert set(summary["test"]["seed_values"]) == {"0", "1"}
+    assert summary["hparams"] == result.hparams.to_dict()
+    # no phase's study holds a test value: the test split never fed a decision
+    for phase in ALL_PHASES:
+        study = optuna.load_study(study_name=f"tiny.{phase}", storage=config.storage_url)
+        assert all("test_values" not in t.user_attrs for t in study.trials)
+
+
+def test_export_builds_trainer_and_peft_configs(five, tmp_path) -> None:
+    from peft import LoraConfig
+    from transformers import TrainingArguments
+
+    from hptune.export import export
+
+    config, result, _ = five
+    yaml_path, json_path = export(config, tmp_path / "export")
+    exported = yaml.safe_load(yaml_path.read_text())
+    assert exported == json.loads(json_path.read_text())
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), **exported["training_args"])
+    hp = result.hparams
+    assert args.learning_rate == hp.learning_rate
+    assert args.per_device_train_batch_size == hp.batch_size
+    assert args.gradient_accumulation_steps == hp.gradient_accumulation_steps
+    assert args.num_train_epochs == hp.epochs
+    assert args.weight_decay == hp.weight_decay
+    assert args.lr_scheduler_type.value == hp.scheduler
+    assert args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
+    lora = LoraConfig(**exported["lora_config"])
+    assert (lora.r, lora.lora_alpha) == (config.method.r, config.method.alpha)
+    assert "test" in exported["hptune"]["decisions"]["final"]
+
+
+def test_export_before_the_run_is_a_clear_error(demo_path, tmp_path) -> None:
+    config_path = tmp_path / "c.yaml"
+    config_path.write_text(yaml.safe_dump(five_phase_config(tmp_path)))
+    done = subprocess.run([sys.executable, "-m", "hptune", "export", str(config_path)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2
+    assert "run 'hptune run' on this configuration first" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+class OutOfMemoryFromBatch(Runner):
+    """The real runner, with a CUDA-style OOM injected at and above a batch size."""
+
+    limit = 8
+
+    def train(self, hp, seed, on_epoch=None, **kwargs):
+        if hp.batch_size >= self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        return super().train(hp, seed, on_epoch, **kwargs)
+
+
+def test_an_injected_oom_ends_the_trial_and_bounds_later_proposals(demo_path, tmp_path) -> None:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["training"]["batch_size"] = 16  # effective batch 16: candidates 1, 2, 4, 8, 16
+    raw["phases"] = {"run": ["batch_size"], "batch_size": {"n_trials": 2}}
+    config = config_from_dict(raw)
+    base = HParams(learning_rate=5e-3, batch_size=16, gradient_accumulation_steps=1, epochs=1,
+                   warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+    result = run_phase(config, "batch_size", base, runner=OutOfMemoryFromBatch(config))
+    study = optuna.load_study(study_name="tiny.batch_size", storage=config.storage_url)
+    proposed = [t.params["batch_size"] for t in study.trials]
+    assert proposed == [16, 8, 4, 2]  # after the OOM at 16 nothing >= 16; after 8, nothing >= 8
+    assert [t.user_attrs["status"] for t in study.trials] == ["oom", "oom", "ok", "ok"]
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
+    assert result.decision.params["batch_size"] in (2, 4)
+    assert (
+        result.decision.params["gradient_accumulation_steps"] * result.decision.params["batch_size"]
+        == 16
+    )
+
+
+@pytest.mark.slow
+def test_kill_9_during_the_epochs_phase_then_resume(demo_path, tmp_path) -> None:
+    raw = five_phase_config(tmp_path)
+    raw["phases"]["run"] = ["baseline", "epochs"]
+    raw["phases"]["test_evaluation"] = False
+    raw["training"]["max_train_examples"] = 256
+    raw["heartbeat_seconds"] = 1
+    config_path = tmp_path / "kill.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    storage = f"sqlite:///{tmp_path / 'out' / 'hptune.db'}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command = [sys.executable, "-m", "hptune", "run", "-q", str(config_path)]
+    process = subprocess.Popen(command, env=env)
+    try:
+        before = _wait_for_running_epochs_trial(storage, process)
+        process.kill()  # SIGKILL: no handler, no cleanup
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL
+    study = optuna.load_study(study_name="tiny.epochs", storage=storage)
+    assert "RUNNING" in {t.state.name for t in study.trials}  # left behind by the kill
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    trials = optuna.load_study(study_name="tiny.epochs", storage=storage).trials
+    assert "RUNNING" not in {t.state.name for t in trials}
+    for number, value in before.items():  # every trial finished before the kill is kept
+        assert trials[number].state.name in ("COMPLETE", "PRUNED")
+        assert trials[number].value == value
+    killed = [t for t in trials if t.state.name == "FAIL"]
+    assert len(killed) == 1
+    retried = [t for t in trials if t.params == killed[0].params and t.number > killed[0].number]
+    assert retried and retried[0].state.name in ("COMPLETE", "PRUNED")
+    decided = {p for p in ("baseline", "epochs")
+               if "hptune.decision" in optuna.load_study(study_name=f"tiny.{p}",
+                                                         storage=storage).user_attrs}  # fmt: skip
+    assert decided == {"baseline", "epochs"}
+
+
+def _wait_for_running_epochs_trial(storage: str, process: subprocess.Popen) -> dict[int, float]:
+    """Wait until the epochs phase has a finished trial and a running one; return finished."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be killed"
+        try:
+            study = optuna.load_study(study_name="tiny.epochs", storage=storage)
+            trials = study.get_trials(deepcopy=False)
+        except Exception:  # the storage or the study does not exist yet
+            trials = []
+        finished = {t.number: t.value for t in trials if t.state.name in ("COMPLETE", "PRUNED")}
+        running = [t for t in trials if t.state.name == "RUNNING"]
+        if finished and running and running[0].intermediate_values:
+            return finished
+        time.sleep(0.2)
+    raise AssertionError("the epochs phase never had a finished and a running trial")
