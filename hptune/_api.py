@@ -87,10 +87,13 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
     from hptune.phases import DECISION_ATTR, Decision
 
     config = config if isinstance(config, TuneConfig) else load_config(config, check_paths=False)
+    phases = list(config.phases.run)
+    if config.phases.test_evaluation and (config.data.test or config.data.dataset is not None):
+        phases.append("final")
     url = config.storage_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return [PhaseStatus(p, config.study_name(p), "pending", {}, None, None)
-                for p in config.phases.run]  # fmt: skip
+                for p in phases]  # fmt: skip
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
@@ -101,7 +104,7 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
         ) from None
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     rows = []
-    for phase in config.phases.run:
+    for phase in phases:
         name = config.study_name(phase)
         if name not in existing:
             rows.append(PhaseStatus(phase, name, "pending", {}, None, None))

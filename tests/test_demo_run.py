@@ -1,4 +1,4 @@
-"""The README's main job: the demo's baseline and learning-rate phases, with the method's shape."""
+"""The README's main job: the demo's five phases, with the method's shape where it is known."""
 
 from pathlib import Path
 
@@ -11,12 +11,21 @@ DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
 
 
 @pytest.mark.slow
-def test_demo_learning_rate_table_has_the_lectures_shape(demo_path, tmp_path, capsys) -> None:
+def test_demo_runs_five_phases_with_the_lectures_shape(demo_path, tmp_path, capsys) -> None:
     config = hptune.load_config(DEMO).model_copy(update={"output_dir": str(tmp_path)})
     result = hptune.run(config)
     printed = capsys.readouterr().out
-    assert "demo.baseline" in printed and "demo.learning_rate" in printed
-    assert "decision (" in printed
+    phases = ["baseline", "learning_rate", "batch_size", "epochs", "regularization", "final"]
+    for phase in phases:
+        assert f"demo.{phase}" in printed
+    assert printed.count("decision (") == len(phases)
+    assert "test (reported only, never used to decide)" in printed
+
+    batch = result.phases[2]
+    tried = {o.params["batch_size"] for o in batch.outcomes}
+    assert tried == {4, 8, 16}  # 32 is predicted not to fit the 50 MB stand-in GPU
+    chosen = batch.decision.params
+    assert chosen["batch_size"] * chosen["gradient_accumulation_steps"] == 32
 
     lr_phase = result.phases[1]
     grid = config.phases.learning_rate.grid

@@ -107,6 +107,11 @@ class EpochsPhase(Phase):
                 f"{best} epochs has the best mean, {epochs} epochs is within seed noise of it "
                 f"({n_seeds} paired seeds): chose the fewer epochs, same performance, cheaper"
             )
+        if epochs == self.values[-1] and len(tied) == 1:
+            reason += (
+                f"; it is the top of the range, so more epochs may do better still: widen "
+                f"phases.epochs.range (e.g. [{self.values[0]}, {2 * self.values[-1]}])"
+            )
         return Decision(
             self.name, {"epochs": epochs}, chosen.mean, case, reason + pruned, {"table": table}
         )
