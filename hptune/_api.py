@@ -87,7 +87,7 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
     from hptune.phases import DECISION_ATTR, Decision
 
     config = config if isinstance(config, TuneConfig) else load_config(config, check_paths=False)
-    phases = list(config.phases.run)
+    phases: list[str] = list(config.phases.run)
     if config.phases.test_evaluation and (config.data.test or config.data.dataset is not None):
         phases.append("final")
     url = config.storage_url

@@ -230,17 +230,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def probe_peak_memory(
     model: Any, batch_maker: Any, batch_sizes: list[int], *, device: Any = None
 ) -> dict[int, float]:
-    """Measure the peak CUDA memory of one forward and backward pass per batch size.
+    """Measure the peak CUDA memory of one training step (forward, backward, AdamW) per batch.
 
-    ``batch_maker(b)`` returns a batch of ``b`` of the longest training examples. Gradients
-    are dropped after each probe, so the model is unchanged. Returns an empty dict without
-    CUDA (host memory has no comparable peak counter).
+    ``batch_maker(b)`` returns a batch of ``b`` of the longest training examples. The steps
+    change ``model``'s trainable weights: pass a throwaway copy. Stops at the first batch
+    size that runs out of memory. Returns an empty dict without CUDA (host memory has no
+    comparable peak counter).
     """
     import torch
 
     if not torch.cuda.is_available():
         return {}
     device = device or torch.device("cuda")
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-9)
     measured: dict[int, float] = {}
     for batch_size in batch_sizes:
         torch.cuda.empty_cache()
@@ -249,12 +251,14 @@ def probe_peak_memory(
             batch = {k: v.to(device) for k, v in batch_maker(batch_size).items()}
             loss = model(**batch).loss
             loss.backward()
+            optimizer.step()  # allocates the AdamW moments, part of every real step's peak
             measured[batch_size] = float(torch.cuda.max_memory_allocated(device))
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
             break
         finally:
-            model.zero_grad(set_to_none=True)
+            optimizer.zero_grad(set_to_none=True)
+    del optimizer
     torch.cuda.empty_cache()
     return measured
