@@ -1,0 +1,260 @@
+"""Learning-curve diagnostics with remedies: the method's debugging guide, as code.
+
+Each seed's curves are classified as one of:
+
+* ``diverged``: a non-finite loss, or a loss that rose past 1.5 x where it started;
+* ``not_learning``: training and validation loss flat (under 2% better) or rising;
+* ``overfitting``: validation loss rose 2% or more past its minimum while training loss kept
+  falling;
+* ``out_of_memory``: the run did not fit the device;
+* ``healthy``.
+
+Each diagnosis carries its evidence (epochs and values) and the guide's remedy as concrete
+configuration changes, computed from the configuration that ran:
+
+=================  ====================================================================
+symptom            remedy
+=================  ====================================================================
+diverged           learning rate / 10; gradient clipping at 1.0
+not learning       learning rate x 3 (2-3x); one more epoch
+overfitting        early stopping at the best epoch; weight decay up (x3, at most 0.1);
+                   LoRA dropout + 0.05
+out of memory      batch / 2 with gradient accumulation x 2; QLoRA
+=================  ====================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from hptune.hparams import HParams
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["Diagnosis", "diagnose", "diagnose_curves", "diagnose_trial", "remedy_for"]
+
+Kind = Literal["diverged", "not_learning", "overfitting", "out_of_memory", "healthy"]
+
+#: A loss this many times its start has diverged (per-epoch curves).
+EXPLODE_FACTOR = 1.5
+#: Less than this relative improvement counts as flat.
+FLAT_TOLERANCE = 0.02
+#: Validation this much above its minimum (relative) counts as rising.
+RISE_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What one seed's curves show, the evidence, and the remedy as configuration changes."""
+
+    kind: Kind
+    evidence: str
+    remedy: dict[str, Any] = field(default_factory=dict)  # "training.learning_rate" -> value
+    remedy_text: str = ""
+    seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        seed = "" if self.seed is None else f"seed {self.seed}: "
+        fix = f" Remedy: {self.remedy_text}" if self.remedy_text else ""
+        return f"{seed}{self.kind}: {self.evidence}.{fix}"
+
+
+def diagnose_curves(
+    train_loss: Sequence[float],
+    eval_loss: Sequence[float],
+    *,
+    hparams: HParams | None = None,
+    dropout: float | None = None,
+    diverged_at: str | None = None,
+    seed: int | None = None,
+) -> Diagnosis:
+    """Classify one run from its per-epoch training and validation losses.
+
+    Args:
+        train_loss: mean training loss per epoch.
+        eval_loss: validation loss per epoch.
+        hparams: the configuration that ran, to express the remedy as new values.
+        dropout: the LoRA dropout that ran (for the overfitting remedy).
+        diverged_at: where the training loop stopped a non-finite loss, if it did.
+        seed: the run's seed, carried into the diagnosis.
+    """
+    if len(train_loss) != len(eval_loss):
+        raise ValueError(f"one value per epoch each, got {len(train_loss)=}, {len(eval_loss)=}")
+
+    def found(kind: Kind, evidence: str) -> Diagnosis:
+        remedy, text = remedy_for(kind, hparams, dropout=dropout, curves=(train_loss, eval_loss))
+        return Diagnosis(kind, evidence, remedy, text, seed)
+
+    values = [*train_loss, *eval_loss]
+    if diverged_at is not None or any(not math.isfinite(v) for v in values):
+        where = diverged_at or _first_non_finite(train_loss, eval_loss)
+        return found("diverged", f"non-finite loss at {where}")
+    if not eval_loss:
+        return Diagnosis("healthy", "no finished epoch to judge", seed=seed)
+    for name, curve in (("training", train_loss), ("validation", eval_loss)):
+        peak = max(range(len(curve)), key=lambda i: curve[i])
+        if peak > 0 and curve[peak] > EXPLODE_FACTOR * curve[0]:
+            return found(
+                "diverged",
+                f"{name} loss rose from {curve[0]:.4g} (epoch 1) to {curve[peak]:.4g} "
+                f"(epoch {peak + 1}), past {EXPLODE_FACTOR:g}x its start",
+            )
+    best = min(range(len(eval_loss)), key=lambda i: eval_loss[i])
+    if len(eval_loss) >= 2:
+        train_gain = (train_loss[0] - train_loss[-1]) / abs(train_loss[0])
+        eval_gain = (eval_loss[0] - eval_loss[best]) / abs(eval_loss[0])
+        if train_gain < FLAT_TOLERANCE and eval_gain < FLAT_TOLERANCE:
+            return found(
+                "not_learning",
+                f"training loss {train_loss[0]:.4g} -> {train_loss[-1]:.4g} and validation "
+                f"{eval_loss[0]:.4g} -> best {eval_loss[best]:.4g} over {len(eval_loss)} epochs "
+                f"(under {FLAT_TOLERANCE:.0%} better)",
+            )
+        rose = eval_loss[-1] > eval_loss[best] * (1 + RISE_TOLERANCE)
+        if best < len(eval_loss) - 1 and rose and train_loss[-1] < train_loss[best]:
+            return found(
+                "overfitting",
+                f"validation loss was lowest at epoch {best + 1} ({eval_loss[best]:.4g}) and "
+                f"rose to {eval_loss[-1]:.4g} by epoch {len(eval_loss)} while training loss "
+                f"fell from {train_loss[best]:.4g} to {train_loss[-1]:.4g}",
+            )
+    return Diagnosis(
+        "healthy",
+        f"validation loss {eval_loss[0]:.4g} -> {eval_loss[-1]:.4g} "
+        f"(best {eval_loss[best]:.4g} at epoch {best + 1})",
+        seed=seed,
+    )
+
+
+def remedy_for(
+    kind: str,
+    hparams: HParams | None,
+    *,
+    dropout: float | None = None,
+    curves: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> tuple[dict[str, Any], str]:
+    """The debugging guide's remedy for ``kind``: configuration changes and a sentence."""
+    if kind == "healthy":
+        return {}, ""
+    if hparams is None:
+        return {}, _GUIDE[kind]
+    changes: dict[str, Any] = {}
+    if kind == "diverged":
+        changes["training.learning_rate"] = hparams.learning_rate / 10
+        if hparams.max_grad_norm is None or hparams.max_grad_norm > 1.0:
+            changes["training.max_grad_norm"] = 1.0
+    elif kind == "not_learning":
+        changes["training.learning_rate"] = hparams.learning_rate * 3
+        changes["training.epochs"] = hparams.epochs + 1
+    elif kind == "overfitting":
+        if curves is not None and curves[1]:
+            best = min(range(len(curves[1])), key=lambda i: curves[1][i])
+            changes["training.epochs"] = best + 1
+        changes["training.weight_decay"] = round(min(0.1, max(hparams.weight_decay * 3, 0.03)), 4)
+        if dropout is not None:
+            changes["method.dropout"] = round(min(dropout + 0.05, 0.3), 4)
+    elif kind == "out_of_memory":
+        if hparams.batch_size > 1:
+            changes["training.batch_size"] = hparams.batch_size // 2
+            changes["training.gradient_accumulation_steps"] = (
+                hparams.gradient_accumulation_steps * 2
+            )
+        else:
+            changes["method.type"] = "qlora"
+    text = ", ".join(f"{key} {_current(key, hparams, dropout)} -> {_fmt(value)}"
+                     for key, value in changes.items())  # fmt: skip
+    return changes, text + f" ({_GUIDE[kind]})"
+
+
+_GUIDE = {
+    "diverged": "the guide: cut the learning rate to 1/10 and clip gradients",
+    "not_learning": "the guide: raise the learning rate 2-3x, train more epochs",
+    "overfitting": "the guide: early stopping, more weight decay, more dropout",
+    "out_of_memory": "the guide: halve the batch, double gradient accumulation, or use QLoRA",
+}
+
+
+def _current(key: str, hparams: HParams, dropout: float | None) -> str:
+    name = key.split(".", 1)[1]
+    if name == "dropout":
+        return _fmt(dropout)
+    if name == "type":
+        return "lora"
+    return _fmt(getattr(hparams, name, None))
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _first_non_finite(train_loss: Sequence[float], eval_loss: Sequence[float]) -> str:
+    for epoch, (t, e) in enumerate(zip(train_loss, eval_loss, strict=True), start=1):
+        if not math.isfinite(t):
+            return f"epoch {epoch} (training)"
+        if not math.isfinite(e):
+            return f"epoch {epoch} (validation)"
+    return "an unknown step"
+
+
+def diagnose_trial(
+    trial: optuna.trial.FrozenTrial, *, dropout: float | None = None
+) -> list[Diagnosis]:
+    """Diagnose every seed of a trial hptune ran (its ``runs`` and ``hparams`` attributes)."""
+    attrs = trial.user_attrs
+    hp = HParams.from_dict(attrs["hparams"]) if "hparams" in attrs else None
+    if attrs.get("status") == "oom":
+        changes, text = remedy_for("out_of_memory", hp)
+        message = attrs.get("oom", {}).get("message", "")
+        return [Diagnosis("out_of_memory", f"out of memory: {message[:120]}", changes, text)]
+    diagnoses = []
+    for run in attrs.get("runs", []):
+        epochs = run.get("epochs", [])
+        diagnoses.append(
+            diagnose_curves(
+                [e["train_loss"] for e in epochs],
+                [e["eval_loss"] for e in epochs],
+                hparams=hp,
+                dropout=dropout,
+                diverged_at=run.get("diverged_at") if run.get("diverged") else None,
+                seed=run.get("seed"),
+            )
+        )
+    return diagnoses
+
+
+def diagnose(
+    target: Any, *, hparams: HParams | None = None, dropout: float | None = None
+) -> list[Diagnosis] | dict[int, list[Diagnosis]]:
+    """Diagnose a trial, a study, or raw curves.
+
+    * an ``optuna.trial.FrozenTrial`` run by hptune: one diagnosis per seed;
+    * an ``optuna.Study``: ``{trial number: diagnoses}`` for every trial with curves;
+    * a mapping with ``train_loss`` and ``eval_loss`` lists (and optionally ``diverged_at``):
+      a one-element list, with remedies computed from ``hparams``.
+    """
+    if isinstance(target, dict):
+        return [
+            diagnose_curves(
+                target["train_loss"],
+                target["eval_loss"],
+                hparams=hparams,
+                dropout=dropout,
+                diverged_at=target.get("diverged_at"),
+            )
+        ]
+    if hasattr(target, "get_trials"):
+        return {
+            t.number: diagnose_trial(t, dropout=dropout)
+            for t in target.get_trials(deepcopy=False)
+            if "runs" in t.user_attrs or t.user_attrs.get("status") == "oom"
+        }
+    if hasattr(target, "user_attrs"):
+        return diagnose_trial(target, dropout=dropout)
+    raise TypeError(f"cannot diagnose a {type(target).__name__}; give a trial, study or curves")
