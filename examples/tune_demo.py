@@ -27,6 +27,7 @@ config = hptune.TuneConfig(
         "batch_size": {"memory_limit_gb": 0.05, "n_trials": 3},
         "regularization": {"n_trials": 8},
     },
+    guardrails={"ignore": ["high_learning_rate"]},  # tiny model: rates x100 (see above)
     output_dir=str(Path(__file__).resolve().parent.parent / "hptune-output" / "demo_py"),
 )
 

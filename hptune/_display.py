@@ -28,6 +28,12 @@ class ProgressPrinter:
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         elapsed = f"{time.monotonic() - self.start:6.0f}s"
+        if kind == "guardrail":  # before any phase: no phase or trial yet
+            finding = event["finding"]
+            self.console.print(
+                f"[bold yellow]{finding.level}[/bold yellow] {finding}", highlight=False
+            )
+            return
         where = f"[dim]{elapsed}[/dim] {event.get('phase')} trial {event.get('trial', 0) + 1}"
         if kind == "phase_start":
             self.console.print(

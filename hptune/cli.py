@@ -1,4 +1,4 @@
-"""The ``hptune`` command: run, status, export, presets, demo."""
+"""The ``hptune`` command: run, plan, status, export, presets, demo."""
 
 from __future__ import annotations
 
@@ -40,6 +40,51 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     for path in export(args.config, args.output):
         print(path)
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from hptune._display import make_console
+    from hptune.plan import make_plan
+
+    plan = make_plan(args.config)
+    console = make_console()
+    values = Table(title="starting configuration")
+    for column in ("key", "value", "from"):
+        values.add_column(column)
+    for key, value in plan.hparams.to_dict().items():
+        values.add_row(key, f"{value:g}" if isinstance(value, float) else str(value),
+                       plan.sources.get(key, "config / default"))  # fmt: skip
+    phases = Table(title=f"phases ({len(plan.seeds)} seeds each; storage {plan.storage})")
+    for column in ("phase", "trials", "epochs", "seed-epochs (at most)", "what"):
+        phases.add_column(column)
+    for p in plan.phases:
+        phases.add_row(p.phase, str(p.trials), p.epochs, str(p.seed_epochs), p.what)
+    console.print(values)
+    console.print(phases)
+    if plan.memory:
+        memory = Table(title="batch sizes: predicted memory of a training step")
+        for column in ("batch", "predicted GB", "fits the limit"):
+            memory.add_column(column)
+        for row in plan.memory:
+            memory.add_row(str(row["batch_size"]), f"{row['predicted_gb']:.4g}",
+                           "yes" if row["fits"] else "no")  # fmt: skip
+        console.print(memory)
+    compute = (
+        f"compute: at most {plan.seed_epochs} seed-epochs = {plan.train_examples:,} training "
+        f"examples ({plan.n_train:,} per epoch); pruning, early stopping and configurations "
+        "already trained by an earlier phase lower it"
+    )
+    if args.examples_per_second:
+        hours = plan.train_examples / args.examples_per_second / 3600
+        compute += f"; at {args.examples_per_second:g} examples/s: at most {hours:.2f} h"
+    console.print(compute)
+    if not plan.guardrails:
+        console.print("guardrails: no finding")
+    for finding in plan.guardrails:
+        console.print(f"[bold yellow]{finding.level}[/bold yellow] {finding}", highlight=False)
     return 0
 
 
@@ -106,6 +151,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("config")
     export.add_argument("-o", "--output", help="directory (default: the run's output_dir)")
     export.set_defaults(handler=_cmd_export)
+    plan = commands.add_parser(
+        "plan", help="what a run would do, without training: budget, presets, guardrails"
+    )
+    plan.add_argument("config")
+    plan.add_argument(
+        "--examples-per-second", type=float, help="your measured throughput, to estimate time"
+    )
+    plan.set_defaults(handler=_cmd_plan)
     presets = commands.add_parser("presets", help="print the recommendation tables")
     presets.set_defaults(handler=_cmd_presets)
     demo = commands.add_parser("demo", help="build the offline demo model and data (cached)")

@@ -24,6 +24,7 @@ __all__ = [
     "BatchSizePhaseConfig",
     "DataConfig",
     "EpochsPhaseConfig",
+    "GuardrailsConfig",
     "LearningRatePhaseConfig",
     "MethodConfig",
     "ModelConfig",
@@ -249,6 +250,24 @@ class PhasesConfig(_Strict):
         return sorted(run, key=PHASE_NAMES.index)
 
 
+class GuardrailsConfig(_Strict):
+    """The "never do" checks made before training (see :mod:`hptune.guardrails`)."""
+
+    #: Refuse the run on any finding instead of warning.
+    strict: bool = False
+    #: Checks to skip, by name (e.g. high_learning_rate for a tiny model).
+    ignore: list[
+        Literal[
+            "high_learning_rate",
+            "no_warmup",
+            "single_seed",
+            "test_overlaps_validation",
+            "validation_is_training",
+            "trust_remote_code",
+        ]
+    ] = []
+
+
 class TuneConfig(_Strict):
     """A whole tuning run."""
 
@@ -259,6 +278,7 @@ class TuneConfig(_Strict):
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     phases: PhasesConfig = Field(default_factory=PhasesConfig)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     output_dir: str = "hptune-output"
     storage: str | None = None
     #: A running trial writes a heartbeat this often (seconds); a trial whose heartbeat is

@@ -33,13 +33,16 @@ from hptune.presets import fill_training
 if TYPE_CHECKING:
     import optuna
 
+    from hptune.guardrails import Finding
     from hptune.objective import ProgressCallback, ReuseLookup
     from hptune.phases import TrialOutcome
     from hptune.train import Runner
+    from hptune.train.data import PreparedData
 
 __all__ = [
     "PhaseResult",
     "TuneResult",
+    "check_guardrails",
     "make_phase",
     "memory_limit_bytes",
     "open_storage",
@@ -68,6 +71,7 @@ class TuneResult:
     sources: dict[str, str]
     phases: list[PhaseResult] = field(default_factory=list)
     final: PhaseResult | None = None  # the test-split evaluation, when one ran
+    guardrails: list[Finding] = field(default_factory=list)
 
 
 def make_phase(name: str, config: TuneConfig, runner: Runner, base: HParams) -> Phase:
@@ -173,8 +177,9 @@ def tune(
     config.check_paths()
     runner = runner or Runner(config)
     hp, sources = resolve_hparams(config, runner.data.n_train)
+    findings = check_guardrails(config, hp, runner.data, progress)
     storage = open_storage(config)
-    result = TuneResult(hparams=hp, sources=sources)
+    result = TuneResult(hparams=hp, sources=sources, guardrails=findings)
     for name in config.phases.run:
         phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
                                  progress=progress)  # fmt: skip
@@ -185,6 +190,23 @@ def tune(
         result.final = run_phase(config, "final", hp, runner=runner, storage=storage,
                                  progress=progress)  # fmt: skip
     return result
+
+
+def check_guardrails(
+    config: TuneConfig,
+    hp: HParams,
+    data: PreparedData,
+    progress: ProgressCallback | None = None,
+) -> list[Finding]:
+    """Check the "never do" list; report each finding; refuse errors (strict) before storage."""
+    from hptune import guardrails
+
+    findings = guardrails.check(config, hp, data)
+    if progress is not None:
+        for finding in findings:
+            progress({"event": "guardrail", "finding": finding})
+    guardrails.enforce(findings)
+    return findings
 
 
 def run_phase(
@@ -368,6 +390,7 @@ def _check_same_setup(
         from hptune.train.metrics import bleu_signature
 
         study.set_user_attr("hptune.bleu_signature", bleu_signature())
+        study.set_user_attr("hptune.split_overlaps", runner.data.overlaps)
         return
     changed = sorted(k for k in setup if json.dumps(stored.get(k)) != json.dumps(setup[k]))
     if changed:

@@ -125,14 +125,29 @@ def generate_corpus(n_sentences: int, *, seed: int) -> Iterator[str]:
 def write_splits(
     directory: Path, *, seed: int, sizes: dict[str, int] | None = None
 ) -> dict[str, Path]:
-    """Write train/validation/test JSONL files with disjoint seeds; return their paths."""
+    """Write train/validation/test JSONL files with no example in two splits; return paths.
+
+    The question space is small enough that independent draws repeat; an example already
+    written to an earlier split is drawn again, so validation never contains training data
+    and the test split shares nothing with either.
+    """
     sizes = sizes or {"train": 1000, "validation": 200, "test": 200}
     directory.mkdir(parents=True, exist_ok=True)
     paths = {}
+    seen: set[str] = set()
     for offset, (split, n) in enumerate(sizes.items()):
         path = directory / f"{split}.jsonl"
-        with path.open("w", encoding="utf-8") as f:
-            for record in generate_examples(n, seed=seed * 1000 + offset):
-                f.write(json.dumps(record) + "\n")
+        records: list[str] = []
+        draw = 0
+        while len(records) < n:
+            batch = generate_examples(n, seed=(seed * 1000 + offset) * 1000 + draw)
+            draw += 1
+            for record in batch:
+                line = json.dumps(record)
+                key = json.dumps([record["question"], record["answer"]])
+                if key not in seen and len(records) < n:
+                    seen.add(key)
+                    records.append(line)
+        path.write_text("\n".join(records) + "\n", encoding="utf-8")
         paths[split] = path
     return paths

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from hptune.config import DataConfig
 from hptune.demo import resolve_demo_path
 from hptune.exceptions import DataError
 
-__all__ = ["PreparedData", "fingerprint", "load_splits", "prepare_data"]
+__all__ = ["PreparedData", "fingerprint", "load_splits", "prepare_data", "split_overlaps"]
 
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -29,6 +29,8 @@ class PreparedData:
     test_prompts: list[list[int]]
     test_references: list[str]
     fingerprints: dict[str, str]
+    #: Distinct examples shared by each pair of splits (``"validation/test"`` -> count).
+    overlaps: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_train(self) -> int:
@@ -69,12 +71,25 @@ def load_splits(config: DataConfig) -> Any:
     return datasets.DatasetDict(splits)
 
 
+def _example_digests(records: Any, fields: tuple[str, ...]) -> list[str]:
+    return [
+        hashlib.sha256(json.dumps([r[f] for f in fields]).encode()).hexdigest() for r in records
+    ]
+
+
 def fingerprint(records: Any, fields: tuple[str, ...]) -> str:
     """A content hash of a split's examples (order-independent), to compare splits."""
-    digests = sorted(
-        hashlib.sha256(json.dumps([r[f] for f in fields]).encode()).hexdigest() for r in records
-    )
+    digests = sorted(_example_digests(records, fields))
     return hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
+
+
+def split_overlaps(splits: dict[str, Any], fields: tuple[str, ...]) -> dict[str, int]:
+    """How many distinct examples each pair of splits shares, e.g. ``{"validation/test": 3}``."""
+    digests = {name: set(_example_digests(split, fields)) for name, split in splits.items()}
+    pairs = [("train", "validation"), ("train", "test"), ("validation", "test")]
+    return {
+        f"{a}/{b}": len(digests[a] & digests[b]) for a, b in pairs if a in digests and b in digests
+    }
 
 
 def prepare_data(
@@ -127,6 +142,7 @@ def prepare_data(
         test_prompts=test_prompts,
         test_references=test_refs,
         fingerprints={name: fingerprint(split, fields) for name, split in splits.items()},
+        overlaps=split_overlaps(dict(splits), fields),
     )
 
 

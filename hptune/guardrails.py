@@ -1,0 +1,184 @@
+"""The method's "never do" list, checked before anything trains.
+
+Each check returns findings: a warning by default, an error under ``guardrails.strict``.
+A check can be silenced with ``guardrails.ignore: [name]`` (for example a tiny model that
+needs rates far above the danger level for 7B models).
+
+==========================  ==========================================================
+check                       finding
+==========================  ==========================================================
+high_learning_rate          a learning rate (configured or in the grid) at or above the
+                            method's danger level: 5e-4 for LoRA, 1e-3 for QLoRA, 5e-5
+                            for full fine-tuning
+no_warmup                   warmup ratio 0
+single_seed                 one seed: a single run cannot be trusted
+test_overlaps_validation    the validation split equals or shares examples with the test
+                            split (tuning on the test set)
+validation_is_training      the validation split equals or shares examples with the
+                            training split (the metric is computed on training data)
+trust_remote_code           the model's own Python code will run
+==========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from hptune.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from hptune.config import TuneConfig
+    from hptune.hparams import HParams
+    from hptune.train.data import PreparedData
+
+__all__ = ["CHECKS", "DANGER_LEARNING_RATE", "Finding", "check", "enforce"]
+
+#: The learning rate at which training tends to diverge, by method (the guide's 5e-4 for
+#: LoRA, scaled like the methods' recommended rates: QLoRA 2x, full fine-tuning 1/10).
+DANGER_LEARNING_RATE: dict[str, float] = {"lora": 5e-4, "qlora": 1e-3, "full": 5e-5}
+
+CHECKS = (
+    "high_learning_rate",
+    "no_warmup",
+    "single_seed",
+    "test_overlaps_validation",
+    "validation_is_training",
+    "trust_remote_code",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One guardrail finding: which check, what is wrong, and how to fix it."""
+
+    check: str
+    message: str
+    fix: str
+    level: Literal["warning", "error"] = "warning"
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.message}; {self.fix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check(config: TuneConfig, hparams: HParams, data: PreparedData | None = None) -> list[Finding]:
+    """Every finding for ``config`` starting from ``hparams``; split checks need ``data``."""
+    level: Literal["warning", "error"] = "error" if config.guardrails.strict else "warning"
+    findings = [
+        *_learning_rate(config, hparams),
+        *_warmup(hparams),
+        *_seeds(config),
+        *_splits(config, data),
+        *_remote_code(config),
+    ]
+    ignored = set(config.guardrails.ignore)
+    return [Finding(f.check, f.message, f.fix, level) for f in findings if f.check not in ignored]
+
+
+def enforce(findings: list[Finding]) -> None:
+    """Raise a ConfigError listing the error-level findings, if any."""
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        raise ConfigError(
+            "guardrails refused the configuration (guardrails.strict is on):\n  "
+            + "\n  ".join(str(f) for f in errors)
+            + "\n  Fix each, or list the check under guardrails.ignore if you mean it."
+        )
+
+
+def _learning_rate(config: TuneConfig, hparams: HParams) -> list[Finding]:
+    danger = DANGER_LEARNING_RATE[config.method.type]
+    rates = {"training.learning_rate": [hparams.learning_rate]}
+    if "learning_rate" in config.phases.run:
+        rates["phases.learning_rate.grid"] = list(config.phases.learning_rate.grid)
+    findings = []
+    for key, values in rates.items():
+        high = [lr for lr in values if lr >= danger]
+        if high:
+            findings.append(
+                Finding(
+                    "high_learning_rate",
+                    f"{key} has {', '.join(f'{lr:g}' for lr in high)}, at or above "
+                    f"{danger:g}, where {config.method.type} fine-tuning tends to diverge",
+                    f"use rates below {danger:g} (the preset is {danger / 5:g})",
+                )
+            )
+    return findings
+
+
+def _warmup(hparams: HParams) -> list[Finding]:
+    if hparams.warmup_ratio > 0:
+        return []
+    return [
+        Finding(
+            "no_warmup",
+            "training.warmup_ratio is 0: the first steps run at the full learning rate",
+            "set training.warmup_ratio to 0.05-0.10 (5-10% of the steps)",
+        )
+    ]
+
+
+def _seeds(config: TuneConfig) -> list[Finding]:
+    if len(config.objective.seed_list) > 1:
+        return []
+    return [
+        Finding(
+            "single_seed",
+            "objective.seeds is 1: one run per configuration cannot tell an effect from luck",
+            "use objective.seeds: 3",
+        )
+    ]
+
+
+def _splits(config: TuneConfig, data: PreparedData | None) -> list[Finding]:
+    findings = []
+    data_config = config.data
+    same_file = {
+        "validation/test": data_config.validation is not None
+        and data_config.validation == data_config.test,
+        "train/validation": data_config.train is not None
+        and data_config.train == data_config.validation,
+    }
+    fingerprints = data.fingerprints if data is not None else {}
+    overlaps = data.overlaps if data is not None else {}
+    for pair, check_name, fix in (
+        ("validation/test", "test_overlaps_validation",
+         "give a validation split with no test examples: tuning on the test set makes the "
+         "test result meaningless"),
+        ("train/validation", "validation_is_training",
+         "give a validation split with no training examples: judge by held-out data"),
+    ):  # fmt: skip
+        first, second = pair.split("/")
+        equal = same_file[pair] or (
+            first in fingerprints and fingerprints.get(first) == fingerprints.get(second)
+        )
+        shared = overlaps.get(pair, 0)
+        if equal:
+            findings.append(
+                Finding(check_name, f"the {first} and {second} splits are the same data", fix)
+            )
+        elif shared:
+            findings.append(
+                Finding(
+                    check_name,
+                    f"{shared} example(s) are in both the {first} and {second} splits",
+                    fix,
+                )
+            )
+    return findings
+
+
+def _remote_code(config: TuneConfig) -> list[Finding]:
+    if not config.model.trust_remote_code:
+        return []
+    return [
+        Finding(
+            "trust_remote_code",
+            f"model.trust_remote_code is on: Python code shipped with {config.model.path!r} "
+            "will run on this machine",
+            "keep it on only for a model whose code you have read and trust",
+        )
+    ]

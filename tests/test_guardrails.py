@@ -1,0 +1,95 @@
+"""The "never do" list, checked before training: warnings, strict refusals, plan output."""
+
+import pytest
+
+from hptune import guardrails
+from hptune.cli import main
+from hptune.config import config_from_dict
+from hptune.exceptions import ConfigError
+from hptune.pipeline import resolve_hparams, tune
+from hptune.train import Runner
+
+
+def findings_for(raw: dict) -> list[guardrails.Finding]:
+    config = config_from_dict(raw)
+    runner = Runner(config)
+    hp, _ = resolve_hparams(config, runner.data.n_train)
+    return guardrails.check(config, hp, runner.data)
+
+
+def test_the_tiny_config_only_warns_about_its_high_rate(tiny_config_dict) -> None:
+    # tiny_config trains at 5e-3 (a tiny model's rate), above LoRA's 5e-4 danger level
+    found = findings_for(tiny_config_dict)
+    assert {f.check for f in found} == {"high_learning_rate"}
+    assert all(f.level == "warning" for f in found)
+    tiny_config_dict["guardrails"] = {"ignore": ["high_learning_rate"]}
+    assert findings_for(tiny_config_dict) == []
+
+
+def test_each_never_do_is_found(tiny_config_dict) -> None:
+    raw = tiny_config_dict
+    raw["guardrails"] = {"ignore": ["high_learning_rate"]}
+    raw["training"]["warmup_ratio"] = 0.0
+    raw["objective"]["seeds"] = 1
+    raw["model"]["trust_remote_code"] = True
+    raw["data"]["test"] = raw["data"]["validation"]
+    checks = {f.check: f for f in findings_for(raw)}
+    assert set(checks) == {"no_warmup", "single_seed", "trust_remote_code",
+                           "test_overlaps_validation"}  # fmt: skip
+    assert (
+        "validation and test splits are the same data" in checks["test_overlaps_validation"].message
+    )
+
+
+def test_validation_equal_to_training_is_found(tiny_config_dict) -> None:
+    tiny_config_dict["data"]["validation"] = tiny_config_dict["data"]["train"]
+    found = {f.check for f in findings_for(tiny_config_dict)}
+    assert "validation_is_training" in found
+
+
+def test_danger_level_scales_with_the_method(tiny_config_dict) -> None:
+    tiny_config_dict["training"]["learning_rate"] = 1e-4
+    tiny_config_dict["phases"]["learning_rate"]["grid"] = [1e-5, 5e-5]
+    assert findings_for(tiny_config_dict) == []  # 1e-4 is fine for LoRA
+    tiny_config_dict["method"] = {"type": "full"}
+    found = findings_for(tiny_config_dict)
+    # ... not for full fine-tuning, and neither is the grid's 5e-5
+    assert [f.check for f in found] == ["high_learning_rate", "high_learning_rate"]
+    assert "training.learning_rate has 0.0001, at or above 5e-05" in found[0].message
+    assert "phases.learning_rate.grid has 5e-05," in found[1].message
+
+
+def test_strict_refuses_before_anything_is_written(tiny_config_dict, tmp_path) -> None:
+    from pathlib import Path
+
+    tiny_config_dict["data"]["test"] = tiny_config_dict["data"]["validation"]
+    tiny_config_dict["guardrails"] = {"strict": True, "ignore": ["high_learning_rate"]}
+    config = config_from_dict(tiny_config_dict)
+    with pytest.raises(ConfigError, match="test_overlaps_validation: the validation and test"):
+        tune(config)
+    assert not Path(config.output_dir, "hptune.db").exists()
+
+
+def test_warnings_are_shown_and_the_run_goes_on(tiny_config_dict) -> None:
+    tiny_config_dict["phases"]["run"] = ["baseline"]
+    events: list[dict] = []
+    result = tune(config_from_dict(tiny_config_dict), progress=events.append)
+    shown = [e["finding"].check for e in events if e.get("event") == "guardrail"]
+    assert shown == ["high_learning_rate"]
+    assert [f.check for f in result.guardrails] == ["high_learning_rate"]
+
+
+def test_plan_prints_budget_presets_and_findings(tiny_config_dict, tmp_path, capsys) -> None:
+    import yaml
+
+    tiny_config_dict["phases"] = {"epochs": {"range": [1, 3]}, "regularization": {"n_trials": 4}}
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(tiny_config_dict))
+    assert main(["plan", str(path), "--examples-per-second", "100"]) == 0
+    out = capsys.readouterr().out
+    # 2 seeds x 1 epoch: baseline 2, grid 4 x 2 = 8, batch 3 x 2 = 6, epochs (1+2+3) x 2 = 12,
+    # regularization 4 x 2 x 3 = 24: 52 seed-epochs of 96 examples
+    assert "at most 52 seed-epochs = 4,992 training examples" in out
+    assert "high_learning_rate" in out
+    assert "table: warmup 5-10% of steps" in out
+    assert not (tmp_path / "out" / "hptune.db").exists()  # planning writes nothing
