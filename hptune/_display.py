@@ -58,6 +58,13 @@ class ProgressPrinter:
                 "(behind the median of earlier trials)",
                 highlight=False,
             )
+        elif kind == "diverged":
+            self.console.print(
+                f"{where}: [bold red]diverged[/bold red] (seed {event['seed']}, {event['at']}); "
+                "trial stopped and recorded as diverged. Remedy: learning rate / 10, "
+                "clip gradients (see hptune diagnose)",
+                highlight=False,
+            )
         elif kind == "oom":
             self.console.print(
                 f"{where}: [bold]out of memory[/bold] at batch {event['hparams'].batch_size}; "

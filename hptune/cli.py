@@ -1,4 +1,4 @@
-"""The ``hptune`` command: run, plan, status, export, presets, demo."""
+"""The ``hptune`` command: run, plan, status, diagnose, export, presets, demo."""
 
 from __future__ import annotations
 
@@ -88,6 +88,25 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from hptune._display import make_console
+    from hptune.config import load_config
+    from hptune.diagnose import diagnose_for_config
+
+    config = load_config(args.config, check_paths=False)
+    rows = diagnose_for_config(config, phase=args.phase, trial=args.trial)
+    table = Table(title=f"hptune diagnose: {args.config}")
+    for column in ("phase", "trial", "seed", "diagnosis", "evidence", "remedy"):
+        table.add_column(column)
+    for phase, number, d in rows:
+        seed = "-" if d.seed is None else str(d.seed)
+        table.add_row(phase, str(number), seed, d.kind, d.evidence, d.remedy_text or "-")
+    make_console().print(table)
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -159,6 +178,13 @@ def _parser() -> argparse.ArgumentParser:
         "--examples-per-second", type=float, help="your measured throughput, to estimate time"
     )
     plan.set_defaults(handler=_cmd_plan)
+    diagnose = commands.add_parser(
+        "diagnose", help="classify each trial's curves (diverged, not learning, ...) with remedies"
+    )
+    diagnose.add_argument("config")
+    diagnose.add_argument("--phase", help="only this phase (e.g. learning_rate)")
+    diagnose.add_argument("--trial", type=int, help="only this trial number (needs --phase)")
+    diagnose.set_defaults(handler=_cmd_diagnose)
     presets = commands.add_parser("presets", help="print the recommendation tables")
     presets.set_defaults(handler=_cmd_presets)
     demo = commands.add_parser("demo", help="build the offline demo model and data (cached)")

@@ -141,6 +141,25 @@ class TrainingConfig(_Strict):
     #: (its best epoch is kept); None trains every epoch.
     early_stopping_patience: int | None = Field(2, gt=0)
     gradient_checkpointing: bool = False
+    #: Save every epoch of every trial (safetensors) under <output_dir>/checkpoints, keeping
+    #: the best and the last of each run; pruned and failed trials' checkpoints are removed.
+    checkpoints: bool = True
+    #: Trackers to log each trial and seed to, through Accelerate, under <output_dir>/logs:
+    #: tensorboard (pip install tensorboard), wandb, mlflow.
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = []
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers_installed(cls, report_to: list[str]) -> list[str]:
+        import importlib.util
+
+        missing = [t for t in report_to if importlib.util.find_spec(t) is None]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} is not installed; pip install {' '.join(missing)} "
+                "or remove it from training.report_to"
+            )
+        return report_to
 
 
 class LearningRatePhaseConfig(_Strict):

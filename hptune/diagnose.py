@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hptune.hparams import HParams
@@ -35,7 +36,16 @@ from hptune.hparams import HParams
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["Diagnosis", "diagnose", "diagnose_curves", "diagnose_trial", "remedy_for"]
+    from hptune.config import TuneConfig
+
+__all__ = [
+    "Diagnosis",
+    "diagnose",
+    "diagnose_curves",
+    "diagnose_for_config",
+    "diagnose_trial",
+    "remedy_for",
+]
 
 Kind = Literal["diverged", "not_learning", "overfitting", "out_of_memory", "healthy"]
 
@@ -258,3 +268,43 @@ def diagnose(
     if hasattr(target, "user_attrs"):
         return diagnose_trial(target, dropout=dropout)
     raise TypeError(f"cannot diagnose a {type(target).__name__}; give a trial, study or curves")
+
+
+def diagnose_for_config(
+    config: TuneConfig, *, phase: str | None = None, trial: int | None = None
+) -> list[tuple[str, int, Diagnosis]]:
+    """Every seed of every trial in the run's storage (or one phase, or one trial).
+
+    Raises:
+        ConfigError: no storage yet, an unknown phase, or a trial number without a phase.
+    """
+    import optuna
+
+    from hptune.config import PHASE_NAMES
+    from hptune.exceptions import ConfigError
+
+    if trial is not None and phase is None:
+        raise ConfigError("--trial needs --phase: trial numbers count within a phase's study")
+    phases = [*PHASE_NAMES, "final"]
+    if phase is not None and phase not in phases:
+        raise ConfigError(f"unknown phase {phase!r}; use one of {', '.join(phases)}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = config.storage_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise ConfigError(f"no storage at {config.storage_display!r}; run 'hptune run' first")
+    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    rows: list[tuple[str, int, Diagnosis]] = []
+    for name in [phase] if phase else phases:
+        study_name = config.study_name(name)
+        if study_name not in existing:
+            continue
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        for t in study.get_trials(deepcopy=False):
+            if trial is not None and t.number != trial:
+                continue
+            for d in diagnose_trial(t, dropout=config.method.dropout):
+                rows.append((name, t.number, d))
+    if trial is not None and not rows:
+        raise ConfigError(f"phase {phase!r} has no trial {trial} with curves")
+    return rows

@@ -87,6 +87,7 @@ class SeedObjective:
                     seed,
                     on_epoch=self._epoch_callback(trial, hp, index, state),
                     evaluate_test=self.phase.evaluate_test,
+                    run_name=self._run_name(trial),
                 )
                 runs.append(run)
                 if run.diverged or state.pruned:
@@ -95,11 +96,15 @@ class SeedObjective:
             if not is_out_of_memory(exc):
                 raise
             trial.set_user_attr("runs", [r.to_dict() for r in runs])
+            self._remove_checkpoints(trial)
             record_out_of_memory(trial, hp.batch_size, str(exc))
             self._emit(trial, hp, event="oom", message=str(exc)[:200])
             raise TrialOutOfMemory(f"out of memory at batch size {hp.batch_size}") from exc
         trial.set_user_attr("runs", [r.to_dict() for r in runs])
+        if runs[-1].diverged or state.pruned:
+            self._remove_checkpoints(trial)  # never needed again: keep the disk bounded
         if runs[-1].diverged:
+            self._emit(trial, hp, event="diverged", seed=runs[-1].seed, at=runs[-1].diverged_at)
             trial.set_user_attr("status", "diverged")
             trial.set_user_attr("diverged", {"seed": runs[-1].seed, "at": runs[-1].diverged_at})
             raise optuna.TrialPruned(f"seed {runs[-1].seed} diverged at {runs[-1].diverged_at}")
@@ -131,6 +136,17 @@ class SeedObjective:
         trial.set_user_attr("reused_from", source)
         self._emit(trial, hp, event="reused", source=source)
         return self._finish(trial, runs)
+
+    def _run_name(self, trial: optuna.Trial) -> str:
+        return f"{self.runner.config.study_name(self.phase.name)}/trial-{trial.number}"
+
+    def _remove_checkpoints(self, trial: optuna.Trial) -> None:
+        from pathlib import Path
+
+        from hptune.train.checkpoints import remove_checkpoints
+
+        output = Path(self.runner.config.output_dir)
+        remove_checkpoints(output / "checkpoints" / self._run_name(trial))
 
     def max_epochs(self, hp: HParams) -> int:
         return max(self.phase.max_epochs(self.base), hp.epochs)

@@ -27,7 +27,7 @@ class ScriptedRunner:
         self.oom_from_batch = oom_from_batch
         self.epochs_trained = 0
 
-    def train(self, hp, seed, on_epoch=None, *, evaluate_test=False):
+    def train(self, hp, seed, on_epoch=None, **kwargs):
         if self.oom_from_batch is not None and hp.batch_size >= self.oom_from_batch:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         result = RunResult(seed=seed, seconds=1.0, train_examples=100, train_tokens=1000)

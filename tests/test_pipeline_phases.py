@@ -227,3 +227,91 @@ def _wait_for_running_epochs_trial(storage: str, process: subprocess.Popen) -> d
             return finished
         time.sleep(0.2)
     raise AssertionError("the epochs phase never had a finished and a running trial")
+
+
+class NanFromEpoch2(Runner):
+    """The real runner with a NaN loss injected at the first step of epoch 2 of one trial."""
+
+    poisoned_lr = 1e-3
+
+    def step_loss(self, model, batch, epoch):
+        loss = super().step_loss(model, batch, epoch)
+        if epoch == 2 and self._current_lr == self.poisoned_lr:
+            return loss * float("nan")
+        return loss
+
+    def train(self, hp, seed, on_epoch=None, **kwargs):
+        self._current_lr = hp.learning_rate
+        return super().train(hp, seed, on_epoch, **kwargs)
+
+
+def test_a_nan_at_epoch_2_ends_that_trial_within_the_epoch(
+    demo_path, tmp_path, capsys, monkeypatch
+) -> None:
+    from hptune import run
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["training"]["epochs"] = 3
+    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-3, 5e-3]}}
+    config = config_from_dict(raw)
+    import hptune.pipeline as pipeline
+
+    original = pipeline.tune
+
+    def tune_with_nan(config, *, progress=None, runner=None):
+        return original(config, progress=progress, runner=NanFromEpoch2(config))
+
+    monkeypatch.setattr(pipeline, "tune", tune_with_nan)  # hptune.run, with the NaN runner
+    result = run(config)
+    logged = capsys.readouterr().err
+    study = optuna.load_study(study_name="tiny.learning_rate", storage=config.storage_url)
+    poisoned = next(t for t in study.trials if t.params["learning_rate"] == 1e-3)
+    assert poisoned.state.name == "PRUNED"
+    assert poisoned.user_attrs["status"] == "diverged"
+    assert poisoned.user_attrs["diverged"]["at"].startswith("epoch 2, step 1 (loss nan)")
+    (run_0,) = poisoned.user_attrs["runs"]  # the first seed stopped it; no second seed ran
+    assert len(run_0["epochs"]) == 1  # epoch 1 finished, epoch 2 ended at its first step
+    assert "diverged (seed 0, epoch 2, step 1 (loss nan))" in logged
+    healthy = next(t for t in study.trials if t.params["learning_rate"] == 5e-3)
+    assert healthy.state.name == "COMPLETE"  # the study went on
+    assert result.phases[0].decision.params == {"learning_rate": 5e-3}
+    # the diverged trial's checkpoints are gone, the healthy one's best and last are kept
+    checkpoints = Path(config.output_dir) / "checkpoints" / "tiny.learning_rate"
+    assert not (checkpoints / f"trial-{poisoned.number}").exists()
+    kept = sorted(p.name for p in (checkpoints / f"trial-{healthy.number}" / "seed-0").iterdir())
+    assert kept[-1] == "epoch-3" and 1 <= len(kept) <= 2
+    assert (checkpoints / f"trial-{healthy.number}" / "seed-0" / kept[-1] /
+            "adapter_model.safetensors").is_file()  # fmt: skip
+
+
+def test_tensorboard_event_files_per_trial_and_seed(demo_path, tmp_path) -> None:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-3, 5e-3]}}
+    raw["training"]["report_to"] = ["tensorboard"]
+    config = config_from_dict(raw)
+    tune(config)
+    logs = Path(config.output_dir) / "logs" / "tiny.learning_rate"
+    for trial in (0, 1):
+        for seed in (0, 1):
+            events = list((logs / f"trial-{trial}" / f"seed-{seed}").glob("events.out.tfevents.*"))
+            assert events, f"no TensorBoard events for trial {trial} seed {seed}"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(logs / "trial-0" / "seed-0"))
+    accumulator.Reload()
+    assert "eval_loss" in accumulator.Tags()["scalars"]
+
+
+def test_reporting_to_an_uninstalled_tracker_is_refused(tiny_config_dict) -> None:
+    import importlib.util
+
+    from hptune.exceptions import ConfigError
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    tiny_config_dict["training"]["report_to"] = ["wandb"]
+    with pytest.raises(ConfigError, match="wandb is not installed; pip install wandb"):
+        config_from_dict(tiny_config_dict)

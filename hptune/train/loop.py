@@ -7,15 +7,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hptune.config import TuneConfig
 from hptune.hparams import HParams
+from hptune.train.checkpoints import retain_best_and_last, save_checkpoint
 from hptune.train.data import PreparedData, prepare_data
 from hptune.train.metrics import bleu_score, evaluate_loss, generate_answers
 from hptune.train.model import check_method_supported, load_model, load_tokenizer
 
-__all__ = ["EpochMetrics", "RunResult", "Runner"]
+__all__ = ["DivergenceWatch", "EpochMetrics", "RunResult", "Runner"]
 
 
 @dataclass
@@ -112,6 +114,7 @@ class Runner:
         on_epoch: EpochCallback | None = None,
         *,
         evaluate_test: bool = False,
+        run_name: str | None = None,
     ) -> RunResult:
         """Train ``hp`` with ``seed`` and measure the validation split after every epoch.
 
@@ -119,6 +122,11 @@ class Runner:
         trained on the same seed are paired. A non-finite loss stops the run at once; so does
         ``on_epoch`` returning False. With ``evaluate_test`` the test split is measured too.
         Out-of-memory errors propagate, after the run's memory is released.
+
+        With a ``run_name`` (e.g. ``"demo.epochs/trial-3"``), each epoch is saved under
+        ``<output_dir>/checkpoints/<run_name>/seed-<seed>`` (best and last kept) when
+        ``training.checkpoints`` is on, and logged to ``training.report_to`` trackers under
+        ``<output_dir>/logs/<run_name>/seed-<seed>``.
         """
         import torch
         from accelerate import Accelerator
@@ -126,11 +134,22 @@ class Runner:
         from torch.utils.data import DataLoader
         from transformers import DataCollatorForSeq2Seq, get_scheduler
 
+        training = self.config.training
+        output = Path(self.config.output_dir)
+        trackers = list(training.report_to) if run_name is not None else []
         accelerator = Accelerator(
             gradient_accumulation_steps=hp.gradient_accumulation_steps,
             mixed_precision=_mixed_precision(),
             cpu=not torch.cuda.is_available(),
+            log_with=trackers or None,
+            project_dir=str(output / "logs") if trackers else None,
         )
+        if trackers:
+            hparams = {k: v for k, v in hp.to_dict().items() if v is not None}
+            accelerator.init_trackers(f"{run_name}/seed-{seed}", config=hparams)
+        checkpoint_dir = None
+        if training.checkpoints and run_name is not None:
+            checkpoint_dir = output / "checkpoints" / run_name / f"seed-{seed}"
         set_seed(seed)
         model = load_model(self.config.model, self.config.method)
         if self.config.training.gradient_checkpointing:
@@ -179,8 +198,10 @@ class Runner:
         result = RunResult(seed=seed)
         try:
             self._epochs(accelerator, model, optimizer, train_loader, eval_loader, scheduler,
-                         hp, result, on_epoch, test_loader)  # fmt: skip
+                         hp, result, on_epoch, test_loader, checkpoint_dir)  # fmt: skip
         finally:
+            if trackers:
+                accelerator.end_training()
             # Free the model before the next run: each trial may have another footprint.
             accelerator.free_memory()
             del model, optimizer, scheduler
@@ -201,21 +222,24 @@ class Runner:
         result: RunResult,
         on_epoch: EpochCallback | None,
         test_loader: Any = None,
+        checkpoint_dir: Path | None = None,
     ) -> None:
         objective = self.config.objective
         bleu_prompts = self.data.validation_prompts[: objective.bleu_samples]
         bleu_refs = self.data.validation_references[: objective.bleu_samples]
         model.train()
+        watch = DivergenceWatch()
         start = time.perf_counter()
         for epoch in range(1, hp.epochs + 1):
             loss_sum, n_batches = 0.0, 0
             for batch in train_loader:
                 with accelerator.accumulate(model):
-                    loss = model(**batch).loss
+                    loss = self.step_loss(model, batch, epoch)
                     loss_value = loss.detach().float().item()
-                    if not math.isfinite(loss_value):
+                    why = watch.update(loss_value)
+                    if why is not None:
                         result.diverged = True
-                        result.diverged_at = f"epoch {epoch}, step {n_batches + 1}"
+                        result.diverged_at = f"epoch {epoch}, step {n_batches + 1} ({why})"
                         result.seconds = time.perf_counter() - start
                         return
                     accelerator.backward(loss)
@@ -249,6 +273,12 @@ class Runner:
             if test_loader is not None:
                 self._evaluate_test(accelerator, model, test_loader, metrics)
             result.epochs.append(metrics)
+            logged = {k: v for k, v in asdict(metrics).items() if v is not None and k != "epoch"}
+            accelerator.log(logged, step=epoch)
+            if checkpoint_dir is not None and math.isfinite(eval_loss):
+                save_checkpoint(accelerator.unwrap_model(model), checkpoint_dir, epoch,
+                                asdict(metrics))  # fmt: skip
+                retain_best_and_last(checkpoint_dir, objective.metric, objective.direction)
             if not math.isfinite(eval_loss):
                 result.diverged, result.diverged_at = True, f"epoch {epoch} (validation)"
                 return
@@ -256,6 +286,10 @@ class Runner:
                 result.stopped_early = True
                 return
             start = time.perf_counter() - result.seconds  # evaluation is not training time
+
+    def step_loss(self, model: Any, batch: dict[str, Any], epoch: int) -> Any:
+        """The training loss of one batch (a seam for tests that inject faults)."""
+        return model(**batch).loss
 
     def probe_memory(self, batch_sizes: list[int]) -> dict[int, float]:
         """Peak GPU memory of one training step per batch size, on the longest examples.
@@ -304,6 +338,36 @@ class Runner:
             metrics.test_bleu = bleu_score(
                 answers, self.data.test_references[: objective.bleu_samples]
             )
+
+
+class DivergenceWatch:
+    """Stops a run at once when its loss is non-finite or explodes past its start.
+
+    The start is the mean of the first ``warmup`` losses; a moving average (factor 0.9) above
+    ``factor`` times the start is an explosion: a healthy fine-tuning loss falls from where it
+    starts, it does not triple.
+    """
+
+    def __init__(self, *, factor: float = 3.0, warmup: int = 10) -> None:
+        self.factor = factor
+        self.warmup = warmup
+        self.first: list[float] = []
+        self.average: float | None = None
+
+    def update(self, loss: float) -> str | None:
+        """Record a step's loss; return why the run diverged, or None."""
+        if not math.isfinite(loss):
+            return f"loss {loss}"
+        self.average = loss if self.average is None else 0.9 * self.average + 0.1 * loss
+        if len(self.first) < self.warmup:
+            self.first.append(loss)
+            return None
+        start = sum(self.first) / len(self.first)
+        if start > 0 and self.average > self.factor * start:
+            return (
+                f"loss exploded: average {self.average:.4g}, {self.factor:g}x its start {start:.4g}"
+            )
+        return None
 
 
 class _OnDevice:
