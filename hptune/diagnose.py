@@ -84,6 +84,7 @@ def diagnose_curves(
     dropout: float | None = None,
     diverged_at: str | None = None,
     seed: int | None = None,
+    initial_eval_loss: float | None = None,
 ) -> Diagnosis:
     """Classify one run from its per-epoch training and validation losses.
 
@@ -94,6 +95,8 @@ def diagnose_curves(
         dropout: the LoRA dropout that ran (for the overfitting remedy).
         diverged_at: where the training loop stopped a non-finite loss, if it did.
         seed: the run's seed, carried into the diagnosis.
+        initial_eval_loss: the validation loss before training, where the curves start
+            (without it, epoch 1 stands in for the start).
     """
     if len(train_loss) != len(eval_loss):
         raise ValueError(f"one value per epoch each, got {len(train_loss)=}, {len(eval_loss)=}")
@@ -108,6 +111,15 @@ def diagnose_curves(
         return found("diverged", f"non-finite loss at {where}")
     if not eval_loss:
         return Diagnosis("healthy", "no finished epoch to judge", seed=seed)
+    start = initial_eval_loss if initial_eval_loss is not None else None
+    if start is not None and math.isfinite(start):
+        peak = max(range(len(eval_loss)), key=lambda i: eval_loss[i])
+        if eval_loss[peak] > EXPLODE_FACTOR * start:
+            return found(
+                "diverged",
+                f"validation loss rose from {start:.4g} before training to {eval_loss[peak]:.4g}"
+                f" (epoch {peak + 1}), past {EXPLODE_FACTOR:g}x its start",
+            )
     for name, curve in (("training", train_loss), ("validation", eval_loss)):
         peak = max(range(len(curve)), key=lambda i: curve[i])
         if peak > 0 and curve[peak] > EXPLODE_FACTOR * curve[0]:
@@ -117,15 +129,21 @@ def diagnose_curves(
                 f"(epoch {peak + 1}), past {EXPLODE_FACTOR:g}x its start",
             )
     best = min(range(len(eval_loss)), key=lambda i: eval_loss[i])
-    if len(eval_loss) >= 2:
-        train_gain = (train_loss[0] - train_loss[-1]) / abs(train_loss[0])
-        eval_gain = (eval_loss[0] - eval_loss[best]) / abs(eval_loss[0])
+    # Where the curves start: before training when measured, else the first epoch.
+    measured_start = start is not None and math.isfinite(start)
+    if measured_start or len(eval_loss) >= 2:
+        first_train = start if measured_start else train_loss[0]
+        first_eval = start if measured_start else eval_loss[0]
+        assert first_train is not None and first_eval is not None
+        train_gain = (first_train - train_loss[-1]) / abs(first_train)
+        eval_gain = (first_eval - eval_loss[best]) / abs(first_eval)
+        since = "before training" if measured_start else "epoch 1"
         if train_gain < FLAT_TOLERANCE and eval_gain < FLAT_TOLERANCE:
             return found(
                 "not_learning",
-                f"training loss {train_loss[0]:.4g} -> {train_loss[-1]:.4g} and validation "
-                f"{eval_loss[0]:.4g} -> best {eval_loss[best]:.4g} over {len(eval_loss)} epochs "
-                f"(under {FLAT_TOLERANCE:.0%} better)",
+                f"training loss {first_train:.4g} ({since}) -> {train_loss[-1]:.4g} and "
+                f"validation {first_eval:.4g} -> best {eval_loss[best]:.4g} over "
+                f"{len(eval_loss)} epochs (under {FLAT_TOLERANCE:.0%} better)",
             )
         rose = eval_loss[-1] > eval_loss[best] * (1 + RISE_TOLERANCE)
         if best < len(eval_loss) - 1 and rose and train_loss[-1] < train_loss[best]:
@@ -234,6 +252,7 @@ def diagnose_trial(
                 dropout=dropout,
                 diverged_at=run.get("diverged_at") if run.get("diverged") else None,
                 seed=run.get("seed"),
+                initial_eval_loss=run.get("initial_eval_loss"),
             )
         )
     return diagnoses
@@ -303,7 +322,8 @@ def diagnose_for_config(
         for t in study.get_trials(deepcopy=False):
             if trial is not None and t.number != trial:
                 continue
-            for d in diagnose_trial(t, dropout=config.method.dropout):
+            dropout = config.method.dropout if config.method.type != "full" else None
+            for d in diagnose_trial(t, dropout=dropout):
                 rows.append((name, t.number, d))
     if trial is not None and not rows:
         raise ConfigError(f"phase {phase!r} has no trial {trial} with curves")

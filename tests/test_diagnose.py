@@ -28,6 +28,19 @@ def test_exploding_loss_is_diverged() -> None:
     assert d.remedy == {"training.learning_rate": pytest.approx(1e-5)}  # clipping already on
 
 
+def test_a_loss_far_above_where_it_started_is_diverged() -> None:
+    # epoch by epoch it falls, but it started at 2.0 before training
+    d = diagnose_curves([30.0, 12.0], [27.0, 9.0], hparams=HP, initial_eval_loss=2.0)
+    assert d.kind == "diverged"
+    assert "rose from 2 before training to 27 (epoch 1)" in d.evidence
+
+
+def test_no_gain_from_the_start_is_not_learning() -> None:
+    d = diagnose_curves([2.99], [2.98], hparams=HP, initial_eval_loss=3.0)
+    assert d.kind == "not_learning"
+    assert "3 (before training)" in d.evidence
+
+
 def test_flat_loss_is_not_learning_with_higher_lr_and_more_epochs() -> None:
     d = diagnose_curves([3.00, 2.99, 2.98, 2.98], [2.90, 2.89, 2.89, 2.88], hparams=HP)
     assert d.kind == "not_learning"

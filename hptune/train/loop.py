@@ -48,6 +48,7 @@ class RunResult:
     diverged: bool = False
     diverged_at: str | None = None
     stopped_early: bool = False  # the epoch callback asked to stop (early stopping, pruning)
+    initial_eval_loss: float | None = None  # validation loss before the first step
     seconds: float = 0.0
     train_examples: int = 0
     train_tokens: int = 0
@@ -74,6 +75,7 @@ class RunResult:
             diverged=bool(values.get("diverged", False)),
             diverged_at=values.get("diverged_at"),
             stopped_early=bool(values.get("stopped_early", False)),
+            initial_eval_loss=values.get("initial_eval_loss"),
             seconds=seconds,
             train_examples=round(float(values.get("examples_per_second", 0.0)) * seconds),
             train_tokens=round(float(values.get("tokens_per_second", 0.0)) * seconds),
@@ -86,6 +88,7 @@ class RunResult:
             "diverged": self.diverged,
             "diverged_at": self.diverged_at,
             "stopped_early": self.stopped_early,
+            "initial_eval_loss": self.initial_eval_loss,
             "seconds": round(self.seconds, 3),
             "examples_per_second": round(self.examples_per_second, 2),
             "tokens_per_second": round(self.tokens_per_second, 1),
@@ -167,6 +170,17 @@ class Runner:
         eval_loader = DataLoader(
             self.data.validation, batch_size=max(hp.batch_size, 16), collate_fn=collate
         )
+        # The validation loss before training: where the loss starts, for the divergence watch
+        # and the diagnosis. Its own generator: the global one must not move (see below).
+        initial_loader = _OnDevice(
+            DataLoader(
+                self.data.validation,
+                batch_size=max(hp.batch_size, 16),
+                collate_fn=collate,
+                generator=torch.Generator().manual_seed(0),
+            ),
+            accelerator.device,
+        )
         test_loader = None
         if evaluate_test and self.data.test is not None:
             # Its own generator: iterating a DataLoader draws a seed from the one it has, and
@@ -197,6 +211,7 @@ class Runner:
         )
         result = RunResult(seed=seed)
         try:
+            result.initial_eval_loss = evaluate_loss(model, initial_loader)
             self._epochs(accelerator, model, optimizer, train_loader, eval_loader, scheduler,
                          hp, result, on_epoch, test_loader, checkpoint_dir)  # fmt: skip
         finally:
@@ -228,7 +243,7 @@ class Runner:
         bleu_prompts = self.data.validation_prompts[: objective.bleu_samples]
         bleu_refs = self.data.validation_references[: objective.bleu_samples]
         model.train()
-        watch = DivergenceWatch()
+        watch = DivergenceWatch(start=result.initial_eval_loss)
         start = time.perf_counter()
         for epoch in range(1, hp.epochs + 1):
             loss_sum, n_batches = 0.0, 0
@@ -343,14 +358,18 @@ class Runner:
 class DivergenceWatch:
     """Stops a run at once when its loss is non-finite or explodes past its start.
 
-    The start is the mean of the first ``warmup`` losses; a moving average (factor 0.9) above
-    ``factor`` times the start is an explosion: a healthy fine-tuning loss falls from where it
-    starts, it does not triple.
+    The start is the validation loss before training when given, else the mean of the first
+    ``warmup`` step losses; a moving average (factor 0.9) of the step loss above ``factor``
+    times the start is an explosion: a healthy fine-tuning loss falls from where it starts,
+    it does not triple.
     """
 
-    def __init__(self, *, factor: float = 3.0, warmup: int = 10) -> None:
+    def __init__(
+        self, *, start: float | None = None, factor: float = 3.0, warmup: int = 10
+    ) -> None:
         self.factor = factor
         self.warmup = warmup
+        self.start = start if start is not None and math.isfinite(start) else None
         self.first: list[float] = []
         self.average: float | None = None
 
@@ -361,8 +380,9 @@ class DivergenceWatch:
         self.average = loss if self.average is None else 0.9 * self.average + 0.1 * loss
         if len(self.first) < self.warmup:
             self.first.append(loss)
-            return None
-        start = sum(self.first) / len(self.first)
+            if self.start is None:
+                return None
+        start = self.start if self.start is not None else sum(self.first) / len(self.first)
         if start > 0 and self.average > self.factor * start:
             return (
                 f"loss exploded: average {self.average:.4g}, {self.factor:g}x its start {start:.4g}"
