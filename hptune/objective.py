@@ -240,6 +240,8 @@ def _test_value(metrics: EpochMetrics, metric: str) -> float | None:
 
 def outcome_from_trial(trial: optuna.trial.FrozenTrial) -> TrialOutcome:
     """What a phase needs of a finished trial, read back from the storage."""
+    from hptune.diagnose import diagnose_trial
+
     attrs = trial.user_attrs
     seed_values = {int(s): float(v) for s, v in attrs.get("seed_values", {}).items()}
     status = attrs.get("status", "failed")
@@ -253,4 +255,5 @@ def outcome_from_trial(trial: optuna.trial.FrozenTrial) -> TrialOutcome:
         examples_per_second=attrs.get("examples_per_second"),
         tokens_per_second=attrs.get("tokens_per_second"),
         test_values={int(s): float(v) for s, v in attrs.get("test_values", {}).items()},
+        diagnoses=tuple(d.kind for d in diagnose_trial(trial)),
     )

@@ -6,6 +6,7 @@ again, so ``hptune run`` after an interruption goes on with the first undecided 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import warnings
@@ -33,6 +34,7 @@ from hptune.presets import fill_training
 if TYPE_CHECKING:
     import optuna
 
+    from hptune.diagnose import Diagnosis
     from hptune.guardrails import Finding
     from hptune.objective import ProgressCallback, ReuseLookup
     from hptune.phases import TrialOutcome
@@ -43,6 +45,7 @@ __all__ = [
     "PhaseResult",
     "TuneResult",
     "check_guardrails",
+    "incoming_diagnoses",
     "make_phase",
     "memory_limit_bytes",
     "open_storage",
@@ -74,12 +77,23 @@ class TuneResult:
     guardrails: list[Finding] = field(default_factory=list)
 
 
-def make_phase(name: str, config: TuneConfig, runner: Runner, base: HParams) -> Phase:
+def make_phase(
+    name: str,
+    config: TuneConfig,
+    runner: Runner,
+    base: HParams,
+    *,
+    incoming: list[Diagnosis] | None = None,
+) -> Phase:
     """The phase ``name`` configured from ``config``, starting from the configuration ``base``.
 
     Phases are made when they start, because some depend on earlier decisions (the batch
-    phase keeps the effective batch the phases before it used).
+    phase keeps the effective batch the phases before it used) and on how the incoming
+    configuration trained (``incoming``: its seeds' diagnoses): when it overfits, the epochs
+    phase also tries the epoch where validation was best, and the regularization phase
+    searches the upper half of the weight-decay range.
     """
+    overfits = _overfit_epochs(incoming or [])
     options = config.phases
     phase: Phase
     if name == "baseline":
@@ -91,23 +105,66 @@ def make_phase(name: str, config: TuneConfig, runner: Runner, base: HParams) -> 
     elif name == "batch_size":
         phase = _batch_size_phase(config, runner, base)
     elif name == "epochs":
-        epoch_range = options.epochs.range or default_epoch_range(runner.data.n_train)
-        phase = EpochsPhase(epoch_range, pruning=options.epochs.pruning)
+        low, high = options.epochs.range or default_epoch_range(runner.data.n_train)
+        note = None
+        if overfits and min(overfits) < low:
+            note = (f"the incoming configuration overfits (best validation at epoch "
+                    f"{min(overfits)}), so the range starts there instead of {low}")  # fmt: skip
+            low = min(overfits)
+        phase = EpochsPhase((low, max(high, low + 1)), pruning=options.epochs.pruning)
+        phase.notes = (note,) if note else ()
     elif name == "regularization":
         reg = options.regularization
+        weight_decay = reg.weight_decay
+        note = None
+        if overfits:
+            middle = round((weight_decay[0] * weight_decay[1]) ** 0.5, 4)
+            note = (f"the incoming configuration overfits, so weight decay was searched in "
+                    f"[{middle:g}, {weight_decay[1]:g}]")  # fmt: skip
+            weight_decay = (middle, weight_decay[1])
         phase = RegularizationPhase(
             n_trials=reg.n_trials,
-            weight_decay=reg.weight_decay,
+            weight_decay=weight_decay,
             warmup_ratio=reg.warmup_ratio,
             schedulers=list(reg.schedulers),
             pruning=reg.pruning,
         )
+        phase.notes = (note,) if note else ()
     elif name == "final":
         phase = TestEvaluation()
     else:
         raise ValueError(f"unknown phase {name=}; use one of {', '.join(PHASE_NAMES)}")
     phase.max_retries = config.max_retries
     return phase
+
+
+def _overfit_epochs(diagnoses: list[Diagnosis]) -> list[int]:
+    """The best epochs of the seeds diagnosed as overfitting, when most seeds are."""
+    over = [d for d in diagnoses if d.kind == "overfitting"]
+    if not diagnoses or 2 * len(over) <= len(diagnoses):
+        return []
+    return [int(d.remedy["training.epochs"]) for d in over if "training.epochs" in d.remedy]
+
+
+def incoming_diagnoses(
+    config: TuneConfig, storage: optuna.storages.BaseStorage, hp: HParams
+) -> list[Diagnosis]:
+    """How the configuration ``hp`` trained in an earlier phase of this run, seed by seed."""
+    from hptune.diagnose import diagnose_curves
+
+    found = _reuse_lookup(config, storage)(hp)
+    if found is None:
+        return []
+    return [
+        diagnose_curves(
+            [e["train_loss"] for e in run["epochs"]],
+            [e["eval_loss"] for e in run["epochs"]],
+            hparams=hp,
+            seed=run.get("seed"),
+            initial_eval_loss=run.get("initial_eval_loss"),
+        )
+        for run in found[1]
+    ]
 
 
 def memory_limit_bytes(config: TuneConfig) -> float | None:
@@ -223,7 +280,10 @@ def run_phase(
 
     runner = runner or Runner(config)
     storage = storage or open_storage(config)
-    phase = make_phase(name, config, runner, base)
+    incoming = (
+        incoming_diagnoses(config, storage, base) if name in ("epochs", "regularization") else []
+    )
+    phase = make_phase(name, config, runner, base, incoming=incoming)
     phase_result = _run_phase(config, storage, phase, base, runner, progress)
     if progress is not None:
         progress({"event": "phase_done", "phase": phase.name, "result": phase_result})
@@ -299,6 +359,10 @@ def _run_phase(
             break
     outcomes = _outcomes(study)
     decision = phase.decide(outcomes, base, config.objective.direction)
+    if phase.notes:
+        decision = dataclasses.replace(
+            decision, reason=f"{decision.reason}; {'; '.join(phase.notes)}"
+        )
     study.set_user_attr(DECISION_ATTR, decision.to_json())
     return PhaseResult(phase.name, study_name, decision, outcomes, reused=False)
 

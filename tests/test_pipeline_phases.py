@@ -315,3 +315,25 @@ def test_reporting_to_an_uninstalled_tracker_is_refused(tiny_config_dict) -> Non
     tiny_config_dict["training"]["report_to"] = ["wandb"]
     with pytest.raises(ConfigError, match="wandb is not installed; pip install wandb"):
         config_from_dict(tiny_config_dict)
+
+
+def test_an_overfitting_incoming_configuration_moves_the_later_phases(demo_path, tmp_path) -> None:
+    from hptune.diagnose import Diagnosis
+    from hptune.pipeline import make_phase
+
+    raw = five_phase_config(tmp_path)
+    raw["phases"]["epochs"] = {"range": [2, 4]}
+    config = config_from_dict(raw)
+    runner = Runner(config)
+    base = HParams(learning_rate=5e-3, batch_size=8, gradient_accumulation_steps=2, epochs=6,
+                   warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+    over = [Diagnosis("overfitting", "rose", {"training.epochs": 1}) for _ in range(2)]
+    epochs = make_phase("epochs", config, runner, base, incoming=over)
+    assert epochs.values == [1, 2, 3, 4] and "overfits" in epochs.notes[0]
+    regularization = make_phase("regularization", config, runner, base, incoming=over)
+    assert regularization.weight_decay == (pytest.approx(0.0316), 0.1)
+    healthy = [Diagnosis("healthy", "fine") for _ in range(2)]
+    assert make_phase("regularization", config, runner, base, incoming=healthy).weight_decay == (
+        0.01,
+        0.1,
+    )

@@ -38,6 +38,14 @@ class TrialOutcome:
     examples_per_second: float | None = None
     tokens_per_second: float | None = None
     test_values: dict[int, float] = field(default_factory=dict)  # final evaluation only
+    diagnoses: tuple[str, ...] = ()  # each seed's curve diagnosis (hptune.diagnose)
+
+    @property
+    def diagnosis(self) -> str | None:
+        """The most common diagnosis over the seeds, or None without curves."""
+        if not self.diagnoses:
+            return None
+        return max(set(self.diagnoses), key=self.diagnoses.count)
 
     @property
     def mean(self) -> float | None:
@@ -84,6 +92,9 @@ class Phase(abc.ABC):
     max_retries: int = 2
     #: Whether trials also measure the test split (only the final evaluation does).
     evaluate_test: ClassVar[bool] = False
+    #: Why this phase was set up as it was (e.g. a range moved by a diagnosis); added to
+    #: the decision's reason.
+    notes: tuple[str, ...] = ()
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         """The sampler of this phase's study (default: Optuna's default)."""

@@ -58,6 +58,7 @@ class LearningRatePhase(Phase):
                 "status": o.status,
                 "mean": o.mean,
                 "seed_values": {str(s): v for s, v in o.seed_values.items()},
+                "diagnosis": o.diagnosis,
             }
             for o in sorted(outcomes, key=lambda o: o.params["learning_rate"])
         ]
@@ -108,13 +109,23 @@ class LearningRatePhase(Phase):
                 chosen = best_lr
                 reason += f"kept the best mean, {chosen:g} (tie_break: best_mean)"
         chosen_outcome = next(o for o in outcomes if o.params["learning_rate"] == chosen)
+        summary: dict[str, object] = {"table": table, "best_by_mean": best_lr}
+        top = self.grid[-1]
+        if best_lr == top:
+            higher = [top * 2, top * 3]
+            summary["proposal"] = {"extend_grid": higher}
+            if ranking.best.diagnosis == "not_learning":
+                reason += (
+                    f"; at the top of the grid the loss still does not fall (diagnosis: not "
+                    f"learning): try rates 2-3x higher, {higher[0]:g} and {higher[1]:g}"
+                )
+            else:
+                reason += (
+                    f"; the best rate is the top of the grid, so a higher one may do better: "
+                    f"add {higher[0]:g} and {higher[1]:g} to phases.learning_rate.grid"
+                )
         return Decision(
-            self.name,
-            {"learning_rate": chosen},
-            chosen_outcome.mean,
-            case,
-            reason,
-            {"table": table, "best_by_mean": best_lr},
+            self.name, {"learning_rate": chosen}, chosen_outcome.mean, case, reason, summary
         )
 
 

@@ -91,3 +91,16 @@ def test_bad_arguments() -> None:
         LearningRatePhase([1e-4])
     with pytest.raises(ValueError, match="tie_break="):
         LearningRatePhase([1e-5, 1e-4], tie_break="highest")
+
+
+def test_best_at_the_top_of_the_grid_proposes_higher_rates() -> None:
+    flat = ("not_learning", "not_learning", "not_learning")
+    outcomes = [
+        TrialOutcome(0, {"learning_rate": 1e-6}, {0: 3.0, 1: 3.1, 2: 3.05}, "ok", diagnoses=flat),
+        TrialOutcome(1, {"learning_rate": 1e-5}, {0: 2.5, 1: 2.6, 2: 2.55}, "ok", diagnoses=flat),
+    ]
+    decision = LearningRatePhase([1e-6, 1e-5]).decide(outcomes, BASE, "minimize")
+    assert decision.params == {"learning_rate": 1e-5}
+    assert "does not fall (diagnosis: not learning): try rates 2-3x higher" in decision.reason
+    assert decision.summary["proposal"] == {"extend_grid": [2e-5, pytest.approx(3e-5)]}
+    assert decision.summary["table"][1]["diagnosis"] == "not_learning"
