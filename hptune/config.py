@@ -23,6 +23,7 @@ __all__ = [
     "PHASE_NAMES",
     "BatchSizePhaseConfig",
     "DataConfig",
+    "DiagnosticsConfig",
     "EpochsPhaseConfig",
     "GuardrailsConfig",
     "LearningRatePhaseConfig",
@@ -287,6 +288,15 @@ class GuardrailsConfig(_Strict):
     ] = []
 
 
+class DiagnosticsConfig(_Strict):
+    """What hptune does with a diagnosis during a run."""
+
+    #: Run a diverged trial once more as a new trial with the guide's remedy (learning rate
+    #: / 10, gradient clipping at 1.0), tagged with what it fixes. Not in the learning-rate
+    #: phase, where the lower rates of the grid are the remedy.
+    retry_diverged: bool = False
+
+
 class TuneConfig(_Strict):
     """A whole tuning run."""
 
@@ -298,6 +308,7 @@ class TuneConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     phases: PhasesConfig = Field(default_factory=PhasesConfig)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     output_dir: str = "hptune-output"
     storage: str | None = None
     #: A running trial writes a heartbeat this often (seconds); a trial whose heartbeat is

@@ -70,6 +70,9 @@ class SeedObjective:
         from hptune.train.memory import is_out_of_memory
 
         hp = self.phase.suggest(trial, self.base)
+        remedy = trial.user_attrs.get("hptune.remedy")
+        if remedy:  # a diverged trial run again with the guide's remedy
+            hp = hp.replace(**remedy)
         if self.progress is not None:
             self.progress({"event": "trial_start", "phase": self.phase.name, "hparams": hp,
                            "trial": trial.number, "n_trials": self.phase.n_trials()})  # fmt: skip

@@ -348,9 +348,14 @@ def _run_phase(
         trials = study.get_trials(deepcopy=False)
         for failed in phase.to_retry(trials):
             _requeue(study, failed)
+        if config.diagnostics.retry_diverged and phase.name != "learning_rate":
+            _queue_remedies(study, trials)
         trials = study.get_trials(deepcopy=False)
         running = sum(1 for t in trials if t.state.name == "RUNNING")
-        to_run = phase.n_remaining(trials) - running
+        remedies = sum(
+            1 for t in trials if t.state.name == "WAITING" and REMEDY_ATTR in t.user_attrs
+        )
+        to_run = max(phase.n_remaining(trials) - running, 0) + remedies
         if to_run > 0:
             study.optimize(objective, n_trials=to_run, catch=(TrialOutOfMemory,))
         elif running:
@@ -358,7 +363,7 @@ def _run_phase(
         else:
             break
     outcomes = _outcomes(study)
-    decision = phase.decide(outcomes, base, config.objective.direction)
+    decision = _with_remedy(phase.decide(outcomes, base, config.objective.direction), study)
     if phase.notes:
         decision = dataclasses.replace(
             decision, reason=f"{decision.reason}; {'; '.join(phase.notes)}"
@@ -393,6 +398,54 @@ def _reuse_lookup(config: TuneConfig, storage: optuna.storages.BaseStorage) -> R
         return None
 
     return lookup
+
+
+#: The trial user attribute of a remedy trial: the hyperparameters it changes.
+REMEDY_ATTR = "hptune.remedy"
+
+
+def _queue_remedies(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Queue each diverged trial once more with the guide's remedy, tagged with its origin."""
+    from hptune.diagnose import remedy_for
+
+    remedied = {t.user_attrs.get("hptune.remedy_of") for t in trials}
+    for t in trials:
+        attrs = t.user_attrs
+        if (
+            attrs.get("status") != "diverged"
+            or REMEDY_ATTR in attrs  # a remedy that diverged too is not retried again
+            or t.number in remedied
+            or "hparams" not in attrs
+        ):
+            continue
+        changes, text = remedy_for("diverged", HParams.from_dict(attrs["hparams"]))
+        remedy = {key.split(".", 1)[1]: value for key, value in changes.items()}
+        study.enqueue_trial(
+            dict(t.params),
+            user_attrs={
+                REMEDY_ATTR: remedy,
+                "hptune.remedy_of": t.number,
+                "hptune.fixes": f"diverged: {text}",
+            },
+        )
+
+
+def _with_remedy(decision: Decision, study: optuna.Study) -> Decision:
+    """A decision for a configuration that only trained with a remedy carries the remedy."""
+    for t in study.get_trials(deepcopy=False):
+        remedy = t.user_attrs.get(REMEDY_ATTR)
+        if (
+            remedy
+            and t.user_attrs.get("status") == "ok"
+            and all(decision.params.get(k, v) == v for k, v in t.params.items())
+        ):
+            fixed = ", ".join(f"{k}={v:g}" for k, v in remedy.items())
+            return dataclasses.replace(
+                decision,
+                params={**decision.params, **remedy},
+                reason=f"{decision.reason}; trained only with the divergence remedy ({fixed})",
+            )
+    return decision
 
 
 def _wait_for_running(

@@ -337,3 +337,27 @@ def test_an_overfitting_incoming_configuration_moves_the_later_phases(demo_path,
         0.01,
         0.1,
     )
+
+
+def test_a_diverged_trial_is_retried_once_with_the_remedy(demo_path, tmp_path) -> None:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["training"].update({"learning_rate": 1e-3, "epochs": 2})
+    raw["phases"] = {"run": ["baseline"]}
+    raw["diagnostics"] = {"retry_diverged": True}
+    config = config_from_dict(raw)
+    result = tune(config, runner=NanFromEpoch2(config))  # NaN at epoch 2 when lr is 1e-3
+    trials = optuna.load_study(study_name="tiny.baseline", storage=config.storage_url).trials
+    assert [(t.state.name, t.user_attrs["status"]) for t in trials] == [
+        ("PRUNED", "diverged"),
+        ("COMPLETE", "ok"),
+    ]
+    remedy = trials[1].user_attrs
+    assert remedy["hptune.remedy"] == {"learning_rate": pytest.approx(1e-4)}
+    assert remedy["hptune.remedy_of"] == 0
+    assert remedy["hptune.fixes"].startswith("diverged: training.learning_rate 0.001 -> 0.0001")
+    decision = result.phases[0].decision
+    assert decision.params == {"learning_rate": pytest.approx(1e-4)}
+    assert "trained only with the divergence remedy" in decision.reason
+    assert result.hparams.learning_rate == pytest.approx(1e-4)
