@@ -107,8 +107,9 @@ def diagnose_curves(
 
     values = [*train_loss, *eval_loss]
     if diverged_at is not None or any(not math.isfinite(v) for v in values):
-        where = diverged_at or _first_non_finite(train_loss, eval_loss)
-        return found("diverged", f"non-finite loss at {where}")
+        if diverged_at is not None:
+            return found("diverged", f"the run was stopped at {diverged_at}")
+        return found("diverged", f"non-finite loss at {_first_non_finite(train_loss, eval_loss)}")
     if not eval_loss:
         return Diagnosis("healthy", "no finished epoch to judge", seed=seed)
     start = initial_eval_loss if initial_eval_loss is not None else None

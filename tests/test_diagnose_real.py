@@ -27,7 +27,8 @@ def test_learning_rate_far_too_high_diverges(demo_path, tmp_path) -> None:
     # full fine-tuning at 0.5 (the preset is 1e-5): the loss leaves its start far behind
     (d,) = run_baseline(tmp_path, method="full", learning_rate=0.5, epochs=2, checkpoints=False)
     assert d.kind == "diverged"
-    assert "before training" in d.evidence or "non-finite" in d.evidence
+    # the run is stopped at the end of epoch 1, when validation is past 1.5x its start
+    assert "epoch 1 (validation loss" in d.evidence and "past 1.5x its start" in d.evidence
     assert d.remedy == {"training.learning_rate": pytest.approx(0.05)}  # clipping already on
 
 

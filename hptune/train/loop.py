@@ -297,6 +297,14 @@ class Runner:
             if not math.isfinite(eval_loss):
                 result.diverged, result.diverged_at = True, f"epoch {epoch} (validation)"
                 return
+            start_loss = result.initial_eval_loss
+            if start_loss is not None and eval_loss > _EXPLODED_VALIDATION * start_loss:
+                result.diverged = True
+                result.diverged_at = (
+                    f"epoch {epoch} (validation loss {eval_loss:.4g}, past "
+                    f"{_EXPLODED_VALIDATION:g}x its start {start_loss:.4g})"
+                )
+                return
             if on_epoch is not None and on_epoch(result.seed, metrics) is False:
                 result.stopped_early = True
                 return
@@ -353,6 +361,11 @@ class Runner:
             metrics.test_bleu = bleu_score(
                 answers, self.data.test_references[: objective.bleu_samples]
             )
+
+
+#: A validation loss this many times the one before training ends the run as diverged
+#: (the same threshold as :mod:`hptune.diagnose`).
+_EXPLODED_VALIDATION = 1.5
 
 
 class DivergenceWatch:
