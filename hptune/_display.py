@@ -24,6 +24,9 @@ class ProgressPrinter:
         self.metric = metric
         self.start = time.monotonic()
         self.n_trials: dict[str, int] = {}
+        self.phase_start = self.start
+        self.planned = 1
+        self.done = 0
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -36,6 +39,9 @@ class ProgressPrinter:
             return
         where = f"[dim]{elapsed}[/dim] {event.get('phase')} trial {event.get('trial', 0) + 1}"
         if kind == "phase_start":
+            self.phase_start = time.monotonic()
+            self.planned = max(int(event.get("seed_epochs", 0)), 1)
+            self.done = 0
             self.console.print(
                 f"[dim]{elapsed}[/dim] [bold]phase {event['phase']}[/bold]: "
                 f"{event['n_trials']} trial(s) x {self.n_seeds} seed(s)",
@@ -44,7 +50,9 @@ class ProgressPrinter:
         elif kind == "trial_start":
             self.n_trials[event["phase"]] = event["n_trials"]
         elif kind == "epoch":
+            self.done += 1
             bleu = "" if event["bleu"] is None else f" bleu {event['bleu']:.1f}"
+            bleu += self._eta()
             total = self.n_trials.get(event["phase"], "?")
             self.console.print(
                 f"{where}/{total} {describe_hparams(event['hparams'], event['phase'])} "
@@ -83,6 +91,15 @@ class ProgressPrinter:
                 "(or for a killed run's trial to go stale)",
                 highlight=False,
             )
+
+    def _eta(self) -> str:
+        """Time left in the phase at the pace so far (an upper bound: pruning, early stopping
+        and configurations read back from the storage only shorten it)."""
+        if not self.done:
+            return ""
+        pace = (time.monotonic() - self.phase_start) / self.done
+        left = max(self.planned - self.done, 0) * pace
+        return f" [dim](phase eta <= {left:.0f}s)[/dim]"
 
 
 def describe_hparams(hp: HParams, phase: str = "") -> str:

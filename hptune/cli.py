@@ -1,10 +1,11 @@
-"""The ``hptune`` command: run, plan, status, diagnose, export, presets, demo."""
+"""The ``hptune`` command: run, plan, status, diagnose, export, dashboard, presets, demo."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from hptune.exceptions import HptuneError
 
@@ -107,6 +108,36 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import ipaddress
+
+    from optuna_dashboard import run_server
+
+    from hptune.config import load_config
+    from hptune.exceptions import ConfigError
+
+    config = load_config(args.config, check_paths=False)
+    url = config.storage_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise ConfigError(f"no storage at {config.storage_display!r}; run 'hptune run' first")
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        print(
+            f"hptune: WARNING: serving the dashboard on {args.host}: anyone who can reach this "
+            "machine can read and change the studies (optuna-dashboard has no login). Use "
+            "--host 127.0.0.1 and an SSH tunnel unless this network is trusted.",
+            file=sys.stderr,
+        )
+    where = f"http://{args.host}:{args.port}/"
+    print(f"hptune: optuna-dashboard for {config.storage_display} on {where} (Ctrl-C to stop)",
+          file=sys.stderr, flush=True)  # fmt: skip
+    run_server(url, host=args.host, port=args.port)
+    return 0
+
+
 def _cmd_presets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -185,6 +216,13 @@ def _parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--phase", help="only this phase (e.g. learning_rate)")
     diagnose.add_argument("--trial", type=int, help="only this trial number (needs --phase)")
     diagnose.set_defaults(handler=_cmd_diagnose)
+    dashboard = commands.add_parser(
+        "dashboard", help="serve optuna-dashboard on the run's storage (127.0.0.1 by default)"
+    )
+    dashboard.add_argument("config")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.set_defaults(handler=_cmd_dashboard)
     presets = commands.add_parser("presets", help="print the recommendation tables")
     presets.set_defaults(handler=_cmd_presets)
     demo = commands.add_parser("demo", help="build the offline demo model and data (cached)")

@@ -334,7 +334,9 @@ def _run_phase(
         decision = Decision.from_json(study.user_attrs[DECISION_ATTR])
         return PhaseResult(phase.name, study_name, decision, _outcomes(study), reused=True)
     if progress is not None:
-        progress({"event": "phase_start", "phase": phase.name, "n_trials": phase.n_trials()})
+        progress({"event": "phase_start", "phase": phase.name, "n_trials": phase.n_trials(),
+                  "seed_epochs": phase.n_remaining(study.get_trials(deepcopy=False))
+                  * len(config.objective.seed_list) * phase.max_epochs(base)})  # fmt: skip
     if not study.get_trials(deepcopy=False):
         for params in phase.initial_params(base):
             study.enqueue_trial(params, skip_if_exists=True)
@@ -369,7 +371,41 @@ def _run_phase(
             decision, reason=f"{decision.reason}; {'; '.join(phase.notes)}"
         )
     study.set_user_attr(DECISION_ATTR, decision.to_json())
+    _save_dashboard_note(study, decision, outcomes, config.objective.metric)
     return PhaseResult(phase.name, study_name, decision, outcomes, reused=False)
+
+
+def _save_dashboard_note(
+    study: optuna.Study, decision: Decision, outcomes: list[TrialOutcome], metric: str
+) -> None:
+    """The decision and its evidence as the study's optuna-dashboard note (Markdown)."""
+    from optuna_dashboard import save_note
+
+    from hptune.seeds import summarize
+
+    chosen = ", ".join(f"{k}={v}" for k, v in decision.params.items()) or "nothing fixed"
+    lines = [
+        f"# {study.study_name}",
+        "",
+        f"**Decision ({decision.case})**: {chosen}.",
+        "",
+        decision.reason,
+        "",
+        f"| trial | params | status | {metric} per seed | mean | 95% interval |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for o in sorted(outcomes, key=lambda o: o.number):
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in o.params.items()) or "preset"  # fmt: skip
+        values = " ".join(f"{v:.4g}" for _, v in sorted(o.seed_values.items())) or "-"
+        mean = interval = "-"
+        if o.seed_values:
+            s = summarize(list(o.seed_values.values()))
+            mean = f"{s.mean:.4g}"
+            if s.ci_low is not None:
+                interval = f"{s.ci_low:.4g} .. {s.ci_high:.4g}"
+        lines.append(f"| {o.number} | {params} | {o.status} | {values} | {mean} | {interval} |")
+    save_note(study, "\n".join(lines) + "\n")
 
 
 def _reuse_lookup(config: TuneConfig, storage: optuna.storages.BaseStorage) -> ReuseLookup:

@@ -146,3 +146,60 @@ def test_interrupted_run_resumes_and_retries_the_failed_grid_point(demo_path, tm
     assert interrupted_lr in complete
     assert len(trials) == 4
     assert {row["status"] for row in result.phases[0].decision.summary["table"]} == {"ok"}
+
+
+def test_each_phase_carries_its_decision_as_a_dashboard_note(finished) -> None:
+    from optuna_dashboard import get_note
+
+    config, result, _ = finished
+    study = optuna.load_study(study_name="tiny.learning_rate", storage=config.storage_url)
+    note = get_note(study)
+    assert note.startswith("# tiny.learning_rate")
+    assert f"**Decision ({result.phases[1].decision.case})**: learning_rate=0.005." in note
+    assert "| trial | params | status | eval_loss per seed | mean | 95% interval |" in note
+
+
+def test_hptune_dashboard_serves_the_storage_on_loopback(finished) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import yaml
+
+    config, _, _ = finished
+    config_path = Path(config.output_dir) / "dashboard.yaml"
+    raw = {"name": "tiny", "model": {"path": "demo://model"},
+           "data": {"train": "x.jsonl", "validation": "x.jsonl"},
+           "output_dir": config.output_dir}  # fmt: skip
+    config_path.write_text(yaml.safe_dump(raw))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hptune", "dashboard", str(config_path), "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/api/studies", timeout=2) as response:
+                    studies = json.loads(response.read())["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the dashboard never answered")
+        by_name = {s["study_name"]: s["study_id"] for s in studies}
+        assert set(by_name) == {"tiny.baseline", "tiny.learning_rate"}
+        url = f"{base}/api/studies/{by_name['tiny.learning_rate']}?after=0"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            detail = json.loads(response.read())
+        assert "**Decision (" in detail["note"]["body"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
