@@ -42,8 +42,7 @@ def run(config: TuneConfig | str | os.PathLike[str], *, quiet: bool = False) -> 
     def on_event(event: dict[str, Any]) -> None:
         if event.get("event") == "phase_done":
             print_phase(out, event["result"], config.objective.metric)
-        else:
-            progress(event)
+        progress(event)
 
     return tune(config, progress=on_event)
 

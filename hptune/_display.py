@@ -10,9 +10,20 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from hptune.hparams import HParams
+    from hptune.phases import Decision, TrialOutcome
     from hptune.pipeline import PhaseResult
 
-__all__ = ["ProgressPrinter", "describe_hparams", "make_console", "phase_table", "print_phase"]
+__all__ = [
+    "ProgressPrinter",
+    "describe_decision",
+    "describe_hparams",
+    "make_console",
+    "outcome_cells",
+    "outcome_columns",
+    "phase_table",
+    "print_phase",
+    "sorted_outcomes",
+]
 
 
 class ProgressPrinter:
@@ -27,6 +38,12 @@ class ProgressPrinter:
         self.phase_start = self.start
         self.planned = 1
         self.done = 0
+        # For the run's time left: each phase's planned seed-epochs, until it is done.
+        self.run_plan: dict[str, int] = {}
+        self.finished: set[str] = set()
+        self.phase = ""
+        self.training_start: float | None = None
+        self.run_done = 0
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -37,11 +54,20 @@ class ProgressPrinter:
                 f"[bold yellow]{finding.level}[/bold yellow] {finding}", highlight=False
             )
             return
+        if kind == "run_start":
+            self.run_plan = dict(event["seed_epochs"])
+            return
+        if kind == "phase_done":
+            self.finished.add(event["phase"])
+            return
         where = f"[dim]{elapsed}[/dim] {event.get('phase')} trial {event.get('trial', 0) + 1}"
         if kind == "phase_start":
             self.phase_start = time.monotonic()
+            self.training_start = self.training_start or self.phase_start
             self.planned = max(int(event.get("seed_epochs", 0)), 1)
             self.done = 0
+            self.phase = event["phase"]
+            self.run_plan[self.phase] = self.planned
             self.console.print(
                 f"[dim]{elapsed}[/dim] [bold]phase {event['phase']}[/bold]: "
                 f"{event['n_trials']} trial(s) x {self.n_seeds} seed(s)",
@@ -51,6 +77,7 @@ class ProgressPrinter:
             self.n_trials[event["phase"]] = event["n_trials"]
         elif kind == "epoch":
             self.done += 1
+            self.run_done += 1
             bleu = "" if event["bleu"] is None else f" bleu {event['bleu']:.1f}"
             bleu += self._eta()
             total = self.n_trials.get(event["phase"], "?")
@@ -97,9 +124,27 @@ class ProgressPrinter:
         and configurations read back from the storage only shorten it)."""
         if not self.done:
             return ""
-        pace = (time.monotonic() - self.phase_start) / self.done
+        now = time.monotonic()
+        pace = (now - self.phase_start) / self.done
         left = max(self.planned - self.done, 0) * pace
-        return f" [dim](phase eta <= {left:.0f}s)[/dim]"
+        text = f"phase eta <= {_duration(left)}"
+        if self.run_plan and self.training_start is not None:
+            later = sum(n for name, n in self.run_plan.items()
+                        if name != self.phase and name not in self.finished)  # fmt: skip
+            run_pace = (now - self.training_start) / self.run_done
+            total = left + later * run_pace
+            text += f", run eta <= {_duration(total)}"
+        return f" [dim]({text})[/dim]"
+
+
+def _duration(seconds: float) -> str:
+    """``45s``, ``12m05s`` or ``3h07m``: short enough for a progress line."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def describe_hparams(hp: HParams, phase: str = "") -> str:
@@ -126,40 +171,36 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def phase_table(result: PhaseResult, metric: str) -> Table:
-    """The trials of one phase: parameters, each seed's value, mean, spread, interval."""
-    table = Table(title=f"{result.study_name}" + (" (decided earlier)" if result.reused else ""))
-    for column in (
-        "trial",
-        "params",
-        "status",
-        f"{metric} per seed",
-        "mean",
-        "std",
-        "95% interval",
-        "examples/s",
-    ):
-        table.add_column(column)
+#: The columns of a phase's table, in the terminal, the dashboard note and the report.
+def outcome_columns(metric: str) -> tuple[str, ...]:
+    return ("trial", "params", "status", f"{metric} per seed", "mean", "std", "95% interval",
+            "examples/s")  # fmt: skip
+
+
+def outcome_cells(o: TrialOutcome) -> tuple[str, ...]:
+    """One trial's row: parameters, each seed's value, mean, spread, interval, throughput."""
     from hptune.seeds import summarize
 
-    for o in sorted(result.outcomes, key=lambda o: sorted(o.params.items())):
-        params = ", ".join(f"{_SHORT.get(k, k)}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in o.params.items()) or "preset"  # fmt: skip
-        values = " ".join(f"{v:.4g}" for _, v in sorted(o.seed_values.items())) or "-"
-        if o.seed_values:
-            s = summarize(list(o.seed_values.values()))
-            interval = "-" if s.ci_low is None else f"{s.ci_low:.4g} .. {s.ci_high:.4g}"
-            mean, std = _fmt(s.mean), _fmt(s.std)
-        else:
-            interval = mean = std = "-"
-        speed = "-" if o.examples_per_second is None else f"{o.examples_per_second:.0f}"
-        table.add_row(str(o.number), params, o.status, values, mean, std, interval, speed)
-    return table
+    params = ", ".join(f"{_SHORT.get(k, k)}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in o.params.items()) or "preset"  # fmt: skip
+    values = " ".join(f"{v:.4g}" for _, v in sorted(o.seed_values.items())) or "-"
+    interval = mean = std = "-"
+    if o.seed_values:
+        s = summarize(list(o.seed_values.values()))
+        if s.ci_low is not None:
+            interval = f"{s.ci_low:.4g} .. {s.ci_high:.4g}"
+        mean, std = _fmt(s.mean), _fmt(s.std)
+    speed = "-" if o.examples_per_second is None else f"{o.examples_per_second:.0f}"
+    return (str(o.number), params, o.status, values, mean, std, interval, speed)
 
 
-def print_phase(console: Console, result: PhaseResult, metric: str) -> None:
-    console.print(phase_table(result, metric))
-    decision = result.decision
+def sorted_outcomes(outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
+    """Trials in the order of their parameters (a grid reads from low to high)."""
+    return sorted(outcomes, key=lambda o: sorted(o.params.items()))
+
+
+def describe_decision(decision: Decision) -> str:
+    """``case``: the fixed values, e.g. ``tie_within_noise: learning_rate=0.005``."""
     chosen = (
         ", ".join(
             f"{k}={v:g}" if isinstance(v, float | int) else f"{k}={v}"
@@ -167,5 +208,21 @@ def print_phase(console: Console, result: PhaseResult, metric: str) -> None:
         )
         or "nothing fixed"
     )
-    console.print(f"[bold]decision[/bold] ({decision.case}): {chosen}. {decision.reason}")
+    return f"({decision.case}): {chosen}"
+
+
+def phase_table(result: PhaseResult, metric: str) -> Table:
+    """The trials of one phase: parameters, each seed's value, mean, spread, interval."""
+    table = Table(title=f"{result.study_name}" + (" (decided earlier)" if result.reused else ""))
+    for column in outcome_columns(metric):
+        table.add_column(column)
+    for o in sorted_outcomes(result.outcomes):
+        table.add_row(*outcome_cells(o))
+    return table
+
+
+def print_phase(console: Console, result: PhaseResult, metric: str) -> None:
+    console.print(phase_table(result, metric))
+    decision = result.decision
+    console.print(f"[bold]decision[/bold] {describe_decision(decision)}. {decision.reason}")
     console.print()

@@ -1,4 +1,4 @@
-"""The ``hptune`` command: run, plan, status, diagnose, export, dashboard, presets, demo."""
+"""The ``hptune`` command: run, plan, status, diagnose, export, report, dashboard, presets, demo."""
 
 from __future__ import annotations
 
@@ -40,6 +40,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from hptune.export import export
 
     for path in export(args.config, args.output):
+        print(path)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from hptune.report import write_report
+
+    for path in write_report(args.config, args.output):
         print(path)
     return 0
 
@@ -201,6 +209,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("config")
     export.add_argument("-o", "--output", help="directory (default: the run's output_dir)")
     export.set_defaults(handler=_cmd_export)
+    report = commands.add_parser(
+        "report", help="an HTML (and Markdown) report: decisions, tables, plots, environment"
+    )
+    report.add_argument("config")
+    report.add_argument(
+        "-o",
+        "--output",
+        help="FILE.html (one self-contained page) or FILE.md (plots as SVG beside it); "
+        "default: both in the run's output_dir",
+    )
+    report.set_defaults(handler=_cmd_report)
     plan = commands.add_parser(
         "plan", help="what a run would do, without training: budget, presets, guardrails"
     )

@@ -237,6 +237,12 @@ def tune(
     findings = check_guardrails(config, hp, runner.data, progress)
     storage = open_storage(config)
     result = TuneResult(hparams=hp, sources=sources, guardrails=findings)
+    if progress is not None:
+        from hptune.plan import planned_phases
+
+        has_test = runner.data.test is not None
+        plan = planned_phases(config, hp, runner.data.n_train, has_test=has_test)
+        progress({"event": "run_start", "seed_epochs": {p.phase: p.seed_epochs for p in plan}})
     for name in config.phases.run:
         phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
                                  progress=progress)  # fmt: skip
@@ -381,30 +387,21 @@ def _save_dashboard_note(
     """The decision and its evidence as the study's optuna-dashboard note (Markdown)."""
     from optuna_dashboard import save_note
 
-    from hptune.seeds import summarize
+    from hptune._display import describe_decision, outcome_cells, outcome_columns
 
-    chosen = ", ".join(f"{k}={v}" for k, v in decision.params.items()) or "nothing fixed"
+    columns = outcome_columns(metric)
     lines = [
         f"# {study.study_name}",
         "",
-        f"**Decision ({decision.case})**: {chosen}.",
+        f"**Decision {describe_decision(decision)}.**",
         "",
         decision.reason,
         "",
-        f"| trial | params | status | {metric} per seed | mean | 95% interval |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| " + " | ".join(columns) + " |",
+        "|" + " --- |" * len(columns),
     ]
     for o in sorted(outcomes, key=lambda o: o.number):
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in o.params.items()) or "preset"  # fmt: skip
-        values = " ".join(f"{v:.4g}" for _, v in sorted(o.seed_values.items())) or "-"
-        mean = interval = "-"
-        if o.seed_values:
-            s = summarize(list(o.seed_values.values()))
-            mean = f"{s.mean:.4g}"
-            if s.ci_low is not None:
-                interval = f"{s.ci_low:.4g} .. {s.ci_high:.4g}"
-        lines.append(f"| {o.number} | {params} | {o.status} | {values} | {mean} | {interval} |")
+        lines.append("| " + " | ".join(outcome_cells(o)) + " |")
     save_note(study, "\n".join(lines) + "\n")
 
 
@@ -540,10 +537,12 @@ def _check_same_setup(
     stored = study.user_attrs.get("hptune.setup")
     if stored is None:
         study.set_user_attr("hptune.setup", setup)
+        from hptune.train.environment import describe_environment
         from hptune.train.metrics import bleu_signature
 
         study.set_user_attr("hptune.bleu_signature", bleu_signature())
         study.set_user_attr("hptune.split_overlaps", runner.data.overlaps)
+        study.set_user_attr("hptune.environment", describe_environment())
         return
     changed = sorted(k for k in setup if json.dumps(stored.get(k)) != json.dumps(setup[k]))
     if changed:

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from hptune.guardrails import Finding
     from hptune.hparams import HParams
 
-__all__ = ["Plan", "PlannedPhase", "make_plan"]
+__all__ = ["Plan", "PlannedPhase", "make_plan", "planned_phases"]
 
 
 @dataclass(frozen=True)
@@ -49,22 +49,15 @@ class Plan:
         return self.seed_epochs * self.n_train
 
 
-def make_plan(config: TuneConfig | str | os.PathLike[str]) -> Plan:
-    """Plan ``config``: loads the tokenizer and data (for sizes and checks), trains nothing."""
-    from hptune import guardrails
+def planned_phases(
+    config: TuneConfig, hp: HParams, n_train: int, *, has_test: bool
+) -> list[PlannedPhase]:
+    """Each configured phase's budget in trials and seed-epochs (an upper bound)."""
     from hptune.phases import default_epoch_range
-    from hptune.pipeline import resolve_hparams
-    from hptune.train import Runner
 
-    if not isinstance(config, TuneConfig):
-        config = load_config(config)
-    config.check_paths()
-    runner = Runner(config)
-    hp, sources = resolve_hparams(config, runner.data.n_train)
-    seeds = config.objective.seed_list
-    n = len(seeds)
+    n = len(config.objective.seed_list)
     options = config.phases
-    epoch_range = options.epochs.range or default_epoch_range(runner.data.n_train)
+    epoch_range = options.epochs.range or default_epoch_range(n_train)
     later_epochs = epoch_range[1] if "epochs" in options.run else hp.epochs
     later = str(later_epochs) if "epochs" not in options.run else f"<= {later_epochs}"
     budget = {
@@ -97,11 +90,27 @@ def make_plan(config: TuneConfig | str | os.PathLike[str]) -> Plan:
         ),
     }
     phases = [PlannedPhase(name, *budget[name]) for name in options.run]
-    if options.test_evaluation and runner.data.test is not None:
+    if options.test_evaluation and has_test:
         what = "the chosen configuration, measured on the test split"
         phases.append(PlannedPhase("final", 1, later, n * later_epochs, what))
+    return phases
+
+
+def make_plan(config: TuneConfig | str | os.PathLike[str]) -> Plan:
+    """Plan ``config``: loads the tokenizer and data (for sizes and checks), trains nothing."""
+    from hptune import guardrails
+    from hptune.pipeline import resolve_hparams
+    from hptune.train import Runner
+
+    if not isinstance(config, TuneConfig):
+        config = load_config(config)
+    config.check_paths()
+    runner = Runner(config)
+    hp, sources = resolve_hparams(config, runner.data.n_train)
+    seeds = config.objective.seed_list
+    phases = planned_phases(config, hp, runner.data.n_train, has_test=runner.data.test is not None)
     memory = []
-    if "batch_size" in options.run:
+    if "batch_size" in config.phases.run:
         from hptune.phases import BatchSizePhase
         from hptune.pipeline import make_phase
 

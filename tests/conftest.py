@@ -46,3 +46,29 @@ def tiny_config(tmp_path: Path) -> dict:
         "phases": {"run": ["baseline", "learning_rate"], "learning_rate": {"grid": [1e-4, 5e-3]}},
         "output_dir": str(tmp_path / "out"),
     }
+
+
+def five_phase_config(tmp_path: Path) -> dict:
+    raw = tiny_config(tmp_path)
+    raw["data"]["test"] = "demo://data/test.jsonl"
+    raw["training"].update({"batch_size": 8, "gradient_accumulation_steps": 2})
+    raw["phases"] = {
+        "learning_rate": {"grid": [1e-3, 5e-3]},
+        # ~19 MB predicted for batch 8, ~36 MB for 16: a 30 MB "GPU" only fits 8 and below
+        "batch_size": {"memory_limit_gb": 0.03, "n_trials": 2},
+        "epochs": {"range": [1, 3]},
+        "regularization": {"n_trials": 3},
+    }
+    return raw
+
+
+@pytest.fixture(scope="session")
+def five(demo_path, tmp_path_factory):
+    """A finished run of all five phases and the test evaluation, shared by the tests."""
+    from hptune.config import config_from_dict
+    from hptune.pipeline import tune
+
+    config = config_from_dict(five_phase_config(tmp_path_factory.mktemp("five")))
+    events: list[dict] = []
+    result = tune(config, progress=events.append)
+    return config, result, events

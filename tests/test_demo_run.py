@@ -39,3 +39,36 @@ def test_demo_runs_five_phases_with_the_lectures_shape(demo_path, tmp_path, caps
     assert lowest.mean > by_lr[chosen].mean
     # The highest is worse than the chosen one, or diverged.
     assert highest.status == "diverged" or highest.mean > by_lr[chosen].mean
+
+    _check_the_demo_report(config, tmp_path)
+
+
+def _check_the_demo_report(config, tmp_path: Path) -> None:
+    """The demo's report, captured by headless Chromium: every phase's plots and table drawn.
+
+    With HPTUNE_ARTIFACTS set, the PNG is kept there (CI and the README's figure).
+    """
+    import os
+    import shutil
+
+    from hptune.report import write_report
+    from tests.report.chromium import find_chromium, render
+
+    page, markdown = write_report(config)
+    assert page.name == "demo-report.html" and markdown.name == "demo-report.md"
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must render the report: .ci/run installs Debian's chromium")
+        pytest.skip("no Chromium here (apt-get install chromium); CI runs this check")
+    rendering = render(page, tmp_path / "demo-report.png", binary)
+    assert rendering.problems == []
+    figures = {"baseline": 1, "learning_rate": 2, "batch_size": 2, "epochs": 2,
+               "regularization": 2, "final": 2}  # fmt: skip
+    for phase, n in figures.items():
+        assert len(rendering.in_section(phase, "figure")) == n, phase
+        assert len(rendering.in_section(phase, "table")) == 1, phase
+    if artifacts := os.environ.get("HPTUNE_ARTIFACTS"):
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(rendering.png, Path(artifacts) / "demo-report.png")
+        shutil.copy(page, Path(artifacts) / "demo-report.html")

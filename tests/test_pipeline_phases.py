@@ -17,32 +17,9 @@ from hptune.config import config_from_dict
 from hptune.hparams import HParams
 from hptune.pipeline import run_phase, tune
 from hptune.train import Runner
+from tests.conftest import five_phase_config
 
 ALL_PHASES = ["baseline", "learning_rate", "batch_size", "epochs", "regularization"]
-
-
-def five_phase_config(tmp_path: Path) -> dict:
-    from tests.conftest import tiny_config
-
-    raw = tiny_config(tmp_path)
-    raw["data"]["test"] = "demo://data/test.jsonl"
-    raw["training"].update({"batch_size": 8, "gradient_accumulation_steps": 2})
-    raw["phases"] = {
-        "learning_rate": {"grid": [1e-3, 5e-3]},
-        # ~19 MB predicted for batch 8, ~36 MB for 16: a 30 MB "GPU" only fits 8 and below
-        "batch_size": {"memory_limit_gb": 0.03, "n_trials": 2},
-        "epochs": {"range": [1, 3]},
-        "regularization": {"n_trials": 3},
-    }
-    return raw
-
-
-@pytest.fixture(scope="module")
-def five(demo_path, tmp_path_factory):
-    config = config_from_dict(five_phase_config(tmp_path_factory.mktemp("five")))
-    events: list[dict] = []
-    result = tune(config, progress=events.append)
-    return config, result, events
 
 
 def test_all_phases_decide_in_order_and_carry_forward(five) -> None:

@@ -1,0 +1,51 @@
+"""What a run ran on: library versions and device, recorded with each phase's study."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+__all__ = ["LIBRARIES", "describe_environment"]
+
+#: The libraries whose versions change what a trial computes.
+LIBRARIES = (
+    "hptune",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "optuna",
+    "sacrebleu",
+    "bitsandbytes",
+)
+
+
+def describe_environment() -> dict[str, Any]:
+    """Python, platform, library versions and the training device, as JSON-ready values."""
+    import torch
+
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue  # optional (bitsandbytes) or not installed as a distribution
+    if torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        device = (
+            f"cuda: {props.name}, {props.total_memory / 2**30:.1f} GiB, "
+            f"{torch.cuda.device_count()} GPU(s), CUDA {torch.version.cuda}"
+        )
+    else:
+        device = f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "versions": versions,
+    }

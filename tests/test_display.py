@@ -1,0 +1,35 @@
+"""Progress lines: the phase's and the whole run's time left, at the pace so far."""
+
+import io
+
+from rich.console import Console
+
+import hptune._display as display
+from hptune.hparams import HParams
+
+
+def _epoch(phase: str) -> dict:
+    return {"event": "epoch", "phase": phase, "trial": 0, "seed_index": 0, "epoch": 1,
+            "hparams": HParams(1e-3, 4, 8, 2, 0.05, 0.01), "train_loss": 1.0, "eval_loss": 1.0,
+            "bleu": None}  # fmt: skip
+
+
+def test_eta_counts_the_phase_and_the_phases_still_to_run(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(display.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    printer = display.ProgressPrinter(Console(file=out, width=300), n_seeds=2, metric="eval_loss")
+    printer({"event": "run_start", "seed_epochs": {"baseline": 4, "learning_rate": 20,
+                                                    "epochs": 30}})  # fmt: skip
+    printer({"event": "phase_done", "phase": "baseline", "result": None})  # decided earlier
+    printer({"event": "phase_start", "phase": "learning_rate", "n_trials": 5, "seed_epochs": 10})
+    for _ in range(4):  # 4 of the 10 remaining seed-epochs, 3 s each
+        clock[0] += 3.0
+        printer(_epoch("learning_rate"))
+    last = out.getvalue().strip().splitlines()[-1]
+    # phase: 6 left x 3 s = 18 s; run: 18 s + the epochs phase's 30 x 3 s = 1m48s
+    assert "(phase eta <= 18s, run eta <= 1m48s)" in last
+
+
+def test_durations_read_at_a_glance() -> None:
+    assert [display._duration(s) for s in (45, 725, 11220)] == ["45s", "12m05s", "3h07m"]
