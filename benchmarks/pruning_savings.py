@@ -21,7 +21,8 @@ import yaml
 
 from hptune.config import load_config
 from hptune.hparams import HParams
-from hptune.pipeline import open_storage, run_phase
+from hptune.pipeline import run_phase
+from hptune.storage import open_storage
 from hptune.train import Runner
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"

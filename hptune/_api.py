@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hptune.config import TuneConfig, load_config, redact_url
+from hptune.config import TuneConfig, load_config
 from hptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -89,18 +88,15 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
     phases: list[str] = list(config.phases.run)
     if config.phases.test_evaluation and (config.data.test or config.data.dataset is not None):
         phases.append("final")
-    url = config.storage_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return [PhaseStatus(p, config.study_name(p), "pending", {}, None, None)
-                for p in phases]  # fmt: skip
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from hptune.storage import open_storage
+
     try:
-        storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
-    except Exception as exc:
-        message = str(exc).replace(url, config.storage_display)
-        raise ConfigError(
-            f"cannot open storage {config.storage_display!r}: {redact_url(message)}"
-        ) from None
+        storage = open_storage(config, must_exist=True)
+    except ConfigError as exc:
+        if str(exc).startswith("no storage at"):  # nothing has run yet: every phase pending
+            return [PhaseStatus(p, config.study_name(p), "pending", {}, None, None)
+                    for p in phases]  # fmt: skip
+        raise
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     rows = []
     for phase in phases:

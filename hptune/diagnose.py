@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hptune.hparams import HParams
@@ -308,11 +307,9 @@ def diagnose_for_config(
     phases = [*PHASE_NAMES, "final"]
     if phase is not None and phase not in phases:
         raise ConfigError(f"unknown phase {phase!r}; use one of {', '.join(phases)}")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = config.storage_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise ConfigError(f"no storage at {config.storage_display!r}; run 'hptune run' first")
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    from hptune.storage import open_storage
+
+    storage = open_storage(config, must_exist=True)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     rows: list[tuple[str, int, Diagnosis]] = []
     for name in [phase] if phase else phases:

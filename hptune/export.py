@@ -30,15 +30,9 @@ def final_hparams(config: TuneConfig) -> tuple[HParams, dict[str, Any]]:
     import optuna
 
     from hptune.phases import DECISION_ATTR, Decision
+    from hptune.storage import open_storage
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = config.storage_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise ConfigError(
-            f"no storage at {config.storage_display!r}; run 'hptune run' on this "
-            "configuration first"
-        )
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    storage = open_storage(config, must_exist=True)
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     hp: HParams | None = None
     decisions: dict[str, Any] = {}

@@ -11,7 +11,6 @@ import json
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hptune.config import PHASE_NAMES, TuneConfig
@@ -30,8 +29,19 @@ from hptune.phases import (
     default_epoch_range,
 )
 from hptune.presets import fill_training
+from hptune.storage import (
+    HEARTBEAT_ATTR,
+    Heartbeat,
+    claim_waiting_trial,
+    fail_stale_trials,
+    open_storage,
+    queue_lock,
+    single_worker_guard,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import optuna
 
     from hptune.diagnose import Diagnosis
@@ -48,10 +58,10 @@ __all__ = [
     "incoming_diagnoses",
     "make_phase",
     "memory_limit_bytes",
-    "open_storage",
     "resolve_hparams",
     "run_phase",
     "tune",
+    "work_through_queue",
 ]
 
 
@@ -235,24 +245,25 @@ def tune(
     runner = runner or Runner(config)
     hp, sources = resolve_hparams(config, runner.data.n_train)
     findings = check_guardrails(config, hp, runner.data, progress)
-    storage = open_storage(config)
-    result = TuneResult(hparams=hp, sources=sources, guardrails=findings)
-    if progress is not None:
-        from hptune.plan import planned_phases
+    with single_worker_guard(config):
+        storage = open_storage(config)
+        result = TuneResult(hparams=hp, sources=sources, guardrails=findings)
+        if progress is not None:
+            from hptune.plan import planned_phases
 
-        has_test = runner.data.test is not None
-        plan = planned_phases(config, hp, runner.data.n_train, has_test=has_test)
-        progress({"event": "run_start", "seed_epochs": {p.phase: p.seed_epochs for p in plan}})
-    for name in config.phases.run:
-        phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
-                                 progress=progress)  # fmt: skip
-        result.phases.append(phase_result)
-        hp = phase_result.decision.apply(hp)
-    result.hparams = hp
-    if config.phases.test_evaluation and runner.data.test is not None:
-        result.final = run_phase(config, "final", hp, runner=runner, storage=storage,
-                                 progress=progress)  # fmt: skip
-    return result
+            has_test = runner.data.test is not None
+            plan = planned_phases(config, hp, runner.data.n_train, has_test=has_test)
+            progress({"event": "run_start", "seed_epochs": {p.phase: p.seed_epochs for p in plan}})
+        for name in config.phases.run:
+            phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
+                                     progress=progress)  # fmt: skip
+            result.phases.append(phase_result)
+            hp = phase_result.decision.apply(hp)
+        result.hparams = hp
+        if config.phases.test_evaluation and runner.data.test is not None:
+            result.final = run_phase(config, "final", hp, runner=runner, storage=storage,
+                                     progress=progress)  # fmt: skip
+        return result
 
 
 def check_guardrails(
@@ -296,24 +307,6 @@ def run_phase(
     return phase_result
 
 
-def open_storage(config: TuneConfig) -> optuna.storages.BaseStorage:
-    """The run's Optuna storage, with heartbeats so a killed trial is found and run again."""
-    import optuna
-
-    url = config.storage_url
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    # Failed trials are reported by hptune itself, without Optuna's logged traceback.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # heartbeats are marked experimental
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=config.heartbeat_seconds,
-            grace_period=2 * config.heartbeat_seconds,
-        )
-
-
 def _run_phase(
     config: TuneConfig,
     storage: optuna.storages.BaseStorage,
@@ -324,7 +317,7 @@ def _run_phase(
 ) -> PhaseResult:
     import optuna
 
-    from hptune.objective import SeedObjective, TrialOutOfMemory
+    from hptune.objective import SeedObjective
 
     study_name = config.study_name(phase.name)
     study = optuna.create_study(
@@ -343,33 +336,55 @@ def _run_phase(
         progress({"event": "phase_start", "phase": phase.name, "n_trials": phase.n_trials(),
                   "seed_epochs": phase.n_remaining(study.get_trials(deepcopy=False))
                   * len(config.objective.seed_list) * phase.max_epochs(base)})  # fmt: skip
-    if not study.get_trials(deepcopy=False):
-        for params in phase.initial_params(base):
-            study.enqueue_trial(params, skip_if_exists=True)
-
     objective = SeedObjective(
         runner, phase, base, progress=progress, reuse=_reuse_lookup(config, storage)
     )
-    # optimize() marks a trial FAIL on an error or Ctrl-C, so none stays RUNNING from this
-    # process; a killed process's trial is failed once its heartbeat is stale, then retried.
+    return work_through_queue(config, storage, study, phase, base, objective, progress)
+
+
+def work_through_queue(
+    config: TuneConfig,
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    phase: Phase,
+    base: HParams,
+    objective: Callable[[optuna.Trial], float],
+    progress: ProgressCallback | None = None,
+) -> PhaseResult:
+    """Run ``phase``'s trials with ``objective`` until it is decided, as one of any number
+    of workers on ``storage``; every worker returns the same decision.
+
+    Every change to the queue happens under the study's lock, so workers never queue or
+    claim a trial twice; training happens outside it. A trial claimed here ends COMPLETE,
+    PRUNED or FAIL (also on Ctrl-C); a killed worker's trial goes stale and is failed by
+    whoever looks next, then queued again. The decision is taken once, under the lock, when
+    nothing is queued or running; workers still waiting read it from the storage.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    grace = 2 * config.heartbeat_seconds
     while True:
-        trials = study.get_trials(deepcopy=False)
-        for failed in phase.to_retry(trials):
-            _requeue(study, failed)
-        if config.diagnostics.retry_diverged and phase.name != "learning_rate":
-            _queue_remedies(study, trials)
-        trials = study.get_trials(deepcopy=False)
-        running = sum(1 for t in trials if t.state.name == "RUNNING")
-        remedies = sum(
-            1 for t in trials if t.state.name == "WAITING" and REMEDY_ATTR in t.user_attrs
-        )
-        to_run = max(phase.n_remaining(trials) - running, 0) + remedies
-        if to_run > 0:
-            study.optimize(objective, n_trials=to_run, catch=(TrialOutOfMemory,))
-        elif running:
-            _wait_for_running(study, config.heartbeat_seconds, progress)
+        with queue_lock(config, storage, study.study_name):
+            if DECISION_ATTR in study.user_attrs:  # another worker decided
+                decision = Decision.from_json(study.user_attrs[DECISION_ATTR])
+                return PhaseResult(phase.name, study.study_name, decision, _outcomes(study),
+                                   reused=False)  # fmt: skip
+            fail_stale_trials(study, storage, grace)
+            _fill_queue(study, phase, base, config)
+            claimed = claim_waiting_trial(study, storage)
+            if claimed is not None:
+                trial = optuna.Trial(study, claimed)
+                phase.suggest(trial, base)  # sampled under the lock: no two workers alike
+            elif not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                return _decide(study, phase, base, config)
+        if claimed is not None:
+            _run_claimed(study, storage, trial, objective, config.heartbeat_seconds)
         else:
-            break
+            _wait_for_running(study, config.heartbeat_seconds, progress)
+
+
+def _decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig) -> PhaseResult:
     outcomes = _outcomes(study)
     decision = _with_remedy(phase.decide(outcomes, base, config.objective.direction), study)
     if phase.notes:
@@ -378,7 +393,65 @@ def _run_phase(
         )
     study.set_user_attr(DECISION_ATTR, decision.to_json())
     _save_dashboard_note(study, decision, outcomes, config.objective.metric)
-    return PhaseResult(phase.name, study_name, decision, outcomes, reused=False)
+    return PhaseResult(phase.name, study.study_name, decision, outcomes, reused=False)
+
+
+def _fill_queue(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig) -> None:
+    """Queue what the phase still needs: retries of failed trials, divergence remedies, and
+    its next trials (fixed points such as grid values first, then open slots its sampler fills
+    when a worker claims them), so that queued plus running trials equal what remains."""
+    trials = study.get_trials(deepcopy=False)
+    for failed in phase.to_retry(trials):
+        _requeue(study, failed)
+    if config.diagnostics.retry_diverged and phase.name != "learning_rate":
+        _queue_remedies(study, trials)
+    trials = study.get_trials(deepcopy=False)
+    pending = sum(
+        1
+        for t in trials
+        if t.state.name in ("WAITING", "RUNNING") and REMEDY_ATTR not in t.user_attrs
+    )
+    missing = phase.n_remaining(trials) - pending
+    if missing <= 0:
+        return
+    present = {json.dumps(t.params, sort_keys=True) for t in trials}
+    fixed = [p for p in phase.initial_params(base) if json.dumps(p, sort_keys=True) not in present]
+    for params in (fixed + [{}] * missing)[:missing]:
+        study.enqueue_trial(params)
+
+
+def _run_claimed(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], float],
+    heartbeat_seconds: int,
+) -> None:
+    """Train a claimed trial with a heartbeat; it ends COMPLETE, PRUNED or FAIL."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from hptune.objective import TrialOutOfMemory
+
+    state, value = TrialState.FAIL, None
+    try:
+        with Heartbeat(storage, trial._trial_id, heartbeat_seconds):
+            try:
+                value = objective(trial)
+                state = TrialState.COMPLETE
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except TrialOutOfMemory:
+                state = TrialState.FAIL  # recorded on the trial; bounds later batch proposals
+    finally:  # also on Ctrl-C or an error: never left RUNNING by this process
+        try:
+            study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            warnings.warn(
+                f"trial {trial.number} of {study.study_name} was failed by another worker "
+                "(its heartbeat looked stale); its result is dropped and it runs again",
+                stacklevel=2,
+            )
 
 
 def _save_dashboard_note(
@@ -485,12 +558,9 @@ def _wait_for_running(
     study: optuna.Study, heartbeat_seconds: int, progress: ProgressCallback | None
 ) -> None:
     """Wait for trials running elsewhere (another worker, or a killed process's stale trial)."""
-    import optuna
-
     if progress is not None:
         progress({"event": "waiting", "phase": study.study_name.rsplit(".", 1)[-1]})
     time.sleep(min(5.0, heartbeat_seconds))
-    optuna.storages.fail_stale_trials(study)
 
 
 def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
@@ -504,7 +574,10 @@ def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
                 state=optuna.trial.TrialState.WAITING,
                 params=failed.params,
                 distributions=failed.distributions,
-                system_attrs={**failed.system_attrs, "hptune.retry_of": failed.number},
+                system_attrs={
+                    **{k: v for k, v in failed.system_attrs.items() if k != HEARTBEAT_ATTR},
+                    "hptune.retry_of": failed.number,
+                },
             )
         )
 

@@ -72,3 +72,28 @@ def five(demo_path, tmp_path_factory):
     events: list[dict] = []
     result = tune(config, progress=events.append)
     return config, result, events
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server on loopback for the session; skipped (loudly) where none starts."""
+    from tests.postgres import PostgresServer
+
+    try:
+        server = PostgresServer()
+        server.__enter__()
+    except Exception as exc:  # no binaries, or the server would not start here
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests; the server did not start: {exc}")
+        pytest.skip(f"PostgreSQL server could not start here ({exc}); CI runs these tests")
+    yield server
+    server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh database per test."""
+    import re
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:60]
+    return postgres_server.create_database(name)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hptune.phases._base import Decision, Phase, TrialOutcome, grid_remaining, rank_within_noise
 from hptune.presets import DEFAULT_LEARNING_RATE_GRID
@@ -38,13 +38,17 @@ class LearningRatePhase(Phase):
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         import optuna
 
-        return optuna.samplers.GridSampler({"learning_rate": self.grid}, seed=0)
+        # Every grid point is queued with its rate fixed (initial_params), each exactly once
+        # even with many workers, so the sampler is never consulted.
+        return optuna.samplers.RandomSampler(seed=0)
+
+    def initial_params(self, base: HParams) -> list[dict[str, Any]]:
+        return [{"learning_rate": lr} for lr in self.grid]
 
     def n_trials(self) -> int:
         return len(self.grid)
 
     def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        # GridSampler counts a failed point as visited: to_retry queues it again explicitly.
         return grid_remaining(trials, "learning_rate", self.grid, self.max_retries)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:

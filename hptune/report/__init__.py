@@ -42,7 +42,7 @@ def write_report(
         )
     blocks = build_blocks(collect(config))
     if output is None:
-        stem = Path(config.output_dir) / f"{config.name}-report"
+        stem = Path(config.output_dir).resolve() / f"{config.name}-report"
         targets = [stem.with_suffix(".html"), stem.with_suffix(".md")]
     else:
         targets = [Path(output)]

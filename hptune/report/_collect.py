@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hptune.exceptions import ConfigError
@@ -74,21 +73,15 @@ def collect(config: TuneConfig) -> ReportData:
     from hptune.diagnose import diagnose_for_config
     from hptune.objective import outcome_from_trial
     from hptune.phases import DECISION_ATTR, Decision
+    from hptune.storage import open_storage
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = config.storage_url
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise ConfigError(
-            f"no storage at {config.storage_display!r}; run 'hptune run' on this "
-            "configuration first, then make its report"
-        )
+    storage = open_storage(config, must_exist=True)
     rows = status(config)
     if all(row.state == "pending" for row in rows):
         raise ConfigError(
             f"{config.storage_display!r} holds no phase of run {config.name!r}; run "
             "'hptune run' on this configuration first (or check its 'name' and 'storage')"
         )
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
     phases = []
     for row in rows:
         evidence = PhaseEvidence(row.phase, row.study_name, row.state)

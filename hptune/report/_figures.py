@@ -77,9 +77,13 @@ def _label(name: str) -> str:
 
 
 def _describe(o: TrialOutcome) -> str:
+    """``#3 learning_rate=0.005 (ok)``; just ``#3 (ok)`` when the parameters would crowd the
+    plot out (several parameters): the phase's table beside the plot has them."""
     params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                        for k, v in o.params.items()) or "preset"  # fmt: skip
-    return f"#{o.number} {params}"
+    if len(params) > 32:
+        return f"#{o.number} ({o.status})"
+    return f"#{o.number} {params} ({o.status})"
 
 
 @_styled
@@ -103,7 +107,7 @@ def curves_figure(evidence: PhaseEvidence, metric: str) -> str | None:
             xs = [e["epoch"] for e in epochs]
             for ax, key in zip(axes, panels, strict=True):
                 ys = [_finite(e.get(key)) for e in epochs]
-                label = f"{_describe(outcome)} ({outcome.status})" if index == 0 else None
+                label = _describe(outcome) if index == 0 else None
                 ax.plot(
                     xs,
                     ys,

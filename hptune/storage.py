@@ -1,0 +1,280 @@
+"""Where a run's studies live: opening the storage, one queue lock per study, heartbeats.
+
+Three backends, chosen by the ``storage`` URL:
+
+* ``sqlite:///path.db`` (the default, in the output directory): one worker at a time. A second
+  ``hptune run`` on the same file is refused (SQLite's writers lock the whole file).
+* ``postgresql://user:pw@host/db`` (or ``mysql://``): many workers on many machines.
+* ``journal:///path/run.log``: Optuna's ``JournalStorage`` on a file, for several workers on a
+  shared file system with no database server.
+
+Workers never rely on timing: every change to a phase's queue (queueing trials, retrying a
+failed one, claiming the next, deciding) happens under a lock held in the storage itself (a
+PostgreSQL advisory lock, MySQL's ``GET_LOCK``) or next to the file (SQLite, journal). Each
+running trial writes a heartbeat into its system attributes; a trial whose heartbeat is older
+than the grace period (its process died) is failed, then queued again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from hptune.config import TuneConfig, redact_url
+from hptune.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "HEARTBEAT_ATTR",
+    "Heartbeat",
+    "backend",
+    "claim_waiting_trial",
+    "fail_stale_trials",
+    "open_storage",
+    "queue_lock",
+    "single_worker_guard",
+    "worker_id",
+]
+
+#: The trial system attribute a running trial's heartbeat thread refreshes (Unix time).
+HEARTBEAT_ATTR = "hptune.heartbeat"
+JOURNAL_PREFIX = "journal://"
+
+Backend = Literal["sqlite", "journal", "postgresql", "mysql", "other"]
+
+
+def backend(url: str) -> Backend:
+    if url.startswith("sqlite:"):
+        return "sqlite"
+    if url.startswith(JOURNAL_PREFIX):
+        return "journal"
+    if url.startswith(("postgresql", "postgres:")):
+        return "postgresql"
+    if url.startswith("mysql"):
+        return "mysql"
+    return "other"
+
+
+def _file_of(url: str) -> Path | None:
+    """The file an SQLite or journal storage lives in."""
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    if url.startswith(JOURNAL_PREFIX):
+        return Path(url.removeprefix(JOURNAL_PREFIX))
+    return None
+
+
+def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
+    """The run's Optuna storage. With ``must_exist`` (reading commands), never create one.
+
+    Raises:
+        ConfigError: no storage yet (``must_exist``), a missing database driver, or a
+            database that cannot be reached; the message never shows the password.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = config.storage_url
+    path = _file_of(url)
+    if path is not None:
+        if must_exist and not path.exists():
+            raise ConfigError(
+                f"no storage at {config.storage_display!r}; run 'hptune run' on this "
+                "configuration first"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if backend(url) == "journal":
+            from optuna.storages.journal import JournalFileBackend
+
+            assert path is not None
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        if must_exist:
+            return optuna.storages.RDBStorage(url, skip_table_creation=True)
+        with _schema_lock(url):  # workers starting together would create the tables twice
+            return optuna.storages.RDBStorage(url)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"storage {config.storage_display!r} needs the Python package {exc.name!r}; "
+            "install it (for PostgreSQL: pip install 'hptune[postgres]')"
+        ) from None
+    except Exception as exc:  # connection refused, bad credentials, unknown database...
+        detail = redact_url(str(exc).replace(url, config.storage_display)).splitlines()[0]
+        raise ConfigError(
+            f"cannot open storage {config.storage_display!r}: {detail}. Check that the "
+            "database server runs and the URL (host, port, user, database) is right."
+        ) from None
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """Serialize Optuna's table creation among workers on one database server."""
+    kind = backend(url)
+    if kind not in ("postgresql", "mysql"):
+        yield
+        return
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection, _server_lock(connection, kind, "hptune.schema"):
+            yield
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _server_lock(connection: Any, kind: Backend, name: str) -> Iterator[None]:
+    """A lock held in the database server (released if this process dies)."""
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    params: dict[str, object] = {"key": key}
+    if kind == "postgresql":
+        acquire, release = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
+    else:
+        params = {"key": f"hptune-{key:x}"}
+        acquire, release = "SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)"
+    connection.execute(text(acquire), params)
+    try:
+        yield
+    finally:
+        connection.execute(text(release), params)
+        connection.commit()
+
+
+@contextlib.contextmanager
+def queue_lock(
+    config: TuneConfig, storage: optuna.storages.BaseStorage, name: str
+) -> Iterator[None]:
+    """Hold the lock of study ``name``'s queue: one worker at a time changes it."""
+    url = config.storage_url
+    kind = backend(url)
+    if kind in ("sqlite", "journal"):
+        from filelock import FileLock
+
+        path = _file_of(url)
+        assert path is not None
+        with FileLock(f"{path}.{name}.lock"):
+            yield
+        return
+    if kind not in ("postgresql", "mysql"):
+        yield  # an unknown backend: one worker is safe, several may queue a trial twice
+        return
+    engine = storage.engine  # type: ignore[attr-defined]
+    with engine.connect() as connection, _server_lock(connection, kind, name):
+        yield
+
+
+@contextlib.contextmanager
+def single_worker_guard(config: TuneConfig) -> Iterator[None]:
+    """Refuse a second worker on one SQLite file while this one runs."""
+    url = config.storage_url
+    if backend(url) != "sqlite":
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    path = _file_of(url)
+    assert path is not None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{path}.worker.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"another hptune process is running on {config.storage_display!r}. SQLite is for "
+            "one worker at a time; for several workers use a PostgreSQL storage "
+            "('storage: postgresql://user@host/db') or a journal file on a shared file "
+            "system ('storage: journal:///shared/run.log')"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def worker_id() -> str:
+    """Who runs a trial (its ``worker`` user attribute): host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_waiting_trial(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int | None:
+    """Atomically move the oldest queued trial to RUNNING; its id, or None if none is left."""
+    import optuna
+
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    for trial in sorted(waiting, key=lambda t: t.number):
+        try:
+            # False when another worker took it first (compare-and-set in the storage).
+            if storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.RUNNING):
+                storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
+                storage.set_trial_user_attr(trial._trial_id, "worker", worker_id())
+                return trial._trial_id
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return None
+
+
+def fail_stale_trials(
+    study: optuna.Study, storage: optuna.storages.BaseStorage, grace_seconds: float
+) -> list[int]:
+    """Fail running trials whose heartbeat is older than ``grace_seconds``; their numbers."""
+    import optuna
+
+    now = time.time()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+        if beat is None and trial.datetime_start is not None:
+            beat = trial.datetime_start.timestamp()
+        if beat is None or now - float(beat) <= grace_seconds:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "hptune.stale", True)
+            if storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
+                failed.append(trial.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished meanwhile, or failed by another worker
+    return failed
+
+
+class Heartbeat:
+    """While a trial runs, refresh its heartbeat every ``interval`` seconds (a thread)."""
+
+    def __init__(
+        self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float
+    ) -> None:
+        self.storage = storage
+        self.trial_id = trial_id
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="hptune-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        import optuna
+
+        while not self._stop.wait(self.interval):
+            try:
+                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, time.time())
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return  # failed as stale by another worker: nothing left to keep alive
+            except Exception:  # a passing database error: the next beat tries again
+                continue

@@ -1,0 +1,171 @@
+"""Several `hptune run` processes on one storage: each queued trial runs once, every worker
+takes the same decision, a killed worker's trial is retried, and SQLite stays single-worker.
+The PostgreSQL tests run against a real server started on loopback (tests/postgres.py)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import yaml
+
+from tests.postgres import PASSWORD
+
+GRID = [1e-4, 1e-3, 5e-3, 1e-2]
+
+
+def _config_file(tmp_path: Path, storage: str | None, name: str = "tiny", **changes) -> Path:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["name"] = name
+    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": GRID}}
+    raw["heartbeat_seconds"] = 1
+    if storage is not None:
+        raw["storage"] = storage
+    raw.update(changes)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _start(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hptune", "run", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _finish(workers: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=900)
+        results.append((worker.returncode, out, err))
+    return results
+
+
+def _decision_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("decision (")]
+
+
+def _check_each_grid_point_ran_once(storage: str, name: str = "tiny") -> optuna.Study:
+    study = optuna.load_study(study_name=f"{name}.learning_rate", storage=_open(storage))
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * len(GRID)
+    assert sorted(t.params["learning_rate"] for t in trials) == GRID
+    return study
+
+
+def _open(storage: str):
+    if storage.startswith("journal://"):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(
+            JournalFileBackend(storage.removeprefix("journal://"))
+        )
+    return storage
+
+
+def _one_worker_decision(tmp_path: Path) -> str:
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (code, out, err) = _finish([_start(_config_file(alone, None))])[0]
+    assert code == 0, err
+    return _decision_lines(out)[0]
+
+
+def test_three_workers_on_postgresql_share_the_grid(demo_path, postgres_url, tmp_path) -> None:
+    config = _config_file(tmp_path, postgres_url)
+    results = _finish([_start(config) for _ in range(3)])
+    for code, _, err in results:
+        assert code == 0, err
+    study = _check_each_grid_point_ran_once(postgres_url)
+    workers = {t.user_attrs["worker"] for t in study.get_trials()}
+    assert len(workers) >= 2  # the grid was spread over the processes
+    # Every worker moved on with the same decision, the one a single worker takes.
+    decisions = [_decision_lines(out) for _, out, _ in results]
+    assert all(d == decisions[0] for d in decisions) and len(decisions[0]) == 1
+    assert decisions[0][0] == _one_worker_decision(tmp_path)
+    # The password never shows: not in any output, nor in the storage's attributes.
+    for _, out, err in results:
+        assert PASSWORD not in out + err
+    attrs = [study.user_attrs] + [t.user_attrs | t.system_attrs for t in study.get_trials()]
+    assert PASSWORD not in json.dumps(attrs, default=str)
+
+
+def test_a_killed_worker_s_trial_is_retried_by_the_others(
+    demo_path, postgres_url, tmp_path
+) -> None:
+    config = _config_file(tmp_path, postgres_url)
+    config_raw = yaml.safe_load(config.read_text())
+    config_raw["phases"]["run"] = ["baseline", "learning_rate"]
+    config.write_text(yaml.safe_dump(config_raw))
+    workers = [_start(config) for _ in range(3)]
+    victim = workers[0]
+    killed = _wait_for_a_running_trial_of(victim.pid, postgres_url)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    for code, _, err in _finish(workers[1:]):
+        assert code == 0, err
+    study_name, number = killed
+    study = optuna.load_study(study_name=study_name, storage=postgres_url)
+    trials = study.get_trials()
+    dead = trials[number]
+    assert dead.state.name == "FAIL" and dead.user_attrs.get("hptune.stale") is True
+    retry = [t for t in trials if t.system_attrs.get("hptune.retry_of") == number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
+    assert retry[0].params == dead.params
+    for name in ("tiny.baseline", "tiny.learning_rate"):
+        states = {t.state.name for t in optuna.load_study(study_name=name,
+                                                          storage=postgres_url).trials}  # fmt: skip
+        assert not states & {"RUNNING", "WAITING"}
+        assert "hptune.decision" in optuna.load_study(study_name=name,
+                                                      storage=postgres_url).user_attrs  # fmt: skip
+
+
+def _wait_for_a_running_trial_of(pid: int, storage: str) -> tuple[str, int]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            summaries = optuna.get_all_study_summaries(storage)
+        except Exception:
+            summaries = []
+        for summary in summaries:
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+                if t.user_attrs.get("worker", "").endswith(f":{pid}") and t.params:
+                    return summary.study_name, t.number
+        time.sleep(0.2)
+    raise AssertionError(f"worker {pid} never ran a trial")
+
+
+def test_two_workers_on_a_journal_file(demo_path, tmp_path) -> None:
+    storage = f"journal://{tmp_path / 'run.log'}"
+    config = _config_file(tmp_path, storage)
+    for code, _, err in _finish([_start(config) for _ in range(2)]):
+        assert code == 0, err
+    _check_each_grid_point_ran_once(storage)
+
+
+def test_a_second_worker_on_sqlite_is_refused(demo_path, tmp_path) -> None:
+    from hptune.config import load_config
+    from hptune.storage import single_worker_guard
+
+    config = _config_file(tmp_path, None)
+    with single_worker_guard(load_config(config)):  # as a running worker holds it
+        code, _, err = _finish([_start(config)])[0]
+    assert code == 2
+    assert "SQLite is for one worker at a time" in err and "Traceback" not in err
+    study_names = optuna.get_all_study_summaries(load_config(config).storage_url)
+    assert study_names == []  # the refused worker wrote nothing
+
+
+def test_a_bad_password_is_a_clear_error_that_never_shows_it(
+    demo_path, postgres_url, tmp_path
+) -> None:
+    wrong = postgres_url.replace(PASSWORD, "Wr0ng-" + PASSWORD)
+    code, out, err = _finish([_start(_config_file(tmp_path, wrong))])[0]
+    assert code == 2
+    assert "cannot open storage 'postgresql://hptune:***@127.0.0.1" in err
+    assert PASSWORD not in out + err and "Traceback" not in err
