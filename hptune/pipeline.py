@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -240,9 +241,15 @@ def tune(
     configuration when the data has a test split and ``phases.test_evaluation`` is on.
     """
     from hptune.train import Runner
+    from hptune.train.distributed import is_data_parallel, run_data_parallel
 
     config.check_paths()
-    runner = runner or Runner(config)
+    if is_data_parallel():  # accelerate launch: process 0 runs the pipeline, others follow
+        return run_data_parallel(config, lambda r: _tune(config, progress, r), runner)
+    return _tune(config, progress, runner or Runner(config))
+
+
+def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: Runner) -> TuneResult:
     hp, sources = resolve_hparams(config, runner.data.n_train)
     findings = check_guardrails(config, hp, runner.data, progress)
     with single_worker_guard(config):
@@ -598,7 +605,7 @@ def _check_same_setup(
     study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig, runner: Runner
 ) -> None:
     """Record what the phase starts from; refuse to mix trials from another setup."""
-    setup = {
+    setup: dict[str, Any] = {
         "phase": phase.name,
         "base_hparams": base.to_dict(),
         "metric": config.objective.metric,
@@ -607,6 +614,9 @@ def _check_same_setup(
         "method": config.method.model_dump(),
         "fingerprints": runner.data.fingerprints,
     }
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1:  # the effective batch is per process: never mix with other launches
+        setup["processes"] = processes
     stored = study.user_attrs.get("hptune.setup")
     if stored is None:
         study.set_user_attr("hptune.setup", setup)

@@ -14,6 +14,7 @@ from hptune.config import TuneConfig
 from hptune.hparams import HParams
 from hptune.train.checkpoints import retain_best_and_last, save_checkpoint
 from hptune.train.data import PreparedData, prepare_data
+from hptune.train.distributed import broadcast
 from hptune.train.metrics import bleu_score, evaluate_loss, generate_answers
 from hptune.train.model import check_method_supported, load_model, load_tokenizer
 
@@ -50,8 +51,9 @@ class RunResult:
     stopped_early: bool = False  # the epoch callback asked to stop (early stopping, pruning)
     initial_eval_loss: float | None = None  # validation loss before the first step
     seconds: float = 0.0
-    train_examples: int = 0
+    train_examples: int = 0  # over all processes of a data-parallel run
     train_tokens: int = 0
+    processes: int = 1  # data-parallel processes that trained it
 
     def best_epoch(self, metric: str, direction: str) -> EpochMetrics:
         choose = min if direction == "minimize" else max
@@ -79,6 +81,7 @@ class RunResult:
             seconds=seconds,
             train_examples=round(float(values.get("examples_per_second", 0.0)) * seconds),
             train_tokens=round(float(values.get("tokens_per_second", 0.0)) * seconds),
+            processes=int(values.get("processes", 1)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +95,7 @@ class RunResult:
             "seconds": round(self.seconds, 3),
             "examples_per_second": round(self.examples_per_second, 2),
             "tokens_per_second": round(self.tokens_per_second, 1),
+            "processes": self.processes,
         }
 
 
@@ -104,6 +108,8 @@ class Runner:
 
     def __init__(self, config: TuneConfig) -> None:
         self.config = config
+        #: Set on process 0 of a data-parallel launch: it tells the others what to train.
+        self.leader = False
         check_method_supported(config.method)
         self.tokenizer = load_tokenizer(config.model)
         self.data: PreparedData = prepare_data(
@@ -137,6 +143,9 @@ class Runner:
         from torch.utils.data import DataLoader
         from transformers import DataCollatorForSeq2Seq, get_scheduler
 
+        if self.leader:  # the other processes train the same run with us, in lockstep
+            options = {"evaluate_test": evaluate_test, "run_name": run_name}
+            broadcast(("train", hp, seed, options))
         training = self.config.training
         output = Path(self.config.output_dir)
         trackers = list(training.report_to) if run_name is not None else []
@@ -167,9 +176,13 @@ class Runner:
             collate_fn=collate,
             generator=torch.Generator().manual_seed(seed),
         )
-        eval_loader = DataLoader(
-            self.data.validation, batch_size=max(hp.batch_size, 16), collate_fn=collate
-        )
+        # Every process measures the whole validation split on its own copy of the weights
+        # (the same on all): the values agree exactly, with no gathering to get wrong.
+        eval_loader = _OnDevice(
+            DataLoader(self.data.validation, batch_size=max(hp.batch_size, 16),
+                       collate_fn=collate),
+            accelerator.device,
+        )  # fmt: skip
         # The validation loss before training: where the loss starts, for the divergence watch
         # and the diagnosis. Its own generator: the global one must not move (see below).
         initial_loader = _OnDevice(
@@ -206,12 +219,13 @@ class Runner:
             num_warmup_steps=round(hp.warmup_ratio * steps),
             num_training_steps=steps,
         )
-        model, optimizer, train_loader, eval_loader, scheduler = accelerator.prepare(
-            model, optimizer, train_loader, eval_loader, scheduler
+        model, optimizer, train_loader, scheduler = accelerator.prepare(
+            model, optimizer, train_loader, scheduler
         )
-        result = RunResult(seed=seed)
+        result = RunResult(seed=seed, processes=accelerator.num_processes)
         try:
-            result.initial_eval_loss = evaluate_loss(model, initial_loader)
+            result.initial_eval_loss = evaluate_loss(accelerator.unwrap_model(model),
+                                                     initial_loader)  # fmt: skip
             self._epochs(accelerator, model, optimizer, train_loader, eval_loader, scheduler,
                          hp, result, on_epoch, test_loader, checkpoint_dir)  # fmt: skip
         finally:
@@ -250,7 +264,8 @@ class Runner:
             for batch in train_loader:
                 with accelerator.accumulate(model):
                     loss = self.step_loss(model, batch, epoch)
-                    loss_value = loss.detach().float().item()
+                    # The mean over processes: all see the same value and stop together.
+                    loss_value = accelerator.reduce(loss.detach().float(), "mean").item()
                     why = watch.update(loss_value)
                     if why is not None:
                         result.diverged = True
@@ -265,10 +280,10 @@ class Runner:
                     optimizer.zero_grad()
                 loss_sum += loss_value
                 n_batches += 1
-                result.train_examples += int(batch["input_ids"].shape[0])
-                result.train_tokens += int(batch["attention_mask"].sum())
+                result.train_examples += int(batch["input_ids"].shape[0]) * result.processes
+                result.train_tokens += int(batch["attention_mask"].sum()) * result.processes
             result.seconds = time.perf_counter() - start
-            eval_loss = evaluate_loss(model, eval_loader)
+            eval_loss = evaluate_loss(accelerator.unwrap_model(model), eval_loader)
             bleu = None
             if bleu_prompts:
                 answers = generate_answers(
@@ -290,7 +305,11 @@ class Runner:
             result.epochs.append(metrics)
             logged = {k: v for k, v in asdict(metrics).items() if v is not None and k != "epoch"}
             accelerator.log(logged, step=epoch)
-            if checkpoint_dir is not None and math.isfinite(eval_loss):
+            if (
+                checkpoint_dir is not None
+                and math.isfinite(eval_loss)
+                and accelerator.is_main_process
+            ):
                 save_checkpoint(accelerator.unwrap_model(model), checkpoint_dir, epoch,
                                 asdict(metrics))  # fmt: skip
                 retain_best_and_last(checkpoint_dir, objective.metric, objective.direction)
@@ -305,7 +324,8 @@ class Runner:
                     f"{_EXPLODED_VALIDATION:g}x its start {start_loss:.4g})"
                 )
                 return
-            if on_epoch is not None and on_epoch(result.seed, metrics) is False:
+            stop = on_epoch is not None and on_epoch(result.seed, metrics) is False
+            if broadcast(stop):  # pruning and early stopping are decided by process 0
                 result.stopped_early = True
                 return
             start = time.perf_counter() - result.seconds  # evaluation is not training time
@@ -350,7 +370,7 @@ class Runner:
         self, accelerator: Any, model: Any, test_loader: Any, metrics: EpochMetrics
     ) -> None:
         objective = self.config.objective
-        metrics.test_loss = evaluate_loss(model, test_loader)
+        metrics.test_loss = evaluate_loss(accelerator.unwrap_model(model), test_loader)
         if objective.metric == "bleu" and self.data.test_prompts:
             answers = generate_answers(
                 accelerator.unwrap_model(model),

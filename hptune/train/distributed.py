@@ -1,0 +1,76 @@
+"""Data-parallel trials: ``accelerate launch -m hptune run CONFIG`` trains every trial on all
+the launched processes (one per GPU; or CPU processes over gloo).
+
+Process 0 is the leader: it alone runs the pipeline and talks to the storage (samplers,
+pruners, queue, decisions). Before each training run it broadcasts what to train (the
+configuration, the seed); after each epoch it broadcasts whether to go on (pruning and early
+stopping are decided on its side). The other processes follow: they build the same data, train
+what they are told in lockstep, and never open the storage, so no process samples parameters
+of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from hptune.config import TuneConfig
+    from hptune.train.loop import Runner
+
+__all__ = ["broadcast", "is_data_parallel", "run_data_parallel"]
+
+T = TypeVar("T")
+
+
+def is_data_parallel() -> bool:
+    """Whether this process was launched as one of several (``accelerate launch``, torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def broadcast(value: T) -> T:
+    """Process 0's ``value``, on every process (a no-op in a single process)."""
+    if not is_data_parallel():
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+def run_data_parallel(
+    config: TuneConfig, body: Callable[[Runner], T], runner: Runner | None = None
+) -> T:
+    """Run ``body`` (the pipeline) on the leader; make every other process follow it.
+
+    Every process returns the leader's result (None on followers when the leader failed).
+    """
+    import torch
+    from accelerate import PartialState
+
+    from hptune.train.loop import Runner
+
+    # Joins the process group: NCCL on GPUs; gloo on CPUs (where `cpu` must be said).
+    state = PartialState(cpu=not torch.cuda.is_available())
+    runner = runner or Runner(config)
+    if not state.is_main_process:
+        followed: T = _follow(runner)
+        return followed
+    runner.leader = True
+    result: T | None = None
+    try:
+        result = body(runner)
+    finally:
+        broadcast(("stop", result))  # also when the leader fails: nobody waits for ever
+    return result
+
+
+def _follow(runner: Runner) -> Any:
+    while True:
+        command: Any = broadcast(None)
+        if command[0] == "stop":
+            return command[1]
+        _, hp, seed, options = command
+        runner.train(hp, seed, None, **options)
