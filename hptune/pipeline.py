@@ -440,7 +440,7 @@ def _run_claimed(
 
     from hptune.objective import TrialOutOfMemory
 
-    state, value = TrialState.FAIL, None
+    state, value, lost = TrialState.FAIL, None, False
     try:
         with Heartbeat(storage, trial._trial_id, heartbeat_seconds):
             try:
@@ -450,15 +450,19 @@ def _run_claimed(
                 state = TrialState.PRUNED
             except TrialOutOfMemory:
                 state = TrialState.FAIL  # recorded on the trial; bounds later batch proposals
+            except optuna.exceptions.UpdateFinishedTrialError:
+                lost = True  # failed as stale by another worker while we wrote to it
     finally:  # also on Ctrl-C or an error: never left RUNNING by this process
-        try:
+        lost = lost or storage.get_trial(trial._trial_id).state.is_finished()
+        if not lost:
             study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            warnings.warn(
-                f"trial {trial.number} of {study.study_name} was failed by another worker "
-                "(its heartbeat looked stale); its result is dropped and it runs again",
-                stacklevel=2,
-            )
+    if lost:
+        warnings.warn(
+            f"trial {trial.number} of {study.study_name} was failed by another worker (its "
+            "heartbeat looked stale); its result is dropped and it runs again. On a loaded "
+            "machine, raise heartbeat_seconds.",
+            stacklevel=2,
+        )
 
 
 def _save_dashboard_note(

@@ -209,7 +209,11 @@ def worker_id() -> str:
 
 
 def claim_waiting_trial(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int | None:
-    """Atomically move the oldest queued trial to RUNNING; its id, or None if none is left."""
+    """Move the oldest queued trial to RUNNING; its id, or None if none is left.
+
+    Call it under :func:`queue_lock`: the state change is a compare-and-set on PostgreSQL,
+    MySQL and a journal, but SQLite has no row locks and could hand one trial to two callers.
+    """
     import optuna
 
     waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))

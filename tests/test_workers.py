@@ -23,7 +23,7 @@ def _config_file(tmp_path: Path, storage: str | None, name: str = "tiny", **chan
     raw = tiny_config(tmp_path)
     raw["name"] = name
     raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": GRID}}
-    raw["heartbeat_seconds"] = 1
+    raw["heartbeat_seconds"] = 3  # a stale trial is found within 6 s; loaded machines beat late
     if storage is not None:
         raw["storage"] = storage
     raw.update(changes)

@@ -13,21 +13,31 @@ def outcome(number: int, lr: float, values: list[float], status: str = "ok") -> 
     return TrialOutcome(number, {"learning_rate": lr}, seeds, status)
 
 
-def test_grid_sampler_visits_each_rate_once_through_a_real_study() -> None:
+def test_the_queue_runs_each_grid_rate_once_through_a_real_study(tmp_path) -> None:
+    from hptune.config import config_from_dict
+    from hptune.pipeline import work_through_queue
+    from hptune.storage import open_storage
+
+    config = config_from_dict({"name": "lr", "model": {"path": "demo://model"},
+                               "data": {"train": "t.jsonl", "validation": "v.jsonl"},
+                               "output_dir": str(tmp_path)})  # fmt: skip
     phase = LearningRatePhase([1e-5, 5e-5, 1e-4, 5e-4])
-    study = optuna.create_study(sampler=phase.create_sampler())
+    storage = open_storage(config)
+    study = optuna.create_study(storage=storage, study_name="lr.learning_rate",
+                                sampler=phase.create_sampler())  # fmt: skip
     seen = []
 
     def objective(trial: optuna.Trial) -> float:
         hp = phase.suggest(trial, BASE)
         assert hp.batch_size == BASE.batch_size  # only the rate changes
         seen.append(hp.learning_rate)
-        return hp.learning_rate
+        return (hp.learning_rate - 1e-4) ** 2
 
-    # More trials than grid points: the sampler stops the study when the grid is done.
-    study.optimize(objective, n_trials=10)
-    assert sorted(seen) == [1e-5, 5e-5, 1e-4, 5e-4]
-    assert phase.create_sampler().is_exhausted(study)
+    result = work_through_queue(config, storage, study, phase, BASE, objective)
+    assert sorted(seen) == [1e-5, 5e-5, 1e-4, 5e-4]  # each grid point once, nothing more
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    assert study.user_attrs["hptune.decision"] == result.decision.to_json()  # decided once
+    assert phase.n_remaining(study.trials) == 0
 
 
 def test_clear_winner() -> None:

@@ -1,0 +1,134 @@
+"""The storage layer on real Optuna storages: claiming, heartbeats, stale trials, locks."""
+
+import threading
+import time
+import warnings
+
+import optuna
+import pytest
+
+from hptune.config import config_from_dict
+from hptune.exceptions import ConfigError
+from hptune.storage import (
+    HEARTBEAT_ATTR,
+    Heartbeat,
+    claim_waiting_trial,
+    fail_stale_trials,
+    open_storage,
+    queue_lock,
+)
+
+
+def _config(tmp_path, storage=None):
+    raw = {"name": "s", "model": {"path": "demo://model"}, "output_dir": str(tmp_path),
+           "data": {"train": "t.jsonl", "validation": "v.jsonl"}}  # fmt: skip
+    if storage:
+        raw["storage"] = storage
+    return config_from_dict(raw)
+
+
+@pytest.fixture(params=["sqlite", "journal", "postgresql"])
+def setup(request, tmp_path):
+    storage_url = {
+        "sqlite": None,
+        "journal": f"journal://{tmp_path / 'j.log'}",
+        "postgresql": request.getfixturevalue("postgres_url")
+        if request.param == "postgresql"
+        else None,
+    }[request.param]
+    config = _config(tmp_path, storage_url)
+    storage = open_storage(config)
+    study = optuna.create_study(storage=storage, study_name="s.x")
+    return config, storage, study
+
+
+def test_claims_under_the_queue_lock_never_hand_out_a_trial_twice(setup) -> None:
+    # Under the lock, as the worker loop claims: SQLite has no row locks, so a bare
+    # compare-and-set there can hand one trial to two threads (this test caught it).
+    config, storage, study = setup
+    for x in range(20):
+        study.enqueue_trial({"x": x})
+    claimed: list[int] = []
+
+    def claim_all() -> None:
+        while True:
+            with queue_lock(config, storage, "s.x"):
+                trial_id = claim_waiting_trial(study, storage)
+            if trial_id is None:
+                return
+            claimed.append(trial_id)
+
+    threads = [threading.Thread(target=claim_all) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted({t._trial_id for t in study.trials})  # 20, each once
+    assert {t.state.name for t in study.trials} == {"RUNNING"}
+
+
+def test_only_trials_past_the_grace_period_are_failed(setup) -> None:
+    _, storage, study = setup
+    study.enqueue_trial({"x": 1})
+    study.enqueue_trial({"x": 2})
+    live, dead = claim_waiting_trial(study, storage), claim_waiting_trial(study, storage)
+    storage.set_trial_system_attr(dead, HEARTBEAT_ATTR, time.time() - 100)
+    with Heartbeat(storage, live, interval=0.2):
+        time.sleep(1.0)  # five beats; the live trial stays fresh
+        assert fail_stale_trials(study, storage, grace_seconds=0.6) == [1]
+    states = {t._trial_id: t.state.name for t in study.trials}
+    assert states == {live: "RUNNING", dead: "FAIL"}
+    assert storage.get_trial(dead).user_attrs["hptune.stale"] is True
+
+
+def test_a_trial_failed_under_its_worker_is_dropped_not_crashing(setup) -> None:
+    from hptune.pipeline import _run_claimed
+
+    _, storage, study = setup
+    study.enqueue_trial({"x": 1.0})
+    trial = optuna.Trial(study, claim_waiting_trial(study, storage))
+
+    def objective(trial: optuna.Trial) -> float:
+        fail_stale_trials(study, storage, grace_seconds=-1)  # another worker thinks it died
+        trial.set_user_attr("late", True)  # the storage refuses writes to a finished trial
+        return 1.0
+
+    with pytest.warns(UserWarning, match="failed by another worker"):
+        _run_claimed(study, storage, trial, objective, heartbeat_seconds=5)
+    assert study.trials[0].state.name == "FAIL"
+
+
+def test_the_queue_lock_excludes_other_holders(setup) -> None:
+    config, storage, _ = setup
+    order: list[str] = []
+
+    def hold(tag: str) -> None:
+        with queue_lock(config, storage, "s.x"):
+            order.append(f"{tag} in")
+            time.sleep(0.2)
+            order.append(f"{tag} out")
+
+    threads = [threading.Thread(target=hold, args=(tag,)) for tag in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert order[0].endswith("in") and order[1] == order[0].replace("in", "out")
+
+
+def test_reading_commands_never_create_a_storage(tmp_path) -> None:
+    config = _config(tmp_path)
+    with pytest.raises(ConfigError, match="run 'hptune run' on this configuration first"):
+        open_storage(config, must_exist=True)
+    assert not (tmp_path / "hptune.db").exists()
+    journal = _config(tmp_path, f"journal://{tmp_path / 'none.log'}")
+    with pytest.raises(ConfigError, match="no storage at"):
+        open_storage(journal, must_exist=True)
+
+
+def test_a_missing_database_driver_names_the_install(tmp_path) -> None:
+    config = _config(tmp_path, "postgresql+nosuchdriver://u:pw@127.0.0.1/db")
+    with warnings.catch_warnings(), pytest.raises(ConfigError) as error:
+        warnings.simplefilter("ignore")
+        open_storage(config)
+    assert "u:***@" in str(error.value) and ":pw@" not in str(error.value)
