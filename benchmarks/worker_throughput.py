@@ -58,7 +58,7 @@ def _phase(n_trials: int) -> Any:
     return Trivial()
 
 
-def _worker(storage: str, name: str, n_trials: int, start: Any) -> None:
+def _worker(storage: str, name: str, n_trials: int, seconds: float, start: Any) -> None:
     import optuna
 
     from hptune.hparams import HParams
@@ -73,11 +73,18 @@ def _worker(storage: str, name: str, n_trials: int, start: Any) -> None:
     study = optuna.create_study(storage=backend, study_name=f"{name}.trivial", sampler=sampler,
                                 load_if_exists=True)  # fmt: skip
     base = HParams(1e-3, 4, 1, 1, 0.05, 0.01)
+
+    def objective(trial: Any) -> float:
+        time.sleep(seconds)  # a stand-in for training (0: coordination alone)
+        return float(trial.params["x"] ** 2)
+
     start.wait()
-    work_through_queue(config, backend, study, phase, base, lambda t: t.params["x"] ** 2)
+    work_through_queue(config, backend, study, phase, base, objective)
 
 
-def measure(storage: str, name: str, workers: int, n_trials: int) -> float | None:
+def measure(
+    storage: str, name: str, workers: int, n_trials: int, seconds: float = 0.0
+) -> float | None:
     """Trials per second with ``workers`` processes working through one study; None when a
     worker failed (SQLite under several writers: "database is locked")."""
     import optuna
@@ -86,7 +93,7 @@ def measure(storage: str, name: str, workers: int, n_trials: int) -> float | Non
 
     context = multiprocessing.get_context("spawn")
     start = context.Event()
-    processes = [context.Process(target=_worker, args=(storage, name, n_trials, start))
+    processes = [context.Process(target=_worker, args=(storage, name, n_trials, seconds, start))
                  for _ in range(workers)]  # fmt: skip
     for p in processes:
         p.start()
@@ -111,6 +118,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=120)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--postgres", help="a postgresql:// URL (default: start a local server)")
+    parser.add_argument("--trial-seconds", type=float, default=0.0,
+                        help="each trial sleeps this long, standing in for training")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="20 trials, 1 and 2 workers")
     args = parser.parse_args()
     if args.quick:
@@ -135,12 +144,13 @@ def main() -> None:
                     storage = f"journal://{workdir / (name + '.log')}"
                 else:
                     storage = f"sqlite:///{workdir / (name + '.db')}"
-                rates.append(measure(storage, name, n, args.trials))
+                rates.append(measure(storage, name, n, args.trials, args.trial_seconds))
             rows.append((backend, rates))
     finally:
         if server is not None:
             server.__exit__(None, None, None)
-    print(f"{args.trials} trials of a trivial objective, trials/s (ratio to 1 worker):")
+    what = f"{args.trial_seconds:g} s each" if args.trial_seconds else "a trivial objective"
+    print(f"{args.trials} trials ({what}), trials/s (ratio to 1 worker):")
     print(f"{'storage':<12}" + "".join(f"{f'{n} worker(s)':>22}" for n in args.workers))
     for backend, rates in rows:
         one = rates[0]

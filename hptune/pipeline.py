@@ -377,13 +377,17 @@ def work_through_queue(
                 decision = Decision.from_json(study.user_attrs[DECISION_ATTR])
                 return PhaseResult(phase.name, study.study_name, decision, _outcomes(study),
                                    reused=False)  # fmt: skip
-            fail_stale_trials(study, storage, grace)
-            _fill_queue(study, phase, base, config)
-            claimed = claim_waiting_trial(study, storage)
+            # One read of the trials, again only after a change: the lock is held briefly.
+            trials = study.get_trials(deepcopy=False)
+            if fail_stale_trials(study, storage, grace, trials):
+                trials = study.get_trials(deepcopy=False)
+            if _fill_queue(study, phase, base, config, trials):
+                trials = study.get_trials(deepcopy=False)
+            claimed = claim_waiting_trial(study, storage, trials)
             if claimed is not None:
                 trial = optuna.Trial(study, claimed)
                 phase.suggest(trial, base)  # sampled under the lock: no two workers alike
-            elif not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            elif not any(t.state == TrialState.RUNNING for t in trials):
                 return _decide(study, phase, base, config)
         if claimed is not None:
             _run_claimed(study, storage, trial, objective, config.heartbeat_seconds)
@@ -403,16 +407,26 @@ def _decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig
     return PhaseResult(phase.name, study.study_name, decision, outcomes, reused=False)
 
 
-def _fill_queue(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig) -> None:
+def _fill_queue(
+    study: optuna.Study,
+    phase: Phase,
+    base: HParams,
+    config: TuneConfig,
+    trials: list[optuna.trial.FrozenTrial],
+) -> bool:
     """Queue what the phase still needs: retries of failed trials, divergence remedies, and
     its next trials (fixed points such as grid values first, then open slots its sampler fills
-    when a worker claims them), so that queued plus running trials equal what remains."""
-    trials = study.get_trials(deepcopy=False)
-    for failed in phase.to_retry(trials):
+    when a worker claims them), so that queued plus running trials equal what remains.
+    Whether anything was queued."""
+    retries = phase.to_retry(trials)
+    for failed in retries:
         _requeue(study, failed)
+    remedies = 0
     if config.diagnostics.retry_diverged and phase.name != "learning_rate":
-        _queue_remedies(study, trials)
-    trials = study.get_trials(deepcopy=False)
+        remedies = _queue_remedies(study, trials)
+    queued = bool(retries) or remedies > 0
+    if queued:
+        trials = study.get_trials(deepcopy=False)
     pending = sum(
         1
         for t in trials
@@ -420,11 +434,12 @@ def _fill_queue(study: optuna.Study, phase: Phase, base: HParams, config: TuneCo
     )
     missing = phase.n_remaining(trials) - pending
     if missing <= 0:
-        return
+        return queued
     present = {json.dumps(t.params, sort_keys=True) for t in trials}
     fixed = [p for p in phase.initial_params(base) if json.dumps(p, sort_keys=True) not in present]
     for params in (fixed + [{}] * missing)[:missing]:
         study.enqueue_trial(params)
+    return True
 
 
 def _run_claimed(
@@ -521,10 +536,12 @@ def _reuse_lookup(config: TuneConfig, storage: optuna.storages.BaseStorage) -> R
 REMEDY_ATTR = "hptune.remedy"
 
 
-def _queue_remedies(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> None:
-    """Queue each diverged trial once more with the guide's remedy, tagged with its origin."""
+def _queue_remedies(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Queue each diverged trial once more with the guide's remedy, tagged with its origin;
+    how many were queued."""
     from hptune.diagnose import remedy_for
 
+    queued = 0
     remedied = {t.user_attrs.get("hptune.remedy_of") for t in trials}
     for t in trials:
         attrs = t.user_attrs
@@ -545,6 +562,8 @@ def _queue_remedies(study: optuna.Study, trials: list[optuna.trial.FrozenTrial])
                 "hptune.fixes": f"diverged: {text}",
             },
         )
+        queued += 1
+    return queued
 
 
 def _with_remedy(decision: Decision, study: optuna.Study) -> Decision:

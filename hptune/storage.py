@@ -119,6 +119,12 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
 def _schema_lock(url: str) -> Iterator[None]:
     """Serialize Optuna's table creation among workers on one database server."""
     kind = backend(url)
+    if kind == "sqlite":
+        from filelock import FileLock
+
+        with FileLock(f"{_file_of(url)}.schema.lock"):
+            yield
+        return
     if kind not in ("postgresql", "mysql"):
         yield
         return
@@ -208,7 +214,11 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def claim_waiting_trial(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int | None:
+def claim_waiting_trial(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    trials: list[optuna.trial.FrozenTrial] | None = None,
+) -> int | None:
     """Move the oldest queued trial to RUNNING; its id, or None if none is left.
 
     Call it under :func:`queue_lock`: the state change is a compare-and-set on PostgreSQL,
@@ -216,7 +226,9 @@ def claim_waiting_trial(study: optuna.Study, storage: optuna.storages.BaseStorag
     """
     import optuna
 
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    if trials is None:  # else: the study's trials as just read under the lock
+        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    waiting = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
     for trial in sorted(waiting, key=lambda t: t.number):
         try:
             # False when another worker took it first (compare-and-set in the storage).
@@ -230,14 +242,19 @@ def claim_waiting_trial(study: optuna.Study, storage: optuna.storages.BaseStorag
 
 
 def fail_stale_trials(
-    study: optuna.Study, storage: optuna.storages.BaseStorage, grace_seconds: float
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    grace_seconds: float,
+    trials: list[optuna.trial.FrozenTrial] | None = None,
 ) -> list[int]:
     """Fail running trials whose heartbeat is older than ``grace_seconds``; their numbers."""
     import optuna
 
     now = time.time()
     failed = []
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]:
         beat = trial.system_attrs.get(HEARTBEAT_ATTR)
         if beat is None and trial.datetime_start is not None:
             beat = trial.datetime_start.timestamp()

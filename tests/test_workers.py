@@ -92,6 +92,12 @@ def test_three_workers_on_postgresql_share_the_grid(demo_path, postgres_url, tmp
         assert PASSWORD not in out + err
     attrs = [study.user_attrs] + [t.user_attrs | t.system_attrs for t in study.get_trials()]
     assert PASSWORD not in json.dumps(attrs, default=str)
+    from hptune.config import load_config
+    from hptune.report import write_report
+
+    for path in write_report(load_config(config)):  # the report names the storage, masked
+        text = path.read_text()
+        assert "postgresql://hptune:***@127.0.0.1" in text and PASSWORD not in text
 
 
 def test_a_killed_worker_s_trial_is_retried_by_the_others(
