@@ -44,6 +44,7 @@ class ProgressPrinter:
         self.phase = ""
         self.training_start: float | None = None
         self.run_done = 0
+        self.waiting = ""  # the phase this worker is waiting in (printed once)
 
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
@@ -60,6 +61,8 @@ class ProgressPrinter:
         if kind == "phase_done":
             self.finished.add(event["phase"])
             return
+        if kind != "waiting":
+            self.waiting = ""
         where = f"[dim]{elapsed}[/dim] {event.get('phase')} trial {event.get('trial', 0) + 1}"
         if kind == "phase_start":
             self.phase_start = time.monotonic()
@@ -112,7 +115,8 @@ class ProgressPrinter:
                 f"already trained as {event['source']}; read back, not trained again",
                 highlight=False,
             )
-        elif kind == "waiting":
+        elif kind == "waiting" and self.waiting != event["phase"]:  # once per wait, not per poll
+            self.waiting = event["phase"]
             self.console.print(
                 f"[dim]{elapsed}[/dim] {event['phase']}: waiting for trials running elsewhere "
                 "(or for a killed run's trial to go stale)",

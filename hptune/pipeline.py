@@ -590,7 +590,7 @@ def _wait_for_running(
     """Wait for trials running elsewhere (another worker, or a killed process's stale trial)."""
     if progress is not None:
         progress({"event": "waiting", "phase": study.study_name.rsplit(".", 1)[-1]})
-    time.sleep(min(5.0, heartbeat_seconds))
+    time.sleep(min(1.0, heartbeat_seconds))  # a read of the trials: cheap to poll
 
 
 def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:

@@ -33,3 +33,13 @@ def test_eta_counts_the_phase_and_the_phases_still_to_run(monkeypatch) -> None:
 
 def test_durations_read_at_a_glance() -> None:
     assert [display._duration(s) for s in (45, 725, 11220)] == ["45s", "12m05s", "3h07m"]
+
+
+def test_waiting_is_said_once_per_wait_not_per_poll() -> None:
+    out = io.StringIO()
+    printer = display.ProgressPrinter(Console(file=out, width=300), n_seeds=1, metric="eval_loss")
+    for _ in range(5):
+        printer({"event": "waiting", "phase": "epochs"})
+    printer(_epoch("epochs"))
+    printer({"event": "waiting", "phase": "epochs"})
+    assert out.getvalue().count("waiting for trials running elsewhere") == 2

@@ -157,10 +157,14 @@ def _finite(value: Any) -> float:
 
 
 def _colors(n: int) -> list[Any]:
+    """One colour per trial, never the red that marks a diverged trial."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10" if n <= 10 else "viridis"]
-    return [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
+    if n <= 9:
+        palette = [colormaps["tab10"](i) for i in range(10) if i != 3]  # 3 is tab10's red
+        return palette[:n]
+    viridis = colormaps["viridis"]
+    return [viridis(i / max(n - 1, 1)) for i in range(n)]
 
 
 @_styled
