@@ -1,0 +1,53 @@
+"""Each benchmark's --quick variant runs and prints its table (a smoke test: the figures are
+checked for shape and sense, never for speed)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_batch_finder_compares_the_four_searches() -> None:
+    out = _run("batch_finder.py", "--quick")
+    row = next(line for line in out.splitlines() if line.strip().startswith("40G"))
+    cells = re.findall(r"(\d+)/(\d+)/(\d+) -> (\d+|None)", row)
+    assert len(cells) == 4  # hptune x2, Lightning, Accelerate
+    largest = int(row.split()[2])
+    for _, _, _, found in cells:
+        assert found != "None" and int(found) <= largest  # nobody claims a batch that OOMs
+
+
+@pytest.mark.slow
+def test_worker_throughput_quick(postgres_server) -> None:
+    out = _run("worker_throughput.py", "--quick")
+    for backend in ("postgresql", "journal", "sqlite"):
+        row = next(line for line in out.splitlines() if line.startswith(backend))
+        assert re.search(r"\d+\.\d \(1\.00x\)", row)
+
+
+@pytest.mark.slow
+def test_loop_throughput_quick(demo_path) -> None:
+    out = _run("loop_throughput.py", "--quick")
+    for loop in ("hptune", "accelerate (bare)", "Trainer"):
+        row = next(line for line in out.splitlines() if line.startswith(loop))
+        assert float(row[len(loop) :].split()[0]) > 0
+
+
+@pytest.mark.slow
+def test_finqa_quick_prints_the_learning_rate_and_batch_tables(demo_path) -> None:
+    out = _run("finqa/run.py", "--quick")
+    assert "learning rate, 2 seeds" in out and "decision:" in out
+    rates = re.findall(r"^  (0\.\d+|\de-\d+) ", out, re.M)
+    assert len(rates) == 3  # the reference grid x100
+    assert re.search(r"^  4 x 4 ", out, re.M) and re.search(r"^  16 x 1 ", out, re.M)
