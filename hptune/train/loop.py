@@ -16,7 +16,13 @@ from hptune.train.checkpoints import retain_best_and_last, save_checkpoint
 from hptune.train.data import PreparedData, prepare_data
 from hptune.train.distributed import broadcast
 from hptune.train.metrics import bleu_score, evaluate_loss, generate_answers
-from hptune.train.model import check_method_supported, load_model, load_tokenizer
+from hptune.train.model import (
+    add_adapter,
+    check_method_supported,
+    load_base_model,
+    load_model,
+    load_tokenizer,
+)
 
 __all__ = ["DivergenceWatch", "EpochMetrics", "RunResult", "Runner"]
 
@@ -110,6 +116,9 @@ class Runner:
         self.config = config
         #: Set on process 0 of a data-parallel launch: it tells the others what to train.
         self.leader = False
+        #: A LoRA run's frozen base model, kept across runs and seeds: each run adds a fresh
+        #: adapter (seeded) and removes it after, so the base never changes and is loaded once.
+        self._base: Any = None
         check_method_supported(config.method)
         self.tokenizer = load_tokenizer(config.model)
         self.data: PreparedData = prepare_data(
@@ -163,7 +172,7 @@ class Runner:
         if training.checkpoints and run_name is not None:
             checkpoint_dir = output / "checkpoints" / run_name / f"seed-{seed}"
         set_seed(seed)
-        model = load_model(self.config.model, self.config.method)
+        model = self._load_model()
         if self.config.training.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             if hasattr(model, "enable_input_require_grads"):
@@ -231,7 +240,8 @@ class Runner:
         finally:
             if trackers:
                 accelerator.end_training()
-            # Free the model before the next run: each trial may have another footprint.
+            # Free the run before the next one: each trial may have another footprint.
+            self._keep_base(accelerator.unwrap_model(model))
             accelerator.free_memory()
             del model, optimizer, scheduler
             gc.collect()
@@ -329,6 +339,22 @@ class Runner:
                 result.stopped_early = True
                 return
             start = time.perf_counter() - result.seconds  # evaluation is not training time
+
+    def _reuses_base(self) -> bool:
+        # Sound for LoRA: the base's weights are frozen. Not for full fine-tuning (they train),
+        # QLoRA or gradient checkpointing (both change the base in place when preparing it).
+        return self.config.method.type == "lora" and not self.config.training.gradient_checkpointing
+
+    def _load_model(self) -> Any:
+        if not self._reuses_base():
+            return load_model(self.config.model, self.config.method)
+        if self._base is None:
+            self._base = load_base_model(self.config.model, self.config.method)
+        return add_adapter(self._base, self.config.method)
+
+    def _keep_base(self, model: Any) -> None:
+        if self._reuses_base() and hasattr(model, "unload"):
+            self._base = model.unload()  # the adapter's layers out, the base as loaded
 
     def step_loss(self, model: Any, batch: dict[str, Any], epoch: int) -> Any:
         """The training loss of one batch (a seam for tests that inject faults)."""

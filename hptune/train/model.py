@@ -10,7 +10,13 @@ from hptune.config import MethodConfig, ModelConfig
 from hptune.demo import resolve_demo_path
 from hptune.exceptions import ModelError, UnsupportedError
 
-__all__ = ["check_method_supported", "load_model", "load_tokenizer"]
+__all__ = [
+    "add_adapter",
+    "check_method_supported",
+    "load_base_model",
+    "load_model",
+    "load_tokenizer",
+]
 
 
 def check_method_supported(method: MethodConfig) -> None:
@@ -59,6 +65,11 @@ def _torch_dtype(config: ModelConfig) -> Any:
 
 def load_model(model: ModelConfig, method: MethodConfig) -> Any:
     """Load the base model with ``from_pretrained`` and apply LoRA / QLoRA, or train it fully."""
+    return add_adapter(load_base_model(model, method), method)
+
+
+def load_base_model(model: ModelConfig, method: MethodConfig) -> Any:
+    """The pretrained model as ``from_pretrained`` loads it (4-bit for QLoRA)."""
     import transformers
     from transformers import AutoModelForCausalLM
 
@@ -84,6 +95,11 @@ def load_model(model: ModelConfig, method: MethodConfig) -> Any:
         base = AutoModelForCausalLM.from_pretrained(resolve_demo_path(model.path), **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelError(f"model.path: cannot load a model from {model.path!r}: {exc}") from None
+    return base
+
+
+def add_adapter(base: Any, method: MethodConfig) -> Any:
+    """``base`` with a fresh LoRA adapter (initialised from the current RNG state)."""
     if method.type == "full":
         return base
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training

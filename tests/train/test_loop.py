@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 
 from hptune.config import config_from_dict
 from hptune.hparams import HParams
@@ -70,3 +71,22 @@ def test_non_finite_loss_stops_the_run_at_once(runner: Runner) -> None:
     assert result.diverged
     assert result.diverged_at is not None and result.diverged_at.startswith("epoch 1, step")
     assert result.epochs == []  # stopped inside the first epoch, before any evaluation
+
+
+def test_lora_runs_reuse_one_base_model_and_train_exactly_as_a_fresh_load(
+    runner: Runner, monkeypatch
+) -> None:
+    import hptune.train.loop as loop
+
+    loads = []
+    original = loop.load_base_model
+    monkeypatch.setattr(loop, "load_base_model", lambda *a: loads.append(1) or original(*a))
+    fresh = Runner(runner.config)
+    first = fresh.train(HP.replace(epochs=1), seed=3)
+    base_before = {k: v.clone() for k, v in fresh._base.state_dict().items()}
+    second = fresh.train(HP.replace(epochs=1), seed=3)  # the same base, a new adapter
+    assert len(loads) == 1  # loaded once for both runs
+    assert [e.eval_loss for e in second.epochs] == [e.eval_loss for e in first.epochs]
+    after = fresh._base.state_dict()
+    assert after.keys() == base_before.keys()  # no adapter left in it
+    assert all(torch.equal(after[k], v) for k, v in base_before.items())  # weights untouched
