@@ -119,6 +119,7 @@ class Runner:
         #: A LoRA run's frozen base model, kept across runs and seeds: each run adds a fresh
         #: adapter (seeded) and removes it after, so the base never changes and is loaded once.
         self._base: Any = None
+        self._initial_eval_loss: float | None = None
         check_method_supported(config.method)
         self.tokenizer = load_tokenizer(config.model)
         self.data: PreparedData = prepare_data(
@@ -194,10 +195,12 @@ class Runner:
         )  # fmt: skip
         # The validation loss before training: where the loss starts, for the divergence watch
         # and the diagnosis. Its own generator: the global one must not move (see below).
+        # Every run starts from the same function (the pretrained model; a new LoRA adapter
+        # adds exactly zero), so it is measured once per runner, at a fixed batch size.
         initial_loader = _OnDevice(
             DataLoader(
                 self.data.validation,
-                batch_size=max(hp.batch_size, 16),
+                batch_size=16,
                 collate_fn=collate,
                 generator=torch.Generator().manual_seed(0),
             ),
@@ -233,8 +236,10 @@ class Runner:
         )
         result = RunResult(seed=seed, processes=accelerator.num_processes)
         try:
-            result.initial_eval_loss = evaluate_loss(accelerator.unwrap_model(model),
-                                                     initial_loader)  # fmt: skip
+            if self._initial_eval_loss is None:
+                self._initial_eval_loss = evaluate_loss(accelerator.unwrap_model(model),
+                                                        initial_loader)  # fmt: skip
+            result.initial_eval_loss = self._initial_eval_loss
             self._epochs(accelerator, model, optimizer, train_loader, eval_loader, scheduler,
                          hp, result, on_epoch, test_loader, checkpoint_dir)  # fmt: skip
         finally:

@@ -86,6 +86,10 @@ def test_lora_runs_reuse_one_base_model_and_train_exactly_as_a_fresh_load(
     base_before = {k: v.clone() for k, v in fresh._base.state_dict().items()}
     second = fresh.train(HP.replace(epochs=1), seed=3)  # the same base, a new adapter
     assert len(loads) == 1  # loaded once for both runs
+    # Where the loss starts is measured once: every run starts from the pretrained function
+    # (a new adapter adds exactly zero); another runner, another seed, measures the same.
+    other = Runner(runner.config).train(HP.replace(epochs=1), seed=5)
+    assert first.initial_eval_loss == second.initial_eval_loss == other.initial_eval_loss
     assert [e.eval_loss for e in second.epochs] == [e.eval_loss for e in first.epochs]
     after = fresh._base.state_dict()
     assert after.keys() == base_before.keys()  # no adapter left in it
