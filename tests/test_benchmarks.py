@@ -51,3 +51,12 @@ def test_finqa_quick_prints_the_learning_rate_and_batch_tables(demo_path) -> Non
     rates = re.findall(r"^  (0\.\d+|\de-\d+) ", out, re.M)
     assert len(rates) == 3  # the reference grid x100
     assert re.search(r"^  4 x 4 ", out, re.M) and re.search(r"^  16 x 1 ", out, re.M)
+
+
+@pytest.mark.slow
+def test_trial_overhead_quick(demo_path) -> None:
+    out = _run("trial_overhead.py", "--quick")
+    for search in ("hptune", "Trainer.hyperparameter_search"):
+        row = next(line for line in out.splitlines() if search in line and "demo" in line)
+        first, later, between = row.split()[-3:]
+        assert float(first) > 0 and float(later) >= 0 and float(between) >= 0
