@@ -136,7 +136,7 @@ def _gaps(marks: list[tuple[str, float]]) -> tuple[list[float], list[float]]:
     return to_first, between
 
 
-def _larger_model(out: Path) -> str:
+def _larger_model(out: Path) -> tuple[str, str]:
     from transformers import AutoTokenizer
 
     from hptune.demo import ensure_demo
@@ -145,7 +145,10 @@ def _larger_model(out: Path) -> str:
     directory = out / "larger-model"
     tokenizer = AutoTokenizer.from_pretrained(ensure_demo() / "model")
     build_model(directory, tokenizer, seed=0, hidden_size=512, layers=8, steps=1)
-    return str(directory)
+    from transformers import AutoModelForCausalLM
+
+    n = AutoModelForCausalLM.from_pretrained(directory).num_parameters()
+    return f"larger ({n / 1e6:.0f}M, hidden 512, 8 layers)", str(directory)
 
 
 def main() -> None:
@@ -157,7 +160,8 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="hptune-bench-overhead-"))
     models = {"demo (0.5M)": "demo://model"}
     if not args.quick:
-        models["larger (29M, hidden 512, 8 layers)"] = _larger_model(out)
+        label, path = _larger_model(out)
+        models[label] = path
     print(f"LoRA, {trials} trials of 1 epoch (64 examples). Seconds from a trial's start to")
     print("its first training step (the first trial; later ones: median), and between trials")
     print(f"{'model':<36} {'search':<30} {'first trial':>12} {'later trials':>13} "
