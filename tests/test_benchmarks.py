@@ -60,3 +60,17 @@ def test_trial_overhead_quick(demo_path) -> None:
         row = next(line for line in out.splitlines() if search in line and "demo" in line)
         first, later, between = row.split()[-3:]
         assert float(first) > 0 and float(later) >= 0 and float(between) >= 0
+
+
+@pytest.mark.slow
+def test_the_tabular_benchmark_builds_and_resumes(demo_path, tmp_path) -> None:
+    import json
+
+    table = tmp_path / "table.json"
+    first = _run("search/build_table.py", "--quick", "--out", str(table))
+    assert "0 runs cached, 8 to train" in first
+    runs = json.loads(table.read_text())["runs"]
+    assert len(runs) == 8
+    assert all(len(r["eval_loss"]) == json.loads(k)["epochs"] for k, r in runs.items())
+    again = _run("search/build_table.py", "--quick", "--out", str(table))
+    assert "8 runs cached, 0 to train" in again  # nothing trained twice

@@ -1,0 +1,122 @@
+"""Build (or extend) the tabular benchmark of the demo task: every configuration of a grid
+over learning rate x batch x epochs x weight decay x scheduler x warmup, trained on every
+seed, with its per-epoch validation curve. Searches are later raced by replaying this table
+(as tabular HPO benchmarks such as LCBench are used), so each search costs no training.
+
+    .venv/bin/python benchmarks/search/build_table.py [--out FILE] [--quick]
+
+The table is a JSON file; each finished run is appended as it ends (atomically), so an
+interrupted build goes on where it stopped. The full grid is 576 runs (about an hour on 2
+CPU cores); ``--quick`` builds an 8-run table to check the machinery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples" / "demo.yaml"
+EFFECTIVE_BATCH = 32
+
+GRID: dict[str, list[Any]] = {
+    "learning_rate": [1e-3, 5e-3, 1e-2, 5e-2],
+    "batch_size": [4, 16],
+    "epochs": [2, 3, 4],
+    "weight_decay": [0.01, 0.1],
+    "scheduler": ["linear", "cosine"],
+    "warmup_ratio": [0.05, 0.1],
+}
+QUICK_GRID: dict[str, list[Any]] = {
+    "learning_rate": [5e-3, 5e-2],
+    "batch_size": [16],
+    "epochs": [1, 2],
+    "weight_decay": [0.01],
+    "scheduler": ["linear"],
+    "warmup_ratio": [0.05],
+}
+
+
+def key(config: dict[str, Any], seed: int) -> str:
+    """The table's key of one run: the configuration and the seed, canonical JSON."""
+    return json.dumps({**config, "seed": seed}, sort_keys=True)
+
+
+def configurations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    names = list(grid)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def _runner(quick: bool) -> Any:
+    from hptune.config import load_config
+    from hptune.train import Runner
+
+    raw = yaml.safe_load(DEMO.read_text())
+    raw["training"]["checkpoints"] = False
+    if quick:
+        raw["training"]["max_train_examples"] = 64
+        raw["objective"]["bleu_samples"] = 4
+    raw["output_dir"] = tempfile.mkdtemp(prefix="hptune-table-")
+    path = Path(raw["output_dir"]) / "table.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return Runner(load_config(path))
+
+
+def build(out: Path, grid: dict[str, list[Any]], seeds: list[int], quick: bool) -> dict:
+    from hptune.hparams import HParams
+
+    table = json.loads(out.read_text()) if out.exists() else {"grid": grid, "runs": {}}
+    if table["grid"] != grid:
+        raise SystemExit(f"{out} holds another grid; give another --out")
+    runner = _runner(quick)
+    todo = [(c, s) for c in configurations(grid) for s in seeds
+            if key(c, s) not in table["runs"]]  # fmt: skip
+    print(f"{len(table['runs'])} runs cached, {len(todo)} to train")
+    for index, (config, seed) in enumerate(todo, 1):
+        hp = HParams(
+            learning_rate=config["learning_rate"],
+            batch_size=config["batch_size"],
+            gradient_accumulation_steps=EFFECTIVE_BATCH // config["batch_size"],
+            epochs=config["epochs"],
+            warmup_ratio=config["warmup_ratio"],
+            weight_decay=config["weight_decay"],
+            scheduler=config["scheduler"],
+        )
+        start = time.perf_counter()
+        result = runner.train(hp, seed)
+        table["runs"][key(config, seed)] = {
+            "eval_loss": [e.eval_loss for e in result.epochs],
+            "bleu": [e.bleu for e in result.epochs],
+            "diverged": result.diverged,
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        temporary = out.with_suffix(".tmp")
+        temporary.write_text(json.dumps(table))
+        temporary.replace(out)  # a killed build loses at most the run in progress
+        print(f"{index}/{len(todo)} {key(config, seed)} -> {table['runs'][key(config, seed)]}")
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("demo_table.json"))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="an 8-run grid, 2 seeds")
+    args = parser.parse_args()
+    grid = QUICK_GRID if args.quick else GRID
+    seeds = list(range(2 if args.quick else args.seeds))
+    if args.quick and args.out.name == "demo_table.json":
+        args.out = Path(tempfile.mkdtemp(prefix="hptune-table-")) / "quick_table.json"
+    table = build(args.out, grid, seeds, args.quick)
+    print(f"{args.out}: {len(table['runs'])} runs")
+
+
+if __name__ == "__main__":
+    main()
