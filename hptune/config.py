@@ -234,6 +234,9 @@ class RegularizationPhaseConfig(_Strict):
     warmup_ratio: tuple[float, float] = (0.05, 0.10)
     schedulers: list[SchedulerName] = ["linear", "cosine", "constant_with_warmup"]
     pruning: bool = True
+    #: The seed of the phase's TPE sampler: the same seed proposes the same trials; another
+    #: repeats the search with other proposals.
+    sampler_seed: int = Field(0, ge=0)
 
     @field_validator("weight_decay", "warmup_ratio")
     @classmethod

@@ -139,6 +139,7 @@ def make_phase(
             warmup_ratio=reg.warmup_ratio,
             schedulers=list(reg.schedulers),
             pruning=reg.pruning,
+            sampler_seed=reg.sampler_seed,
         )
         phase.notes = (note,) if note else ()
     elif name == "final":

@@ -71,6 +71,32 @@ def test_the_tabular_benchmark_builds_and_resumes(demo_path, tmp_path) -> None:
     assert "0 runs cached, 8 to train" in first
     runs = json.loads(table.read_text())["runs"]
     assert len(runs) == 8
-    assert all(len(r["eval_loss"]) == json.loads(k)["epochs"] for k, r in runs.items())
+    assert all(len(r["epochs"]) == json.loads(k)["epochs"] for k, r in runs.items())
     again = _run("search/build_table.py", "--quick", "--out", str(table))
     assert "8 runs cached, 0 to train" in again  # nothing trained twice
+
+    race = _run("search/race.py", "--quick", "--table", str(table))
+    assert "4 configurations x 2 seeds" in race
+    rows = {r.split("|")[1].strip(): r.split("|")[2:-1] for r in race.splitlines()
+            if r.startswith("| ") and not r.startswith("| searcher")}  # fmt: skip
+    assert set(rows) == {"hptune (3 seeds)", "hptune (2 seeds)",
+                         "HF hyperparameter_search (defaults)", "Optuna TPE + MedianPruner",
+                         "random search", "Hyperband"}  # fmt: skip
+    budget = int(rows["hptune (3 seeds)"][0])
+    assert budget > 0 and all(int(cells[0]) <= budget for cells in rows.values())
+    for cells in rows.values():
+        assert float(cells[1]) >= 0  # regret: never below the oracle
+        assert re.fullmatch(r"\d/3 \(\d+%\)", cells[3].strip())
+
+
+@pytest.mark.slow
+def test_pruning_savings_quick(demo_path) -> None:
+    out = _run("pruning_savings.py", "--quick")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()
+            if line.split() and line.split()[0] in ("epochs", "regularization", "both")}  # fmt: skip
+    assert set(rows) == {"epochs", "regularization", "both"}
+    for phase in ("epochs", "regularization"):
+        without, with_pruning = int(rows[phase][1]), int(rows[phase][2])
+        assert without > 0 and 0 < with_pruning
+        assert rows[phase][5] in ("True", "False")  # whether both runs decided the same
+    assert int(rows["both"][1]) == int(rows["epochs"][1]) + int(rows["regularization"][1])

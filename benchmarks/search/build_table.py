@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import multiprocessing
 import tempfile
 import time
 from pathlib import Path
@@ -69,39 +70,65 @@ def _runner(quick: bool) -> Any:
     return Runner(load_config(path))
 
 
-def build(out: Path, grid: dict[str, list[Any]], seeds: list[int], quick: bool) -> dict:
-    from hptune.hparams import HParams
-
+def build(
+    out: Path, grid: dict[str, list[Any]], seeds: list[int], quick: bool, workers: int = 1
+) -> dict:
     table = json.loads(out.read_text()) if out.exists() else {"grid": grid, "runs": {}}
     if table["grid"] != grid:
         raise SystemExit(f"{out} holds another grid; give another --out")
-    runner = _runner(quick)
     todo = [(c, s) for c in configurations(grid) for s in seeds
             if key(c, s) not in table["runs"]]  # fmt: skip
-    print(f"{len(table['runs'])} runs cached, {len(todo)} to train")
-    for index, (config, seed) in enumerate(todo, 1):
-        hp = HParams(
-            learning_rate=config["learning_rate"],
-            batch_size=config["batch_size"],
-            gradient_accumulation_steps=EFFECTIVE_BATCH // config["batch_size"],
-            epochs=config["epochs"],
-            warmup_ratio=config["warmup_ratio"],
-            weight_decay=config["weight_decay"],
-            scheduler=config["scheduler"],
-        )
-        start = time.perf_counter()
-        result = runner.train(hp, seed)
-        table["runs"][key(config, seed)] = {
-            "eval_loss": [e.eval_loss for e in result.epochs],
-            "bleu": [e.bleu for e in result.epochs],
-            "diverged": result.diverged,
-            "seconds": round(time.perf_counter() - start, 2),
-        }
+    print(f"{len(table['runs'])} runs cached, {len(todo)} to train", flush=True)
+    if workers > 1:  # a tiny model trains faster as N one-thread processes than one N-thread
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, _start_worker, (quick, 1)) as pool:
+            _collect(out, table, pool.imap_unordered(_train, todo), len(todo))
+    else:
+        _start_worker(quick, None)
+        _collect(out, table, map(_train, todo), len(todo))
+    return table
+
+
+_RUNNER: Any = None
+
+
+def _start_worker(quick: bool, threads: int | None) -> None:
+    global _RUNNER
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    _RUNNER = _runner(quick)
+
+
+def _train(task: tuple[dict[str, Any], int]) -> tuple[str, dict[str, Any], float]:
+    from hptune.hparams import HParams
+
+    config, seed = task
+    hp = HParams(
+        learning_rate=config["learning_rate"],
+        batch_size=config["batch_size"],
+        gradient_accumulation_steps=EFFECTIVE_BATCH // config["batch_size"],
+        epochs=config["epochs"],
+        warmup_ratio=config["warmup_ratio"],
+        weight_decay=config["weight_decay"],
+        scheduler=config["scheduler"],
+    )
+    start = time.perf_counter()
+    result = _RUNNER.train(hp, seed)
+    # The whole run as hptune stores it (curves, divergence, throughput), so a replay can
+    # hand it back to hptune's pipeline exactly as a trained run.
+    return key(config, seed), result.to_dict(), time.perf_counter() - start
+
+
+def _collect(out: Path, table: dict, results: Any, total: int) -> None:
+    for index, (name, run, seconds) in enumerate(results, 1):
+        table["runs"][name] = run
         temporary = out.with_suffix(".tmp")
         temporary.write_text(json.dumps(table))
-        temporary.replace(out)  # a killed build loses at most the run in progress
-        print(f"{index}/{len(todo)} {key(config, seed)} -> {table['runs'][key(config, seed)]}")
-    return table
+        temporary.replace(out)  # a killed build loses at most the runs in progress
+        curve = [round(e["eval_loss"], 4) for e in run["epochs"]]
+        print(f"{index}/{total} {name} eval_loss {curve} ({seconds:.1f} s)", flush=True)
 
 
 def main() -> None:
@@ -109,12 +136,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("demo_table.json"))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="an 8-run grid, 2 seeds")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="training processes, one thread each (e.g. 2)"
+    )
     args = parser.parse_args()
     grid = QUICK_GRID if args.quick else GRID
     seeds = list(range(2 if args.quick else args.seeds))
     if args.quick and args.out.name == "demo_table.json":
         args.out = Path(tempfile.mkdtemp(prefix="hptune-table-")) / "quick_table.json"
-    table = build(args.out, grid, seeds, args.quick)
+    table = build(args.out, grid, seeds, args.quick, args.workers)
     print(f"{args.out}: {len(table['runs'])} runs")
 
 

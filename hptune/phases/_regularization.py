@@ -35,6 +35,7 @@ class RegularizationPhase(Phase):
         warmup_ratio: tuple[float, float] = (0.05, 0.10),
         schedulers: list[str] | None = None,
         pruning: bool = True,
+        sampler_seed: int = 0,
     ) -> None:
         if n_trials < 2:
             raise ValueError(f"n_trials must be at least 2, got {n_trials=}")
@@ -46,6 +47,7 @@ class RegularizationPhase(Phase):
         self.warmup_ratio = warmup_ratio
         self.schedulers = list(schedulers or ["linear", "cosine", "constant_with_warmup"])
         self.pruning = pruning
+        self.sampler_seed = sampler_seed
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         import warnings
@@ -55,7 +57,7 @@ class RegularizationPhase(Phase):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # multivariate is marked experimental
             return optuna.samplers.TPESampler(
-                seed=0,
+                seed=self.sampler_seed,
                 multivariate=True,
                 n_startup_trials=max(2, min(4, self._n_trials // 2)),
                 constant_liar=True,  # workers running in parallel spread their proposals

@@ -1,6 +1,8 @@
 import optuna
+import pydantic
 import pytest
 
+from hptune.config import RegularizationPhaseConfig
 from hptune.hparams import HParams
 from hptune.phases import EpochsPhase, RegularizationPhase, TrialOutcome, default_epoch_range
 
@@ -93,3 +95,22 @@ def test_regularization_arguments_are_checked() -> None:
         RegularizationPhase(n_trials=1)
     with pytest.raises(ValueError, match="weight_decay"):
         RegularizationPhase(weight_decay=(0.1, 0.01))
+
+
+def _proposals(phase: RegularizationPhase, n: int) -> list[dict]:
+    study = optuna.create_study(sampler=phase.create_sampler())
+    proposals = []
+    for index in range(n):
+        trial = study.ask()
+        phase.suggest(trial, BASE)
+        study.tell(trial, float(index % 3))
+        proposals.append(trial.params)
+    return proposals
+
+
+def test_regularization_sampler_seed_repeats_or_changes_the_proposals() -> None:
+    first = _proposals(RegularizationPhase(sampler_seed=3), 6)
+    assert _proposals(RegularizationPhase(sampler_seed=3), 6) == first
+    assert _proposals(RegularizationPhase(sampler_seed=4), 6) != first
+    with pytest.raises(pydantic.ValidationError, match="sampler_seed"):
+        RegularizationPhaseConfig(sampler_seed=-1)
