@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,9 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HptuneError as exc:
         print(f"hptune: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hptune: interrupted; run the same command again to go on", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        number = getattr(exc, "signal_number", signal.SIGINT)
+        name = getattr(exc, "signal_name", "SIGINT")
+        print(f"hptune: interrupted by {name}; a trial in progress was marked interrupted and "
+              "runs again; run the same command again to go on", file=sys.stderr)  # fmt: skip
+        return 128 + int(number)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ message (one paragraph naming the problem and the fix) and exits non-zero withou
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "HptuneError", "ModelError", "UnsupportedError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "HptuneError",
+    "Interrupted",
+    "ModelError",
+    "UnsupportedError",
+]
 
 
 class HptuneError(Exception):
@@ -27,3 +34,19 @@ class ModelError(HptuneError):
 
 class UnsupportedError(HptuneError):
     """The configuration asks for something this machine cannot do (e.g. QLoRA without CUDA)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM (a spot preemption, ``kill``).
+
+    A :class:`KeyboardInterrupt`, raised at a safe point: the trial in progress is marked
+    interrupted (it runs again on the next ``hptune run``, without using up a retry) and the
+    command exits with ``128 + signal``.
+    """
+
+    def __init__(self, signal_number: int) -> None:
+        import signal
+
+        self.signal_number = signal_number
+        self.signal_name = signal.Signals(signal_number).name
+        super().__init__(f"interrupted by {self.signal_name}")

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hptune._signals import deferred_interrupts, raise_if_interrupted
 from hptune.config import PHASE_NAMES, TuneConfig
 from hptune.exceptions import ConfigError
 from hptune.hparams import HParams
@@ -245,9 +246,10 @@ def tune(
     from hptune.train.distributed import is_data_parallel, run_data_parallel
 
     config.check_paths()
-    if is_data_parallel():  # accelerate launch: process 0 runs the pipeline, others follow
-        return run_data_parallel(config, lambda r: _tune(config, progress, r), runner)
-    return _tune(config, progress, runner or Runner(config))
+    with deferred_interrupts():
+        if is_data_parallel():  # accelerate launch: process 0 runs the pipeline, others follow
+            return run_data_parallel(config, lambda r: _tune(config, progress, r), runner)
+        return _tune(config, progress, runner or Runner(config))
 
 
 def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: Runner) -> TuneResult:
@@ -373,6 +375,7 @@ def work_through_queue(
 
     grace = 2 * config.heartbeat_seconds
     while True:
+        raise_if_interrupted()  # between trials: nothing is running, nothing to mark
         with queue_lock(config, storage, study.study_name):
             if DECISION_ATTR in study.user_attrs:  # another worker decided
                 decision = Decision.from_json(study.user_attrs[DECISION_ATTR])
@@ -468,6 +471,11 @@ def _run_claimed(
                 state = TrialState.FAIL  # recorded on the trial; bounds later batch proposals
             except optuna.exceptions.UpdateFinishedTrialError:
                 lost = True  # failed as stale by another worker while we wrote to it
+            except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: ends FAIL, runs again
+                if not storage.get_trial(trial._trial_id).state.is_finished():
+                    trial.set_user_attr("status", "interrupted")
+                    trial.set_user_attr("interrupted_by", getattr(exc, "signal_name", "SIGINT"))
+                raise
     finally:  # also on Ctrl-C or an error: never left RUNNING by this process
         lost = lost or storage.get_trial(trial._trial_id).state.is_finished()
         if not lost:

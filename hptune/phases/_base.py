@@ -171,7 +171,14 @@ def _is_oom(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def _n_failures(trials: list[optuna.trial.FrozenTrial], key: str) -> int:
-    return sum(1 for t in trials if t.state.name == "FAIL" and _key(t.params) == key)
+    """Failures of a parameter set that use up its retries (an interruption does not)."""
+    return sum(
+        1
+        for t in trials
+        if t.state.name == "FAIL"
+        and _key(t.params) == key
+        and t.user_attrs.get("status") != "interrupted"
+    )
 
 
 def _settled_keys(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> set[str]:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hptune._signals import raise_if_interrupted
 from hptune.config import TuneConfig
 from hptune.hparams import HParams
 from hptune.train.checkpoints import retain_best_and_last, save_checkpoint
@@ -277,6 +278,7 @@ class Runner:
         for epoch in range(1, hp.epochs + 1):
             loss_sum, n_batches = 0.0, 0
             for batch in train_loader:
+                raise_if_interrupted()  # a signal stops here, between steps
                 with accelerator.accumulate(model):
                     loss = self.step_loss(model, batch, epoch)
                     # The mean over processes: all see the same value and stop together.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hptune._signals import raise_if_interrupted
+
 __all__ = ["bleu_score", "bleu_signature", "evaluate_loss", "generate_answers"]
 
 
@@ -17,6 +19,7 @@ def evaluate_loss(model: Any, loader: Any) -> float:
     total_tokens = 0
     with torch.no_grad():
         for batch in loader:
+            raise_if_interrupted()
             loss = model(**batch).loss
             # The model shifts labels by one: the last position predicts nothing.
             n_tokens = int((batch["labels"][:, 1:] != -100).sum())
@@ -42,6 +45,7 @@ def generate_answers(
     answers: list[str] = []
     with torch.no_grad():
         for start in range(0, len(prompts), batch_size):
+            raise_if_interrupted()
             chunk = prompts[start : start + batch_size]
             width = max(len(p) for p in chunk)
             pad = tokenizer.pad_token_id

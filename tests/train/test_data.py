@@ -44,10 +44,11 @@ def test_truncation_keeps_lengths_consistent(tokenizer) -> None:
         dataset=dataset_dict(train=records(2), validation=records(2)),
         prompt_field="q",
         response_field="a",
-        max_length=9,
+        max_length=17,  # a 14-token prompt and a 7-token answer: the answer is cut to 3
     )
     example = prepare_data(config, tokenizer).train[0]
-    assert len(example["input_ids"]) == len(example["labels"]) == 9
+    assert len(example["input_ids"]) == len(example["labels"]) == 17
+    assert sum(label != -100 for label in example["labels"]) == 3
 
 
 def test_missing_field_is_named(tokenizer) -> None:
@@ -79,3 +80,76 @@ def test_empty_file_is_refused(tmp_path, tokenizer) -> None:
     config = DataConfig(train=str(tmp_path / "train.jsonl"), validation=str(tmp_path / "val.jsonl"))
     with pytest.raises(DataError, match=r"data.train: .* is empty"):
         prepare_data(config, tokenizer)
+
+
+def _files(tmp_path, train: bytes, validation: bytes = b'{"question": "q", "answer": "a"}\n',
+           suffix: str = ".jsonl") -> DataConfig:  # fmt: skip
+    (tmp_path / f"train{suffix}").write_bytes(train)
+    (tmp_path / f"val{suffix}").write_bytes(validation)
+    return DataConfig(train=str(tmp_path / f"train{suffix}"),
+                      validation=str(tmp_path / f"val{suffix}"))  # fmt: skip
+
+
+GOOD = b'{"question": "What is 2 plus 2?", "answer": "4"}\n'
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [
+        (GOOD + b"\n" + b'{"question": "caf\xe9", "answer": "x"}\n',
+         r"train\.jsonl:3: byte 0xe9 is not UTF-8 text; save the file as UTF-8"),
+        (GOOD + b'{"question": "q", "answer": \n',
+         r"train\.jsonl:2: not valid JSON \(Expecting value at column 29\)"),
+        (GOOD + b'["q", "a"]\n', r"train\.jsonl:2: a JSON list, not an object"),
+        (GOOD * 2 + b'{"question": "q"}\n',
+         r"train\.jsonl:3: the record has no field 'answer' \(fields present: question\)"),
+        (GOOD + b'{"question": "q", "answer": null}\n',
+         r"train\.jsonl:2: the record has an empty field 'answer'"),
+        (b"\n\n  \n", r"train\.jsonl: the file holds no records"),
+    ],
+)  # fmt: skip
+def test_a_bad_record_is_named_by_file_and_line(tmp_path, tokenizer, train, message) -> None:
+    with pytest.raises(DataError, match=r"^data\.train: .*" + message):
+        prepare_data(_files(tmp_path, train), tokenizer)
+
+
+def test_an_empty_validation_file_names_its_split(tmp_path, tokenizer) -> None:
+    with pytest.raises(DataError, match=r"^data\.validation: .*val\.jsonl: the file holds no"):
+        prepare_data(_files(tmp_path, GOOD, validation=b"\n"), tokenizer)
+
+
+def test_csv_records_are_checked_with_their_line(tmp_path, tokenizer) -> None:
+    train = b'question,answer\n"What is 1, plus 1?",2\nWhat is 2?,\n'
+    validation = b"question,answer\nq,a\n"
+    with pytest.raises(DataError, match=r"train\.csv:3: the record has an empty field 'answer'"):
+        prepare_data(_files(tmp_path, train, validation, suffix=".csv"), tokenizer)
+    good = _files(tmp_path, b'question,answer\n"What is 1, plus 1?",2\n', validation, ".csv")
+    assert prepare_data(good, tokenizer).validation_references == ["a"]
+
+
+def test_a_prompt_that_leaves_no_room_for_the_answer_is_refused(tmp_path, tokenizer) -> None:
+    long_prompt = b'{"question": "' + b"word " * 200 + b'", "answer": "4"}\n'
+    config = _files(tmp_path, GOOD + b"\n" + long_prompt).model_copy(update={"max_length": 64})
+    with pytest.raises(DataError, match=r"train\.jsonl:3: the prompt fills all data\.max_length "
+                                        r"= 64 tokens.*raise data\.max_length"):  # fmt: skip
+        prepare_data(config, tokenizer)
+    # the same record in memory is named by its position
+    in_memory = DataConfig(dataset=dataset_dict(train=records(2), validation=[
+        {"q": "word " * 200, "a": "4"}]), prompt_field="q", response_field="a", max_length=64)  # fmt: skip
+    with pytest.raises(DataError, match=r"data\.validation: record 1: the prompt fills"):
+        prepare_data(in_memory, tokenizer)
+
+
+def test_the_cli_reports_bad_data_without_a_traceback(tmp_path, demo_path, capsys) -> None:
+    import yaml
+
+    from hptune.cli import main
+
+    data = _files(tmp_path, GOOD + b'{"question": "q", "answer": \n')
+    config = {"model": {"path": str(demo_path / "model")},
+              "data": {"train": data.train, "validation": data.validation},
+              "output_dir": str(tmp_path / "out")}  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["plan", str(tmp_path / "c.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "train.jsonl:2: not valid JSON" in err and "Traceback" not in err

@@ -1,0 +1,78 @@
+"""SIGINT and SIGTERM in the middle of an epoch: the trial ends FAIL marked interrupted, its
+last epoch checkpoint is complete and loads, the process exits within 30 s with 128 + signal,
+and the next `hptune run` runs the trial again (without using up a retry) and finishes."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+
+def _config(tmp_path: Path) -> Path:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["phases"] = {"run": ["baseline"]}
+    raw["training"].update(epochs=4, max_train_examples=320)  # epochs long enough to hit
+    raw["max_retries"] = 0  # an interruption must not count as a failure
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _wait_for(pattern: str, root: Path, process: subprocess.Popen, timeout: float = 300) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(root.glob(pattern))
+        if found:
+            return found[0]
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    raise AssertionError(f"no {pattern} under {root} within {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_epoch_interrupts_cleanly_and_the_next_run_goes_on(
+    demo_path, tmp_path, signal_number
+) -> None:
+    from safetensors.torch import load_file
+
+    config = _config(tmp_path)
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "hptune", "run", str(config)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the first epoch's checkpoint is written: the second epoch is training now
+    first = _wait_for("checkpoints/*/trial-0/seed-0/epoch-1", output, process)
+    sent = time.monotonic()
+    process.send_signal(signal_number)
+    _, err = process.communicate(timeout=60)
+    assert time.monotonic() - sent < 30
+    assert process.returncode == 128 + signal_number, err
+    name = signal.Signals(signal_number).name
+    assert f"interrupted by {name}" in err and "Traceback" not in err
+
+    storage = f"sqlite:///{output / 'hptune.db'}"
+    study = optuna.load_study(study_name="tiny.baseline", storage=storage)
+    [trial] = study.get_trials()
+    assert trial.state.name == "FAIL"
+    assert trial.user_attrs["status"] == "interrupted"
+    assert trial.user_attrs["interrupted_by"] == name
+    # the last checkpoint is whole: its safetensors load and hold the adapter
+    kept = sorted(first.parent.glob("epoch-*"))
+    assert kept and not list(first.parent.glob(".epoch-*"))
+    weights = load_file(kept[-1] / "adapter_model.safetensors")
+    assert weights and all("lora" in key for key in weights)
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].params == trials[0].params
+    assert trials[1].system_attrs["hptune.retry_of"] == 0
+    assert "hptune.decision" in study.user_attrs
