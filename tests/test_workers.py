@@ -175,3 +175,35 @@ def test_a_bad_password_is_a_clear_error_that_never_shows_it(
     assert code == 2
     assert "cannot open storage 'postgresql://hptune:***@127.0.0.1" in err
     assert PASSWORD not in out + err and "Traceback" not in err
+
+
+def test_a_password_given_as_a_query_parameter_never_shows(
+    demo_path, postgres_url, tmp_path
+) -> None:
+    """`?password=` instead of `user:pw@`: no command output, error, stored attribute, report,
+    log or other file the run writes holds it."""
+    assert f"hptune:{PASSWORD}@" in postgres_url
+    query_url = postgres_url.replace(f"hptune:{PASSWORD}@", "hptune@") + f"?password={PASSWORD}"
+    config = _config_file(tmp_path, query_url, phases={"run": ["learning_rate"],
+                                                     "learning_rate": {"grid": [1e-3, 5e-3]}})  # fmt: skip
+    outputs = []
+    for command in (["run"], ["status"], ["export"], ["diagnose"], ["report"], ["plan"]):
+        done = subprocess.run([sys.executable, "-m", "hptune", *command, str(config)],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, (command, done.stderr)
+        outputs.append(done.stdout + done.stderr)
+    assert any("password=***" in out for out in outputs)  # the storage is named, masked
+    wrong = _config_file(tmp_path, query_url.replace(PASSWORD, "Wr0ng-" + PASSWORD), name="bad")
+    done = subprocess.run([sys.executable, "-m", "hptune", "run", str(wrong)],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    outputs.append(done.stdout + done.stderr)
+    for out in outputs:
+        assert PASSWORD not in out
+    study = optuna.load_study(study_name="tiny.learning_rate", storage=postgres_url)
+    attrs = [study.user_attrs] + [t.user_attrs | t.system_attrs for t in study.get_trials()]
+    assert len(attrs) == 3 and PASSWORD not in json.dumps(attrs, default=str)
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert any(p.suffix == ".html" for p in written)
+    for path in written:
+        assert PASSWORD.encode() not in path.read_bytes(), path
