@@ -408,7 +408,22 @@ def _decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig
         )
     study.set_user_attr(DECISION_ATTR, decision.to_json())
     _save_dashboard_note(study, decision, outcomes, config.objective.metric)
+    _remove_unfinished_checkpoints(study, config)
     return PhaseResult(phase.name, study.study_name, decision, outcomes, reused=False)
+
+
+def _remove_unfinished_checkpoints(study: optuna.Study, config: TuneConfig) -> None:
+    """Once a phase is decided, a failed or interrupted trial's checkpoints (kept so far in
+    case it ran again) are never needed: remove them, so disk holds only finished trials'
+    best and last epochs."""
+    from pathlib import Path
+
+    from hptune.train.checkpoints import remove_checkpoints
+
+    root = Path(config.output_dir) / "checkpoints" / study.study_name
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name != "COMPLETE":
+            remove_checkpoints(root / f"trial-{trial.number}")
 
 
 def _fill_queue(

@@ -76,3 +76,8 @@ def test_a_signal_mid_epoch_interrupts_cleanly_and_the_next_run_goes_on(
     assert trials[1].params == trials[0].params
     assert trials[1].system_attrs["hptune.retry_of"] == 0
     assert "hptune.decision" in study.user_attrs
+    # once decided, the interrupted trial's checkpoints are removed; the retry keeps its own
+    assert not first.parent.parent.exists()
+    retry_dir = first.parent.parent.with_name("trial-1") / "seed-0"
+    kept = sorted(p.name for p in retry_dir.iterdir())
+    assert kept[-1] == "epoch-4" and len(kept) <= 2  # the last, and the best if another

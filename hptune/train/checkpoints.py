@@ -1,8 +1,15 @@
 """Epoch checkpoints with a retention policy: the best and the last epoch of each run.
 
 A checkpoint is what ``save_pretrained`` writes (safetensors: the LoRA adapter, or the whole
-model for full fine-tuning) plus ``metrics.json``. It is written to a temporary directory and
-renamed, so a kill never leaves a half-written ``epoch-N``.
+model for full fine-tuning) plus ``metrics.json``. Every change is a rename, so a kill at any
+moment leaves each ``epoch-N`` directory either whole or absent:
+
+- a checkpoint is written to ``.epoch-N.tmp`` and renamed to ``epoch-N``;
+- a checkpoint is removed by renaming it to ``.epoch-N.del`` first, then deleting that.
+
+Leftover ``.tmp`` and ``.del`` directories of a killed process are removed when a run next
+starts in the directory (:func:`remove_leftovers`). Checkpoints are read back only through
+safetensors (:func:`load_weights`): a pickle file in a checkpoint is refused, never loaded.
 """
 
 from __future__ import annotations
@@ -12,7 +19,23 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-__all__ = ["remove_checkpoints", "retain_best_and_last", "save_checkpoint"]
+from hptune.exceptions import HptuneError
+
+__all__ = [
+    "CheckpointError",
+    "latest_checkpoint",
+    "load_weights",
+    "remove_checkpoints",
+    "remove_leftovers",
+    "retain_best_and_last",
+    "save_checkpoint",
+]
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+class CheckpointError(HptuneError):
+    """A checkpoint is missing, incomplete, or in a format hptune does not load (pickle)."""
 
 
 def save_checkpoint(model: Any, run_dir: Path, epoch: int, metrics: dict[str, Any]) -> Path:
@@ -22,9 +45,26 @@ def save_checkpoint(model: Any, run_dir: Path, epoch: int, metrics: dict[str, An
     shutil.rmtree(temporary, ignore_errors=True)
     model.save_pretrained(temporary, safe_serialization=True)
     (temporary / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
+    if final.exists():
+        _discard(final)
     temporary.rename(final)
     return final
+
+
+def _discard(path: Path) -> None:
+    """Delete a checkpoint directory so that no half-deleted ``epoch-N`` can remain."""
+    doomed = path.with_name(f".{path.name}.del")
+    shutil.rmtree(doomed, ignore_errors=True)
+    path.rename(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def remove_leftovers(run_dir: Path) -> int:
+    """Remove what a killed save or delete left in ``run_dir``; return how many."""
+    leftovers = [*run_dir.glob(".epoch-*.tmp"), *run_dir.glob(".epoch-*.del")]
+    for leftover in leftovers:
+        shutil.rmtree(leftover, ignore_errors=True)
+    return len(leftovers)
 
 
 def retain_best_and_last(run_dir: Path, metric: str, direction: str) -> list[int]:
@@ -39,10 +79,40 @@ def retain_best_and_last(run_dir: Path, metric: str, direction: str) -> list[int
     choose = min if direction == "minimize" else max
     keep = {max(epochs), choose(epochs, key=lambda e: epochs[e])}
     for epoch in set(epochs) - keep:
-        shutil.rmtree(run_dir / f"epoch-{epoch}", ignore_errors=True)
-    for leftover in run_dir.glob(".epoch-*.tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        _discard(run_dir / f"epoch-{epoch}")
+    remove_leftovers(run_dir)
     return sorted(keep)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest ``epoch-N`` of ``run_dir`` (every one there is complete), or None."""
+    found = [p for p in run_dir.glob("epoch-*") if p.name.removeprefix("epoch-").isdigit()]
+    return max(found, key=lambda p: int(p.name.removeprefix("epoch-")), default=None)
+
+
+def load_weights(checkpoint: Path) -> dict[str, Any]:
+    """The tensors of a checkpoint, read through safetensors only (no code can run).
+
+    Raises :class:`CheckpointError` when the directory holds no ``.safetensors`` file,
+    naming any pickle-based weight file it refused to load.
+    """
+    from safetensors.torch import load_file
+
+    files = sorted(checkpoint.glob("*.safetensors"))
+    if not files:
+        pickled = sorted(p.name for p in checkpoint.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+        refused = ""
+        if pickled:
+            refused = f" ({', '.join(pickled)}: pickle, refused, as loading it can run code)"
+        raise CheckpointError(
+            f"{checkpoint} holds no .safetensors weights{refused}; hptune reads checkpoints "
+            "only as safetensors: re-save the model with save_pretrained(..., "
+            "safe_serialization=True)"
+        )
+    weights: dict[str, Any] = {}
+    for path in files:
+        weights.update(load_file(path))
+    return weights
 
 
 def remove_checkpoints(trial_dir: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from hptune._signals import raise_if_interrupted
 from hptune.config import TuneConfig
 from hptune.hparams import HParams
-from hptune.train.checkpoints import retain_best_and_last, save_checkpoint
+from hptune.train.checkpoints import remove_leftovers, retain_best_and_last, save_checkpoint
 from hptune.train.data import PreparedData, prepare_data
 from hptune.train.distributed import broadcast
 from hptune.train.metrics import bleu_score, evaluate_loss, generate_answers
@@ -173,6 +173,8 @@ class Runner:
         checkpoint_dir = None
         if training.checkpoints and run_name is not None:
             checkpoint_dir = output / "checkpoints" / run_name / f"seed-{seed}"
+            if accelerator.is_main_process and checkpoint_dir.exists():
+                remove_leftovers(checkpoint_dir)  # of a process killed while saving
         set_seed(seed)
         model = self._load_model()
         if self.config.training.gradient_checkpointing:
