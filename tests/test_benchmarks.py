@@ -92,11 +92,11 @@ def test_the_tabular_benchmark_builds_and_resumes(demo_path, tmp_path) -> None:
 @pytest.mark.slow
 def test_pruning_savings_quick(demo_path) -> None:
     out = _run("pruning_savings.py", "--quick")
-    rows = {line.split()[0]: line.split() for line in out.splitlines()
-            if line.split() and line.split()[0] in ("epochs", "regularization", "both")}  # fmt: skip
+    cells = [line.split() for line in out.splitlines() if line.split()]
+    rows = {c[0]: c for c in cells if c[0] in ("epochs", "regularization", "both")}
     assert set(rows) == {"epochs", "regularization", "both"}
     for phase in ("epochs", "regularization"):
         without, with_pruning = int(rows[phase][1]), int(rows[phase][2])
-        assert without > 0 and 0 < with_pruning
+        assert without > 0 and with_pruning > 0
         assert rows[phase][5] in ("True", "False")  # whether both runs decided the same
     assert int(rows["both"][1]) == int(rows["epochs"][1]) + int(rows["regularization"][1])

@@ -184,8 +184,8 @@ def test_a_password_given_as_a_query_parameter_never_shows(
     log or other file the run writes holds it."""
     assert f"hptune:{PASSWORD}@" in postgres_url
     query_url = postgres_url.replace(f"hptune:{PASSWORD}@", "hptune@") + f"?password={PASSWORD}"
-    config = _config_file(tmp_path, query_url, phases={"run": ["learning_rate"],
-                                                     "learning_rate": {"grid": [1e-3, 5e-3]}})  # fmt: skip
+    phases = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-3, 5e-3]}}
+    config = _config_file(tmp_path, query_url, phases=phases)
     outputs = []
     for command in (["run"], ["status"], ["export"], ["diagnose"], ["report"], ["plan"]):
         done = subprocess.run([sys.executable, "-m", "hptune", *command, str(config)],

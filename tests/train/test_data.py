@@ -134,8 +134,8 @@ def test_a_prompt_that_leaves_no_room_for_the_answer_is_refused(tmp_path, tokeni
                                         r"= 64 tokens.*raise data\.max_length"):  # fmt: skip
         prepare_data(config, tokenizer)
     # the same record in memory is named by its position
-    in_memory = DataConfig(dataset=dataset_dict(train=records(2), validation=[
-        {"q": "word " * 200, "a": "4"}]), prompt_field="q", response_field="a", max_length=64)  # fmt: skip
+    splits = dataset_dict(train=records(2), validation=[{"q": "word " * 200, "a": "4"}])
+    in_memory = DataConfig(dataset=splits, prompt_field="q", response_field="a", max_length=64)
     with pytest.raises(DataError, match=r"data\.validation: record 1: the prompt fills"):
         prepare_data(in_memory, tokenizer)
 
