@@ -27,8 +27,8 @@ def test_a_slow_live_trial_is_never_failed_as_stale(demo_path, tmp_path) -> None
     config = tmp_path / "slow.yaml"
     config.write_text(yaml.safe_dump(raw))
     storage = f"sqlite:///{tmp_path / 'out' / 'hptune.db'}"
-    worker = subprocess.Popen([sys.executable, "-m", "hptune", "run", str(config)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    command = [sys.executable, "-m", "hptune", "run", str(config)]
+    worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checks_while_running, failed = 0, []
     while worker.poll() is None:
         time.sleep(0.25)
@@ -41,7 +41,7 @@ def test_a_slow_live_trial_is_never_failed_as_stale(demo_path, tmp_path) -> None
         running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
         checks_while_running += bool(running)
         failed += fail_stale_trials(study, study._storage, grace_seconds=2.0)
-    out, err = worker.communicate()
+    _, err = worker.communicate()
     assert worker.returncode == 0, err
     assert failed == [] and "failed by another worker" not in err
     [trial] = study.get_trials()
