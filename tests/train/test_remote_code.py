@@ -8,7 +8,7 @@ import shutil
 from hptune.config import MethodConfig, ModelConfig
 from hptune.train.model import load_base_model, load_tokenizer
 
-MODELING = '''
+MODELING = """
 from pathlib import Path
 
 from transformers import LlamaForCausalLM
@@ -18,7 +18,7 @@ Path(__file__).with_name("{marker}").write_text("the model's own code ran")
 
 class ShippedForCausalLM(LlamaForCausalLM):
     pass
-'''
+"""
 
 
 def _model_with_code(demo_path, tmp_path):
