@@ -126,11 +126,18 @@ def test_arbitrary_text_is_refused_clearly(base_config, capsys, text) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["model: !!python/object/apply:os.system ['true']\n", "a: [1, 2\n", "- just\n- a list\n",
-     "model: {path: &a [*a]}\n", "\ufeffmodel: {}\n", "data: {train: \x00}\n"],
-)  # fmt: skip
+    [
+        "model: !!python/object/apply:os.system ['touch {marker}']\n",
+        "a: [1, 2\n",
+        "- just\n- a list\n",
+        "model: {path: &a [*a]}\n",
+        "\ufeffmodel: {}\n",
+        "data: {train: \x00}\n",
+    ],
+)
 def test_hostile_yaml_is_refused_clearly(base_config, capsys, text) -> None:
     _, folder = base_config
-    code, out, err = _plan(folder, text, capsys)
-    assert code == 2
+    marker = folder / "the-tag-ran"
+    code, out, err = _plan(folder, text.replace("{marker}", str(marker)), capsys)
+    assert code == 2 and not marker.exists()
     _check(code, out, err)
