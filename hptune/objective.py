@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hptune.hparams import HParams
@@ -82,6 +83,7 @@ class SeedObjective:
         if found is not None:
             return self._replay(trial, hp, state, *found)
         runs: list[RunResult] = []
+        retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get("hptune.retry_of")
         try:
             for index, seed in enumerate(self.seeds):
                 self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
@@ -91,6 +93,7 @@ class SeedObjective:
                     on_epoch=self._epoch_callback(trial, hp, index, state),
                     evaluate_test=self.phase.evaluate_test,
                     run_name=self._run_name(trial),
+                    resume_from=self._checkpoints_of(retry_of, seed),
                 )
                 runs.append(run)
                 if run.diverged or state.pruned:
@@ -140,12 +143,19 @@ class SeedObjective:
         self._emit(trial, hp, event="reused", source=source)
         return self._finish(trial, runs)
 
-    def _run_name(self, trial: optuna.Trial) -> str:
-        return f"{self.runner.config.study_name(self.phase.name)}/trial-{trial.number}"
+    def _run_name(self, trial: optuna.Trial | int) -> str:
+        number = trial if isinstance(trial, int) else trial.number
+        return f"{self.runner.config.study_name(self.phase.name)}/trial-{number}"
+
+    def _checkpoints_of(self, trial_number: int | None, seed: int) -> Path | None:
+        """Where a failed trial (this one retries it) kept its epoch checkpoints for ``seed``:
+        the retry goes on from the last one instead of training those epochs again."""
+        if trial_number is None or not self.runner.config.training.checkpoints:
+            return None
+        output = Path(self.runner.config.output_dir)
+        return output / "checkpoints" / self._run_name(int(trial_number)) / f"seed-{seed}"
 
     def _remove_checkpoints(self, trial: optuna.Trial) -> None:
-        from pathlib import Path
-
         from hptune.train.checkpoints import remove_checkpoints
 
         output = Path(self.runner.config.output_dir)

@@ -13,13 +13,14 @@ import pytest
 import yaml
 
 
-def _config(tmp_path: Path) -> Path:
+def _config(tmp_path: Path, **changes) -> Path:
     from tests.conftest import tiny_config
 
     raw = tiny_config(tmp_path)
     raw["phases"] = {"run": ["baseline"]}
     raw["training"].update(epochs=4, max_train_examples=320)  # epochs long enough to hit
     raw["max_retries"] = 0  # an interruption must not count as a failure
+    raw.update(changes)
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -81,3 +82,31 @@ def test_a_signal_mid_epoch_interrupts_cleanly_and_the_next_run_goes_on(
     retry_dir = first.parent.parent.with_name("trial-1") / "seed-0"
     kept = sorted(p.name for p in retry_dir.iterdir())
     assert kept[-1] == "epoch-4" and len(kept) <= 2  # the last, and the best if another
+    # the retry went on from the interrupted seed's last checkpoint, not from scratch
+    assert trials[1].user_attrs["runs"][0]["resumed_after"] >= 1
+
+
+@pytest.mark.slow
+def test_kill_9_mid_trial_then_restart_resumes_the_trial(demo_path, tmp_path) -> None:
+    config = _config(tmp_path, heartbeat_seconds=2, max_retries=1)  # a kill is a failure
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "hptune", "run", str(config)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for("checkpoints/*/trial-0/seed-0/epoch-2", output, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    storage = f"sqlite:///{output / 'hptune.db'}"
+    study = optuna.load_study(study_name="tiny.baseline", storage=storage)
+    assert [t.state.name for t in study.get_trials()] == ["RUNNING"]  # as the kill left it
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]  # nothing stays RUNNING
+    assert trials[0].user_attrs["hptune.stale"] is True
+    assert trials[1].params == trials[0].params
+    assert trials[1].system_attrs["hptune.retry_of"] == 0
+    runs = trials[1].user_attrs["runs"]
+    assert runs[0]["resumed_after"] >= 2  # seed 0 went on after its epoch-2 checkpoint
+    assert runs[1]["resumed_after"] == 0  # seed 1 had not started
+    assert [len(r["epochs"]) for r in runs] == [4, 4]

@@ -22,6 +22,7 @@ from typing import Any
 from hptune.exceptions import HptuneError
 
 __all__ = [
+    "TRAINING_STATE",
     "CheckpointError",
     "latest_checkpoint",
     "load_weights",
@@ -32,19 +33,33 @@ __all__ = [
 ]
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+#: The optimizer / scheduler / random state beside the weights, read with weights_only=True.
+TRAINING_STATE = "training_state.pt"
 
 
 class CheckpointError(HptuneError):
     """A checkpoint is missing, incomplete, or in a format hptune does not load (pickle)."""
 
 
-def save_checkpoint(model: Any, run_dir: Path, epoch: int, metrics: dict[str, Any]) -> Path:
-    """Save ``model`` as ``run_dir/epoch-<epoch>`` (safetensors) with its metrics."""
+def save_checkpoint(
+    model: Any,
+    run_dir: Path,
+    epoch: int,
+    metrics: dict[str, Any],
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Save ``model`` as ``run_dir/epoch-<epoch>`` (safetensors) with its metrics and, for a
+    resume, the ``training_state`` (optimizer, scheduler, random state: tensors and plain
+    values only, so it loads with ``torch.load(weights_only=True)``)."""
     final = run_dir / f"epoch-{epoch}"
     temporary = run_dir / f".epoch-{epoch}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     model.save_pretrained(temporary, safe_serialization=True)
     (temporary / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    if training_state is not None:
+        import torch
+
+        torch.save(training_state, temporary / TRAINING_STATE)
     if final.exists():
         _discard(final)
     temporary.rename(final)

@@ -13,7 +13,14 @@ from typing import Any
 from hptune._signals import raise_if_interrupted
 from hptune.config import TuneConfig
 from hptune.hparams import HParams
-from hptune.train.checkpoints import remove_leftovers, retain_best_and_last, save_checkpoint
+from hptune.train.checkpoints import (
+    TRAINING_STATE,
+    latest_checkpoint,
+    load_weights,
+    remove_leftovers,
+    retain_best_and_last,
+    save_checkpoint,
+)
 from hptune.train.data import PreparedData, prepare_data
 from hptune.train.distributed import broadcast
 from hptune.train.metrics import bleu_score, evaluate_loss, generate_answers
@@ -61,6 +68,7 @@ class RunResult:
     train_examples: int = 0  # over all processes of a data-parallel run
     train_tokens: int = 0
     processes: int = 1  # data-parallel processes that trained it
+    resumed_after: int = 0  # epochs restored from an interrupted run's checkpoint
 
     def best_epoch(self, metric: str, direction: str) -> EpochMetrics:
         choose = min if direction == "minimize" else max
@@ -89,6 +97,7 @@ class RunResult:
             train_examples=round(float(values.get("examples_per_second", 0.0)) * seconds),
             train_tokens=round(float(values.get("tokens_per_second", 0.0)) * seconds),
             processes=int(values.get("processes", 1)),
+            resumed_after=int(values.get("resumed_after", 0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +112,7 @@ class RunResult:
             "examples_per_second": round(self.examples_per_second, 2),
             "tokens_per_second": round(self.tokens_per_second, 1),
             "processes": self.processes,
+            "resumed_after": self.resumed_after,
         }
 
 
@@ -135,6 +145,7 @@ class Runner:
         *,
         evaluate_test: bool = False,
         run_name: str | None = None,
+        resume_from: Path | None = None,
     ) -> RunResult:
         """Train ``hp`` with ``seed`` and measure the validation split after every epoch.
 
@@ -147,6 +158,11 @@ class Runner:
         ``<output_dir>/checkpoints/<run_name>/seed-<seed>`` (best and last kept) when
         ``training.checkpoints`` is on, and logged to ``training.report_to`` trackers under
         ``<output_dir>/logs/<run_name>/seed-<seed>``.
+
+        ``resume_from`` is the checkpoint directory of an interrupted run of the same
+        configuration and seed: training goes on after its last epoch checkpoint (weights,
+        optimizer, scheduler, data order and random state restored, so the run ends as an
+        uninterrupted one would), its earlier epochs replayed through ``on_epoch``.
         """
         import torch
         from accelerate import Accelerator
@@ -182,12 +198,13 @@ class Runner:
             if hasattr(model, "enable_input_require_grads"):
                 model.enable_input_require_grads()  # LoRA: the frozen embeddings need it
         collate = DataCollatorForSeq2Seq(self.tokenizer, padding=True, label_pad_token_id=-100)
+        order = torch.Generator().manual_seed(seed)  # the data order, saved for a resume
         train_loader = DataLoader(
             self.data.train,
             batch_size=hp.batch_size,
             shuffle=True,
             collate_fn=collate,
-            generator=torch.Generator().manual_seed(seed),
+            generator=order,
         )
         # Every process measures the whole validation split on its own copy of the weights
         # (the same on all): the values agree exactly, with no gathering to get wrong.
@@ -238,20 +255,27 @@ class Runner:
             model, optimizer, train_loader, scheduler
         )
         result = RunResult(seed=seed, processes=accelerator.num_processes)
+        run = _RunState(model, optimizer, scheduler, order, DivergenceWatch())
         try:
             if self._initial_eval_loss is None:
                 self._initial_eval_loss = evaluate_loss(accelerator.unwrap_model(model),
                                                         initial_loader)  # fmt: skip
             result.initial_eval_loss = self._initial_eval_loss
-            self._epochs(accelerator, model, optimizer, train_loader, eval_loader, scheduler,
-                         hp, result, on_epoch, test_loader, checkpoint_dir)  # fmt: skip
+            run.watch = DivergenceWatch(start=result.initial_eval_loss)
+            resumed = None
+            if resume_from is not None and accelerator.num_processes == 1:
+                resumed = _resume(accelerator, run, result, resume_from, on_epoch)
+            if resumed is None or (resumed < hp.epochs and not result.stopped_early):
+                first_epoch = (resumed or 0) + 1
+                self._epochs(accelerator, run, train_loader, eval_loader, hp, result, on_epoch,
+                             test_loader, checkpoint_dir, first_epoch=first_epoch)  # fmt: skip
         finally:
             if trackers:
                 accelerator.end_training()
             # Free the run before the next one: each trial may have another footprint.
             self._keep_base(accelerator.unwrap_model(model))
             accelerator.free_memory()
-            del model, optimizer, scheduler
+            del model, optimizer, scheduler, run
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
@@ -260,24 +284,24 @@ class Runner:
     def _epochs(
         self,
         accelerator: Any,
-        model: Any,
-        optimizer: Any,
+        run: _RunState,
         train_loader: Any,
         eval_loader: Any,
-        scheduler: Any,
         hp: HParams,
         result: RunResult,
         on_epoch: EpochCallback | None,
         test_loader: Any = None,
         checkpoint_dir: Path | None = None,
+        *,
+        first_epoch: int = 1,
     ) -> None:
         objective = self.config.objective
         bleu_prompts = self.data.validation_prompts[: objective.bleu_samples]
         bleu_refs = self.data.validation_references[: objective.bleu_samples]
+        model, optimizer, scheduler, watch = run.model, run.optimizer, run.scheduler, run.watch
         model.train()
-        watch = DivergenceWatch(start=result.initial_eval_loss)
-        start = time.perf_counter()
-        for epoch in range(1, hp.epochs + 1):
+        start = time.perf_counter() - result.seconds  # a resumed run goes on counting
+        for epoch in range(first_epoch, hp.epochs + 1):
             loss_sum, n_batches = 0.0, 0
             for batch in train_loader:
                 raise_if_interrupted()  # a signal stops here, between steps
@@ -330,7 +354,7 @@ class Runner:
                 and accelerator.is_main_process
             ):
                 save_checkpoint(accelerator.unwrap_model(model), checkpoint_dir, epoch,
-                                asdict(metrics))  # fmt: skip
+                                asdict(metrics), run.training_state(result))  # fmt: skip
                 retain_best_and_last(checkpoint_dir, objective.metric, objective.direction)
             if not math.isfinite(eval_loss):
                 result.diverged, result.diverged_at = True, f"epoch {epoch} (validation)"
@@ -421,6 +445,81 @@ class Runner:
 #: A validation loss this many times the one before training ends the run as diverged
 #: (the same threshold as :mod:`hptune.diagnose`).
 _EXPLODED_VALIDATION = 1.5
+
+
+@dataclass
+class _RunState:
+    """What a run changes as it trains, beyond its weights: saved with each epoch checkpoint
+    so that an interrupted run can go on exactly where it stopped."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    order: Any  # the generator of the training data order
+    watch: DivergenceWatch
+
+    def training_state(self, result: RunResult) -> dict[str, Any]:
+        import torch
+
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "order": self.order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "watch": {"first": list(self.watch.first), "average": self.watch.average},
+            "result": {
+                **result.to_dict(),
+                "train_examples": result.train_examples,
+                "train_tokens": result.train_tokens,
+            },
+        }
+
+
+def _resume(
+    accelerator: Any,
+    run: _RunState,
+    result: RunResult,
+    checkpoint_dir: Path,
+    on_epoch: EpochCallback | None,
+) -> int | None:
+    """Restore ``run`` from the last epoch checkpoint in ``checkpoint_dir``; the epochs done.
+
+    None when there is nothing to resume from (no checkpoint, or one without training state).
+    The earlier epochs are replayed through ``on_epoch``, which may stop the run there.
+    """
+    import torch
+
+    checkpoint = latest_checkpoint(checkpoint_dir) if checkpoint_dir.is_dir() else None
+    if checkpoint is None or not (checkpoint / TRAINING_STATE).is_file():
+        return None
+    state = torch.load(checkpoint / TRAINING_STATE, weights_only=True)
+    model = accelerator.unwrap_model(run.model)
+    weights = load_weights(checkpoint)
+    if hasattr(model, "peft_config"):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, weights)
+    else:
+        model.load_state_dict(weights, strict=False)  # tied weights are saved once
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.order.set_state(state["order"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"]:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    run.watch.first, run.watch.average = list(state["watch"]["first"]), state["watch"]["average"]
+    saved = RunResult.from_dict(state["result"])
+    result.seconds = saved.seconds
+    result.train_examples = int(state["result"]["train_examples"])
+    result.train_tokens = int(state["result"]["train_tokens"])
+    result.resumed_after = len(saved.epochs)
+    for metrics in saved.epochs:
+        result.epochs.append(metrics)
+        if on_epoch is not None and on_epoch(result.seed, metrics) is False:
+            result.stopped_early = True
+            break
+    return len(saved.epochs)
 
 
 class DivergenceWatch:
