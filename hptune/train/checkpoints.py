@@ -24,6 +24,7 @@ from hptune.exceptions import HptuneError
 __all__ = [
     "TRAINING_STATE",
     "CheckpointError",
+    "drop_training_state",
     "latest_checkpoint",
     "load_weights",
     "remove_checkpoints",
@@ -96,7 +97,17 @@ def retain_best_and_last(run_dir: Path, metric: str, direction: str) -> list[int
     for epoch in set(epochs) - keep:
         _discard(run_dir / f"epoch-{epoch}")
     remove_leftovers(run_dir)
+    drop_training_state(run_dir, keep_last=True)  # a resume starts from the last only
     return sorted(keep)
+
+
+def drop_training_state(run_dir: Path, *, keep_last: bool = False) -> None:
+    """Remove the resume state (as large as twice the trained weights for AdamW) from the
+    checkpoints of ``run_dir``: all of them once the run has finished, else all but the last."""
+    newest = latest_checkpoint(run_dir) if keep_last else None
+    for state in run_dir.glob(f"epoch-*/{TRAINING_STATE}"):
+        if state.parent != newest:
+            state.unlink(missing_ok=True)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:

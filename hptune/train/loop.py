@@ -15,6 +15,7 @@ from hptune.config import TuneConfig
 from hptune.hparams import HParams
 from hptune.train.checkpoints import (
     TRAINING_STATE,
+    drop_training_state,
     latest_checkpoint,
     load_weights,
     remove_leftovers,
@@ -269,6 +270,8 @@ class Runner:
                 first_epoch = (resumed or 0) + 1
                 self._epochs(accelerator, run, train_loader, eval_loader, hp, result, on_epoch,
                              test_loader, checkpoint_dir, first_epoch=first_epoch)  # fmt: skip
+            if checkpoint_dir is not None and checkpoint_dir.is_dir():
+                drop_training_state(checkpoint_dir)  # finished: it will never be resumed
         finally:
             if trackers:
                 accelerator.end_training()

@@ -49,6 +49,10 @@ def test_a_resumed_run_ends_as_the_uninterrupted_one(demo_path, tmp_path, method
         assert b.eval_loss == pytest.approx(a.eval_loss, rel=1e-6, abs=1e-7)
         assert b.learning_rate == pytest.approx(a.learning_rate, rel=1e-9)
     assert resumed.train_examples == whole.train_examples
+    # disk: the resume state stays only in the cut run's last checkpoint; finished runs drop it
+    root = Path(runner.config.output_dir) / "checkpoints"
+    states = sorted(str(p.relative_to(root)) for p in root.rglob("training_state.pt"))
+    assert states == ["cut/seed-3/epoch-2/training_state.pt"]
 
 
 def test_no_checkpoint_means_a_fresh_start(demo_path, tmp_path) -> None:
