@@ -24,6 +24,7 @@ def _runner(tmp_path: Path, method: str) -> Runner:
     return Runner(config_from_dict(raw))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_a_resumed_run_ends_as_the_uninterrupted_one(demo_path, tmp_path, method) -> None:
     runner = _runner(tmp_path, method)
