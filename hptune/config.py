@@ -50,18 +50,27 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """The base model: a local directory (or ``demo://model``) or a hub id."""
 
+    #: A local model directory (what ``save_pretrained`` writes), ``demo://model``, or a hub
+    #: id (read from the local Hugging Face cache when offline).
     path: str
+    #: Run Python code shipped with the model (``auto_map``); off unless you trust its source.
     trust_remote_code: bool = False
+    #: Weight dtype: ``auto`` is bfloat16 (or float16) on a GPU and float32 on a CPU.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
 
 class MethodConfig(_Strict):
     """How the model is fine-tuned: ``lora``, ``qlora`` (4-bit base + LoRA) or ``full``."""
 
+    #: ``lora``, ``qlora`` (needs CUDA and bitsandbytes) or ``full`` (every weight trains).
     type: Literal["lora", "qlora", "full"] = "lora"
+    #: The LoRA rank: the adapter's inner dimension.
     r: int = Field(8, gt=0)
+    #: The LoRA scale numerator: the adapter's update is scaled by ``alpha / r``.
     alpha: int = Field(16, gt=0)
+    #: Dropout on the adapter's input during training.
     dropout: float = Field(0.05, ge=0, lt=1)
+    #: The modules that get an adapter: names (e.g. ``q_proj``) or ``all-linear``.
     target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
 
 
@@ -70,13 +79,21 @@ class DataConfig(_Strict):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
+    #: The training split: a .jsonl, .json, .csv or .parquet file (or ``demo://...``).
     train: str | None = None
+    #: The validation split every decision is scored on.
     validation: str | None = None
+    #: The test split: measured once, at the end, never used for a decision.
     test: str | None = None
+    #: In Python only: a ``datasets.DatasetDict`` with train and validation (and test) splits.
     dataset: Any = Field(None, exclude=True)
+    #: The record field holding the prompt (when no template is given).
     prompt_field: str = "question"
+    #: The record field holding the answer: the only tokens trained and scored.
     response_field: str = "answer"
+    #: A prompt template naming record fields in braces, e.g. ``Question: {question}``.
     template: str | None = None
+    #: Tokens per example (prompt + answer); longer answers are cut.
     max_length: int = Field(256, gt=8)
 
     @model_validator(mode="after")
@@ -101,9 +118,13 @@ class DataConfig(_Strict):
 class ObjectiveConfig(_Strict):
     """What trials are scored on: the validation split's loss or BLEU, over several seeds."""
 
+    #: The validation loss (minimized) or BLEU via sacrebleu (maximized).
     metric: Literal["eval_loss", "bleu"] = "eval_loss"
+    #: Paired seeds per configuration: a count N (seeds 0 to N-1) or a list of seeds.
     seeds: int | list[int] = 3
+    #: Validation examples whose generated answers are scored with BLEU each epoch.
     bleu_samples: int = Field(64, gt=0)
+    #: The longest answer generated for BLEU, in tokens.
     max_new_tokens: int = Field(32, gt=0)
 
     @field_validator("seeds")
@@ -127,20 +148,33 @@ class ObjectiveConfig(_Strict):
 class TrainingConfig(_Strict):
     """The hyperparameters of one run; ``None`` means "fill from the presets"."""
 
+    #: A preset machine whose batch, accumulation and method recommendations fill the gaps.
     situation: Literal["colab_pro", "colab_free", "aws_a100"] | None = None
+    #: The GPU's memory in GB, for the presets and the batch phase's limit (default: the
+    #: GPU's own, where there is one).
     gpu_memory_gb: float | None = Field(None, gt=0)
+    #: The starting learning rate (default: the method's preset).
     learning_rate: float | None = Field(None, gt=0, lt=1)
+    #: The starting per-device batch size (default: from the presets and the memory).
     batch_size: int | None = Field(None, gt=0)
+    #: Batches accumulated per optimizer step (effective batch = batch x accumulation).
     gradient_accumulation_steps: int | None = Field(None, gt=0)
+    #: The starting number of epochs (default: from the training set's size).
     epochs: int | None = Field(None, gt=0)
+    #: The share of optimizer steps spent warming the learning rate up.
     warmup_ratio: float | None = Field(None, ge=0, lt=1)
+    #: AdamW's decoupled weight decay.
     weight_decay: float | None = Field(None, ge=0, lt=1)
+    #: The learning-rate schedule after warmup (transformers' ``get_scheduler`` names).
     scheduler: SchedulerName = "linear"
+    #: Gradient clipping by global norm; None turns clipping off.
     max_grad_norm: float | None = Field(1.0, gt=0)
+    #: Train on the first N training examples only (quick checks, demos).
     max_train_examples: int | None = Field(None, gt=0)
     #: Stop a seed's run when the validation metric has not improved for this many epochs
     #: (its best epoch is kept); None trains every epoch.
     early_stopping_patience: int | None = Field(2, gt=0)
+    #: Recompute activations in the backward pass: less memory, slower steps.
     gradient_checkpointing: bool = False
     #: Save every epoch of every trial (safetensors) under <output_dir>/checkpoints, keeping
     #: the best and the last of each run; pruned and failed trials' checkpoints are removed.
@@ -166,6 +200,7 @@ class TrainingConfig(_Strict):
 class LearningRatePhaseConfig(_Strict):
     """Options of the learning-rate phase."""
 
+    #: The learning rates tried, each on every seed (default: the method's grid).
     grid: list[float] = list(DEFAULT_LEARNING_RATE_GRID)
     #: Among rates within seed noise of the best: the lowest (safer) or the best mean.
     tie_break: Literal["lowest", "best_mean"] = "lowest"
@@ -229,10 +264,15 @@ class EpochsPhaseConfig(_Strict):
 class RegularizationPhaseConfig(_Strict):
     """Options of the weight decay / scheduler / warmup phase."""
 
+    #: Trials of the joint search (the first is the incoming configuration).
     n_trials: int = Field(8, ge=2)
+    #: The weight-decay range [low, high], searched on a log scale.
     weight_decay: tuple[float, float] = (0.01, 0.1)
+    #: The warmup-ratio range [low, high].
     warmup_ratio: tuple[float, float] = (0.05, 0.10)
+    #: The schedules tried.
     schedulers: list[SchedulerName] = ["linear", "cosine", "constant_with_warmup"]
+    #: Stop trials whose seed-mean curve falls behind the median of earlier trials.
     pruning: bool = True
     #: The seed of the phase's TPE sampler: the same seed proposes the same trials; another
     #: repeats the search with other proposals.
@@ -256,6 +296,7 @@ class RegularizationPhaseConfig(_Strict):
 class PhasesConfig(_Strict):
     """Which phases run, in the method's order, and their options."""
 
+    #: The phases to run, put in the method's order.
     run: list[PhaseName] = list(PHASE_NAMES)  # type: ignore[arg-type]
     learning_rate: LearningRatePhaseConfig = Field(default_factory=LearningRatePhaseConfig)
     batch_size: BatchSizePhaseConfig = Field(default_factory=BatchSizePhaseConfig)
@@ -303,6 +344,7 @@ class DiagnosticsConfig(_Strict):
 class TuneConfig(_Strict):
     """A whole tuning run."""
 
+    #: The run's name: its studies are ``<name>.<phase>`` in the storage.
     name: str = "hptune"
     model: ModelConfig
     method: MethodConfig = Field(default_factory=MethodConfig)
@@ -312,7 +354,10 @@ class TuneConfig(_Strict):
     phases: PhasesConfig = Field(default_factory=PhasesConfig)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    #: Where checkpoints, logs, reports and the default SQLite storage go.
     output_dir: str = "hptune-output"
+    #: An Optuna storage URL (``postgresql://...`` for many workers, ``journal://FILE``);
+    #: default: SQLite in output_dir. A password in it is never printed.
     storage: str | None = None
     #: A running trial writes a heartbeat this often (seconds); a trial whose heartbeat is
     #: older than twice that (its process was killed) is failed and run again.
