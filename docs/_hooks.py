@@ -1,23 +1,50 @@
-"""MkDocs hook: the configuration reference is generated from hptune's configuration model.
+"""MkDocs hooks: parts of pages generated from the code and from the demo's real run.
 
-A page that holds ``<!-- configuration-reference -->`` gets, in its place, one table per
-section: each key, its type, its default and the ``#:`` comment above it in
-``hptune/config.py`` (so the reference cannot drift from the code).
+* ``<!-- configuration-reference -->`` becomes one table per section of the configuration
+  model: each key, its type, its default and the ``#:`` comment above it in
+  ``hptune/config.py`` (so the reference cannot drift from the code).
+* ``<!-- demo-report: PHASE -->`` becomes that phase's section of the demo's report,
+  ``docs/demo/demo-report.md``, written by ``hptune report examples/demo.yaml -o
+  docs/demo/demo-report.md``: its decision, its table of trials and its plots.
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
+import posixpath
+import re
+from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- configuration-reference -->"
+DEMO_REPORT = Path(__file__).parent / "demo" / "demo-report.md"
+_DEMO_MARKER = re.compile(r"<!-- demo-report: (\w+) -->")
 
 
-def on_page_markdown(markdown: str, **_: Any) -> str:
-    if MARKER not in markdown:
-        return markdown
-    return markdown.replace(MARKER, configuration_reference())
+def on_page_markdown(markdown: str, page: Any = None, **_: Any) -> str:
+    if MARKER in markdown:
+        markdown = markdown.replace(MARKER, configuration_reference())
+    if _DEMO_MARKER.search(markdown):
+        page_dir = posixpath.dirname(page.file.src_uri) if page is not None else ""
+        markdown = _DEMO_MARKER.sub(lambda m: demo_report_section(m.group(1), page_dir), markdown)
+    return markdown
+
+
+def demo_report_section(phase: str, page_dir: str = "") -> str:
+    """The demo report's section for ``phase``, its figure links made relative to the page."""
+    from hptune.report._document import _TITLES  # the report's own headings
+
+    titles = {"summary": "Summary", **_TITLES}
+    if phase not in titles:
+        raise ValueError(f"no such phase in the report: {phase=}; one of {list(titles)}")
+    sections = re.split(r"^## ", DEMO_REPORT.read_text(encoding="utf-8"), flags=re.M)
+    found = [s for s in sections if s.startswith(titles[phase] + "\n")]
+    if not found:
+        raise ValueError(f"{DEMO_REPORT} has no section for {phase=}: regenerate it")
+    body = found[0].split("\n", 1)[1].strip()
+    figures = posixpath.relpath("demo", page_dir or ".")
+    return re.sub(r"\]\((demo-report-figures/[^)]+)\)", rf"]({figures}/\1)", body)
 
 
 def configuration_reference() -> str:

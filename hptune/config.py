@@ -357,7 +357,8 @@ class TuneConfig(_Strict):
     #: Where checkpoints, logs, reports and the default SQLite storage go.
     output_dir: str = "hptune-output"
     #: An Optuna storage URL (``postgresql://...`` for many workers, ``journal://FILE``);
-    #: default: SQLite in output_dir. A password in it is never printed.
+    #: default: SQLite in output_dir. A password in it is never printed. ``${NAME}`` is
+    #: replaced by the environment variable NAME, to keep a password out of this file.
     storage: str | None = None
     #: A running trial writes a heartbeat this often (seconds); a trial whose heartbeat is
     #: older than twice that (its process was killed) is failed and run again.
@@ -371,6 +372,20 @@ class TuneConfig(_Strict):
         if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
             raise ValueError("use letters, digits, '-' and '_' only (it prefixes study names)")
         return name
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_from_environment(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        missing = [name for name in _ENV_REFERENCE.findall(url) if name not in os.environ]
+        if missing:
+            raise ValueError(
+                f"the environment variable {missing[0]} is not set; export it first (for "
+                f"example export {missing[0]}='postgresql://user:password@host/db'), or "
+                "write the URL here"
+            )
+        return _ENV_REFERENCE.sub(lambda match: os.environ[match.group(1)], url)
 
     @field_validator("method", mode="before")
     @classmethod
@@ -429,6 +444,9 @@ class TuneConfig(_Strict):
                 )
         if problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def redact_url(url: str) -> str:

@@ -165,3 +165,22 @@ def test_storage_password_is_masked(tiny_config_dict: dict) -> None:
     assert "s3cret" not in config.storage_display
     assert config.storage_display == "postgresql://tuner:***@127.0.0.1:5432/hp"
     assert "pw" not in redact_url("postgresql://127.0.0.1/hp?user=a&password=pw&x=1")
+
+
+def test_storage_reads_environment_variables(tiny_config_dict: dict, monkeypatch) -> None:
+    monkeypatch.setenv("HPTUNE_TEST_DB", "postgresql://tuner:s3cret@127.0.0.1:5432/hp")
+    tiny_config_dict["storage"] = "${HPTUNE_TEST_DB}"
+    config = config_from_dict(tiny_config_dict)
+    assert config.storage_url == "postgresql://tuner:s3cret@127.0.0.1:5432/hp"
+    assert config.storage_display == "postgresql://tuner:***@127.0.0.1:5432/hp"
+
+    monkeypatch.setenv("HPTUNE_TEST_PW", "s3cret")
+    tiny_config_dict["storage"] = "postgresql://tuner:${HPTUNE_TEST_PW}@127.0.0.1/hp"
+    assert "s3cret@" in config_from_dict(tiny_config_dict).storage_url
+
+
+def test_an_unset_storage_variable_is_a_clear_error(tiny_config_dict: dict, monkeypatch) -> None:
+    monkeypatch.delenv("HPTUNE_UNSET_DB", raising=False)
+    tiny_config_dict["storage"] = "${HPTUNE_UNSET_DB}"
+    with pytest.raises(ConfigError, match=r"storage.*HPTUNE_UNSET_DB is not set; export it"):
+        config_from_dict(tiny_config_dict)

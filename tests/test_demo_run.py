@@ -40,7 +40,30 @@ def test_demo_runs_five_phases_with_the_lectures_shape(demo_path, tmp_path, caps
     # The highest is worse than the chosen one, or diverged.
     assert highest.status == "diverged" or highest.mean > by_lr[chosen].mean
 
+    _check_the_docs_figures(config, tmp_path)
     _check_the_demo_report(config, tmp_path)
+
+
+def _check_the_docs_figures(config, tmp_path: Path) -> None:
+    """The docs' phase pages show docs/demo/demo-report-figures, written by the command they
+    name: `hptune report examples/demo.yaml -o docs/demo/demo-report.md`. Run here on this
+    run of the same configuration, it writes the same figures and the same sections."""
+    import yaml
+
+    from hptune.cli import main
+
+    config_file = tmp_path / "demo.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    written = tmp_path / "docs-demo" / "demo-report.md"
+    assert main(["report", str(config_file), "-o", str(written)]) == 0
+    committed = DEMO.parent.parent / "docs" / "demo"
+    figures = sorted(p.name for p in (written.parent / "demo-report-figures").iterdir())
+    assert figures == sorted(p.name for p in (committed / "demo-report-figures").iterdir())
+
+    def headings(path: Path) -> list[str]:
+        return [line for line in path.read_text().splitlines() if line.startswith("## ")]
+
+    assert headings(written) == headings(committed / "demo-report.md")
 
 
 def _check_the_demo_report(config, tmp_path: Path) -> None:

@@ -1,46 +1,225 @@
-"""The documentation site: it builds in strict mode (any warning fails), every Python sample
-in it runs, and the generated configuration reference explains every key."""
+"""The documentation site: it builds in strict mode (any warning fails), every code sample in
+it runs, each phase page shows a figure made by the command it names, and the generated
+configuration reference explains every key.
 
+A code block may be preceded by a note that says how it runs:
+
+* ``<!-- sample: slow -->``: run here, as a slow test;
+* ``<!-- sample: tests/FILE.py::TEST -->``: run by that test (it must exist);
+* no note: a ``python`` block is executed, a ``bash`` block run from the repository root, a
+  ``yaml`` block validated as part of a configuration. ``text`` blocks are output.
+"""
+
+import ast
 import os
 import re
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted((ROOT / "docs").rglob("*.md"))
-PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
-SAMPLES = [
-    (page, index, code)
-    for page in PAGES
-    for index, code in enumerate(PYTHON_BLOCK.findall(page.read_text()))
-]
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.rglob("*.md"))
+BLOCK = re.compile(
+    r"(?:<!-- sample: (?P<note>[^>]*?) -->\n)?^```(?P<lang>\w*)[^\n]*\n(?P<code>.*?)^```",
+    re.S | re.M,
+)
+SNIPPET = re.compile(r'^--8<-- "(?P<path>[^"]+)"', re.M)
+DEMO_COMMAND = "hptune report examples/demo.yaml -o docs/demo/demo-report.md"
+PHASE_PAGES = {
+    "baseline": "method/baseline.md",
+    "learning_rate": "method/learning-rate.md",
+    "batch_size": "method/batch-size.md",
+    "epochs": "method/epochs.md",
+    "regularization": "method/regularization.md",
+    "final": "method/final.md",
+}
 
 
-def test_the_site_builds_in_strict_mode(tmp_path) -> None:
-    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path)]
+@dataclass(frozen=True)
+class Sample:
+    page: Path
+    index: int
+    lang: str
+    code: str
+    note: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.page.relative_to(ROOT)}#{self.index}"
+
+
+def _samples(page: Path) -> list[Sample]:
+    return [
+        Sample(page, i, m["lang"], m["code"], (m["note"] or "").strip())
+        for i, m in enumerate(BLOCK.finditer(page.read_text(encoding="utf-8")))
+    ]
+
+
+# docs/demo holds the demo's generated report: output, not samples
+SAMPLES = [s for page in PAGES if page.parent.name != "demo" for s in _samples(page)]
+INCLUDED = sorted({ROOT / m["path"] for p in PAGES for m in SNIPPET.finditer(p.read_text())})
+
+
+def _of(lang: str, *notes: str) -> list:
+    chosen = [s for s in SAMPLES if s.lang == lang and s.note in notes]
+    marks = {"slow": [pytest.mark.slow]}
+    return [pytest.param(s, id=s.id, marks=marks.get(s.note, [])) for s in chosen]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)]
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "WARNING -" not in done.stderr  # strict mode fails on them; say which
-    reference = (tmp_path / "reference" / "configuration" / "index.html").read_text()
+    return out
+
+
+def test_the_site_builds_in_strict_mode(site) -> None:
+    reference = (site / "reference" / "configuration" / "index.html").read_text()
     assert "phases.regularization.sampler_seed" in reference
-    assert (
-        "MemoryBoundedBatchSampler" in (tmp_path / "reference" / "api" / "index.html").read_text()
-    )
+    assert "MemoryBoundedBatchSampler" in (site / "reference" / "api" / "index.html").read_text()
+    benchmarks = (site / "benchmarks" / "index.html").read_text()
+    assert "The search race" in benchmarks  # benchmarks/README.md, included
 
 
-@pytest.mark.parametrize(("page", "index", "code"), SAMPLES,
-                         ids=[f"{p.relative_to(ROOT)}#{i}" for p, i, _ in SAMPLES])  # fmt: skip
-def test_every_python_sample_runs(page, index, code, demo_path, monkeypatch) -> None:
+def test_every_page_is_in_the_site(site) -> None:
+    built = {p.relative_to(DOCS).with_suffix("") for p in PAGES}
+    missing = [str(p) for p in built if not (site / _html_path(p)).is_file()]
+    assert missing == []
+
+
+def _html_path(page: Path) -> Path:
+    return Path("index.html") if page.name == "index" else page / "index.html"
+
+
+@pytest.mark.parametrize("phase", list(PHASE_PAGES))
+def test_each_phase_page_shows_a_figure_made_by_the_command_it_names(site, phase) -> None:
+    page = DOCS / PHASE_PAGES[phase]
+    commands = [s.code for s in _samples(page) if s.lang == "bash"]
+    assert any(DEMO_COMMAND in code for code in commands), f"{page} must name {DEMO_COMMAND!r}"
+    html_file = site / _html_path(Path(PHASE_PAGES[phase]).with_suffix(""))
+    images = re.findall(r'<img[^>]* src="([^"]+\.svg)"', html_file.read_text())
+    figures = [(html_file.parent / src).resolve() for src in images]
+    ours = [f for f in figures if f.name.startswith(f"{phase}-")]
+    assert ours, f"{html_file} shows no {phase} figure: {images}"
+    for built in ours:  # each is the command's output, committed under docs/demo
+        source = DOCS / "demo" / "demo-report-figures" / built.name
+        assert source.is_file() and built.read_bytes() == source.read_bytes()
+        assert source.read_text().lstrip().startswith("<svg") and "<path" in source.read_text()
+    assert "eval_loss per seed" in html_file.read_text()  # the phase's table, from the report
+
+
+@pytest.mark.parametrize("sample", _of("python", "", "slow"))
+def test_every_python_sample_runs(sample: Sample, demo_path, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)  # samples name paths from the repository root, as the README does
-    exec(compile(code, f"{page}:{index}", "exec"), {"__name__": "__docs__"})
+    exec(compile(sample.code, sample.id, "exec"), {"__name__": "__docs__"})
+
+
+@pytest.mark.parametrize("sample", _of("bash", "", "slow"))
+def test_every_shell_sample_runs(sample: Sample, demo_path) -> None:
+    done = _run_shell(sample.code)
+    assert done.returncode == 0, f"{sample.id}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    assert "Traceback" not in done.stderr
+
+
+def _run_shell(code: str, **env: str) -> subprocess.CompletedProcess:
+    assert (ROOT / ".venv" / "bin" / "hptune").exists(), "run bash scripts/bootstrap.sh first"
+    for config in re.findall(r"docs/examples/[\w-]+\.yaml", code):  # start each run afresh
+        output_dir = yaml.safe_load((ROOT / config).read_text())["output_dir"]
+        shutil.rmtree((ROOT / config).parent / output_dir, ignore_errors=True)
+    return subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=ROOT, text=True,
+                          capture_output=True, timeout=900, env={**os.environ, **env})  # fmt: skip
+
+
+@pytest.mark.parametrize("sample", _of("yaml", ""))
+def test_every_yaml_sample_is_valid_configuration(sample: Sample, monkeypatch) -> None:
+    from hptune.config import config_from_dict
+
+    monkeypatch.setenv("HPTUNE_STORAGE", "postgresql://user:pw@127.0.0.1/hptune")
+    base = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
+    config_from_dict(_merged(base, yaml.safe_load(sample.code)), base_dir=ROOT / "examples")
+
+
+def _merged(base: dict, changes: dict) -> dict:
+    merged = dict(base)
+    for key, value in changes.items():
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merged(base[key], value) if both else value
+    return merged
+
+
+def test_every_sample_is_run_somewhere() -> None:
+    """A sample run by a named test names one that exists; no other kind of block slips by."""
+    for sample in SAMPLES:
+        if sample.note.startswith("tests/"):
+            path, _, name = sample.note.partition("::")
+            tree = ast.parse((ROOT / path).read_text())
+            names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+            assert name in names, f"{sample.id}: {sample.note} does not exist"
+        else:
+            assert sample.note in ("", "slow"), f"{sample.id}: unknown note {sample.note!r}"
+            assert sample.lang in ("python", "bash", "yaml", "text"), f"{sample.id}: {sample.lang}"
+
+
+def test_included_benchmark_commands_are_smoke_tested() -> None:
+    """Benchmarks take minutes to hours: each script the docs include is run with --quick."""
+    smoke = (ROOT / "tests" / "test_benchmarks.py").read_text()
+    scripts = [
+        script
+        for page in INCLUDED
+        for m in BLOCK.finditer(page.read_text())
+        if m["lang"] == "bash"
+        for script in re.findall(r"benchmarks/([\w/]+\.py)", m["code"])
+    ]
+    assert scripts, f"no benchmark command found in {INCLUDED}"
+    assert [s for s in scripts if f'_run("{s}"' not in smoke] == []
+
+
+WORKERS_TEST = "test_the_workers_sample_shares_the_grid"
+
+
+@pytest.mark.slow
+def test_the_workers_sample_shares_the_grid(demo_path, postgres_url) -> None:
+    import optuna
+
+    page = DOCS / "scaling-out.md"
+    (sample,) = [s for s in _samples(page) if s.note.endswith("::" + WORKERS_TEST)]
+    done = _run_shell(sample.code, HPTUNE_STORAGE=postgres_url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    password = postgres_url.split(":")[2].split("@")[0]
+    assert password not in done.stdout + done.stderr
+    study = optuna.load_study(study_name="docs-workers.learning_rate", storage=postgres_url)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert sorted(t.params["learning_rate"] for t in trials) == [1e-3, 5e-3, 1e-2, 5e-2]
+    assert len({t.user_attrs["worker"] for t in trials}) > 1
+    assert "done" in done.stdout  # hptune status: the phase is done
+
+
+def test_the_quick_start_commands_are_the_readme_s() -> None:
+    """The quick start is the README's two commands. CI runs the second (.ci/run), and
+    tests/test_demo_run.py runs the first's demo (the same configuration, in a temporary
+    output directory)."""
+    quick = [s.code.strip() for s in _samples(DOCS / "index.md") if s.lang == "bash"]
+    readme = [m["code"].strip() for m in BLOCK.finditer((ROOT / "README.md").read_text())
+              if m["lang"] == "bash"]  # fmt: skip
+    assert quick == readme[:2]
+    assert quick[0].endswith("hptune run examples/demo.yaml")
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert all(line in ci for line in quick[1].split(" && "))
 
 
 def test_the_configuration_reference_explains_every_key() -> None:
-    sys.path.insert(0, str(ROOT / "docs"))
+    sys.path.insert(0, str(DOCS))
     try:
         import _hooks
     finally:
