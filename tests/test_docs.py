@@ -96,6 +96,13 @@ def test_the_site_builds_in_strict_mode(site) -> None:
     assert "The search race" in benchmarks  # benchmarks/README.md, included
 
 
+def test_the_site_loads_nothing_from_outside(site) -> None:
+    """It opens offline: no stylesheet, script, font or image from another host."""
+    fetched = re.compile(r'<(?:link|script|img)[^>]* (?:href|src)="(?:https?:)?//', re.I)
+    pages = [p for p in site.rglob("*.html") if fetched.search(p.read_text())]
+    assert pages == []
+
+
 def test_every_page_is_in_the_site(site) -> None:
     built = {p.relative_to(DOCS).with_suffix("") for p in PAGES}
     missing = [str(p) for p in built if not (site / _html_path(p)).is_file()]
