@@ -79,7 +79,7 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
         "load_best_model_at_end": True,
         "metric_for_best_model": "eval_loss" if objective.metric == "eval_loss" else "eval_bleu",
         "greater_is_better": objective.metric == "bleu",
-        "gradient_checkpointing": config.training.gradient_checkpointing,
+        **_checkpointing(config.training.gradient_checkpointing),
     }
     exported: dict[str, Any] = {
         "model": config.model.path,
@@ -118,6 +118,24 @@ def _warmup(ratio: float) -> dict[str, Any]:
     if int(version("transformers").split(".")[0]) >= 5:
         return {"warmup_steps": ratio}
     return {"warmup_ratio": ratio}
+
+
+def _checkpointing(enabled: bool) -> dict[str, Any]:
+    # Off is TrainingArguments' default, so it is left out; on, it takes the name the
+    # installed transformers uses (5.x renamed it and warns on the old one).
+    if not enabled:
+        return {}
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    key = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in names
+        else "gradient_checkpointing"
+    )
+    return {key: True}
 
 
 def export(

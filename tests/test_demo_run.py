@@ -47,7 +47,8 @@ def test_demo_runs_five_phases_with_the_lectures_shape(demo_path, tmp_path, caps
 def _check_the_docs_figures(config, tmp_path: Path) -> None:
     """The docs' phase pages show docs/demo/demo-report-figures, written by the command they
     name: `hptune report examples/demo.yaml -o docs/demo/demo-report.md`. Run here on this
-    run of the same configuration, it writes the same figures and the same sections."""
+    run of the same configuration, it writes the same figures and the same sections; and
+    `hptune export` the same keys as the docs' docs/demo/demo-best.yaml."""
     import yaml
 
     from hptune.cli import main
@@ -64,6 +65,14 @@ def _check_the_docs_figures(config, tmp_path: Path) -> None:
         return [line for line in path.read_text().splitlines() if line.startswith("## ")]
 
     assert headings(written) == headings(committed / "demo-report.md")
+
+    # docs/results.md: `hptune export examples/demo.yaml -o docs/demo` wrote demo-best.yaml
+    assert main(["export", str(config_file), "-o", str(written.parent)]) == 0
+    exported = yaml.safe_load((written.parent / "demo-best.yaml").read_text())
+    shown = yaml.safe_load((committed / "demo-best.yaml").read_text())
+    for section in ("training_args", "lora_config", "early_stopping"):
+        assert exported[section].keys() == shown[section].keys(), section
+    assert exported["hptune"]["decisions"].keys() == shown["hptune"]["decisions"].keys()
 
 
 def _check_the_demo_report(config, tmp_path: Path) -> None:

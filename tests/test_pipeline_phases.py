@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -80,6 +81,19 @@ def test_the_test_split_is_measured_once_and_apart(five) -> None:
         assert all("test_values" not in t.user_attrs for t in study.trials)
 
 
+def test_exported_gradient_checkpointing_is_accepted_without_a_warning(tmp_path) -> None:
+    from transformers import TrainingArguments
+
+    from hptune.export import _checkpointing
+
+    assert _checkpointing(False) == {}
+    (key,) = _checkpointing(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        args = TrainingArguments(output_dir=str(tmp_path), **_checkpointing(True))
+    assert getattr(args, key) is True
+
+
 def test_export_builds_trainer_and_peft_configs(five, tmp_path) -> None:
     from peft import LoraConfig
     from transformers import TrainingArguments
@@ -90,7 +104,18 @@ def test_export_builds_trainer_and_peft_configs(five, tmp_path) -> None:
     yaml_path, json_path = export(config, tmp_path / "export")
     exported = yaml.safe_load(yaml_path.read_text())
     assert exported == json.loads(json_path.read_text())
-    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), **exported["training_args"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        args = TrainingArguments(output_dir=str(tmp_path / "trainer"), **exported["training_args"])
+    # transformers accepts every exported key as it is, without a deprecation warning
+    deprecated = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, (FutureWarning, DeprecationWarning))
+    ]
+    assert [
+        m for m in deprecated if any(f"`{key}`" in m for key in exported["training_args"])
+    ] == []
     hp = result.hparams
     assert args.learning_rate == hp.learning_rate
     assert args.per_device_train_batch_size == hp.batch_size

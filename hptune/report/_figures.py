@@ -43,8 +43,10 @@ def _figure(n_panels: int, *, height: float = 3.6) -> tuple[Figure, list[Axes]]:
 
 
 # Text stays text in the SVG (searchable, crisp at any zoom); the page supplies the font.
+# A fixed id salt and no date: the same run gives the same SVG bytes (diffable, cacheable).
 _STYLE: dict[str, Any] = {
     "svg.fonttype": "none",
+    "svg.hashsalt": "hptune",
     "font.size": 10,
     "axes.titlesize": 10,
     "legend.fontsize": 8,
@@ -67,7 +69,7 @@ def _styled(draw: Callable[P, R]) -> Callable[P, R]:
 def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="svg")
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # drop the XML prolog and doctype: inlined in HTML
 

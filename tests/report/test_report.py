@@ -95,6 +95,16 @@ def test_markdown_links_every_plot_as_an_svg_file(report) -> None:
         assert f"**Decision ({phase.decision.case})" in text
 
 
+def test_the_same_run_gives_the_same_plots_byte_for_byte(report, tmp_path) -> None:
+    """No date and no random ids in the SVGs: a committed report diffs only where the run did."""
+    config, _, _, markdown = report
+    (again,) = write_report(config, tmp_path / "run.md")
+    first = sorted((markdown.parent / "run-figures").iterdir())
+    second = sorted((again.parent / "run-figures").iterdir())
+    assert [p.name for p in first] == [p.name for p in second] and first
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
 def test_diverged_and_pruned_trials_are_marked_on_the_curves() -> None:
     """Trials told through real ask/tell; a diverged run's NaN is not drawn as a value."""
     from hptune.objective import outcome_from_trial
