@@ -1,8 +1,8 @@
 """MkDocs hooks: parts of pages generated from the code and from the demo's real run.
 
 * ``<!-- configuration-reference -->`` becomes one table per section of the configuration
-  model: each key, its type, its default and the ``#:`` comment above it in
-  ``hptune/config.py`` (so the reference cannot drift from the code).
+  model: each key, its type, its default and the ``#:`` comment above it in the module of
+  ``hptune/config/`` that defines it (so the reference cannot drift from the code).
 * ``<!-- demo-report: PHASE -->`` becomes that phase's section of the demo's report,
   ``docs/demo/demo-report.md``, written by ``hptune report examples/demo.yaml -o
   docs/demo/demo-report.md``: its decision, its table of trials and its plots.
@@ -14,6 +14,7 @@ import ast
 import inspect
 import posixpath
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def configuration_reference() -> str:
 
     from hptune import config
 
-    comments = _field_comments(inspect.getsource(config))
+    comments: dict[str, dict[tuple[str, str], str]] = {}  # per module of hptune.config
     sections = []
     seen: set[str] = set()
 
@@ -60,6 +61,9 @@ def configuration_reference() -> str:
         if model.__name__ in seen:
             return
         seen.add(model.__name__)
+        if model.__module__ not in comments:  # the #: comments are in the model's own module
+            source = inspect.getsource(sys.modules[model.__module__])
+            comments[model.__module__] = _field_comments(source)
         rows, nested = [], []
         for name, field in model.model_fields.items():
             annotation = field.annotation
@@ -68,7 +72,7 @@ def configuration_reference() -> str:
                 continue
             default = "required" if field.is_required() else f"`{field.get_default()!r}`"
             kind = _type_name(annotation)
-            comment = comments.get((model.__name__, name), "")
+            comment = comments[model.__module__].get((model.__name__, name), "")
             rows.append(f"| `{prefix}{name}` | {kind} | {default} | {comment} |")
         doc = inspect.getdoc(model) or ""
         title = prefix.rstrip(".") or "top level"

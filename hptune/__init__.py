@@ -1,19 +1,20 @@
 """hptune: systematic hyperparameter tuning for LLM fine-tuning, on Optuna.
 
-``import hptune`` is light: torch, transformers and optuna load only when a run needs them.
+``import hptune`` is light: pydantic, torch, transformers and optuna load on first use of a
+name that needs them (``hptune.run``, ``hptune.load_config``, ...).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune._api import PhaseStatus, run, run_phase, status
-from hptune.config import TuneConfig, load_config
 from hptune.exceptions import ConfigError, DataError, HptuneError, ModelError, UnsupportedError
 from hptune.hparams import HParams
 from hptune.seeds import SeedSummary, paired_difference, summarize
 
 if TYPE_CHECKING:
+    from hptune._api import PhaseStatus, run, run_phase, status
+    from hptune.config import TuneConfig, load_config
     from hptune.export import export
     from hptune.phases import (
         BaselinePhase,
@@ -59,6 +60,12 @@ __all__ = [
 ]
 
 _LAZY = {
+    "PhaseStatus": "hptune._api",
+    "run": "hptune._api",
+    "run_phase": "hptune._api",
+    "status": "hptune._api",
+    "TuneConfig": "hptune.config",
+    "load_config": "hptune.config",
     "BaselinePhase": "hptune.phases",
     "BatchSizePhase": "hptune.phases",
     "Decision": "hptune.phases",

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hptune.config import TuneConfig, load_config
-from hptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
     from hptune.hparams import HParams
@@ -79,49 +78,38 @@ class PhaseStatus:
 
 
 def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
-    """The state of each configured phase in the storage; never creates or changes it."""
-    import optuna
+    """The state of each configured phase in the storage; never creates or changes it.
 
-    from hptune.phases import DECISION_ATTR, Decision
+    Args:
+        config: The configuration, or the path of its YAML file.
+
+    Returns:
+        One row per configured phase (and ``final`` when the test evaluation may run);
+        every phase is ``pending`` when nothing has run yet.
+
+    Raises:
+        ConfigError: The configuration is invalid, or its storage cannot be opened.
+    """
+    from hptune.exceptions import NoStorageYet
+    from hptune.record import RunRecord, configured_phases
 
     config = config if isinstance(config, TuneConfig) else load_config(config, check_paths=False)
-    phases: list[str] = list(config.phases.run)
-    if config.phases.test_evaluation and (config.data.test or config.data.dataset is not None):
-        phases.append("final")
-    from hptune.storage import open_storage
-
     try:
-        storage = open_storage(config, must_exist=True)
-    except ConfigError as exc:
-        if str(exc).startswith("no storage at"):  # nothing has run yet: every phase pending
-            return [PhaseStatus(p, config.study_name(p), "pending", {}, None, None)
-                    for p in phases]  # fmt: skip
-        raise
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+        record = RunRecord(config)
+    except NoStorageYet:  # nothing has run yet: every phase pending
+        return [PhaseStatus(p, config.study_name(p), "pending", {}, None, None)
+                for p in configured_phases(config)]  # fmt: skip
+    choose = min if config.objective.direction == "minimize" else max
     rows = []
-    for phase in phases:
-        name = config.study_name(phase)
-        if name not in existing:
-            rows.append(PhaseStatus(phase, name, "pending", {}, None, None))
-            continue
-        study = optuna.load_study(study_name=name, storage=storage)
-        trials = study.get_trials(deepcopy=False)
+    for stored in record.phases():
         counts: dict[str, int] = {}
-        for t in trials:
+        for t in stored.trials:
             counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
-        done = DECISION_ATTR in study.user_attrs
-        decision = Decision.from_json(study.user_attrs[DECISION_ATTR]) if done else None
+        decision = stored.decision
         decided = None if decision is None else f"{decision.case}: {decision.params or 'nothing'}"
-        best = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-        choose = min if config.objective.direction == "minimize" else max
-        rows.append(
-            PhaseStatus(
-                phase,
-                name,
-                "done" if done else "in progress",
-                counts,
-                choose(best) if best else None,
-                decided,
-            )
-        )
+        best = [
+            t.value for t in stored.trials if t.state.name == "COMPLETE" and t.value is not None
+        ]
+        rows.append(PhaseStatus(stored.phase, stored.study_name, stored.state, counts,
+                                choose(best) if best else None, decided))  # fmt: skip
     return rows

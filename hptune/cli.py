@@ -103,10 +103,10 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
     from hptune._display import make_console
     from hptune.config import load_config
-    from hptune.diagnose import diagnose_for_config
+    from hptune.record import RunRecord
 
     config = load_config(args.config, check_paths=False)
-    rows = diagnose_for_config(config, phase=args.phase, trial=args.trial)
+    rows = RunRecord(config).diagnoses(phase=args.phase, trial=args.trial)
     table = Table(title=f"hptune diagnose: {args.config}")
     for column in ("phase", "trial", "seed", "diagnosis", "evidence", "remedy"):
         table.add_column(column)

@@ -30,19 +30,18 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from hptune import keys
 from hptune.hparams import HParams
 
 if TYPE_CHECKING:
     import optuna
 
-    from hptune.config import TuneConfig
-
 __all__ = [
     "Diagnosis",
     "diagnose",
     "diagnose_curves",
-    "diagnose_for_config",
     "diagnose_trial",
+    "overfit_epochs",
     "remedy_for",
 ]
 
@@ -236,13 +235,13 @@ def diagnose_trial(
 ) -> list[Diagnosis]:
     """Diagnose every seed of a trial hptune ran (its ``runs`` and ``hparams`` attributes)."""
     attrs = trial.user_attrs
-    hp = HParams.from_dict(attrs["hparams"]) if "hparams" in attrs else None
-    if attrs.get("status") == "oom":
+    hp = HParams.from_dict(attrs[keys.HPARAMS]) if keys.HPARAMS in attrs else None
+    if keys.is_oom(trial):
         changes, text = remedy_for("out_of_memory", hp)
-        message = attrs.get("oom", {}).get("message", "")
+        message = attrs.get(keys.OOM, {}).get("message", "")
         return [Diagnosis("out_of_memory", f"out of memory: {message[:120]}", changes, text)]
     diagnoses = []
-    for run in attrs.get("runs", []):
+    for run in attrs.get(keys.RUNS, []):
         epochs = run.get("epochs", [])
         diagnoses.append(
             diagnose_curves(
@@ -282,47 +281,23 @@ def diagnose(
         return {
             t.number: diagnose_trial(t, dropout=dropout)
             for t in target.get_trials(deepcopy=False)
-            if "runs" in t.user_attrs or t.user_attrs.get("status") == "oom"
+            if keys.RUNS in t.user_attrs or keys.is_oom(t)
         }
     if hasattr(target, "user_attrs"):
         return diagnose_trial(target, dropout=dropout)
     raise TypeError(f"cannot diagnose a {type(target).__name__}; give a trial, study or curves")
 
 
-def diagnose_for_config(
-    config: TuneConfig, *, phase: str | None = None, trial: int | None = None
-) -> list[tuple[str, int, Diagnosis]]:
-    """Every seed of every trial in the run's storage (or one phase, or one trial).
+def overfit_epochs(diagnoses: Sequence[Diagnosis]) -> list[int]:
+    """The best epochs of the seeds diagnosed as overfitting, when most seeds are.
 
-    Raises:
-        ConfigError: no storage yet, an unknown phase, or a trial number without a phase.
+    Args:
+        diagnoses: One configuration's seeds, diagnosed.
+
+    Returns:
+        Each overfitting seed's best validation epoch; empty unless most seeds overfit.
     """
-    import optuna
-
-    from hptune.config import PHASE_NAMES
-    from hptune.exceptions import ConfigError
-
-    if trial is not None and phase is None:
-        raise ConfigError("--trial needs --phase: trial numbers count within a phase's study")
-    phases = [*PHASE_NAMES, "final"]
-    if phase is not None and phase not in phases:
-        raise ConfigError(f"unknown phase {phase!r}; use one of {', '.join(phases)}")
-    from hptune.storage import open_storage
-
-    storage = open_storage(config, must_exist=True)
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    rows: list[tuple[str, int, Diagnosis]] = []
-    for name in [phase] if phase else phases:
-        study_name = config.study_name(name)
-        if study_name not in existing:
-            continue
-        study = optuna.load_study(study_name=study_name, storage=storage)
-        for t in study.get_trials(deepcopy=False):
-            if trial is not None and t.number != trial:
-                continue
-            dropout = config.method.dropout if config.method.type != "full" else None
-            for d in diagnose_trial(t, dropout=dropout):
-                rows.append((name, t.number, d))
-    if trial is not None and not rows:
-        raise ConfigError(f"phase {phase!r} has no trial {trial} with curves")
-    return rows
+    over = [d for d in diagnoses if d.kind == "overfitting"]
+    if not diagnoses or 2 * len(over) <= len(diagnoses):
+        return []
+    return [int(d.remedy["training.epochs"]) for d in over if "training.epochs" in d.remedy]

@@ -12,6 +12,7 @@ __all__ = [
     "HptuneError",
     "Interrupted",
     "ModelError",
+    "NoStorageYet",
     "UnsupportedError",
 ]
 
@@ -22,6 +23,10 @@ class HptuneError(Exception):
 
 class ConfigError(HptuneError):
     """The configuration is invalid: an unknown key, a wrong type or an impossible value."""
+
+
+class NoStorageYet(ConfigError):
+    """A reading command (status, report, export, diagnose) found no storage: nothing ran yet."""
 
 
 class DataError(HptuneError):

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from hptune.config import TuneConfig, load_config
-from hptune.exceptions import ConfigError
 from hptune.hparams import HParams
 
 __all__ = ["export", "exported_config", "final_hparams"]
@@ -24,39 +23,28 @@ __all__ = ["export", "exported_config", "final_hparams"]
 def final_hparams(config: TuneConfig) -> tuple[HParams, dict[str, Any]]:
     """The configuration the finished phases decided, and each phase's decision, from storage.
 
+    Args:
+        config: The run's configuration.
+
+    Returns:
+        The decided configuration, and by phase its decision's case, parameters, value and
+        reason (for ``final``: the test evaluation's summary).
+
     Raises:
-        ConfigError: the storage is missing, or a configured phase has no decision yet.
+        NoStorageYet: Nothing has run yet.
+        ConfigError: A configured phase has no decision yet.
     """
-    import optuna
+    from hptune.record import RunRecord
 
-    from hptune.phases import DECISION_ATTR, Decision
-    from hptune.storage import open_storage
-
-    storage = open_storage(config, must_exist=True)
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    hp: HParams | None = None
-    decisions: dict[str, Any] = {}
-    for phase in config.phases.run:
-        name = config.study_name(phase)
-        study = optuna.load_study(study_name=name, storage=storage) if name in existing else None
-        if study is None or DECISION_ATTR not in study.user_attrs:
-            raise ConfigError(
-                f"phase {phase!r} has no decision yet in {config.storage_display!r}; run "
-                "'hptune run' on this configuration until it finishes, then export"
-            )
-        decision = Decision.from_json(study.user_attrs[DECISION_ATTR])
-        if hp is None:
-            hp = HParams.from_dict(study.user_attrs["hptune.setup"]["base_hparams"])
-        hp = decision.apply(hp)
-        decisions[phase] = {"case": decision.case, "params": decision.params,
-                            "value": decision.value, "reason": decision.reason}  # fmt: skip
-    final_name = config.study_name("final")
-    if final_name in existing:
-        final = optuna.load_study(study_name=final_name, storage=storage).user_attrs
-        if DECISION_ATTR in final:
-            decisions["final"] = Decision.from_json(final[DECISION_ATTR]).summary
-    assert hp is not None  # phases.run is never empty
-    return hp, decisions
+    hp, decisions = RunRecord(config).decided_hparams()
+    evidence: dict[str, Any] = {
+        phase: {"case": d.case, "params": d.params, "value": d.value, "reason": d.reason}
+        for phase, d in decisions.items()
+        if phase != "final"
+    }
+    if "final" in decisions:
+        evidence["final"] = decisions["final"].summary
+    return hp, evidence
 
 
 def exported_config(config: TuneConfig) -> dict[str, Any]:

@@ -6,16 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hptune import keys
 from hptune.hparams import HParams
-from hptune.phases import Phase, TrialOutcome
+from hptune.keys import TrialStatus
 from hptune.seeds import summarize
 
 if TYPE_CHECKING:
     import optuna
 
+    from hptune.phases import Phase
     from hptune.train import EpochMetrics, Runner, RunResult
 
-__all__ = ["ReuseLookup", "SeedObjective", "TrialOutOfMemory", "outcome_from_trial"]
+__all__ = ["ProgressCallback", "ReuseLookup", "SeedObjective", "TrialOutOfMemory"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 #: Finds an earlier finished trial of the same configuration: (where, its per-seed runs).
@@ -71,19 +73,19 @@ class SeedObjective:
         from hptune.train.memory import is_out_of_memory
 
         hp = self.phase.suggest(trial, self.base)
-        remedy = trial.user_attrs.get("hptune.remedy")
+        remedy = trial.user_attrs.get(keys.REMEDY)
         if remedy:  # a diverged trial run again with the guide's remedy
             hp = hp.replace(**remedy)
         if self.progress is not None:
             self.progress({"event": "trial_start", "phase": self.phase.name, "hparams": hp,
                            "trial": trial.number, "n_trials": self.phase.n_trials()})  # fmt: skip
-        trial.set_user_attr("hparams", hp.to_dict())
+        trial.set_user_attr(keys.HPARAMS, hp.to_dict())
         state = _TrialState(self.max_epochs(hp), self.direction)
         found = self.reuse(hp) if self.reuse is not None else None
         if found is not None:
             return self._replay(trial, hp, state, *found)
         runs: list[RunResult] = []
-        retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get("hptune.retry_of")
+        retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get(keys.RETRY_OF)
         try:
             for index, seed in enumerate(self.seeds):
                 self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
@@ -101,22 +103,22 @@ class SeedObjective:
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            trial.set_user_attr("runs", [r.to_dict() for r in runs])
+            trial.set_user_attr(keys.RUNS, [r.to_dict() for r in runs])
             self._remove_checkpoints(trial)
             record_out_of_memory(trial, hp.batch_size, str(exc))
             self._emit(trial, hp, event="oom", message=str(exc)[:200])
             raise TrialOutOfMemory(f"out of memory at batch size {hp.batch_size}") from exc
-        trial.set_user_attr("runs", [r.to_dict() for r in runs])
+        trial.set_user_attr(keys.RUNS, [r.to_dict() for r in runs])
         if runs[-1].diverged or state.pruned:
             self._remove_checkpoints(trial)  # never needed again: keep the disk bounded
         if runs[-1].diverged:
             self._emit(trial, hp, event="diverged", seed=runs[-1].seed, at=runs[-1].diverged_at)
-            trial.set_user_attr("status", "diverged")
-            trial.set_user_attr("diverged", {"seed": runs[-1].seed, "at": runs[-1].diverged_at})
+            trial.set_user_attr(keys.STATUS, TrialStatus.DIVERGED)
+            trial.set_user_attr(keys.DIVERGED, {"seed": runs[-1].seed, "at": runs[-1].diverged_at})
             raise optuna.TrialPruned(f"seed {runs[-1].seed} diverged at {runs[-1].diverged_at}")
         if state.pruned:
-            trial.set_user_attr("status", "pruned")
-            trial.set_user_attr("pruned_at", state.pruned_at)
+            trial.set_user_attr(keys.STATUS, TrialStatus.PRUNED)
+            trial.set_user_attr(keys.PRUNED_AT, state.pruned_at)
             raise optuna.TrialPruned(f"pruned at {state.pruned_at}")
         return self._finish(trial, runs)
 
@@ -138,8 +140,8 @@ class SeedObjective:
                     state.running_mean(index, metrics.epoch),
                     step=index * state.stride + metrics.epoch,
                 )
-        trial.set_user_attr("runs", stored_runs)
-        trial.set_user_attr("reused_from", source)
+        trial.set_user_attr(keys.RUNS, stored_runs)
+        trial.set_user_attr(keys.REUSED_FROM, source)
         self._emit(trial, hp, event="reused", source=source)
         return self._finish(trial, runs)
 
@@ -167,21 +169,25 @@ class SeedObjective:
     def _finish(self, trial: optuna.Trial, runs: list[RunResult]) -> float:
         best = {r.seed: r.best_epoch(self.metric, self.direction) for r in runs}
         summary = summarize([best[r.seed].metric(self.metric) for r in runs])
-        trial.set_user_attr("status", "ok")
-        trial.set_user_attr("seed_values", {str(s): e.metric(self.metric) for s, e in best.items()})
-        trial.set_user_attr("best_epochs", {str(s): e.epoch for s, e in best.items()})
-        trial.set_user_attr("mean", summary.mean)
-        trial.set_user_attr("std", summary.std)
+        trial.set_user_attr(keys.STATUS, TrialStatus.OK)
         trial.set_user_attr(
-            "ci95", None if summary.ci_low is None else [summary.ci_low, summary.ci_high]
+            keys.SEED_VALUES, {str(s): e.metric(self.metric) for s, e in best.items()}
+        )
+        trial.set_user_attr(keys.BEST_EPOCHS, {str(s): e.epoch for s, e in best.items()})
+        trial.set_user_attr(keys.MEAN, summary.mean)
+        trial.set_user_attr(keys.STD, summary.std)
+        trial.set_user_attr(
+            keys.CI95, None if summary.ci_low is None else [summary.ci_low, summary.ci_high]
         )
         trial.set_user_attr(
-            "examples_per_second", sum(r.examples_per_second for r in runs) / len(runs)
+            keys.EXAMPLES_PER_SECOND, sum(r.examples_per_second for r in runs) / len(runs)
         )
-        trial.set_user_attr("tokens_per_second", sum(r.tokens_per_second for r in runs) / len(runs))
+        trial.set_user_attr(
+            keys.TOKENS_PER_SECOND, sum(r.tokens_per_second for r in runs) / len(runs)
+        )
         if self.phase.evaluate_test:
             test = {str(s): _test_value(e, self.metric) for s, e in best.items()}
-            trial.set_user_attr("test_values", {s: v for s, v in test.items() if v is not None})
+            trial.set_user_attr(keys.TEST_VALUES, {s: v for s, v in test.items() if v is not None})
         return summary.mean
 
     def _epoch_callback(
@@ -249,24 +255,3 @@ class _TrialState:
 
 def _test_value(metrics: EpochMetrics, metric: str) -> float | None:
     return metrics.test_loss if metric == "eval_loss" else metrics.test_bleu
-
-
-def outcome_from_trial(trial: optuna.trial.FrozenTrial) -> TrialOutcome:
-    """What a phase needs of a finished trial, read back from the storage."""
-    from hptune.diagnose import diagnose_trial
-
-    attrs = trial.user_attrs
-    seed_values = {int(s): float(v) for s, v in attrs.get("seed_values", {}).items()}
-    status = attrs.get("status", "failed")
-    if trial.state.name == "FAIL" and status != "oom":
-        status = "failed"
-    return TrialOutcome(
-        trial.number,
-        dict(trial.params),
-        seed_values,
-        status,
-        examples_per_second=attrs.get("examples_per_second"),
-        tokens_per_second=attrs.get("tokens_per_second"),
-        test_values={int(s): float(v) for s, v in attrs.get("test_values", {}).items()},
-        diagnoses=tuple(d.kind for d in diagnose_trial(trial)),
-    )

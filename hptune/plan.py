@@ -52,54 +52,59 @@ class Plan:
 def planned_phases(
     config: TuneConfig, hp: HParams, n_train: int, *, has_test: bool
 ) -> list[PlannedPhase]:
-    """Each configured phase's budget in trials and seed-epochs (an upper bound)."""
-    from hptune.phases import default_epoch_range
+    """Each configured phase's budget in trials and seed-epochs (an upper bound).
+
+    Each phase states its own budget (:meth:`hptune.phases.Phase.planned`); a phase that
+    decides the epochs passes its upper bound to the phases after it.
+
+    Args:
+        config: The run's configuration.
+        hp: The starting configuration.
+        n_train: Training examples.
+        has_test: Whether the data has a test split (the final evaluation runs).
+
+    Returns:
+        One row per phase that would run, in order.
+    """
+    from hptune.phases import PHASES
 
     n = len(config.objective.seed_list)
-    options = config.phases
-    epoch_range = options.epochs.range or default_epoch_range(n_train)
-    later_epochs = epoch_range[1] if "epochs" in options.run else hp.epochs
-    later = str(later_epochs) if "epochs" not in options.run else f"<= {later_epochs}"
-    budget = {
-        "baseline": (1, str(hp.epochs), n * hp.epochs, "the presets' configuration"),
-        "learning_rate": (
-            len(options.learning_rate.grid),
-            str(hp.epochs),
-            len(options.learning_rate.grid) * n * hp.epochs,
-            "grid " + ", ".join(f"{lr:g}" for lr in options.learning_rate.grid),
-        ),
-        "batch_size": (
-            options.batch_size.n_trials,
-            str(hp.epochs),
-            options.batch_size.n_trials * n * hp.epochs,
-            f"largest fitting batch first, effective batch {hp.effective_batch_size}"
-            + (" kept" if options.batch_size.keep_effective_batch else " free"),
-        ),
-        "epochs": (
-            epoch_range[1] - epoch_range[0] + 1,
-            f"{epoch_range[0]}-{epoch_range[1]}",
-            n * sum(range(epoch_range[0], epoch_range[1] + 1)),
-            "each epoch count" + (", median pruning" if options.epochs.pruning else ""),
-        ),
-        "regularization": (
-            options.regularization.n_trials,
-            later,
-            options.regularization.n_trials * n * later_epochs,
-            "weight decay, scheduler, warmup (multivariate TPE"
-            + (", median pruning)" if options.regularization.pruning else ")"),
-        ),
-    }
-    phases = [PlannedPhase(name, *budget[name]) for name in options.run]
-    if options.test_evaluation and has_test:
-        what = "the chosen configuration, measured on the test split"
-        phases.append(PlannedPhase("final", 1, later, n * later_epochs, what))
-    return phases
+    names: list[str] = list(config.phases.run)
+    if config.phases.test_evaluation and has_test:
+        names.append("final")
+    bounded: set[str] = set()
+    planned = []
+    for name in names:
+        budget = PHASES[name].planned(config, hp, n_train)
+        low, high = budget.epochs
+        epochs = (
+            f"{low}-{high}" if low != high else f"<= {high}" if "epochs" in bounded else str(high)
+        )
+        planned.append(
+            PlannedPhase(name, budget.trials, epochs, n * budget.seed_epochs, budget.what)
+        )
+        hp = hp.replace(**budget.bounds)
+        bounded |= set(budget.bounds)
+    return planned
 
 
 def make_plan(config: TuneConfig | str | os.PathLike[str]) -> Plan:
-    """Plan ``config``: loads the tokenizer and data (for sizes and checks), trains nothing."""
+    """Plan ``config``: loads the tokenizer and data (for sizes and checks), trains nothing.
+
+    Args:
+        config: The configuration, or the path of its YAML file.
+
+    Returns:
+        The starting configuration, each phase's budget, the batch phase's memory table and
+        the guardrails' findings.
+
+    Raises:
+        ConfigError: The configuration is invalid.
+        DataError: The data cannot be read.
+    """
     from hptune import guardrails
-    from hptune.pipeline import resolve_hparams
+    from hptune.phases import BatchSizePhase, make_phase
+    from hptune.presets import resolve_hparams
     from hptune.train import Runner
 
     if not isinstance(config, TuneConfig):
@@ -111,9 +116,6 @@ def make_plan(config: TuneConfig | str | os.PathLike[str]) -> Plan:
     phases = planned_phases(config, hp, runner.data.n_train, has_test=runner.data.test is not None)
     memory = []
     if "batch_size" in config.phases.run:
-        from hptune.phases import BatchSizePhase
-        from hptune.pipeline import make_phase
-
         batch_phase = make_phase("batch_size", config, runner, hp)
         assert isinstance(batch_phase, BatchSizePhase)
         memory = batch_phase.memory_table()

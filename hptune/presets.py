@@ -7,7 +7,11 @@ preset, then these tables. :func:`fill_training` records which source gave each 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hptune.config import TuneConfig
+    from hptune.hparams import HParams
 
 __all__ = [
     "BATCH_SIZE_BY_GPU_MEMORY",
@@ -22,6 +26,7 @@ __all__ = [
     "epochs_range_for",
     "fill_training",
     "learning_rate_for",
+    "resolve_hparams",
 ]
 
 #: Learning rate by fine-tuning method (QLoRA from the Colab Free situation preset).
@@ -143,3 +148,27 @@ def fill_training(
         else:
             values[key], sources[key] = table_value, table_source
     return values, sources
+
+
+def resolve_hparams(config: TuneConfig, n_train: int) -> tuple[HParams, dict[str, str]]:
+    """The baseline configuration: the user's values, filled from the presets.
+
+    Args:
+        config: The run's configuration (its ``training`` and ``method`` sections).
+        n_train: Training examples (the epochs preset depends on it).
+
+    Returns:
+        The configuration, and for each filled key the preset it came from.
+    """
+    from hptune.hparams import HParams
+
+    training = config.training
+    values, sources = fill_training(
+        training.model_dump(),
+        method=config.method.type,
+        situation=training.situation,
+        gpu_memory_gb=training.gpu_memory_gb,
+        n_train_examples=n_train,
+    )
+    hp = HParams(**values, scheduler=training.scheduler, max_grad_norm=training.max_grad_norm)
+    return hp, sources

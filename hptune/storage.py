@@ -27,8 +27,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from hptune import keys
 from hptune.config import TuneConfig, redact_url
-from hptune.exceptions import ConfigError
+from hptune.exceptions import ConfigError, NoStorageYet
 
 if TYPE_CHECKING:
     import optuna
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 #: The trial system attribute a running trial's heartbeat thread refreshes (Unix time).
-HEARTBEAT_ATTR = "hptune.heartbeat"
+HEARTBEAT_ATTR = keys.HEARTBEAT
 JOURNAL_PREFIX = "journal://"
 
 Backend = Literal["sqlite", "journal", "postgresql", "mysql", "other"]
@@ -76,9 +77,17 @@ def _file_of(url: str) -> Path | None:
 def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
     """The run's Optuna storage. With ``must_exist`` (reading commands), never create one.
 
+    Args:
+        config: The run's configuration (its ``storage`` URL).
+        must_exist: Refuse to create a storage file that is not there.
+
+    Returns:
+        The storage every phase's study lives in.
+
     Raises:
-        ConfigError: no storage yet (``must_exist``), a missing database driver, or a
-            database that cannot be reached; the message never shows the password.
+        NoStorageYet: ``must_exist`` and no storage file yet (nothing has run).
+        ConfigError: a missing database driver, or a database that cannot be reached; the
+            message never shows the password.
     """
     import optuna
 
@@ -87,7 +96,7 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
     path = _file_of(url)
     if path is not None:
         if must_exist and not path.exists():
-            raise ConfigError(
+            raise NoStorageYet(
                 f"no storage at {config.storage_display!r}; run 'hptune run' on this "
                 "configuration first"
             )
@@ -234,7 +243,7 @@ def claim_waiting_trial(
             # False when another worker took it first (compare-and-set in the storage).
             if storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.RUNNING):
                 storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
-                storage.set_trial_user_attr(trial._trial_id, "worker", worker_id())
+                storage.set_trial_user_attr(trial._trial_id, keys.WORKER, worker_id())
                 return trial._trial_id
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
@@ -261,7 +270,7 @@ def fail_stale_trials(
         if beat is None or now - float(beat) <= grace_seconds:
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "hptune.stale", True)
+            storage.set_trial_user_attr(trial._trial_id, keys.STALE, True)
             if storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
                 failed.append(trial.number)
         except optuna.exceptions.UpdateFinishedTrialError:

@@ -3,8 +3,8 @@
 import pytest
 
 from hptune.config import config_from_dict
-from hptune.diagnose import diagnose_for_config
 from hptune.pipeline import tune
+from hptune.record import RunRecord
 
 
 def run_baseline(tmp_path, **training) -> list:
@@ -20,7 +20,7 @@ def run_baseline(tmp_path, **training) -> list:
     raw["training"].update(training)
     config = config_from_dict(raw)
     tune(config)
-    return [d for _, _, d in diagnose_for_config(config, phase="baseline")]
+    return [d for _, _, d in RunRecord(config).diagnoses(phase="baseline")]
 
 
 def test_learning_rate_far_too_high_diverges(demo_path, tmp_path) -> None:

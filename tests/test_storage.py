@@ -82,7 +82,7 @@ def test_only_trials_past_the_grace_period_are_failed(setup) -> None:
 
 
 def test_a_trial_failed_under_its_worker_is_dropped_not_crashing(setup) -> None:
-    from hptune.pipeline import _run_claimed
+    from hptune.pipeline import run_claimed
 
     _, storage, study = setup
     study.enqueue_trial({"x": 1.0})
@@ -94,7 +94,7 @@ def test_a_trial_failed_under_its_worker_is_dropped_not_crashing(setup) -> None:
         return 1.0
 
     with pytest.warns(UserWarning, match="failed by another worker"):
-        _run_claimed(study, storage, trial, objective, heartbeat_seconds=5)
+        run_claimed(study, storage, trial, objective, heartbeat_seconds=5)
     assert study.trials[0].state.name == "FAIL"
 
 

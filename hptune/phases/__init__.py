@@ -2,36 +2,43 @@
 
 A phase says what to try (its sampler, pruner and budget) and how to decide; the pipeline
 runs it. :class:`TestEvaluation` follows the phases and measures the test split once.
+:data:`PHASES` names them all; :func:`make_phase` builds one from a run's configuration.
 """
 
+from hptune.phases._accounting import grid_remaining
 from hptune.phases._base import (
     DECISION_ATTR,
     Decision,
     Phase,
+    PhaseBudget,
     TrialOutcome,
-    grid_remaining,
     rank_within_noise,
 )
 from hptune.phases._baseline import BaselinePhase
-from hptune.phases._batch_size import BatchSizePhase, batch_candidates
+from hptune.phases._batch_size import BatchSizePhase, batch_candidates, memory_limit_bytes
 from hptune.phases._epochs import EpochsPhase, default_epoch_range
 from hptune.phases._final import TestEvaluation
 from hptune.phases._learning_rate import LearningRatePhase
+from hptune.phases._registry import PHASES, make_phase
 from hptune.phases._regularization import RegularizationPhase
 
 __all__ = [
     "DECISION_ATTR",
+    "PHASES",
     "BaselinePhase",
     "BatchSizePhase",
     "Decision",
     "EpochsPhase",
     "LearningRatePhase",
     "Phase",
+    "PhaseBudget",
     "RegularizationPhase",
     "TestEvaluation",
     "TrialOutcome",
     "batch_candidates",
     "default_epoch_range",
     "grid_remaining",
+    "make_phase",
+    "memory_limit_bytes",
     "rank_within_noise",
 ]

@@ -7,24 +7,33 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from hptune import keys
 from hptune.hparams import HParams
+from hptune.keys import TrialStatus
+from hptune.phases._accounting import n_settled, to_retry
 from hptune.seeds import PairedDifference, paired_difference
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
+
+    from hptune.config import TuneConfig
+    from hptune.diagnose import Diagnosis
+    from hptune.train import Runner
 
 __all__ = [
     "DECISION_ATTR",
     "Decision",
     "NoiseRanking",
     "Phase",
+    "PhaseBudget",
     "TrialOutcome",
-    "grid_remaining",
     "rank_within_noise",
 ]
 
 #: The study user attribute that holds a phase's decision (JSON); its presence means "done".
-DECISION_ATTR = "hptune.decision"
+DECISION_ATTR = keys.DECISION
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class TrialOutcome:
     number: int
     params: dict[str, Any]
     seed_values: dict[int, float]  # empty when the trial diverged or failed
-    status: str  # "ok", "diverged", "pruned", "oom" or "failed"
+    status: TrialStatus
     examples_per_second: float | None = None
     tokens_per_second: float | None = None
     test_values: dict[int, float] = field(default_factory=dict)  # final evaluation only
@@ -80,21 +89,83 @@ class Decision:
         return cls(**json.loads(text))
 
 
+@dataclass(frozen=True)
+class PhaseBudget:
+    """What a phase will cost at most, for ``hptune plan``: trials and epochs per seed."""
+
+    trials: int
+    epochs: tuple[int, int]  # fewest and most epochs a trial trains
+    seed_epochs: int  # epochs of all its trials, for one seed
+    what: str  # the phase in a few words
+    bounds: dict[str, Any] = field(default_factory=dict)  # upper bounds it may decide
+
+
 class Phase(abc.ABC):
     """One step of the method: which configurations to try, and how to decide among them.
 
     A phase never trains anything itself: the pipeline asks it for a sampler and a budget,
-    runs its trials through the shared objective, then hands it the finished trials.
+    runs its trials through the shared objective, then hands it the finished trials. Its
+    constructor sets everything it needs; :meth:`from_config` builds it from a run's
+    configuration. Phases are registered by name in ``hptune.phases.PHASES``.
+
+    Args:
+        max_retries: How often a failed trial is queued again with the same parameters.
+        notes: Why the phase was set up as it was (e.g. a range moved by a diagnosis); added
+            to the decision's reason.
     """
 
     name: ClassVar[str]
-    #: How often a failed trial is queued again with the same parameters.
-    max_retries: int = 2
     #: Whether trials also measure the test split (only the final evaluation does).
     evaluate_test: ClassVar[bool] = False
-    #: Why this phase was set up as it was (e.g. a range moved by a diagnosis); added to
-    #: the decision's reason.
-    notes: tuple[str, ...] = ()
+    #: Whether the phase is set up from how the incoming configuration trained.
+    uses_incoming: ClassVar[bool] = False
+    #: Whether a diverged trial is run again with the guide's remedy (when configured).
+    remedies_divergence: ClassVar[bool] = True
+
+    def __init__(self, *, max_retries: int = 2, notes: Sequence[str] = ()) -> None:
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be 0 or more, got {max_retries=}")
+        self.max_retries = max_retries
+        self.notes = tuple(notes)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TuneConfig,
+        *,
+        base: HParams,
+        runner: Runner,
+        incoming: Sequence[Diagnosis] = (),
+    ) -> Phase:
+        """The phase as ``config`` sets it up, starting from the configuration ``base``.
+
+        Args:
+            config: The run's configuration (its ``phases`` section).
+            base: The configuration the earlier phases decided.
+            runner: The run's trainer (its data sizes; the batch phase probes memory).
+            incoming: How ``base`` trained in an earlier phase, seed by seed.
+
+        Returns:
+            The phase, ready to run.
+
+        Raises:
+            ConfigError: The phase's options do not fit ``base``.
+        """
+        return cls(max_retries=config.max_retries)
+
+    @classmethod
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        """The phase's budget as ``hptune plan`` shows it, without building the phase.
+
+        Args:
+            config: The run's configuration.
+            base: The configuration the phase would start from (upper bounds).
+            n_train: Training examples.
+
+        Returns:
+            Its trials and epochs, at most.
+        """
+        return PhaseBudget(1, (base.epochs, base.epochs), base.epochs, cls.__doc__ or cls.name)
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         """The sampler of this phase's study (default: Optuna's default)."""
@@ -125,82 +196,44 @@ class Phase(abc.ABC):
 
         Complete and pruned trials are done; a failed one is done once its retries are used
         up or when it ran out of memory; any other failed or interrupted trial is run again.
+
+        Args:
+            trials: The study's trials.
+
+        Returns:
+            A count, never negative.
         """
-        return max(self.n_trials() - _n_settled(trials, self.max_retries), 0)
+        return max(self.n_trials() - n_settled(trials, self.max_retries), 0)
 
     def to_retry(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
         """Failed trials to queue again with the same parameters (at most ``max_retries``)."""
-        settled = {_key(t.params) for t in trials if _is_done(t)}
-        planned = {_key(t.params) for t in trials if t.state.name in ("WAITING", "RUNNING")}
-        retry: dict[str, optuna.trial.FrozenTrial] = {}
-        for t in trials:
-            key = _key(t.params)
-            if (
-                t.state.name == "FAIL"
-                and not _is_oom(t)
-                and key not in settled
-                and key not in planned
-                and _n_failures(trials, key) <= self.max_retries
-            ):
-                retry[key] = t
-        return list(retry.values())
+        return to_retry(trials, self.max_retries)
 
     @abc.abstractmethod
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
-        """The configuration of ``trial``: ``base`` with this phase's suggestions applied."""
+        """The configuration of ``trial``: ``base`` with this phase's suggestions applied.
+
+        Args:
+            trial: The trial to suggest parameters on.
+            base: The configuration the phase starts from.
+
+        Returns:
+            The configuration the trial trains.
+        """
 
     @abc.abstractmethod
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        """Choose from the finished trials; ``direction`` is ``minimize`` or ``maximize``."""
+        """Choose from the finished trials.
 
+        Args:
+            outcomes: The trials the phase decides on (any may have failed or diverged;
+                empty when none finished).
+            base: The configuration the phase started from.
+            direction: ``minimize`` or ``maximize``.
 
-def _done(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-
-
-def _key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True)
-
-
-def _is_done(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state.name in ("COMPLETE", "PRUNED")
-
-
-def _is_oom(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state.name == "FAIL" and trial.user_attrs.get("status") == "oom"
-
-
-def _n_failures(trials: list[optuna.trial.FrozenTrial], key: str) -> int:
-    """Failures of a parameter set that use up its retries (an interruption does not)."""
-    return sum(
-        1
-        for t in trials
-        if t.state.name == "FAIL"
-        and _key(t.params) == key
-        and t.user_attrs.get("status") != "interrupted"
-    )
-
-
-def _settled_keys(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> set[str]:
-    """Parameter sets that will not run again: done, out of memory, or out of retries."""
-    keys = {_key(t.params) for t in trials if _is_done(t) or _is_oom(t)}
-    for t in trials:
-        if t.state.name == "FAIL" and _n_failures(trials, _key(t.params)) > max_retries:
-            keys.add(_key(t.params))
-    return keys
-
-
-def _n_settled(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> int:
-    """Trials that count against the budget: done, out of memory, or failed for good."""
-    exhausted = {
-        _key(t.params)
-        for t in trials
-        if t.state.name == "FAIL"
-        and not _is_oom(t)
-        and _n_failures(trials, _key(t.params)) > max_retries
-        and not any(_is_done(o) and _key(o.params) == _key(t.params) for o in trials)
-    }
-    return sum(1 for t in trials if _is_done(t) or _is_oom(t)) + len(exhausted)
+        Returns:
+            The decision; it fixes nothing when no trial finished.
+        """
 
 
 @dataclass(frozen=True)
@@ -218,7 +251,7 @@ def rank_within_noise(outcomes: list[TrialOutcome], direction: str) -> NoiseRank
     A trial is tied with the best when the 95% interval of its seed-by-seed difference from
     the best contains zero. With a single seed there is no interval, so only the best counts.
     """
-    ok = [o for o in outcomes if o.status == "ok" and o.seed_values]
+    ok = [o for o in outcomes if o.status == TrialStatus.OK and o.seed_values]
     if not ok:
         raise ValueError("no finished trial to rank")
     sign = 1.0 if direction == "minimize" else -1.0
@@ -235,14 +268,3 @@ def rank_within_noise(outcomes: list[TrialOutcome], direction: str) -> NoiseRank
         if gap.ci_low is not None and not gap.excludes_zero:
             tied.append(other)
     return NoiseRanking(best, tied, gaps)
-
-
-def grid_remaining(
-    trials: list[optuna.trial.FrozenTrial], param: str, grid: list[Any], max_retries: int
-) -> int:
-    """Grid points of ``param`` that are neither done nor failed for good."""
-    settled = _settled_keys(trials, max_retries)
-    settled_values = {
-        t.params.get(param) for t in trials if _key(t.params) in settled and param in t.params
-    }
-    return sum(1 for value in grid if value not in settled_values)

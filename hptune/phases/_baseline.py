@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hptune.phases._base import Decision, Phase, TrialOutcome
+from hptune.keys import TrialStatus
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
 from hptune.seeds import summarize
 
 if TYPE_CHECKING:
     import optuna
 
+    from hptune.config import TuneConfig
     from hptune.hparams import HParams
 
 __all__ = ["BaselinePhase"]
@@ -21,6 +23,10 @@ class BaselinePhase(Phase):
 
     name = "baseline"
 
+    @classmethod
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        return PhaseBudget(1, (base.epochs, base.epochs), base.epochs, "the presets' configuration")
+
     def n_trials(self) -> int:
         return 1
 
@@ -28,7 +34,7 @@ class BaselinePhase(Phase):
         return base
 
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        finished = [o for o in outcomes if o.status == "ok"]
+        finished = [o for o in outcomes if o.status == TrialStatus.OK]
         if not finished:
             status = outcomes[-1].status if outcomes else "missing"
             return Decision(

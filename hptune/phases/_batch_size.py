@@ -3,15 +3,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hptune.phases._base import Decision, Phase, TrialOutcome, _n_settled, rank_within_noise
+from hptune import keys
+from hptune.keys import TrialStatus
+from hptune.phases._accounting import n_settled
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome, rank_within_noise
 from hptune.search import MemoryBoundedBatchSampler, oom_boundary
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
 
+    from hptune.config import TuneConfig
+    from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.train import Runner
 
-__all__ = ["BatchSizePhase", "batch_candidates"]
+__all__ = ["BatchSizePhase", "batch_candidates", "memory_limit_bytes"]
+
+
+def memory_limit_bytes(config: TuneConfig) -> float | None:
+    """The memory a training step may use: configured, else the GPU's, else no limit (CPU).
+
+    Args:
+        config: The run's configuration (``phases.batch_size.memory_limit_gb``, then
+            ``training.gpu_memory_gb``).
+
+    Returns:
+        Bytes, or None on a CPU with no configured limit.
+    """
+    gb = config.phases.batch_size.memory_limit_gb or config.training.gpu_memory_gb
+    if gb is not None:
+        return gb * 2**30
+    import torch
+
+    if torch.cuda.is_available():
+        return float(torch.cuda.get_device_properties(0).total_memory)
+    return None
 
 
 def batch_candidates(base: HParams, *, keep_effective_batch: bool) -> list[int]:
@@ -50,7 +78,10 @@ class BatchSizePhase(Phase):
         safety_margin: float = 0.9,
         keep_effective_batch: bool = True,
         candidates: list[int] | None = None,
+        max_retries: int = 2,
+        notes: Sequence[str] = (),
     ) -> None:
+        super().__init__(max_retries=max_retries, notes=notes)
         if n_trials < 1:
             raise ValueError(f"n_trials must be at least 1, got {n_trials=}")
         self.keep_effective_batch = keep_effective_batch
@@ -76,6 +107,52 @@ class BatchSizePhase(Phase):
         self.predict_bytes = predict_bytes
         self.memory_limit_bytes = memory_limit_bytes
 
+    @classmethod
+    def from_config(
+        cls,
+        config: TuneConfig,
+        *,
+        base: HParams,
+        runner: Runner,
+        incoming: Sequence[Diagnosis] = (),
+    ) -> BatchSizePhase:
+        """Candidates bounded by the memory model of the configured model and method
+        (calibrated on two probe steps when ``phases.batch_size.probe``)."""
+        from hptune.exceptions import ConfigError
+        from hptune.train.memory import MemoryModel
+
+        options = config.phases.batch_size
+        memory = MemoryModel.for_model(
+            config.model,
+            config.method,
+            sequence_length=runner.data.max_train_length,
+            gradient_checkpointing=config.training.gradient_checkpointing,
+        )
+        if options.probe:
+            memory = memory.calibrated(runner.probe_memory([1, 2]))
+        try:
+            return cls(
+                base,
+                n_trials=options.n_trials,
+                predict_bytes=memory.predict,
+                memory_limit_bytes=memory_limit_bytes(config),
+                safety_margin=options.safety_margin,
+                keep_effective_batch=options.keep_effective_batch,
+                candidates=options.candidates,
+                max_retries=config.max_retries,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"phases.batch_size: {exc}") from None
+
+    @classmethod
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        options = config.phases.batch_size
+        what = f"largest fitting batch first, effective batch {base.effective_batch_size}" + (
+            " kept" if options.keep_effective_batch else " free"
+        )
+        epochs = (base.epochs, base.epochs)
+        return PhaseBudget(options.n_trials, epochs, options.n_trials * base.epochs, what)
+
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         return self.sampler
 
@@ -84,8 +161,8 @@ class BatchSizePhase(Phase):
 
     def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
         # Out-of-memory trials do not use up the budget, but only untried batches can run.
-        n_oom = sum(1 for t in trials if t.user_attrs.get("status") == "oom")
-        budget = self._n_trials - (_n_settled(trials, self.max_retries) - n_oom)
+        n_oom = sum(1 for t in trials if keys.is_oom(t))
+        budget = self._n_trials - (n_settled(trials, self.max_retries) - n_oom)
         pending = sum(1 for t in trials if t.state.name in ("WAITING", "RUNNING"))
         return max(min(budget, len(self.sampler.untried(trials)) + pending), 0)
 
@@ -135,7 +212,7 @@ class BatchSizePhase(Phase):
             "memory": self.memory_table(),
             "limit_bytes": self.memory_limit_bytes,
         }
-        ok = [o for o in outcomes if o.status == "ok"]
+        ok = [o for o in outcomes if o.status == TrialStatus.OK]
         if not ok:
             return Decision(
                 self.name, {}, None, "no_valid_trial",

@@ -2,13 +2,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hptune.phases._base import Decision, Phase, TrialOutcome, grid_remaining, rank_within_noise
+from hptune.keys import TrialStatus
+from hptune.phases._accounting import grid_remaining
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome, rank_within_noise
 from hptune.presets import epochs_range_for
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
 
+    from hptune.config import TuneConfig
+    from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.train import Runner
 
 __all__ = ["EpochsPhase", "default_epoch_range"]
 
@@ -31,13 +38,60 @@ class EpochsPhase(Phase):
     """
 
     name = "epochs"
+    uses_incoming = True
 
-    def __init__(self, epoch_range: tuple[int, int], *, pruning: bool = True) -> None:
+    def __init__(
+        self,
+        epoch_range: tuple[int, int],
+        *,
+        pruning: bool = True,
+        max_retries: int = 2,
+        notes: Sequence[str] = (),
+    ) -> None:
+        super().__init__(max_retries=max_retries, notes=notes)
         low, high = epoch_range
         if not 1 <= low < high:
             raise ValueError(f"need 1 <= fewest < most epochs, got {epoch_range=}")
         self.values = list(range(low, high + 1))
         self.pruning = pruning
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TuneConfig,
+        *,
+        base: HParams,
+        runner: Runner,
+        incoming: Sequence[Diagnosis] = (),
+    ) -> EpochsPhase:
+        """The configured range (or the presets'); when the incoming configuration overfits,
+        the range starts at the epoch where its validation was best."""
+        from hptune.diagnose import overfit_epochs
+
+        options = config.phases.epochs
+        low, high = options.range or default_epoch_range(runner.data.n_train)
+        overfits = overfit_epochs(incoming)
+        notes = []
+        if overfits and min(overfits) < low:
+            notes.append(
+                f"the incoming configuration overfits (best validation at epoch "
+                f"{min(overfits)}), so the range starts there instead of {low}"
+            )
+            low = min(overfits)
+        return cls(
+            (low, max(high, low + 1)),
+            pruning=options.pruning,
+            max_retries=config.max_retries,
+            notes=notes,
+        )
+
+    @classmethod
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        options = config.phases.epochs
+        low, high = options.range or default_epoch_range(n_train)
+        what = "each epoch count" + (", median pruning" if options.pruning else "")
+        seed_epochs = sum(range(low, high + 1))
+        return PhaseBudget(high - low + 1, (low, high), seed_epochs, what, {"epochs": high})
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         import optuna
@@ -79,7 +133,7 @@ class EpochsPhase(Phase):
             for o in sorted(outcomes, key=lambda o: o.params.get("epochs", 0))
             if "epochs" in o.params
         ]
-        ok = [o for o in outcomes if o.status == "ok"]
+        ok = [o for o in outcomes if o.status == TrialStatus.OK]
         if not ok:
             return Decision(
                 self.name, {}, None, "no_valid_trial",
@@ -91,7 +145,7 @@ class EpochsPhase(Phase):
         tied = ranking.tied if n_seeds > 1 else [ranking.best]
         chosen = min(tied, key=lambda o: int(o.params["epochs"]))
         epochs, best = int(chosen.params["epochs"]), int(ranking.best.params["epochs"])
-        n_pruned = sum(1 for o in outcomes if o.status == "pruned")
+        n_pruned = sum(1 for o in outcomes if o.status == TrialStatus.PRUNED)
         pruned = f"; {n_pruned} trial(s) pruned" if n_pruned else ""
         if n_seeds < 2:
             case = "single_seed"

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune.phases._base import Decision, Phase, TrialOutcome
+from hptune.keys import TrialStatus
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
 from hptune.seeds import summarize
 
 if TYPE_CHECKING:
     import optuna
 
+    from hptune.config import TuneConfig
     from hptune.hparams import HParams
 
 __all__ = ["TestEvaluation"]
@@ -23,6 +25,11 @@ class TestEvaluation(Phase):
     name = "final"
     evaluate_test = True
 
+    @classmethod
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        what = "the chosen configuration, measured on the test split"
+        return PhaseBudget(1, (base.epochs, base.epochs), base.epochs, what)
+
     def n_trials(self) -> int:
         return 1
 
@@ -30,7 +37,7 @@ class TestEvaluation(Phase):
         return base
 
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        ok = [o for o in outcomes if o.status == "ok"]
+        ok = [o for o in outcomes if o.status == TrialStatus.OK]
         if not ok:
             return Decision(self.name, {}, None, "final_failed",
                             "the final configuration did not train to the end")  # fmt: skip

@@ -2,14 +2,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune.phases._base import Decision, Phase, TrialOutcome, grid_remaining, rank_within_noise
+from hptune.keys import TrialStatus
+from hptune.phases._accounting import grid_remaining
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome, rank_within_noise
 from hptune.presets import DEFAULT_LEARNING_RATE_GRID
 from hptune.seeds import PairedDifference
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
 
+    from hptune.config import TuneConfig
+    from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.train import Runner
 
 __all__ = ["LearningRatePhase"]
 
@@ -25,8 +32,18 @@ class LearningRatePhase(Phase):
     """
 
     name = "learning_rate"
+    #: A diverged rate is evidence that the rate is too high, not a trial to remedy.
+    remedies_divergence = False
 
-    def __init__(self, grid: list[float] | None = None, *, tie_break: str = "lowest") -> None:
+    def __init__(
+        self,
+        grid: list[float] | None = None,
+        *,
+        tie_break: str = "lowest",
+        max_retries: int = 2,
+        notes: Sequence[str] = (),
+    ) -> None:
+        super().__init__(max_retries=max_retries, notes=notes)
         grid = sorted(grid or DEFAULT_LEARNING_RATE_GRID)
         if len(grid) < 2 or any(not 0 < lr < 1 for lr in grid):
             raise ValueError(f"the grid needs two or more rates in (0, 1), got {grid=}")
@@ -34,6 +51,24 @@ class LearningRatePhase(Phase):
             raise ValueError(f"tie_break must be 'lowest' or 'best_mean', got {tie_break=}")
         self.grid = grid
         self.tie_break = tie_break
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TuneConfig,
+        *,
+        base: HParams,
+        runner: Runner,
+        incoming: Sequence[Diagnosis] = (),
+    ) -> LearningRatePhase:
+        options = config.phases.learning_rate
+        return cls(options.grid, tie_break=options.tie_break, max_retries=config.max_retries)
+
+    @classmethod
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        grid = config.phases.learning_rate.grid
+        what = "grid " + ", ".join(f"{lr:g}" for lr in grid)
+        return PhaseBudget(len(grid), (base.epochs, base.epochs), len(grid) * base.epochs, what)
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         import optuna
@@ -66,7 +101,7 @@ class LearningRatePhase(Phase):
             }
             for o in sorted(outcomes, key=lambda o: o.params["learning_rate"])
         ]
-        if not any(o.status == "ok" for o in outcomes):
+        if not any(o.status == TrialStatus.OK for o in outcomes):
             return Decision(
                 self.name,
                 {},

@@ -2,12 +2,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune.phases._base import Decision, Phase, TrialOutcome, rank_within_noise
+from hptune.keys import TrialStatus
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome, rank_within_noise
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
 
+    from hptune.config import TuneConfig
+    from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.train import Runner
 
 __all__ = ["RegularizationPhase"]
 
@@ -26,6 +32,7 @@ class RegularizationPhase(Phase):
     """
 
     name = "regularization"
+    uses_incoming = True
 
     def __init__(
         self,
@@ -36,7 +43,10 @@ class RegularizationPhase(Phase):
         schedulers: list[str] | None = None,
         pruning: bool = True,
         sampler_seed: int = 0,
+        max_retries: int = 2,
+        notes: Sequence[str] = (),
     ) -> None:
+        super().__init__(max_retries=max_retries, notes=notes)
         if n_trials < 2:
             raise ValueError(f"n_trials must be at least 2, got {n_trials=}")
         for name, (low, high) in (("weight_decay", weight_decay), ("warmup_ratio", warmup_ratio)):
@@ -49,13 +59,55 @@ class RegularizationPhase(Phase):
         self.pruning = pruning
         self.sampler_seed = sampler_seed
 
+    @classmethod
+    def from_config(
+        cls,
+        config: TuneConfig,
+        *,
+        base: HParams,
+        runner: Runner,
+        incoming: Sequence[Diagnosis] = (),
+    ) -> RegularizationPhase:
+        """The configured space; when the incoming configuration overfits, weight decay is
+        searched in the upper half of its range (from the geometric middle)."""
+        from hptune.diagnose import overfit_epochs
+
+        options = config.phases.regularization
+        weight_decay = options.weight_decay
+        notes = []
+        if overfit_epochs(incoming):
+            middle = round((weight_decay[0] * weight_decay[1]) ** 0.5, 4)
+            notes.append(f"the incoming configuration overfits, so weight decay was searched in "
+                         f"[{middle:g}, {weight_decay[1]:g}]")  # fmt: skip
+            weight_decay = (middle, weight_decay[1])
+        return cls(
+            n_trials=options.n_trials,
+            weight_decay=weight_decay,
+            warmup_ratio=options.warmup_ratio,
+            schedulers=list(options.schedulers),
+            pruning=options.pruning,
+            sampler_seed=options.sampler_seed,
+            max_retries=config.max_retries,
+            notes=notes,
+        )
+
+    @classmethod
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        options = config.phases.regularization
+        what = "weight decay, scheduler, warmup (multivariate TPE" + (
+            ", median pruning)" if options.pruning else ")"
+        )
+        epochs = (base.epochs, base.epochs)
+        return PhaseBudget(options.n_trials, epochs, options.n_trials * base.epochs, what)
+
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         import warnings
 
         import optuna
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # multivariate is marked experimental
+            # multivariate and constant_liar are marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(
                 seed=self.sampler_seed,
                 multivariate=True,
@@ -92,8 +144,12 @@ class RegularizationPhase(Phase):
             }
             for o in outcomes
         ]
-        ok = [o for o in outcomes if o.status == "ok" and all(k in o.params for k in _PARAMS)]
-        n_pruned = sum(1 for o in outcomes if o.status == "pruned")
+        ok = [
+            o
+            for o in outcomes
+            if o.status == TrialStatus.OK and all(k in o.params for k in _PARAMS)
+        ]
+        n_pruned = sum(1 for o in outcomes if o.status == TrialStatus.PRUNED)
         pruned = f"; {n_pruned} of {len(outcomes)} trials pruned" if n_pruned else ""
         if not ok:
             return Decision(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hptune import keys
 from hptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class PhaseEvidence:
         """The per-seed training runs (curves) of trial ``number``."""
         for t in self.trials:
             if t.number == number:
-                return list(t.user_attrs.get("runs", []))
+                return list(t.user_attrs.get(keys.RUNS, []))
         return []
 
 
@@ -64,38 +65,34 @@ class ReportData:
 def collect(config: TuneConfig) -> ReportData:
     """Read every phase's study of the run; refuse when the run has not started.
 
+    Args:
+        config: The run's configuration.
+
+    Returns:
+        Everything the report shows.
+
     Raises:
-        ConfigError: there is no storage, or it holds no phase of this run.
+        NoStorageYet: There is no storage.
+        ConfigError: The storage holds no phase of this run.
     """
-    import optuna
+    from hptune.record import RunRecord, finished_outcomes
 
-    from hptune._api import status
-    from hptune.diagnose import diagnose_for_config
-    from hptune.objective import outcome_from_trial
-    from hptune.phases import DECISION_ATTR, Decision
-    from hptune.storage import open_storage
-
-    storage = open_storage(config, must_exist=True)
-    rows = status(config)
-    if all(row.state == "pending" for row in rows):
+    record = RunRecord(config)
+    stored = record.phases()
+    if all(p.state == "pending" for p in stored):
         raise ConfigError(
             f"{config.storage_display!r} holds no phase of run {config.name!r}; run "
             "'hptune run' on this configuration first (or check its 'name' and 'storage')"
         )
     phases = []
-    for row in rows:
-        evidence = PhaseEvidence(row.phase, row.study_name, row.state)
-        if row.state != "pending":
-            study = optuna.load_study(study_name=row.study_name, storage=storage)
-            evidence.trials = study.get_trials(deepcopy=False)
-            evidence.user_attrs = dict(study.user_attrs)
-            evidence.outcomes = [
-                outcome_from_trial(t)
-                for t in evidence.trials
-                if t.state.name in ("COMPLETE", "PRUNED", "FAIL")
-            ]
-            if DECISION_ATTR in study.user_attrs:
-                evidence.decision = Decision.from_json(study.user_attrs[DECISION_ATTR])
+    for p in stored:
+        evidence = PhaseEvidence(p.phase, p.study_name, p.state)
+        if p.study is not None:
+            evidence.trials = p.trials
+            evidence.user_attrs = p.user_attrs
+            # The report shows failed attempts too, beside the trials the decision used.
+            evidence.outcomes = finished_outcomes(p.trials)
+            evidence.decision = p.decision
         phases.append(evidence)
     first = next(p.user_attrs for p in phases if p.user_attrs)
     return ReportData(
@@ -105,12 +102,12 @@ def collect(config: TuneConfig) -> ReportData:
         seeds=config.objective.seed_list,
         storage=config.storage_display,
         phases=phases,
-        diagnoses=diagnose_for_config(config),
+        diagnoses=record.diagnoses(),
         exported=_exported(config),
-        environment=first.get("hptune.environment", {}),
-        fingerprints=first.get("hptune.setup", {}).get("fingerprints", {}),
-        split_overlaps=first.get("hptune.split_overlaps", {}),
-        bleu_signature=first.get("hptune.bleu_signature"),
+        environment=first.get(keys.ENVIRONMENT, {}),
+        fingerprints=first.get(keys.SETUP, {}).get("fingerprints", {}),
+        split_overlaps=first.get(keys.SPLIT_OVERLAPS, {}),
+        bleu_signature=first.get(keys.BLEU_SIGNATURE),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
 

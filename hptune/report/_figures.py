@@ -8,6 +8,8 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from hptune.keys import TrialStatus
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -98,8 +100,8 @@ def curves_figure(evidence: PhaseEvidence, metric: str) -> str | None:
     for color, outcome in zip(colors, sorted(evidence.outcomes, key=lambda o: o.number),
                               strict=True):  # fmt: skip
         runs = evidence.runs(outcome.number)
-        style = {"pruned": "--", "diverged": "-"}.get(outcome.status, "-")
-        if outcome.status == "diverged":
+        style = {TrialStatus.PRUNED: "--", TrialStatus.DIVERGED: "-"}.get(outcome.status, "-")
+        if outcome.status == TrialStatus.DIVERGED:
             color = _DIVERGED
         for index, run in enumerate(runs):
             epochs = run.get("epochs", [])
@@ -144,11 +146,11 @@ def curves_figure(evidence: PhaseEvidence, metric: str) -> str | None:
 
 
 def _mark_end(ax: Axes, status: str, xs: list[int], ys: list[float], color: str) -> None:
-    if status not in ("pruned", "diverged"):
+    if status not in (TrialStatus.PRUNED, TrialStatus.DIVERGED):
         return
     finite = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
     if finite:
-        marker = "X" if status == "diverged" else "x"
+        marker = "X" if status == TrialStatus.DIVERGED else "x"
         ax.plot(*finite[-1], marker, color=color, markersize=8)
 
 
@@ -192,11 +194,11 @@ def param_figure(
             ax.plot([x] * len(values), values, ".", color="#1f77b4", alpha=0.45)
             low = s.mean - (s.ci_low if s.ci_low is not None else s.mean)
             high = (s.ci_high if s.ci_high is not None else s.mean) - s.mean
-            face = "#1f77b4" if o.status == "ok" else "white"
+            face = "#1f77b4" if o.status == TrialStatus.OK else "white"
             ax.errorbar([x], [s.mean], yerr=[[low], [high]], fmt="o", color="#1f77b4",
                         markerfacecolor=face, capsize=4)  # fmt: skip
         else:
-            color = _DIVERGED if o.status in ("diverged", "oom") else _PRUNED
+            color = _DIVERGED if o.status in (TrialStatus.DIVERGED, TrialStatus.OOM) else _PRUNED
             ax.plot([x], [top], "X", color=color, markersize=9)
             ax.annotate(o.status, (x, top), textcoords="offset points", xytext=(0, 7),
                         ha="center", color=color, fontsize=8)  # fmt: skip
@@ -225,7 +227,7 @@ def batch_figure(evidence: PhaseEvidence, metric: str, *, chosen: Any = None) ->
                   if o.examples_per_second)  # fmt: skip
     speed_ax.plot([b for b, _ in fast], [speed for _, speed in fast], "o-", color="#ff7f0e")
     for o in outcomes:
-        if o.status == "oom":
+        if o.status == TrialStatus.OOM:
             speed_ax.plot([o.params["batch_size"]], [0], "X", color=_DIVERGED, markersize=9)
             speed_ax.annotate("out of memory", (o.params["batch_size"], 0), ha="center",
                               textcoords="offset points", xytext=(0, 7), color=_DIVERGED,

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 from optuna.samplers import BaseSampler
 
+from hptune import keys
+
 if TYPE_CHECKING:
     import optuna
     from optuna.distributions import BaseDistribution
@@ -13,22 +15,18 @@ if TYPE_CHECKING:
 __all__ = ["OOM_STATUS", "MemoryBoundedBatchSampler", "oom_boundary", "record_out_of_memory"]
 
 #: The value of the ``status`` user attribute of a trial that ran out of memory.
-OOM_STATUS = "oom"
+OOM_STATUS = keys.TrialStatus.OOM
 
 
 def record_out_of_memory(trial: optuna.Trial, batch_size: int, message: str = "") -> None:
     """Mark ``trial`` as out of memory at ``batch_size``; samplers on the storage read it."""
-    trial.set_user_attr("status", OOM_STATUS)
-    trial.set_user_attr("oom", {"batch_size": batch_size, "message": message[:500]})
+    trial.set_user_attr(keys.STATUS, OOM_STATUS)
+    trial.set_user_attr(keys.OOM, {"batch_size": batch_size, "message": message[:500]})
 
 
 def oom_boundary(trials: Sequence[FrozenTrial], param_name: str = "batch_size") -> int | None:
     """The smallest batch size that ran out of memory in ``trials``, or None."""
-    sizes = [
-        int(t.params[param_name])
-        for t in trials
-        if t.user_attrs.get("status") == OOM_STATUS and param_name in t.params
-    ]
+    sizes = [int(t.params[param_name]) for t in trials if keys.is_oom(t) and param_name in t.params]
     return min(sizes) if sizes else None
 
 

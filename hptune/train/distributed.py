@@ -11,9 +11,10 @@ of its own.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from hptune.train._parallel import broadcast, is_data_parallel
 
 if TYPE_CHECKING:
     from hptune.config import TuneConfig
@@ -22,22 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["broadcast", "is_data_parallel", "run_data_parallel"]
 
 T = TypeVar("T")
-
-
-def is_data_parallel() -> bool:
-    """Whether this process was launched as one of several (``accelerate launch``, torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def broadcast(value: T) -> T:
-    """Process 0's ``value``, on every process (a no-op in a single process)."""
-    if not is_data_parallel():
-        return value
-    from accelerate.utils import broadcast_object_list
-
-    box = [value]
-    broadcast_object_list(box, from_process=0)
-    return box[0]
 
 
 def run_data_parallel(

@@ -5,25 +5,24 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from hptune._signals import raise_if_interrupted
 from hptune.config import TuneConfig
 from hptune.hparams import HParams
+from hptune.train._divergence import DivergenceWatch
+from hptune.train._parallel import broadcast
+from hptune.train._results import EpochCallback, EpochMetrics, RunResult
+from hptune.train._run_state import _resume, _RunState
 from hptune.train.checkpoints import (
-    TRAINING_STATE,
     drop_training_state,
-    latest_checkpoint,
-    load_weights,
     remove_leftovers,
     retain_best_and_last,
     save_checkpoint,
 )
 from hptune.train.data import PreparedData, prepare_data
-from hptune.train.distributed import broadcast
 from hptune.train.metrics import bleu_score, evaluate_loss, generate_answers
 from hptune.train.model import (
     add_adapter,
@@ -34,91 +33,6 @@ from hptune.train.model import (
 )
 
 __all__ = ["DivergenceWatch", "EpochMetrics", "RunResult", "Runner"]
-
-
-@dataclass
-class EpochMetrics:
-    """What one epoch of one seed measured."""
-
-    epoch: int
-    train_loss: float
-    eval_loss: float
-    bleu: float | None
-    learning_rate: float
-    test_loss: float | None = None  # only in the final evaluation, never for decisions
-    test_bleu: float | None = None
-
-    def metric(self, name: str) -> float:
-        value = self.eval_loss if name == "eval_loss" else self.bleu
-        if value is None:
-            raise ValueError(f"metric {name!r} was not computed for epoch {self.epoch}")
-        return value
-
-
-@dataclass
-class RunResult:
-    """A whole run of one seed."""
-
-    seed: int
-    epochs: list[EpochMetrics] = field(default_factory=list)
-    diverged: bool = False
-    diverged_at: str | None = None
-    stopped_early: bool = False  # the epoch callback asked to stop (early stopping, pruning)
-    initial_eval_loss: float | None = None  # validation loss before the first step
-    seconds: float = 0.0
-    train_examples: int = 0  # over all processes of a data-parallel run
-    train_tokens: int = 0
-    processes: int = 1  # data-parallel processes that trained it
-    resumed_after: int = 0  # epochs restored from an interrupted run's checkpoint
-
-    def best_epoch(self, metric: str, direction: str) -> EpochMetrics:
-        choose = min if direction == "minimize" else max
-        return choose(self.epochs, key=lambda e: e.metric(metric))
-
-    @property
-    def examples_per_second(self) -> float:
-        return self.train_examples / self.seconds if self.seconds else 0.0
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.train_tokens / self.seconds if self.seconds else 0.0
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> RunResult:
-        """Read back :meth:`to_dict` (throughput is kept as rates over the same time)."""
-        seconds = float(values.get("seconds", 0.0))
-        return cls(
-            seed=int(values["seed"]),
-            epochs=[EpochMetrics(**e) for e in values["epochs"]],
-            diverged=bool(values.get("diverged", False)),
-            diverged_at=values.get("diverged_at"),
-            stopped_early=bool(values.get("stopped_early", False)),
-            initial_eval_loss=values.get("initial_eval_loss"),
-            seconds=seconds,
-            train_examples=round(float(values.get("examples_per_second", 0.0)) * seconds),
-            train_tokens=round(float(values.get("tokens_per_second", 0.0)) * seconds),
-            processes=int(values.get("processes", 1)),
-            resumed_after=int(values.get("resumed_after", 0)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seed": self.seed,
-            "epochs": [asdict(e) for e in self.epochs],
-            "diverged": self.diverged,
-            "diverged_at": self.diverged_at,
-            "stopped_early": self.stopped_early,
-            "initial_eval_loss": self.initial_eval_loss,
-            "seconds": round(self.seconds, 3),
-            "examples_per_second": round(self.examples_per_second, 2),
-            "tokens_per_second": round(self.tokens_per_second, 1),
-            "processes": self.processes,
-            "resumed_after": self.resumed_after,
-        }
-
-
-#: Called after each epoch with the seed and the epoch's metrics; returning False stops the run.
-EpochCallback = Callable[[int, EpochMetrics], "bool | None"]
 
 
 class Runner:
@@ -448,116 +362,6 @@ class Runner:
 #: A validation loss this many times the one before training ends the run as diverged
 #: (the same threshold as :mod:`hptune.diagnose`).
 _EXPLODED_VALIDATION = 1.5
-
-
-@dataclass
-class _RunState:
-    """What a run changes as it trains, beyond its weights: saved with each epoch checkpoint
-    so that an interrupted run can go on exactly where it stopped."""
-
-    model: Any
-    optimizer: Any
-    scheduler: Any
-    order: Any  # the generator of the training data order
-    watch: DivergenceWatch
-
-    def training_state(self, result: RunResult) -> dict[str, Any]:
-        import torch
-
-        return {
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "order": self.order.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "watch": {"first": list(self.watch.first), "average": self.watch.average},
-            "result": {
-                **result.to_dict(),
-                "train_examples": result.train_examples,
-                "train_tokens": result.train_tokens,
-            },
-        }
-
-
-def _resume(
-    accelerator: Any,
-    run: _RunState,
-    result: RunResult,
-    checkpoint_dir: Path,
-    on_epoch: EpochCallback | None,
-) -> int | None:
-    """Restore ``run`` from the last epoch checkpoint in ``checkpoint_dir``; the epochs done.
-
-    None when there is nothing to resume from (no checkpoint, or one without training state).
-    The earlier epochs are replayed through ``on_epoch``, which may stop the run there.
-    """
-    import torch
-
-    checkpoint = latest_checkpoint(checkpoint_dir) if checkpoint_dir.is_dir() else None
-    if checkpoint is None or not (checkpoint / TRAINING_STATE).is_file():
-        return None
-    state = torch.load(checkpoint / TRAINING_STATE, weights_only=True)
-    model = accelerator.unwrap_model(run.model)
-    weights = load_weights(checkpoint)
-    if hasattr(model, "peft_config"):
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, weights)
-    else:
-        model.load_state_dict(weights, strict=False)  # tied weights are saved once
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.order.set_state(state["order"])
-    torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"]:
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    run.watch.first, run.watch.average = list(state["watch"]["first"]), state["watch"]["average"]
-    saved = RunResult.from_dict(state["result"])
-    result.seconds = saved.seconds
-    result.train_examples = int(state["result"]["train_examples"])
-    result.train_tokens = int(state["result"]["train_tokens"])
-    result.resumed_after = len(saved.epochs)
-    for metrics in saved.epochs:
-        result.epochs.append(metrics)
-        if on_epoch is not None and on_epoch(result.seed, metrics) is False:
-            result.stopped_early = True
-            break
-    return len(saved.epochs)
-
-
-class DivergenceWatch:
-    """Stops a run at once when its loss is non-finite or explodes past its start.
-
-    The start is the validation loss before training when given, else the mean of the first
-    ``warmup`` step losses; a moving average (factor 0.9) of the step loss above ``factor``
-    times the start is an explosion: a healthy fine-tuning loss falls from where it starts,
-    it does not triple.
-    """
-
-    def __init__(
-        self, *, start: float | None = None, factor: float = 3.0, warmup: int = 10
-    ) -> None:
-        self.factor = factor
-        self.warmup = warmup
-        self.start = start if start is not None and math.isfinite(start) else None
-        self.first: list[float] = []
-        self.average: float | None = None
-
-    def update(self, loss: float) -> str | None:
-        """Record a step's loss; return why the run diverged, or None."""
-        if not math.isfinite(loss):
-            return f"loss {loss}"
-        self.average = loss if self.average is None else 0.9 * self.average + 0.1 * loss
-        if len(self.first) < self.warmup:
-            self.first.append(loss)
-            if self.start is None:
-                return None
-        start = self.start if self.start is not None else sum(self.first) / len(self.first)
-        if start > 0 and self.average > self.factor * start:
-            return (
-                f"loss exploded: average {self.average:.4g}, {self.factor:g}x its start {start:.4g}"
-            )
-        return None
 
 
 class _OnDevice:

@@ -107,7 +107,7 @@ def test_the_same_run_gives_the_same_plots_byte_for_byte(report, tmp_path) -> No
 
 def test_diverged_and_pruned_trials_are_marked_on_the_curves() -> None:
     """Trials told through real ask/tell; a diverged run's NaN is not drawn as a value."""
-    from hptune.objective import outcome_from_trial
+    from hptune.record import outcome_from_trial
 
     study = optuna.create_study()
     shapes = {"ok": [3.0, 2.5, 2.2], "pruned": [3.1, 2.9], "diverged": [3.0, math.nan]}

@@ -1,0 +1,107 @@
+"""Reading a configuration from YAML or a dict, with pydantic's errors turned into ConfigError."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hptune.config._tune import TuneConfig
+from hptune.exceptions import ConfigError
+
+
+def load_config(path: str | os.PathLike[str], *, check_paths: bool = True) -> TuneConfig:
+    """Read and validate a YAML configuration file.
+
+    Relative data and model paths are taken relative to the file's directory, so a
+    configuration runs the same from any working directory.
+
+    Raises:
+        ConfigError: the file is missing or malformed, or a value is invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"{path} is not valid YAML: {exc}. Fix the indentation or quoting at that line."
+        ) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path} must hold a mapping of keys (model:, data:, ...), got {type(raw).__name__}"
+        )
+    config = config_from_dict(raw, base_dir=path.parent)
+    if check_paths:
+        config.check_paths()
+    return config
+
+
+def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> TuneConfig:
+    """Validate a configuration given as a dict, turning pydantic's errors into a ConfigError."""
+    raw = _relative_to(raw, base_dir) if base_dir is not None else raw
+    try:
+        return TuneConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def _relative_to(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    raw = dict(raw)
+
+    def fix(value: Any, *, only_if_exists: bool = False) -> Any:
+        if not isinstance(value, str) or not value or value.startswith("demo://"):
+            return value
+        candidate = Path(value).expanduser()
+        if candidate.is_absolute() or (only_if_exists and not (base_dir / candidate).exists()):
+            return value
+        return str(base_dir / candidate)
+
+    if isinstance(raw.get("data"), dict):
+        raw["data"] = {
+            k: fix(v) if k in ("train", "validation", "test") else v for k, v in raw["data"].items()
+        }
+    if isinstance(raw.get("model"), dict) and "path" in raw["model"]:
+        # A hub id ("org/model") stays as it is unless such a directory exists beside the file.
+        raw["model"] = {**raw["model"], "path": fix(raw["model"]["path"], only_if_exists=True)}
+    if isinstance(raw.get("output_dir"), str) and not Path(raw["output_dir"]).is_absolute():
+        raw["output_dir"] = str(base_dir / raw["output_dir"])
+    return raw
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per problem: the key, what is wrong, and how to fix it."""
+    lines = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            lines.append(_unknown_key_message(error["loc"]))
+        elif error["type"] == "missing":
+            lines.append(f"{location}: required key is missing; add it")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{location}: {message} (got {error.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
+    model: type[BaseModel] = TuneConfig
+    for part in loc[:-1]:  # walk down to the model that holds the unknown key
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    known = sorted(model.model_fields)
+    where = ".".join(str(p) for p in loc)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{where}: unknown key; {hint}known keys here: {', '.join(known)}"

@@ -1,0 +1,162 @@
+"""The phases to run and their options; the guardrails and diagnostics sections."""
+
+# Pydantic copies a field's mutable default for each instance; ruff knows that only of models
+# whose pydantic base is in the same file, and _Strict is in another.
+# ruff: noqa: RUF012
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from hptune.config._base import SchedulerName, _Strict
+from hptune.presets import DEFAULT_LEARNING_RATE_GRID
+
+#: The phases of the method, in order.
+PHASE_NAMES = ("baseline", "learning_rate", "batch_size", "epochs", "regularization")
+PhaseName = Literal["baseline", "learning_rate", "batch_size", "epochs", "regularization"]
+
+
+class LearningRatePhaseConfig(_Strict):
+    """Options of the learning-rate phase."""
+
+    #: The learning rates tried, each on every seed (default: the method's grid).
+    grid: list[float] = list(DEFAULT_LEARNING_RATE_GRID)
+    #: Among rates within seed noise of the best: the lowest (safer) or the best mean.
+    tie_break: Literal["lowest", "best_mean"] = "lowest"
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_valid(cls, grid: list[float]) -> list[float]:
+        if len(grid) < 2:
+            raise ValueError("the learning-rate grid needs at least two values")
+        if any(not 0 < lr < 1 for lr in grid):
+            raise ValueError("every learning rate must be between 0 and 1 (exclusive)")
+        if len(set(grid)) != len(grid):
+            raise ValueError("the learning-rate grid has a repeated value")
+        return sorted(grid)
+
+
+class BatchSizePhaseConfig(_Strict):
+    """Options of the batch-size phase."""
+
+    #: Batch sizes to train (largest that fits first, then smaller ones).
+    n_trials: int = Field(3, gt=0)
+    #: The memory a training step may use; default: training.gpu_memory_gb, else the GPU's
+    #: own memory, else (CPU) no limit.
+    memory_limit_gb: float | None = Field(None, gt=0)
+    #: The share of the limit a predicted step may use.
+    safety_margin: float = Field(0.9, gt=0, le=1)
+    #: Keep batch x gradient accumulation equal to the decided effective batch (the batch
+    #: then only changes speed); false keeps the accumulation and lets the effective batch grow.
+    keep_effective_batch: bool = True
+    #: Batch sizes to consider; default: divisors of the effective batch (kept) or powers of
+    #: two up to 256.
+    candidates: list[int] | None = None
+    #: On a GPU, measure two small batches to calibrate the memory model.
+    probe: bool = True
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_valid(cls, candidates: list[int] | None) -> list[int] | None:
+        if candidates is not None and (not candidates or min(candidates) < 1):
+            raise ValueError("give one or more positive batch sizes")
+        return None if candidates is None else sorted(set(candidates))
+
+
+class EpochsPhaseConfig(_Strict):
+    """Options of the epochs phase."""
+
+    #: [fewest, most] epochs to try; default: the presets' range for the training-set size,
+    #: widened to at least three values.
+    range: tuple[int, int] | None = None
+    #: Stop hopeless trials early with a median pruner.
+    pruning: bool = True
+
+    @field_validator("range")
+    @classmethod
+    def _range_valid(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not 1 <= value[0] < value[1]:
+            raise ValueError("give [fewest, most] epochs with 1 <= fewest < most")
+        return value
+
+
+class RegularizationPhaseConfig(_Strict):
+    """Options of the weight decay / scheduler / warmup phase."""
+
+    #: Trials of the joint search (the first is the incoming configuration).
+    n_trials: int = Field(8, ge=2)
+    #: The weight-decay range [low, high], searched on a log scale.
+    weight_decay: tuple[float, float] = (0.01, 0.1)
+    #: The warmup-ratio range [low, high].
+    warmup_ratio: tuple[float, float] = (0.05, 0.10)
+    #: The schedules tried.
+    schedulers: list[SchedulerName] = ["linear", "cosine", "constant_with_warmup"]
+    #: Stop trials whose seed-mean curve falls behind the median of earlier trials.
+    pruning: bool = True
+    #: The seed of the phase's TPE sampler: the same seed proposes the same trials; another
+    #: repeats the search with other proposals.
+    sampler_seed: int = Field(0, ge=0)
+
+    @field_validator("weight_decay", "warmup_ratio")
+    @classmethod
+    def _range_valid(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] < value[1] < 1:
+            raise ValueError("give [low, high] with 0 < low < high < 1")
+        return value
+
+    @field_validator("schedulers")
+    @classmethod
+    def _schedulers_valid(cls, value: list[str]) -> list[str]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("give one or more schedulers, without repeats")
+        return value
+
+
+class PhasesConfig(_Strict):
+    """Which phases run, in the method's order, and their options."""
+
+    #: The phases to run, put in the method's order.
+    run: list[PhaseName] = list(PHASE_NAMES)  # type: ignore[arg-type]
+    learning_rate: LearningRatePhaseConfig = Field(default_factory=LearningRatePhaseConfig)
+    batch_size: BatchSizePhaseConfig = Field(default_factory=BatchSizePhaseConfig)
+    epochs: EpochsPhaseConfig = Field(default_factory=EpochsPhaseConfig)
+    regularization: RegularizationPhaseConfig = Field(default_factory=RegularizationPhaseConfig)
+    #: After the phases, train the chosen configuration on the seeds and evaluate it once on
+    #: the test split (when data.test is given); never used for any decision.
+    test_evaluation: bool = True
+
+    @field_validator("run")
+    @classmethod
+    def _in_order(cls, run: list[str]) -> list[str]:
+        if not run or len(set(run)) != len(run):
+            raise ValueError("list each phase at most once, and at least one")
+        return sorted(run, key=PHASE_NAMES.index)
+
+
+class GuardrailsConfig(_Strict):
+    """The "never do" checks made before training (see :mod:`hptune.guardrails`)."""
+
+    #: Refuse the run on any finding instead of warning.
+    strict: bool = False
+    #: Checks to skip, by name (e.g. high_learning_rate for a tiny model).
+    ignore: list[
+        Literal[
+            "high_learning_rate",
+            "no_warmup",
+            "single_seed",
+            "test_overlaps_validation",
+            "validation_is_training",
+            "trust_remote_code",
+        ]
+    ] = []
+
+
+class DiagnosticsConfig(_Strict):
+    """What hptune does with a diagnosis during a run."""
+
+    #: Run a diverged trial once more as a new trial with the guide's remedy (learning rate
+    #: / 10, gradient clipping at 1.0), tagged with what it fixes. Not in the learning-rate
+    #: phase, where the lower rates of the grid are the remedy.
+    retry_diverged: bool = False

@@ -1,0 +1,143 @@
+"""The whole tuning run (:class:`TuneConfig`), its storage URL and its path checks."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from hptune.config._base import _Strict
+from hptune.config._phases import DiagnosticsConfig, GuardrailsConfig, PhasesConfig
+from hptune.config._sections import (
+    DataConfig,
+    MethodConfig,
+    ModelConfig,
+    ObjectiveConfig,
+    TrainingConfig,
+)
+from hptune.exceptions import ConfigError
+from hptune.presets import SITUATIONS
+
+
+class TuneConfig(_Strict):
+    """A whole tuning run."""
+
+    #: The run's name: its studies are ``<name>.<phase>`` in the storage.
+    name: str = "hptune"
+    model: ModelConfig
+    method: MethodConfig = Field(default_factory=MethodConfig)
+    data: DataConfig
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    phases: PhasesConfig = Field(default_factory=PhasesConfig)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    #: Where checkpoints, logs, reports and the default SQLite storage go.
+    output_dir: str = "hptune-output"
+    #: An Optuna storage URL (``postgresql://...`` for many workers, ``journal://FILE``);
+    #: default: SQLite in output_dir. A password in it is never printed. ``${NAME}`` is
+    #: replaced by the environment variable NAME, to keep a password out of this file.
+    storage: str | None = None
+    #: A running trial writes a heartbeat this often (seconds); a trial whose heartbeat is
+    #: older than twice that (its process was killed) is failed and run again.
+    heartbeat_seconds: int = Field(20, ge=1)
+    #: How often a failed trial is run again before it stays failed.
+    max_retries: int = Field(2, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name_valid(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+            raise ValueError("use letters, digits, '-' and '_' only (it prefixes study names)")
+        return name
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_from_environment(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        missing = [name for name in _ENV_REFERENCE.findall(url) if name not in os.environ]
+        if missing:
+            raise ValueError(
+                f"the environment variable {missing[0]} is not set; export it first (for "
+                f"example export {missing[0]}='postgresql://user:password@host/db'), or "
+                "write the URL here"
+            )
+        return _ENV_REFERENCE.sub(lambda match: os.environ[match.group(1)], url)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_shorthand(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_from_situation(cls, values: Any) -> Any:
+        # A situation preset implies its method unless the user chose one.
+        if isinstance(values, dict) and "method" not in values:
+            training = values.get("training")
+            situation = training.get("situation") if isinstance(training, dict) else None
+            if situation in SITUATIONS:
+                values = {**values, "method": {"type": SITUATIONS[situation].method}}
+        return values
+
+    @property
+    def storage_url(self) -> str:
+        """The Optuna storage URL; by default an SQLite file in the output directory."""
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{Path(self.output_dir).resolve() / 'hptune.db'}"
+
+    @property
+    def storage_display(self) -> str:
+        """The storage URL with any password masked, for messages and logs."""
+        return redact_url(self.storage_url)
+
+    def study_name(self, phase: str) -> str:
+        return f"{self.name}.{phase}"
+
+    def check_paths(self) -> None:
+        """Refuse missing data files and local model paths (building the demo if named)."""
+        from hptune.demo import resolve_demo_path
+
+        problems = []
+        for split in ("train", "validation", "test"):
+            value = getattr(self.data, split)
+            if value is None:
+                continue
+            path = Path(resolve_demo_path(value)).expanduser()
+            if not path.is_file():
+                problems.append(
+                    f"data.{split}: file {value!r} does not exist; fix the path "
+                    "(relative paths are relative to the configuration file)"
+                )
+        model_path = self.model.path
+        if _looks_local(model_path):
+            resolved = Path(resolve_demo_path(model_path)).expanduser()
+            if not (resolved / "config.json").is_file():
+                what = "has no config.json" if resolved.is_dir() else "does not exist"
+                problems.append(
+                    f"model.path: {model_path!r} {what}; give a directory written by "
+                    "save_pretrained, or a hub id such as 'org/model'"
+                )
+        if problems:
+            raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def redact_url(url: str) -> str:
+    """Mask the password of a database URL (``user:pw@host`` or ``?password=pw``)."""
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
+
+
+def _looks_local(path: str) -> bool:
+    # A hub id is "name" or "org/name"; anything else (or anything on disk) is a local path.
+    if path.startswith("demo://") or Path(path).expanduser().exists():
+        return True
+    return not re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", path) or path.startswith(".")

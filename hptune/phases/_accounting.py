@@ -1,0 +1,101 @@
+"""Trial accounting: which of a study's trials are settled, which run again, what remains.
+
+The worker queue keeps ``queued + running = what remains`` (``hptune.pipeline``); the
+counting behind "what remains" lives here, in one place, for every phase. Trials are matched
+by their parameters: a retry of a failed trial has the same parameters as the trial it
+retries.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from hptune import keys
+from hptune.keys import TrialStatus
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["grid_remaining", "n_settled", "params_key", "to_retry"]
+
+
+def params_key(params: dict[str, Any]) -> str:
+    """A trial's parameters as a comparable key."""
+    return json.dumps(params, sort_keys=True)
+
+
+def _is_done(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state.name in ("COMPLETE", "PRUNED")
+
+
+def _is_oom(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state.name == "FAIL" and keys.is_oom(trial)
+
+
+def _n_failures(trials: list[optuna.trial.FrozenTrial], key: str) -> int:
+    """Failures of a parameter set that use up its retries (an interruption does not)."""
+    return sum(
+        1
+        for t in trials
+        if t.state.name == "FAIL"
+        and params_key(t.params) == key
+        and keys.stored_status(t) != TrialStatus.INTERRUPTED
+    )
+
+
+def _settled_keys(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> set[str]:
+    """Parameter sets that will not run again: done, out of memory, or out of retries."""
+    settled = {params_key(t.params) for t in trials if _is_done(t) or _is_oom(t)}
+    for t in trials:
+        if t.state.name == "FAIL" and _n_failures(trials, params_key(t.params)) > max_retries:
+            settled.add(params_key(t.params))
+    return settled
+
+
+def n_settled(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> int:
+    """Trials that count against the budget: done, out of memory, or failed for good."""
+    exhausted = {
+        params_key(t.params)
+        for t in trials
+        if t.state.name == "FAIL"
+        and not _is_oom(t)
+        and _n_failures(trials, params_key(t.params)) > max_retries
+        and not any(_is_done(o) and params_key(o.params) == params_key(t.params) for o in trials)
+    }
+    return sum(1 for t in trials if _is_done(t) or _is_oom(t)) + len(exhausted)
+
+
+def to_retry(
+    trials: list[optuna.trial.FrozenTrial], max_retries: int
+) -> list[optuna.trial.FrozenTrial]:
+    """Failed trials to queue again with the same parameters (each at most ``max_retries``).
+
+    Not those out of memory (a retry would fail the same way), not a parameter set already
+    done, queued or running, and one trial per parameter set.
+    """
+    settled = {params_key(t.params) for t in trials if _is_done(t)}
+    planned = {params_key(t.params) for t in trials if t.state.name in ("WAITING", "RUNNING")}
+    retry: dict[str, optuna.trial.FrozenTrial] = {}
+    for t in trials:
+        key = params_key(t.params)
+        if (
+            t.state.name == "FAIL"
+            and not _is_oom(t)
+            and key not in settled
+            and key not in planned
+            and _n_failures(trials, key) <= max_retries
+        ):
+            retry[key] = t
+    return list(retry.values())
+
+
+def grid_remaining(
+    trials: list[optuna.trial.FrozenTrial], param: str, grid: list[Any], max_retries: int
+) -> int:
+    """Grid points of ``param`` that are neither done nor failed for good."""
+    settled = _settled_keys(trials, max_retries)
+    settled_values = {
+        t.params.get(param) for t in trials if params_key(t.params) in settled and param in t.params
+    }
+    return sum(1 for value in grid if value not in settled_values)

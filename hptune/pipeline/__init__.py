@@ -1,0 +1,30 @@
+"""The pipeline: phases run in order, each an Optuna study worked through by any number of
+workers on one storage.
+
+One module per job: ``_run`` orchestrates (phase after phase, each from the decisions
+before it), ``_queue`` is the multi-worker queue protocol, ``_decide`` the decision step
+(with ``_remedies`` for diverged trials), ``_setup`` the record that keeps studies from
+mixing setups, ``_results`` what a run returns. Data flows one way::
+
+    config -> phase -> study -> trial -> seeds (objective) -> runner -> decision
+"""
+
+from hptune.phases import make_phase, memory_limit_bytes
+from hptune.pipeline._queue import run_claimed, work_through_queue
+from hptune.pipeline._results import PhaseResult, TuneResult
+from hptune.pipeline._run import check_guardrails, incoming_diagnoses, run_phase, tune
+from hptune.presets import resolve_hparams
+
+__all__ = [
+    "PhaseResult",
+    "TuneResult",
+    "check_guardrails",
+    "incoming_diagnoses",
+    "make_phase",
+    "memory_limit_bytes",
+    "resolve_hparams",
+    "run_claimed",
+    "run_phase",
+    "tune",
+    "work_through_queue",
+]

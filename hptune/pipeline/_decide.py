@@ -1,0 +1,89 @@
+"""The decision step: once a phase has nothing queued or running, decide, record the
+decision (and its dashboard note), and remove checkpoints no trial will need again."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from hptune import keys
+from hptune.pipeline._remedies import with_remedy
+from hptune.pipeline._results import PhaseResult
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.config import TuneConfig
+    from hptune.hparams import HParams
+    from hptune.phases import Decision, Phase, TrialOutcome
+
+__all__ = ["decide", "stored_result"]
+
+
+def stored_result(study: optuna.Study, phase: Phase, *, reused: bool) -> PhaseResult | None:
+    """The phase's result as its study holds it, or None while it has no decision."""
+    from hptune.phases import Decision
+    from hptune.record import decision_outcomes
+
+    text = study.user_attrs.get(keys.DECISION)
+    if text is None:
+        return None
+    outcomes = decision_outcomes(study.get_trials(deepcopy=False))
+    return PhaseResult(phase.name, study.study_name, Decision.from_json(text), outcomes, reused)
+
+
+def decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig) -> PhaseResult:
+    """Decide the phase from its study's trials and record the decision on the study.
+
+    Call it under the study's queue lock, with nothing queued or running.
+    """
+    from hptune.record import decision_outcomes
+
+    outcomes = decision_outcomes(study.get_trials(deepcopy=False))
+    decision = with_remedy(phase.decide(outcomes, base, config.objective.direction), study)
+    if phase.notes:
+        decision = dataclasses.replace(
+            decision, reason=f"{decision.reason}; {'; '.join(phase.notes)}"
+        )
+    study.set_user_attr(keys.DECISION, decision.to_json())
+    _save_dashboard_note(study, decision, outcomes, config.objective.metric)
+    _remove_unfinished_checkpoints(study, config)
+    return PhaseResult(phase.name, study.study_name, decision, outcomes, reused=False)
+
+
+def _remove_unfinished_checkpoints(study: optuna.Study, config: TuneConfig) -> None:
+    """Once a phase is decided, a failed or interrupted trial's checkpoints (kept so far in
+    case it ran again) are never needed: remove them, so disk holds only finished trials'
+    best and last epochs."""
+    from pathlib import Path
+
+    from hptune.train.checkpoints import remove_checkpoints
+
+    root = Path(config.output_dir) / "checkpoints" / study.study_name
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name != "COMPLETE":
+            remove_checkpoints(root / f"trial-{trial.number}")
+
+
+def _save_dashboard_note(
+    study: optuna.Study, decision: Decision, outcomes: list[TrialOutcome], metric: str
+) -> None:
+    """The decision and its evidence as the study's optuna-dashboard note (Markdown)."""
+    from optuna_dashboard import save_note
+
+    from hptune._display import describe_decision, outcome_cells, outcome_columns
+
+    columns = outcome_columns(metric)
+    lines = [
+        f"# {study.study_name}",
+        "",
+        f"**Decision {describe_decision(decision)}.**",
+        "",
+        decision.reason,
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + " --- |" * len(columns),
+    ]
+    for o in sorted(outcomes, key=lambda o: o.number):
+        lines.append("| " + " | ".join(outcome_cells(o)) + " |")
+    save_note(study, "\n".join(lines) + "\n")

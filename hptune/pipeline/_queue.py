@@ -1,0 +1,210 @@
+"""The worker queue: any number of workers on one storage work through a phase's trials.
+
+The invariant, kept under the study's lock: **queued + running = what remains** of the
+phase (``Phase.n_remaining``, counted in ``hptune.phases._accounting``). Each pass of a
+worker, under the lock: fail trials whose heartbeat went stale, top the queue up
+(:func:`fill_queue`), claim the oldest queued trial and sample its parameters; then, outside
+the lock, train it (:func:`run_claimed`). With nothing queued or running, the phase is
+decided, once, under the lock; every worker returns that decision.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from typing import TYPE_CHECKING
+
+from hptune import keys
+from hptune._signals import raise_if_interrupted
+from hptune.pipeline._decide import decide, stored_result
+from hptune.pipeline._remedies import queue_remedies
+from hptune.storage import Heartbeat, claim_waiting_trial, fail_stale_trials, queue_lock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import optuna
+
+    from hptune.config import TuneConfig
+    from hptune.hparams import HParams
+    from hptune.objective import ProgressCallback
+    from hptune.phases import Phase
+    from hptune.pipeline._results import PhaseResult
+
+__all__ = ["fill_queue", "run_claimed", "work_through_queue"]
+
+
+def work_through_queue(
+    config: TuneConfig,
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    phase: Phase,
+    base: HParams,
+    objective: Callable[[optuna.Trial], float],
+    progress: ProgressCallback | None = None,
+) -> PhaseResult:
+    """Run ``phase``'s trials with ``objective`` until it is decided, as one of any number
+    of workers on ``storage``; every worker returns the same decision.
+
+    Every change to the queue happens under the study's lock, so workers never queue or
+    claim a trial twice; training happens outside it. A trial claimed here ends COMPLETE,
+    PRUNED or FAIL (also on Ctrl-C); a killed worker's trial goes stale and is failed by
+    whoever looks next, then queued again. The decision is taken once, under the lock, when
+    nothing is queued or running; workers still waiting read it from the storage.
+
+    Args:
+        config: The run's configuration (storage, heartbeat, diagnostics).
+        storage: The storage ``study`` lives in.
+        study: The phase's study.
+        phase: The phase: its budget, parameters and decision rule.
+        base: The configuration the phase starts from.
+        objective: Trains a claimed trial and returns its value; may raise
+            ``optuna.TrialPruned`` or ``hptune.objective.TrialOutOfMemory``.
+        progress: Called with progress events (e.g. ``waiting``).
+
+    Returns:
+        The phase's decision with the trials it was taken on.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    grace = 2 * config.heartbeat_seconds
+    while True:
+        raise_if_interrupted()  # between trials: nothing is running, nothing to mark
+        with queue_lock(config, storage, study.study_name):
+            decided = stored_result(study, phase, reused=False)  # another worker decided
+            if decided is not None:
+                return decided
+            # One read of the trials, again only after a change: the lock is held briefly.
+            trials = study.get_trials(deepcopy=False)
+            if fail_stale_trials(study, storage, grace, trials):
+                trials = study.get_trials(deepcopy=False)
+            if fill_queue(study, phase, base, config, trials):
+                trials = study.get_trials(deepcopy=False)
+            claimed = claim_waiting_trial(study, storage, trials)
+            if claimed is not None:
+                trial = optuna.Trial(study, claimed)
+                phase.suggest(trial, base)  # sampled under the lock: no two workers alike
+            elif not any(t.state == TrialState.RUNNING for t in trials):
+                return decide(study, phase, base, config)
+        if claimed is not None:
+            run_claimed(study, storage, trial, objective, config.heartbeat_seconds)
+        else:
+            _wait_for_running(study, config.heartbeat_seconds, progress)
+
+
+def fill_queue(
+    study: optuna.Study,
+    phase: Phase,
+    base: HParams,
+    config: TuneConfig,
+    trials: list[optuna.trial.FrozenTrial],
+) -> bool:
+    """Queue what the phase still needs, so that queued plus running trials equal what
+    remains: retries of failed trials, divergence remedies (extra, outside the budget), and
+    its next trials (fixed points such as grid values first, then open slots its sampler
+    fills when a worker claims them).
+
+    Returns:
+        Whether anything was queued.
+    """
+    retries = phase.to_retry(trials)
+    for failed in retries:
+        _requeue(study, failed)
+    remedies = 0
+    if config.diagnostics.retry_diverged and phase.remedies_divergence:
+        remedies = queue_remedies(study, trials)
+    queued = bool(retries) or remedies > 0
+    if queued:
+        trials = study.get_trials(deepcopy=False)
+    pending = sum(
+        1
+        for t in trials
+        if t.state.name in ("WAITING", "RUNNING") and keys.REMEDY not in t.user_attrs
+    )
+    missing = phase.n_remaining(trials) - pending
+    if missing <= 0:
+        return queued
+    present = {json.dumps(t.params, sort_keys=True) for t in trials}
+    fixed = [p for p in phase.initial_params(base) if json.dumps(p, sort_keys=True) not in present]
+    for params in (fixed + [{}] * missing)[:missing]:
+        study.enqueue_trial(params)
+    return True
+
+
+def run_claimed(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], float],
+    heartbeat_seconds: int,
+) -> None:
+    """Train a claimed trial with a heartbeat; it ends COMPLETE, PRUNED or FAIL.
+
+    A Ctrl-C or SIGTERM marks it interrupted (it runs again without using up a retry) and
+    is raised again; a trial another worker failed as stale meanwhile is left as it is.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    from hptune.objective import TrialOutOfMemory
+
+    state, value, lost = TrialState.FAIL, None, False
+    try:
+        with Heartbeat(storage, trial._trial_id, heartbeat_seconds):
+            try:
+                value = objective(trial)
+                state = TrialState.COMPLETE
+            except optuna.TrialPruned:
+                state = TrialState.PRUNED
+            except TrialOutOfMemory:
+                state = TrialState.FAIL  # recorded on the trial; bounds later batch proposals
+            except optuna.exceptions.UpdateFinishedTrialError:
+                lost = True  # failed as stale by another worker while we wrote to it
+            except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: ends FAIL, runs again
+                if not storage.get_trial(trial._trial_id).state.is_finished():
+                    trial.set_user_attr(keys.STATUS, keys.TrialStatus.INTERRUPTED)
+                    trial.set_user_attr(keys.INTERRUPTED_BY, getattr(exc, "signal_name", "SIGINT"))
+                raise
+    finally:  # also on Ctrl-C or an error: never left RUNNING by this process
+        lost = lost or storage.get_trial(trial._trial_id).state.is_finished()
+        if not lost:
+            study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    if lost:
+        warnings.warn(
+            f"trial {trial.number} of {study.study_name} was failed by another worker (its "
+            "heartbeat looked stale); its result is dropped and it runs again. On a loaded "
+            "machine, raise heartbeat_seconds.",
+            stacklevel=2,
+        )
+
+
+def _wait_for_running(
+    study: optuna.Study, heartbeat_seconds: int, progress: ProgressCallback | None
+) -> None:
+    """Wait for trials running elsewhere (another worker, or a killed process's stale trial)."""
+    if progress is not None:
+        progress({"event": "waiting", "phase": study.study_name.rsplit(".", 1)[-1]})
+    time.sleep(min(1.0, heartbeat_seconds))  # a read of the trials: cheap to poll
+
+
+def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
+    """Queue a failed trial again with its parameters and its sampler state (e.g. grid id)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        # create_trial's system_attrs argument is deprecated (the sampler's grid id lives there)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params=failed.params,
+                distributions=failed.distributions,
+                system_attrs={
+                    **{k: v for k, v in failed.system_attrs.items() if k != keys.HEARTBEAT},
+                    keys.RETRY_OF: failed.number,
+                },
+            )
+        )

@@ -1,0 +1,69 @@
+"""Divergence remedies: a diverged trial queued once more with the guide's fix, and a
+decision for a configuration that trained only with its remedy carrying that remedy."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from hptune import keys
+from hptune.hparams import HParams
+from hptune.keys import TrialStatus
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.phases import Decision
+
+__all__ = ["queue_remedies", "with_remedy"]
+
+
+def queue_remedies(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) -> int:
+    """Queue each diverged trial once more with the guide's remedy, tagged with its origin.
+
+    Returns:
+        How many were queued.
+    """
+    from hptune.diagnose import remedy_for
+
+    queued = 0
+    remedied = {t.user_attrs.get(keys.REMEDY_OF) for t in trials}
+    for t in trials:
+        attrs = t.user_attrs
+        if (
+            keys.stored_status(t) != TrialStatus.DIVERGED
+            or keys.REMEDY in attrs  # a remedy that diverged too is not retried again
+            or t.number in remedied
+            or keys.HPARAMS not in attrs
+        ):
+            continue
+        changes, text = remedy_for("diverged", HParams.from_dict(attrs[keys.HPARAMS]))
+        remedy = {key.split(".", 1)[1]: value for key, value in changes.items()}
+        study.enqueue_trial(
+            dict(t.params),
+            user_attrs={
+                keys.REMEDY: remedy,
+                keys.REMEDY_OF: t.number,
+                keys.FIXES: f"diverged: {text}",
+            },
+        )
+        queued += 1
+    return queued
+
+
+def with_remedy(decision: Decision, study: optuna.Study) -> Decision:
+    """The decision, carrying the remedy when the chosen configuration trained only with it."""
+    for t in study.get_trials(deepcopy=False):
+        remedy = t.user_attrs.get(keys.REMEDY)
+        if (
+            remedy
+            and keys.stored_status(t) == TrialStatus.OK
+            and all(decision.params.get(k, v) == v for k, v in t.params.items())
+        ):
+            fixed = ", ".join(f"{k}={v:g}" for k, v in remedy.items())
+            return dataclasses.replace(
+                decision,
+                params={**decision.params, **remedy},
+                reason=f"{decision.reason}; trained only with the divergence remedy ({fixed})",
+            )
+    return decision

@@ -1,0 +1,35 @@
+"""What running phases returns: a phase's decision with its evidence, and a whole run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hptune.guardrails import Finding
+    from hptune.hparams import HParams
+    from hptune.phases import Decision, TrialOutcome
+
+__all__ = ["PhaseResult", "TuneResult"]
+
+
+@dataclass
+class PhaseResult:
+    """A phase's study, its finished trials and its decision."""
+
+    phase: str
+    study_name: str
+    decision: Decision
+    outcomes: list[TrialOutcome]
+    reused: bool  # decided by an earlier run; nothing was trained this time
+
+
+@dataclass
+class TuneResult:
+    """What a run decided: the final configuration and each phase's evidence."""
+
+    hparams: HParams
+    sources: dict[str, str]
+    phases: list[PhaseResult] = field(default_factory=list)
+    final: PhaseResult | None = None  # the test-split evaluation, when one ran
+    guardrails: list[Finding] = field(default_factory=list)

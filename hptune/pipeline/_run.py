@@ -1,0 +1,204 @@
+"""Orchestration: the configured phases in order, each in its own study of one storage.
+
+Each phase's decision is stored on its study; a phase that already has one is not run
+again, so ``hptune run`` after an interruption goes on with the first undecided phase.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hptune._signals import deferred_interrupts
+from hptune.phases import make_phase
+from hptune.pipeline._decide import stored_result
+from hptune.pipeline._queue import work_through_queue
+from hptune.pipeline._results import PhaseResult, TuneResult
+from hptune.pipeline._setup import check_same_setup
+from hptune.presets import resolve_hparams
+from hptune.storage import open_storage, single_worker_guard
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.config import TuneConfig
+    from hptune.diagnose import Diagnosis
+    from hptune.guardrails import Finding
+    from hptune.hparams import HParams
+    from hptune.objective import ProgressCallback
+    from hptune.phases import Phase
+    from hptune.train import Runner
+    from hptune.train.data import PreparedData
+
+__all__ = ["check_guardrails", "incoming_diagnoses", "run_phase", "tune"]
+
+
+def tune(
+    config: TuneConfig, *, progress: ProgressCallback | None = None, runner: Runner | None = None
+) -> TuneResult:
+    """Run every configured phase that has no decision yet; return all decisions.
+
+    Each phase starts from the decisions of the phases before it. Everything that can be
+    refused (paths, method support, data) is checked before the storage is opened, so a bad
+    configuration leaves no trace in it. Ends with the test-split evaluation of the chosen
+    configuration when the data has a test split and ``phases.test_evaluation`` is on.
+
+    Args:
+        config: The run's configuration.
+        progress: Called with each progress event (a dict with an ``event`` key).
+        runner: The trainer (default: ``hptune.train.Runner(config)``).
+
+    Returns:
+        The final configuration, each phase's decision and evidence, and the guardrails'
+        findings.
+
+    Raises:
+        HptuneError: A refused configuration, data or model (nothing is stored).
+    """
+    from hptune.train import Runner
+    from hptune.train.distributed import is_data_parallel, run_data_parallel
+
+    config.check_paths()
+    with deferred_interrupts():
+        if is_data_parallel():  # accelerate launch: process 0 runs the pipeline, others follow
+            return run_data_parallel(config, lambda r: _tune(config, progress, r), runner)
+        return _tune(config, progress, runner or Runner(config))
+
+
+def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: Runner) -> TuneResult:
+    hp, sources = resolve_hparams(config, runner.data.n_train)
+    findings = check_guardrails(config, hp, runner.data, progress)
+    with single_worker_guard(config):
+        storage = open_storage(config)
+        result = TuneResult(hparams=hp, sources=sources, guardrails=findings)
+        if progress is not None:
+            from hptune.plan import planned_phases
+
+            has_test = runner.data.test is not None
+            plan = planned_phases(config, hp, runner.data.n_train, has_test=has_test)
+            progress({"event": "run_start", "seed_epochs": {p.phase: p.seed_epochs for p in plan}})
+        for name in config.phases.run:
+            phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
+                                     progress=progress)  # fmt: skip
+            result.phases.append(phase_result)
+            hp = phase_result.decision.apply(hp)
+        result.hparams = hp
+        if config.phases.test_evaluation and runner.data.test is not None:
+            result.final = run_phase(config, "final", hp, runner=runner, storage=storage,
+                                     progress=progress)  # fmt: skip
+        return result
+
+
+def check_guardrails(
+    config: TuneConfig,
+    hp: HParams,
+    data: PreparedData,
+    progress: ProgressCallback | None = None,
+) -> list[Finding]:
+    """Check the "never do" list; report each finding; refuse errors (strict) before storage.
+
+    Returns:
+        The findings (warnings, and errors when not strict).
+
+    Raises:
+        ConfigError: An error finding under ``guardrails.strict``.
+    """
+    from hptune import guardrails
+
+    findings = guardrails.check(config, hp, data)
+    if progress is not None:
+        for finding in findings:
+            progress({"event": "guardrail", "finding": finding})
+    guardrails.enforce(findings)
+    return findings
+
+
+def incoming_diagnoses(
+    config: TuneConfig, storage: optuna.storages.BaseStorage, hp: HParams
+) -> list[Diagnosis]:
+    """How the configuration ``hp`` trained in an earlier phase of this run, seed by seed."""
+    from hptune.diagnose import diagnose_curves
+    from hptune.record import RunRecord
+
+    found = RunRecord(config, storage).find_trained(hp)
+    if found is None:
+        return []
+    return [
+        diagnose_curves(
+            [e["train_loss"] for e in run["epochs"]],
+            [e["eval_loss"] for e in run["epochs"]],
+            hparams=hp,
+            seed=run.get("seed"),
+            initial_eval_loss=run.get("initial_eval_loss"),
+        )
+        for run in found[1]
+    ]
+
+
+def run_phase(
+    config: TuneConfig,
+    name: str,
+    base: HParams,
+    *,
+    runner: Runner | None = None,
+    storage: optuna.storages.BaseStorage | None = None,
+    progress: ProgressCallback | None = None,
+) -> PhaseResult:
+    """Run one phase from the configuration ``base`` (or reuse its stored decision).
+
+    Args:
+        config: The run's configuration.
+        name: The phase (a key of ``hptune.phases.PHASES``).
+        base: The configuration it starts from.
+        runner: The trainer (default: a new ``Runner(config)``).
+        storage: The run's storage (default: opened from ``config``).
+        progress: Called with each progress event.
+
+    Returns:
+        The phase's decision and the trials it was taken on.
+    """
+    from hptune.phases import PHASES
+    from hptune.train import Runner
+
+    runner = runner or Runner(config)
+    storage = storage or open_storage(config)
+    uses_incoming = name in PHASES and PHASES[name].uses_incoming
+    incoming = incoming_diagnoses(config, storage, base) if uses_incoming else []
+    phase = make_phase(name, config, runner, base, incoming=incoming)
+    phase_result = _run_phase(config, storage, phase, base, runner, progress)
+    if progress is not None:
+        progress({"event": "phase_done", "phase": phase.name, "result": phase_result})
+    return phase_result
+
+
+def _run_phase(
+    config: TuneConfig,
+    storage: optuna.storages.BaseStorage,
+    phase: Phase,
+    base: HParams,
+    runner: Runner,
+    progress: ProgressCallback | None,
+) -> PhaseResult:
+    import optuna
+
+    from hptune.objective import SeedObjective
+    from hptune.record import RunRecord
+
+    study = optuna.create_study(
+        storage=storage,
+        study_name=config.study_name(phase.name),
+        direction=config.objective.direction,
+        sampler=phase.create_sampler(),
+        pruner=phase.create_pruner(),
+        load_if_exists=True,
+    )
+    check_same_setup(study, phase, base, config, runner)
+    decided = stored_result(study, phase, reused=True)
+    if decided is not None:
+        return decided
+    if progress is not None:
+        progress({"event": "phase_start", "phase": phase.name, "n_trials": phase.n_trials(),
+                  "seed_epochs": phase.n_remaining(study.get_trials(deepcopy=False))
+                  * len(config.objective.seed_list) * phase.max_epochs(base)})  # fmt: skip
+    reuse = RunRecord(config, storage).find_trained
+    objective = SeedObjective(runner, phase, base, progress=progress, reuse=reuse)
+    return work_through_queue(config, storage, study, phase, base, objective, progress)

@@ -1,0 +1,63 @@
+"""A phase's setup, recorded on its study: trials from another setup are never mixed in."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from hptune import keys
+from hptune.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.config import TuneConfig
+    from hptune.hparams import HParams
+    from hptune.phases import Phase
+    from hptune.train import Runner
+
+__all__ = ["check_same_setup"]
+
+
+def check_same_setup(
+    study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig, runner: Runner
+) -> None:
+    """Record what the phase starts from; refuse to mix trials from another setup.
+
+    The first worker records the setup with the environment and the data's checks; a later
+    run or worker must start from the same base configuration, metric, seeds, model, method
+    and data.
+
+    Raises:
+        ConfigError: The study was started with another setup.
+    """
+    setup: dict[str, Any] = {
+        "phase": phase.name,
+        "base_hparams": base.to_dict(),
+        "metric": config.objective.metric,
+        "seeds": config.objective.seed_list,
+        "model": config.model.path,
+        "method": config.method.model_dump(),
+        "fingerprints": runner.data.fingerprints,
+    }
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    if processes > 1:  # the effective batch is per process: never mix with other launches
+        setup["processes"] = processes
+    stored = study.user_attrs.get(keys.SETUP)
+    if stored is None:
+        study.set_user_attr(keys.SETUP, setup)
+        from hptune.train.environment import describe_environment
+        from hptune.train.metrics import bleu_signature
+
+        study.set_user_attr(keys.BLEU_SIGNATURE, bleu_signature())
+        study.set_user_attr(keys.SPLIT_OVERLAPS, runner.data.overlaps)
+        study.set_user_attr(keys.ENVIRONMENT, describe_environment())
+        return
+    changed = sorted(k for k in setup if json.dumps(stored.get(k)) != json.dumps(setup[k]))
+    if changed:
+        raise ConfigError(
+            f"study {study.study_name!r} in {config.storage_display!r} was run with another "
+            f"{', '.join(changed)}; its trials cannot be mixed with this configuration's. "
+            "Give the run a new name (the 'name' key) or a new storage."
+        )

@@ -1,0 +1,263 @@
+"""A run read back from its storage: each phase's study, decision and outcomes.
+
+The one place that turns stored studies into what hptune shows and reuses: ``hptune
+status``, ``export``, ``report`` and ``diagnose`` read through :class:`RunRecord`, and the
+pipeline asks it for a configuration an earlier phase already trained. Which trials count as
+a phase's evidence is defined here once (:func:`decision_outcomes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from hptune import keys
+from hptune.exceptions import ConfigError
+from hptune.keys import TrialStatus
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.config import TuneConfig
+    from hptune.diagnose import Diagnosis
+    from hptune.hparams import HParams
+    from hptune.phases import Decision, TrialOutcome
+
+__all__ = [
+    "PhaseState",
+    "RunRecord",
+    "StoredPhase",
+    "configured_phases",
+    "decision_outcomes",
+    "finished_outcomes",
+    "outcome_from_trial",
+]
+
+#: Where a phase stands: decided, started, or not started.
+PhaseState = Literal["done", "in progress", "pending"]
+
+
+def outcome_from_trial(trial: optuna.trial.FrozenTrial) -> TrialOutcome:
+    """What a phase needs of a finished trial: parameters, seed values, status, diagnoses.
+
+    Args:
+        trial: A trial of a phase's study.
+
+    Returns:
+        The trial as phases, tables and reports see it.
+    """
+    from hptune.diagnose import diagnose_trial
+    from hptune.phases import TrialOutcome
+
+    attrs = trial.user_attrs
+    return TrialOutcome(
+        trial.number,
+        dict(trial.params),
+        {int(s): float(v) for s, v in attrs.get(keys.SEED_VALUES, {}).items()},
+        keys.status_of(trial),
+        examples_per_second=attrs.get(keys.EXAMPLES_PER_SECOND),
+        tokens_per_second=attrs.get(keys.TOKENS_PER_SECOND),
+        test_values={int(s): float(v) for s, v in attrs.get(keys.TEST_VALUES, {}).items()},
+        diagnoses=tuple(d.kind for d in diagnose_trial(trial)),
+    )
+
+
+def decision_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutcome]:
+    """The trials a phase decides on: complete and pruned ones, and those out of memory.
+
+    Any other failed trial is retried before the phase decides, so it is not evidence.
+    """
+    return [
+        outcome_from_trial(t)
+        for t in trials
+        if t.state.name in ("COMPLETE", "PRUNED") or (t.state.name == "FAIL" and keys.is_oom(t))
+    ]
+
+
+def finished_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutcome]:
+    """Every finished trial, failed attempts included (what a report shows)."""
+    return [outcome_from_trial(t) for t in trials if t.state.is_finished()]
+
+
+def configured_phases(config: TuneConfig) -> list[str]:
+    """The phases ``config`` runs, then ``final`` when the test evaluation may run."""
+    names: list[str] = list(config.phases.run)
+    if config.phases.test_evaluation and (config.data.test or config.data.dataset is not None):
+        names.append("final")
+    return names
+
+
+@dataclass
+class StoredPhase:
+    """One phase of a run as its storage holds it."""
+
+    phase: str
+    study_name: str
+    study: optuna.Study | None  # None until the phase starts
+    trials: list[optuna.trial.FrozenTrial] = field(default_factory=list)
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return {} if self.study is None else dict(self.study.user_attrs)
+
+    @property
+    def decision(self) -> Decision | None:
+        """The phase's decision, once it has one."""
+        from hptune.phases import Decision
+
+        text = self.user_attrs.get(keys.DECISION)
+        return None if text is None else Decision.from_json(text)
+
+    @property
+    def state(self) -> PhaseState:
+        if self.study is None:
+            return "pending"
+        return "done" if keys.DECISION in self.user_attrs else "in progress"
+
+    @property
+    def outcomes(self) -> list[TrialOutcome]:
+        """The trials the decision was (or will be) taken on: :func:`decision_outcomes`."""
+        return decision_outcomes(self.trials)
+
+
+class RunRecord:
+    """Read a run's phases from its storage; never creates or changes anything.
+
+    Args:
+        config: The run's configuration (its name, storage and phases).
+        storage: An open storage; by default the configuration's, which must exist.
+
+    Raises:
+        NoStorageYet: No storage yet: nothing has run.
+        ConfigError: The storage cannot be opened.
+    """
+
+    def __init__(
+        self, config: TuneConfig, storage: optuna.storages.BaseStorage | None = None
+    ) -> None:
+        from hptune.storage import open_storage
+
+        self.config = config
+        self.storage = storage if storage is not None else open_storage(config, must_exist=True)
+
+    @property
+    def phase_names(self) -> list[str]:
+        """The configured phases, then ``final`` when the test evaluation may run."""
+        return configured_phases(self.config)
+
+    def _existing(self) -> set[str]:
+        import optuna
+
+        return {s.study_name for s in optuna.get_all_study_summaries(self.storage)}
+
+    def phase(self, name: str, *, existing: set[str] | None = None) -> StoredPhase:
+        """Phase ``name``'s study and trials (none when it has not started)."""
+        import optuna
+
+        study_name = self.config.study_name(name)
+        if study_name not in (existing if existing is not None else self._existing()):
+            return StoredPhase(name, study_name, None)
+        study = optuna.load_study(study_name=study_name, storage=self.storage)
+        return StoredPhase(name, study_name, study, study.get_trials(deepcopy=False))
+
+    def phases(self, names: list[str] | None = None) -> list[StoredPhase]:
+        """Each of ``names`` (default: :attr:`phase_names`) in order."""
+        existing = self._existing()
+        return [self.phase(n, existing=existing) for n in names or self.phase_names]
+
+    def decided_hparams(self) -> tuple[HParams, dict[str, Decision]]:
+        """The configuration the configured phases decided, and each phase's decision.
+
+        Returns:
+            The phases' base configuration with every decision applied, and the decisions
+            by phase (``final`` too when the test evaluation has run).
+
+        Raises:
+            ConfigError: A configured phase has no decision yet.
+        """
+        from hptune.hparams import HParams
+
+        hp: HParams | None = None
+        decisions: dict[str, Decision] = {}
+        for stored in self.phases([*self.config.phases.run, "final"]):
+            decision = stored.decision
+            if stored.phase == "final":
+                if decision is not None:
+                    decisions["final"] = decision
+                continue
+            if decision is None:
+                raise ConfigError(
+                    f"phase {stored.phase!r} has no decision yet in "
+                    f"{self.config.storage_display!r}; run 'hptune run' on this configuration "
+                    "until it finishes, then export"
+                )
+            if hp is None:
+                hp = HParams.from_dict(stored.user_attrs[keys.SETUP]["base_hparams"])
+            hp = decision.apply(hp)
+            decisions[stored.phase] = decision
+        assert hp is not None  # phases.run is never empty
+        return hp, decisions
+
+    def find_trained(self, hp: HParams) -> tuple[str, list[dict[str, Any]]] | None:
+        """A finished trial of this run (any phase) that trained ``hp`` on the same seeds.
+
+        Returns:
+            Where it was (``study#number``) and its per-seed runs, or None.
+        """
+        import optuna
+
+        from hptune.config import PHASE_NAMES
+
+        seeds = {str(s) for s in self.config.objective.seed_list}
+        wanted = hp.to_dict()
+        existing = self._existing()
+        for phase in PHASE_NAMES:
+            name = self.config.study_name(phase)
+            if name not in existing:
+                continue
+            study = optuna.load_study(study_name=name, storage=self.storage)
+            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+                attrs = t.user_attrs
+                if (
+                    attrs.get(keys.HPARAMS) == wanted
+                    and keys.stored_status(t) == TrialStatus.OK
+                    and set(attrs.get(keys.SEED_VALUES, {})) == seeds
+                    and keys.RUNS in attrs
+                ):
+                    return f"{name}#{t.number}", list(attrs[keys.RUNS])
+        return None
+
+    def diagnoses(
+        self, *, phase: str | None = None, trial: int | None = None
+    ) -> list[tuple[str, int, Diagnosis]]:
+        """Every seed of every trial diagnosed (or of one phase, or one trial).
+
+        Args:
+            phase: Only this phase.
+            trial: Only this trial number of ``phase``.
+
+        Returns:
+            ``(phase, trial number, diagnosis)`` rows, one per seed.
+
+        Raises:
+            ConfigError: An unknown phase, a trial number without a phase, or no such trial.
+        """
+        from hptune.config import PHASE_NAMES
+        from hptune.diagnose import diagnose_trial
+
+        if trial is not None and phase is None:
+            raise ConfigError("--trial needs --phase: trial numbers count within a phase's study")
+        names = [*PHASE_NAMES, "final"]
+        if phase is not None and phase not in names:
+            raise ConfigError(f"unknown phase {phase!r}; use one of {', '.join(names)}")
+        config = self.config
+        dropout = config.method.dropout if config.method.type != "full" else None
+        rows: list[tuple[str, int, Diagnosis]] = []
+        for stored in self.phases([phase] if phase else names):
+            for t in stored.trials:
+                if trial is None or t.number == trial:
+                    rows.extend((stored.phase, t.number, d)
+                                for d in diagnose_trial(t, dropout=dropout))  # fmt: skip
+        if trial is not None and not rows:
+            raise ConfigError(f"phase {phase!r} has no trial {trial} with curves")
+        return rows

@@ -1,0 +1,92 @@
+"""What a training run measured: each epoch's metrics, and the whole run of one seed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class EpochMetrics:
+    """What one epoch of one seed measured."""
+
+    epoch: int
+    train_loss: float
+    eval_loss: float
+    bleu: float | None
+    learning_rate: float
+    test_loss: float | None = None  # only in the final evaluation, never for decisions
+    test_bleu: float | None = None
+
+    def metric(self, name: str) -> float:
+        value = self.eval_loss if name == "eval_loss" else self.bleu
+        if value is None:
+            raise ValueError(f"metric {name!r} was not computed for epoch {self.epoch}")
+        return value
+
+
+@dataclass
+class RunResult:
+    """A whole run of one seed."""
+
+    seed: int
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    diverged: bool = False
+    diverged_at: str | None = None
+    stopped_early: bool = False  # the epoch callback asked to stop (early stopping, pruning)
+    initial_eval_loss: float | None = None  # validation loss before the first step
+    seconds: float = 0.0
+    train_examples: int = 0  # over all processes of a data-parallel run
+    train_tokens: int = 0
+    processes: int = 1  # data-parallel processes that trained it
+    resumed_after: int = 0  # epochs restored from an interrupted run's checkpoint
+
+    def best_epoch(self, metric: str, direction: str) -> EpochMetrics:
+        choose = min if direction == "minimize" else max
+        return choose(self.epochs, key=lambda e: e.metric(metric))
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.train_examples / self.seconds if self.seconds else 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.train_tokens / self.seconds if self.seconds else 0.0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunResult:
+        """Read back :meth:`to_dict` (throughput is kept as rates over the same time)."""
+        seconds = float(values.get("seconds", 0.0))
+        return cls(
+            seed=int(values["seed"]),
+            epochs=[EpochMetrics(**e) for e in values["epochs"]],
+            diverged=bool(values.get("diverged", False)),
+            diverged_at=values.get("diverged_at"),
+            stopped_early=bool(values.get("stopped_early", False)),
+            initial_eval_loss=values.get("initial_eval_loss"),
+            seconds=seconds,
+            train_examples=round(float(values.get("examples_per_second", 0.0)) * seconds),
+            train_tokens=round(float(values.get("tokens_per_second", 0.0)) * seconds),
+            processes=int(values.get("processes", 1)),
+            resumed_after=int(values.get("resumed_after", 0)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "epochs": [asdict(e) for e in self.epochs],
+            "diverged": self.diverged,
+            "diverged_at": self.diverged_at,
+            "stopped_early": self.stopped_early,
+            "initial_eval_loss": self.initial_eval_loss,
+            "seconds": round(self.seconds, 3),
+            "examples_per_second": round(self.examples_per_second, 2),
+            "tokens_per_second": round(self.tokens_per_second, 1),
+            "processes": self.processes,
+            "resumed_after": self.resumed_after,
+        }
+
+
+#: Called after each epoch with the seed and the epoch's metrics; returning False stops the run.
+EpochCallback = Callable[[int, EpochMetrics], "bool | None"]
