@@ -123,12 +123,12 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
     from hptune.config import load_config
-    from hptune.exceptions import ConfigError
+    from hptune.exceptions import NoStorageYet
 
     config = load_config(args.config, check_paths=False)
     url = config.storage_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        raise ConfigError(f"no storage at {config.storage_display!r}; run 'hptune run' first")
+        raise NoStorageYet(f"no storage at {config.storage_display!r}; run 'hptune run' first")
     try:
         loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
     except ValueError:
