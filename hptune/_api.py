@@ -25,6 +25,24 @@ def run(config: TuneConfig | str | os.PathLike[str], *, quiet: bool = False) -> 
     """Run every configured phase (resuming a stopped run) and return the decisions.
 
     Progress goes to stderr and one table per phase to stdout, unless ``quiet``.
+
+    Args:
+        config: The configuration, or the path of its YAML file.
+        quiet: Print neither the progress nor the tables.
+
+    Returns:
+        The final configuration, each phase's decision and evidence, and the guardrails'
+        findings.
+
+    Raises:
+        ConfigError: The configuration is invalid, its storage cannot be opened, a phase's
+            study was started from another setup, or a guardrail refused it
+            (``guardrails.strict``).
+        DataError: A data file is missing, empty or malformed.
+        ModelError: The model or its tokenizer cannot be loaded.
+        UnsupportedError: The method cannot run on this machine (QLoRA without CUDA).
+        Interrupted: SIGINT or SIGTERM stopped the run at a safe point; running it again
+            resumes it.
     """
     from hptune._display import ProgressPrinter, make_console, print_phase
     from hptune.pipeline import tune
@@ -52,6 +70,23 @@ def run_phase(
 
     ``phase`` is one of ``baseline``, ``learning_rate``, ``batch_size``, ``epochs``,
     ``regularization`` or ``final`` (the test-split evaluation).
+
+    Args:
+        config: The configuration, or the path of its YAML file.
+        phase: The phase to run.
+        base: The configuration the phase starts from; by default the user's values filled
+            from the presets.
+
+    Returns:
+        The phase's decision and the trials it was taken on.
+
+    Raises:
+        ValueError: An unknown phase name.
+        ConfigError: The configuration is invalid, its storage cannot be opened, the phase's
+            options do not fit ``base``, or its study was started from another setup.
+        DataError: A data file is missing, empty or malformed.
+        ModelError: The model or its tokenizer cannot be loaded.
+        UnsupportedError: The method cannot run on this machine (QLoRA without CUDA).
     """
     from hptune.pipeline import resolve_hparams
     from hptune.pipeline import run_phase as _run_phase
@@ -67,7 +102,17 @@ def run_phase(
 
 @dataclass(frozen=True)
 class PhaseStatus:
-    """What the storage holds for one phase."""
+    """What the storage holds for one phase.
+
+    Args:
+        phase: The phase's name.
+        study_name: Its study in the storage (``<name>.<phase>``).
+        state: ``done`` (decided), ``in progress`` or ``pending`` (not started).
+        trials: How many of its trials are in each state (``complete``, ``pruned``,
+            ``fail``...).
+        best_value: The best value of its complete trials, or None.
+        decision: Its decision as ``case: parameters``, or None while it has none.
+    """
 
     phase: str
     study_name: str

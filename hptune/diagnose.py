@@ -57,7 +57,16 @@ RISE_TOLERANCE = 0.02
 
 @dataclass(frozen=True)
 class Diagnosis:
-    """What one seed's curves show, the evidence, and the remedy as configuration changes."""
+    """What one seed's curves show, the evidence, and the remedy as configuration changes.
+
+    Args:
+        kind: ``diverged``, ``not_learning``, ``overfitting``, ``out_of_memory`` or
+            ``healthy``.
+        evidence: What in the curves shows it (epochs and values).
+        remedy: The configuration changes, by key (``training.learning_rate``: new value).
+        remedy_text: The remedy in words, with the guide's advice.
+        seed: The run's seed, when known.
+    """
 
     kind: Kind
     evidence: str
@@ -66,6 +75,7 @@ class Diagnosis:
     seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name (JSON-serialisable)."""
         return asdict(self)
 
     def __str__(self) -> str:
@@ -95,6 +105,13 @@ def diagnose_curves(
         seed: the run's seed, carried into the diagnosis.
         initial_eval_loss: the validation loss before training, where the curves start
             (without it, epoch 1 stands in for the start).
+
+    Returns:
+        The first of diverged, not learning and overfitting that the curves show, else
+        healthy; with its remedy (as configuration changes when ``hparams`` is given).
+
+    Raises:
+        ValueError: Curves of different lengths.
     """
     if len(train_loss) != len(eval_loss):
         raise ValueError(f"one value per epoch each, got {len(train_loss)=}, {len(eval_loss)=}")
@@ -167,7 +184,21 @@ def remedy_for(
     dropout: float | None = None,
     curves: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """The debugging guide's remedy for ``kind``: configuration changes and a sentence."""
+    """The debugging guide's remedy for ``kind``: configuration changes and a sentence.
+
+    Args:
+        kind: A diagnosis kind (``healthy`` has no remedy).
+        hparams: The configuration that ran; without it, only the guide's advice.
+        dropout: The LoRA dropout that ran (the overfitting remedy raises it).
+        curves: The training and validation losses per epoch (the overfitting remedy stops
+            at the best epoch).
+
+    Returns:
+        The changes by configuration key, and the remedy in words.
+
+    Raises:
+        KeyError: An unknown kind.
+    """
     if kind == "healthy":
         return {}, ""
     if hparams is None:
@@ -233,7 +264,16 @@ def _first_non_finite(train_loss: Sequence[float], eval_loss: Sequence[float]) -
 def diagnose_trial(
     trial: optuna.trial.FrozenTrial, *, dropout: float | None = None
 ) -> list[Diagnosis]:
-    """Diagnose every seed of a trial hptune ran (its ``runs`` and ``hparams`` attributes)."""
+    """Diagnose every seed of a trial hptune ran (its ``runs`` and ``hparams`` attributes).
+
+    Args:
+        trial: A trial of a phase's study.
+        dropout: The LoRA dropout that ran (for the overfitting remedy).
+
+    Returns:
+        One diagnosis per seed; one ``out_of_memory`` diagnosis when the trial ran out of
+        memory; none without curves.
+    """
     attrs = trial.user_attrs
     hp = HParams.from_dict(attrs[keys.HPARAMS]) if keys.HPARAMS in attrs else None
     if keys.is_oom(trial):
@@ -266,6 +306,18 @@ def diagnose(
     * an ``optuna.Study``: ``{trial number: diagnoses}`` for every trial with curves;
     * a mapping with ``train_loss`` and ``eval_loss`` lists (and optionally ``diverged_at``):
       a one-element list, with remedies computed from ``hparams``.
+
+    Args:
+        target: A trial, a study, or a dict of curves.
+        hparams: The configuration that ran (curves only; a trial records its own).
+        dropout: The LoRA dropout that ran (for the overfitting remedy).
+
+    Returns:
+        The diagnoses: a list, or a dict of lists by trial number for a study.
+
+    Raises:
+        TypeError: A target that is none of these.
+        ValueError: Curves of different lengths.
     """
     if isinstance(target, dict):
         return [

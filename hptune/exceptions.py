@@ -1,6 +1,6 @@
 """hptune's small exception tree.
 
-Every error a user can cause derives from :class:`HptuneError`; the command prints its
+Every error a user can cause derives from ``HptuneError``; the command prints its
 message (one paragraph naming the problem and the fix) and exits non-zero without a traceback.
 """
 
@@ -44,9 +44,16 @@ class UnsupportedError(HptuneError):
 class Interrupted(KeyboardInterrupt):
     """The run was stopped by SIGINT (Ctrl-C) or SIGTERM (a spot preemption, ``kill``).
 
-    A :class:`KeyboardInterrupt`, raised at a safe point: the trial in progress is marked
+    A ``KeyboardInterrupt``, raised at a safe point: the trial in progress is marked
     interrupted (it runs again on the next ``hptune run``, without using up a retry) and the
     command exits with ``128 + signal``.
+
+    Args:
+        signal_number: The signal received (``signal.SIGINT`` or ``signal.SIGTERM``); kept as
+            ``signal_number``, its name as ``signal_name``.
+
+    Raises:
+        ValueError: A number that is not a signal.
     """
 
     def __init__(self, signal_number: int) -> None:

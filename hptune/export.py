@@ -48,7 +48,20 @@ def final_hparams(config: TuneConfig) -> tuple[HParams, dict[str, Any]]:
 
 
 def exported_config(config: TuneConfig) -> dict[str, Any]:
-    """The decided configuration as ``training_args``, ``lora_config`` and evidence."""
+    """The decided configuration as ``training_args``, ``lora_config`` and evidence.
+
+    Args:
+        config: The run's configuration.
+
+    Returns:
+        ``model``, ``method``, ``training_args`` (``TrainingArguments`` keys), ``lora_config``
+        (not for full fine-tuning), ``bnb_config`` (QLoRA), ``early_stopping`` (when
+        configured) and ``hptune`` (the run's name, metric, seeds and decisions).
+
+    Raises:
+        NoStorageYet: Nothing has run yet.
+        ConfigError: A configured phase has no decision yet.
+    """
     hp, decisions = final_hparams(config)
     objective = config.objective
     training_args: dict[str, Any] = {
@@ -129,7 +142,21 @@ def _checkpointing(enabled: bool) -> dict[str, Any]:
 def export(
     config: TuneConfig | str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None
 ) -> list[Path]:
-    """Write the decided configuration as YAML and JSON; return the two paths."""
+    """Write the decided configuration as YAML and JSON; return the two paths.
+
+    Args:
+        config: The configuration, or the path of its YAML file.
+        output_dir: Where to write ``<name>-best.yaml`` and ``<name>-best.json``; by default
+            the run's output directory.
+
+    Returns:
+        The YAML file's path, then the JSON file's.
+
+    Raises:
+        NoStorageYet: Nothing has run yet.
+        ConfigError: The configuration is invalid, or a configured phase has no decision
+            yet.
+    """
     import yaml
 
     if not isinstance(config, TuneConfig):

@@ -50,7 +50,14 @@ CHECKS = (
 
 @dataclass(frozen=True)
 class Finding:
-    """One guardrail finding: which check, what is wrong, and how to fix it."""
+    """One guardrail finding: which check, what is wrong, and how to fix it.
+
+    Args:
+        check: The check's name (one of ``CHECKS``).
+        message: What is wrong.
+        fix: How to fix it.
+        level: ``error`` under ``guardrails.strict`` (the run is refused), else ``warning``.
+    """
 
     check: str
     message: str
@@ -61,11 +68,21 @@ class Finding:
         return f"{self.check}: {self.message}; {self.fix}"
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name (JSON-serialisable)."""
         return asdict(self)
 
 
 def check(config: TuneConfig, hparams: HParams, data: PreparedData | None = None) -> list[Finding]:
-    """Every finding for ``config`` starting from ``hparams``; split checks need ``data``."""
+    """Every finding for ``config`` starting from ``hparams``; split checks need ``data``.
+
+    Args:
+        config: The run's configuration (its ``guardrails`` section: ``strict``, ``ignore``).
+        hparams: The configuration the run starts from.
+        data: The prepared splits; without them, only identical split files are caught.
+
+    Returns:
+        The findings of every check not ignored, at the configured level.
+    """
     level: Literal["warning", "error"] = "error" if config.guardrails.strict else "warning"
     findings = [
         *_learning_rate(config, hparams),
@@ -79,7 +96,14 @@ def check(config: TuneConfig, hparams: HParams, data: PreparedData | None = None
 
 
 def enforce(findings: list[Finding]) -> None:
-    """Raise a ConfigError listing the error-level findings, if any."""
+    """Raise a ConfigError listing the error-level findings, if any.
+
+    Args:
+        findings: What ``check`` found.
+
+    Raises:
+        ConfigError: At least one finding is an error (``guardrails.strict``).
+    """
     errors = [f for f in findings if f.level == "error"]
     if errors:
         raise ConfigError(

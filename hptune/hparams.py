@@ -11,7 +11,23 @@ __all__ = ["HParams"]
 
 @dataclass(frozen=True)
 class HParams:
-    """What one training run uses; every phase returns a copy with its decision applied."""
+    """What one training run uses; every phase returns a copy with its decision applied.
+
+    Args:
+        learning_rate: The peak learning rate.
+        batch_size: Examples per device and step.
+        gradient_accumulation_steps: Steps whose gradients add up to one optimizer update.
+        epochs: Passes over the training split.
+        warmup_ratio: The share of the steps spent warming the learning rate up.
+        weight_decay: AdamW's weight decay.
+        scheduler: The learning-rate schedule: ``linear``, ``cosine`` or
+            ``constant_with_warmup``.
+        max_grad_norm: Gradients are clipped to this norm; None does not clip.
+
+    Raises:
+        ValueError: A learning rate that is not positive, or a batch size, accumulation or
+            epoch count under 1.
+    """
 
     learning_rate: float
     batch_size: int
@@ -33,14 +49,44 @@ class HParams:
 
     @property
     def effective_batch_size(self) -> int:
+        """Examples per optimizer update: the batch size times the gradient accumulation."""
         return self.batch_size * self.gradient_accumulation_steps
 
     def replace(self, **changes: Any) -> HParams:
+        """A copy with some values changed.
+
+        Args:
+            **changes: New values, by field name.
+
+        Returns:
+            The new configuration (this one is frozen and stays as it is).
+
+        Raises:
+            TypeError: A name that is not a field.
+            ValueError: A new value out of range (as for the constructor).
+        """
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name, as stored on trials and studies.
+
+        Returns:
+            A JSON-serialisable dict that ``from_dict`` turns back into the configuration.
+        """
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> HParams:
+        """The configuration that ``to_dict`` wrote.
+
+        Args:
+            values: The fields by name (those with a default may be left out).
+
+        Returns:
+            The configuration.
+
+        Raises:
+            TypeError: An unknown or missing field.
+            ValueError: A value out of range (as for the constructor).
+        """
         return cls(**values)

@@ -5,7 +5,9 @@ A run's storage is its record: optuna-dashboard shows these attributes, ``hptune
 coordinate through them. Writers and readers import the names from here; no module spells
 a key itself. This module imports nothing from hptune (a leaf), so every module may use it.
 
-Trial user attributes (``trial.user_attrs``), written by the objective unless noted:
+Trial user attributes (``trial.user_attrs``) are written by the objective unless noted;
+the trial system attributes (``HEARTBEAT``, ``RETRY_OF``) are for workers, and the study
+user attributes (``DECISION``, ``SETUP``, ...) record each phase.
 """
 
 from __future__ import annotations
@@ -53,85 +55,103 @@ __all__ = [
 
 
 class TrialStatus(enum.StrEnum):
-    """How a trial ended, as hptune records it (the :data:`STATUS` attribute).
+    """How a trial ended, as hptune records it (the ``STATUS`` attribute).
 
     A ``str`` enum: stored as its plain value (``"ok"``), equal to it when compared.
+
+    Attributes:
+        OK: Trained on every seed; its value is the seed mean.
+        DIVERGED: A seed's loss exploded; the trial ended pruned.
+        PRUNED: Stopped by the pruner, behind the other trials.
+        OOM: Ran out of memory; failed, never retried, bounds the batch size.
+        FAILED: An error; retried up to ``max_retries``.
+        INTERRUPTED: Ctrl-C or SIGTERM; runs again without using up a retry.
     """
 
-    OK = "ok"  #: trained on every seed; its value is the seed mean
-    DIVERGED = "diverged"  #: a seed's loss exploded; the trial ended pruned
-    PRUNED = "pruned"  #: stopped by the pruner, behind the other trials
-    OOM = "oom"  #: ran out of memory; failed, never retried, bounds the batch size
-    FAILED = "failed"  #: an error; retried up to ``max_retries``
-    INTERRUPTED = "interrupted"  #: Ctrl-C or SIGTERM; runs again without using up a retry
+    OK = "ok"
+    DIVERGED = "diverged"
+    PRUNED = "pruned"
+    OOM = "oom"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
 
 
 # --- trial user attributes -------------------------------------------------------------------
 
-#: :class:`TrialStatus` value of the trial.
 STATUS = "status"
-#: The trial's full configuration (``HParams.to_dict()``).
+"""``TrialStatus`` value of the trial."""
 HPARAMS = "hparams"
-#: Each seed's training run (``RunResult.to_dict()``): curves, timing, divergence.
+"""The trial's full configuration (``HParams.to_dict()``)."""
 RUNS = "runs"
-#: Each seed's best validation value, keyed by the seed as a string.
+"""Each seed's training run (``RunResult.to_dict()``): curves, timing, divergence."""
 SEED_VALUES = "seed_values"
-#: Each seed's best epoch, keyed by the seed as a string.
+"""Each seed's best validation value, keyed by the seed as a string."""
 BEST_EPOCHS = "best_epochs"
-#: Mean, standard deviation and 95% interval (``[low, high]`` or None) over the seeds.
+"""Each seed's best epoch, keyed by the seed as a string."""
 MEAN = "mean"
+"""The mean over the seeds."""
 STD = "std"
+"""The standard deviation over the seeds (None with one seed)."""
 CI95 = "ci95"
-#: Throughput, averaged over the seeds.
+"""The 95% interval of the mean over the seeds: ``[low, high]``, or None."""
 EXAMPLES_PER_SECOND = "examples_per_second"
+"""Training examples per second, averaged over the seeds."""
 TOKENS_PER_SECOND = "tokens_per_second"
-#: Each seed's test-split value at its best validation epoch (the final evaluation only).
+"""Training tokens per second, averaged over the seeds."""
 TEST_VALUES = "test_values"
-#: Where and when a seed diverged: ``{"seed": ..., "at": ...}``.
+"""Each seed's test-split value at its best validation epoch (the final evaluation only)."""
 DIVERGED = "diverged"
-#: Where the pruner stopped the trial: ``{"seed": ..., "epoch": ..., "step": ...}``.
+"""Where and when a seed diverged: ``{"seed": ..., "at": ...}``."""
 PRUNED_AT = "pruned_at"
-#: The trial whose runs were read back instead of trained (``"study#number"``).
+"""Where the pruner stopped the trial: ``{"seed": ..., "epoch": ..., "step": ...}``."""
 REUSED_FROM = "reused_from"
-#: The out-of-memory record: ``{"batch_size": ..., "message": ...}`` (written by
-#: :func:`hptune.search.record_out_of_memory`).
+"""The trial whose runs were read back instead of trained (``"study#number"``)."""
 OOM = "oom"
-#: Who claimed the trial, ``host:pid`` (written by the worker queue).
+"""The out-of-memory record: ``{"batch_size": ..., "message": ...}`` (written by
+``hptune.search.record_out_of_memory``)."""
 WORKER = "worker"
-#: The signal that interrupted the trial (``SIGINT`` or ``SIGTERM``).
+"""Who claimed the trial, ``host:pid`` (written by the worker queue)."""
 INTERRUPTED_BY = "interrupted_by"
-#: Set when another worker failed the trial because its heartbeat went stale.
+"""The signal that interrupted the trial (``SIGINT`` or ``SIGTERM``)."""
 STALE = "hptune.stale"
-#: A remedy trial's changes to the configuration (e.g. a tenth of the learning rate).
+"""Set when another worker failed the trial because its heartbeat went stale."""
 REMEDY = "hptune.remedy"
-#: The number of the diverged trial a remedy trial runs again.
+"""A remedy trial's changes to the configuration (e.g. a tenth of the learning rate)."""
 REMEDY_OF = "hptune.remedy_of"
-#: Why the remedy trial was queued, in words.
+"""The number of the diverged trial a remedy trial runs again."""
 FIXES = "hptune.fixes"
+"""Why the remedy trial was queued, in words."""
 
 # --- trial system attributes (for workers; optuna-dashboard does not show them) ---------------
 
-#: The Unix time of a running trial's last heartbeat.
 HEARTBEAT = "hptune.heartbeat"
-#: The number of the failed trial this queued trial retries (its checkpoints resume it).
+"""The Unix time of a running trial's last heartbeat."""
 RETRY_OF = "hptune.retry_of"
+"""The number of the failed trial this queued trial retries (its checkpoints resume it)."""
 
 # --- study user attributes --------------------------------------------------------------------
 
-#: The phase's :class:`~hptune.phases.Decision` as JSON; its presence means "decided".
 DECISION = "hptune.decision"
-#: What the phase started from (base configuration, metric, seeds, model, data fingerprints).
+"""The phase's ``hptune.phases.Decision`` as JSON; its presence means "decided"."""
 SETUP = "hptune.setup"
-#: sacrebleu's signature of the BLEU computation.
+"""What the phase started from (base configuration, metric, seeds, model, data fingerprints)."""
 BLEU_SIGNATURE = "hptune.bleu_signature"
-#: Examples shared between splits, by pair of splits.
+"""sacrebleu's signature of the BLEU computation."""
 SPLIT_OVERLAPS = "hptune.split_overlaps"
-#: Versions, devices and platform of the machine that started the phase.
+"""Examples shared between splits, by pair of splits."""
 ENVIRONMENT = "hptune.environment"
+"""Versions, devices and platform of the machine that started the phase."""
 
 
 def stored_status(trial: FrozenTrial) -> TrialStatus | None:
-    """The :data:`STATUS` a trial recorded, or None when it recorded none."""
+    """The ``STATUS`` a trial recorded, or None when it recorded none.
+
+    Args:
+        trial: A trial of any study (a value that is not a ``TrialStatus`` counts as none).
+
+    Returns:
+        The recorded status, or None.
+    """
     value = trial.user_attrs.get(STATUS)
     try:
         return None if value is None else TrialStatus(value)
@@ -142,8 +162,14 @@ def stored_status(trial: FrozenTrial) -> TrialStatus | None:
 def status_of(trial: FrozenTrial) -> TrialStatus:
     """How a finished trial counts for a phase's decision.
 
-    A failed trial is :attr:`TrialStatus.FAILED` unless it ran out of memory (an
+    A failed trial is ``TrialStatus.FAILED`` unless it ran out of memory (an
     interrupted trial is a failure too, retried); a trial that recorded no status failed.
+
+    Args:
+        trial: A finished trial.
+
+    Returns:
+        Its status for the decision.
     """
     status = stored_status(trial)
     if trial.state.name == "FAIL" and status != TrialStatus.OOM:
@@ -152,5 +178,12 @@ def status_of(trial: FrozenTrial) -> TrialStatus:
 
 
 def is_oom(trial: FrozenTrial) -> bool:
-    """Whether the trial recorded running out of memory."""
+    """Whether the trial recorded running out of memory.
+
+    Args:
+        trial: A trial of any study.
+
+    Returns:
+        True when its ``STATUS`` is ``TrialStatus.OOM``.
+    """
     return trial.user_attrs.get(STATUS) == TrialStatus.OOM

@@ -17,7 +17,15 @@ __all__ = ["Plan", "PlannedPhase", "make_plan", "planned_phases"]
 
 @dataclass(frozen=True)
 class PlannedPhase:
-    """One phase's budget: trials x seeds x epochs, as an upper bound on seed-epochs."""
+    """One phase's budget: trials x seeds x epochs, as an upper bound on seed-epochs.
+
+    Args:
+        phase: The phase's name.
+        trials: Trials it runs at most.
+        epochs: Epochs per trial, as shown: ``2``, ``2-4`` or ``<= 4``.
+        seed_epochs: Epochs of all its trials on every seed.
+        what: The phase in a few words.
+    """
 
     phase: str
     trials: int
@@ -28,7 +36,18 @@ class PlannedPhase:
 
 @dataclass
 class Plan:
-    """The whole run as it would start now."""
+    """The whole run as it would start now.
+
+    Args:
+        hparams: The starting configuration.
+        sources: Where each starting value came from.
+        phases: Each phase's budget, in order.
+        seeds: The seeds every trial trains on.
+        n_train: Training examples.
+        guardrails: The guardrails' findings.
+        storage: The storage URL, its password masked.
+        memory: The batch phase's memory table (when it runs).
+    """
 
     hparams: HParams
     sources: dict[str, str]
@@ -41,6 +60,7 @@ class Plan:
 
     @property
     def seed_epochs(self) -> int:
+        """Epochs of every phase's trials on every seed, at most."""
         return sum(p.seed_epochs for p in self.phases)
 
     @property

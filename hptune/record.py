@@ -1,9 +1,9 @@
 """A run read back from its storage: each phase's study, decision and outcomes.
 
 The one place that turns stored studies into what hptune shows and reuses: ``hptune
-status``, ``export``, ``report`` and ``diagnose`` read through :class:`RunRecord`, and the
+status``, ``export``, ``report`` and ``diagnose`` read through ``RunRecord``, and the
 pipeline asks it for a configuration an earlier phase already trained. Which trials count as
-a phase's evidence is defined here once (:func:`decision_outcomes`).
+a phase's evidence is defined here once (``decision_outcomes``).
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ def decision_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutco
     """The trials a phase decides on: complete and pruned ones, and those out of memory.
 
     Any other failed trial is retried before the phase decides, so it is not evidence.
+
+    Args:
+        trials: A phase's trials, in any state.
+
+    Returns:
+        Those trials as outcomes, in the order given.
     """
     return [
         outcome_from_trial(t)
@@ -75,12 +81,27 @@ def decision_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutco
 
 
 def finished_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutcome]:
-    """Every finished trial, failed attempts included (what a report shows)."""
+    """Every finished trial, failed attempts included (what a report shows).
+
+    Args:
+        trials: A phase's trials, in any state.
+
+    Returns:
+        The finished ones as outcomes, in the order given.
+    """
     return [outcome_from_trial(t) for t in trials if t.state.is_finished()]
 
 
 def configured_phases(config: TuneConfig) -> list[str]:
-    """The phases ``config`` runs, then ``final`` when the test evaluation may run."""
+    """The phases ``config`` runs, then ``final`` when the test evaluation may run.
+
+    Args:
+        config: The run's configuration (``phases.run``, ``phases.test_evaluation`` and
+            whether the data has a test split).
+
+    Returns:
+        Phase names, in the order they run.
+    """
     names: list[str] = list(config.phases.run)
     if config.phases.test_evaluation and (config.data.test or config.data.dataset is not None):
         names.append("final")
@@ -89,7 +110,14 @@ def configured_phases(config: TuneConfig) -> list[str]:
 
 @dataclass
 class StoredPhase:
-    """One phase of a run as its storage holds it."""
+    """One phase of a run as its storage holds it.
+
+    Args:
+        phase: The phase's name.
+        study_name: Its study's name (``<name>.<phase>``).
+        study: Its study, or None until the phase starts.
+        trials: The study's trials.
+    """
 
     phase: str
     study_name: str
@@ -98,6 +126,7 @@ class StoredPhase:
 
     @property
     def user_attrs(self) -> dict[str, Any]:
+        """The study's user attributes (empty until the phase starts)."""
         return {} if self.study is None else dict(self.study.user_attrs)
 
     @property
@@ -110,13 +139,14 @@ class StoredPhase:
 
     @property
     def state(self) -> PhaseState:
+        """``done`` once decided, ``in progress`` once started, else ``pending``."""
         if self.study is None:
             return "pending"
         return "done" if keys.DECISION in self.user_attrs else "in progress"
 
     @property
     def outcomes(self) -> list[TrialOutcome]:
-        """The trials the decision was (or will be) taken on: :func:`decision_outcomes`."""
+        """The trials the decision was (or will be) taken on: ``decision_outcomes``."""
         return decision_outcomes(self.trials)
 
 
@@ -151,7 +181,15 @@ class RunRecord:
         return {s.study_name for s in optuna.get_all_study_summaries(self.storage)}
 
     def phase(self, name: str, *, existing: set[str] | None = None) -> StoredPhase:
-        """Phase ``name``'s study and trials (none when it has not started)."""
+        """Phase ``name``'s study and trials (none when it has not started).
+
+        Args:
+            name: A phase's name (``final`` for the test evaluation).
+            existing: The storage's study names, when already read (saves a read).
+
+        Returns:
+            The phase as stored.
+        """
         import optuna
 
         study_name = self.config.study_name(name)
@@ -161,7 +199,15 @@ class RunRecord:
         return StoredPhase(name, study_name, study, study.get_trials(deepcopy=False))
 
     def phases(self, names: list[str] | None = None) -> list[StoredPhase]:
-        """Each of ``names`` (default: :attr:`phase_names`) in order."""
+        """Each of ``names`` (default: ``phase_names``) in order.
+
+        Args:
+            names: Phase names; by default the configured phases, then ``final`` when the
+                test evaluation may run.
+
+        Returns:
+            One ``StoredPhase`` per name.
+        """
         existing = self._existing()
         return [self.phase(n, existing=existing) for n in names or self.phase_names]
 
@@ -200,6 +246,9 @@ class RunRecord:
 
     def find_trained(self, hp: HParams) -> tuple[str, list[dict[str, Any]]] | None:
         """A finished trial of this run (any phase) that trained ``hp`` on the same seeds.
+
+        Args:
+            hp: The configuration to look for.
 
         Returns:
             Where it was (``study#number``) and its per-seed runs, or None.

@@ -24,7 +24,17 @@ _T975 = (
 
 
 def t_quantile(degrees_of_freedom: int) -> float:
-    """The 97.5% quantile of Student's t (for a two-sided 95% interval)."""
+    """The 97.5% quantile of Student's t (for a two-sided 95% interval).
+
+    Args:
+        degrees_of_freedom: The number of values minus one.
+
+    Returns:
+        The quantile, from a table up to 30 degrees of freedom; beyond, the normal's 1.96.
+
+    Raises:
+        ValueError: Fewer than one degree of freedom.
+    """
     if degrees_of_freedom < 1:
         raise ValueError(f"degrees of freedom must be at least 1, got {degrees_of_freedom=}")
     if degrees_of_freedom <= len(_T975):
@@ -34,7 +44,15 @@ def t_quantile(degrees_of_freedom: int) -> float:
 
 @dataclass(frozen=True)
 class SeedSummary:
-    """Mean, sample standard deviation and 95% interval of the values over seeds."""
+    """Mean, sample standard deviation and 95% interval of the values over seeds.
+
+    Args:
+        values: One value per seed.
+        mean: Their mean.
+        std: Their sample standard deviation; None for a single seed.
+        ci_low: The low end of the 95% interval of the mean (Student's t); None for one seed.
+        ci_high: Its high end; None for one seed.
+    """
 
     values: tuple[float, ...]
     mean: float
@@ -44,9 +62,15 @@ class SeedSummary:
 
     @property
     def n(self) -> int:
+        """The number of seeds."""
         return len(self.values)
 
     def to_dict(self) -> dict[str, object]:
+        """The summary as stored and exported.
+
+        Returns:
+            ``values``, ``mean``, ``std`` and ``ci95`` (``[low, high]``, or None).
+        """
         return {
             "values": list(self.values),
             "mean": self.mean,
@@ -56,7 +80,17 @@ class SeedSummary:
 
 
 def summarize(values: Sequence[float]) -> SeedSummary:
-    """Summarize one value per seed; the spread is ``None`` for a single seed."""
+    """Summarize one value per seed; the spread is ``None`` for a single seed.
+
+    Args:
+        values: One value per seed.
+
+    Returns:
+        Their mean, sample standard deviation and 95% interval of the mean.
+
+    Raises:
+        ValueError: No value, or a value that is not finite.
+    """
     if not values:
         raise ValueError("cannot summarize an empty list of seed values")
     if any(not math.isfinite(v) for v in values):
@@ -71,7 +105,14 @@ def summarize(values: Sequence[float]) -> SeedSummary:
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """``candidate - reference`` over the seeds both have, with its 95% interval."""
+    """``candidate - reference`` over the seeds both have, with its 95% interval.
+
+    Args:
+        n: The number of seeds both have.
+        mean: The mean difference.
+        ci_low: The low end of its 95% interval; None for a single seed.
+        ci_high: Its high end; None for a single seed.
+    """
 
     n: int
     mean: float
@@ -89,7 +130,18 @@ class PairedDifference:
 def paired_difference(
     candidate: Mapping[int, float], reference: Mapping[int, float]
 ) -> PairedDifference:
-    """Compare two configurations seed by seed (only seeds present in both count)."""
+    """Compare two configurations seed by seed (only seeds present in both count).
+
+    Args:
+        candidate: The candidate's value by seed.
+        reference: The reference's value by seed.
+
+    Returns:
+        The mean of ``candidate - reference`` over the shared seeds, with its 95% interval.
+
+    Raises:
+        ValueError: No seed in common, or a value that is not finite.
+    """
     common = sorted(set(candidate) & set(reference))
     if not common:
         raise ValueError("the two configurations share no seed; they cannot be paired")

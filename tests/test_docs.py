@@ -240,4 +240,4 @@ def test_the_configuration_reference_explains_every_key() -> None:
             if r.startswith("| `")]  # fmt: skip
     assert len(rows) > 40 and all(len(cells) == 4 for cells in rows)
     unexplained = [key.strip() for key, _, _, meaning in rows if not meaning.strip()]
-    assert unexplained == [], f"add a #: comment above each in hptune/config.py: {unexplained}"
+    assert unexplained == [], f"add a #: comment above each in hptune/config/: {unexplained}"

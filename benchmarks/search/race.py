@@ -3,6 +3,12 @@ replaying the demo's tabular benchmark (``build_table.py``): no search trains an
 looks its runs up in the table, so every searcher sees exactly the same training outcomes.
 
     .venv/bin/python benchmarks/search/race.py [--table FILE] [--repeats 20] [--quick]
+        [--choices FILE]
+
+``--choices`` writes every hptune repeat's choice after each phase, so two versions of
+hptune can be compared on the same table (``PYTHONPATH=OTHER_CHECKOUT`` runs another one;
+the script uses only ``hptune.pipeline.tune``, ``resolve_hparams``, ``load_config`` and
+``hptune.train``).
 
 Searchers (each repeated with search seeds 0, 1, ...):
 
@@ -239,7 +245,7 @@ Suggest = Callable[[Any], tuple[dict[str, Any], int]]
 
 
 def optuna_search(table: Table, limit: int, sampler: Any, pruner: Any, suggest: Suggest,
-                  *, reports: bool) -> Trajectory:  # fmt: skip
+                  *, reports: bool, name: str = "race") -> Trajectory:  # fmt: skip
     """A study.ask/tell loop on the table until ``limit`` epochs are used.
 
     With ``reports`` the validation loss is reported after each epoch and the pruner may stop
@@ -248,7 +254,10 @@ def optuna_search(table: Table, limit: int, sampler: Any, pruner: Any, suggest: 
     """
     import optuna
 
-    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner)
+    # A fixed study name: Hyperband assigns brackets by a hash of it (Optuna's docs ask for
+    # one to make its pruning reproducible); an unnamed study gets a random one.
+    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner,
+                                study_name=name)  # fmt: skip
     used, best = 0, math.inf
     trajectory: Trajectory = []
     while used < limit:
@@ -335,7 +344,8 @@ def run_peer(name: str, table: Table, limit: int, repeat: int) -> Trajectory:
             min_resource=1, max_resource=max(table.grid["epochs"]), reduction_factor=3
         )
         return optuna_search(table, limit, optuna.samplers.RandomSampler(seed=repeat), pruner,
-                             joint_space(table, seed), reports=True)  # fmt: skip
+                             joint_space(table, seed), reports=True,
+                             name=f"hyperband-{repeat}")  # fmt: skip
     raise ValueError(f"unknown peer {name=}")
 
 
@@ -397,6 +407,7 @@ def race(table: Table, repeats: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hptune-race-") as workdir:
         data = Runner(race_config(table, Path(workdir), table.seeds, 0)).data
     scores: dict[str, Score] = {}
+    choices: dict[str, list[dict[str, Any]]] = {}  # each hptune repeat's choice per phase
     snapped = 0
     variants = {"hptune (3 seeds)": 3, "hptune (2 seeds)": 2}
     for label, n_seeds in variants.items():
@@ -407,6 +418,10 @@ def race(table: Table, repeats: int) -> dict[str, Any]:
             trajectory, n_snapped = run_hptune(table, data, seeds, sampler_seed=repeat)
             snapped += n_snapped
             final = trajectory[-1]
+            choices.setdefault(label, []).append(
+                {"repeat": repeat, "seeds": seeds, "regret": table.regret(final[1]),
+                 "after_each_phase": [{"epochs_used": u, "choice": c} for u, c in trajectory]}
+            )  # fmt: skip
             score.budgets.append(final[0])
             score.regrets.append(table.regret(final[1]))
             score.to_noise.append(epochs_to_noise(table, trajectory))
@@ -426,7 +441,8 @@ def race(table: Table, repeats: int) -> dict[str, Any]:
     from hptune.pipeline import resolve_hparams
 
     baseline = snap_hparams(table, resolve_hparams(base, data.n_train)[0])
-    return {"budget": budget, "scores": scores, "snapped": snapped, "baseline": baseline}
+    return {"budget": budget, "scores": scores, "snapped": snapped, "baseline": baseline,
+            "choices": choices}  # fmt: skip
 
 
 def main() -> None:
@@ -437,6 +453,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=Path(__file__).with_name("demo_table.json"))
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--choices", type=Path,
+                        help="write each hptune repeat's choice after every phase (JSON), to "
+                        "compare two versions of hptune on the same table")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="build an 8-run table (2 seeds) and race 3 repeats on it")  # fmt: skip
     args = parser.parse_args()
@@ -454,6 +473,8 @@ def main() -> None:
     if not args.quick and table.grid != GRID:
         print(f"note: {args.table} holds another grid than build_table.GRID")
     result = race(table, args.repeats)
+    if args.choices:
+        args.choices.write_text(json.dumps(result["choices"], indent=1, sort_keys=True) + "\n")
     budget = result["budget"]
     n_configs = len(table.truths)
     print(f"\ntable: {n_configs} configurations x {len(table.seeds)} seeds "

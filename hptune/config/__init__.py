@@ -2,7 +2,7 @@
 
 Everything a user can get wrong is refused here, before any storage is touched or any model
 is loaded: unknown keys (with the nearest known key), wrong types, impossible values, missing
-files and model paths. Values left unset are filled later from :mod:`hptune.presets`.
+files and model paths. Values left unset are filled later from ``hptune.presets``.
 """
 
 from hptune.config._base import SchedulerName as SchedulerName

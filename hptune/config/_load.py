@@ -20,6 +20,14 @@ def load_config(path: str | os.PathLike[str], *, check_paths: bool = True) -> Tu
     Relative data and model paths are taken relative to the file's directory, so a
     configuration runs the same from any working directory.
 
+    Args:
+        path: The YAML file.
+        check_paths: Also refuse missing data files and local model paths (building the
+            demo's files when the configuration names them).
+
+    Returns:
+        The validated configuration.
+
     Raises:
         ConfigError: the file is missing or malformed, or a value is invalid.
     """
@@ -47,7 +55,18 @@ def load_config(path: str | os.PathLike[str], *, check_paths: bool = True) -> Tu
 
 
 def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> TuneConfig:
-    """Validate a configuration given as a dict, turning pydantic's errors into a ConfigError."""
+    """Validate a configuration given as a dict, turning pydantic's errors into a ConfigError.
+
+    Args:
+        raw: The configuration, as its YAML file would hold it.
+        base_dir: Take relative data, model and output paths relative to this directory.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: A value is invalid: one line per problem, with the key and the fix.
+    """
     raw = _relative_to(raw, base_dir) if base_dir is not None else raw
     try:
         return TuneConfig.model_validate(raw)
@@ -79,7 +98,14 @@ def _relative_to(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
 
 
 def format_validation_error(exc: ValidationError) -> str:
-    """One line per problem: the key, what is wrong, and how to fix it."""
+    """One line per problem: the key, what is wrong, and how to fix it.
+
+    Args:
+        exc: pydantic's error for a ``TuneConfig``.
+
+    Returns:
+        The message of the ConfigError, starting ``invalid configuration:``.
+    """
     lines = []
     for error in exc.errors():
         location = ".".join(str(part) for part in error["loc"]) or "(top level)"

@@ -136,7 +136,7 @@ class PhasesConfig(_Strict):
 
 
 class GuardrailsConfig(_Strict):
-    """The "never do" checks made before training (see :mod:`hptune.guardrails`)."""
+    """The "never do" checks made before training (see `hptune.guardrails`)."""
 
     #: Refuse the run on any finding instead of warning.
     strict: bool = False

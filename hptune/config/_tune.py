@@ -1,4 +1,4 @@
-"""The whole tuning run (:class:`TuneConfig`), its storage URL and its path checks."""
+"""The whole tuning run (``TuneConfig``), its storage URL and its path checks."""
 
 from __future__ import annotations
 
@@ -23,7 +23,31 @@ from hptune.presets import SITUATIONS
 
 
 class TuneConfig(_Strict):
-    """A whole tuning run."""
+    """A whole tuning run.
+
+    Each key is explained in the configuration reference; the sections are models of their
+    own (``ModelConfig``, ``DataConfig``, ...). Built from YAML by ``load_config``, from a
+    dict by ``config_from_dict`` (both turn pydantic's errors into a ConfigError).
+
+    Args:
+        name: The run's name: its studies are ``<name>.<phase>`` in the storage.
+        model: The base model (``model:``).
+        method: LoRA, QLoRA or full fine-tuning; a string is the method's type.
+        data: The splits and how examples are formatted (``data:``).
+        objective: The metric, its direction and the seeds (``objective:``).
+        training: The starting hyperparameters; unset values come from the presets.
+        phases: Which phases run, and each one's options.
+        guardrails: How the "never do" checks report (``guardrails:``).
+        diagnostics: What is done about diagnosed curves (``diagnostics:``).
+        output_dir: Where checkpoints, logs, reports and the default SQLite storage go.
+        storage: An Optuna storage URL; ``${NAME}`` is replaced by the environment variable.
+        heartbeat_seconds: How often a running trial writes a heartbeat.
+        max_retries: How often a failed trial is run again before it stays failed.
+
+    Raises:
+        pydantic.ValidationError: A value is invalid (an unknown key, a wrong type, an
+            impossible value, an unset environment variable in ``storage``).
+    """
 
     #: The run's name: its studies are ``<name>.<phase>`` in the storage.
     name: str = "hptune"
@@ -97,10 +121,22 @@ class TuneConfig(_Strict):
         return redact_url(self.storage_url)
 
     def study_name(self, phase: str) -> str:
+        """The name of ``phase``'s study in the storage.
+
+        Args:
+            phase: A phase's name.
+
+        Returns:
+            ``<name>.<phase>``.
+        """
         return f"{self.name}.{phase}"
 
     def check_paths(self) -> None:
-        """Refuse missing data files and local model paths (building the demo if named)."""
+        """Refuse missing data files and local model paths (building the demo if named).
+
+        Raises:
+            ConfigError: Every missing file and model path, one line each, with the fix.
+        """
         from hptune.demo import resolve_demo_path
 
         problems = []
@@ -131,7 +167,14 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def redact_url(url: str) -> str:
-    """Mask the password of a database URL (``user:pw@host`` or ``?password=pw``)."""
+    """Mask the password of a database URL (``user:pw@host`` or ``?password=pw``).
+
+    Args:
+        url: A storage URL.
+
+    Returns:
+        The URL with ``***`` in place of the password.
+    """
     url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
     return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 

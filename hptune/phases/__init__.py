@@ -1,8 +1,8 @@
 """The phases of the method, each an Optuna study of its own.
 
 A phase says what to try (its sampler, pruner and budget) and how to decide; the pipeline
-runs it. :class:`TestEvaluation` follows the phases and measures the test split once.
-:data:`PHASES` names them all; :func:`make_phase` builds one from a run's configuration.
+runs it. ``TestEvaluation`` follows the phases and measures the test split once.
+``PHASES`` names them all; ``make_phase`` builds one from a run's configuration.
 """
 
 from hptune.phases._accounting import grid_remaining

@@ -93,7 +93,17 @@ def to_retry(
 def grid_remaining(
     trials: list[optuna.trial.FrozenTrial], param: str, grid: list[Any], max_retries: int
 ) -> int:
-    """Grid points of ``param`` that are neither done nor failed for good."""
+    """Grid points of ``param`` that are neither done nor failed for good.
+
+    Args:
+        trials: The study's trials.
+        param: The parameter the grid is of.
+        grid: Its values.
+        max_retries: How often a failed trial is queued again.
+
+    Returns:
+        How many grid points still have to run.
+    """
     settled = _settled_keys(trials, max_retries)
     settled_values = {
         t.params.get(param) for t in trials if params_key(t.params) in settled and param in t.params

@@ -38,7 +38,18 @@ DECISION_ATTR = keys.DECISION
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """A finished trial as phases see it: its parameters and its value on every seed."""
+    """A finished trial as phases see it: its parameters and its value on every seed.
+
+    Args:
+        number: The trial's number in its study.
+        params: Its parameters, as the phase suggested them.
+        seed_values: Its best validation value on each seed; empty when it diverged or failed.
+        status: How it ended.
+        examples_per_second: Training throughput, averaged over the seeds.
+        tokens_per_second: The same in tokens.
+        test_values: Each seed's test-split value (the final evaluation only).
+        diagnoses: Each seed's curve diagnosis (see ``hptune.diagnose``).
+    """
 
     number: int
     params: dict[str, Any]
@@ -58,6 +69,7 @@ class TrialOutcome:
 
     @property
     def mean(self) -> float | None:
+        """The mean of the seed values, or None without any."""
         if not self.seed_values:
             return None
         return sum(self.seed_values.values()) / len(self.seed_values)
@@ -69,6 +81,14 @@ class Decision:
 
     ``case`` names the branch of the decision rule (for example ``clear_winner`` or
     ``tie_within_noise``) so that a reader knows how much the evidence supports it.
+
+    Args:
+        phase: The phase's name.
+        params: The hyperparameters it fixes (``HParams`` field names); empty to fix none.
+        value: The chosen configuration's seed mean, or None when no trial finished.
+        case: The branch of the decision rule that applied.
+        reason: The decision in a sentence, with its evidence.
+        summary: The evidence as data (tables, proposals, the test result...).
     """
 
     phase: str
@@ -79,19 +99,57 @@ class Decision:
     summary: dict[str, Any] = field(default_factory=dict)
 
     def apply(self, hp: HParams) -> HParams:
+        """``hp`` with the decided parameters.
+
+        Args:
+            hp: The configuration the phase started from.
+
+        Returns:
+            A copy of ``hp`` with ``params`` applied.
+
+        Raises:
+            TypeError: A parameter that is not a field of ``HParams``.
+            ValueError: A decided value out of range.
+        """
         return hp.replace(**self.params)
 
     def to_json(self) -> str:
+        """The decision as JSON, as stored on the phase's study.
+
+        Returns:
+            A JSON object with every field.
+        """
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> Decision:
+        """The decision that ``to_json`` wrote.
+
+        Args:
+            text: A JSON object with every field.
+
+        Returns:
+            The decision.
+
+        Raises:
+            ValueError: Text that is not JSON.
+            TypeError: A field missing or unknown.
+        """
         return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)
 class PhaseBudget:
-    """What a phase will cost at most, for ``hptune plan``: trials and epochs per seed."""
+    """What a phase will cost at most, for ``hptune plan``: trials and epochs per seed.
+
+    Args:
+        trials: Trials it runs at most.
+        epochs: The fewest and the most epochs a trial trains.
+        seed_epochs: Epochs of all its trials, for one seed.
+        what: The phase in a few words.
+        bounds: Upper bounds of what it may decide (e.g. ``{"epochs": 5}``), for the phases
+            after it.
+    """
 
     trials: int
     epochs: tuple[int, int]  # fewest and most epochs a trial trains
@@ -105,13 +163,16 @@ class Phase(abc.ABC):
 
     A phase never trains anything itself: the pipeline asks it for a sampler and a budget,
     runs its trials through the shared objective, then hands it the finished trials. Its
-    constructor sets everything it needs; :meth:`from_config` builds it from a run's
+    constructor sets everything it needs; ``from_config`` builds it from a run's
     configuration. Phases are registered by name in ``hptune.phases.PHASES``.
 
     Args:
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was (e.g. a range moved by a diagnosis); added
             to the decision's reason.
+
+    Raises:
+        ValueError: A negative ``max_retries``.
     """
 
     name: ClassVar[str]
@@ -168,28 +229,54 @@ class Phase(abc.ABC):
         return PhaseBudget(1, (base.epochs, base.epochs), base.epochs, cls.__doc__ or cls.name)
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
-        """The sampler of this phase's study (default: Optuna's default)."""
+        """The sampler of this phase's study (default: Optuna's default).
+
+        Returns:
+            A new sampler (by default a TPE sampler seeded with 0).
+        """
         import optuna
 
         return optuna.samplers.TPESampler(seed=0)
 
     def create_pruner(self) -> optuna.pruners.BasePruner:
-        """The pruner of this phase's study (default: none; every trial runs to its end)."""
+        """The pruner of this phase's study (default: none; every trial runs to its end).
+
+        Returns:
+            A new pruner (by default Optuna's ``NopPruner``).
+        """
         import optuna
 
         return optuna.pruners.NopPruner()
 
     def max_epochs(self, base: HParams) -> int:
-        """The most epochs a trial of this phase trains (the stride of its report steps)."""
+        """The most epochs a trial of this phase trains (the stride of its report steps).
+
+        Args:
+            base: The configuration the phase starts from.
+
+        Returns:
+            An epoch count (by default ``base.epochs``).
+        """
         return base.epochs
 
     def initial_params(self, base: HParams) -> list[dict[str, Any]]:
-        """Parameters to queue when the study starts (e.g. the incoming configuration)."""
+        """Parameters to queue when the study starts (e.g. the incoming configuration).
+
+        Args:
+            base: The configuration the phase starts from.
+
+        Returns:
+            One parameter dict per trial to queue (by default none).
+        """
         return []
 
     @abc.abstractmethod
     def n_trials(self) -> int:
-        """How many trials the phase runs in all."""
+        """How many trials the phase runs in all.
+
+        Returns:
+            The budget, in trials.
+        """
 
     def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
         """How many trials are still to run or running, given the study's trials so far.
@@ -206,7 +293,14 @@ class Phase(abc.ABC):
         return max(self.n_trials() - n_settled(trials, self.max_retries), 0)
 
     def to_retry(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-        """Failed trials to queue again with the same parameters (at most ``max_retries``)."""
+        """Failed trials to queue again with the same parameters (at most ``max_retries``).
+
+        Args:
+            trials: The study's trials.
+
+        Returns:
+            One failed trial per parameter set to retry; none out of memory.
+        """
         return to_retry(trials, self.max_retries)
 
     @abc.abstractmethod
@@ -238,7 +332,14 @@ class Phase(abc.ABC):
 
 @dataclass(frozen=True)
 class NoiseRanking:
-    """The best trial, the trials statistically tied with it, and each one's paired gap."""
+    """The best trial, the trials statistically tied with it, and each one's paired gap.
+
+    Args:
+        best: The trial with the best seed mean.
+        tied: The trials within seed noise of it, ``best`` included.
+        gaps: By trial number, its paired difference from the best, oriented so that worse
+            is positive.
+    """
 
     best: TrialOutcome
     tied: list[TrialOutcome]  # includes ``best``
@@ -250,6 +351,17 @@ def rank_within_noise(outcomes: list[TrialOutcome], direction: str) -> NoiseRank
 
     A trial is tied with the best when the 95% interval of its seed-by-seed difference from
     the best contains zero. With a single seed there is no interval, so only the best counts.
+
+    Args:
+        outcomes: Finished trials; only those ``ok`` with seed values are ranked.
+        direction: ``minimize`` or ``maximize``.
+
+    Returns:
+        The best trial, those tied with it, and every other trial's gap to it.
+
+    Raises:
+        ValueError: No trial is ``ok`` with seed values, or one shares no seed with the
+            best.
     """
     ok = [o for o in outcomes if o.status == TrialStatus.OK and o.seed_values]
     if not ok:

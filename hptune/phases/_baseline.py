@@ -19,6 +19,13 @@ class BaselinePhase(Phase):
     """Phase 1: one trial at the preset configuration, the reference every later phase beats.
 
     It fixes nothing; its decision records the baseline's value and seed spread.
+
+    Args:
+        max_retries: How often a failed trial is queued again with the same parameters.
+        notes: Why the phase was set up as it was; added to the decision's reason.
+
+    Raises:
+        ValueError: A negative ``max_retries``.
     """
 
     name = "baseline"

@@ -47,6 +47,13 @@ def batch_candidates(base: HParams, *, keep_effective_batch: bool) -> list[int]:
 
     Keeping the effective batch, only divisors of ``batch x accumulation`` qualify (the
     accumulation makes up the rest); otherwise powers of two up to 256.
+
+    Args:
+        base: The configuration the phase starts from.
+        keep_effective_batch: Keep ``base``'s effective batch (batch x accumulation).
+
+    Returns:
+        Batch sizes, smallest first.
     """
     if keep_effective_batch:
         effective = base.effective_batch_size
@@ -57,13 +64,31 @@ def batch_candidates(base: HParams, *, keep_effective_batch: bool) -> list[int]:
 class BatchSizePhase(Phase):
     """Phase 3: the largest batch that fits memory, and the fastest that trains as well.
 
-    The :class:`~hptune.search.MemoryBoundedBatchSampler` proposes the largest candidate the
+    The ``hptune.search.MemoryBoundedBatchSampler`` proposes the largest candidate the
     memory model says fits (then smaller ones); a trial that runs out of memory is recorded
     and moves the boundary below it. With ``keep_effective_batch`` the gradient accumulation
     becomes ``effective // batch``, so the optimisation is the same and only speed changes.
 
     Decision rule: among the batches whose metric is within seed noise of the best, the one
     with the most training examples per second.
+
+    Args:
+        base: The configuration the phase starts from (its effective batch).
+        n_trials: Trials to run (trials out of memory do not count).
+        predict_bytes: Predicted peak memory of a training step at a batch size; None
+            trusts every candidate.
+        memory_limit_bytes: The memory a step may use; None means no limit.
+        safety_margin: The share of the limit a prediction may use.
+        keep_effective_batch: Keep ``base``'s effective batch: the gradient accumulation
+            becomes ``effective // batch``.
+        candidates: The batch sizes to consider; by default ``batch_candidates(base)``.
+        max_retries: How often a failed trial is queued again with the same parameters.
+        notes: Why the phase was set up as it was; added to the decision's reason.
+
+    Raises:
+        ValueError: ``n_trials`` under 1, a candidate that does not divide the effective
+            batch (when it is kept), a candidate under 1, a margin outside (0, 1], a limit
+            that is not positive, or a negative ``max_retries``.
     """
 
     name = "batch_size"
@@ -117,7 +142,21 @@ class BatchSizePhase(Phase):
         incoming: Sequence[Diagnosis] = (),
     ) -> BatchSizePhase:
         """Candidates bounded by the memory model of the configured model and method
-        (calibrated on two probe steps when ``phases.batch_size.probe``)."""
+        (calibrated on two probe steps when ``phases.batch_size.probe``).
+
+        Args:
+            config: The run's configuration (``phases.batch_size``, the model and method).
+            base: The configuration the phase starts from.
+            runner: The run's trainer: its sequence length, and the memory probe.
+            incoming: Not used by this phase.
+
+        Returns:
+            The phase, ready to run.
+
+        Raises:
+            ConfigError: The options do not fit ``base`` (e.g. a candidate that does not
+                divide the effective batch).
+        """
         from hptune.exceptions import ConfigError
         from hptune.train.memory import MemoryModel
 
@@ -177,7 +216,15 @@ class BatchSizePhase(Phase):
     def memory_table(
         self, trials: list[optuna.trial.FrozenTrial] | None = None
     ) -> list[dict[str, Any]]:
-        """Each candidate with its predicted memory and whether it may be proposed."""
+        """Each candidate with its predicted memory and whether it may be proposed.
+
+        Args:
+            trials: The study's trials, for the out-of-memory boundary; none by default.
+
+        Returns:
+            One row per candidate: ``batch_size``, ``predicted_gb`` (None without a memory
+            model), ``fits`` (the prediction is within the margin) and ``below_oom``.
+        """
         boundary = oom_boundary(trials or [])
         rows = []
         for b in self.candidates:

@@ -21,7 +21,17 @@ __all__ = ["EpochsPhase", "default_epoch_range"]
 
 
 def default_epoch_range(n_train_examples: int) -> tuple[int, int]:
-    """The presets' epoch range for the training-set size, widened to three values or more."""
+    """The presets' epoch range for the training-set size, widened to three values or more.
+
+    Args:
+        n_train_examples: Training examples.
+
+    Returns:
+        The fewest and the most epochs.
+
+    Raises:
+        ValueError: An empty training set.
+    """
     low, high = epochs_range_for(n_train_examples)
     return low, max(high, low + 2)
 
@@ -30,11 +40,21 @@ class EpochsPhase(Phase):
     """Phase 4: how many epochs, each run with its own learning-rate schedule length.
 
     Every epoch count of the range is a trial. Inside a trial, early stopping keeps each
-    seed's best epoch; across trials a median pruner (see :func:`hptune.search.epoch_pruner`)
+    seed's best epoch; across trials a median pruner (see ``hptune.search.epoch_pruner``)
     stops a trial whose seed-mean curve falls behind the others at the same seed and epoch.
 
     Decision rule: among the epoch counts within seed noise of the best, the fewest (the
     cheapest run that trains as well, and the least exposed to overfitting).
+
+    Args:
+        epoch_range: The fewest and the most epochs; every count between is a trial.
+        pruning: Stop trials that fall behind with the median pruner.
+        max_retries: How often a failed trial is queued again with the same parameters.
+        notes: Why the phase was set up as it was; added to the decision's reason.
+
+    Raises:
+        ValueError: A range that is not ``1 <= fewest < most``, or a negative
+            ``max_retries``.
     """
 
     name = "epochs"
@@ -65,7 +85,17 @@ class EpochsPhase(Phase):
         incoming: Sequence[Diagnosis] = (),
     ) -> EpochsPhase:
         """The configured range (or the presets'); when the incoming configuration overfits,
-        the range starts at the epoch where its validation was best."""
+        the range starts at the epoch where its validation was best.
+
+        Args:
+            config: The run's configuration (``phases.epochs``).
+            base: The configuration the phase starts from.
+            runner: The run's trainer (the training-set size, for the presets' range).
+            incoming: How ``base`` trained in an earlier phase, seed by seed.
+
+        Returns:
+            The phase, ready to run.
+        """
         from hptune.diagnose import overfit_epochs
 
         options = config.phases.epochs

@@ -20,6 +20,13 @@ class TestEvaluation(Phase):
 
     Each seed's test value is taken at its best validation epoch. The result is reported
     apart and never feeds a decision; it is what the user can quote.
+
+    Args:
+        max_retries: How often a failed trial is queued again with the same parameters.
+        notes: Why the phase was set up as it was; added to the decision's reason.
+
+    Raises:
+        ValueError: A negative ``max_retries``.
     """
 
     name = "final"

@@ -29,6 +29,16 @@ class LearningRatePhase(Phase):
     rates are within noise of the best, the lowest of them is chosen (``tie_break="lowest"``,
     the default): it trains as well on this evidence and sits further from divergence, the
     costliest failure of a too-high rate; ``tie_break="best_mean"`` keeps the best mean.
+
+    Args:
+        grid: The learning rates to try (sorted here); by default the presets' grid.
+        tie_break: ``lowest`` or ``best_mean``: which of the rates tied within noise wins.
+        max_retries: How often a failed trial is queued again with the same parameters.
+        notes: Why the phase was set up as it was; added to the decision's reason.
+
+    Raises:
+        ValueError: A grid of fewer than two rates or a rate outside (0, 1), an unknown
+            ``tie_break``, or a negative ``max_retries``.
     """
 
     name = "learning_rate"

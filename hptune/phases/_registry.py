@@ -55,7 +55,7 @@ def make_phase(
     weight-decay range.
 
     Args:
-        name: A key of :data:`PHASES`.
+        name: A key of ``PHASES``.
         config: The run's configuration.
         runner: The run's trainer.
         base: The configuration the earlier phases decided.

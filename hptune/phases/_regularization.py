@@ -29,6 +29,21 @@ class RegularizationPhase(Phase):
 
     Decision rule: the best seed mean, unless the incoming configuration is within seed noise
     of it: a change the noise could explain is not made.
+
+    Args:
+        n_trials: Trials to run.
+        weight_decay: The weight-decay range, searched on a log scale.
+        warmup_ratio: The warmup-ratio range.
+        schedulers: The learning-rate schedules to try; by default ``linear``, ``cosine``
+            and ``constant_with_warmup``.
+        pruning: Stop trials that fall behind with the median pruner.
+        sampler_seed: The seed of the TPE sampler.
+        max_retries: How often a failed trial is queued again with the same parameters.
+        notes: Why the phase was set up as it was; added to the decision's reason.
+
+    Raises:
+        ValueError: ``n_trials`` under 2, a range that is not ``0 < low < high < 1``, or a
+            negative ``max_retries``.
     """
 
     name = "regularization"
@@ -69,7 +84,17 @@ class RegularizationPhase(Phase):
         incoming: Sequence[Diagnosis] = (),
     ) -> RegularizationPhase:
         """The configured space; when the incoming configuration overfits, weight decay is
-        searched in the upper half of its range (from the geometric middle)."""
+        searched in the upper half of its range (from the geometric middle).
+
+        Args:
+            config: The run's configuration (``phases.regularization``).
+            base: The configuration the phase starts from.
+            runner: The run's trainer (not used by this phase).
+            incoming: How ``base`` trained in an earlier phase, seed by seed.
+
+        Returns:
+            The phase, ready to run.
+        """
         from hptune.diagnose import overfit_epochs
 
         options = config.phases.regularization

@@ -4,7 +4,7 @@ workers on one storage.
 One module per job: ``_run`` orchestrates (phase after phase, each from the decisions
 before it), ``_queue`` is the multi-worker queue protocol, ``_decide`` the decision step
 (with ``_remedies`` for diverged trials), ``_setup`` the record that keeps studies from
-mixing setups, ``_results`` what a run returns. Data flows one way::
+mixing setups, ``_results`` what a run returns. Data flows one way:
 
     config -> phase -> study -> trial -> seeds (objective) -> runner -> decision
 """

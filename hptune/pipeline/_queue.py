@@ -3,8 +3,8 @@
 The invariant, kept under the study's lock: **queued + running = what remains** of the
 phase (``Phase.n_remaining``, counted in ``hptune.phases._accounting``). Each pass of a
 worker, under the lock: fail trials whose heartbeat went stale, top the queue up
-(:func:`fill_queue`), claim the oldest queued trial and sample its parameters; then, outside
-the lock, train it (:func:`run_claimed`). With nothing queued or running, the phase is
+(``fill_queue``), claim the oldest queued trial and sample its parameters; then, outside
+the lock, train it (``run_claimed``). With nothing queued or running, the phase is
 decided, once, under the lock; every worker returns that decision.
 """
 
@@ -65,6 +65,10 @@ def work_through_queue(
 
     Returns:
         The phase's decision with the trials it was taken on.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM (during ``tune``): raised between trials, or from the
+            trial in progress once it is marked interrupted.
     """
     import optuna
     from optuna.trial import TrialState
@@ -106,6 +110,13 @@ def fill_queue(
     its next trials (fixed points such as grid values first, then open slots its sampler
     fills when a worker claims them).
 
+    Args:
+        study: The phase's study (call under its queue lock).
+        phase: The phase: its budget, retries and fixed points.
+        base: The configuration the phase starts from.
+        config: The run's configuration (``diagnostics.retry_diverged``).
+        trials: The study's trials, as read under the lock.
+
     Returns:
         Whether anything was queued.
     """
@@ -144,6 +155,20 @@ def run_claimed(
 
     A Ctrl-C or SIGTERM marks it interrupted (it runs again without using up a retry) and
     is raised again; a trial another worker failed as stale meanwhile is left as it is.
+
+    Args:
+        study: The phase's study.
+        storage: The storage ``study`` lives in.
+        trial: The claimed trial, its parameters sampled.
+        objective: Trains the trial and returns its value.
+        heartbeat_seconds: How often the trial's heartbeat is written.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C or SIGTERM (``Interrupted``), once the trial is marked.
+        Exception: Any other error of ``objective``, once the trial is told FAIL.
+
+    Warns:
+        UserWarning: Another worker failed the trial as stale; its result is dropped.
     """
     import optuna
     from optuna.trial import TrialState
@@ -193,18 +218,17 @@ def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
     """Queue a failed trial again with its parameters and its sampler state (e.g. grid id)."""
     import optuna
 
-    with warnings.catch_warnings():
-        # create_trial's system_attrs argument is deprecated (the sampler's grid id lives there)
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.WAITING,
-                params=failed.params,
-                distributions=failed.distributions,
-                system_attrs={
-                    **{k: v for k, v in failed.system_attrs.items() if k != keys.HEARTBEAT},
-                    keys.RETRY_OF: failed.number,
-                },
-            )
+    # The sampler's state (e.g. a grid id) lives in the system attributes. Neither call warns
+    # (create_trial's system_attrs argument is not deprecated, add_trial is no longer
+    # experimental), so no warning is filtered here.
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=failed.params,
+            distributions=failed.distributions,
+            system_attrs={
+                **{k: v for k, v in failed.system_attrs.items() if k != keys.HEARTBEAT},
+                keys.RETRY_OF: failed.number,
+            },
         )
+    )

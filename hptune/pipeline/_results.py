@@ -15,7 +15,15 @@ __all__ = ["PhaseResult", "TuneResult"]
 
 @dataclass
 class PhaseResult:
-    """A phase's study, its finished trials and its decision."""
+    """A phase's study, its finished trials and its decision.
+
+    Args:
+        phase: The phase's name.
+        study_name: Its study in the storage.
+        decision: What it decided.
+        outcomes: The trials the decision was taken on.
+        reused: Decided by an earlier run; nothing was trained this time.
+    """
 
     phase: str
     study_name: str
@@ -26,7 +34,15 @@ class PhaseResult:
 
 @dataclass
 class TuneResult:
-    """What a run decided: the final configuration and each phase's evidence."""
+    """What a run decided: the final configuration and each phase's evidence.
+
+    Args:
+        hparams: The final configuration: the starting one with every decision applied.
+        sources: Where each starting value came from (``config``, a preset table...).
+        phases: Each configured phase's result, in order.
+        final: The test-split evaluation, when one ran.
+        guardrails: The guardrails' findings.
+    """
 
     hparams: HParams
     sources: dict[str, str]

@@ -53,6 +53,8 @@ def tune(
 
     Raises:
         HptuneError: A refused configuration, data or model (nothing is stored).
+        Interrupted: SIGINT or SIGTERM stopped the run at a safe point; running it again
+            resumes it.
     """
     from hptune.train import Runner
     from hptune.train.distributed import is_data_parallel, run_data_parallel
@@ -96,6 +98,12 @@ def check_guardrails(
 ) -> list[Finding]:
     """Check the "never do" list; report each finding; refuse errors (strict) before storage.
 
+    Args:
+        config: The run's configuration (its ``guardrails`` section).
+        hp: The configuration the run starts from.
+        data: The prepared splits (for the split checks).
+        progress: Called with a ``guardrail`` event for each finding.
+
     Returns:
         The findings (warnings, and errors when not strict).
 
@@ -115,7 +123,16 @@ def check_guardrails(
 def incoming_diagnoses(
     config: TuneConfig, storage: optuna.storages.BaseStorage, hp: HParams
 ) -> list[Diagnosis]:
-    """How the configuration ``hp`` trained in an earlier phase of this run, seed by seed."""
+    """How the configuration ``hp`` trained in an earlier phase of this run, seed by seed.
+
+    Args:
+        config: The run's configuration.
+        storage: The run's storage.
+        hp: The configuration a phase starts from.
+
+    Returns:
+        One diagnosis per seed of the trial that trained ``hp``; empty when none did.
+    """
     from hptune.diagnose import diagnose_curves
     from hptune.record import RunRecord
 
@@ -155,6 +172,13 @@ def run_phase(
 
     Returns:
         The phase's decision and the trials it was taken on.
+
+    Raises:
+        ValueError: An unknown phase name.
+        ConfigError: The storage cannot be opened, the phase's options do not fit ``base``,
+            or its study was started from another setup.
+        DataError: The data cannot be read (when no ``runner`` is given).
+        ModelError: The tokenizer cannot be loaded (when no ``runner`` is given).
     """
     from hptune.phases import PHASES
     from hptune.train import Runner

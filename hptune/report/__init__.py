@@ -30,7 +30,15 @@ def write_report(
     with its plots as SVG files in ``<stem>-figures/`` beside it. Without ``output``, both go
     to the run's output directory as ``<name>-report.html`` and ``<name>-report.md``.
 
+    Args:
+        config: The configuration, or the path of its YAML file.
+        output: The report file; by default both formats in the run's output directory.
+
+    Returns:
+        The files written (not the figures).
+
     Raises:
+        NoStorageYet: No storage yet: nothing has run.
         ConfigError: an output that is neither ``.html`` nor ``.md``, or a run not started.
     """
     if not isinstance(config, TuneConfig):

@@ -1,10 +1,10 @@
 """Search strategies that work in any Optuna study, hptune's or a user's own.
 
-* :class:`MemoryBoundedBatchSampler` proposes only batch sizes that a memory model says will
+* ``MemoryBoundedBatchSampler`` proposes only batch sizes that a memory model says will
   fit, largest first, and never again one at or above a batch that ran out of memory.
-* :func:`record_out_of_memory` marks a trial as out of memory, which the sampler reads back
+* ``record_out_of_memory`` marks a trial as out of memory, which the sampler reads back
   from the storage (so every worker on the storage learns the boundary).
-* :func:`epoch_pruner` is the median pruner hptune uses on the per-epoch seed mean.
+* ``epoch_pruner`` is the median pruner hptune uses on the per-epoch seed mean.
 """
 
 from hptune.search._memory_bounded import (

@@ -19,13 +19,28 @@ OOM_STATUS = keys.TrialStatus.OOM
 
 
 def record_out_of_memory(trial: optuna.Trial, batch_size: int, message: str = "") -> None:
-    """Mark ``trial`` as out of memory at ``batch_size``; samplers on the storage read it."""
+    """Mark ``trial`` as out of memory at ``batch_size``; samplers on the storage read it.
+
+    Args:
+        trial: The running trial.
+        batch_size: The batch size that did not fit.
+        message: The error's message (its first 500 characters are kept).
+    """
     trial.set_user_attr(keys.STATUS, OOM_STATUS)
     trial.set_user_attr(keys.OOM, {"batch_size": batch_size, "message": message[:500]})
 
 
 def oom_boundary(trials: Sequence[FrozenTrial], param_name: str = "batch_size") -> int | None:
-    """The smallest batch size that ran out of memory in ``trials``, or None."""
+    """The smallest batch size that ran out of memory in ``trials``, or None.
+
+    Args:
+        trials: A study's trials.
+        param_name: The batch-size parameter.
+
+    Returns:
+        The boundary (every batch at or above it is never proposed again); None when no
+        trial ran out of memory.
+    """
     sizes = [int(t.params[param_name]) for t in trials if keys.is_oom(t) and param_name in t.params]
     return min(sizes) if sizes else None
 
@@ -35,22 +50,24 @@ class MemoryBoundedBatchSampler(BaseSampler):
 
     A candidate is proposed only when ``predict_bytes(batch)`` is at most
     ``safety_margin x memory_limit_bytes`` and it is below every batch size that ran out of
-    memory in the study (see :func:`record_out_of_memory`). Among those, it proposes the
+    memory in the study (see ``record_out_of_memory``). Among those, it proposes the
     largest not yet tried, so a study learns the memory boundary first and then walks down;
     once all have been tried, it proposes the largest again. Other parameters go to
-    ``base_sampler`` (random by default).
+    ``base_sampler`` (random by default). When no candidate is allowed, sampling the batch
+    size raises a ValueError that says why.
 
     Args:
         candidates: the batch sizes to consider.
         predict_bytes: predicted peak memory of a training step at a batch size, e.g.
-            :meth:`hptune.train.memory.MemoryModel.predict`; None trusts every candidate.
+            ``hptune.train.memory.MemoryModel.predict``; None trusts every candidate.
         memory_limit_bytes: the memory a step may use; None means no limit.
         param_name: the parameter this sampler owns.
         safety_margin: the share of the limit a prediction may use.
         base_sampler: the sampler of every other parameter.
 
     Raises:
-        ValueError: on an empty candidate list or a margin outside (0, 1].
+        ValueError: on an empty candidate list, a candidate under 1, a margin outside
+            (0, 1] or a memory limit that is not positive.
     """
 
     def __init__(
@@ -79,13 +96,28 @@ class MemoryBoundedBatchSampler(BaseSampler):
         self._base = base_sampler or optuna.samplers.RandomSampler(seed=0)
 
     def predicted_to_fit(self, batch_size: int) -> bool:
-        """Whether the memory model says ``batch_size`` fits within the margin."""
+        """Whether the memory model says ``batch_size`` fits within the margin.
+
+        Args:
+            batch_size: A batch size.
+
+        Returns:
+            True when its prediction is within ``safety_margin x memory_limit_bytes``, or
+            without a prediction or a limit.
+        """
         if self.predict_bytes is None or self.memory_limit_bytes is None:
             return True
         return self.predict_bytes(batch_size) <= self.safety_margin * self.memory_limit_bytes
 
     def allowed(self, trials: Sequence[FrozenTrial]) -> list[int]:
-        """The candidates that fit and are below the out-of-memory boundary of ``trials``."""
+        """The candidates that fit and are below the out-of-memory boundary of ``trials``.
+
+        Args:
+            trials: The study's trials.
+
+        Returns:
+            Batch sizes, smallest first.
+        """
         boundary = oom_boundary(trials, self.param_name)
         return [
             b
@@ -94,7 +126,15 @@ class MemoryBoundedBatchSampler(BaseSampler):
         ]
 
     def untried(self, trials: Sequence[FrozenTrial], *, exclude: int | None = None) -> list[int]:
-        """Allowed candidates that no trial (running, finished or failed) has used yet."""
+        """Allowed candidates that no trial (running, finished or failed) has used yet.
+
+        Args:
+            trials: The study's trials.
+            exclude: The number of a trial not to count (the one being sampled).
+
+        Returns:
+            Batch sizes, smallest first.
+        """
         tried = {
             int(t.params[self.param_name])
             for t in trials

@@ -19,6 +19,16 @@ def epoch_pruner(
     can be stopped after its first seed, where stopping saves the most. The first
     ``n_startup_trials`` trials always finish, and nothing is pruned before step
     ``n_warmup_steps`` (by default the first seed's first epoch, which is noisy).
+
+    Args:
+        n_startup_trials: Trials that always run to their end.
+        n_warmup_steps: Steps before which no trial is pruned.
+
+    Returns:
+        Optuna's ``MedianPruner`` with these settings.
+
+    Raises:
+        ValueError: A negative count.
     """
     import optuna
 

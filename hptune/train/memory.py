@@ -195,7 +195,16 @@ def _count_parameters(model: ModelConfig, method: MethodConfig) -> tuple[Any, in
         resolve_demo_path(model.path), trust_remote_code=model.trust_remote_code
     )
     with init_empty_weights(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        # Counting builds the adapter once more: peft reads transformers' deprecated
+        # is_gradient_checkpointing (a FutureWarning, also ignored where the real adapter is
+        # built) and, on a Conv1D model such as GPT-2, says it sets fan_in_fan_out (a
+        # UserWarning that building the real adapter shows anyway).
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing", category=FutureWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message="fan_in_fan_out is set to False", category=UserWarning
+        )
         empty = AutoModelForCausalLM.from_config(config, trust_remote_code=model.trust_remote_code)
         if method.type != "full":
             from peft import LoraConfig, get_peft_model

@@ -74,10 +74,6 @@ def load_base_model(model: ModelConfig, method: MethodConfig) -> Any:
     from transformers import AutoModelForCausalLM
 
     transformers.logging.disable_progress_bar()
-    # peft calls an API that transformers renamed; the warning is noise for our users.
-    warnings.filterwarnings(
-        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
-    )
     kwargs: dict[str, Any] = {"trust_remote_code": model.trust_remote_code}
     if method.type == "qlora":
         import torch
@@ -114,6 +110,11 @@ def add_adapter(base: Any, method: MethodConfig) -> Any:
         task_type="CAUSAL_LM",
     )
     try:
-        return get_peft_model(base, lora)
+        with warnings.catch_warnings():
+            # peft calls an API that transformers renamed; the warning is noise for our users.
+            warnings.filterwarnings(
+                "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+            )
+            return get_peft_model(base, lora)
     except ValueError as exc:  # e.g. target modules not found in this architecture
         raise ModelError(f"method.target_modules: {exc}") from None
