@@ -103,9 +103,10 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
     from hptune._display import make_console
     from hptune.config import load_config
-    from hptune.record import RunRecord
+    from hptune.record import RunRecord, diagnosed_phases
 
     config = load_config(args.config, check_paths=False)
+    diagnosed_phases(args.phase, args.trial)  # a wrong argument is said before the storage
     rows = RunRecord(config).diagnoses(phase=args.phase, trial=args.trial)
     table = Table(title=f"hptune diagnose: {args.config}")
     for column in ("phase", "trial", "seed", "diagnosis", "evidence", "remedy"):

@@ -12,6 +12,8 @@ high_learning_rate          a learning rate (configured or in the grid) at or ab
                             for full fine-tuning
 no_warmup                   warmup ratio 0
 single_seed                 one seed: a single run cannot be trusted
+two_seeds                   two seeds: a 95% interval over 2 paired seeds uses t = 12.7,
+                            so configurations are seldom told apart
 test_overlaps_validation    the validation split equals or shares examples with the test
                             split (tuning on the test set)
 validation_is_training      the validation split equals or shares examples with the
@@ -42,6 +44,7 @@ CHECKS = (
     "high_learning_rate",
     "no_warmup",
     "single_seed",
+    "two_seeds",
     "test_overlaps_validation",
     "validation_is_training",
     "trust_remote_code",
@@ -146,15 +149,26 @@ def _warmup(hparams: HParams) -> list[Finding]:
 
 
 def _seeds(config: TuneConfig) -> list[Finding]:
-    if len(config.objective.seed_list) > 1:
-        return []
-    return [
-        Finding(
-            "single_seed",
-            "objective.seeds is 1: one run per configuration cannot tell an effect from luck",
-            "use objective.seeds: 3",
-        )
-    ]
+    n = len(config.objective.seed_list)
+    if n == 1:
+        return [
+            Finding(
+                "single_seed",
+                "objective.seeds is 1: one run per configuration cannot tell an effect from luck",
+                "use objective.seeds: 3",
+            )
+        ]
+    if n == 2:
+        return [
+            Finding(
+                "two_seeds",
+                "objective.seeds is 2: the 95% interval of a difference over 2 paired seeds "
+                "uses t = 12.7, so two configurations are seldom told apart and a tie-break "
+                "decides instead of the evidence",
+                "use objective.seeds: 3 (t = 4.3) or more",
+            )
+        ]
+    return []
 
 
 def _splits(config: TuneConfig, data: PreparedData | None) -> list[Finding]:

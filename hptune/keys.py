@@ -16,7 +16,7 @@ import enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from optuna.trial import FrozenTrial
+    from optuna.trial import FrozenTrial, Trial
 
 __all__ = [
     "BEST_EPOCHS",
@@ -49,6 +49,7 @@ __all__ = [
     "WORKER",
     "TrialStatus",
     "is_oom",
+    "set_status",
     "status_of",
     "stored_status",
 ]
@@ -141,6 +142,16 @@ SPLIT_OVERLAPS = "hptune.split_overlaps"
 """Examples shared between splits, by pair of splits."""
 ENVIRONMENT = "hptune.environment"
 """Versions, devices and platform of the machine that started the phase."""
+
+
+def set_status(trial: Trial, status: TrialStatus) -> None:
+    """Record how ``trial`` ended, as the plain string Optuna's storages all keep alike.
+
+    Args:
+        trial: A running trial.
+        status: How it ended.
+    """
+    trial.set_user_attr(STATUS, status.value)
 
 
 def stored_status(trial: FrozenTrial) -> TrialStatus | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from hptune import keys
 from hptune.hparams import HParams
 from hptune.keys import TrialStatus
+from hptune.record import outcome_from_trial  # where it lived before hptune.record
 from hptune.seeds import summarize
 
 if TYPE_CHECKING:
@@ -17,7 +18,13 @@ if TYPE_CHECKING:
     from hptune.phases import Phase
     from hptune.train import EpochMetrics, Runner, RunResult
 
-__all__ = ["ProgressCallback", "ReuseLookup", "SeedObjective", "TrialOutOfMemory"]
+__all__ = [
+    "ProgressCallback",
+    "ReuseLookup",
+    "SeedObjective",
+    "TrialOutOfMemory",
+    "outcome_from_trial",
+]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 #: Finds an earlier finished trial of the same configuration: (where, its per-seed runs).
@@ -113,11 +120,11 @@ class SeedObjective:
             self._remove_checkpoints(trial)  # never needed again: keep the disk bounded
         if runs[-1].diverged:
             self._emit(trial, hp, event="diverged", seed=runs[-1].seed, at=runs[-1].diverged_at)
-            trial.set_user_attr(keys.STATUS, TrialStatus.DIVERGED)
+            keys.set_status(trial, TrialStatus.DIVERGED)
             trial.set_user_attr(keys.DIVERGED, {"seed": runs[-1].seed, "at": runs[-1].diverged_at})
             raise optuna.TrialPruned(f"seed {runs[-1].seed} diverged at {runs[-1].diverged_at}")
         if state.pruned:
-            trial.set_user_attr(keys.STATUS, TrialStatus.PRUNED)
+            keys.set_status(trial, TrialStatus.PRUNED)
             trial.set_user_attr(keys.PRUNED_AT, state.pruned_at)
             raise optuna.TrialPruned(f"pruned at {state.pruned_at}")
         return self._finish(trial, runs)
@@ -169,7 +176,7 @@ class SeedObjective:
     def _finish(self, trial: optuna.Trial, runs: list[RunResult]) -> float:
         best = {r.seed: r.best_epoch(self.metric, self.direction) for r in runs}
         summary = summarize([best[r.seed].metric(self.metric) for r in runs])
-        trial.set_user_attr(keys.STATUS, TrialStatus.OK)
+        keys.set_status(trial, TrialStatus.OK)
         trial.set_user_attr(
             keys.SEED_VALUES, {str(s): e.metric(self.metric) for s, e in best.items()}
         )

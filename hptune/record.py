@@ -29,6 +29,7 @@ __all__ = [
     "StoredPhase",
     "configured_phases",
     "decision_outcomes",
+    "diagnosed_phases",
     "finished_outcomes",
     "outcome_from_trial",
 ]
@@ -92,6 +93,29 @@ def finished_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutco
     return [outcome_from_trial(t) for t in trials if t.state.is_finished()]
 
 
+def diagnosed_phases(phase: str | None = None, trial: int | None = None) -> list[str]:
+    """The phases a diagnosis covers: ``phase``, or every phase and ``final``.
+
+    Args:
+        phase: Only this phase.
+        trial: Only this trial number (needs ``phase``).
+
+    Returns:
+        Phase names.
+
+    Raises:
+        ConfigError: A trial number without a phase, or an unknown phase.
+    """
+    from hptune.config import PHASE_NAMES
+
+    if trial is not None and phase is None:
+        raise ConfigError("--trial needs --phase: trial numbers count within a phase's study")
+    names = [*PHASE_NAMES, "final"]
+    if phase is not None and phase not in names:
+        raise ConfigError(f"unknown phase {phase!r}; use one of {', '.join(names)}")
+    return [phase] if phase else names
+
+
 def configured_phases(config: TuneConfig) -> list[str]:
     """The phases ``config`` runs, then ``final`` when the test evaluation may run.
 
@@ -117,17 +141,15 @@ class StoredPhase:
         study_name: Its study's name (``<name>.<phase>``).
         study: Its study, or None until the phase starts.
         trials: The study's trials.
+        user_attrs: The study's user attributes, read once with the trials (so the state
+            and the decision come from one reading, even while a worker decides).
     """
 
     phase: str
     study_name: str
     study: optuna.Study | None  # None until the phase starts
     trials: list[optuna.trial.FrozenTrial] = field(default_factory=list)
-
-    @property
-    def user_attrs(self) -> dict[str, Any]:
-        """The study's user attributes (empty until the phase starts)."""
-        return {} if self.study is None else dict(self.study.user_attrs)
+    user_attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def decision(self) -> Decision | None:
@@ -196,7 +218,8 @@ class RunRecord:
         if study_name not in (existing if existing is not None else self._existing()):
             return StoredPhase(name, study_name, None)
         study = optuna.load_study(study_name=study_name, storage=self.storage)
-        return StoredPhase(name, study_name, study, study.get_trials(deepcopy=False))
+        user_attrs = dict(study.user_attrs)
+        return StoredPhase(name, study_name, study, study.get_trials(deepcopy=False), user_attrs)
 
     def phases(self, names: list[str] | None = None) -> list[StoredPhase]:
         """Each of ``names`` (default: ``phase_names``) in order.
@@ -291,18 +314,13 @@ class RunRecord:
         Raises:
             ConfigError: An unknown phase, a trial number without a phase, or no such trial.
         """
-        from hptune.config import PHASE_NAMES
         from hptune.diagnose import diagnose_trial
 
-        if trial is not None and phase is None:
-            raise ConfigError("--trial needs --phase: trial numbers count within a phase's study")
-        names = [*PHASE_NAMES, "final"]
-        if phase is not None and phase not in names:
-            raise ConfigError(f"unknown phase {phase!r}; use one of {', '.join(names)}")
+        names = diagnosed_phases(phase, trial)
         config = self.config
         dropout = config.method.dropout if config.method.type != "full" else None
         rows: list[tuple[str, int, Diagnosis]] = []
-        for stored in self.phases([phase] if phase else names):
+        for stored in self.phases(names):
             for t in stored.trials:
                 if trial is None or t.number == trial:
                     rows.extend((stored.phase, t.number, d)

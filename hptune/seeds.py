@@ -15,12 +15,14 @@ from dataclasses import dataclass
 
 __all__ = ["PairedDifference", "SeedSummary", "paired_difference", "summarize", "t_quantile"]
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; beyond, the normal's.
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; beyond, the series below.
 _T975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
     2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
     2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
 )  # fmt: skip
+#: The normal's 97.5% quantile.
+_Z975 = 1.959963984540054
 
 
 def t_quantile(degrees_of_freedom: int) -> float:
@@ -30,7 +32,9 @@ def t_quantile(degrees_of_freedom: int) -> float:
         degrees_of_freedom: The number of values minus one.
 
     Returns:
-        The quantile, from a table up to 30 degrees of freedom; beyond, the normal's 1.96.
+        The quantile, from a table up to 30 degrees of freedom; beyond, the Cornish-Fisher
+        expansion of t around the normal (within 1e-4 of the exact value from 10 degrees of
+        freedom on), never the normal's 1.96 itself.
 
     Raises:
         ValueError: Fewer than one degree of freedom.
@@ -39,7 +43,16 @@ def t_quantile(degrees_of_freedom: int) -> float:
         raise ValueError(f"degrees of freedom must be at least 1, got {degrees_of_freedom=}")
     if degrees_of_freedom <= len(_T975):
         return _T975[degrees_of_freedom - 1]
-    return 1.960
+    # Hand-written rather than scipy.stats.t.ppf: four terms of a textbook series
+    # (Abramowitz & Stegun 26.7.5) are exact to 4 decimals here, and scipy is not a dependency.
+    z, v = _Z975, float(degrees_of_freedom)
+    terms = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
+    return z + sum(term / v ** (k + 1) for k, term in enumerate(terms))
 
 
 @dataclass(frozen=True)

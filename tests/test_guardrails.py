@@ -17,12 +17,14 @@ def findings_for(raw: dict) -> list[guardrails.Finding]:
     return guardrails.check(config, hp, runner.data)
 
 
-def test_the_tiny_config_only_warns_about_its_high_rate(tiny_config_dict) -> None:
+def test_the_tiny_config_only_warns_about_its_high_rate_and_two_seeds(tiny_config_dict) -> None:
     # tiny_config trains at 5e-3 (a tiny model's rate), above LoRA's 5e-4 danger level
     found = findings_for(tiny_config_dict)
-    assert {f.check for f in found} == {"high_learning_rate"}
+    assert {f.check for f in found} == {"high_learning_rate", "two_seeds"}
     assert all(f.level == "warning" for f in found)
     tiny_config_dict["guardrails"] = {"ignore": ["high_learning_rate"]}
+    assert [f.check for f in findings_for(tiny_config_dict)] == ["two_seeds"]
+    tiny_config_dict["objective"]["seeds"] = 3
     assert findings_for(tiny_config_dict) == []
 
 
@@ -48,6 +50,7 @@ def test_validation_equal_to_training_is_found(tiny_config_dict) -> None:
 
 
 def test_danger_level_scales_with_the_method(tiny_config_dict) -> None:
+    tiny_config_dict["objective"]["seeds"] = 3
     tiny_config_dict["training"]["learning_rate"] = 1e-4
     tiny_config_dict["phases"]["learning_rate"]["grid"] = [1e-5, 5e-5]
     assert findings_for(tiny_config_dict) == []  # 1e-4 is fine for LoRA
@@ -75,8 +78,8 @@ def test_warnings_are_shown_and_the_run_goes_on(tiny_config_dict) -> None:
     events: list[dict] = []
     result = tune(config_from_dict(tiny_config_dict), progress=events.append)
     shown = [e["finding"].check for e in events if e.get("event") == "guardrail"]
-    assert shown == ["high_learning_rate"]
-    assert [f.check for f in result.guardrails] == ["high_learning_rate"]
+    assert shown == ["high_learning_rate", "two_seeds"]
+    assert [f.check for f in result.guardrails] == ["high_learning_rate", "two_seeds"]
 
 
 def test_plan_prints_budget_presets_and_findings(tiny_config_dict, tmp_path, capsys) -> None:

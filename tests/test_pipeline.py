@@ -96,6 +96,19 @@ def test_a_changed_setup_is_refused_not_mixed(finished) -> None:
         tune(changed)
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("objective", "max_new_tokens", 3), ("data", "max_length", 80),
+     ("training", "early_stopping_patience", 1), ("data", "template", "Q: {question}\nA: ")],
+)  # fmt: skip
+def test_a_changed_preparation_is_refused_not_reused(finished, section, key, value) -> None:
+    config, _, _ = finished
+    part = getattr(config, section)
+    changed = config.model_copy(update={section: part.model_copy(update={key: value})})
+    with pytest.raises(ConfigError, match="another preparation"):
+        tune(changed)
+
+
 def test_optuna_dashboard_opens_the_storage(finished) -> None:
     from optuna_dashboard import wsgi
 

@@ -30,7 +30,10 @@ def test_summary_refuses_empty_and_nan() -> None:
 def test_t_quantiles() -> None:
     assert t_quantile(2) == 4.303
     assert t_quantile(30) == 2.042
-    assert t_quantile(1000) == 1.96
+    # beyond the table, Student's t (exact values to 4 decimals), never the normal's 1.96
+    for df, exact in ((31, 2.0395), (40, 2.0211), (60, 2.0003), (120, 1.9799), (1000, 1.9623)):
+        assert t_quantile(df) == pytest.approx(exact, abs=1e-4)
+    assert t_quantile(30) > t_quantile(31) > t_quantile(1000) > 1.96
     with pytest.raises(ValueError):
         t_quantile(0)
 

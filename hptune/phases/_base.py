@@ -182,6 +182,9 @@ class Phase(abc.ABC):
     uses_incoming: ClassVar[bool] = False
     #: Whether a diverged trial is run again with the guide's remedy (when configured).
     remedies_divergence: ClassVar[bool] = True
+    #: Defaults for a subclass whose own ``__init__`` does not call this one's.
+    max_retries: int = 2
+    notes: tuple[str, ...] = ()
 
     def __init__(self, *, max_retries: int = 2, notes: Sequence[str] = ()) -> None:
         if max_retries < 0:

@@ -245,7 +245,7 @@ class BatchSizePhase(Phase):
             {
                 "batch_size": o.params["batch_size"],
                 "gradient_accumulation_steps": self._accumulation(o.params["batch_size"], base),
-                "status": o.status,
+                "status": str(o.status),
                 "mean": o.mean,
                 "seed_values": {str(s): v for s, v in o.seed_values.items()},
                 "examples_per_second": o.examples_per_second,

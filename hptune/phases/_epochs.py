@@ -156,7 +156,7 @@ class EpochsPhase(Phase):
         table = [
             {
                 "epochs": o.params["epochs"],
-                "status": o.status,
+                "status": str(o.status),
                 "mean": o.mean,
                 "seed_values": {str(s): v for s, v in o.seed_values.items()},
             }

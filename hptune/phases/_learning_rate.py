@@ -104,7 +104,7 @@ class LearningRatePhase(Phase):
         table = [
             {
                 "learning_rate": o.params["learning_rate"],
-                "status": o.status,
+                "status": str(o.status),
                 "mean": o.mean,
                 "seed_values": {str(s): v for s, v in o.seed_values.items()},
                 "diagnosis": o.diagnosis,

@@ -163,7 +163,7 @@ class RegularizationPhase(Phase):
         table = [
             {
                 **{k: o.params.get(k) for k in _PARAMS},
-                "status": o.status,
+                "status": str(o.status),
                 "mean": o.mean,
                 "seed_values": {str(s): v for s, v in o.seed_values.items()},
             }

@@ -40,7 +40,7 @@ def decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig)
     from hptune.record import decision_outcomes
 
     outcomes = decision_outcomes(study.get_trials(deepcopy=False))
-    decision = with_remedy(phase.decide(outcomes, base, config.objective.direction), study)
+    decision = with_remedy(phase.decide(outcomes, base, config.objective.direction), study, base)
     if phase.notes:
         decision = dataclasses.replace(
             decision, reason=f"{decision.reason}; {'; '.join(phase.notes)}"

@@ -189,7 +189,7 @@ def run_claimed(
                 lost = True  # failed as stale by another worker while we wrote to it
             except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: ends FAIL, runs again
                 if not storage.get_trial(trial._trial_id).state.is_finished():
-                    trial.set_user_attr(keys.STATUS, keys.TrialStatus.INTERRUPTED)
+                    keys.set_status(trial, keys.TrialStatus.INTERRUPTED)
                     trial.set_user_attr(keys.INTERRUPTED_BY, getattr(exc, "signal_name", "SIGINT"))
                 raise
     finally:  # also on Ctrl-C or an error: never left RUNNING by this process

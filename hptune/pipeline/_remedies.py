@@ -51,14 +51,32 @@ def queue_remedies(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) 
     return queued
 
 
-def with_remedy(decision: Decision, study: optuna.Study) -> Decision:
-    """The decision, carrying the remedy when the chosen configuration trained only with it."""
-    for t in study.get_trials(deepcopy=False):
+def with_remedy(decision: Decision, study: optuna.Study, base: HParams) -> Decision:
+    """The decision, carrying the remedy when the configuration it keeps trained only with it.
+
+    A remedy trial counts when it finished, its parameters are those the decision keeps
+    (decided values, else ``base``'s), and no trial without a remedy trained them to the end.
+    A decision that keeps the incoming configuration is not changed by an unrelated remedy.
+    """
+    kept = decision.apply(base).to_dict()
+    trials = study.get_trials(deepcopy=False)
+
+    def kept_by_decision(t: optuna.trial.FrozenTrial) -> bool:
+        return all(kept.get(k) == v for k, v in t.params.items())
+
+    trained_plainly = any(
+        keys.REMEDY not in t.user_attrs
+        and keys.stored_status(t) == TrialStatus.OK
+        and kept_by_decision(t)
+        for t in trials
+    )
+    for t in trials:
         remedy = t.user_attrs.get(keys.REMEDY)
         if (
             remedy
+            and not trained_plainly
             and keys.stored_status(t) == TrialStatus.OK
-            and all(decision.params.get(k, v) == v for k, v in t.params.items())
+            and kept_by_decision(t)
         ):
             fixed = ", ".join(f"{k}={v:g}" for k, v in remedy.items())
             return dataclasses.replace(

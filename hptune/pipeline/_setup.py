@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 __all__ = ["check_same_setup"]
 
+#: Setup keys that studies started by an earlier hptune lack: not compared there, so such a
+#: run still resumes.
+_RECORDED_LATER = frozenset({"preparation"})
+
 
 def check_same_setup(
     study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig, runner: Runner
@@ -40,6 +44,18 @@ def check_same_setup(
         "model": config.model.path,
         "method": config.method.model_dump(),
         "fingerprints": runner.data.fingerprints,
+        # How examples become training and scoring: a change trains and scores differently.
+        "preparation": {
+            "prompt_field": config.data.prompt_field,
+            "response_field": config.data.response_field,
+            "template": config.data.template,
+            "max_length": config.data.max_length,
+            "max_train_examples": config.training.max_train_examples,
+            "n_train": runner.data.n_train,
+            "early_stopping_patience": config.training.early_stopping_patience,
+            "bleu_samples": config.objective.bleu_samples,
+            "max_new_tokens": config.objective.max_new_tokens,
+        },
     }
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if processes > 1:  # the effective batch is per process: never mix with other launches
@@ -54,7 +70,12 @@ def check_same_setup(
         study.set_user_attr(keys.SPLIT_OVERLAPS, runner.data.overlaps)
         study.set_user_attr(keys.ENVIRONMENT, describe_environment())
         return
-    changed = sorted(k for k in setup if json.dumps(stored.get(k)) != json.dumps(setup[k]))
+    changed = sorted(
+        k
+        for k in setup
+        if (k in stored or k not in _RECORDED_LATER)
+        and json.dumps(stored.get(k)) != json.dumps(setup[k])
+    )
     if changed:
         raise ConfigError(
             f"study {study.study_name!r} in {config.storage_display!r} was run with another "

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["OOM_STATUS", "MemoryBoundedBatchSampler", "oom_boundary", "record_out_of_memory"]
 
 #: The value of the ``status`` user attribute of a trial that ran out of memory.
-OOM_STATUS = keys.TrialStatus.OOM
+OOM_STATUS: str = keys.TrialStatus.OOM.value
 
 
 def record_out_of_memory(trial: optuna.Trial, batch_size: int, message: str = "") -> None:
@@ -26,7 +26,7 @@ def record_out_of_memory(trial: optuna.Trial, batch_size: int, message: str = ""
         batch_size: The batch size that did not fit.
         message: The error's message (its first 500 characters are kept).
     """
-    trial.set_user_attr(keys.STATUS, OOM_STATUS)
+    keys.set_status(trial, keys.TrialStatus.OOM)
     trial.set_user_attr(keys.OOM, {"batch_size": batch_size, "message": message[:500]})
 
 

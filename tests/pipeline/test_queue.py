@@ -194,3 +194,38 @@ def test_the_learning_rate_phase_keeps_a_diverged_rate_as_evidence(tmp_path) -> 
     assert len(calls) == 3  # no remedy trial: a diverged rate says the rate is too high
     statuses = {o.params["learning_rate"]: o.status for o in result.outcomes}
     assert statuses[1e-2] == TrialStatus.DIVERGED
+
+
+def test_a_remedy_never_rides_on_a_decision_that_keeps_the_incoming_configuration(
+    tmp_path,
+) -> None:
+    """Regularization keeps the incoming configuration (an unrelated sampled trial diverged
+    and its remedy trained within noise of it): the learning rate must not become a tenth."""
+    from hptune.phases import RegularizationPhase
+
+    config = _config(tmp_path, diagnostics={"retry_diverged": True})
+    phase = RegularizationPhase(n_trials=2)
+    storage, study = _study(config, phase)
+    incoming = {"weight_decay": BASE.weight_decay, "scheduler": BASE.scheduler,
+                "warmup_ratio": BASE.warmup_ratio}  # fmt: skip
+
+    def objective(trial: optuna.Trial) -> float:
+        hp = phase.suggest(trial, BASE)
+        remedy = trial.user_attrs.get(keys.REMEDY)
+        trial.set_user_attr(keys.HPARAMS, hp.replace(**(remedy or {})).to_dict())
+        if trial.params == incoming:
+            seeds = {"0": 2.0, "1": 2.1, "2": 1.9}
+        elif remedy:
+            seeds = {"0": 1.99, "1": 1.95, "2": 2.05}  # within seed noise of the incoming
+        else:
+            trial.set_user_attr(keys.STATUS, TrialStatus.DIVERGED)
+            raise optuna.TrialPruned("diverged")
+        trial.set_user_attr(keys.STATUS, TrialStatus.OK)
+        trial.set_user_attr(keys.SEED_VALUES, seeds)
+        return sum(seeds.values()) / 3
+
+    result = work_through_queue(config, storage, study, phase, BASE, objective)
+    assert len(study.get_trials(deepcopy=False)) == 3  # incoming, diverged, its remedy
+    assert result.decision.case == "no_change_within_noise"
+    assert result.decision.params == {}
+    assert "remedy" not in result.decision.reason
