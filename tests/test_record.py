@@ -6,8 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hptune import keys
-from hptune._api import status
+from hptune import keys, status
 from hptune.config import config_from_dict
 from hptune.exceptions import ConfigError, NoStorageYet
 from hptune.hparams import HParams
