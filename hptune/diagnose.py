@@ -130,7 +130,9 @@ def diagnose_curves(
     start = initial_eval_loss if initial_eval_loss is not None else None
     if start is not None and math.isfinite(start):
         peak = max(range(len(eval_loss)), key=lambda i: eval_loss[i])
-        if eval_loss[peak] > EXPLODE_FACTOR * start:
+        # Validation far above its start while training fell below it is overfitting (judged
+        # below), not divergence: a too-high rate drives the training loss up as well.
+        if eval_loss[peak] > EXPLODE_FACTOR * start and not train_loss[peak] < start:
             return found(
                 "diverged",
                 f"validation loss rose from {start:.4g} before training to {eval_loss[peak]:.4g}"
@@ -138,7 +140,8 @@ def diagnose_curves(
             )
     for name, curve in (("training", train_loss), ("validation", eval_loss)):
         peak = max(range(len(curve)), key=lambda i: curve[i])
-        if peak > 0 and curve[peak] > EXPLODE_FACTOR * curve[0]:
+        overfits = name == "validation" and train_loss[peak] < train_loss[0]
+        if peak > 0 and curve[peak] > EXPLODE_FACTOR * curve[0] and not overfits:
             return found(
                 "diverged",
                 f"{name} loss rose from {curve[0]:.4g} (epoch 1) to {curve[peak]:.4g} "
@@ -154,6 +157,15 @@ def diagnose_curves(
         train_gain = (first_train - train_loss[-1]) / abs(first_train)
         eval_gain = (first_eval - eval_loss[best]) / abs(first_eval)
         since = "before training" if measured_start else "epoch 1"
+        # Worse than before training on every epoch, with training no better: the rate is
+        # too high (the guide: lower it), not too low.
+        if measured_start and train_gain < FLAT_TOLERANCE and -eval_gain > RISE_TOLERANCE:
+            return found(
+                "diverged",
+                f"validation loss never came back to its {first_eval:.4g} before training "
+                f"(best {eval_loss[best]:.4g}, last {eval_loss[-1]:.4g}) while training loss "
+                f"went {first_train:.4g} -> {train_loss[-1]:.4g}",
+            )
         if train_gain < FLAT_TOLERANCE and eval_gain < FLAT_TOLERANCE:
             return found(
                 "not_learning",

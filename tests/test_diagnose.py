@@ -35,6 +35,24 @@ def test_a_loss_far_above_where_it_started_is_diverged() -> None:
     assert "rose from 2 before training to 27 (epoch 1)" in d.evidence
 
 
+def test_validation_past_1_5x_its_start_while_training_falls_is_overfitting() -> None:
+    # validation ends 1.6x its epoch-1 value, but training kept falling: not a divergence
+    d = diagnose_curves([2.0, 1.5, 1.0, 0.6], [2.0, 2.2, 2.6, 3.2], hparams=HP, dropout=0.05)
+    assert d.kind == "overfitting"
+    assert d.remedy["training.epochs"] == 1
+    # the same against the loss measured before training
+    d = diagnose_curves([2.0, 1.0, 0.5], [2.0, 2.8, 3.4], hparams=HP, initial_eval_loss=2.1)
+    assert d.kind == "overfitting"
+
+
+def test_validation_worse_than_before_training_throughout_is_a_too_high_rate() -> None:
+    # 3.49 before training, 4.2 and 4.39 after: the rate is too high, not too low
+    d = diagnose_curves([3.5, 3.45], [4.2, 4.39], hparams=HP, initial_eval_loss=3.49)
+    assert d.kind == "diverged"
+    assert "never came back to its 3.49 before training" in d.evidence
+    assert d.remedy["training.learning_rate"] == pytest.approx(1e-5)  # a tenth, not 3x
+
+
 def test_no_gain_from_the_start_is_not_learning() -> None:
     d = diagnose_curves([2.99], [2.98], hparams=HP, initial_eval_loss=3.0)
     assert d.kind == "not_learning"
