@@ -75,7 +75,8 @@ def test_the_tabular_benchmark_builds_and_resumes(demo_path, tmp_path) -> None:
     again = _run("search/build_table.py", "--quick", "--out", str(table))
     assert "8 runs cached, 0 to train" in again  # nothing trained twice
 
-    race = _run("search/race.py", "--quick", "--table", str(table))
+    figures_file = tmp_path / "race.json"
+    race = _run("search/race.py", "--quick", "--table", str(table), "--json", str(figures_file))
     assert "4 configurations x 2 seeds" in race
     rows = {r.split("|")[1].strip(): r.split("|")[2:-1] for r in race.splitlines()
             if r.startswith("| ") and not r.startswith("| searcher")}  # fmt: skip
@@ -87,6 +88,14 @@ def test_the_tabular_benchmark_builds_and_resumes(demo_path, tmp_path) -> None:
     for cells in rows.values():
         assert float(cells[1]) >= 0  # regret: never below the oracle
         assert re.fullmatch(r"\d/3 \(\d+%\)", cells[3].strip())
+    figures = json.loads(figures_file.read_text())  # the same figures, as numbers
+    assert set(figures) == set(rows)
+    for name, cells in rows.items():
+        within = int(cells[3].strip().split("/")[0])
+        assert figures[name]["within_noise_share"] == pytest.approx(within / 3)
+        assert f"{figures[name]['median_regret']:.2f}" == cells[1].strip()
+        assert figures[name]["repeats"] == 3
+        assert f"{figures[name]['epochs_median']:.0f}" == cells[0].strip()
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@ replaying the demo's tabular benchmark (``build_table.py``): no search trains an
 looks its runs up in the table, so every searcher sees exactly the same training outcomes.
 
     .venv/bin/python benchmarks/search/race.py [--table FILE] [--repeats 20] [--quick]
-        [--choices FILE]
+        [--choices FILE] [--json FILE]
 
 ``--choices`` writes every hptune repeat's choice after each phase, so two versions of
 hptune can be compared on the same table (``PYTHONPATH=OTHER_CHECKOUT`` runs another one;
@@ -394,6 +394,16 @@ class Score:
             to_noise,
         ]
 
+    def summary(self) -> dict[str, Any]:
+        """The figures of the row, as numbers (``--json``)."""
+        finite = [r for r in self.regrets if math.isfinite(r)]
+        return {
+            "within_noise_share": sum(r <= 1.0 for r in self.regrets) / len(self.regrets),
+            "median_regret": statistics.median(finite) if finite else None,
+            "epochs_median": statistics.median(self.budgets),
+            "repeats": len(self.regrets),
+        }
+
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -453,6 +463,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, default=Path(__file__).with_name("demo_table.json"))
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--json", type=Path,
+                        help="write each searcher's within-noise share, median regret, median "
+                        "epochs and repeats (JSON)")  # fmt: skip
     parser.add_argument("--choices", type=Path,
                         help="write each hptune repeat's choice after every phase (JSON), to "
                         "compare two versions of hptune on the same table")  # fmt: skip
@@ -473,6 +486,9 @@ def main() -> None:
     if not args.quick and table.grid != GRID:
         print(f"note: {args.table} holds another grid than build_table.GRID")
     result = race(table, args.repeats)
+    if args.json:
+        figures = {name: score.summary() for name, score in result["scores"].items()}
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
     if args.choices:
         args.choices.write_text(json.dumps(result["choices"], indent=1, sort_keys=True) + "\n")
     budget = result["budget"]
