@@ -10,6 +10,7 @@ import time
 
 import optuna
 import pytest
+import sqlalchemy
 import yaml
 
 from hptune.storage import fail_stale_trials
@@ -34,10 +35,11 @@ def test_a_slow_live_trial_is_never_failed_as_stale(demo_path, tmp_path) -> None
         time.sleep(0.25)
         if not (tmp_path / "out" / "hptune.db").exists():
             continue
-        try:
-            study = optuna.load_study(study_name="tiny.baseline", storage=storage)
-        except KeyError:  # not created yet
-            continue
+        try:  # as a reading peer: never create the tables the worker is creating
+            rdb = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+            study = optuna.load_study(study_name="tiny.baseline", storage=rdb)
+        except (KeyError, optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError):
+            continue  # tables or study not created yet
         running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
         checks_while_running += bool(running)
         failed += fail_stale_trials(study, study._storage, grace_seconds=2.0)
