@@ -33,11 +33,14 @@ __all__ = [
     "MEAN",
     "OOM",
     "PRUNED_AT",
+    "RACE_OF",
+    "RACE_SEEDS",
     "REMEDY",
     "REMEDY_OF",
     "RETRY_OF",
     "REUSED_FROM",
     "RUNS",
+    "SEED_CURVES",
     "SEED_VALUES",
     "SETUP",
     "SPLIT_OVERLAPS",
@@ -103,6 +106,9 @@ TEST_VALUES = "test_values"
 """Each seed's test-split value at its best validation epoch (the final evaluation only)."""
 DIVERGED = "diverged"
 """Where and when a seed diverged: ``{"seed": ..., "at": ...}``."""
+SEED_CURVES = "seed_curves"
+"""Each seed's validation value per epoch so far, ``[[seed, [values...]], ...]`` in training
+order, written every epoch for ``hptune.search.PairedPruner``."""
 PRUNED_AT = "pruned_at"
 """Where the pruner stopped the trial: ``{"seed": ..., "epoch": ..., "step": ...}``."""
 REUSED_FROM = "reused_from"
@@ -122,6 +128,10 @@ REMEDY_OF = "hptune.remedy_of"
 """The number of the diverged trial a remedy trial runs again."""
 FIXES = "hptune.fixes"
 """Why the remedy trial was queued, in words."""
+RACE_OF = "hptune.race_of"
+"""The number of the trial whose evidence a racing trial adds to (same parameters)."""
+RACE_SEEDS = "hptune.race_seeds"
+"""The extra seeds a racing trial trains (see ``objective.max_seeds``)."""
 
 # --- trial system attributes (for workers; optuna-dashboard does not show them) ---------------
 

@@ -27,8 +27,9 @@ __all__ = [
 ]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
-#: Finds an earlier finished trial of the same configuration: (where, its per-seed runs).
-ReuseLookup = Callable[[HParams], "tuple[str, list[dict[str, Any]]] | None"]
+#: Finds an earlier finished trial of the same configuration on the same seeds: (where, its
+#: per-seed runs).
+ReuseLookup = Callable[[HParams, list[int]], "tuple[str, list[dict[str, Any]]] | None"]
 
 
 class TrialOutOfMemory(Exception):
@@ -38,10 +39,12 @@ class TrialOutOfMemory(Exception):
 class SeedObjective:
     """An Optuna objective: the phase's configuration trained on each of the paired seeds.
 
-    While training, it reports after every epoch of every seed at step
+    While training, it records every seed's value after every epoch
+    (``hptune.search.report_seed_epoch``, for the paired pruner) and reports at step
     ``seed_index x max_epochs + epoch`` the mean, over the seeds trained so far, of each
-    seed's best value up to that epoch, so a pruner compares trials at the same seed and epoch
-    and can stop one after its first seed. Each seed stops early once the metric has not
+    seed's best value up to that epoch (the curve optuna-dashboard shows). A racing trial
+    (extra seeds for a configuration not yet told apart) trains only its seeds and is never
+    pruned. Each seed stops early once the metric has not
     improved for ``training.early_stopping_patience`` epochs; its best epoch is its value.
 
     The trial keeps every seed's curve and best value as user attributes with the mean,
@@ -87,14 +90,18 @@ class SeedObjective:
             self.progress({"event": "trial_start", "phase": self.phase.name, "hparams": hp,
                            "trial": trial.number, "n_trials": self.phase.n_trials()})  # fmt: skip
         trial.set_user_attr(keys.HPARAMS, hp.to_dict())
-        state = _TrialState(self.max_epochs(hp), self.direction)
-        found = self.reuse(hp) if self.reuse is not None else None
+        # A racing trial trains only the extra seeds it was queued with, and is never pruned
+        # (its steps would not line up with the other trials').
+        racing = trial.user_attrs.get(keys.RACE_SEEDS)
+        seeds = [int(s) for s in racing] if racing else self.seeds
+        state = _TrialState(self.max_epochs(hp), self.direction, reports=not racing)
+        found = self.reuse(hp, seeds) if self.reuse is not None else None
         if found is not None:
             return self._replay(trial, hp, state, *found)
         runs: list[RunResult] = []
         retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get(keys.RETRY_OF)
         try:
-            for index, seed in enumerate(self.seeds):
+            for index, seed in enumerate(seeds):
                 self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
                 run = self.runner.train(
                     hp,
@@ -140,13 +147,17 @@ class SeedObjective:
         from hptune.train import RunResult
 
         runs = [RunResult.from_dict(r) for r in stored_runs]
+        from hptune.search import report_seed_epoch
+
         for index, run in enumerate(runs):
             for metrics in run.epochs:
                 state.record(index, metrics.metric(self.metric))
-                trial.report(
-                    state.running_mean(index, metrics.epoch),
-                    step=index * state.stride + metrics.epoch,
-                )
+                report_seed_epoch(trial, run.seed, metrics.metric(self.metric))
+                if state.reports:
+                    trial.report(
+                        state.running_mean(index, metrics.epoch),
+                        step=index * state.stride + metrics.epoch,
+                    )
         trial.set_user_attr(keys.RUNS, stored_runs)
         trial.set_user_attr(keys.REUSED_FROM, source)
         self._emit(trial, hp, event="reused", source=source)
@@ -200,6 +211,8 @@ class SeedObjective:
     def _epoch_callback(
         self, trial: optuna.Trial, hp: HParams, seed_index: int, state: _TrialState
     ) -> Callable[[int, EpochMetrics], bool]:
+        from hptune.search import report_seed_epoch
+
         def on_epoch(seed: int, metrics: EpochMetrics) -> bool:
             self._emit(
                 trial,
@@ -213,7 +226,10 @@ class SeedObjective:
                 bleu=metrics.bleu,
             )
             state.record(seed_index, metrics.metric(self.metric))
+            report_seed_epoch(trial, seed, metrics.metric(self.metric))
             step = seed_index * state.stride + metrics.epoch
+            if not state.reports:
+                return not state.should_stop(seed_index, self.patience)
             trial.report(state.running_mean(seed_index, metrics.epoch), step=step)
             if trial.should_prune():
                 state.pruned = True
@@ -234,8 +250,9 @@ class SeedObjective:
 class _TrialState:
     """Each seed's best-so-far curve, for reports, early stopping and pruning."""
 
-    def __init__(self, stride: int, direction: str) -> None:
+    def __init__(self, stride: int, direction: str, *, reports: bool = True) -> None:
         self.stride = stride
+        self.reports = reports  # whether steps are reported to the pruner
         self.better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
         self.best_so_far: list[list[float]] = []
         self.pruned = False

@@ -74,8 +74,10 @@ def planned_phases(
 ) -> list[PlannedPhase]:
     """Each configured phase's budget in trials and seed-epochs (an upper bound).
 
-    Each phase states its own budget (:meth:`hptune.phases.Phase.planned`); a phase that
-    decides the epochs passes its upper bound to the phases after it.
+    Each phase states its own budget (``hptune.phases.Phase.planned``); a phase that
+    decides the epochs passes its upper bound to the phases after it. Racing's extra seeds
+    (``objective.max_seeds``) are counted: the best and up to three contenders, each once
+    per extra seed, at the phase's longest run.
 
     Args:
         config: The run's configuration.
@@ -86,9 +88,10 @@ def planned_phases(
     Returns:
         One row per phase that would run, in order.
     """
-    from hptune.phases import PHASES
+    from hptune.phases import PHASES, racing_trials_at_most
 
     n = len(config.objective.seed_list)
+    extra = len(config.objective.racing_seeds)
     names: list[str] = list(config.phases.run)
     if config.phases.test_evaluation and has_test:
         names.append("final")
@@ -100,9 +103,13 @@ def planned_phases(
         epochs = (
             f"{low}-{high}" if low != high else f"<= {high}" if "epochs" in bounded else str(high)
         )
-        planned.append(
-            PlannedPhase(name, budget.trials, epochs, n * budget.seed_epochs, budget.what)
+        # Racing adds seeds to a few configurations not yet told apart, at their length.
+        racing = racing_trials_at_most(extra, budget.trials) * high if name != "final" else 0
+        what = budget.what + (
+            f", racing up to {config.objective.max_seeds} seeds" if racing else ""
         )
+        planned.append(PlannedPhase(name, budget.trials, epochs, n * budget.seed_epochs + racing,
+                                    what))  # fmt: skip
         hp = hp.replace(**budget.bounds)
         bounded |= set(budget.bounds)
     return planned

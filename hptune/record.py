@@ -8,6 +8,7 @@ a phase's evidence is defined here once (``decision_outcomes``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,6 +17,8 @@ from hptune.exceptions import ConfigError
 from hptune.keys import TrialStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import optuna
 
     from hptune.config import TuneConfig
@@ -66,7 +69,9 @@ def outcome_from_trial(trial: optuna.trial.FrozenTrial) -> TrialOutcome:
 def decision_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutcome]:
     """The trials a phase decides on: complete and pruned ones, and those out of memory.
 
-    Any other failed trial is retried before the phase decides, so it is not evidence.
+    Any other failed trial is retried before the phase decides, so it is not evidence. A
+    racing trial (``keys.RACE_OF``) is not an outcome of its own: its seeds join those of
+    the trial it races for, and a seed that diverged marks that trial diverged.
 
     Args:
         trials: A phase's trials, in any state.
@@ -74,11 +79,29 @@ def decision_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutco
     Returns:
         Those trials as outcomes, in the order given.
     """
-    return [
-        outcome_from_trial(t)
+    decided = [
+        t
         for t in trials
         if t.state.name in ("COMPLETE", "PRUNED") or (t.state.name == "FAIL" and keys.is_oom(t))
     ]
+    outcomes = {
+        t.number: outcome_from_trial(t) for t in decided if keys.RACE_OF not in t.user_attrs
+    }
+    for t in decided:  # a racing trial's seeds join the trial it races for
+        target = outcomes.get(t.user_attrs.get(keys.RACE_OF, -1))
+        if target is None or target.status != TrialStatus.OK:
+            continue
+        raced = outcome_from_trial(t)
+        if raced.status == TrialStatus.OK:
+            merged = {**target.seed_values, **raced.seed_values}
+            outcomes[target.number] = dataclasses.replace(
+                target, seed_values=merged, diagnoses=target.diagnoses + raced.diagnoses
+            )
+        elif raced.status == TrialStatus.DIVERGED:  # a configuration that diverges on a seed
+            outcomes[target.number] = dataclasses.replace(
+                target, seed_values={}, status=TrialStatus.DIVERGED
+            )
+    return list(outcomes.values())
 
 
 def finished_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutcome]:
@@ -267,11 +290,14 @@ class RunRecord:
         assert hp is not None  # phases.run is never empty
         return hp, decisions
 
-    def find_trained(self, hp: HParams) -> tuple[str, list[dict[str, Any]]] | None:
+    def find_trained(
+        self, hp: HParams, seeds: Sequence[int] | None = None
+    ) -> tuple[str, list[dict[str, Any]]] | None:
         """A finished trial of this run (any phase) that trained ``hp`` on the same seeds.
 
         Args:
             hp: The configuration to look for.
+            seeds: The seeds (default: the configured ones; a racing trial's extra seeds).
 
         Returns:
             Where it was (``study#number``) and its per-seed runs, or None.
@@ -280,7 +306,9 @@ class RunRecord:
 
         from hptune.config import PHASE_NAMES
 
-        seeds = {str(s) for s in self.config.objective.seed_list}
+        wanted_seeds = {
+            str(s) for s in (self.config.objective.seed_list if seeds is None else seeds)
+        }
         wanted = hp.to_dict()
         existing = self._existing()
         for phase in PHASE_NAMES:
@@ -293,7 +321,7 @@ class RunRecord:
                 if (
                     attrs.get(keys.HPARAMS) == wanted
                     and keys.stored_status(t) == TrialStatus.OK
-                    and set(attrs.get(keys.SEED_VALUES, {})) == seeds
+                    and set(attrs.get(keys.SEED_VALUES, {})) == wanted_seeds
                     and keys.RUNS in attrs
                 ):
                     return f"{name}#{t.number}", list(attrs[keys.RUNS])

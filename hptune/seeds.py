@@ -12,40 +12,66 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
 
-__all__ = ["PairedDifference", "SeedSummary", "paired_difference", "summarize", "t_quantile"]
+__all__ = [
+    "Comparison",
+    "PairedDifference",
+    "SeedSummary",
+    "Verdict",
+    "compare_to_reference",
+    "paired_difference",
+    "seed_noise",
+    "summarize",
+    "t_quantile",
+]
 
-# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom; beyond, the series below.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-#: The normal's 97.5% quantile.
-_Z975 = 1.959963984540054
+K = TypeVar("K")  # a candidate's key (e.g. a trial number)
+
+# Quantiles of Student's t for 1..30 degrees of freedom (97.5%: two-sided 95% intervals;
+# 95%: one-sided tests of equivalence); beyond, the series in t_quantile.
+_T_TABLES = {
+    0.975: (
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ),
+    0.95: (
+        6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812,
+        1.796, 1.782, 1.771, 1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725,
+        1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697,
+    ),
+}  # fmt: skip
+#: The normal's quantiles.
+_Z = {0.975: 1.959963984540054, 0.95: 1.6448536269514722}
 
 
-def t_quantile(degrees_of_freedom: int) -> float:
-    """The 97.5% quantile of Student's t (for a two-sided 95% interval).
+def t_quantile(degrees_of_freedom: int, probability: float = 0.975) -> float:
+    """A quantile of Student's t: 97.5% (two-sided 95% intervals) or 95% (one-sided tests).
 
     Args:
-        degrees_of_freedom: The number of values minus one.
+        degrees_of_freedom: The number of values minus one (or a pooled count).
+        probability: 0.975 or 0.95.
 
     Returns:
         The quantile, from a table up to 30 degrees of freedom; beyond, the Cornish-Fisher
         expansion of t around the normal (within 1e-4 of the exact value from 10 degrees of
-        freedom on), never the normal's 1.96 itself.
+        freedom on), never the normal's quantile itself.
 
     Raises:
-        ValueError: Fewer than one degree of freedom.
+        ValueError: Fewer than one degree of freedom, or another probability.
     """
     if degrees_of_freedom < 1:
         raise ValueError(f"degrees of freedom must be at least 1, got {degrees_of_freedom=}")
-    if degrees_of_freedom <= len(_T975):
-        return _T975[degrees_of_freedom - 1]
+    if probability not in _T_TABLES:
+        raise ValueError(f"probability must be 0.975 or 0.95, got {probability=}")
+    table = _T_TABLES[probability]
+    if degrees_of_freedom <= len(table):
+        return table[degrees_of_freedom - 1]
     # Hand-written rather than scipy.stats.t.ppf: four terms of a textbook series
     # (Abramowitz & Stegun 26.7.5) are exact to 4 decimals here, and scipy is not a dependency.
-    z, v = _Z975, float(degrees_of_freedom)
+    z, v = _Z[probability], float(degrees_of_freedom)
     terms = (
         (z**3 + z) / 4,
         (5 * z**5 + 16 * z**3 + 3 * z) / 96,
@@ -160,3 +186,134 @@ def paired_difference(
         raise ValueError("the two configurations share no seed; they cannot be paired")
     summary = summarize([candidate[s] - reference[s] for s in common])
     return PairedDifference(len(common), summary.mean, summary.ci_low, summary.ci_high)
+
+
+class Verdict(StrEnum):
+    """How a candidate compares with a reference configuration, seed by seed."""
+
+    #: Worse beyond seed noise: the 95% interval of the difference lies above zero.
+    WORSE = "worse"
+    #: Better beyond seed noise: the interval lies below zero.
+    BETTER = "better"
+    #: Practically equal: the 90% interval lies within plus or minus the margin (two
+    #: one-sided tests at 5%), so any difference is smaller than what matters.
+    EQUIVALENT = "equivalent"
+    #: Not yet told apart: neither separated nor shown equivalent; more seeds would tell.
+    UNDECIDED = "undecided"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate against a reference over their shared seeds, with the verdict.
+
+    Args:
+        n: The seeds both have.
+        mean: The mean of ``candidate - reference`` (oriented by the caller, e.g. so that
+            worse is positive).
+        ci_low: The low end of its 95% interval; None without a noise estimate.
+        ci_high: Its high end; None without a noise estimate.
+        degrees_of_freedom: Those of the noise estimate (pooled over candidates when it was).
+        margin: The equivalence margin the verdict used; None for none.
+        verdict: Worse, better, equivalent, or undecided.
+    """
+
+    n: int
+    mean: float
+    ci_low: float | None
+    ci_high: float | None
+    degrees_of_freedom: int
+    margin: float | None
+    verdict: Verdict
+
+
+def seed_noise(values_by_candidate: Mapping[K, Mapping[int, float]]) -> float | None:
+    """The typical seed-to-seed standard deviation of one configuration: the median, over
+    candidates with two seeds or more, of each one's sample standard deviation.
+
+    The median rather than a pooled variance: one wild candidate (a rate near divergence)
+    would otherwise set the noise of the whole phase.
+
+    Args:
+        values_by_candidate: Each candidate's value by seed.
+
+    Returns:
+        The noise, or None when no candidate has two seeds.
+    """
+    stds = [statistics.stdev(v.values()) for v in values_by_candidate.values() if len(v) > 1]
+    return statistics.median(stds) if stds else None
+
+
+def compare_to_reference(
+    candidates: Mapping[K, Mapping[int, float]],
+    reference: Mapping[int, float],
+    *,
+    margin: float | None,
+) -> dict[K, Comparison]:
+    """Compare every candidate with one reference, seed by seed, with a pooled noise estimate.
+
+    Each candidate's differences from the reference on their shared seeds are first judged on
+    their own (their own variance, ``n - 1`` degrees of freedom). The candidates that this
+    does not separate from the reference are judged again with the variance of the
+    differences pooled over all of them, which has more degrees of freedom (``sum(n - 1)``)
+    and so a narrower interval; pooling assumes their differences are about equally noisy.
+
+    A candidate is ``equivalent`` when the 90% interval of its mean difference lies within
+    ``[-margin, margin]`` (two one-sided tests at 5%), else ``worse`` or ``better`` when the
+    95% interval excludes zero, else ``undecided``. Equivalence is checked first: a
+    difference shown to be smaller than the margin does not matter, even when it is real.
+
+    Args:
+        candidates: Each candidate's value by seed, oriented as the caller wants the sign.
+        reference: The reference's value by seed.
+        margin: The largest difference that does not matter; None never finds equivalence.
+
+    Returns:
+        Each candidate's comparison, by the same keys.
+
+    Raises:
+        ValueError: A candidate that shares no seed with the reference, a value that is not
+            finite, or a negative margin.
+    """
+    if margin is not None and margin < 0:
+        raise ValueError(f"the equivalence margin must not be negative, got {margin=}")
+    diffs: dict[K, list[float]] = {}
+    for name, values in candidates.items():
+        common = sorted(set(values) & set(reference))
+        if not common:
+            raise ValueError(f"candidate {name!r} shares no seed with the reference")
+        diffs[name] = [values[s] - reference[s] for s in common]
+        if any(not math.isfinite(d) for d in diffs[name]):
+            raise ValueError(f"seed values must be finite, got {dict(values)=}")
+    result: dict[K, Comparison] = {}
+    in_question: list[K] = []
+    for name, d in diffs.items():
+        if len(d) < 2:
+            result[name] = Comparison(len(d), statistics.fmean(d), None, None, 0, margin,
+                                      Verdict.UNDECIDED)  # fmt: skip
+            continue
+        own = _judge(d, statistics.variance(d), len(d) - 1, margin)
+        result[name] = own
+        if own.verdict == Verdict.UNDECIDED:
+            in_question.append(name)
+    if len(in_question) > 1:
+        sums = [sum((x - statistics.fmean(diffs[n])) ** 2 for x in diffs[n]) for n in in_question]
+        pooled_df = sum(len(diffs[n]) - 1 for n in in_question)
+        pooled_variance = sum(sums) / pooled_df
+        for name in in_question:
+            result[name] = _judge(diffs[name], pooled_variance, pooled_df, margin)
+    return result
+
+
+def _judge(d: list[float], variance: float, df: int, margin: float | None) -> Comparison:
+    mean = statistics.fmean(d)
+    se = math.sqrt(variance / len(d))
+    half = t_quantile(df) * se
+    if margin is not None and abs(mean) + t_quantile(df, 0.95) * se <= margin:
+        verdict = Verdict.EQUIVALENT
+    elif mean - half > 0:
+        verdict = Verdict.WORSE
+    elif mean + half < 0:
+        verdict = Verdict.BETTER
+    else:
+        verdict = Verdict.UNDECIDED
+    return Comparison(len(d), mean, mean - half, mean + half, df, margin, verdict)

@@ -68,16 +68,16 @@ def test_the_tabular_benchmark_builds_and_resumes(demo_path, tmp_path) -> None:
 
     table = tmp_path / "table.json"
     first = _run("search/build_table.py", "--quick", "--out", str(table))
-    assert "0 runs cached, 8 to train" in first
+    assert "0 runs cached, 12 to train" in first
     runs = json.loads(table.read_text())["runs"]
-    assert len(runs) == 8
+    assert len(runs) == 12
     assert all(len(r["epochs"]) == json.loads(k)["epochs"] for k, r in runs.items())
     again = _run("search/build_table.py", "--quick", "--out", str(table))
-    assert "8 runs cached, 0 to train" in again  # nothing trained twice
+    assert "12 runs cached, 0 to train" in again  # nothing trained twice
 
     figures_file = tmp_path / "race.json"
     race = _run("search/race.py", "--quick", "--table", str(table), "--json", str(figures_file))
-    assert "4 configurations x 2 seeds" in race
+    assert "4 configurations x 3 seeds" in race
     rows = {r.split("|")[1].strip(): r.split("|")[2:-1] for r in race.splitlines()
             if r.startswith("| ") and not r.startswith("| searcher")}  # fmt: skip
     assert set(rows) == {"hptune (3 seeds)", "hptune (2 seeds)",
@@ -89,7 +89,11 @@ def test_the_tabular_benchmark_builds_and_resumes(demo_path, tmp_path) -> None:
         assert float(cells[1]) >= 0  # regret: never below the oracle
         assert re.fullmatch(r"\d/3 \(\d+%\)", cells[3].strip())
     figures = json.loads(figures_file.read_text())  # the same figures, as numbers
-    assert set(figures) == set(rows)
+    assert set(figures) == set(rows) | {"pruning"}
+    pruning = figures["pruning"]  # with and without pruning, the same repeats
+    assert pruning["repeats"] == 3 and 0 <= pruning["same_decision_share"] <= 1
+    assert pruning["epochs_with"] <= pruning["epochs_without"]
+    assert f"same final choice in {round(3 * pruning['same_decision_share'])}/3" in race
     for name, cells in rows.items():
         within = int(cells[3].strip().split("/")[0])
         assert figures[name]["within_noise_share"] == pytest.approx(within / 3)

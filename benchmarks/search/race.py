@@ -55,6 +55,7 @@ from build_table import (
     EFFECTIVE_BATCH,
     GRID,
     QUICK_GRID,
+    QUICK_SEEDS,
     build,
     configurations,
     key,
@@ -62,6 +63,8 @@ from build_table import (
 
 LOG_SCALE = {"learning_rate", "weight_decay", "batch_size"}
 FOLLOW = 3  # peers are followed to this multiple of the budget
+SEEN = 5  # seeds a searcher may see in a repeat; the others are its held-out truth
+MAX_SEEDS = 5  # hptune's objective.max_seeds in the race (racing uses every seen seed)
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -114,12 +117,16 @@ class Table:
         value = curve[-1] if curve and not diverged else math.inf
         return value if math.isfinite(value) else math.inf
 
-    def truth(self, config: dict[str, Any]) -> float:
-        return statistics.fmean(self.final(config, s) for s in self.seeds)
+    def truth(self, config: dict[str, Any], seeds: list[int] | None = None) -> float:
+        return statistics.fmean(self.final(config, s) for s in (seeds or self.seeds))
 
     @property
     def best(self) -> float:
         return min(self.truths.values())
+
+    def held_out(self, seeds: list[int]) -> HeldOut:
+        """The truth of every configuration on ``seeds`` only (those a searcher never saw)."""
+        return HeldOut(self, {self.name(c): self.truth(c, seeds) for c in configurations(self.grid)})
 
     @property
     def sigma(self) -> float:
@@ -134,6 +141,20 @@ class Table:
         return (self.truths[self.name(config)] - self.best) / self.sigma
 
 
+@dataclass
+class HeldOut:
+    """Regrets measured on held-out seeds: the truth a searcher is scored on."""
+
+    table: Table
+    truths: dict[str, float]
+
+    def regret(self, config: dict[str, Any] | None) -> float:
+        if config is None:
+            return math.inf
+        best = min(self.truths.values())
+        return (self.truths[self.table.name(config)] - best) / self.table.sigma
+
+
 #: (epochs used so far, the searcher's current choice) each time its choice changes.
 Trajectory = list[tuple[int, dict[str, Any]]]
 
@@ -145,10 +166,11 @@ class TableRunner:
     """hptune's Runner with training replaced by a lookup: the same interface to the pipeline
     (``config``, ``data``, ``train``), the same per-epoch callbacks (pruning, early stopping)."""
 
-    def __init__(self, config: Any, data: Any, table: Table) -> None:
+    def __init__(self, config: Any, data: Any, table: Table, seen: list[int]) -> None:
         self.config = config
         self.data = data
         self.table = table
+        self.seen = seen  # hptune's seed i trains the table's seed seen[i]
         self.leader = False
         self.epochs_used = 0
         self.snapped = 0
@@ -159,7 +181,9 @@ class TableRunner:
         wanted = {name: getattr(hp, name) for name in self.table.grid}
         config = self.table.snap(wanted)
         self.snapped += config != wanted
-        stored = RunResult.from_dict(self.table.runs[key(config, seed)])
+        if seed >= len(self.seen):
+            raise RuntimeError(f"hptune asked for seed {seed}; the race lets it see {self.seen}")
+        stored = RunResult.from_dict(self.table.runs[key(config, self.seen[seed])])
         result = RunResult(seed=seed, initial_eval_loss=stored.initial_eval_loss)
         for metrics in stored.epochs:
             self.epochs_used += 1
@@ -180,8 +204,12 @@ class TableRunner:
         raise RuntimeError("a replay has no memory to probe; set phases.batch_size.probe: false")
 
 
-def race_config(table: Table, workdir: Path, seeds: list[int], sampler_seed: int) -> Any:
-    """The demo's configuration with its spaces set to the table's grid."""
+def race_config(
+    table: Table, workdir: Path, n_seeds: int, sampler_seed: int, *, pruning: bool = True,
+    max_seeds: int = 1,
+) -> Any:  # fmt: skip
+    """The demo's configuration with its spaces set to the table's grid; seeds 0..n-1 (the
+    runner maps them onto the seeds this repeat may see), racing up to ``MAX_SEEDS``."""
     from hptune.config import load_config
 
     grid = table.grid
@@ -194,17 +222,19 @@ def race_config(table: Table, workdir: Path, seeds: list[int], sampler_seed: int
     raw["name"] = "race"
     raw["output_dir"] = str(workdir)
     raw["storage"] = f"sqlite:///{workdir / 'race.db'}"
-    raw["objective"]["seeds"] = seeds
+    raw["objective"]["seeds"] = n_seeds
+    raw["objective"]["max_seeds"] = max_seeds
     raw["training"]["checkpoints"] = False
     phases = raw["phases"]
     phases["learning_rate"]["grid"] = grid["learning_rate"]
     phases["batch_size"].update(candidates=grid["batch_size"], probe=False)
-    phases["epochs"] = {"range": [min(grid["epochs"]), max(grid["epochs"])]}
+    phases["epochs"] = {"range": [min(grid["epochs"]), max(grid["epochs"])], "pruning": pruning}
     phases["regularization"].update(
         weight_decay=span(grid["weight_decay"]),
         warmup_ratio=span(grid["warmup_ratio"]),
         schedulers=grid["scheduler"],
         sampler_seed=sampler_seed,
+        pruning=pruning,
     )
     phases["test_evaluation"] = False
     path = workdir / "race.yaml"
@@ -212,26 +242,39 @@ def race_config(table: Table, workdir: Path, seeds: list[int], sampler_seed: int
     return load_config(path)
 
 
+@dataclass
+class HptuneRun:
+    trajectory: Trajectory  # the first entry is the baseline phase's measured start
+    phase_epochs: dict[str, int]  # epochs each phase used
+    snapped: int  # replays whose configuration was snapped to the grid
+
+
 def run_hptune(
-    table: Table, data: Any, seeds: list[int], sampler_seed: int
-) -> tuple[Trajectory, int]:
-    """One hptune run on the table: its choice after each phase, and the replays it snapped."""
+    table: Table, data: Any, n_seeds: int, seen: list[int], sampler_seed: int,
+    *, pruning: bool = True,
+) -> HptuneRun:  # fmt: skip
+    """One hptune run on the table, seeing only the table's seeds ``seen``."""
     from hptune.pipeline import resolve_hparams, tune
 
     with tempfile.TemporaryDirectory(prefix="hptune-race-") as workdir:
-        config = race_config(table, Path(workdir), seeds, sampler_seed)
-        runner = TableRunner(config, data, table)
+        n_seeds = min(n_seeds, len(seen))
+        config = race_config(table, Path(workdir), n_seeds, sampler_seed, pruning=pruning,
+                             max_seeds=min(MAX_SEEDS, len(seen)))  # fmt: skip
+        runner = TableRunner(config, data, table, seen)
         hp = resolve_hparams(config, data.n_train)[0]
-        trajectory: Trajectory = []  # the first entry is the baseline phase's measured start
+        run = HptuneRun([], {}, 0)
 
         def progress(event: dict[str, Any]) -> None:
             nonlocal hp
             if event.get("event") == "phase_done":
                 hp = event["result"].decision.apply(hp)
-                trajectory.append((runner.epochs_used, snap_hparams(table, hp)))
+                before = sum(run.phase_epochs.values())
+                run.phase_epochs[event["phase"]] = runner.epochs_used - before
+                run.trajectory.append((runner.epochs_used, snap_hparams(table, hp)))
 
         tune(config, progress=progress, runner=runner)  # type: ignore[arg-type]
-        return trajectory, runner.snapped
+        run.snapped = runner.snapped
+        return run
 
 
 def snap_hparams(table: Table, hp: Any) -> dict[str, Any]:
@@ -299,7 +342,7 @@ def joint_space(table: Table, seed: int) -> Suggest:
     return suggest
 
 
-def hf_default_space(table: Table) -> Suggest:
+def hf_default_space(table: Table, seen: list[int]) -> Suggest:
     """transformers' ``default_hp_space_optuna`` with the Trainer's defaults for the rest."""
     from transformers.trainer_utils import default_hp_space_optuna
     from transformers.training_args import TrainingArguments
@@ -317,19 +360,19 @@ def hf_default_space(table: Table) -> Suggest:
             # transformers 5 folds warmup_ratio into warmup_steps (a float below 1 is a ratio)
             "warmup_ratio": float(getattr(defaults, "warmup_ratio", 0.0) or defaults.warmup_steps),
         }
-        seed = table.seeds[space["seed"] % len(table.seeds)]  # the seed is searched too
+        seed = seen[space["seed"] % len(seen)]  # the seed is searched too
         return table.snap(values), seed
 
     return suggest
 
 
-def run_peer(name: str, table: Table, limit: int, repeat: int) -> Trajectory:
+def run_peer(name: str, table: Table, limit: int, repeat: int, seen: list[int]) -> Trajectory:
     import optuna
 
-    seed = table.seeds[repeat % len(table.seeds)]
+    seed = seen[0]  # one training seed for the whole search, as a hand-written loop has
     if name == "HF hyperparameter_search (defaults)":
         return optuna_search(table, limit, optuna.samplers.TPESampler(seed=repeat),
-                             optuna.pruners.MedianPruner(), hf_default_space(table),
+                             optuna.pruners.MedianPruner(), hf_default_space(table, seen),
                              reports=False)  # fmt: skip
     if name == "Optuna TPE + MedianPruner":
         return optuna_search(table, limit, optuna.samplers.TPESampler(seed=repeat),
@@ -364,8 +407,8 @@ def choice_at(trajectory: Trajectory, budget: float) -> dict[str, Any] | None:
     return chosen
 
 
-def epochs_to_noise(table: Table, trajectory: Trajectory) -> int | None:
-    return next((used for used, c in trajectory if table.regret(c) <= 1.0), None)
+def epochs_to_noise(truth: HeldOut, trajectory: Trajectory) -> int | None:
+    return next((used for used, c in trajectory if truth.regret(c) <= 1.0), None)
 
 
 @dataclass
@@ -410,31 +453,46 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
+def seen_seeds(table: Table, repeat: int) -> tuple[list[int], list[int]]:
+    """The seeds every searcher may see in this repeat (in the order hptune uses them), and
+    the held-out ones its choice is scored on."""
+    seen = random.Random(repeat).sample(table.seeds, min(SEEN, len(table.seeds) - 1))
+    return seen, [s for s in table.seeds if s not in seen]
+
+
 def race(table: Table, repeats: int) -> dict[str, Any]:
     from hptune.config import load_config
     from hptune.train import Runner
 
     with tempfile.TemporaryDirectory(prefix="hptune-race-") as workdir:
-        data = Runner(race_config(table, Path(workdir), table.seeds, 0)).data
+        data = Runner(race_config(table, Path(workdir), 1, 0)).data
     scores: dict[str, Score] = {}
     choices: dict[str, list[dict[str, Any]]] = {}  # each hptune repeat's choice per phase
+    runs: dict[str, list[HptuneRun]] = {}
     snapped = 0
-    variants = {"hptune (3 seeds)": 3, "hptune (2 seeds)": 2}
-    for label, n_seeds in variants.items():
-        score = scores[label] = Score(label, [], [], [])
+    variants = {"hptune (3 seeds)": (3, True), "hptune (2 seeds)": (2, True),
+                NO_PRUNING: (3, False)}  # fmt: skip
+    for label, (n_seeds, pruning) in variants.items():
+        score = Score(label, [], [], [])
+        if label != NO_PRUNING:  # that one is only the pruning check's reference
+            scores[label] = score
         for repeat in range(repeats):
-            seeds = random.Random(repeat).sample(table.seeds, min(n_seeds, len(table.seeds)))
+            seen, unseen = seen_seeds(table, repeat)
+            truth = table.held_out(unseen)
             start = time.perf_counter()
-            trajectory, n_snapped = run_hptune(table, data, seeds, sampler_seed=repeat)
-            snapped += n_snapped
-            final = trajectory[-1]
+            run = run_hptune(table, data, n_seeds, seen, sampler_seed=repeat, pruning=pruning)
+            runs.setdefault(label, []).append(run)
+            snapped += run.snapped
+            final = run.trajectory[-1]
             choices.setdefault(label, []).append(
-                {"repeat": repeat, "seeds": seeds, "regret": table.regret(final[1]),
-                 "after_each_phase": [{"epochs_used": u, "choice": c} for u, c in trajectory]}
+                {"repeat": repeat, "seen": seen, "regret": truth.regret(final[1]),
+                 "phase_epochs": run.phase_epochs,
+                 "after_each_phase": [{"epochs_used": u, "choice": c}
+                                      for u, c in run.trajectory]}
             )  # fmt: skip
             score.budgets.append(final[0])
-            score.regrets.append(table.regret(final[1]))
-            score.to_noise.append(epochs_to_noise(table, trajectory))
+            score.regrets.append(truth.regret(final[1]))
+            score.to_noise.append(epochs_to_noise(truth, run.trajectory))
             print(f"{label} repeat {repeat}: {final[0]} epochs, regret "
                   f"{score.regrets[-1]:.2f} sigma ({time.perf_counter() - start:.1f} s)",
                   flush=True)  # fmt: skip
@@ -442,17 +500,39 @@ def race(table: Table, repeats: int) -> dict[str, Any]:
     for name in PEERS:
         score = scores[name] = Score(name, [], [], [])
         for repeat in range(repeats):
-            trajectory = run_peer(name, table, FOLLOW * budget, repeat)
+            seen, unseen = seen_seeds(table, repeat)
+            truth = table.held_out(unseen)
+            trajectory = run_peer(name, table, FOLLOW * budget, repeat, seen)
             score.budgets.append(budget)  # a peer runs until the budget is spent
-            score.regrets.append(table.regret(choice_at(trajectory, budget)))
-            score.to_noise.append(epochs_to_noise(table, trajectory))
+            score.regrets.append(truth.regret(choice_at(trajectory, budget)))
+            score.to_noise.append(epochs_to_noise(truth, trajectory))
         print(f"{name}: median regret {statistics.median(score.regrets):.2f} sigma", flush=True)
     base = load_config(DEMO)
     from hptune.pipeline import resolve_hparams
 
     baseline = snap_hparams(table, resolve_hparams(base, data.n_train)[0])
+    pruning = pruning_effect(runs["hptune (3 seeds)"], runs[NO_PRUNING])
     return {"budget": budget, "scores": scores, "snapped": snapped, "baseline": baseline,
-            "choices": choices}  # fmt: skip
+            "choices": choices, "pruning": pruning}  # fmt: skip
+
+
+PRUNED_PHASES = ("epochs", "regularization")
+NO_PRUNING = "hptune (3 seeds, no pruning)"
+
+
+def pruning_effect(pruned: list[HptuneRun], unpruned: list[HptuneRun]) -> dict[str, Any]:
+    """Epochs the pruner saved in the epochs and regularization phases, and how often the
+    final choice is the one hptune makes without pruning (same repeats, same seeds)."""
+    used = [sum(r.phase_epochs.get(p, 0) for p in PRUNED_PHASES) for r in pruned]
+    without = [sum(r.phase_epochs.get(p, 0) for p in PRUNED_PHASES) for r in unpruned]
+    same = [a.trajectory[-1][1] == b.trajectory[-1][1] for a, b in zip(pruned, unpruned, strict=True)]
+    return {
+        "epochs_with": sum(used),
+        "epochs_without": sum(without),
+        "saved_share": 1 - sum(used) / sum(without) if sum(without) else 0.0,
+        "same_decision_share": sum(same) / len(same) if same else 0.0,
+        "repeats": len(same),
+    }
 
 
 def main() -> None:
@@ -470,7 +550,7 @@ def main() -> None:
                         help="write each hptune repeat's choice after every phase (JSON), to "
                         "compare two versions of hptune on the same table")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
-                        help="build an 8-run table (2 seeds) and race 3 repeats on it")  # fmt: skip
+                        help="build a 12-run table (3 seeds) and race 3 repeats on it")  # fmt: skip
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("hptune").setLevel(logging.ERROR)
@@ -478,7 +558,7 @@ def main() -> None:
         if args.table.name == "demo_table.json":
             args.table = Path(tempfile.mkdtemp(prefix="hptune-race-")) / "quick_table.json"
         if not args.table.exists():
-            build(args.table, QUICK_GRID, [0, 1], quick=True)
+            build(args.table, QUICK_GRID, list(range(QUICK_SEEDS)), quick=True)
         args.repeats = min(args.repeats, 3)
     elif not args.table.exists():
         raise SystemExit(f"no table at {args.table}; build it: benchmarks/search/build_table.py")
@@ -488,6 +568,7 @@ def main() -> None:
     result = race(table, args.repeats)
     if args.json:
         figures = {name: score.summary() for name, score in result["scores"].items()}
+        figures["pruning"] = result["pruning"]
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
     if args.choices:
         args.choices.write_text(json.dumps(result["choices"], indent=1, sort_keys=True) + "\n")
@@ -507,6 +588,11 @@ def main() -> None:
     rows = [s.row(None if s.searcher.startswith("hptune") else FOLLOW * budget)
             for s in result["scores"].values()]  # fmt: skip
     print(markdown(header, rows))
+    p = result["pruning"]
+    print(f"\npruning (hptune, 3 seeds, with and without it, same repeats): the epochs and "
+          f"regularization phases used {p['epochs_with']} epochs instead of "
+          f"{p['epochs_without']} ({100 * p['saved_share']:.0f}% saved); same final choice in "
+          f"{round(p['same_decision_share'] * p['repeats'])}/{p['repeats']} repeats")  # fmt: skip
 
 
 if __name__ == "__main__":

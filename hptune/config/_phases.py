@@ -23,8 +23,10 @@ class LearningRatePhaseConfig(_Strict):
 
     #: The learning rates tried, each on every seed (default: the method's grid).
     grid: list[float] = list(DEFAULT_LEARNING_RATE_GRID)
-    #: Among rates within seed noise of the best: the lowest (safer) or the best mean.
-    tie_break: Literal["lowest", "best_mean"] = "lowest"
+    #: Among rates shown equivalent to the best (within objective.equivalence_margin): the
+    #: best mean, or the lowest (further from divergence). Rates not told apart from the best
+    #: never win over it.
+    tie_break: Literal["lowest", "best_mean"] = "best_mean"
 
     @field_validator("grid")
     @classmethod

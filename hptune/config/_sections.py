@@ -92,6 +92,15 @@ class ObjectiveConfig(_Strict):
     bleu_samples: int = Field(64, gt=0)
     #: The longest answer generated for BLEU, in tokens.
     max_new_tokens: int = Field(32, gt=0)
+    #: The largest difference in the metric that does not matter: candidates whose paired
+    #: difference is shown to be within it are equivalent, and only then does the cheaper
+    #: one win (fewer epochs, the faster batch). Default: half the typical seed standard
+    #: deviation of the phase's candidates.
+    equivalence_margin: float | None = Field(None, ge=0)
+    #: Racing: when the best configuration and a contender are neither equivalent nor told
+    #: apart, both get more paired seeds, one at a time, up to this many in all (no racing
+    #: when it is not above the number of seeds).
+    max_seeds: int = Field(5, ge=1)
 
     @field_validator("seeds")
     @classmethod
@@ -109,6 +118,17 @@ class ObjectiveConfig(_Strict):
     @property
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def racing_seeds(self) -> list[int]:
+        """The seeds racing may add, in order: the next integers not already in use."""
+        used = self.seed_list
+        extra: list[int] = []
+        candidate = max(used) + 1
+        while len(used) + len(extra) < self.max_seeds:
+            extra.append(candidate)
+            candidate += 1
+        return extra
 
 
 class TrainingConfig(_Strict):

@@ -12,24 +12,33 @@ from hptune.phases._base import (
     Phase,
     PhaseBudget,
     TrialOutcome,
-    rank_within_noise,
 )
 from hptune.phases._baseline import BaselinePhase
 from hptune.phases._batch_size import BatchSizePhase, batch_candidates, memory_limit_bytes
 from hptune.phases._epochs import EpochsPhase, default_epoch_range
 from hptune.phases._final import TestEvaluation
 from hptune.phases._learning_rate import LearningRatePhase
+from hptune.phases._ranking import (
+    MARGIN_SHARE_OF_NOISE,
+    MAX_CONTENDERS,
+    NoiseRanking,
+    racing_trials_at_most,
+    rank_within_noise,
+)
 from hptune.phases._registry import PHASES, make_phase
 from hptune.phases._regularization import RegularizationPhase
 
 __all__ = [
     "DECISION_ATTR",
+    "MARGIN_SHARE_OF_NOISE",
+    "MAX_CONTENDERS",
     "PHASES",
     "BaselinePhase",
     "BatchSizePhase",
     "Decision",
     "EpochsPhase",
     "LearningRatePhase",
+    "NoiseRanking",
     "Phase",
     "PhaseBudget",
     "RegularizationPhase",
@@ -40,5 +49,6 @@ __all__ = [
     "grid_remaining",
     "make_phase",
     "memory_limit_bytes",
+    "racing_trials_at_most",
     "rank_within_noise",
 ]

@@ -11,7 +11,6 @@ from hptune import keys
 from hptune.hparams import HParams
 from hptune.keys import TrialStatus
 from hptune.phases._accounting import n_settled, to_retry
-from hptune.seeds import PairedDifference, paired_difference
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,11 +24,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DECISION_ATTR",
     "Decision",
-    "NoiseRanking",
     "Phase",
     "PhaseBudget",
     "TrialOutcome",
-    "rank_within_noise",
 ]
 
 #: The study user attribute that holds a phase's decision (JSON); its presence means "done".
@@ -170,9 +167,11 @@ class Phase(abc.ABC):
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was (e.g. a range moved by a diagnosis); added
             to the decision's reason.
+        margin: The equivalence margin of its decision (``objective.equivalence_margin``);
+            None derives it from the seed noise.
 
     Raises:
-        ValueError: A negative ``max_retries``.
+        ValueError: A negative ``max_retries`` or ``margin``.
     """
 
     name: ClassVar[str]
@@ -185,12 +184,18 @@ class Phase(abc.ABC):
     #: Defaults for a subclass whose own ``__init__`` does not call this one's.
     max_retries: int = 2
     notes: tuple[str, ...] = ()
+    margin: float | None = None
 
-    def __init__(self, *, max_retries: int = 2, notes: Sequence[str] = ()) -> None:
+    def __init__(
+        self, *, max_retries: int = 2, notes: Sequence[str] = (), margin: float | None = None
+    ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {max_retries=}")
+        if margin is not None and margin < 0:
+            raise ValueError(f"the equivalence margin must not be negative, got {margin=}")
         self.max_retries = max_retries
         self.notes = tuple(notes)
+        self.margin = margin
 
     @classmethod
     def from_config(
@@ -215,7 +220,7 @@ class Phase(abc.ABC):
         Raises:
             ConfigError: The phase's options do not fit ``base``.
         """
-        return cls(max_retries=config.max_retries)
+        return cls(max_retries=config.max_retries, margin=config.objective.equivalence_margin)
 
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
@@ -331,55 +336,3 @@ class Phase(abc.ABC):
         Returns:
             The decision; it fixes nothing when no trial finished.
         """
-
-
-@dataclass(frozen=True)
-class NoiseRanking:
-    """The best trial, the trials statistically tied with it, and each one's paired gap.
-
-    Args:
-        best: The trial with the best seed mean.
-        tied: The trials within seed noise of it, ``best`` included.
-        gaps: By trial number, its paired difference from the best, oriented so that worse
-            is positive.
-    """
-
-    best: TrialOutcome
-    tied: list[TrialOutcome]  # includes ``best``
-    gaps: dict[int, PairedDifference]  # trial number -> (trial - best), oriented "worse > 0"
-
-
-def rank_within_noise(outcomes: list[TrialOutcome], direction: str) -> NoiseRanking:
-    """Find the best trial by seed mean and those whose paired gap to it is within seed noise.
-
-    A trial is tied with the best when the 95% interval of its seed-by-seed difference from
-    the best contains zero. With a single seed there is no interval, so only the best counts.
-
-    Args:
-        outcomes: Finished trials; only those ``ok`` with seed values are ranked.
-        direction: ``minimize`` or ``maximize``.
-
-    Returns:
-        The best trial, those tied with it, and every other trial's gap to it.
-
-    Raises:
-        ValueError: No trial is ``ok`` with seed values, or one shares no seed with the
-            best.
-    """
-    ok = [o for o in outcomes if o.status == TrialStatus.OK and o.seed_values]
-    if not ok:
-        raise ValueError("no finished trial to rank")
-    sign = 1.0 if direction == "minimize" else -1.0
-    best = min(ok, key=lambda o: sign * (o.mean or 0.0))
-    gaps: dict[int, PairedDifference] = {}
-    tied = [best]
-    for other in ok:
-        if other is best:
-            continue
-        oriented = {s: sign * v for s, v in other.seed_values.items()}
-        reference = {s: sign * v for s, v in best.seed_values.items()}
-        gap = paired_difference(oriented, reference)
-        gaps[other.number] = gap
-        if gap.ci_low is not None and not gap.excludes_zero:
-            tied.append(other)
-    return NoiseRanking(best, tied, gaps)

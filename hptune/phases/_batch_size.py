@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 from hptune import keys
 from hptune.keys import TrialStatus
 from hptune.phases._accounting import n_settled
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome, rank_within_noise
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._ranking import rank_within_noise
 from hptune.search import MemoryBoundedBatchSampler, oom_boundary
 
 if TYPE_CHECKING:
@@ -69,8 +70,9 @@ class BatchSizePhase(Phase):
     and moves the boundary below it. With ``keep_effective_batch`` the gradient accumulation
     becomes ``effective // batch``, so the optimisation is the same and only speed changes.
 
-    Decision rule: among the batches whose metric is within seed noise of the best, the one
-    with the most training examples per second.
+    Decision rule: among the batches shown equivalent to the best (their paired difference
+    is within the equivalence margin), the one with the most training examples per second;
+    a batch merely not told apart from the best does not win on speed: the best mean does.
 
     Args:
         base: The configuration the phase starts from (its effective batch).
@@ -84,6 +86,7 @@ class BatchSizePhase(Phase):
         candidates: The batch sizes to consider; by default ``batch_candidates(base)``.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
+        margin: The equivalence margin of the decision; None derives it from the seed noise.
 
     Raises:
         ValueError: ``n_trials`` under 1, a candidate that does not divide the effective
@@ -105,8 +108,9 @@ class BatchSizePhase(Phase):
         candidates: list[int] | None = None,
         max_retries: int = 2,
         notes: Sequence[str] = (),
+        margin: float | None = None,
     ) -> None:
-        super().__init__(max_retries=max_retries, notes=notes)
+        super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         if n_trials < 1:
             raise ValueError(f"n_trials must be at least 1, got {n_trials=}")
         self.keep_effective_batch = keep_effective_batch
@@ -179,6 +183,7 @@ class BatchSizePhase(Phase):
                 keep_effective_batch=options.keep_effective_batch,
                 candidates=options.candidates,
                 max_retries=config.max_retries,
+                margin=config.objective.equivalence_margin,
             )
         except ValueError as exc:
             raise ConfigError(f"phases.batch_size: {exc}") from None
@@ -267,25 +272,35 @@ class BatchSizePhase(Phase):
                 "limit or the sequence length, or use gradient checkpointing.",
                 summary,
             )  # fmt: skip
-        ranking = rank_within_noise(ok, direction)
-        tied = ranking.tied if len(ranking.best.seed_values) > 1 else [ranking.best]
-        fastest = max(tied, key=lambda o: o.examples_per_second or 0.0)
+        ranking = rank_within_noise(ok, direction, self.margin)
+        summary.update(ranking.figures())
+        fastest = max(ranking.equivalent, key=lambda o: o.examples_per_second or 0.0)
         batch = int(fastest.params["batch_size"])
         speed = {int(o.params["batch_size"]): o.examples_per_second or 0.0 for o in ok}
-        if len(ranking.best.seed_values) < 2:
+        evidence = ranking.evidence(lambda o: f"batch {o.params['batch_size']}")
+        if ranking.n_seeds < 2:
             case = "single_seed"
             reason = f"batch {batch} has the best value; with one seed there is no noise estimate"
-        elif fastest is ranking.best and len(tied) == 1:
-            case = "best_beyond_noise"
-            reason = f"batch {batch} is best beyond seed noise ({speed[batch]:.1f} examples/s)"
-        else:
-            others = ", ".join(str(o.params["batch_size"]) for o in tied if o is not fastest)
-            case = "fastest_within_noise"
+        elif fastest is not ranking.best:
+            case = "fastest_equivalent"
             reason = (
                 f"batch {batch} is the fastest ({speed[batch]:.1f} examples/s) of the batches "
-                f"within seed noise of the best"
-                + (f" (also {others})" if others else "")
-                + "; same performance, faster"
+                f"equivalent to the best (batch {ranking.best.params['batch_size']}, "
+                f"{speed[int(ranking.best.params['batch_size'])]:.1f} examples/s): same "
+                f"performance, faster ({evidence})"
+            )
+        elif ranking.undecided:
+            case = "best_mean_undecided"
+            reason = (
+                f"batch {batch} has the best mean ({speed[batch]:.1f} examples/s); the batches "
+                f"not told apart from it are not shown equivalent, so the best mean wins "
+                f"({evidence})"
+            )
+        else:
+            case = "best"
+            reason = (
+                f"batch {batch} is best ({speed[batch]:.1f} examples/s) and no faster batch is "
+                f"equivalent ({evidence})"
             )
         if self.keep_effective_batch:
             reason += f"; effective batch kept at {self.effective_batch}"

@@ -4,7 +4,8 @@ from typing import TYPE_CHECKING
 
 from hptune.keys import TrialStatus
 from hptune.phases._accounting import grid_remaining
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome, rank_within_noise
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._ranking import rank_within_noise
 from hptune.presets import epochs_range_for
 
 if TYPE_CHECKING:
@@ -40,17 +41,21 @@ class EpochsPhase(Phase):
     """Phase 4: how many epochs, each run with its own learning-rate schedule length.
 
     Every epoch count of the range is a trial. Inside a trial, early stopping keeps each
-    seed's best epoch; across trials a median pruner (see ``hptune.search.epoch_pruner``)
-    stops a trial whose seed-mean curve falls behind the others at the same seed and epoch.
+    seed's best epoch; across trials the paired pruner (``hptune.search.PairedPruner``) stops
+    a trial behind the longer schedules trained before it, on the same seeds at the same
+    epoch.
 
-    Decision rule: among the epoch counts within seed noise of the best, the fewest (the
-    cheapest run that trains as well, and the least exposed to overfitting).
+    Decision rule: the fewest epochs among those shown equivalent to the best (their paired
+    difference is within the equivalence margin): the cheapest run that trains as well, and
+    the least exposed to overfitting. A count merely not told apart from the best (after
+    racing) does not win on cost: the best mean does.
 
     Args:
         epoch_range: The fewest and the most epochs; every count between is a trial.
         pruning: Stop trials that fall behind with the median pruner.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
+        margin: The equivalence margin of the decision; None derives it from the seed noise.
 
     Raises:
         ValueError: A range that is not ``1 <= fewest < most``, or a negative
@@ -67,8 +72,9 @@ class EpochsPhase(Phase):
         pruning: bool = True,
         max_retries: int = 2,
         notes: Sequence[str] = (),
+        margin: float | None = None,
     ) -> None:
-        super().__init__(max_retries=max_retries, notes=notes)
+        super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         low, high = epoch_range
         if not 1 <= low < high:
             raise ValueError(f"need 1 <= fewest < most epochs, got {epoch_range=}")
@@ -112,6 +118,7 @@ class EpochsPhase(Phase):
             (low, max(high, low + 1)),
             pruning=options.pruning,
             max_retries=config.max_retries,
+            margin=config.objective.equivalence_margin,
             notes=notes,
         )
 
@@ -132,7 +139,9 @@ class EpochsPhase(Phase):
     def create_pruner(self) -> optuna.pruners.BasePruner:
         from hptune.search import epoch_pruner
 
-        return epoch_pruner() if self.pruning else super().create_pruner()
+        if not self.pruning:
+            return super().create_pruner()
+        return epoch_pruner(schedule_param="epochs")
 
     def initial_params(self, base: HParams) -> list[dict[str, object]]:
         # Longest first: a short run compared with a long one at the same epoch is ahead (its
@@ -170,32 +179,41 @@ class EpochsPhase(Phase):
                 f"no epoch count finished; keeping {base.epochs} epochs",
                 {"table": table},
             )  # fmt: skip
-        ranking = rank_within_noise(ok, direction)
-        n_seeds = len(ranking.best.seed_values)
-        tied = ranking.tied if n_seeds > 1 else [ranking.best]
-        chosen = min(tied, key=lambda o: int(o.params["epochs"]))
+        ranking = rank_within_noise(ok, direction, self.margin)
+        for row in table:
+            number = next(o.number for o in outcomes if o.params.get("epochs") == row["epochs"])
+            gap = ranking.comparisons.get(number)
+            row["verdict"] = None if gap is None else str(gap.verdict)
+        chosen = min(ranking.equivalent, key=lambda o: int(o.params["epochs"]))
         epochs, best = int(chosen.params["epochs"]), int(ranking.best.params["epochs"])
         n_pruned = sum(1 for o in outcomes if o.status == TrialStatus.PRUNED)
         pruned = f"; {n_pruned} trial(s) pruned" if n_pruned else ""
-        if n_seeds < 2:
+        evidence = ranking.evidence(lambda o: f"{o.params['epochs']} epochs")
+        if ranking.n_seeds < 2:
             case = "single_seed"
             reason = f"{epochs} epochs has the best value; with one seed there is no noise estimate"
-        elif chosen is ranking.best:
-            case = "best" if len(tied) == 1 else "best_and_fewest"
-            reason = f"{epochs} epochs is best" + (
-                " beyond seed noise" if len(tied) == 1 else " and the fewest of those within noise"
+        elif chosen is not ranking.best:
+            case = "fewest_equivalent"
+            reason = (
+                f"{best} epochs has the best mean and {epochs} epochs is equivalent to it: "
+                f"chose the fewer epochs, same performance, cheaper ({evidence})"
+            )
+        elif ranking.undecided:
+            case = "best_mean_undecided"
+            reason = (
+                f"{epochs} epochs has the best mean; the counts not told apart from it with "
+                f"{ranking.n_seeds} seeds are not shown equivalent, so the best mean wins "
+                f"({evidence})"
             )
         else:
-            case = "fewest_within_noise"
-            reason = (
-                f"{best} epochs has the best mean, {epochs} epochs is within seed noise of it "
-                f"({n_seeds} paired seeds): chose the fewer epochs, same performance, cheaper"
-            )
-        if epochs == self.values[-1] and len(tied) == 1:
+            case = "best"
+            reason = f"{epochs} epochs is best and no fewer count is equivalent ({evidence})"
+        if epochs == self.values[-1] and not ranking.undecided and len(ranking.equivalent) == 1:
             reason += (
                 f"; it is the top of the range, so more epochs may do better still: widen "
                 f"phases.epochs.range (e.g. [{self.values[0]}, {2 * self.values[-1]}])"
             )
         return Decision(
-            self.name, {"epochs": epochs}, chosen.mean, case, reason + pruned, {"table": table}
-        )
+            self.name, {"epochs": epochs}, chosen.mean, case, reason + pruned,
+            {"table": table, **ranking.figures()},
+        )  # fmt: skip

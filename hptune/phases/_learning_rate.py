@@ -4,9 +4,9 @@ from typing import TYPE_CHECKING, Any
 
 from hptune.keys import TrialStatus
 from hptune.phases._accounting import grid_remaining
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome, rank_within_noise
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._ranking import NoiseRanking, rank_within_noise
 from hptune.presets import DEFAULT_LEARNING_RATE_GRID
-from hptune.seeds import PairedDifference
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,17 +24,19 @@ __all__ = ["LearningRatePhase"]
 class LearningRatePhase(Phase):
     """Phase 2: every learning rate of a grid, each on the same seeds.
 
-    Decision rule: the rate with the best seed mean wins when every other rate is worse
-    beyond seed noise (the 95% interval of the paired difference excludes zero). When some
-    rates are within noise of the best, the lowest of them is chosen (``tie_break="lowest"``,
-    the default): it trains as well on this evidence and sits further from divergence, the
-    costliest failure of a too-high rate; ``tie_break="best_mean"`` keeps the best mean.
+    Decision rule: every rate costs the same to train, so the rate with the best seed mean
+    wins, whether the others are worse beyond seed noise (``clear_winner``), shown
+    equivalent to it (``best_mean_equivalent``: their paired difference is within the
+    equivalence margin) or not told apart (``best_mean_undecided``, after racing has added
+    the seeds it may). With ``tie_break="lowest"`` the lowest rate shown *equivalent* to the
+    best is chosen instead (further from divergence); a rate merely not told apart never is.
 
     Args:
         grid: The learning rates to try (sorted here); by default the presets' grid.
-        tie_break: ``lowest`` or ``best_mean``: which of the rates tied within noise wins.
+        tie_break: ``best_mean`` or ``lowest``: which of the rates equivalent to the best wins.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
+        margin: The equivalence margin of the decision; None derives it from the seed noise.
 
     Raises:
         ValueError: A grid of fewer than two rates or a rate outside (0, 1), an unknown
@@ -49,11 +51,12 @@ class LearningRatePhase(Phase):
         self,
         grid: list[float] | None = None,
         *,
-        tie_break: str = "lowest",
+        tie_break: str = "best_mean",
         max_retries: int = 2,
         notes: Sequence[str] = (),
+        margin: float | None = None,
     ) -> None:
-        super().__init__(max_retries=max_retries, notes=notes)
+        super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         grid = sorted(grid or DEFAULT_LEARNING_RATE_GRID)
         if len(grid) < 2 or any(not 0 < lr < 1 for lr in grid):
             raise ValueError(f"the grid needs two or more rates in (0, 1), got {grid=}")
@@ -72,7 +75,12 @@ class LearningRatePhase(Phase):
         incoming: Sequence[Diagnosis] = (),
     ) -> LearningRatePhase:
         options = config.phases.learning_rate
-        return cls(options.grid, tie_break=options.tie_break, max_retries=config.max_retries)
+        return cls(
+            options.grid,
+            tie_break=options.tie_break,
+            max_retries=config.max_retries,
+            margin=config.objective.equivalence_margin,
+        )
 
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
@@ -100,6 +108,42 @@ class LearningRatePhase(Phase):
         lr = trial.suggest_float("learning_rate", self.grid[0], self.grid[-1], log=True)
         return base.replace(learning_rate=lr)
 
+    def _choose(self, ranking: NoiseRanking) -> tuple[float, str, str]:
+        """The chosen rate, the case of the rule, and the reason with its numbers."""
+        best_lr = ranking.best.params["learning_rate"]
+        n_seeds = ranking.n_seeds
+        if n_seeds < 2:
+            return best_lr, "single_seed", (
+                f"learning rate {best_lr:g} has the best value, but with one seed there is no "
+                "noise estimate: the ranking may be luck. Use 3 seeds."
+            )  # fmt: skip
+        evidence = ranking.evidence(_rate)
+        equivalent = sorted(o.params["learning_rate"] for o in ranking.equivalent)
+        undecided = [o.params["learning_rate"] for o in ranking.undecided]
+        if self.tie_break == "lowest" and len(equivalent) > 1:
+            chosen = equivalent[0]
+            return chosen, "lowest_equivalent", (
+                f"learning rate {best_lr:g} has the best mean and {chosen:g} is equivalent to "
+                f"it: chose the lowest equivalent rate, further from divergence (tie_break: "
+                f"lowest; {evidence})"
+            )  # fmt: skip
+        if undecided:
+            names = ", ".join(f"{lr:g}" for lr in sorted(undecided))
+            return best_lr, "best_mean_undecided", (
+                f"learning rate {best_lr:g} has the best mean; {names} not told apart from it "
+                f"with {n_seeds} seeds (neither worse beyond seed noise nor within the "
+                f"equivalence margin): the best mean wins ({evidence})"
+            )  # fmt: skip
+        if len(equivalent) > 1:
+            return best_lr, "best_mean_equivalent", (
+                f"learning rate {best_lr:g} has the best mean; the rates equivalent to it "
+                f"cost the same, so the best mean wins ({evidence})"
+            )  # fmt: skip
+        return best_lr, "clear_winner", (
+            f"learning rate {best_lr:g} is best; every other rate is worse beyond seed noise "
+            f"({n_seeds} paired seeds; {evidence})"
+        )  # fmt: skip
+
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
         table = [
             {
@@ -121,44 +165,19 @@ class LearningRatePhase(Phase):
                 f"{base.learning_rate:g}. Lower the grid (divide it by 10) and run again.",
                 {"table": table},
             )
-        ranking = rank_within_noise(outcomes, direction)
+        ranking = rank_within_noise(outcomes, direction, self.margin)
         for row in table:
             number = next(
                 o.number for o in outcomes if o.params["learning_rate"] == row["learning_rate"]
             )
-            gap = ranking.gaps.get(number)
+            gap = ranking.comparisons.get(number)
             row["gap_to_best"] = None if gap is None else [gap.mean, gap.ci_low, gap.ci_high]
+            row["verdict"] = None if gap is None else str(gap.verdict)
         best_lr = ranking.best.params["learning_rate"]
-        n_seeds = len(ranking.best.seed_values)
-        if n_seeds < 2:
-            chosen, case = best_lr, "single_seed"
-            reason = (
-                f"learning rate {best_lr:g} has the best value, but with one seed there is no "
-                "noise estimate: the ranking may be luck. Use 3 seeds."
-            )
-        elif len(ranking.tied) == 1:
-            chosen, case = best_lr, "clear_winner"
-            reason = (
-                f"learning rate {best_lr:g} is best; every other rate is worse beyond seed "
-                f"noise ({_closest_gap(ranking.gaps)}, {n_seeds} paired seeds)"
-            )
-        else:
-            tied_lrs = sorted(o.params["learning_rate"] for o in ranking.tied)
-            case = "tie_within_noise"
-            others = ", ".join(f"{lr:g}" for lr in tied_lrs if lr != best_lr)
-            reason = (
-                f"learning rate {best_lr:g} has the best mean, but {others} "
-                f"{'is' if len(tied_lrs) == 2 else 'are'} within seed noise of it "
-                f"({n_seeds} paired seeds, 95% interval of the difference contains 0); "
-            )
-            if self.tie_break == "lowest":
-                chosen = tied_lrs[0]
-                reason += f"chose the lowest tied rate, {chosen:g}, further from divergence"
-            else:
-                chosen = best_lr
-                reason += f"kept the best mean, {chosen:g} (tie_break: best_mean)"
+        chosen, case, reason = self._choose(ranking)
         chosen_outcome = next(o for o in outcomes if o.params["learning_rate"] == chosen)
-        summary: dict[str, object] = {"table": table, "best_by_mean": best_lr}
+        summary: dict[str, object] = {"table": table, "best_by_mean": best_lr,
+                                      **ranking.figures()}  # fmt: skip
         top = self.grid[-1]
         if best_lr == top:
             higher = [top * 2, top * 3]
@@ -178,11 +197,5 @@ class LearningRatePhase(Phase):
         )
 
 
-def _closest_gap(gaps: dict[int, PairedDifference]) -> str:
-    ranked = sorted(gaps.values(), key=lambda g: abs(g.mean))
-    if not ranked:
-        return "no other rate finished"
-    g = ranked[0]
-    return (
-        f"the closest is worse by {abs(g.mean):.4g}, 95% interval {g.ci_low:.4g} to {g.ci_high:.4g}"
-    )
+def _rate(outcome: TrialOutcome) -> str:
+    return f"rate {outcome.params['learning_rate']:g}"

@@ -3,7 +3,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hptune.keys import TrialStatus
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome, rank_within_noise
+from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._ranking import rank_within_noise
+from hptune.seeds import Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,8 +29,10 @@ class RegularizationPhase(Phase):
     trial is the incoming configuration when it lies in the space, so every other trial has a
     paired reference; a median pruner stops trials that fall behind.
 
-    Decision rule: the best seed mean, unless the incoming configuration is within seed noise
-    of it: a change the noise could explain is not made.
+    Decision rule: the best seed mean, unless the incoming configuration is shown equivalent
+    to it (their paired difference is within the equivalence margin): a change that does
+    not matter is not made. An incoming configuration merely not told apart from the best
+    (after racing) does not stay: the best mean wins.
 
     Args:
         n_trials: Trials to run.
@@ -40,6 +44,7 @@ class RegularizationPhase(Phase):
         sampler_seed: The seed of the TPE sampler.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
+        margin: The equivalence margin of the decision; None derives it from the seed noise.
 
     Raises:
         ValueError: ``n_trials`` under 2, a range that is not ``0 < low < high < 1``, or a
@@ -60,8 +65,9 @@ class RegularizationPhase(Phase):
         sampler_seed: int = 0,
         max_retries: int = 2,
         notes: Sequence[str] = (),
+        margin: float | None = None,
     ) -> None:
-        super().__init__(max_retries=max_retries, notes=notes)
+        super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         if n_trials < 2:
             raise ValueError(f"n_trials must be at least 2, got {n_trials=}")
         for name, (low, high) in (("weight_decay", weight_decay), ("warmup_ratio", warmup_ratio)):
@@ -113,6 +119,7 @@ class RegularizationPhase(Phase):
             pruning=options.pruning,
             sampler_seed=options.sampler_seed,
             max_retries=config.max_retries,
+            margin=config.objective.equivalence_margin,
             notes=notes,
         )
 
@@ -182,36 +189,49 @@ class RegularizationPhase(Phase):
                 "no trial finished; keeping the incoming weight decay, scheduler and warmup",
                 {"table": table},
             )  # fmt: skip
-        ranking = rank_within_noise(ok, direction)
+        ranking = rank_within_noise(ok, direction, self.margin)
         best = ranking.best
         incoming = self._params_of(base)
         reference = next((o for o in ok if _same(o.params, incoming)), None)
-        n_seeds = len(best.seed_values)
-        reference_tied = reference is not None and any(o is reference for o in ranking.tied)
-        if reference is not None and reference is not best and n_seeds > 1 and reference_tied:
-            return Decision(
-                self.name, {}, reference.mean, "no_change_within_noise",
-                f"the best trial ({_describe(best.params)}) is within seed noise of the "
-                f"incoming configuration ({_describe(incoming)}); kept the incoming one"
-                + pruned,
-                {"table": table, "best_by_mean": best.params},
-            )  # fmt: skip
+        summary = {"table": table, "best_by_mean": best.params, **ranking.figures()}
+        evidence = ranking.evidence(lambda o: _describe(o.params), limit=2)
+        if reference is not None and reference is not best and ranking.n_seeds > 1:
+            verdict = ranking.comparisons[reference.number].verdict
+            if verdict == Verdict.EQUIVALENT:
+                return Decision(
+                    self.name, {}, reference.mean, "no_change_equivalent",
+                    f"the best trial ({_describe(best.params)}) is equivalent to the incoming "
+                    f"configuration ({_describe(incoming)}): kept the incoming one "
+                    f"({ranking.describe(reference.number)}; {evidence}){pruned}",
+                    summary,
+                )  # fmt: skip
         chosen = {k: best.params[k] for k in _PARAMS}
-        if n_seeds < 2:
+        if ranking.n_seeds < 2:
             case, why = "single_seed", "with one seed there is no noise estimate"
         elif reference is best:
             case, why = "incoming_is_best", "the incoming configuration is best"
         elif reference is None:
             case, why = "best_mean", "the incoming configuration was outside the search space"
+        elif ranking.comparisons[reference.number].verdict == Verdict.WORSE:
+            case, why = (
+                "better_beyond_noise",
+                (f"the incoming configuration is {ranking.describe(reference.number)}"),
+            )
         else:
-            case, why = "better_beyond_noise", "better than the incoming one beyond seed noise"
+            case, why = (
+                "best_mean_undecided",
+                (
+                    f"the incoming configuration is not told apart from it nor shown equivalent "
+                    f"({ranking.describe(reference.number)}), so the best mean wins"
+                ),
+            )
         return Decision(
             self.name,
             chosen,
             best.mean,
             case,
-            f"{_describe(chosen)} has the best mean; {why}{pruned}",
-            {"table": table},
+            f"{_describe(chosen)} has the best mean; {why} ({evidence}){pruned}",
+            summary,
         )
 
     def _params_of(self, hp: HParams) -> dict[str, Any]:

@@ -4,8 +4,9 @@ The invariant, kept under the study's lock: **queued + running = what remains** 
 phase (``Phase.n_remaining``, counted in ``hptune.phases._accounting``). Each pass of a
 worker, under the lock: fail trials whose heartbeat went stale, top the queue up
 (``fill_queue``), claim the oldest queued trial and sample its parameters; then, outside
-the lock, train it (``run_claimed``). With nothing queued or running, the phase is
-decided, once, under the lock; every worker returns that decision.
+the lock, train it (``run_claimed``). With nothing queued or running, racing may queue more
+paired seeds for configurations not yet told apart (``queue_racing``); once it queues
+none, the phase is decided, once, under the lock; every worker returns that decision.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from hptune import keys
 from hptune._signals import raise_if_interrupted
 from hptune.pipeline._decide import decide, stored_result
+from hptune.pipeline._racing import queue_racing
 from hptune.pipeline._remedies import queue_remedies
 from hptune.storage import Heartbeat, claim_waiting_trial, fail_stale_trials, queue_lock
 
@@ -87,11 +89,13 @@ def work_through_queue(
             if fill_queue(study, phase, base, config, trials):
                 trials = study.get_trials(deepcopy=False)
             claimed = claim_waiting_trial(study, storage, trials)
+            if claimed is None and not any(t.state == TrialState.RUNNING for t in trials):
+                if not queue_racing(study, phase, config, trials):
+                    return decide(study, phase, base, config)
+                claimed = claim_waiting_trial(study, storage, study.get_trials(deepcopy=False))
             if claimed is not None:
                 trial = optuna.Trial(study, claimed)
                 phase.suggest(trial, base)  # sampled under the lock: no two workers alike
-            elif not any(t.state == TrialState.RUNNING for t in trials):
-                return decide(study, phase, base, config)
         if claimed is not None:
             run_claimed(study, storage, trial, objective, config.heartbeat_seconds)
         else:

@@ -4,7 +4,9 @@
   fit, largest first, and never again one at or above a batch that ran out of memory.
 * ``record_out_of_memory`` marks a trial as out of memory, which the sampler reads back
   from the storage (so every worker on the storage learns the boundary).
-* ``epoch_pruner`` is the median pruner hptune uses on the per-epoch seed mean.
+* ``PairedPruner`` stops a trial behind the earlier trials on the same seeds at the same
+  epoch (``report_seed_epoch`` records the curves it compares); ``epoch_pruner`` is the one
+  hptune's phases use.
 """
 
 from hptune.search._memory_bounded import (
@@ -13,12 +15,15 @@ from hptune.search._memory_bounded import (
     oom_boundary,
     record_out_of_memory,
 )
-from hptune.search._pruners import epoch_pruner
+from hptune.search._pruners import PairedPruner, epoch_pruner, report_seed_epoch, seed_curves
 
 __all__ = [
     "OOM_STATUS",
     "MemoryBoundedBatchSampler",
+    "PairedPruner",
     "epoch_pruner",
     "oom_boundary",
     "record_out_of_memory",
+    "report_seed_epoch",
+    "seed_curves",
 ]

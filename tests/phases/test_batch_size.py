@@ -51,16 +51,28 @@ def test_budget_counts_untried_fitting_batches_and_not_ooms() -> None:
     assert phase.n_remaining(study.get_trials()) == 3  # the OOM did not use the budget
 
 
-def test_fastest_within_noise_wins() -> None:
+def test_the_fastest_equivalent_batch_wins() -> None:
     outcomes = [
         outcome(0, 16, [2.01, 2.10, 2.05], speed=900.0),
-        outcome(1, 8, [2.00, 2.11, 2.04], speed=600.0),
-        outcome(2, 4, [2.02, 2.09, 2.05], speed=300.0),
+        outcome(1, 8, [2.00, 2.10, 2.05], speed=600.0),
+        outcome(2, 4, [2.01, 2.11, 2.05], speed=300.0),
     ]
     decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")
-    assert decision.case == "fastest_within_noise"
+    assert decision.case == "fastest_equivalent"
     assert decision.params == {"batch_size": 16, "gradient_accumulation_steps": 2}
     assert "same performance, faster" in decision.reason
+    assert decision.summary["equivalence_margin"] == pytest.approx(0.5 * 0.05)
+
+
+def test_a_faster_batch_not_told_apart_does_not_win_on_speed() -> None:
+    outcomes = [
+        outcome(0, 16, [2.10, 2.02, 2.15], speed=900.0),  # mean 2.09: not shown equivalent
+        outcome(1, 8, [2.00, 2.10, 2.05], speed=600.0),
+    ]
+    decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")
+    assert decision.case == "best_mean_undecided"
+    assert decision.params["batch_size"] == 8
+    assert "batch 16: undecided, worse by 0.04" in decision.reason
 
 
 def test_a_better_batch_beyond_noise_wins_even_if_slower() -> None:
@@ -69,8 +81,9 @@ def test_a_better_batch_beyond_noise_wins_even_if_slower() -> None:
         outcome(1, 4, [2.00, 2.10, 2.05], speed=300.0),
     ]
     decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")
-    assert decision.case == "best_beyond_noise"
+    assert decision.case == "best"
     assert decision.params["batch_size"] == 4
+    assert "batch 16: worse, worse by 0.5" in decision.reason
 
 
 def test_no_finished_batch_keeps_the_incoming_one() -> None:

@@ -5,6 +5,7 @@ import pytest
 from hptune.config import RegularizationPhaseConfig
 from hptune.hparams import HParams
 from hptune.phases import EpochsPhase, RegularizationPhase, TrialOutcome, default_epoch_range
+from hptune.search import PairedPruner
 
 BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=1, epochs=2,
                warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
@@ -20,7 +21,9 @@ def test_epochs_phase_queues_every_count_longest_first() -> None:
     phase = EpochsPhase((2, 4))
     assert phase.initial_params(BASE) == [{"epochs": 4}, {"epochs": 3}, {"epochs": 2}]
     assert phase.max_epochs(BASE) == 4
-    assert isinstance(phase.create_pruner(), optuna.pruners.MedianPruner)
+    pruner = phase.create_pruner()
+    assert isinstance(pruner, PairedPruner)
+    assert pruner.schedule_param == "epochs"  # a shorter schedule is never a longer one's yardstick
     assert isinstance(EpochsPhase((2, 4), pruning=False).create_pruner(), optuna.pruners.NopPruner)
     with pytest.raises(ValueError, match="epoch_range"):
         EpochsPhase((3, 3))
@@ -30,15 +33,27 @@ def epochs_outcome(number: int, epochs: int, values: list[float], status: str = 
     return TrialOutcome(number, {"epochs": epochs}, dict(enumerate(values)), status)
 
 
-def test_fewest_epochs_within_noise() -> None:
+def test_fewest_equivalent_epochs() -> None:
     outcomes = [
         epochs_outcome(0, 4, [1.50, 1.60, 1.55]),
-        epochs_outcome(1, 3, [1.52, 1.59, 1.56]),
+        epochs_outcome(1, 3, [1.51, 1.60, 1.56]),
         epochs_outcome(2, 2, [1.90, 2.00, 1.95]),
     ]
     decision = EpochsPhase((2, 4)).decide(outcomes, BASE, "minimize")
     assert decision.params == {"epochs": 3}
-    assert decision.case == "fewest_within_noise"
+    assert decision.case == "fewest_equivalent"
+    assert "3 epochs: equivalent, worse by 0.006667" in decision.reason
+
+
+def test_fewer_epochs_not_told_apart_do_not_win_on_cost() -> None:
+    outcomes = [
+        epochs_outcome(0, 4, [1.50, 1.60, 1.55]),
+        epochs_outcome(1, 3, [1.58, 1.59, 1.62]),  # 0.047 worse, 2 degrees of freedom
+        epochs_outcome(2, 2, [1.90, 2.00, 1.95]),
+    ]
+    decision = EpochsPhase((2, 4)).decide(outcomes, BASE, "minimize")
+    assert decision.params == {"epochs": 4}
+    assert decision.case == "best_mean_undecided"
 
 
 def test_pruned_trials_never_win() -> None:
@@ -75,8 +90,18 @@ def test_regularization_keeps_the_incoming_configuration_within_noise() -> None:
         reg_outcome(1, 0.05, "cosine", 0.08, [1.49, 1.61, 1.54]),
     ]
     decision = RegularizationPhase().decide(outcomes, BASE, "minimize")
-    assert decision.case == "no_change_within_noise"
+    assert decision.case == "no_change_equivalent"
     assert decision.params == {}
+
+
+def test_regularization_changes_when_the_incoming_one_is_not_told_apart() -> None:
+    outcomes = [
+        reg_outcome(0, 0.01, "linear", 0.05, [1.50, 1.60, 1.55]),
+        reg_outcome(1, 0.05, "cosine", 0.08, [1.42, 1.61, 1.50]),
+    ]
+    decision = RegularizationPhase().decide(outcomes, BASE, "minimize")
+    assert decision.case == "best_mean_undecided"
+    assert decision.params["scheduler"] == "cosine"
 
 
 def test_regularization_changes_when_better_beyond_noise() -> None:

@@ -94,19 +94,3 @@ def test_arguments_are_checked() -> None:
         MemoryBoundedBatchSampler([4], safety_margin=0)
     with pytest.raises(ValueError, match="memory_limit_bytes"):
         MemoryBoundedBatchSampler([4], memory_limit_bytes=-1)
-
-
-def test_epoch_pruner_prunes_a_trial_behind_the_median() -> None:
-    from hptune.search import epoch_pruner
-
-    study = optuna.create_study(pruner=epoch_pruner(n_startup_trials=2))
-    for curve in ([3.0, 2.0, 1.5], [3.1, 2.1, 1.6]):
-        trial = study.ask()
-        for step, value in enumerate(curve, start=1):
-            trial.report(value, step)
-        study.tell(trial, curve[-1])
-    trial = study.ask()
-    trial.report(3.5, 1)
-    assert not trial.should_prune()  # the first step is never pruned
-    trial.report(3.0, 2)
-    assert trial.should_prune()

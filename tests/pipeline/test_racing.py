@@ -1,0 +1,86 @@
+"""Racing: extra paired seeds for the configurations a phase cannot tell apart yet."""
+
+from __future__ import annotations
+
+import statistics
+
+import optuna
+
+from hptune import keys
+from hptune.config import config_from_dict
+from hptune.hparams import HParams
+from hptune.keys import TrialStatus
+from hptune.phases import LearningRatePhase, racing_trials_at_most
+from hptune.pipeline import work_through_queue
+from hptune.record import decision_outcomes
+from hptune.storage import open_storage
+
+BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=1, epochs=1,
+               warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+A = [2.00, 2.10, 2.05, 2.02, 2.08]  # the best rate, by seed
+VALUES = {
+    1e-4: A,
+    # 0.05 worse than A on every seed: not told apart with 3 seeds, separated with 4
+    5e-5: [a + d for a, d in zip(A, [0.05, 0.02, 0.07, 0.06, 0.05], strict=True)],
+    1e-5: [2.5, 2.6, 2.55, 2.52, 2.58],  # worse beyond noise from the start
+}
+
+
+def run(tmp_path, max_seeds: int) -> tuple[optuna.Study, object]:
+    config = config_from_dict({"name": "race", "model": {"path": "demo://model"},
+                               "data": {"train": "t.jsonl", "validation": "v.jsonl"},
+                               "objective": {"seeds": 3, "max_seeds": max_seeds},
+                               "output_dir": str(tmp_path)})  # fmt: skip
+    phase = LearningRatePhase(sorted(VALUES))
+    storage = open_storage(config)
+    study = optuna.create_study(storage=storage, study_name="race.learning_rate",
+                                sampler=phase.create_sampler())  # fmt: skip
+
+    def objective(trial: optuna.Trial) -> float:
+        hp = phase.suggest(trial, BASE)
+        seeds = trial.user_attrs.get(keys.RACE_SEEDS) or [0, 1, 2]
+        values = {str(s): VALUES[hp.learning_rate][s] for s in seeds}
+        trial.set_user_attr(keys.SEED_VALUES, values)
+        keys.set_status(trial, TrialStatus.OK)
+        return statistics.fmean(values.values())
+
+    return study, work_through_queue(config, storage, study, phase, BASE, objective)
+
+
+def test_the_undecided_contender_and_the_best_get_one_more_paired_seed(tmp_path) -> None:
+    study, result = run(tmp_path, max_seeds=5)
+    racing = [t for t in study.trials if keys.RACE_OF in t.user_attrs]
+    raced = sorted((t.params["learning_rate"], t.user_attrs[keys.RACE_SEEDS][0]) for t in racing)
+    assert raced == [(5e-5, 3), (1e-4, 3)]  # one round: 4 seeds separate them
+    seeds = {o.params["learning_rate"]: sorted(o.seed_values) for o in result.outcomes}
+    assert seeds == {1e-5: [0, 1, 2], 5e-5: [0, 1, 2, 3], 1e-4: [0, 1, 2, 3]}
+    assert result.decision.case == "clear_winner"
+    assert result.decision.params == {"learning_rate": 1e-4}
+    assert "4 paired seeds" in result.decision.reason
+    assert len(decision_outcomes(study.trials)) == 3  # racing trials join their trial
+
+
+def test_no_racing_above_the_configured_seeds(tmp_path) -> None:
+    study, result = run(tmp_path, max_seeds=3)
+    assert not [t for t in study.trials if keys.RACE_OF in t.user_attrs]
+    assert result.decision.case == "best_mean_undecided"
+    assert result.decision.params == {"learning_rate": 1e-4}
+
+
+def test_racing_stops_at_max_seeds_when_the_question_stays_open(tmp_path, monkeypatch) -> None:
+    gaps = [0.05, -0.04, 0.07, -0.05, 0.06]
+    monkeypatch.setitem(VALUES, 5e-5, [a + d for a, d in zip(A, gaps, strict=True)])
+    study, result = run(tmp_path, max_seeds=5)
+    racing = [t for t in study.trials if keys.RACE_OF in t.user_attrs]
+    assert len(racing) == 4  # seeds 3 and 4 for both, then the cap
+    assert result.decision.case == "best_mean_undecided"
+    assert "with 5 seeds" in result.decision.reason
+
+
+def test_the_plan_bounds_racing() -> None:
+    config = config_from_dict({"name": "race", "model": {"path": "demo://model"},
+                               "data": {"train": "t.jsonl", "validation": "v.jsonl"}})  # fmt: skip
+    assert config.objective.racing_seeds == [3, 4]
+    assert racing_trials_at_most(2, 1) == 0
+    assert racing_trials_at_most(2, 4) == 8  # 4 configurations, 2 extra seeds each
+    assert racing_trials_at_most(2, 8) == 8  # the best and 3 contenders at most

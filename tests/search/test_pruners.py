@@ -1,0 +1,129 @@
+"""PairedPruner in real Optuna studies (ask/tell), as a user's study would use it."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from hptune import keys
+from hptune.search import PairedPruner, epoch_pruner, report_seed_epoch, seed_curves
+
+
+def start(study: optuna.Study, epochs: int = 2, **user_attrs: object) -> optuna.Trial:
+    study.enqueue_trial({"epochs": epochs}, user_attrs=dict(user_attrs))
+    trial = study.ask()
+    trial.suggest_int("epochs", 1, 8)
+    return trial
+
+
+def train(
+    study: optuna.Study, trial: optuna.Trial, curves: dict[int, list[float]], *, finish: bool = True
+) -> str:
+    """Report every seed's curve in order, seeds one after the other, as hptune does."""
+    stride = trial.params["epochs"]
+    for index, (seed, values) in enumerate(curves.items()):
+        for epoch, value in enumerate(values, start=1):
+            report_seed_epoch(trial, seed, value)
+            trial.report(value, index * stride + epoch)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return "pruned"
+    if finish:
+        study.tell(trial, sum(v[-1] for v in curves.values()) / len(curves))
+    return "complete" if finish else "running"
+
+
+REFERENCE = {0: [3.0, 2.0], 1: [3.2, 2.4], 2: [3.1, 2.2]}  # seed std at epoch 2: 0.2
+
+
+def study_with_references(pruner: optuna.pruners.BasePruner, n: int = 2) -> optuna.Study:
+    study = optuna.create_study(pruner=pruner)
+    for shift in range(n):
+        curves = {s: [v + 0.01 * shift for v in c] for s, c in REFERENCE.items()}
+        assert train(study, start(study), curves) == "complete"
+    return study
+
+
+def test_a_lucky_first_seed_does_not_hide_worse_seeds() -> None:
+    # Seed 0 far better than the references, seeds 1 and 2 far worse: worse on average.
+    lucky = {0: [2.5, 1.5], 1: [3.6, 3.3], 2: [3.6, 3.3]}
+    study = study_with_references(epoch_pruner())
+    assert train(study, start(study), lucky) == "pruned"
+    pruned = study.trials[-1]
+    assert [s for s, _ in seed_curves(pruned)] == [0, 1]  # stopped in seed 1, not at the end
+    # Optuna's median pruner keeps the trial's best step (seed 0's) and never prunes it.
+    median = study_with_references(optuna.pruners.MedianPruner(n_startup_trials=2))
+    assert train(median, start(median), lucky) == "complete"
+
+
+def test_an_unlucky_first_seed_within_noise_is_not_pruned() -> None:
+    # Seed 0 a little behind (0.1, half a seed std), seeds 1 and 2 ahead: equal on average.
+    unlucky = {0: [3.1, 2.1], 1: [3.1, 2.35], 2: [3.0, 2.15]}
+    study = study_with_references(epoch_pruner())
+    assert train(study, start(study), unlucky) == "complete"
+
+
+def test_a_trial_behind_beyond_the_margin_is_pruned_after_its_first_seed() -> None:
+    study = study_with_references(epoch_pruner())
+    assert train(study, start(study), {0: [3.5, 2.8], 1: [3.5, 2.8]}) == "pruned"
+    assert study.trials[-1].last_step == 2  # seed 0, epoch 2: one seed of three trained
+
+
+def test_a_reference_still_running_is_waited_for() -> None:
+    study = study_with_references(epoch_pruner())
+    running = start(study)
+    train(study, running, {0: [3.0]}, finish=False)  # seed 0, epoch 1 only
+    behind = start(study)
+    # Behind the two finished references at epoch 2, but a third, earlier trial has not
+    # reached epoch 2 yet: the verdict waits for it (as it would with one worker).
+    assert train(study, behind, {0: [3.5, 2.8]}, finish=False) == "running"
+    report_seed_epoch(running, 0, 2.0)  # the reference reaches seed 0, epoch 2
+    running.report(2.0, 2)
+    report_seed_epoch(behind, 1, 3.5)  # the next report judges the waiting position
+    behind.report(3.5, 3)
+    assert behind.should_prune()
+
+
+def test_shorter_schedules_are_never_the_reference_of_longer_ones() -> None:
+    pruner = epoch_pruner(schedule_param="epochs")
+    study = optuna.create_study(pruner=pruner)
+    for _ in range(2):
+        train(study, start(study, epochs=2), REFERENCE)
+    long = {0: [3.5, 2.8, 2.5], 1: [3.5, 2.8, 2.5]}  # behind the 2-epoch runs at epoch 2
+    assert train(study, start(study, epochs=3), long) == "complete"
+    # The same curve among 3-epoch references is pruned.
+    same = optuna.create_study(pruner=pruner)
+    for _ in range(2):
+        train(same, start(same, epochs=3), {s: [*c, c[-1] - 0.1] for s, c in REFERENCE.items()})
+    assert train(same, start(same, epochs=3), long) == "pruned"
+
+
+def test_racing_trials_are_neither_pruned_nor_references() -> None:
+    study = study_with_references(epoch_pruner())
+    raced = start(study, **{keys.RACE_OF: 0, keys.RACE_SEEDS: [3]})
+    assert train(study, raced, {3: [9.0, 9.0]}) == "complete"  # far behind, never pruned
+    # Only the two references count: a trial equal to them is kept.
+    assert train(study, start(study), REFERENCE) == "complete"
+
+
+def test_fewer_references_than_the_startup_count_prune_nothing() -> None:
+    study = study_with_references(epoch_pruner(n_startup_trials=3))
+    assert train(study, start(study), {0: [3.5, 2.8], 1: [3.5, 2.8]}) != "pruned"
+
+
+def test_maximize_direction() -> None:
+    study = optuna.create_study(direction="maximize", pruner=epoch_pruner())
+    for _ in range(2):
+        train(study, start(study), {s: [-v for v in c] for s, c in REFERENCE.items()})
+    assert train(study, start(study), {0: [-3.5, -2.8], 1: [-3.5, -2.8]}) == "pruned"
+    assert train(study, start(study), {0: [-2.5, -1.8], 1: [-2.5, -1.8]}) == "complete"
+
+
+def test_arguments_and_values_are_checked() -> None:
+    with pytest.raises(ValueError, match="min_epoch"):
+        PairedPruner(min_epoch=0)
+    with pytest.raises(ValueError, match="margin"):
+        PairedPruner(margin=-1.0)
+    study = optuna.create_study()
+    with pytest.raises(ValueError, match="finite"):
+        report_seed_epoch(study.ask(), 0, float("nan"))
