@@ -79,18 +79,23 @@ def decision_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutco
     Returns:
         Those trials as outcomes, in the order given.
     """
-    decided = [
-        t
-        for t in trials
-        if t.state.name in ("COMPLETE", "PRUNED") or (t.state.name == "FAIL" and keys.is_oom(t))
-    ]
-    outcomes = {
-        t.number: outcome_from_trial(t) for t in decided if keys.RACE_OF not in t.user_attrs
-    }
-    for t in decided:  # a racing trial's seeds join the trial it races for
+    return _with_racing_seeds(
+        [
+            t
+            for t in trials
+            if t.state.name in ("COMPLETE", "PRUNED") or (t.state.name == "FAIL" and keys.is_oom(t))
+        ]
+    )
+
+
+def _with_racing_seeds(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutcome]:
+    """``trials`` as outcomes, each racing trial's seeds joined to the trial it races for
+    (a seed that diverged marks that trial diverged); racing trials are not outcomes."""
+    outcomes = {t.number: outcome_from_trial(t) for t in trials if keys.RACE_OF not in t.user_attrs}
+    for t in trials:
         target = outcomes.get(t.user_attrs.get(keys.RACE_OF, -1))
         if target is None or target.status != TrialStatus.OK:
-            continue
+            continue  # failed or interrupted racing trials add nothing (their status says so)
         raced = outcome_from_trial(t)
         if raced.status == TrialStatus.OK:
             merged = {**target.seed_values, **raced.seed_values}
@@ -105,7 +110,8 @@ def decision_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutco
 
 
 def finished_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutcome]:
-    """Every finished trial, failed attempts included (what a report shows).
+    """Every finished trial, failed attempts included (what a report shows); racing trials'
+    seeds join the trial they race for, as in ``decision_outcomes``.
 
     Args:
         trials: A phase's trials, in any state.
@@ -113,7 +119,7 @@ def finished_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutco
     Returns:
         The finished ones as outcomes, in the order given.
     """
-    return [outcome_from_trial(t) for t in trials if t.state.is_finished()]
+    return _with_racing_seeds([t for t in trials if t.state.is_finished()])
 
 
 def diagnosed_phases(phase: str | None = None, trial: int | None = None) -> list[str]:

@@ -126,7 +126,9 @@ class Table:
 
     def held_out(self, seeds: list[int]) -> HeldOut:
         """The truth of every configuration on ``seeds`` only (those a searcher never saw)."""
-        return HeldOut(self, {self.name(c): self.truth(c, seeds) for c in configurations(self.grid)})
+        return HeldOut(
+            self, {self.name(c): self.truth(c, seeds) for c in configurations(self.grid)}
+        )
 
     @property
     def sigma(self) -> float:
@@ -525,7 +527,9 @@ def pruning_effect(pruned: list[HptuneRun], unpruned: list[HptuneRun]) -> dict[s
     final choice is the one hptune makes without pruning (same repeats, same seeds)."""
     used = [sum(r.phase_epochs.get(p, 0) for p in PRUNED_PHASES) for r in pruned]
     without = [sum(r.phase_epochs.get(p, 0) for p in PRUNED_PHASES) for r in unpruned]
-    same = [a.trajectory[-1][1] == b.trajectory[-1][1] for a, b in zip(pruned, unpruned, strict=True)]
+    same = [
+        a.trajectory[-1][1] == b.trajectory[-1][1] for a, b in zip(pruned, unpruned, strict=True)
+    ]
     return {
         "epochs_with": sum(used),
         "epochs_without": sum(without),
