@@ -84,16 +84,21 @@ class ProgressPrinter:
             bleu = "" if event["bleu"] is None else f" bleu {event['bleu']:.1f}"
             bleu += self._eta()
             total = self.n_trials.get(event["phase"], "?")
+            if event.get("racing"):  # an extra paired seed for a configuration in question
+                which = f"{where} (racing) {describe_hparams(event['hparams'], event['phase'])} "
+                which += f"extra seed {event['seed']}"
+            else:
+                which = f"{where}/{total} {describe_hparams(event['hparams'], event['phase'])} "
+                which += f"seed {event['seed_index'] + 1}/{self.n_seeds}"
             self.console.print(
-                f"{where}/{total} {describe_hparams(event['hparams'], event['phase'])} "
-                f"seed {event['seed_index'] + 1}/{self.n_seeds} epoch {event['epoch']}: "
+                f"{which} epoch {event['epoch']}: "
                 f"train_loss {event['train_loss']:.4f} eval_loss {event['eval_loss']:.4f}{bleu}",
                 highlight=False,
             )
         elif kind == "pruned":
             self.console.print(
                 f"{where}: pruned after seed {event['seed']} epoch {event['epoch']} "
-                "(behind the median of earlier trials)",
+                "(behind the earlier trials on the same seeds and epoch)",
                 highlight=False,
             )
         elif kind == "diverged":

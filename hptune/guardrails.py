@@ -163,8 +163,9 @@ def _seeds(config: TuneConfig) -> list[Finding]:
             Finding(
                 "two_seeds",
                 "objective.seeds is 2: the 95% interval of a difference over 2 paired seeds "
-                "uses t = 12.7, so two configurations are seldom told apart and a tie-break "
-                "decides instead of the evidence",
+                "uses t = 12.7, so two configurations are seldom told apart on them; racing "
+                "then adds seeds (up to objective.max_seeds), or the best mean decides on "
+                "thin evidence",
                 "use objective.seeds: 3 (t = 4.3) or more",
             )
         ]

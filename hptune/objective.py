@@ -220,6 +220,7 @@ class SeedObjective:
                 seed=seed,
                 seed_index=seed_index,
                 event="epoch",
+                racing=not state.reports,
                 epoch=metrics.epoch,
                 train_loss=metrics.train_loss,
                 eval_loss=metrics.eval_loss,

@@ -43,3 +43,15 @@ def test_waiting_is_said_once_per_wait_not_per_poll() -> None:
     printer(_epoch("epochs"))
     printer({"event": "waiting", "phase": "epochs"})
     assert out.getvalue().count("waiting for trials running elsewhere") == 2
+
+
+def test_a_racing_trial_says_which_extra_seed_it_trains() -> None:
+    out = io.StringIO()
+    printer = display.ProgressPrinter(Console(file=out, width=300), n_seeds=3, metric="eval_loss")
+    printer({"event": "phase_start", "phase": "learning_rate", "n_trials": 4, "seed_epochs": 24})
+    printer({"event": "trial_start", "phase": "learning_rate", "trial": 5, "n_trials": 4,
+             "hparams": HParams(1e-3, 4, 8, 2, 0.05, 0.01)})  # fmt: skip
+    printer({**_epoch("learning_rate"), "trial": 5, "seed": 3, "racing": True})
+    line = out.getvalue().splitlines()[-1]
+    assert "(racing)" in line and "extra seed 3 epoch 1" in line
+    assert "/4" not in line  # not counted as one of the phase's 4 trials

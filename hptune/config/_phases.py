@@ -73,7 +73,8 @@ class EpochsPhaseConfig(_Strict):
     #: [fewest, most] epochs to try; default: the presets' range for the training-set size,
     #: widened to at least three values.
     range: tuple[int, int] | None = None
-    #: Stop hopeless trials early with a median pruner.
+    #: Stop trials behind the earlier, at least as long, trials on the same seeds and epoch
+    #: (hptune.search.PairedPruner).
     pruning: bool = True
 
     @field_validator("range")
@@ -95,7 +96,8 @@ class RegularizationPhaseConfig(_Strict):
     warmup_ratio: tuple[float, float] = (0.05, 0.10)
     #: The schedules tried.
     schedulers: list[SchedulerName] = ["linear", "cosine", "constant_with_warmup"]
-    #: Stop trials whose seed-mean curve falls behind the median of earlier trials.
+    #: Stop trials behind the earlier trials on the same seeds and epoch
+    #: (hptune.search.PairedPruner).
     pruning: bool = True
     #: The seed of the phase's TPE sampler: the same seed proposes the same trials; another
     #: repeats the search with other proposals.

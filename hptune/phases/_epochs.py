@@ -52,7 +52,7 @@ class EpochsPhase(Phase):
 
     Args:
         epoch_range: The fewest and the most epochs; every count between is a trial.
-        pruning: Stop trials that fall behind with the median pruner.
+        pruning: Stop trials that fall behind with the paired pruner.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
         margin: The equivalence margin of the decision; None derives it from the seed noise.
@@ -126,7 +126,7 @@ class EpochsPhase(Phase):
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
         options = config.phases.epochs
         low, high = options.range or default_epoch_range(n_train)
-        what = "each epoch count" + (", median pruning" if options.pruning else "")
+        what = "each epoch count" + (", paired pruning" if options.pruning else "")
         seed_epochs = sum(range(low, high + 1))
         return PhaseBudget(high - low + 1, (low, high), seed_epochs, what, {"epochs": high})
 

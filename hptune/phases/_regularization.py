@@ -27,7 +27,7 @@ class RegularizationPhase(Phase):
 
     Multivariate TPE models the three together (warmup and scheduler interact); the first
     trial is the incoming configuration when it lies in the space, so every other trial has a
-    paired reference; a median pruner stops trials that fall behind.
+    paired reference; the paired pruner stops trials that fall behind.
 
     Decision rule: the best seed mean, unless the incoming configuration is shown equivalent
     to it (their paired difference is within the equivalence margin): a change that does
@@ -40,7 +40,7 @@ class RegularizationPhase(Phase):
         warmup_ratio: The warmup-ratio range.
         schedulers: The learning-rate schedules to try; by default ``linear``, ``cosine``
             and ``constant_with_warmup``.
-        pruning: Stop trials that fall behind with the median pruner.
+        pruning: Stop trials that fall behind with the paired pruner.
         sampler_seed: The seed of the TPE sampler.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
@@ -127,7 +127,7 @@ class RegularizationPhase(Phase):
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
         options = config.phases.regularization
         what = "weight decay, scheduler, warmup (multivariate TPE" + (
-            ", median pruning)" if options.pruning else ")"
+            ", paired pruning)" if options.pruning else ")"
         )
         epochs = (base.epochs, base.epochs)
         return PhaseBudget(options.n_trials, epochs, options.n_trials * base.epochs, what)
