@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hptune import keys
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
@@ -211,8 +213,15 @@ def test_the_workers_sample_shares_the_grid(demo_path, postgres_url) -> None:
     assert password not in done.stdout + done.stderr
     study = optuna.load_study(study_name="docs-workers.learning_rate", storage=postgres_url)
     trials = study.get_trials()
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
-    assert sorted(t.params["learning_rate"] for t in trials) == [1e-3, 5e-3, 1e-2, 5e-2]
+    assert {t.state.name for t in trials} == {"COMPLETE"}
+    grid = [t for t in trials if keys.RACE_OF not in t.user_attrs]
+    assert sorted(t.params["learning_rate"] for t in grid) == [1e-3, 5e-3, 1e-2, 5e-2]
+    # Racing seeds (extra paired seeds for the undecided contenders) are shared too: each
+    # names a grid trial and no (trial, seed) pair is trained twice.
+    races = [(t.user_attrs[keys.RACE_OF], tuple(t.user_attrs[keys.RACE_SEEDS])) for t in trials
+             if keys.RACE_OF in t.user_attrs]  # fmt: skip
+    assert {of for of, _ in races} <= {t.number for t in grid}
+    assert len(races) == len(set(races))
     assert len({t.user_attrs["worker"] for t in trials}) > 1
     assert "done" in done.stdout  # hptune status: the phase is done
 
