@@ -118,7 +118,7 @@ def main() -> None:
 
     raw = yaml.safe_load(DEMO.read_text())
     raw["training"]["max_train_examples"] = args.examples
-    raw["objective"]["bleu_samples"] = 1  # generation is outside the timed training steps
+    raw["objective"]["eval_samples"] = 1  # generation is outside the timed training steps
     raw["training"]["checkpoints"] = False
     path = Path(tempfile.mkdtemp(prefix="hptune-bench-loop-")) / "bench.yaml"
     raw["output_dir"] = str(path.parent / "out")

@@ -51,7 +51,7 @@ def run_variant(pruning: bool, args: argparse.Namespace, workdir: Path) -> dict:
     raw["phases"]["epochs"] = {"pruning": pruning}
     if args.quick:
         raw["training"]["max_train_examples"] = 64
-        raw["objective"]["bleu_samples"] = 4
+        raw["objective"]["eval_samples"] = 4
         raw["phases"]["epochs"]["range"] = [1, 3]
     raw["phases"]["regularization"] = {"n_trials": args.reg_trials, "pruning": pruning}
     raw["output_dir"] = str(workdir / raw["name"])

@@ -32,7 +32,7 @@ def _config(model_path: str, n_trials: int, examples: int, out: Path) -> Any:
     raw = yaml.safe_load(DEMO.read_text())
     raw["name"] = "overhead"
     raw["model"]["path"] = model_path
-    raw["objective"].update({"seeds": 1, "bleu_samples": 1})
+    raw["objective"].update({"seeds": 1, "eval_samples": 1})
     raw["training"].update({"batch_size": 16, "gradient_accumulation_steps": 1, "epochs": 1,
                             "max_train_examples": examples, "checkpoints": False})  # fmt: skip
     raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": RATES[:n_trials]}}

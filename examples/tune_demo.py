@@ -20,7 +20,7 @@ config = hptune.TuneConfig(
         "template": "Question: {question}\nAnswer: ",
         "max_length": 96,
     },
-    objective={"metric": "eval_loss", "seeds": 3, "bleu_samples": 48, "max_new_tokens": 16},
+    objective={"metric": "eval_loss", "seeds": 3, "eval_samples": 48, "max_new_tokens": 16},
     training={"learning_rate": 1e-2, "batch_size": 4, "gradient_accumulation_steps": 8},
     phases={
         "learning_rate": {"grid": [1e-3, 5e-3, 1e-2, 5e-2]},

@@ -52,12 +52,12 @@ def run(config: TuneConfig | str | os.PathLike[str], *, quiet: bool = False) -> 
     progress = ProgressPrinter(
         make_console(stderr=True, quiet=quiet),
         n_seeds=len(config.objective.seed_list),
-        metric=config.objective.metric,
+        metric=config.objective.metric_name,
     )
 
     def on_event(event: dict[str, Any]) -> None:
         if event.get("event") == "phase_done":
-            print_phase(out, event["result"], config.objective.metric)
+            print_phase(out, event["result"], config.objective.metric_name)
         progress(event)
 
     return tune(config, progress=on_event)

@@ -81,8 +81,9 @@ class ProgressPrinter:
         elif kind == "epoch":
             self.done += 1
             self.run_done += 1
-            bleu = "" if event["bleu"] is None else f" bleu {event['bleu']:.1f}"
-            bleu += self._eta()
+            score = event.get("score")
+            extra = "" if score is None else f" {self.metric} {score:.1f}"
+            extra += self._eta()
             total = self.n_trials.get(event["phase"], "?")
             if event.get("racing"):  # an extra paired seed for a configuration in question
                 which = f"{where} (racing) {describe_hparams(event['hparams'], event['phase'])} "
@@ -92,7 +93,7 @@ class ProgressPrinter:
                 which += f"seed {event['seed_index'] + 1}/{self.n_seeds}"
             self.console.print(
                 f"{which} epoch {event['epoch']}: "
-                f"train_loss {event['train_loss']:.4f} eval_loss {event['eval_loss']:.4f}{bleu}",
+                f"train_loss {event['train_loss']:.4f} eval_loss {event['eval_loss']:.4f}{extra}",
                 highlight=False,
             )
         elif kind == "pruned":

@@ -78,8 +78,8 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
         "eval_strategy": "epoch",
         "save_strategy": "epoch",
         "load_best_model_at_end": True,
-        "metric_for_best_model": "eval_loss" if objective.metric == "eval_loss" else "eval_bleu",
-        "greater_is_better": objective.metric == "bleu",
+        "metric_for_best_model": "eval_loss" if objective.metric == "eval_loss" else "eval_score",
+        "greater_is_better": objective.direction == "maximize",
         **_checkpointing(config.training.gradient_checkpointing),
     }
     exported: dict[str, Any] = {
@@ -107,7 +107,7 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
             "bnb_4bit_compute_dtype": "bfloat16",
             "bnb_4bit_use_double_quant": True,
         }
-    exported["hptune"] = {"name": config.name, "metric": objective.metric,
+    exported["hptune"] = {"name": config.name, "metric": objective.metric_name,
                           "seeds": objective.seed_list, "decisions": decisions}  # fmt: skip
     return exported
 

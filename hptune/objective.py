@@ -71,7 +71,7 @@ class SeedObjective:
         # an earlier phase finished is read back instead of trained again.
         self.reuse = None if phase.evaluate_test else reuse
         objective = runner.config.objective
-        self.metric = objective.metric
+        self.metric = objective.metric_name
         self.direction = objective.direction
         self.seeds = objective.seed_list
         self.patience = runner.config.training.early_stopping_patience
@@ -224,7 +224,7 @@ class SeedObjective:
                 epoch=metrics.epoch,
                 train_loss=metrics.train_loss,
                 eval_loss=metrics.eval_loss,
-                bleu=metrics.bleu,
+                score=metrics.score,
             )
             state.record(seed_index, metrics.metric(self.metric))
             report_seed_epoch(trial, seed, metrics.metric(self.metric))
@@ -279,4 +279,4 @@ class _TrialState:
 
 
 def _test_value(metrics: EpochMetrics, metric: str) -> float | None:
-    return metrics.test_loss if metric == "eval_loss" else metrics.test_bleu
+    return metrics.test_loss if metric == "eval_loss" else metrics.test_score

@@ -36,7 +36,7 @@ def tiny_config(tmp_path: Path) -> dict:
             "template": "Question: {question}\nAnswer: ",
             "max_length": 96,
         },
-        "objective": {"seeds": 2, "bleu_samples": 8, "max_new_tokens": 8},
+        "objective": {"seeds": 2, "eval_samples": 8, "max_new_tokens": 8},
         "training": {
             "learning_rate": 5e-3,
             "batch_size": 16,

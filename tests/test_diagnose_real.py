@@ -11,7 +11,7 @@ def run_baseline(tmp_path, **training) -> list:
     from tests.conftest import tiny_config
 
     raw = tiny_config(tmp_path)
-    raw["objective"] = {"seeds": [0], "bleu_samples": 1, "max_new_tokens": 4}
+    raw["objective"] = {"seeds": [0], "eval_samples": 1, "max_new_tokens": 4}
     raw["phases"] = {"run": ["baseline"]}
     raw["guardrails"] = {"ignore": ["single_seed", "high_learning_rate"]}
     method = training.pop("method", None)

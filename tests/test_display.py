@@ -11,7 +11,7 @@ from hptune.hparams import HParams
 def _epoch(phase: str) -> dict:
     return {"event": "epoch", "phase": phase, "trial": 0, "seed_index": 0, "epoch": 1,
             "hparams": HParams(1e-3, 4, 8, 2, 0.05, 0.01), "train_loss": 1.0, "eval_loss": 1.0,
-            "bleu": None}  # fmt: skip
+            "score": None}  # fmt: skip
 
 
 def test_eta_counts_the_phase_and_the_phases_still_to_run(monkeypatch) -> None:

@@ -21,7 +21,7 @@ def test_a_slow_live_trial_is_never_failed_as_stale(demo_path, tmp_path) -> None
     from tests.conftest import tiny_config
 
     raw = tiny_config(tmp_path)
-    raw["objective"] = {"seeds": 1, "bleu_samples": 4, "max_new_tokens": 4}
+    raw["objective"] = {"seeds": 1, "eval_samples": 4, "max_new_tokens": 4}
     raw["training"].update(batch_size=4, epochs=2, max_train_examples=1000)
     raw["phases"] = {"run": ["baseline"]}
     raw["heartbeat_seconds"] = 1

@@ -46,7 +46,7 @@ def _config(args: argparse.Namespace) -> Any:
             raw["data"][split] = str(Path(args.data).resolve() / f"{split}.jsonl")
     if args.quick:
         raw["training"]["max_train_examples"] = 64
-        raw["objective"]["bleu_samples"] = 8
+        raw["objective"]["eval_samples"] = 8
     raw["output_dir"] = str(args.out)
     path = Path(args.out) / "finqa.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,7 +66,7 @@ def _runner(quick: bool) -> Any:
     raw["training"]["checkpoints"] = False
     if quick:
         raw["training"]["max_train_examples"] = 64
-        raw["objective"]["bleu_samples"] = 4
+        raw["objective"]["eval_samples"] = 4
     raw["output_dir"] = tempfile.mkdtemp(prefix="hptune-table-")
     path = Path(raw["output_dir"]) / "table.yaml"
     path.write_text(yaml.safe_dump(raw))

@@ -6,6 +6,9 @@ files and model paths. Values left unset are filled later from ``hptune.presets`
 """
 
 from hptune.config._base import SchedulerName as SchedulerName
+from hptune.config._data import SPLIT_ALIASES as SPLIT_ALIASES
+from hptune.config._data import DataConfig
+from hptune.config._data import template_fields as template_fields
 from hptune.config._load import config_from_dict as config_from_dict
 from hptune.config._load import format_validation_error as format_validation_error
 from hptune.config._load import load_config
@@ -21,7 +24,6 @@ from hptune.config._phases import (
 )
 from hptune.config._phases import PhaseName as PhaseName
 from hptune.config._sections import (
-    DataConfig,
     MethodConfig,
     ModelConfig,
     ObjectiveConfig,

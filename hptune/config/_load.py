@@ -69,9 +69,12 @@ def config_from_dict(raw: dict[str, Any], *, base_dir: Path | None = None) -> Tu
     """
     raw = _relative_to(raw, base_dir) if base_dir is not None else raw
     try:
-        return TuneConfig.model_validate(raw)
+        config = TuneConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc)) from None
+    if base_dir is not None:
+        config.objective._search_dir = str(base_dir)
+    return config
 
 
 def _relative_to(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
@@ -81,7 +84,9 @@ def _relative_to(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         if not isinstance(value, str) or not value or value.startswith("demo://"):
             return value
         candidate = Path(value).expanduser()
-        if candidate.is_absolute() or (only_if_exists and not (base_dir / candidate).exists()):
+        # A hub id ("org/model") is kept unless its first part is a folder beside the file.
+        beside = (base_dir / candidate.parts[0]).exists() if candidate.parts else False
+        if candidate.is_absolute() or (only_if_exists and not beside):
             return value
         return str(base_dir / candidate)
 
@@ -90,7 +95,6 @@ def _relative_to(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
             k: fix(v) if k in ("train", "validation", "test") else v for k, v in raw["data"].items()
         }
     if isinstance(raw.get("model"), dict) and "path" in raw["model"]:
-        # A hub id ("org/model") stays as it is unless such a directory exists beside the file.
         raw["model"] = {**raw["model"], "path": fix(raw["model"]["path"], only_if_exists=True)}
     if isinstance(raw.get("output_dir"), str) and not Path(raw["output_dir"]).is_absolute():
         raw["output_dir"] = str(base_dir / raw["output_dir"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from hptune.config._base import SchedulerName, _Strict
 
@@ -23,6 +23,9 @@ class ModelConfig(_Strict):
     trust_remote_code: bool = False
     #: Weight dtype: ``auto`` is bfloat16 (or float16) on a GPU and float32 on a CPU.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    #: Download a hub model that is not in the local Hugging Face cache. Off: a hub id is
+    #: read from the cache only, without touching the network.
+    allow_download: bool = False
 
 
 class MethodConfig(_Strict):
@@ -40,57 +43,33 @@ class MethodConfig(_Strict):
     target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
 
 
-class DataConfig(_Strict):
-    """The data: JSONL/JSON/CSV files per split, or an in-memory ``datasets.DatasetDict``."""
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    #: The training split: a .jsonl, .json, .csv or .parquet file (or ``demo://...``).
-    train: str | None = None
-    #: The validation split every decision is scored on.
-    validation: str | None = None
-    #: The test split: measured once, at the end, never used for a decision.
-    test: str | None = None
-    #: In Python only: a ``datasets.DatasetDict`` with train and validation (and test) splits.
-    dataset: Any = Field(None, exclude=True)
-    #: The record field holding the prompt (when no template is given).
-    prompt_field: str = "question"
-    #: The record field holding the answer: the only tokens trained and scored.
-    response_field: str = "answer"
-    #: A prompt template naming record fields in braces, e.g. ``Question: {question}``.
-    template: str | None = None
-    #: Tokens per example (prompt + answer); longer answers are cut.
-    max_length: int = Field(256, gt=8)
-
-    @model_validator(mode="after")
-    def _train_and_validation_given(self) -> DataConfig:
-        if self.dataset is not None:
-            missing = [s for s in ("train", "validation") if s not in self.dataset]
-            if missing:
-                raise ValueError(f"the dataset has no {' or '.join(missing)} split")
-        elif self.train is None or self.validation is None:
-            raise ValueError(
-                "give both data.train and data.validation (file paths), or a DatasetDict as "
-                "data.dataset; tuning on the test split is never allowed"
-            )
-        if self.template is not None and "{" not in self.template:
-            raise ValueError(
-                "data.template must name record fields in braces, e.g. "
-                "'Question: {question}\\nAnswer: '"
-            )
-        return self
+#: The metrics hptune computes itself: the validation loss, and text metrics on answers
+#: generated greedily (BLEU and chrF via sacrebleu, exact match, ROUGE-L).
+BUILTIN_METRICS = ("eval_loss", "bleu", "chrf", "exact_match", "rouge_l")
 
 
 class ObjectiveConfig(_Strict):
-    """What trials are scored on: the validation split's loss or BLEU, over several seeds."""
+    """What trials are scored on: a validation metric, over several paired seeds."""
 
-    #: The validation loss (minimized) or BLEU via sacrebleu (maximized).
-    metric: Literal["eval_loss", "bleu"] = "eval_loss"
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, arbitrary_types_allowed=True
+    )
+
+    #: ``eval_loss`` (minimized), ``bleu``, ``chrf``, ``exact_match``, ``rouge_l`` (maximized,
+    #: 0-100), or your function as ``"module:function"`` (importable from the configuration's
+    #: folder or ``sys.path``; from Python, the function itself), called as
+    #: ``fn(predictions: list[str], references: list[str]) -> float``.
+    metric: Any = "eval_loss"
+    #: ``maximize`` or ``minimize``: required for your own metric, fixed for the built-in ones.
+    direction: Literal["minimize", "maximize"] = "minimize"
     #: Paired seeds per configuration: a count N (seeds 0 to N-1) or a list of seeds.
     seeds: int | list[int] = 3
-    #: Validation examples whose generated answers are scored with BLEU each epoch.
-    bleu_samples: int = Field(64, gt=0)
-    #: The longest answer generated for BLEU, in tokens.
+    #: Validation examples a text metric scores each epoch: a seeded random subset, the same
+    #: for every trial (the test split is scored whole). ``bleu_samples`` is an older name.
+    eval_samples: int = Field(
+        64, gt=0, validation_alias=AliasChoices("eval_samples", "bleu_samples")
+    )
+    #: The longest answer generated for a text metric, in tokens.
     max_new_tokens: int = Field(32, gt=0)
     #: The largest difference in the metric that does not matter: candidates whose paired
     #: difference is shown to be within it are equivalent, and only then does the cheaper
@@ -101,6 +80,67 @@ class ObjectiveConfig(_Strict):
     #: apart, both get more paired seeds, one at a time, up to this many in all (no racing
     #: when it is not above the number of seeds).
     max_seeds: int = Field(5, ge=1)
+    #: Where ``"module:function"`` is imported from first: the configuration file's folder.
+    _search_dir: str | None = PrivateAttr(None)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_known(cls, metric: Any) -> Any:
+        if callable(metric):
+            return metric
+        if not isinstance(metric, str):
+            raise ValueError(
+                f"must be a metric name or 'module:function', not a {type(metric).__name__}"
+            )
+        if metric in BUILTIN_METRICS:
+            return metric
+        module, _, function = metric.partition(":")
+        names = [*module.split("."), function]
+        if not function or not all(n.isidentifier() for n in names):
+            raise ValueError(
+                f"unknown metric; use one of {', '.join(BUILTIN_METRICS)}, or your function as "
+                "'module:function' (e.g. 'my_metrics:f1')"
+            )
+        return metric
+
+    @model_validator(mode="before")
+    @classmethod
+    def _direction_given(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        metric, direction = values.get("metric", "eval_loss"), values.get("direction")
+        if callable(metric) or (isinstance(metric, str) and ":" in metric):
+            if direction is None:
+                raise ValueError(
+                    "objective.direction is required with your own metric: 'maximize' (higher "
+                    "is better, like accuracy) or 'minimize' (like an error rate)"
+                )
+            return values
+        if metric not in BUILTIN_METRICS:
+            return values  # the metric's own check names the problem
+        builtin = "minimize" if metric == "eval_loss" else "maximize"
+        if direction not in (None, builtin):
+            raise ValueError(
+                f"objective.direction: {metric} is always {builtin}d; leave direction out"
+            )
+        return {**values, "direction": builtin}
+
+    @property
+    def metric_name(self) -> str:
+        """The metric as stored and shown: its name, ``module:function``, or the callable's."""
+        if callable(self.metric):
+            return f"{self.metric.__module__}:{self.metric.__qualname__}"
+        return str(self.metric)
+
+    @property
+    def search_dir(self) -> str | None:
+        """The folder ``"module:function"`` is imported from first (the configuration's)."""
+        return self._search_dir
+
+    @property
+    def is_text_metric(self) -> bool:
+        """Scored on generated answers (anything but the validation loss)."""
+        return self.metric != "eval_loss"
 
     @field_validator("seeds")
     @classmethod
@@ -110,10 +150,6 @@ class ObjectiveConfig(_Strict):
         if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
             raise ValueError("the seed list must be non-empty and without repeats")
         return seeds
-
-    @property
-    def direction(self) -> Literal["minimize", "maximize"]:
-        return "minimize" if self.metric == "eval_loss" else "maximize"
 
     @property
     def seed_list(self) -> list[int]:

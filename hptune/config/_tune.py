@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from hptune.config._base import _Strict
+from hptune.config._data import DataConfig
 from hptune.config._phases import DiagnosticsConfig, GuardrailsConfig, PhasesConfig
 from hptune.config._sections import (
-    DataConfig,
     MethodConfig,
     ModelConfig,
     ObjectiveConfig,
@@ -180,7 +180,11 @@ def redact_url(url: str) -> str:
 
 
 def _looks_local(path: str) -> bool:
-    # A hub id is "name" or "org/name"; anything else (or anything on disk) is a local path.
-    if path.startswith("demo://") or Path(path).expanduser().exists():
+    """A hub id is "name" or "org/name"; anything else is a local path: absolute, ``./``,
+    ``../``, ``~``, something on disk, or a path whose first folder exists here."""
+    candidate = Path(path).expanduser()
+    if path.startswith(("demo://", ".", "/", "~")) or candidate.exists():
         return True
-    return not re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", path) or path.startswith(".")
+    if len(candidate.parts) > 1 and Path(candidate.parts[0]).is_dir():
+        return True
+    return not re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", path)

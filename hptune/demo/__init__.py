@@ -16,7 +16,7 @@ __all__ = ["DEMO_SCHEME", "demo_dir", "ensure_demo", "resolve_demo_path"]
 
 DEMO_SCHEME = "demo://"
 # Bump when the generated files change, so that old caches are not reused.
-_VERSION = "v2"  # v2: no example in two splits
+_VERSION = "v3"  # v2: no example in two splits; v3: the chat and Alpaca copies
 _SEED = 1234
 
 
@@ -61,9 +61,10 @@ def _build(directory: Path) -> None:
     import transformers
 
     transformers.logging.disable_progress_bar()
-    from hptune.demo._data import write_splits
+    from hptune.demo._data import write_formats, write_splits
     from hptune.demo._model import build_model, build_tokenizer
 
     write_splits(directory / "data", seed=_SEED)
+    write_formats(directory / "data")
     tokenizer = build_tokenizer(directory / "model", seed=_SEED)
     build_model(directory / "model", tokenizer, seed=_SEED)

@@ -13,7 +13,14 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["QUESTION_KINDS", "generate_corpus", "generate_examples", "write_splits"]
+__all__ = [
+    "DEMO_CHAT_TEMPLATE",
+    "QUESTION_KINDS",
+    "generate_corpus",
+    "generate_examples",
+    "write_formats",
+    "write_splits",
+]
 
 _COMPANIES = [
     "Acme", "Borealis", "Cobalt", "Dunmore", "Everly", "Fairway", "Granite", "Harbor",
@@ -151,3 +158,60 @@ def write_splits(
         path.write_text("\n".join(records) + "\n", encoding="utf-8")
         paths[split] = path
     return paths
+
+
+#: A chat template for the demo tokenizer, which has none (like many base models' tokenizers):
+#: ``examples/chat.yaml`` gives it as ``data.chat_template``.
+DEMO_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
+    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+_SYSTEM = "You answer questions about company finances in one sentence."
+_INSTRUCTION = "Answer the question about the company's finances in one sentence."
+
+
+def write_formats(directory: Path) -> None:
+    """Write the demo's splits again as chat (``chat/``) and Alpaca (``alpaca/``) records.
+
+    The same examples, so the formats can be compared. Chat: a system turn on every other
+    record, and every fourth record continues the conversation of the record before it (two
+    assistant turns). Alpaca: the question as ``input`` for two records in three, as the
+    ``instruction`` itself (``input`` empty) for the third.
+    """
+    for split in ("train", "validation", "test"):
+        lines = (directory / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+        chat, alpaca = [], []
+        for index, record in enumerate(records):
+            turn = [
+                {"role": "user", "content": record["question"]},
+                {"role": "assistant", "content": record["answer"]},
+            ]
+            if index % 4 == 3:
+                before = records[index - 1]
+                turn = [
+                    {"role": "user", "content": before["question"]},
+                    {"role": "assistant", "content": before["answer"]},
+                    *turn,
+                ]
+            if index % 2 == 0:
+                turn = [{"role": "system", "content": _SYSTEM}, *turn]
+            chat.append({"messages": turn})
+            if index % 3 == 2:
+                alpaca.append(
+                    {"instruction": record["question"], "input": "", "output": record["answer"]}
+                )
+            else:
+                alpaca.append(
+                    {
+                        "instruction": _INSTRUCTION,
+                        "input": record["question"],
+                        "output": record["answer"],
+                    }
+                )
+        for name, rows in (("chat", chat), ("alpaca", alpaca)):
+            (directory / name).mkdir(exist_ok=True)
+            text = "".join(json.dumps(row) + "\n" for row in rows)
+            (directory / name / f"{split}.jsonl").write_text(text, encoding="utf-8")

@@ -46,7 +46,7 @@ def decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig)
             decision, reason=f"{decision.reason}; {'; '.join(phase.notes)}"
         )
     study.set_user_attr(keys.DECISION, decision.to_json())
-    _save_dashboard_note(study, decision, outcomes, config.objective.metric)
+    _save_dashboard_note(study, decision, outcomes, config.objective.metric_name)
     _remove_unfinished_checkpoints(study, config)
     return PhaseResult(phase.name, study.study_name, decision, outcomes, reused=False)
 

@@ -39,13 +39,16 @@ def check_same_setup(
     setup: dict[str, Any] = {
         "phase": phase.name,
         "base_hparams": base.to_dict(),
-        "metric": config.objective.metric,
+        "metric": config.objective.metric_name,
         "seeds": config.objective.seed_list,
         "model": config.model.path,
         "method": config.method.model_dump(),
         "fingerprints": runner.data.fingerprints,
         # How examples become training and scoring: a change trains and scores differently.
         "preparation": {
+            "format": runner.data.format_description,
+            "chat_template": config.data.chat_template,
+            "drop_long": config.data.drop_long,
             "prompt_field": config.data.prompt_field,
             "response_field": config.data.response_field,
             "template": config.data.template,
@@ -53,7 +56,7 @@ def check_same_setup(
             "max_train_examples": config.training.max_train_examples,
             "n_train": runner.data.n_train,
             "early_stopping_patience": config.training.early_stopping_patience,
-            "bleu_samples": config.objective.bleu_samples,
+            "eval_samples": config.objective.eval_samples,
             "max_new_tokens": config.objective.max_new_tokens,
         },
     }

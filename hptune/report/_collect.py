@@ -97,7 +97,7 @@ def collect(config: TuneConfig) -> ReportData:
     first = next(p.user_attrs for p in phases if p.user_attrs)
     return ReportData(
         name=config.name,
-        metric=config.objective.metric,
+        metric=config.objective.metric_name,
         direction=config.objective.direction,
         seeds=config.objective.seed_list,
         storage=config.storage_display,

@@ -32,6 +32,9 @@ _LABELS = {
     "weight_decay": "weight decay",
     "eval_loss": "validation loss",
     "bleu": "validation BLEU",
+    "chrf": "validation chrF",
+    "exact_match": "validation exact match",
+    "rouge_l": "validation ROUGE-L",
 }
 
 
@@ -77,6 +80,8 @@ def _svg(figure: Figure) -> str:
 
 
 def _label(name: str) -> str:
+    if name not in _LABELS and ":" in name:  # the user's own metric, "module:function"
+        return f"validation {name}"
     return _LABELS.get(name, name.replace("_", " "))
 
 
@@ -93,7 +98,7 @@ def _describe(o: TrialOutcome) -> str:
 @_styled
 def curves_figure(evidence: PhaseEvidence, metric: str) -> str | None:
     """Train and validation curves of every seed of every trial; pruned and diverged marked."""
-    panels = ["train_loss", "eval_loss"] + (["bleu"] if metric == "bleu" else [])
+    panels = ["train_loss", "eval_loss"] + (["score"] if metric != "eval_loss" else [])
     figure, axes = _figure(len(panels))
     drawn = False
     colors = _colors(len(evidence.outcomes))
@@ -132,7 +137,8 @@ def curves_figure(evidence: PhaseEvidence, metric: str) -> str | None:
                      for e in r.get("epochs", []))  # fmt: skip
     for ax, key in zip(axes, panels, strict=True):
         ax.set_xlabel("epoch")
-        ax.set_ylabel(_label(key) if key != "train_loss" else "training loss")
+        named = {"train_loss": "training loss", "score": _label(metric)}
+        ax.set_ylabel(named.get(key, _label(key)))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_xlim(0.5, last_epoch + 0.5)
         ax.grid(alpha=0.3)

@@ -14,13 +14,21 @@ class EpochMetrics:
     epoch: int
     train_loss: float
     eval_loss: float
-    bleu: float | None
+    #: The text metric on the validation subset (``None`` when the metric is the loss).
+    score: float | None
     learning_rate: float
     test_loss: float | None = None  # only in the final evaluation, never for decisions
-    test_bleu: float | None = None
+    test_score: float | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EpochMetrics:
+        """Read back ``asdict``; runs stored before text metrics had ``bleu`` / ``test_bleu``."""
+        renamed = {"bleu": "score", "test_bleu": "test_score"}
+        return cls(**{renamed.get(k, k): v for k, v in values.items()})
 
     def metric(self, name: str) -> float:
-        value = self.eval_loss if name == "eval_loss" else self.bleu
+        """The value of ``eval_loss`` or, for any other metric name, the text metric's."""
+        value = self.eval_loss if name == "eval_loss" else self.score
         if value is None:
             raise ValueError(f"metric {name!r} was not computed for epoch {self.epoch}")
         return value
@@ -60,7 +68,7 @@ class RunResult:
         seconds = float(values.get("seconds", 0.0))
         return cls(
             seed=int(values["seed"]),
-            epochs=[EpochMetrics(**e) for e in values["epochs"]],
+            epochs=[EpochMetrics.from_dict(e) for e in values["epochs"]],
             diverged=bool(values.get("diverged", False)),
             diverged_at=values.get("diverged_at"),
             stopped_early=bool(values.get("stopped_early", False)),

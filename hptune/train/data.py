@@ -1,36 +1,65 @@
-"""Loading, checking and tokenizing the data splits, once per process."""
+"""The data, ready to train: records read, checked against their format, and tokenized.
+
+The flow is :mod:`hptune.train.sources` (records and where each one is) ->
+:mod:`hptune.train.formats` (the format detected or configured; each record's shape checked,
+rendered into trained and untrained pieces) -> token ids and labels, here, once per process.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hptune.config import DataConfig
-from hptune.demo import resolve_demo_path
 from hptune.exceptions import DataError
+from hptune.train.formats import (
+    DataFormat,
+    Tokenized,
+    detect_format,
+    make_format,
+    tokenize,
+)
+from hptune.train.sources import Source, read_sources
 
-__all__ = ["PreparedData", "fingerprint", "load_splits", "prepare_data", "split_overlaps"]
+if TYPE_CHECKING:
+    from hptune.config import DataConfig
 
-_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+__all__ = ["PreparedData", "fingerprint", "prepare_data", "split_overlaps"]
+
+#: The seed of the validation subset text metrics generate answers for (the same every trial).
+EVAL_SUBSET_SEED = 0
 
 
 @dataclass
 class PreparedData:
-    """Tokenized splits plus what evaluation needs: prompts and references for BLEU."""
+    """Tokenized splits plus what text metrics need: prompts and references."""
 
     train: Any  # datasets.Dataset with input_ids / attention_mask / labels
     validation: Any
+    #: The validation subset text metrics score (``objective.eval_samples``, seeded).
     validation_prompts: list[list[int]]
     validation_references: list[str]
     test: Any | None
+    #: The whole test split, for text metrics at the final evaluation.
     test_prompts: list[list[int]]
     test_references: list[str]
     fingerprints: dict[str, str]
     #: Distinct examples shared by each pair of splits (``"validation/test"`` -> count).
     overlaps: dict[str, int] = field(default_factory=dict)
+    #: The data format (``chat``, ``alpaca``, ``prompt_completion``, ``template``) and its line.
+    format: str = "template"
+    format_description: str = ""
+    #: Examples longer than ``data.max_length`` dropped per split (``data.drop_long``).
+    dropped: dict[str, int] = field(default_factory=dict)
+    #: Token lengths of the training examples, sorted (for ``hptune plan``'s percentiles).
+    train_lengths: list[int] = field(default_factory=list)
+    #: The first training example, tokenized (``hptune plan`` shows it with its labels).
+    example: Tokenized | None = None
+    #: Validation examples in all, and how many text metrics score.
+    n_validation: int = 0
 
     @property
     def n_train(self) -> int:
@@ -42,143 +71,9 @@ class PreparedData:
         return max(len(ids) for ids in self.train["input_ids"])
 
 
-def load_splits(config: DataConfig) -> Any:
-    """Return a ``datasets.DatasetDict`` from the configured files or in-memory dataset.
-
-    JSON Lines and CSV files are checked record by record first (UTF-8, syntax, the fields the
-    template needs), so a bad record is named by file and line rather than by a parser error.
-    Each loaded split keeps those line numbers in ``.info.description`` as JSON
-    (see :func:`record_lines`).
-    """
-    import datasets
-
-    if config.dataset is not None:
-        return config.dataset
-    splits = {}
-    datasets.disable_progress_bars()
-    for split in ("train", "validation", "test"):
-        value = getattr(config, split)
-        if value is None:
-            continue
-        path = Path(resolve_demo_path(value)).expanduser()
-        builder = _BUILDERS.get(path.suffix.lower())
-        if builder is None:
-            raise DataError(
-                f"data.{split}: {str(path)!r} has an unknown extension; use one of "
-                f"{', '.join(_BUILDERS)}"
-            )
-        if path.stat().st_size == 0:
-            raise DataError(f"data.{split}: {str(path)!r} is empty; it needs examples")
-        lines = check_records(split, path, _needed_fields(config))
-        try:
-            loaded = datasets.load_dataset(builder, data_files={split: str(path)}, split=split)
-        except Exception as exc:  # datasets raises many types for malformed files
-            raise DataError(f"data.{split}: cannot read {str(path)!r}: {exc}") from None
-        loaded.info.description = json.dumps({"file": str(path), "lines": lines})
-        splits[split] = loaded
-    return datasets.DatasetDict(splits)
-
-
-def check_records(split: str, path: Path, fields: list[str]) -> list[int] | None:
-    """Check a JSON Lines or CSV file record by record; return each record's line number.
-
-    Raises :class:`DataError` naming the file and line of the first record that is not UTF-8,
-    not parseable, not an object, or lacks (or has an empty) field in ``fields``. Other
-    formats are left to their loader (``None``).
-    """
-    suffix = path.suffix.lower()
-    if suffix not in (".jsonl", ".csv") and not _is_json_lines(path):
-        return None
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"data.{split}: {path}:{line}: byte 0x{raw[exc.start]:02x} is not UTF-8 text; "
-            "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
-        ) from None
-    where = f"data.{split}: {path}"
-    records = _csv_records(text, where) if suffix == ".csv" else _json_records(text, where)
-    lines = []
-    for line, record in records:
-        for name in fields:
-            value = record.get(name)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                state = "no field" if name not in record else "an empty field"
-                raise DataError(
-                    f"{where}:{line}: the record has {state} {name!r} (fields present: "
-                    f"{', '.join(record) or 'none'}); fix the record or remove it, or set "
-                    "data.prompt_field / data.response_field / data.template to your names"
-                )
-        lines.append(line)
-    if not lines:
-        raise DataError(f"{where}: the file holds no records; the {split} split needs examples")
-    return lines
-
-
-def _is_json_lines(path: Path) -> bool:
-    """A ``.json`` file that is JSON Lines rather than one JSON document."""
-    if path.suffix.lower() != ".json":
-        return False
-    with path.open("rb") as file:
-        return file.read(64).lstrip()[:1] == b"{"
-
-
-def _json_records(text: str, where: str) -> list[tuple[int, dict[str, Any]]]:
-    records = []
-    for line, content in enumerate(text.splitlines(), 1):
-        if not content.strip():
-            continue
-        try:
-            record = json.loads(content)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{where}:{line}: not valid JSON ({exc.msg} at column {exc.colno}); each line "
-                "must be one JSON object"
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(
-                f"{where}:{line}: a JSON {type(record).__name__}, not an object; each line must "
-                'be one JSON object such as {"question": ..., "answer": ...}'
-            )
-        records.append((line, record))
-    return records
-
-
-def _csv_records(text: str, where: str) -> list[tuple[int, dict[str, Any]]]:
-    import csv
-    import io
-
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    records = []
-    try:
-        for record in reader:
-            if None in record:  # more cells than the header has columns
-                raise DataError(
-                    f"{where}:{reader.line_num}: more cells than the header's "
-                    f"{len(reader.fieldnames or [])} columns; quote cells that hold commas"
-                )
-            records.append((reader.line_num, dict(record)))
-    except csv.Error as exc:
-        raise DataError(f"{where}:{reader.line_num}: not valid CSV ({exc})") from None
-    return records
-
-
-def record_lines(split: Any) -> tuple[str, list[int]] | None:
-    """The file and the line numbers :func:`load_splits` recorded for a split, if any."""
-    try:
-        found = json.loads(split.info.description or "")
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(found, dict) or not isinstance(found.get("lines"), list):
-        return None
-    return str(found["file"]), [int(n) for n in found["lines"]]
-
-
 def _example_digests(records: Any, fields: tuple[str, ...]) -> list[str]:
     return [
-        hashlib.sha256(json.dumps([r[f] for f in fields]).encode()).hexdigest() for r in records
+        hashlib.sha256(json.dumps([r.get(f) for f in fields]).encode()).hexdigest() for r in records
     ]
 
 
@@ -197,101 +92,144 @@ def split_overlaps(splits: dict[str, Any], fields: tuple[str, ...]) -> dict[str,
     }
 
 
-def prepare_data(
-    config: DataConfig, tokenizer: Any, *, max_train_examples: int | None = None
-) -> PreparedData:
-    """Load, check and tokenize every split; labels cover the response tokens only."""
-    splits = load_splits(config)
-    fields = (config.prompt_field, config.response_field)
-    for name, split in splits.items():
-        if len(split) == 0:
-            raise DataError(f"data.{name}: the {name} split has no examples")
-        missing = [f for f in _needed_fields(config) if f not in split.column_names]
-        if missing:
+def resolve_format(config: DataConfig, columns: list[str]) -> DataFormat:
+    """The data format of records with these fields, with the configured chat template.
+
+    Raises:
+        DataError: The chat template file cannot be read.
+    """
+    name = detect_format(columns, config)
+    return make_format(name, config, chat_template=_chat_template(config))
+
+
+def _chat_template(config: DataConfig) -> str | None:
+    value = config.chat_template
+    if value is None or "{" in value:
+        return value
+    path = Path(value).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(
+            f"data.chat_template: {value!r} is neither a Jinja template (it has no braces) nor "
+            f"a readable file ({exc.strerror}); give the template text or its file's path"
+        ) from None
+
+
+def _check_records(name: str, source: Source, fmt: DataFormat, config: DataConfig) -> None:
+    for index, record in enumerate(source.records):
+        problem = fmt.problem(record)
+        if problem is not None:
+            hint = ""
+            if problem.startswith("the record has no field"):
+                present = [k for k, v in record.items() if v is not None]
+                hint = (
+                    f" (fields present: {', '.join(present) or 'none'}; read as "
+                    f"{fmt.describe()}; set data.format, data.template or data.prompt_field / "
+                    "data.response_field to your layout)"
+                )
             raise DataError(
-                f"data.{name}: the records have no field {', '.join(map(repr, missing))} "
-                f"(fields present: {', '.join(split.column_names)}); set data.prompt_field / "
-                "data.response_field / data.template to the names your data uses"
+                f"data.{name}: {source.where[index]}: {problem}{hint}; fix the record or remove it"
             )
-    train = splits["train"]
-    if max_train_examples is not None and max_train_examples < len(train):
-        train = train.select(range(max_train_examples))
 
-    def tokenize(record: dict[str, Any]) -> dict[str, list[int]]:
-        prompt = _prompt_ids(config, tokenizer, record)
-        answer = str(record[config.response_field])  # a CSV loader may read "42" as a number
-        response = tokenizer(answer, add_special_tokens=False)["input_ids"]
-        response = [*response, tokenizer.eos_token_id]
-        input_ids = (prompt + response)[: config.max_length]
-        labels = ([-100] * len(prompt) + response)[: config.max_length]
-        return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
 
-    def tokenized(split: Any) -> Any:
-        return split.map(tokenize, remove_columns=split.column_names)
+def prepare_data(
+    config: DataConfig,
+    tokenizer: Any,
+    *,
+    max_train_examples: int | None = None,
+    eval_samples: int | None = None,
+) -> PreparedData:
+    """Read, check and tokenize every split; labels cover the answer tokens only.
 
-    def prompts_and_references(split: Any) -> tuple[list[list[int]], list[str]]:
-        return (
-            [_prompt_ids(config, tokenizer, r) for r in split],
-            [str(r[config.response_field]) for r in split],
+    Args:
+        config: The data section.
+        tokenizer: The model's tokenizer (its chat template renders chat data).
+        max_train_examples: Keep only the first this many training examples.
+        eval_samples: How many validation examples text metrics score (a seeded subset, the
+            same for every trial); ``None`` scores all.
+
+    Returns:
+        The tokenized splits with the prompts and references for text metrics.
+
+    Raises:
+        DataError: A file or record is malformed, or examples exceed ``data.max_length``.
+    """
+    import datasets
+
+    sources = read_sources(config)
+    fmt = resolve_format(config, sources["train"].columns)
+    for name, source in sources.items():
+        _check_records(name, source, fmt, config)
+    if max_train_examples is not None and max_train_examples < len(sources["train"].records):
+        sources["train"] = sources["train"].take(list(range(max_train_examples)))
+    fields = fmt.fields()
+    tokenized = {n: [tokenize(fmt.render(r, tokenizer), tokenizer) for r in s.records]
+                 for n, s in sources.items()}  # fmt: skip
+    dropped = _drop_long(tokenized, sources, config)
+    tables = {
+        name: datasets.Dataset.from_dict(
+            {
+                "input_ids": [t.input_ids for t in rows],
+                "attention_mask": [[1] * len(t.input_ids) for t in rows],
+                "labels": [t.labels for t in rows],
+            }
         )
-
-    validation = splits["validation"]
-    test = splits.get("test")
-    val_prompts, val_refs = prompts_and_references(validation)
-    test_prompts, test_refs = prompts_and_references(test) if test is not None else ([], [])
-    tokenized_splits = {"train": tokenized(train), "validation": tokenized(validation)}
-    if test is not None:
-        tokenized_splits["test"] = tokenized(test)
-    for name, split in tokenized_splits.items():
-        _check_answers_fit(name, split, train if name == "train" else splits[name], config)
+        for name, rows in tokenized.items()
+    }
+    validation = tokenized["validation"]
+    chosen = list(range(len(validation)))
+    if eval_samples is not None and eval_samples < len(chosen):
+        chosen = sorted(random.Random(EVAL_SUBSET_SEED).sample(chosen, eval_samples))
+    test = tokenized.get("test", [])
+    records = {name: source.records for name, source in sources.items()}
     return PreparedData(
-        train=tokenized_splits["train"],
-        validation=tokenized_splits["validation"],
-        validation_prompts=val_prompts,
-        validation_references=val_refs,
-        test=tokenized_splits.get("test"),
-        test_prompts=test_prompts,
-        test_references=test_refs,
-        fingerprints={name: fingerprint(split, fields) for name, split in splits.items()},
-        overlaps=split_overlaps(dict(splits), fields),
+        train=tables["train"],
+        validation=tables["validation"],
+        validation_prompts=[validation[i].prompt_ids for i in chosen],
+        validation_references=[validation[i].reference for i in chosen],
+        test=tables.get("test"),
+        test_prompts=[t.prompt_ids for t in test],
+        test_references=[t.reference for t in test],
+        fingerprints={name: fingerprint(r, fields) for name, r in records.items()},
+        overlaps=split_overlaps(records, fields),
+        format=fmt.name,
+        format_description=fmt.describe(),
+        dropped=dropped,
+        train_lengths=sorted(len(t.input_ids) for t in tokenized["train"]),
+        example=tokenized["train"][0],
+        n_validation=len(validation),
     )
 
 
-def _check_answers_fit(name: str, tokenized: Any, source: Any, config: DataConfig) -> None:
-    """Refuse a record whose prompt leaves no room for its answer within ``max_length``.
+def _drop_long(
+    tokenized: dict[str, list[Tokenized]], sources: dict[str, Source], config: DataConfig
+) -> dict[str, int]:
+    """Drop (``data.drop_long``) or refuse examples longer than ``data.max_length``.
 
-    Such a record trains nothing (every label is masked) and validates on no token; a batch
-    of them makes the loss NaN. Answers cut short are only truncated, as configured.
+    A cut example would train on an answer without its end, or on none of it; a cut
+    validation example would score a truncated answer.
     """
-    for index, labels in enumerate(tokenized["labels"]):
-        if any(label != -100 for label in labels):
+    dropped = {}
+    for name, rows in tokenized.items():
+        long = [i for i, t in enumerate(rows) if len(t.input_ids) > config.max_length]
+        if not long:
             continue
-        where = f"data.{name}: record {index + 1}"
-        found = record_lines(source)
-        if found is not None and index < len(found[1]):
-            where = f"data.{name}: {found[0]}:{found[1][index]}"
-        raise DataError(
-            f"{where}: the prompt fills all data.max_length = {config.max_length} tokens, so "
-            "no answer token would be trained or scored; raise data.max_length or shorten "
-            "(or remove) the record"
-        )
-
-
-def _needed_fields(config: DataConfig) -> list[str]:
-    import string
-
-    fields = {config.response_field}
-    if config.template is None:
-        fields.add(config.prompt_field)
-    else:
-        fields |= {name for _, name, _, _ in string.Formatter().parse(config.template) if name}
-    return sorted(fields)
-
-
-def _prompt_ids(config: DataConfig, tokenizer: Any, record: dict[str, Any]) -> list[int]:
-    if config.template is not None:
-        text = config.template.format_map(record)
-    else:
-        text = f"{record[config.prompt_field]}\n"
-    ids: list[int] = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return [tokenizer.bos_token_id, *ids] if tokenizer.bos_token_id is not None else ids
+        if not config.drop_long:
+            longest = max(len(rows[i].input_ids) for i in long)
+            raise DataError(
+                f"data.{name}: {len(long)} of {len(rows)} examples are longer than "
+                f"data.max_length = {config.max_length} tokens (the longest has {longest}; the "
+                f"first is {sources[name].where[long[0]]}); raise data.max_length, or set "
+                "data.drop_long: true to leave them out"
+            )
+        keep = set(long)
+        tokenized[name] = [t for i, t in enumerate(rows) if i not in keep]
+        sources[name] = sources[name].take([i for i in range(len(rows)) if i not in keep])
+        if not tokenized[name]:
+            raise DataError(
+                f"data.{name}: every example is longer than data.max_length = "
+                f"{config.max_length} tokens; raise data.max_length"
+            )
+        dropped[name] = len(long)
+    return dropped

@@ -23,7 +23,7 @@ from hptune.train.checkpoints import (
     save_checkpoint,
 )
 from hptune.train.data import PreparedData, prepare_data
-from hptune.train.metrics import bleu_score, evaluate_loss, generate_answers
+from hptune.train.metrics import evaluate_loss, generate_answers, resolve_metric, score_answers
 from hptune.train.model import (
     add_adapter,
     check_method_supported,
@@ -48,9 +48,32 @@ class Runner:
         self._initial_eval_loss: float | None = None
         check_method_supported(config.method)
         self.tokenizer = load_tokenizer(config.model)
+        objective = config.objective
         self.data: PreparedData = prepare_data(
-            config.data, self.tokenizer, max_train_examples=config.training.max_train_examples
+            config.data,
+            self.tokenizer,
+            max_train_examples=config.training.max_train_examples,
+            eval_samples=objective.eval_samples,
         )
+        #: Scores generated answers; ``None`` when the metric is the validation loss.
+        self.text_metric = (
+            resolve_metric(objective.metric, objective.search_dir)
+            if objective.is_text_metric
+            else None
+        )
+        if self.text_metric is not None:  # a user metric's mistake shows now, not in a trial
+            references = self.data.validation_references
+            score_answers(self.text_metric, objective.metric_name, references, references)
+
+    def score(self, model: Any, prompts: list[list[int]], references: list[str]) -> float | None:
+        """The text metric of ``model``'s greedy answers to ``prompts``; ``None`` without one."""
+        if self.text_metric is None or not prompts:
+            return None
+        objective = self.config.objective
+        answers = generate_answers(
+            model, self.tokenizer, prompts, max_new_tokens=objective.max_new_tokens
+        )
+        return score_answers(self.text_metric, objective.metric_name, answers, references)
 
     def train(
         self,
@@ -213,8 +236,6 @@ class Runner:
         first_epoch: int = 1,
     ) -> None:
         objective = self.config.objective
-        bleu_prompts = self.data.validation_prompts[: objective.bleu_samples]
-        bleu_refs = self.data.validation_references[: objective.bleu_samples]
         model, optimizer, scheduler, watch = run.model, run.optimizer, run.scheduler, run.watch
         model.train()
         start = time.perf_counter() - result.seconds  # a resumed run goes on counting
@@ -244,20 +265,16 @@ class Runner:
                 result.train_tokens += int(batch["attention_mask"].sum()) * result.processes
             result.seconds = time.perf_counter() - start
             eval_loss = evaluate_loss(accelerator.unwrap_model(model), eval_loader)
-            bleu = None
-            if bleu_prompts:
-                answers = generate_answers(
-                    accelerator.unwrap_model(model),
-                    self.tokenizer,
-                    bleu_prompts,
-                    max_new_tokens=objective.max_new_tokens,
-                )
-                bleu = bleu_score(answers, bleu_refs)
+            score = self.score(
+                accelerator.unwrap_model(model),
+                self.data.validation_prompts,
+                self.data.validation_references,
+            )
             metrics = EpochMetrics(
                 epoch=epoch,
                 train_loss=loss_sum / max(n_batches, 1),
                 eval_loss=eval_loss,
-                bleu=bleu,
+                score=score,
                 learning_rate=scheduler.get_last_lr()[0],
             )
             if test_loader is not None:
@@ -345,18 +362,10 @@ class Runner:
     def _evaluate_test(
         self, accelerator: Any, model: Any, test_loader: Any, metrics: EpochMetrics
     ) -> None:
-        objective = self.config.objective
         metrics.test_loss = evaluate_loss(accelerator.unwrap_model(model), test_loader)
-        if objective.metric == "bleu" and self.data.test_prompts:
-            answers = generate_answers(
-                accelerator.unwrap_model(model),
-                self.tokenizer,
-                self.data.test_prompts[: objective.bleu_samples],
-                max_new_tokens=objective.max_new_tokens,
-            )
-            metrics.test_bleu = bleu_score(
-                answers, self.data.test_references[: objective.bleu_samples]
-            )
+        metrics.test_score = self.score(
+            accelerator.unwrap_model(model), self.data.test_prompts, self.data.test_references
+        )
 
 
 #: A validation loss this many times the one before training ends the run as diverged

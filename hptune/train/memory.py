@@ -189,11 +189,10 @@ def _count_parameters(model: ModelConfig, method: MethodConfig) -> tuple[Any, in
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from hptune.demo import resolve_demo_path
+    from hptune.train.model import model_source
 
-    config = AutoConfig.from_pretrained(
-        resolve_demo_path(model.path), trust_remote_code=model.trust_remote_code
-    )
+    path, options = model_source(model)
+    config = AutoConfig.from_pretrained(path, **options)
     with init_empty_weights(), warnings.catch_warnings():
         # Counting builds the adapter once more: peft reads transformers' deprecated
         # is_gradient_checkpointing (a FutureWarning, also ignored where the real adapter is

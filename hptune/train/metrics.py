@@ -1,13 +1,25 @@
-"""Validation metrics: token-weighted loss and BLEU from greedy generation (sacrebleu)."""
+"""Validation metrics: token-weighted loss, and text metrics on greedily generated answers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from hptune._signals import raise_if_interrupted
+from hptune.exceptions import ConfigError
 
-__all__ = ["bleu_score", "bleu_signature", "evaluate_loss", "generate_answers"]
+__all__ = [
+    "BUILTIN_TEXT_METRICS",
+    "bleu_score",
+    "bleu_signature",
+    "chrf_score",
+    "evaluate_loss",
+    "exact_match_score",
+    "generate_answers",
+    "resolve_metric",
+    "rouge_l_score",
+    "score_answers",
+]
 
 
 def evaluate_loss(model: Any, loader: Any) -> float:
@@ -69,6 +81,124 @@ def bleu_score(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     from sacrebleu.metrics import BLEU
 
     return float(BLEU().corpus_score(list(hypotheses), [list(references)]).score)
+
+
+def chrf_score(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Corpus chrF (0-100) with sacrebleu's defaults: character n-grams, fair to short answers."""
+    from sacrebleu.metrics import CHRF
+
+    return float(CHRF().corpus_score(list(hypotheses), [list(references)]).score)
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".")
+
+
+def exact_match_score(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """The share (0-100) of answers equal to their reference, ignoring case, spacing and a
+    final period."""
+    pairs = list(zip(hypotheses, references, strict=True))
+    return 100.0 * sum(_normalized(h) == _normalized(r) for h, r in pairs) / max(len(pairs), 1)
+
+
+def rouge_l_score(hypotheses: Sequence[str], references: Sequence[str]) -> float:
+    """Mean ROUGE-L F1 (0-100) over answers, on lowercased word tokens.
+
+    Written here (a longest common subsequence) rather than taken from ``rouge-score``,
+    whose dependencies (nltk, absl) would come with it for these few lines.
+    """
+    import re
+
+    def f1(hypothesis: str, reference: str) -> float:
+        hyp, ref = re.findall(r"\w+", hypothesis.lower()), re.findall(r"\w+", reference.lower())
+        if not hyp or not ref:
+            return float(hyp == ref)
+        previous = [0] * (len(ref) + 1)
+        for word in hyp:
+            row = [0]
+            for j, other in enumerate(ref):
+                row.append(previous[j] + 1 if word == other else max(previous[j + 1], row[j]))
+            previous = row
+        common = previous[-1]
+        if common == 0:
+            return 0.0
+        precision, recall = common / len(hyp), common / len(ref)
+        return 2 * precision * recall / (precision + recall)
+
+    pairs = list(zip(hypotheses, references, strict=True))
+    return 100.0 * sum(f1(h, r) for h, r in pairs) / max(len(pairs), 1)
+
+
+TextMetric = Callable[[list[str], list[str]], float]
+
+BUILTIN_TEXT_METRICS: dict[str, TextMetric] = {
+    "bleu": bleu_score,
+    "chrf": chrf_score,
+    "exact_match": exact_match_score,
+    "rouge_l": rouge_l_score,
+}
+
+
+def resolve_metric(metric: Any, search_dir: str | None = None) -> TextMetric:
+    """The function that scores generated answers for ``objective.metric``.
+
+    Args:
+        metric: A built-in text metric's name, ``"module:function"``, or a callable.
+        search_dir: A folder to import ``module`` from first (the configuration's).
+
+    Returns:
+        ``fn(predictions, references) -> float``.
+
+    Raises:
+        ConfigError: The module or function cannot be imported, or is not callable.
+    """
+    if callable(metric):
+        return cast(TextMetric, metric)
+    if metric in BUILTIN_TEXT_METRICS:
+        return BUILTIN_TEXT_METRICS[metric]
+    import importlib
+    import sys
+
+    module_name, _, function = str(metric).partition(":")
+    added = search_dir is not None and search_dir not in sys.path
+    if added:
+        sys.path.insert(0, str(search_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module: any error while importing it
+        raise ConfigError(
+            f"objective.metric: cannot import {module_name!r} ({type(exc).__name__}: {exc}); put "
+            f"{module_name}.py beside the configuration file or on PYTHONPATH"
+        ) from None
+    finally:
+        if added:
+            sys.path.remove(str(search_dir))
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise ConfigError(
+            f"objective.metric: {module_name} has no function {function!r}; define "
+            f"{function}(predictions: list[str], references: list[str]) -> float there"
+        )
+    return cast(TextMetric, fn)
+
+
+def score_answers(
+    fn: TextMetric, name: str, predictions: list[str], references: list[str]
+) -> float:
+    """``fn(predictions, references)`` as a finite float.
+
+    Raises:
+        ConfigError: The metric returned something else (a user function's mistake).
+    """
+    import math
+
+    value = fn(list(predictions), list(references))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(
+            f"objective.metric {name}: returned {value!r}; it must return one finite number "
+            "(e.g. the mean over the answers)"
+        )
+    return float(value)
 
 
 def bleu_signature() -> str:

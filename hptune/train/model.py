@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from pathlib import Path
 from typing import Any
 
 from hptune.config import MethodConfig, ModelConfig
@@ -16,6 +17,7 @@ __all__ = [
     "load_base_model",
     "load_model",
     "load_tokenizer",
+    "model_source",
 ]
 
 
@@ -37,17 +39,41 @@ def check_method_supported(method: MethodConfig) -> None:
         )
 
 
+def model_source(config: ModelConfig) -> tuple[str, dict[str, Any]]:
+    """The path ``from_pretrained`` reads and its options: a hub id from the local cache only,
+    unless ``model.allow_download``."""
+    path = resolve_demo_path(config.path)
+    options: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if not Path(path).expanduser().is_dir() and not config.allow_download:
+        options["local_files_only"] = True
+    return path, options
+
+
+def _load_error(config: ModelConfig, what: str, exc: Exception) -> ModelError:
+    path = resolve_demo_path(config.path)
+    if not Path(path).expanduser().is_dir() and not config.allow_download:
+        return ModelError(
+            f"model.path: {config.path!r} is not a local folder, and as a hub id it is not in "
+            f"the local Hugging Face cache ({exc.__class__.__name__}). Give the folder that "
+            "save_pretrained wrote, download the model once (huggingface-cli download "
+            f"{config.path}), or set model.allow_download: true"
+        )
+    return ModelError(f"model.path: cannot load a {what} from {config.path!r}: {exc}")
+
+
 def load_tokenizer(config: ModelConfig) -> Any:
+    """The model's tokenizer (``AutoTokenizer``), with a pad token.
+
+    Raises:
+        ModelError: It cannot be loaded (a hub id not cached and downloads not allowed).
+    """
     from transformers import AutoTokenizer
 
+    path, options = model_source(config)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(
-            resolve_demo_path(config.path), trust_remote_code=config.trust_remote_code
-        )
+        tokenizer = AutoTokenizer.from_pretrained(path, **options)
     except (OSError, ValueError) as exc:
-        raise ModelError(
-            f"model.path: cannot load a tokenizer from {config.path!r}: {exc}"
-        ) from None
+        raise _load_error(config, "tokenizer", exc) from None
     if tokenizer.pad_token is None:  # Llama-style tokenizers ship without one
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -74,7 +100,7 @@ def load_base_model(model: ModelConfig, method: MethodConfig) -> Any:
     from transformers import AutoModelForCausalLM
 
     transformers.logging.disable_progress_bar()
-    kwargs: dict[str, Any] = {"trust_remote_code": model.trust_remote_code}
+    path, kwargs = model_source(model)
     if method.type == "qlora":
         import torch
         from transformers import BitsAndBytesConfig
@@ -88,9 +114,9 @@ def load_base_model(model: ModelConfig, method: MethodConfig) -> Any:
     else:
         kwargs["dtype"] = _torch_dtype(model)
     try:
-        base = AutoModelForCausalLM.from_pretrained(resolve_demo_path(model.path), **kwargs)
+        base = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"model.path: cannot load a model from {model.path!r}: {exc}") from None
+        raise _load_error(model, "model", exc) from None
     return base
 
 

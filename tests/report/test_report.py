@@ -117,7 +117,7 @@ def test_diverged_and_pruned_trials_are_marked_on_the_curves() -> None:
         trial = study.ask(
             {"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1, log=True)}
         )
-        epochs = [{"epoch": i + 1, "train_loss": v, "eval_loss": v, "bleu": None}
+        epochs = [{"epoch": i + 1, "train_loss": v, "eval_loss": v, "score": None}
                   for i, v in enumerate(losses)]  # fmt: skip
         trial.set_user_attr("runs", [{"seed": 0, "epochs": epochs}])
         trial.set_user_attr("status", status)

@@ -39,23 +39,26 @@ def test_in_memory_dataset_dict(tokenizer) -> None:
     assert data.fingerprints["train"] != data.fingerprints["validation"]
 
 
-def test_truncation_keeps_lengths_consistent(tokenizer) -> None:
-    config = DataConfig(
-        dataset=dataset_dict(train=records(2), validation=records(2)),
-        prompt_field="q",
-        response_field="a",
-        max_length=17,  # a 14-token prompt and a 7-token answer: the answer is cut to 3
-    )
-    example = prepare_data(config, tokenizer).train[0]
-    assert len(example["input_ids"]) == len(example["labels"]) == 17
-    assert sum(label != -100 for label in example["labels"]) == 3
+def test_overlong_examples_are_refused_or_dropped_never_cut(tokenizer) -> None:
+    splits = dataset_dict(train=[*records(3), {"q": "word " * 30, "a": "x"}], validation=records(2))
+    config = DataConfig(dataset=splits, prompt_field="q", response_field="a", max_length=40)
+    with pytest.raises(DataError, match=r"data\.train: 1 of 4 examples are longer than "
+                       r"data\.max_length = 40 tokens \(the longest has \d+; the first is the "
+                       r"dataset, train record 4\).*data\.drop_long: true"):  # fmt: skip
+        prepare_data(config, tokenizer)
+    data = prepare_data(config.model_copy(update={"drop_long": True}), tokenizer)
+    assert data.n_train == 3 and data.dropped == {"train": 1}
+    assert all(len(ids) <= 40 for ids in data.train["input_ids"])
+    # what is kept is whole: every answer ends with the end-of-sequence token
+    assert all(labels[-1] == tokenizer.eos_token_id for labels in data.train["labels"])
 
 
 def test_missing_field_is_named(tokenizer) -> None:
     config = DataConfig(
         dataset=dataset_dict(train=records(2), validation=records(2)), response_field="answer"
     )
-    with pytest.raises(DataError, match=r"no field 'answer', 'question'.*fields present: q, a"):
+    with pytest.raises(DataError, match=r"record 1: the record has no field 'question' "
+                                        r"\(fields present: q, a"):  # fmt: skip
         prepare_data(config, tokenizer)
 
 
@@ -102,9 +105,9 @@ GOOD = b'{"question": "What is 2 plus 2?", "answer": "4"}\n'
          r"train\.jsonl:2: not valid JSON \(Expecting value at column 29\)"),
         (GOOD + b'["q", "a"]\n', r"train\.jsonl:2: a JSON list, not an object"),
         (GOOD * 2 + b'{"question": "q"}\n',
-         r"train\.jsonl:3: the record has no field 'answer' \(fields present: question\)"),
+         r"train\.jsonl:3: the record has no field 'answer' \(fields present: question;"),
         (GOOD + b'{"question": "q", "answer": null}\n',
-         r"train\.jsonl:2: the record has an empty field 'answer'"),
+         r"train\.jsonl:2: field 'answer' is empty \(null\)"),
         (b"\n\n  \n", r"train\.jsonl: the file holds no records"),
     ],
 )  # fmt: skip
@@ -121,7 +124,7 @@ def test_an_empty_validation_file_names_its_split(tmp_path, tokenizer) -> None:
 def test_csv_records_are_checked_with_their_line(tmp_path, tokenizer) -> None:
     train = b'question,answer\n"What is 1, plus 1?",2\nWhat is 2?,\n'
     validation = b"question,answer\nq,a\n"
-    with pytest.raises(DataError, match=r"train\.csv:3: the record has an empty field 'answer'"):
+    with pytest.raises(DataError, match=r"train\.csv:3: field 'answer' is empty"):
         prepare_data(_files(tmp_path, train, validation, suffix=".csv"), tokenizer)
     good = _files(tmp_path, b'question,answer\n"What is 1, plus 1?",2\n', validation, ".csv")
     assert prepare_data(good, tokenizer).validation_references == ["a"]
@@ -130,13 +133,13 @@ def test_csv_records_are_checked_with_their_line(tmp_path, tokenizer) -> None:
 def test_a_prompt_that_leaves_no_room_for_the_answer_is_refused(tmp_path, tokenizer) -> None:
     long_prompt = b'{"question": "' + b"word " * 200 + b'", "answer": "4"}\n'
     config = _files(tmp_path, GOOD + b"\n" + long_prompt).model_copy(update={"max_length": 64})
-    with pytest.raises(DataError, match=r"train\.jsonl:3: the prompt fills all data\.max_length "
-                                        r"= 64 tokens.*raise data\.max_length"):  # fmt: skip
+    with pytest.raises(DataError, match=r"data\.train: 1 of 2 examples are longer than "
+                                        r"data\.max_length = 64 .*train\.jsonl:3\)"):  # fmt: skip
         prepare_data(config, tokenizer)
     # the same record in memory is named by its position
     splits = dataset_dict(train=records(2), validation=[{"q": "word " * 200, "a": "4"}])
     in_memory = DataConfig(dataset=splits, prompt_field="q", response_field="a", max_length=64)
-    with pytest.raises(DataError, match=r"data\.validation: record 1: the prompt fills"):
+    with pytest.raises(DataError, match=r"data\.validation: .*the dataset, validation record 1"):
         prepare_data(in_memory, tokenizer)
 
 

@@ -17,7 +17,7 @@ def runner(demo_path, tmp_path_factory) -> Runner:
         "method": {"type": "lora", "target_modules": "all-linear"},
         "data": {"train": "demo://data/train.jsonl", "validation": "demo://data/validation.jsonl",
                  "test": "demo://data/test.jsonl", "template": "Question: {question}\nAnswer: "},
-        "objective": {"bleu_samples": 8, "max_new_tokens": 8},
+        "objective": {"metric": "chrf", "eval_samples": 8, "max_new_tokens": 8},
         "training": {"max_train_examples": 64},
         "output_dir": str(tmp_path_factory.mktemp("out")),
     })  # fmt: skip
@@ -45,7 +45,8 @@ def test_lora_run_learns_and_is_reproducible(runner: Runner) -> None:
     assert not first.diverged
     losses = [e.eval_loss for e in first.epochs]
     assert losses[1] < losses[0]
-    assert all(e.bleu is not None and 0 <= e.bleu <= 100 for e in first.epochs)
+    assert all(e.score is not None and 0 <= e.score <= 100 for e in first.epochs)
+    assert len(runner.data.validation_prompts) == 8  # the seeded subset text metrics score
     assert first.examples_per_second > 0 and first.tokens_per_second > 0
     again = runner.train(HP, seed=0)
     assert [e.eval_loss for e in again.epochs] == pytest.approx(losses, rel=1e-6)

@@ -28,7 +28,7 @@ def test_twenty_runs_free_their_models_and_memory_stays_flat(
     raw = tiny_config_dict
     raw["method"] = {"type": method}
     raw["training"].update(max_train_examples=32, checkpoints=False)
-    raw["objective"].update(bleu_samples=2, max_new_tokens=4)
+    raw["objective"].update(eval_samples=2, max_new_tokens=4)
     runner = Runner(config_from_dict(raw))
     models: list[weakref.ref] = []
     for name in ("add_adapter", "load_model"):  # record every model a run trains

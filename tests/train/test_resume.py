@@ -20,7 +20,7 @@ def _runner(tmp_path: Path, method: str) -> Runner:
     raw = tiny_config(tmp_path)
     raw["method"] = {"type": method}
     raw["training"]["max_train_examples"] = 48
-    raw["objective"].update(bleu_samples=4, max_new_tokens=4)
+    raw["objective"].update(eval_samples=4, max_new_tokens=4)
     return Runner(config_from_dict(raw))
 
 
