@@ -72,6 +72,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         phases.add_column(column)
     for p in plan.phases:
         phases.add_row(p.phase, str(p.trials), p.epochs, str(p.seed_epochs), p.what)
+    if plan.data is not None:
+        for line in plan.data.lines():
+            console.print(line, highlight=False, markup=False)
     console.print(values)
     console.print(phases)
     if plan.memory:

@@ -19,6 +19,9 @@ test_overlaps_validation    the validation split equals or shares examples with 
 validation_is_training      the validation split equals or shares examples with the
                             training split (the metric is computed on training data)
 trust_remote_code           the model's own Python code will run
+short_bleu_references       the metric is BLEU and the median validation answer is under
+                            4 words: sacrebleu's BLEU is 0 for any answer shorter than its
+                            4-gram order, right or wrong, so every configuration ties
 ==========================  ==========================================================
 """
 
@@ -48,6 +51,7 @@ CHECKS = (
     "test_overlaps_validation",
     "validation_is_training",
     "trust_remote_code",
+    "short_bleu_references",
 )
 
 
@@ -93,6 +97,7 @@ def check(config: TuneConfig, hparams: HParams, data: PreparedData | None = None
         *_seeds(config),
         *_splits(config, data),
         *_remote_code(config),
+        *_short_bleu(config, data),
     ]
     ignored = set(config.guardrails.ignore)
     return [Finding(f.check, f.message, f.fix, level) for f in findings if f.check not in ignored]
@@ -219,5 +224,23 @@ def _remote_code(config: TuneConfig) -> list[Finding]:
             f"model.trust_remote_code is on: Python code shipped with {config.model.path!r} "
             "will run on this machine",
             "keep it on only for a model whose code you have read and trust",
+        )
+    ]
+
+
+def _short_bleu(config: TuneConfig, data: PreparedData | None) -> list[Finding]:
+    if config.objective.metric != "bleu" or data is None or not data.validation_references:
+        return []
+    words = sorted(len(r.split()) for r in data.validation_references)
+    median = words[len(words) // 2]
+    if median >= 4:
+        return []
+    return [
+        Finding(
+            "short_bleu_references",
+            f"the metric is BLEU and the median validation answer has {median} word(s): BLEU "
+            "is 0 for an answer under 4 words even when it is exactly right, so "
+            "configurations cannot be told apart",
+            "use objective.metric: exact_match (short answers) or chrf (character n-grams)",
         )
     ]

@@ -40,6 +40,7 @@ __all__ = [
     "RETRY_OF",
     "REUSED_FROM",
     "RUNS",
+    "SCORING",
     "SEED_CURVES",
     "SEED_VALUES",
     "SETUP",
@@ -148,6 +149,8 @@ SETUP = "hptune.setup"
 """What the phase started from (base configuration, metric, seeds, model, data fingerprints)."""
 BLEU_SIGNATURE = "hptune.bleu_signature"
 """sacrebleu's signature of the BLEU computation."""
+SCORING = "hptune.scoring"
+"""How the metric is scored, in words: the data format, the validation subset, the test split."""
 SPLIT_OVERLAPS = "hptune.split_overlaps"
 """Examples shared between splits, by pair of splits."""
 ENVIRONMENT = "hptune.environment"

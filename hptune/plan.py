@@ -12,7 +12,112 @@ if TYPE_CHECKING:
     from hptune.guardrails import Finding
     from hptune.hparams import HParams
 
-__all__ = ["Plan", "PlannedPhase", "make_plan", "planned_phases"]
+__all__ = [
+    "DataSummary",
+    "Plan",
+    "PlannedPhase",
+    "make_plan",
+    "planned_phases",
+    "scoring",
+    "summarize_data",
+]
+
+#: Marks around the trained part of the example ``hptune plan`` shows.
+TRAINED_MARKS = ("⟦", "⟧")
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What ``hptune plan`` shows of the data.
+
+    Args:
+        format: The format detected or configured, with what it trains on.
+        example: The first training example as the model reads it, the trained part
+            between ``⟦`` and ``⟧``.
+        length_percentiles: Token lengths of the training examples: ``{50: n, 90: n, ...}``.
+        max_length: ``data.max_length``.
+        dropped: Examples over ``max_length`` left out per split (``data.drop_long``).
+        n_validation: Validation examples.
+        scored: How the metric is scored, in words.
+    """
+
+    format: str
+    example: str
+    length_percentiles: dict[int, int]
+    max_length: int
+    dropped: dict[str, int]
+    n_validation: int
+    scored: str
+
+    def lines(self) -> list[str]:
+        """The summary as lines of text."""
+        lengths = ", ".join(f"p{q} {n}" for q, n in self.length_percentiles.items())
+        dropped = ", ".join(f"{n} {split}" for split, n in self.dropped.items())
+        return [
+            f"data format: {self.format}",
+            f"tokens per training example: {lengths} (max_length {self.max_length}"
+            + (f"; dropped as longer: {dropped})" if dropped else "; none longer)"),
+            f"scored on: {self.scored}",
+            f"first training example (trained on between {TRAINED_MARKS[0]} {TRAINED_MARKS[1]}):",
+            self.example,
+        ]
+
+
+def summarize_data(config: TuneConfig, data: Any, tokenizer: Any) -> DataSummary:
+    """The data as ``hptune plan`` shows it (see :class:`DataSummary`).
+
+    Args:
+        config: The configuration (max_length, the metric).
+        data: The runner's ``PreparedData``.
+        tokenizer: Its tokenizer, to decode the example.
+
+    Returns:
+        The summary.
+    """
+    example = data.example
+    parts: list[str] = []
+    start = 0
+    ids, labels = example.input_ids, example.labels
+    for end in range(1, len(ids) + 1):
+        if end == len(ids) or (labels[end] == -100) != (labels[start] == -100):
+            text = tokenizer.decode(ids[start:end])
+            trained = labels[start] != -100
+            parts.append(f"{TRAINED_MARKS[0]}{text}{TRAINED_MARKS[1]}" if trained else text)
+            start = end
+    lengths = data.train_lengths
+    percentiles = {q: lengths[min(len(lengths) - 1, q * len(lengths) // 100)]
+                   for q in (50, 90, 99)}  # fmt: skip
+    percentiles[100] = lengths[-1]
+    return DataSummary(
+        format=data.format_description,
+        example="".join(parts),
+        length_percentiles=percentiles,
+        max_length=config.data.max_length,
+        dropped=dict(data.dropped),
+        n_validation=data.n_validation,
+        scored=scoring(config, data),
+    )
+
+
+def scoring(config: TuneConfig, data: Any) -> str:
+    """How the metric is scored, in words (``hptune plan`` and the report say it).
+
+    Args:
+        config: The configuration (its metric).
+        data: The runner's ``PreparedData``.
+
+    Returns:
+        E.g. ``chrf on 48 of 200 validation examples (a seeded subset, ...); the test split
+        whole``.
+    """
+    objective = config.objective
+    if objective.is_text_metric:
+        return (
+            f"{objective.metric_name} on {len(data.validation_prompts)} of {data.n_validation} "
+            "validation examples (a seeded subset, the same for every trial); the test split "
+            "whole"
+        )
+    return f"the validation loss on all {data.n_validation} validation examples"
 
 
 @dataclass(frozen=True)
@@ -47,6 +152,7 @@ class Plan:
         guardrails: The guardrails' findings.
         storage: The storage URL, its password masked.
         memory: The batch phase's memory table (when it runs).
+        data: The data's format, an example, its lengths and how it is scored.
     """
 
     hparams: HParams
@@ -57,6 +163,7 @@ class Plan:
     guardrails: list[Finding]
     storage: str
     memory: list[dict[str, Any]] = field(default_factory=list)
+    data: DataSummary | None = None
 
     @property
     def seed_epochs(self) -> int:
@@ -155,4 +262,5 @@ def make_plan(config: TuneConfig | str | os.PathLike[str]) -> Plan:
         guardrails=guardrails.check(config, hp, runner.data),
         storage=config.storage_display,
         memory=memory,
+        data=summarize_data(config, runner.data, runner.tokenizer),
     )

@@ -124,6 +124,17 @@ def test_missing_model_path_refused(tmp_path: Path, tiny_config_dict: dict) -> N
         load_config(write(tmp_path, tiny_config_dict))
 
 
+def test_a_missing_folder_whose_parent_exists_is_not_a_hub_id(
+    tmp_path: Path, tiny_config_dict: dict
+) -> None:
+    """'models/llama-3-8b' reads like 'org/name'; with a models/ folder beside the file it is
+    a local path, refused at once instead of a minute of hub retries."""
+    (tmp_path / "models").mkdir()
+    tiny_config_dict["model"]["path"] = "models/llama-3-8b"
+    with pytest.raises(ConfigError, match=r"model\.path: .*models/llama-3-8b' does not exist"):
+        load_config(write(tmp_path, tiny_config_dict))
+
+
 def test_hub_id_is_not_a_missing_path(tmp_path: Path, tiny_config_dict: dict) -> None:
     tiny_config_dict["model"]["path"] = "meta-llama/Llama-2-7b-hf"
     assert load_config(write(tmp_path, tiny_config_dict)).model.path == "meta-llama/Llama-2-7b-hf"

@@ -100,3 +100,12 @@ def test_plan_prints_budget_presets_and_findings(tiny_config_dict, tmp_path, cap
     assert "high_learning_rate" in out
     assert "table: warmup 5-10% of steps" in out
     assert not (tmp_path / "out" / "hptune.db").exists()  # planning writes nothing
+
+
+def test_every_check_can_be_ignored_by_name() -> None:
+    import typing
+
+    from hptune.config import GuardrailsConfig
+
+    (names,) = typing.get_args(GuardrailsConfig.model_fields["ignore"].annotation)
+    assert typing.get_args(names) == guardrails.CHECKS

@@ -91,9 +91,14 @@ def _relative_to(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         return str(base_dir / candidate)
 
     if isinstance(raw.get("data"), dict):
-        raw["data"] = {
-            k: fix(v) if k in ("train", "validation", "test") else v for k, v in raw["data"].items()
-        }
+        data = dict(raw["data"])
+        for key in ("train", "validation", "test"):
+            data[key] = fix(data.get(key)) if key in data else None
+        if isinstance(data.get("chat_template"), str) and "{" not in data["chat_template"]:
+            data["chat_template"] = fix(data["chat_template"])  # a file's path, not Jinja
+        if "dataset" in data:  # a save_to_disk folder beside the file; else a hub id
+            data["dataset"] = fix(data["dataset"], only_if_exists=True)
+        raw["data"] = {k: v for k, v in data.items() if k in raw["data"]}
     if isinstance(raw.get("model"), dict) and "path" in raw["model"]:
         raw["model"] = {**raw["model"], "path": fix(raw["model"]["path"], only_if_exists=True)}
     if isinstance(raw.get("output_dir"), str) and not Path(raw["output_dir"]).is_absolute():

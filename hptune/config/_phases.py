@@ -150,9 +150,11 @@ class GuardrailsConfig(_Strict):
             "high_learning_rate",
             "no_warmup",
             "single_seed",
+            "two_seeds",
             "test_overlaps_validation",
             "validation_is_training",
             "trust_remote_code",
+            "short_bleu_references",
         ]
     ] = []
 

@@ -24,6 +24,15 @@ __all__ = ["check_same_setup"]
 _RECORDED_LATER = frozenset({"preparation"})
 
 
+def _shared(value: Any, other: Any) -> Any:
+    """``value`` restricted to the keys ``other`` has too, for the preparation mapping: a
+    setting an earlier hptune did not record (or recorded under an older name) is not compared,
+    so its runs still resume."""
+    if isinstance(value, dict) and isinstance(other, dict) and "max_length" in value:
+        return {k: v for k, v in value.items() if k in other}
+    return value
+
+
 def check_same_setup(
     study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig, runner: Runner
 ) -> None:
@@ -66,10 +75,12 @@ def check_same_setup(
     stored = study.user_attrs.get(keys.SETUP)
     if stored is None:
         study.set_user_attr(keys.SETUP, setup)
+        from hptune.plan import scoring
         from hptune.train.environment import describe_environment
         from hptune.train.metrics import bleu_signature
 
         study.set_user_attr(keys.BLEU_SIGNATURE, bleu_signature())
+        study.set_user_attr(keys.SCORING, scoring(config, runner.data))
         study.set_user_attr(keys.SPLIT_OVERLAPS, runner.data.overlaps)
         study.set_user_attr(keys.ENVIRONMENT, describe_environment())
         return
@@ -77,7 +88,8 @@ def check_same_setup(
         k
         for k in setup
         if (k in stored or k not in _RECORDED_LATER)
-        and json.dumps(stored.get(k)) != json.dumps(setup[k])
+        and json.dumps(_shared(stored.get(k), setup[k]))
+        != json.dumps(_shared(setup[k], stored.get(k)))
     )
     if changed:
         raise ConfigError(

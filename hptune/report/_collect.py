@@ -55,6 +55,8 @@ class ReportData:
     fingerprints: dict[str, str]
     split_overlaps: dict[str, int]
     bleu_signature: str | None
+    #: How the metric was scored, in words (runs before it was recorded: None).
+    scoring: str | None
     generated_at: str
 
     @property
@@ -108,6 +110,7 @@ def collect(config: TuneConfig) -> ReportData:
         fingerprints=first.get(keys.SETUP, {}).get("fingerprints", {}),
         split_overlaps=first.get(keys.SPLIT_OVERLAPS, {}),
         bleu_signature=first.get(keys.BLEU_SIGNATURE),
+        scoring=first.get(keys.SCORING),
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
 

@@ -180,6 +180,7 @@ def _environment(data: ReportData) -> list[Block]:
         ("platform", str(env.get("platform", "not recorded"))),
     ]
     rows += [(name, version) for name, version in env.get("versions", {}).items()]
+    rows.append(("metric scored on", data.scoring or "not recorded"))
     rows.append(("sacrebleu signature", data.bleu_signature or "not recorded"))
     rows += [(f"fingerprint: {split}", digest) for split, digest in data.fingerprints.items()]
     rows += [(f"examples shared: {pair}", str(n)) for pair, n in data.split_overlaps.items()]

@@ -1,0 +1,80 @@
+"""The chat and Alpaca examples, quick: baseline and learning rate on a slice, with hptune run's
+own path (the YAML file, its relative chat template, the demo's data in each format)."""
+
+import json
+
+import pytest
+import yaml
+
+from hptune import keys
+from hptune.cli import main
+from tests.conftest import EXAMPLES
+
+
+def _quick(name: str, tmp_path) -> str:
+    raw = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+    raw["objective"].update(seeds=2, max_seeds=2, eval_samples=8, max_new_tokens=8)
+    raw["training"].update(max_train_examples=48, epochs=1, batch_size=16,
+                           gradient_accumulation_steps=1)  # fmt: skip
+    raw["phases"] = {"run": ["baseline", "learning_rate"], "learning_rate": {"grid": [5e-3, 5e-2]}}
+    raw["guardrails"] = {"ignore": ["high_learning_rate", "two_seeds"]}
+    raw["output_dir"] = str(tmp_path / "out")
+    if "chat_template" in raw["data"]:
+        raw["data"]["chat_template"] = str(EXAMPLES / raw["data"]["chat_template"])
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+@pytest.mark.parametrize(("name", "detected", "marked"), [
+    ("chat", "data format: chat", "<|assistant|>\n⟦The "),
+    ("alpaca", "data format: alpaca", "### Response:\n⟦The "),
+])  # fmt: skip
+def test_the_example_plans_and_runs(name, detected, marked, tmp_path, demo_path, capsys) -> None:
+    import optuna
+
+    config = _quick(name, tmp_path)
+    assert main(["plan", config]) == 0
+    out = capsys.readouterr().out
+    assert detected in out and marked in out
+    assert main(["run", "-q", config]) == 0
+    study = optuna.load_study(study_name=f"{name}.learning_rate",
+                              storage=f"sqlite:///{tmp_path}/out/hptune.db")  # fmt: skip
+    trials = study.get_trials()
+    assert sorted(t.params["learning_rate"] for t in trials) == [5e-3, 5e-2]
+    metric = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())["objective"]["metric"]
+    for trial in trials:  # every seed scored by the text metric, 0-100
+        epochs = [e for run in trial.user_attrs["runs"] for e in run["epochs"]]
+        assert epochs and all(0 <= e["score"] <= 100 for e in epochs), metric
+    decision = json.loads(study.user_attrs[keys.DECISION])
+    assert decision["params"]["learning_rate"] in (5e-3, 5e-2)
+
+
+def test_the_docs_show_what_plan_prints(demo_path) -> None:
+    """docs/data.md shows each example's format line and first example as plan prints them."""
+    from hptune.plan import make_plan
+
+    page = (EXAMPLES.parent / "docs" / "data.md").read_text()
+    for name in ("chat", "alpaca"):
+        summary = make_plan(str(EXAMPLES / f"{name}.yaml")).data
+        assert summary is not None
+        lines = summary.lines()
+        shown = "\n".join([lines[0], *lines[3:]])  # format, then the marked example
+        assert f"```text\n{shown}\n```" in page, name
+        if name == "chat":
+            assert f"```text\n{lines[1]}\n```" in page  # the length percentiles
+
+
+def test_the_readme_shows_what_plan_prints(demo_path) -> None:
+    """The README's chat block and its one-line template example are what plan prints."""
+    from hptune.plan import make_plan
+
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    chat = make_plan(str(EXAMPLES / "chat.yaml")).data
+    assert chat is not None
+    block = "\n".join("  " + line for line in chat.example.splitlines())
+    assert f"  ```text\n{block}\n  ```" in readme
+    demo = make_plan(str(EXAMPLES / "demo.yaml")).data
+    assert demo is not None
+    flat = " ".join(readme.split())
+    assert f"`{demo.example.replace(chr(10), chr(92) + 'n')}`" in flat
