@@ -57,3 +57,52 @@ def test_a_user_metric_decides_the_learning_rate_both_ways(tmp_path, demo_path, 
         down["values"], key=down["values"].get
     )
     assert down["decision"]["params"]["learning_rate"] != best
+
+
+SHORT_MODULE = '''
+import json, os
+from hptune.train.metrics import bleu_score, chrf_score
+
+def chrf_and_log_bleu(predictions, references):
+    """chrF, deciding; BLEU of the very same answers, logged beside it."""
+    value = chrf_score(predictions, references)
+    with open(os.environ["METRIC_LOG"], "a") as log:
+        log.write(json.dumps([value, bleu_score(predictions, references)]) + "\\n")
+    return value
+'''
+
+
+def test_chrf_decides_on_short_answers_where_bleu_is_all_zeros(tmp_path, demo_path, monkeypatch):
+    from hptune.demo import ensure_demo
+
+    rows = []
+    for split in ("train", "validation"):  # the demo's questions, answered with the number only
+        lines = (ensure_demo() / "data" / f"{split}.jsonl").read_text().splitlines()
+        records = [json.loads(line) for line in lines]
+        short = [{"question": r["question"], "answer": r["answer"].split(" is ")[-1].split()[0]}
+                 for r in records]  # fmt: skip
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in short))
+        rows += short
+    assert max(len(r["answer"].split()) for r in rows) == 1
+    (tmp_path / "short_metric.py").write_text(SHORT_MODULE)
+    monkeypatch.setenv("METRIC_LOG", str(tmp_path / "calls.jsonl"))
+    raw = tiny_config(tmp_path)
+    raw["data"].update(train=str(tmp_path / "train.jsonl"),
+                       validation=str(tmp_path / "validation.jsonl"))  # fmt: skip
+    raw["objective"].update(metric="short_metric:chrf_and_log_bleu", direction="maximize",
+                            max_seeds=2, eval_samples=16)  # fmt: skip
+    raw["training"]["epochs"] = 2
+    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-4, 5e-2]}}
+    raw["guardrails"] = {"ignore": ["high_learning_rate", "two_seeds"]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["run", "-q", str(tmp_path / "c.yaml")]) == 0
+    logged = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    training = logged[1:]  # the first call scores the references themselves (the check)
+    assert logged[0] == [100.0, 0.0]  # exactly right, and BLEU still 0
+    assert {bleu for _, bleu in training} == {0.0}  # BLEU could not tell any epoch apart
+    study = optuna.load_study(study_name="tiny.learning_rate",
+                              storage=f"sqlite:///{tmp_path}/out/hptune.db")  # fmt: skip
+    means = {t.params["learning_rate"]: t.value for t in study.get_trials()}
+    assert means[1e-4] != means[5e-2]  # chrF does
+    decided = json.loads(study.user_attrs[keys.DECISION])["params"]["learning_rate"]
+    assert decided == max(means, key=means.get)

@@ -41,14 +41,27 @@ def decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig)
 
     outcomes = decision_outcomes(study.get_trials(deepcopy=False))
     decision = with_remedy(phase.decide(outcomes, base, config.objective.direction), study, base)
-    if phase.notes:
-        decision = dataclasses.replace(
-            decision, reason=f"{decision.reason}; {'; '.join(phase.notes)}"
-        )
+    notes = [*phase.notes, *_flat_metric(outcomes, config)]
+    if notes:
+        decision = dataclasses.replace(decision, reason=f"{decision.reason}; {'; '.join(notes)}")
     study.set_user_attr(keys.DECISION, decision.to_json())
     _save_dashboard_note(study, decision, outcomes, config.objective.metric_name)
     _remove_unfinished_checkpoints(study, config)
     return PhaseResult(phase.name, study.study_name, decision, outcomes, reused=False)
+
+
+def _flat_metric(outcomes: list[TrialOutcome], config: TuneConfig) -> list[str]:
+    """A warning when every seed of every candidate scored the same: the metric told nothing
+    apart (exact match at 0 before a model can answer, BLEU on short answers), and the
+    decision fell to the tie-break."""
+    values = {v for o in outcomes for v in o.seed_values.values()}
+    if len({o.number for o in outcomes if o.seed_values}) < 2 or len(values) != 1:
+        return []
+    return [
+        f"note: every seed of every candidate scored {values.pop():g} on "
+        f"{config.objective.metric_name}, so the metric told nothing apart; choose one that "
+        "varies between configurations (e.g. chrf or eval_loss)"
+    ]
 
 
 def _remove_unfinished_checkpoints(study: optuna.Study, config: TuneConfig) -> None:
