@@ -144,7 +144,7 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
     except NoStorageYet:  # nothing has run yet: every phase pending
         return [PhaseStatus(p, config.study_name(p), "pending", {}, None, None)
                 for p in configured_phases(config)]  # fmt: skip
-    choose = min if config.objective.direction == "minimize" else max
+    choose = min if config.objective.goal == "minimize" else max
     rows = []
     for stored in record.phases():
         counts: dict[str, int] = {}

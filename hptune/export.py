@@ -79,7 +79,7 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
         "save_strategy": "epoch",
         "load_best_model_at_end": True,
         "metric_for_best_model": "eval_loss" if objective.metric == "eval_loss" else "eval_score",
-        "greater_is_better": objective.direction == "maximize",
+        "greater_is_better": objective.goal == "maximize",
         **_checkpointing(config.training.gradient_checkpointing),
     }
     exported: dict[str, Any] = {

@@ -72,7 +72,7 @@ class SeedObjective:
         self.reuse = None if phase.evaluate_test else reuse
         objective = runner.config.objective
         self.metric = objective.metric_name
-        self.direction = objective.direction
+        self.direction = objective.goal
         self.seeds = objective.seed_list
         self.patience = runner.config.training.early_stopping_patience
 

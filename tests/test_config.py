@@ -18,7 +18,7 @@ def test_demo_example_loads(demo_path: Path) -> None:
     assert config.name == "demo"
     assert config.method.type == "lora"
     assert config.objective.seed_list == [0, 1, 2]
-    assert config.objective.direction == "minimize"
+    assert config.objective.goal == "minimize"
     assert config.phases.learning_rate.grid == [1e-3, 5e-3, 1e-2, 5e-2]
     assert config.storage_url.endswith("hptune-output/demo/hptune.db")
 

@@ -72,14 +72,16 @@ def chrf_and_log_bleu(predictions, references):
 '''
 
 
-def test_chrf_decides_on_short_answers_where_bleu_is_all_zeros(tmp_path, demo_path, monkeypatch):
+def test_chrf_decides_on_short_answers_where_bleu_sees_nothing(tmp_path, demo_path, monkeypatch):
     from hptune.demo import ensure_demo
 
     rows = []
     for split in ("train", "validation"):  # the demo's questions, answered with the number only
         lines = (ensure_demo() / "data" / f"{split}.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in lines]
-        short = [{"question": r["question"], "answer": r["answer"].split(" is ")[-1].split()[0]}
+        # "... is 12.5." -> "12.5": one token for sacrebleu's tokenizer too
+        short = [{"question": r["question"],
+                  "answer": r["answer"].split(" is ")[-1].split()[0].rstrip(".")}
                  for r in records]  # fmt: skip
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in short))
         rows += short
@@ -99,7 +101,9 @@ def test_chrf_decides_on_short_answers_where_bleu_is_all_zeros(tmp_path, demo_pa
     logged = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
     training = logged[1:]  # the first call scores the references themselves (the check)
     assert logged[0] == [100.0, 0.0]  # exactly right, and BLEU still 0
-    assert {bleu for _, bleu in training} == {0.0}  # BLEU could not tell any epoch apart
+    # BLEU gives exactly right one-token answers 0 and every trained epoch under 1 (sacrebleu's
+    # smoothing gives a longer wrong answer a little more than a right one): nothing to decide on
+    assert max(bleu for _, bleu in training) < 1.0
     study = optuna.load_study(study_name="tiny.learning_rate",
                               storage=f"sqlite:///{tmp_path}/out/hptune.db")  # fmt: skip
     means = {t.params["learning_rate"]: t.value for t in study.get_trials()}

@@ -34,6 +34,7 @@ def _config(args: argparse.Namespace) -> Any:
     raw = yaml.safe_load(DEMO.read_text())
     raw["name"] = "finqa"
     raw["objective"]["seeds"] = args.seeds
+    raw["objective"]["metric"] = "bleu"  # the reference experiment's metric decides
     raw["training"].update({"batch_size": 4, "gradient_accumulation_steps": 4,
                             "epochs": args.epochs})  # fmt: skip
     raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": args.grid}}
@@ -61,7 +62,8 @@ def _spread(values: list[float]) -> str:
 
 
 def learning_rate_table(config: Any) -> float:
-    """Run the LR phase; print loss and BLEU per rate at each seed's best epoch."""
+    """Run the LR phase (decided by BLEU); print BLEU and the loss per rate at each seed's
+    best epoch."""
     from hptune.pipeline import resolve_hparams, run_phase
     from hptune.train import Runner
 
@@ -74,19 +76,22 @@ def learning_rate_table(config: Any) -> float:
 
     study = optuna.load_study(study_name=result.study_name, storage=open_storage(config))
     n = len(config.objective.seed_list)
-    print(f"learning rate, {n} seeds, at each seed's best epoch (mean +- std)")
+    print(f"learning rate, {n} seeds (more where racing added them), at each seed's best epoch "
+          "(mean +- std)")  # fmt: skip
     print(f"  {'rate':<10} {'validation loss':>18}  {'BLEU':>18}")
-    for trial in sorted(study.get_trials(), key=lambda t: t.params["learning_rate"]):
-        runs = trial.user_attrs.get("runs", [])
-        status = trial.user_attrs.get("status", trial.state.name.lower())
-        if status != "ok":
-            print(f"  {trial.params['learning_rate']:<10g} {status:>18}")
+    by_rate: dict[float, list[Any]] = {}
+    for trial in study.get_trials():  # racing trials (extra paired seeds) join their rate
+        by_rate.setdefault(trial.params["learning_rate"], []).append(trial)
+    for rate, trials in sorted(by_rate.items()):
+        statuses = {t.user_attrs.get("status", t.state.name.lower()) for t in trials}
+        if statuses != {"ok"}:
+            print(f"  {rate:<10g} {', '.join(sorted(statuses - {'ok'})):>18}")
             continue
-        best = [min(r["epochs"], key=lambda e: e["eval_loss"]) for r in runs]
+        runs = [r for t in trials for r in t.user_attrs.get("runs", [])]
+        best = [max(r["epochs"], key=lambda e: e["score"]) for r in runs]
         losses = [e["eval_loss"] for e in best]
-        bleus = [e["bleu"] for e in best if e["bleu"] is not None]
-        bleu = _spread(bleus) if bleus else "-"
-        print(f"  {trial.params['learning_rate']:<10g} {_spread(losses):>18}  {bleu:>18}")
+        bleus = [e["score"] for e in best]
+        print(f"  {rate:<10g} {_spread(losses):>18}  {_spread(bleus):>18}  ({len(runs)} seeds)")
     print(f"  decision: {result.decision.reason}")
     return float(result.decision.params.get("learning_rate", base.learning_rate))
 
@@ -108,10 +113,9 @@ def batch_table(config: Any, learning_rate: float, effective: int) -> None:
             start = time.perf_counter()
             run = runner.train(hp, seed)
             seconds.append(time.perf_counter() - start)
-            best = min(run.epochs, key=lambda e: e.eval_loss)
+            best = max(run.epochs, key=lambda e: e.metric("bleu"))
             losses.append(best.eval_loss)
-            if best.bleu is not None:
-                bleus.append(best.bleu)
+            bleus.append(best.metric("bleu"))
         bleu = _spread(bleus) if bleus else "-"
         shape = f"{batch} x {effective // batch}"
         print(f"  {shape:<10} {_spread(seconds):>18}  {_spread(losses):>18}  {bleu:>18}")

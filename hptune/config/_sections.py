@@ -48,6 +48,10 @@ class MethodConfig(_Strict):
 BUILTIN_METRICS = ("eval_loss", "bleu", "chrf", "exact_match", "rouge_l")
 
 
+def _builtin_direction(metric: Any) -> Literal["minimize", "maximize"]:
+    return "minimize" if metric == "eval_loss" else "maximize"
+
+
 class ObjectiveConfig(_Strict):
     """What trials are scored on: a validation metric, over several paired seeds."""
 
@@ -60,8 +64,9 @@ class ObjectiveConfig(_Strict):
     #: folder or ``sys.path``; from Python, the function itself), called as
     #: ``fn(predictions: list[str], references: list[str]) -> float``.
     metric: Any = "eval_loss"
-    #: ``maximize`` or ``minimize``: required for your own metric, fixed for the built-in ones.
-    direction: Literal["minimize", "maximize"] = "minimize"
+    #: ``maximize`` or ``minimize``: required for your own metric, fixed for the built-in ones
+    #: (read the resolved one as ``goal``).
+    direction: Literal["minimize", "maximize"] | None = None
     #: Paired seeds per configuration: a count N (seeds 0 to N-1) or a list of seeds.
     seeds: int | list[int] = 3
     #: Validation examples a text metric scores each epoch: a seeded random subset, the same
@@ -103,27 +108,27 @@ class ObjectiveConfig(_Strict):
             )
         return metric
 
-    @model_validator(mode="before")
-    @classmethod
-    def _direction_given(cls, values: Any) -> Any:
-        if not isinstance(values, dict):
-            return values
-        metric, direction = values.get("metric", "eval_loss"), values.get("direction")
-        if callable(metric) or (isinstance(metric, str) and ":" in metric):
-            if direction is None:
-                raise ValueError(
-                    "objective.direction is required with your own metric: 'maximize' (higher "
-                    "is better, like accuracy) or 'minimize' (like an error rate)"
-                )
-            return values
-        if metric not in BUILTIN_METRICS:
-            return values  # the metric's own check names the problem
-        builtin = "minimize" if metric == "eval_loss" else "maximize"
-        if direction not in (None, builtin):
+    @model_validator(mode="after")
+    def _direction_given(self) -> ObjectiveConfig:
+        builtin = self.metric in BUILTIN_METRICS if isinstance(self.metric, str) else False
+        if not builtin and self.direction is None:
             raise ValueError(
-                f"objective.direction: {metric} is always {builtin}d; leave direction out"
+                "objective.direction is required with your own metric: 'maximize' (higher is "
+                "better, like accuracy) or 'minimize' (like an error rate)"
             )
-        return {**values, "direction": builtin}
+        if builtin and self.direction not in (None, _builtin_direction(self.metric)):
+            raise ValueError(
+                f"objective.direction: {self.metric} is always "
+                f"{_builtin_direction(self.metric)}d; leave direction out"
+            )
+        return self
+
+    @property
+    def goal(self) -> Literal["minimize", "maximize"]:
+        """The metric's direction: fixed for a built-in metric, else ``direction``."""
+        if self.direction is not None:
+            return self.direction
+        return _builtin_direction(self.metric)
 
     @property
     def metric_name(self) -> str:

@@ -40,7 +40,7 @@ def decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig)
     from hptune.record import decision_outcomes
 
     outcomes = decision_outcomes(study.get_trials(deepcopy=False))
-    decision = with_remedy(phase.decide(outcomes, base, config.objective.direction), study, base)
+    decision = with_remedy(phase.decide(outcomes, base, config.objective.goal), study, base)
     notes = [*phase.notes, *_flat_metric(outcomes, config)]
     if notes:
         decision = dataclasses.replace(decision, reason=f"{decision.reason}; {'; '.join(notes)}")

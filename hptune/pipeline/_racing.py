@@ -53,7 +53,7 @@ def queue_racing(
     ok = [o for o in decision_outcomes(trials) if o.status == TrialStatus.OK and o.seed_values]
     if len(ok) < 2:
         return 0
-    ranking = rank_within_noise(ok, config.objective.direction, phase.margin)
+    ranking = rank_within_noise(ok, config.objective.goal, phase.margin)
     if ranking.n_seeds < 2:
         return 0
     contenders = sorted(ranking.undecided, key=lambda o: abs(ranking.comparisons[o.number].mean))

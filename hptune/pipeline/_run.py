@@ -210,7 +210,7 @@ def _run_phase(
     study = optuna.create_study(
         storage=storage,
         study_name=config.study_name(phase.name),
-        direction=config.objective.direction,
+        direction=config.objective.goal,
         sampler=phase.create_sampler(),
         pruner=phase.create_pruner(),
         load_if_exists=True,

@@ -24,6 +24,14 @@ __all__ = ["check_same_setup"]
 _RECORDED_LATER = frozenset({"preparation"})
 
 
+def _digest(text: str | None) -> str | None:
+    """The template's content hash: the same template from another path is the same setup,
+    an edited one is not."""
+    import hashlib
+
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _shared(value: Any, other: Any) -> Any:
     """``value`` restricted to the keys ``other`` has too, for the preparation mapping: a
     setting an earlier hptune did not record (or recorded under an older name) is not compared,
@@ -45,6 +53,8 @@ def check_same_setup(
     Raises:
         ConfigError: The study was started with another setup.
     """
+    from hptune.train.data import chat_template_text
+
     setup: dict[str, Any] = {
         "phase": phase.name,
         "base_hparams": base.to_dict(),
@@ -56,7 +66,7 @@ def check_same_setup(
         # How examples become training and scoring: a change trains and scores differently.
         "preparation": {
             "format": runner.data.format_description,
-            "chat_template": config.data.chat_template,
+            "chat_template": _digest(chat_template_text(config.data)),
             "drop_long": config.data.drop_long,
             "prompt_field": config.data.prompt_field,
             "response_field": config.data.response_field,

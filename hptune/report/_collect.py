@@ -100,7 +100,7 @@ def collect(config: TuneConfig) -> ReportData:
     return ReportData(
         name=config.name,
         metric=config.objective.metric_name,
-        direction=config.objective.direction,
+        direction=config.objective.goal,
         seeds=config.objective.seed_list,
         storage=config.storage_display,
         phases=phases,

@@ -73,7 +73,8 @@ class PreparedData:
 
 def _example_digests(records: Any, fields: tuple[str, ...]) -> list[str]:
     return [
-        hashlib.sha256(json.dumps([r.get(f) for f in fields]).encode()).hexdigest() for r in records
+        hashlib.sha256(json.dumps([r.get(f) for f in fields], sort_keys=True).encode()).hexdigest()
+        for r in records
     ]
 
 
@@ -100,6 +101,15 @@ def resolve_format(config: DataConfig, columns: list[str]) -> DataFormat:
     """
     name = detect_format(columns, config)
     return make_format(name, config, chat_template=_chat_template(config))
+
+
+def chat_template_text(config: DataConfig) -> str | None:
+    """The configured chat template's text (read from its file when a path is given).
+
+    Raises:
+        DataError: The file cannot be read.
+    """
+    return _chat_template(config)
 
 
 def _chat_template(config: DataConfig) -> str | None:
@@ -164,8 +174,8 @@ def prepare_data(
     if max_train_examples is not None and max_train_examples < len(sources["train"].records):
         sources["train"] = sources["train"].take(list(range(max_train_examples)))
     fields = fmt.fields()
-    tokenized = {n: [tokenize(fmt.render(r, tokenizer), tokenizer) for r in s.records]
-                 for n, s in sources.items()}  # fmt: skip
+    tokenized = {name: _tokenized(name, source, fmt, tokenizer)
+                 for name, source in sources.items()}  # fmt: skip
     dropped = _drop_long(tokenized, sources, config)
     tables = {
         name: datasets.Dataset.from_dict(
@@ -200,6 +210,25 @@ def prepare_data(
         example=tokenized["train"][0],
         n_validation=len(validation),
     )
+
+
+def _tokenized(name: str, source: Source, fmt: DataFormat, tokenizer: Any) -> list[Tokenized]:
+    """Every record of a split rendered and tokenized; a record the chat template refuses is
+    named by its file and line."""
+    rows = []
+    for index, record in enumerate(source.records):
+        try:
+            rows.append(tokenize(fmt.render(record, tokenizer), tokenizer))
+        except DataError as exc:
+            raise DataError(f"data.{name}: {source.where[index]}: {exc}") from None
+        except Exception as exc:  # a chat template's own checks raise anything (Jinja, ...)
+            raise DataError(
+                f"data.{name}: {source.where[index]}: the chat template refused the record "
+                f"({type(exc).__name__}: {exc}); fix the record (e.g. roles that must "
+                "alternate, a system turn the template does not take) or give another "
+                "template as data.chat_template"
+            ) from None
+    return rows
 
 
 def _drop_long(

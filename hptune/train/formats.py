@@ -256,7 +256,8 @@ def _messages_problem(value: Any, name: str) -> str | None:
             return f"{which} ({role}): content must be text, got {got}"
         if role == "assistant" and not content.strip():
             return f"{which} is an empty assistant turn; give its answer or drop it"
-        extra = set(message) - {"role", "content"}
+        # Arrow fills every key of the schema; a key left None is not there
+        extra = {k for k, v in message.items() if v is not None} - {"role", "content"}
         if extra:
             return (
                 f"{which} has keys {', '.join(sorted(extra))} besides role and content (tool "

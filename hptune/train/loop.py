@@ -289,7 +289,8 @@ class Runner:
             ):
                 save_checkpoint(accelerator.unwrap_model(model), checkpoint_dir, epoch,
                                 asdict(metrics), run.training_state(result))  # fmt: skip
-                retain_best_and_last(checkpoint_dir, objective.metric, objective.direction)
+                key = "score" if objective.is_text_metric else "eval_loss"  # metrics.json keys
+                retain_best_and_last(checkpoint_dir, key, objective.goal)
             if not math.isfinite(eval_loss):
                 result.diverged, result.diverged_at = True, f"epoch {epoch} (validation)"
                 return

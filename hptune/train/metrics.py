@@ -54,6 +54,13 @@ def generate_answers(
 
     model.eval()
     device = next(model.parameters()).device
+    # An answer ends at EOS, at a chat template's end of turn (<|im_end|>, <|eot_id|>: special
+    # tokens, or in the model's generation_config), or at any other special token.
+    stops = {*tokenizer.all_special_ids} - {tokenizer.pad_token_id, tokenizer.unk_token_id}
+    stops.add(tokenizer.eos_token_id)  # also when the pad token is the EOS token
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    stops |= set(configured if isinstance(configured, list) else [configured])
+    stop_ids = sorted(i for i in stops if i is not None)
     answers: list[str] = []
     with torch.no_grad():
         for start in range(0, len(prompts), batch_size):
@@ -69,7 +76,7 @@ def generate_answers(
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=pad,
-                eos_token_id=tokenizer.eos_token_id,
+                eos_token_id=stop_ids,
             )
             answers += tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
     model.train()
@@ -193,12 +200,16 @@ def score_answers(
     import math
 
     value = fn(list(predictions), list(references))
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:  # a float, an int, a numpy scalar or a one-element tensor
+        number = float(value) if not isinstance(value, (bool, str, bytes)) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
         raise ConfigError(
             f"objective.metric {name}: returned {value!r}; it must return one finite number "
             "(e.g. the mean over the answers)"
         )
-    return float(value)
+    return number
 
 
 def bleu_signature() -> str:

@@ -73,6 +73,12 @@ def read_sources(config: DataConfig) -> dict[str, Source]:
             raise DataError(f"data.{name}: the {name} split has no examples")
     if "validation" not in splits:
         splits = _split_off_validation(splits, config)
+    elif config.validation_fraction is not None:
+        raise DataError(
+            f"data.validation_fraction: {splits['validation'].origin} is already a validation "
+            "split; remove data.validation_fraction, or name another split with "
+            "data.split_names"
+        )
     return splits
 
 
@@ -136,12 +142,19 @@ def _load_named_dataset(name: str) -> Any:
     path = Path(name).expanduser()
     if path.is_dir():
         try:
-            return datasets.load_from_disk(str(path))
+            saved = datasets.load_from_disk(str(path))
         except FileNotFoundError as exc:
             raise DataError(
                 f"data.dataset: {name!r} is a folder but not one written by save_to_disk "
                 f"({exc}); point data.train / data.validation at its files instead"
             ) from None
+        if not isinstance(saved, datasets.DatasetDict):
+            raise DataError(
+                f"data.dataset: {name!r} holds one split, not a DatasetDict; save it as "
+                "datasets.DatasetDict({'train': ...}) (with data.validation_fraction), or with "
+                "its train and validation splits"
+            )
+        return saved
     try:
         loaded = datasets.load_dataset(name)
     except Exception as exc:  # datasets raises many types: offline, missing, malformed
@@ -172,7 +185,7 @@ def _read_file(split: str, value: str) -> Source:
     text = _utf8(path, where)
     if path.suffix.lower() == ".csv":
         lined = _csv_records(text, where)
-    elif path.suffix.lower() == ".jsonl" or text.lstrip()[:1] == "{":
+    elif path.suffix.lower() == ".jsonl" or _is_json_lines(text):
         lined = _json_lines(text, where)
     else:
         lined = _json_array(text, where)
@@ -195,7 +208,7 @@ def _read_parquet(split: str, path: Path) -> Source:
 def _utf8(path: Path, where: str) -> str:
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a byte-order mark (Excel's "CSV UTF-8") is dropped
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise DataError(
@@ -204,9 +217,22 @@ def _utf8(path: Path, where: str) -> str:
         ) from None
 
 
+def _is_json_lines(text: str) -> bool:
+    """A ``.json`` file holding JSON Lines: not one JSON document, and starting with an object."""
+    if text.lstrip()[:1] != "{":
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return exc.msg == "Extra data"  # one object, then more: JSON Lines
+    return False
+
+
 def _json_lines(text: str, where: str) -> list[tuple[int | str, dict[str, Any]]]:
     records: list[tuple[int | str, dict[str, Any]]] = []
-    for line, content in enumerate(text.splitlines(), 1):
+    # split on newlines only: JSON strings may hold U+2028 and other characters that
+    # str.splitlines() would also break at
+    for line, content in enumerate(text.split("\n"), 1):
         if not content.strip():
             continue
         try:
@@ -229,9 +255,9 @@ def _json_array(text: str, where: str) -> list[tuple[int | str, dict[str, Any]]]
             f"{where}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); the "
             "file must be one JSON array of objects, or JSON Lines"
         ) from None
-    if isinstance(loaded, dict):  # {"data": [...]}, as some exports write it
+    if isinstance(loaded, dict):  # {"data": [...]}, as some exports write it; else one record
         lists = [v for v in loaded.values() if isinstance(v, list)]
-        loaded = lists[0] if len(lists) == 1 else loaded
+        loaded = lists[0] if len(lists) == 1 and len(loaded) == 1 else [loaded]
     if not isinstance(loaded, list):
         raise DataError(f"{where}: expected a JSON array of objects, got a {type(loaded).__name__}")
     for number, record in enumerate(loaded, 1):

@@ -287,3 +287,38 @@ def test_fuzzed_records_never_give_a_traceback(tmp_path_factory, chat_tokenizer,
         assert "Traceback" not in str(exc) and str(exc).startswith("data.")
     else:
         assert data.n_train == len(records)
+
+
+def test_a_record_the_chat_template_refuses_is_named_by_file_and_line(tmp_path, tokenizer) -> None:
+    """Templates check conversations themselves (Gemma: no system role; Llama 2: roles must
+    alternate); what they raise becomes one error naming the record."""
+    strict = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not "
+              "supported') }}{% endif %}" + DEMO_CHAT_TEMPLATE)  # fmt: skip
+    good = {"messages": CONVERSATION[1:3]}
+    (tmp_path / "t.jsonl").write_text(
+        json.dumps(good) + "\n" + json.dumps({"messages": CONVERSATION}) + "\n"
+    )
+    config = DataConfig(train=str(tmp_path / "t.jsonl"), validation=str(tmp_path / "t.jsonl"),
+                        chat_template=strict)  # fmt: skip
+    with pytest.raises(DataError, match=r"^data\.train: .*t\.jsonl:2: the chat template refused "
+                       r"the record \(TemplateError: System role not supported\)"):  # fmt: skip
+        prepare_data(config, tokenizer)
+
+
+def test_message_keys_arrow_fills_with_none_are_not_extra(tokenizer) -> None:
+    import datasets
+
+    rows = [{"messages": [{"role": "user", "content": "q", "name": "ann"},
+                          {"role": "assistant", "content": "a"}]}] * 2  # fmt: skip
+    splits = datasets.DatasetDict({"train": datasets.Dataset.from_list(rows),
+                                   "validation": datasets.Dataset.from_list(rows)})  # fmt: skip
+    assert splits["train"][0]["messages"][1]["name"] is None  # what Arrow gives back
+    config = DataConfig(dataset=splits, chat_template=DEMO_CHAT_TEMPLATE)
+    with pytest.raises(DataError, match=r"record 1: message 1 of 'messages' has keys name"):
+        prepare_data(config, tokenizer)  # a real extra key is still refused ...
+    plain = [{"messages": [{"role": "user", "content": "q", "name": None},
+                           {"role": "assistant", "content": "a", "name": None}]}] * 2  # fmt: skip
+    splits = datasets.DatasetDict({"train": datasets.Dataset.from_list(plain),
+                                   "validation": datasets.Dataset.from_list(plain)})  # fmt: skip
+    assert prepare_data(DataConfig(dataset=splits, chat_template=DEMO_CHAT_TEMPLATE),
+                        tokenizer).n_train == 2  # ... a None one is not  # fmt: skip

@@ -95,3 +95,17 @@ def test_lora_runs_reuse_one_base_model_and_train_exactly_as_a_fresh_load(
     after = fresh._base.state_dict()
     assert after.keys() == base_before.keys()  # no adapter left in it
     assert all(torch.equal(after[k], v) for k, v in base_before.items())  # weights untouched
+
+
+def test_a_text_metric_run_keeps_the_best_and_last_checkpoint(runner: Runner) -> None:
+    """Checkpoints are chosen by the metric under its stored key ("score" for chrF)."""
+    import json
+    from pathlib import Path
+
+    result = runner.train(HP.replace(epochs=3), seed=0, run_name="kept/trial-0")
+    run_dir = Path(runner.config.output_dir) / "checkpoints" / "kept" / "trial-0" / "seed-0"
+    kept = sorted(p.name for p in run_dir.glob("epoch-*"))
+    scores = [e.score for e in result.epochs]
+    assert "epoch-3" in kept and len(kept) <= 2  # the last, and the best if another
+    assert all(scores[int(k[-1]) - 1] == max(scores) for k in kept if k != "epoch-3")
+    assert json.loads((run_dir / "epoch-3" / "metrics.json").read_text())["score"] == scores[2]

@@ -100,3 +100,16 @@ def test_bleu_on_short_references_is_a_guardrail_finding(tmp_path, demo_path) ->
     assert (
         guardrails.check(config, resolve_hparams(config, runner.data.n_train)[0], runner.data) == []
     )
+
+
+def test_a_metric_may_return_a_numpy_scalar_and_the_metric_may_change_later() -> None:
+    import numpy as np
+
+    from hptune.config import ObjectiveConfig
+
+    assert score_answers(lambda p, r: np.float32(0.5), "np", ["a"], ["a"]) == 0.5
+    objective = ObjectiveConfig()
+    objective.metric = "chrf"  # validated on assignment: the direction follows the metric
+    assert objective.goal == "maximize"
+    objective.metric = "eval_loss"
+    assert objective.goal == "minimize"

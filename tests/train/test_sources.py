@@ -125,3 +125,35 @@ def test_a_hub_dataset_is_read_from_the_local_cache_offline(
 def test_split_settings_that_contradict_are_refused(settings, message) -> None:
     with pytest.raises(ValueError, match=message):
         DataConfig(**settings)
+
+
+def test_json_documents_and_lines_are_told_apart(tmp_path, tokenizer) -> None:
+    pretty = json.dumps(ROWS, indent=2)
+    (tmp_path / "pretty.json").write_text(pretty)
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": ROWS}, indent=2))
+    (tmp_path / "one.json").write_text(json.dumps(ROWS[0], indent=2))
+    # JSON strings may hold U+2028 (a line separator to str.splitlines) unescaped
+    (tmp_path / "sep.jsonl").write_text(json.dumps({"question": "a\u2028b", "answer": "c"},
+                                                   ensure_ascii=False) + "\n")  # fmt: skip
+    sizes = {name: prepare_data(DataConfig(train=str(tmp_path / name),
+                                           validation=str(tmp_path / name)), tokenizer).n_train
+             for name in ("pretty.json", "wrapped.json", "one.json", "sep.jsonl")}  # fmt: skip
+    assert sizes == {"pretty.json": 20, "wrapped.json": 20, "one.json": 1, "sep.jsonl": 1}
+
+
+def test_a_csv_with_a_byte_order_mark(tmp_path, tokenizer) -> None:
+    (tmp_path / "t.csv").write_bytes("question,answer\nq,a\n".encode("utf-8-sig"))
+    path = str(tmp_path / "t.csv")
+    assert prepare_data(DataConfig(train=path, validation=path), tokenizer).n_train == 1
+
+
+def test_a_saved_single_split_and_a_fraction_beside_a_validation_split(tmp_path, tokenizer) -> None:
+    import datasets
+
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "one"))
+    with pytest.raises(DataError, match=r"holds one split, not a DatasetDict"):
+        prepare_data(DataConfig(dataset=str(tmp_path / "one")), tokenizer)
+    both = datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS[:15]),
+                                 "validation": datasets.Dataset.from_list(ROWS[15:])})  # fmt: skip
+    with pytest.raises(DataError, match=r"already a validation split; remove data\.validation_fr"):
+        prepare_data(DataConfig(dataset=both, validation_fraction=0.2), tokenizer)
