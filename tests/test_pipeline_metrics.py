@@ -44,7 +44,9 @@ def _run(tmp_path, direction: str, monkeypatch) -> dict:
     }
 
 
-def test_a_user_metric_decides_the_learning_rate_both_ways(tmp_path, demo_path, monkeypatch):
+def test_a_user_metric_decides_the_learning_rate_both_ways(
+    tmp_path, demo_path, monkeypatch, capsys
+):
     up = _run(tmp_path, "maximize", monkeypatch)
     # the values decided on are the function's own return values
     assert set(up["values"].values()) <= set(up["calls"])
@@ -57,6 +59,14 @@ def test_a_user_metric_decides_the_learning_rate_both_ways(tmp_path, demo_path, 
         down["values"], key=down["values"].get
     )
     assert down["decision"]["params"]["learning_rate"] != best
+    # the same study with the direction flipped: refused, its trials are not mixed
+    flipped = tmp_path / "maximize" / "c.yaml"
+    raw = yaml.safe_load(flipped.read_text())
+    raw["objective"]["direction"] = "minimize"
+    flipped.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert main(["run", "-q", str(flipped)]) == 2
+    assert "another preparation" in capsys.readouterr().err
 
 
 SHORT_MODULE = '''

@@ -66,6 +66,7 @@ def check_same_setup(
         # How examples become training and scoring: a change trains and scores differently.
         "preparation": {
             "format": runner.data.format_description,
+            "direction": config.objective.goal,  # a user metric's, which may be flipped
             "chat_template": _digest(chat_template_text(config.data)),
             "drop_long": config.data.drop_long,
             "prompt_field": config.data.prompt_field,
