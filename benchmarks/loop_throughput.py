@@ -1,6 +1,7 @@
-"""Training throughput (tokens/s) of hptune's loop, a bare Accelerate loop and Hugging Face
-``Trainer``, on the same LoRA job (the demo model and data, same batch, same steps), measured
-in the same run and in alternating order, so the machine's state is shared.
+"""Training throughput (tokens/s) of hptune's loop, its ``trainer`` and ``sft`` backends
+(each seed a real ``Trainer`` / TRL ``SFTTrainer``), a bare Accelerate loop and a plain
+Hugging Face ``Trainer``, on the same LoRA job (the demo model and data, same batch, same
+steps), measured in the same run and in alternating order, so the machine's state is shared.
 
     .venv/bin/python benchmarks/loop_throughput.py [--repeats 3] [--examples 512] [--quick]
 
@@ -12,6 +13,7 @@ training steps (hptune's loop excludes its per-epoch validation the same way; Tr
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -43,10 +45,17 @@ def _warm_up(model: Any, runner: Runner, collate: Any, device: Any = None) -> No
         model(**{k: v.to(device or model.device) for k, v in batch.items()})
 
 
-def run_hptune(runner: Runner, _: Any) -> float:
+def run_hptune(runner: Any, _: Any) -> float:
     hp = HParams(LR, BATCH, 1, 1, 0.0, 0.0, scheduler="constant")
     result = runner.train(hp, seed=0)
     return result.tokens_per_second
+
+
+def _backend(config: Any, backend: str) -> Any:
+    from hptune.train import make_runner
+
+    training = config.training.model_copy(update={"backend": backend})
+    return make_runner(config.model_copy(update={"training": training}))
 
 
 def run_accelerate(runner: Runner, collate: Any) -> float:
@@ -123,22 +132,29 @@ def main() -> None:
     path = Path(tempfile.mkdtemp(prefix="hptune-bench-loop-")) / "bench.yaml"
     raw["output_dir"] = str(path.parent / "out")
     path.write_text(yaml.safe_dump(raw))
-    runner = Runner(load_config(path))
+    config = load_config(path)
+    runner = Runner(config)
+    runners = {"hptune": runner, "hptune trainer": _backend(config, "trainer"),
+               "hptune sft": _backend(config, "sft")}  # fmt: skip
     collate = DataCollatorForSeq2Seq(runner.tokenizer, padding=True, label_pad_token_id=-100)
-    loops = {"hptune": run_hptune, "accelerate (bare)": run_accelerate, "Trainer": run_trainer}
+    loops = {"hptune": run_hptune, "hptune trainer": run_hptune, "hptune sft": run_hptune,
+             "accelerate (bare)": run_accelerate, "Trainer": run_trainer}  # fmt: skip
     if args.loops:
         loops = {k: v for k, v in loops.items() if k.split()[0].lower() in args.loops}
     rates: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(args.repeats):  # alternate, so drifts in the machine hit all alike
         for name, loop in loops.items():
-            rates[name].append(loop(runner, collate))
+            rates[name].append(loop(runners.get(name, runner), collate))
     print(f"LoRA on the demo model, {args.examples} examples, batch {BATCH}, {args.repeats} "
-          "repeat(s); tokens/s, median (min-max), ratio to bare Accelerate")  # fmt: skip
-    bare = statistics.median(rates["accelerate (bare)"])
+          "repeat(s); tokens/s, median (min-max), ratio to bare Accelerate and to hptune's "
+          "loop")  # fmt: skip
+    bare = statistics.median(rates["accelerate (bare)"]) if "accelerate (bare)" in rates else 0
+    ours = statistics.median(rates["hptune"]) if "hptune" in rates else 0
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"{name:<20} {median:>9.0f} ({min(values):.0f}-{max(values):.0f})  "
-              f"{median / bare:5.2f}x")  # fmt: skip
+              f"{median / bare if bare else math.nan:5.2f}x  "
+              f"{median / ours if ours else math.nan:5.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

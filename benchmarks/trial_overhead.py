@@ -44,10 +44,12 @@ def _config(model_path: str, n_trials: int, examples: int, out: Path) -> Any:
     return load_config(path)
 
 
-def measure_hptune(config: Any) -> tuple[list[float], list[float]]:
+def measure_hptune(config: Any, backend: str = "accelerate") -> tuple[list[float], list[float]]:
     from hptune.pipeline import resolve_hparams, run_phase
     from hptune.train import Runner
 
+    if backend != "accelerate":
+        return measure_backend(config, backend)
     marks: list[tuple[str, float]] = []
 
     class Timed(Runner):
@@ -68,6 +70,45 @@ def measure_hptune(config: Any) -> tuple[list[float], list[float]]:
     runner = Timed(config)
     base, _ = resolve_hparams(config, runner.data.n_train)
     run_phase(config, "learning_rate", base, runner=runner)
+    return _gaps(marks)
+
+
+def measure_backend(config: Any, backend: str) -> tuple[list[float], list[float]]:
+    """hptune's learning-rate phase with each seed trained by a Trainer (``trainer``) or
+    SFTTrainer (``sft``): the first step is marked by a callback on the Trainer built."""
+    from transformers import TrainerCallback
+
+    from hptune.pipeline import resolve_hparams, run_phase
+    from hptune.train.trainer import TrainerRunner
+
+    marks: list[tuple[str, float]] = []
+
+    class FirstStep(TrainerCallback):
+        def __init__(self) -> None:
+            self.first = True
+
+        def on_step_begin(self, *args: Any, **kwargs: Any) -> None:
+            if self.first:
+                marks.append(("step", time.perf_counter()))
+                self.first = False
+
+    class Timed(TrainerRunner):
+        def train(self, *args: Any, **kwargs: Any) -> Any:
+            marks.append(("start", time.perf_counter()))
+            try:
+                return super().train(*args, **kwargs)
+            finally:
+                marks.append(("end", time.perf_counter()))
+
+        def build_trainer(self, run: Any) -> Any:
+            trainer = super().build_trainer(run)
+            trainer.add_callback(FirstStep())
+            return trainer
+
+    training = config.training.model_copy(update={"backend": backend})
+    runner = Timed(config.model_copy(update={"training": training}))
+    base, _ = resolve_hparams(config, runner.data.n_train)
+    run_phase(runner.config, "learning_rate", base, runner=runner)
     return _gaps(marks)
 
 
@@ -167,9 +208,12 @@ def main() -> None:
     print(f"{'model':<36} {'search':<30} {'first trial':>12} {'later trials':>13} "
           f"{'between':>8}")  # fmt: skip
     for label, path in models.items():
-        for name, measure in (("hptune", measure_hptune),
-                              ("Trainer.hyperparameter_search", measure_trainer)):  # fmt: skip
-            config = _config(path, trials, 64, out / f"{name[:6]}-{len(label)}")
+        searches = (("hptune", lambda c: measure_hptune(c)),
+                    ("hptune, trainer backend", lambda c: measure_hptune(c, "trainer")),
+                    ("hptune, sft backend", lambda c: measure_hptune(c, "sft")),
+                    ("Trainer.hyperparameter_search", measure_trainer))  # fmt: skip
+        for index, (name, measure) in enumerate(searches):
+            config = _config(path, trials, 64, out / f"search-{index}-{len(label)}")
             to_first, between = measure(config)
             print(f"{label:<36} {name:<30} {to_first[0]:>12.3f} {_median(to_first[1:]):>13} "
                   f"{_median(between):>8}")  # fmt: skip

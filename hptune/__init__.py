@@ -13,7 +13,7 @@ from hptune.hparams import HParams
 from hptune.seeds import SeedSummary, paired_difference, summarize
 
 if TYPE_CHECKING:
-    from hptune._api import PhaseStatus, run, run_phase, status
+    from hptune._api import PhaseStatus, run, run_phase, status, tune
     from hptune.config import TuneConfig, load_config
     from hptune.export import export
     from hptune.phases import (
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         TestEvaluation,
     )
     from hptune.search import MemoryBoundedBatchSampler, epoch_pruner
+    from hptune.train.user import TrialRun
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,7 @@ __all__ = [
     "RegularizationPhase",
     "SeedSummary",
     "TestEvaluation",
+    "TrialRun",
     "TuneConfig",
     "UnsupportedError",
     "epoch_pruner",
@@ -57,6 +59,7 @@ __all__ = [
     "run_phase",
     "status",
     "summarize",
+    "tune",
 ]
 
 _LAZY = {
@@ -64,6 +67,8 @@ _LAZY = {
     "run": "hptune._api",
     "run_phase": "hptune._api",
     "status": "hptune._api",
+    "tune": "hptune._api",
+    "TrialRun": "hptune.train.user",
     "TuneConfig": "hptune.config",
     "load_config": "hptune.config",
     "BaselinePhase": "hptune.phases",

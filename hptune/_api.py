@@ -11,8 +11,10 @@ from hptune.config import TuneConfig, load_config
 if TYPE_CHECKING:
     from hptune.hparams import HParams
     from hptune.pipeline import PhaseResult, TuneResult
+    from hptune.train.trainer import TrainerFactory
+    from hptune.train.user import TrainFunction
 
-__all__ = ["PhaseStatus", "run", "run_phase", "status"]
+__all__ = ["PhaseStatus", "run", "run_phase", "status", "tune"]
 
 
 def _as_config(config: TuneConfig | str | os.PathLike[str]) -> TuneConfig:
@@ -21,14 +23,28 @@ def _as_config(config: TuneConfig | str | os.PathLike[str]) -> TuneConfig:
     return load_config(config)
 
 
-def run(config: TuneConfig | str | os.PathLike[str], *, quiet: bool = False) -> TuneResult:
+def run(
+    config: TuneConfig | str | os.PathLike[str],
+    *,
+    quiet: bool = False,
+    train_fn: TrainFunction | None = None,
+    trainer_factory: TrainerFactory | None = None,
+) -> TuneResult:
     """Run every configured phase (resuming a stopped run) and return the decisions.
 
-    Progress goes to stderr and one table per phase to stdout, unless ``quiet``.
+    Progress goes to stderr and one table per phase to stdout, unless ``quiet``. Each run is
+    trained by the configured backend (``training.backend``), or by your own training:
+
+    - ``train_fn(run)`` trains ``run.hparams`` with ``run.seed`` and calls
+      ``run.report(epoch, model=model)`` after each epoch (False back: stop now);
+    - ``trainer_factory(run)`` returns your ``transformers.Trainer``, built with
+      ``run.training_arguments(...)``; hptune adds its callback and trains it.
 
     Args:
         config: The configuration, or the path of its YAML file.
         quiet: Print neither the progress nor the tables.
+        train_fn: Your training of one seed of one trial (see :class:`hptune.TrialRun`).
+        trainer_factory: Builds your Trainer for one seed of one trial.
 
     Returns:
         The final configuration, each phase's decision and evidence, and the guardrails'
@@ -60,11 +76,26 @@ def run(config: TuneConfig | str | os.PathLike[str], *, quiet: bool = False) -> 
             print_phase(out, event["result"], config.objective.metric_name)
         progress(event)
 
-    return tune(config, progress=on_event)
+    runner = None
+    if train_fn is not None or trainer_factory is not None:
+        from hptune.train import make_runner
+
+        config.check_paths()
+        runner = make_runner(config, train_fn=train_fn, trainer_factory=trainer_factory)
+    return tune(config, progress=on_event, runner=runner)
+
+
+#: The same as :func:`run`: ``hptune.tune(config, train_fn=...)`` reads as what it does.
+tune = run
 
 
 def run_phase(
-    config: TuneConfig | str | os.PathLike[str], phase: str, base: HParams | None = None
+    config: TuneConfig | str | os.PathLike[str],
+    phase: str,
+    base: HParams | None = None,
+    *,
+    train_fn: TrainFunction | None = None,
+    trainer_factory: TrainerFactory | None = None,
 ) -> PhaseResult:
     """Run one phase on its own (or read back its decision), from ``base`` or the presets.
 
@@ -76,6 +107,8 @@ def run_phase(
         phase: The phase to run.
         base: The configuration the phase starts from; by default the user's values filled
             from the presets.
+        train_fn: Your training of one seed of one trial (as for :func:`run`).
+        trainer_factory: Builds your Trainer for one seed of one trial (as for :func:`run`).
 
     Returns:
         The phase's decision and the trials it was taken on.
@@ -90,11 +123,11 @@ def run_phase(
     """
     from hptune.pipeline import resolve_hparams
     from hptune.pipeline import run_phase as _run_phase
-    from hptune.train import Runner
+    from hptune.train import make_runner
 
     config = _as_config(config)
     config.check_paths()
-    runner = Runner(config)
+    runner = make_runner(config, train_fn=train_fn, trainer_factory=trainer_factory)
     if base is None:
         base, _ = resolve_hparams(config, runner.data.n_train)
     return _run_phase(config, phase, base, runner=runner)

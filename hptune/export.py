@@ -1,10 +1,13 @@
-"""The chosen configuration in the names Hugging Face users know: ``TrainingArguments`` keys
-and a peft ``LoraConfig`` (plus the 4-bit ``BitsAndBytesConfig`` for QLoRA).
+"""The chosen configuration in the names Hugging Face users know, with what reproduces the
+run: ``TrainingArguments`` keys (the decided values, the seed, the optimizer, the mixed
+precision), TRL ``SFTConfig`` keys, the ``from_pretrained`` dtype, how the records became
+text, and a peft ``LoraConfig`` (plus the 4-bit ``BitsAndBytesConfig`` for QLoRA).
 
 Read from the storage, so it works on any machine that reaches the storage, without data or
-model: ``TrainingArguments(output_dir=..., **exported["training_args"])`` and
-``LoraConfig(**exported["lora_config"])`` build the run, for ``Trainer`` or TRL's
-``SFTTrainer`` (whose ``SFTConfig`` takes the same keys).
+model: ``TrainingArguments(output_dir=..., **exported["training_args"])``,
+``SFTConfig(output_dir=..., **exported["training_args"], **exported["sft_config"])`` and
+``LoraConfig(**exported["lora_config"])`` build the run; hptune's ``trainer`` and ``sft``
+backends train each trial from these same keys.
 """
 
 from __future__ import annotations
@@ -48,44 +51,50 @@ def final_hparams(config: TuneConfig) -> tuple[HParams, dict[str, Any]]:
 
 
 def exported_config(config: TuneConfig) -> dict[str, Any]:
-    """The decided configuration as ``training_args``, ``lora_config`` and evidence.
+    """The decided configuration in the keys that reproduce the run.
 
     Args:
         config: The run's configuration.
 
     Returns:
-        ``model``, ``method``, ``training_args`` (``TrainingArguments`` keys), ``lora_config``
-        (not for full fine-tuning), ``bnb_config`` (QLoRA), ``early_stopping`` (when
-        configured) and ``hptune`` (the run's name, metric, seeds and decisions).
+        ``model``, ``method``, ``model_init`` (``from_pretrained`` keys: the dtype),
+        ``training_args`` (``TrainingArguments`` keys: the decided values, the first seed,
+        the optimizer, the mixed precision the trials trained in, gradient checkpointing),
+        ``sft_config`` (the TRL ``SFTConfig`` keys beyond those: ``max_length`` and which
+        tokens train), ``data`` (how records became text), ``lora_config`` (not for full
+        fine-tuning), ``bnb_config`` (QLoRA), ``early_stopping`` (when configured) and
+        ``hptune`` (the run's name, metric, seeds and decisions).
 
     Raises:
         NoStorageYet: Nothing has run yet.
         ConfigError: A configured phase has no decision yet.
     """
+    from hptune.record import RunRecord
+    from hptune.train.arguments import sft_arguments, training_arguments
+
     hp, decisions = final_hparams(config)
+    environment = RunRecord(config).environment()
+    preparation = environment.get("preparation", {})
+    data_format = preparation.get("format_name", config.data.format)
     objective = config.objective
-    training_args: dict[str, Any] = {
-        "learning_rate": hp.learning_rate,
-        "per_device_train_batch_size": hp.batch_size,
-        "gradient_accumulation_steps": hp.gradient_accumulation_steps,
-        "num_train_epochs": hp.epochs,
-        **_warmup(hp.warmup_ratio),
-        "weight_decay": hp.weight_decay,
-        "lr_scheduler_type": hp.scheduler,
-        "max_grad_norm": hp.max_grad_norm or 0.0,
-        "seed": objective.seed_list[0],
+    training_args = training_arguments(
+        config, hp, objective.seed_list[0], precision=environment.get("precision", "no")
+    )
+    training_args.update(
         # The method's tips: evaluate and save every epoch, keep the best by validation.
-        "eval_strategy": "epoch",
-        "save_strategy": "epoch",
-        "load_best_model_at_end": True,
-        "metric_for_best_model": "eval_loss" if objective.metric == "eval_loss" else "eval_score",
-        "greater_is_better": objective.goal == "maximize",
-        **_checkpointing(config.training.gradient_checkpointing),
-    }
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss" if objective.metric == "eval_loss" else "eval_score",
+        greater_is_better=objective.goal == "maximize",
+    )
     exported: dict[str, Any] = {
         "model": config.model.path,
         "method": config.method.type,
+        "model_init": {"dtype": config.model.dtype},
         "training_args": training_args,
+        "sft_config": sft_arguments(config, data_format),
+        "data": _data(config, data_format),
     }
     if config.training.early_stopping_patience is not None:
         exported["early_stopping"] = {
@@ -108,35 +117,25 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
             "bnb_4bit_use_double_quant": True,
         }
     exported["hptune"] = {"name": config.name, "metric": objective.metric_name,
-                          "seeds": objective.seed_list, "decisions": decisions}  # fmt: skip
+                          "seeds": objective.seed_list,
+                          "backend": environment.get("backend", "accelerate"),
+                          "decisions": decisions}  # fmt: skip
     return exported
 
 
-def _warmup(ratio: float) -> dict[str, Any]:
-    # transformers 5 takes a ratio as a float warmup_steps; earlier versions had warmup_ratio.
-    from importlib.metadata import version
-
-    if int(version("transformers").split(".")[0]) >= 5:
-        return {"warmup_steps": ratio}
-    return {"warmup_ratio": ratio}
-
-
-def _checkpointing(enabled: bool) -> dict[str, Any]:
-    # Off is TrainingArguments' default, so it is left out; on, it takes the name the
-    # installed transformers uses (5.x renamed it and warns on the old one).
-    if not enabled:
-        return {}
-    import dataclasses
-
-    from transformers import TrainingArguments
-
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
-    key = (
-        "activation_checkpointing"
-        if "activation_checkpointing" in names
-        else "gradient_checkpointing"
-    )
-    return {key: True}
+def _data(config: TuneConfig, data_format: str) -> dict[str, Any]:
+    """How the records became training text: the format, and what it read."""
+    data = config.data
+    described: dict[str, Any] = {"format": data_format, "max_length": data.max_length}
+    if data_format == "template":
+        described.update(template=data.template, response_field=data.response_field)
+    if data_format in ("template", "alpaca", "prompt_completion"):
+        described["loss_on"] = "the completion only"
+    elif data_format == "chat":
+        described["loss_on"] = "every assistant turn"
+    if data.chat_template is not None:
+        described["chat_template"] = data.chat_template
+    return described
 
 
 def export(

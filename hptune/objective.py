@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import optuna
 
     from hptune.phases import Phase
-    from hptune.train import EpochMetrics, Runner, RunResult
+    from hptune.train import EpochMetrics, RunnerBase, RunResult
 
 __all__ = [
     "ProgressCallback",
@@ -56,7 +56,7 @@ class SeedObjective:
 
     def __init__(
         self,
-        runner: Runner,
+        runner: RunnerBase,
         phase: Phase,
         base: HParams,
         *,

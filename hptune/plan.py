@@ -239,12 +239,12 @@ def make_plan(config: TuneConfig | str | os.PathLike[str]) -> Plan:
     from hptune import guardrails
     from hptune.phases import BatchSizePhase, make_phase
     from hptune.presets import resolve_hparams
-    from hptune.train import Runner
+    from hptune.train import make_runner
 
     if not isinstance(config, TuneConfig):
         config = load_config(config)
     config.check_paths()
-    runner = Runner(config)
+    runner = make_runner(config)
     hp, sources = resolve_hparams(config, runner.data.n_train)
     seeds = config.objective.seed_list
     phases = planned_phases(config, hp, runner.data.n_train, has_test=runner.data.test is not None)

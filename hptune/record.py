@@ -263,6 +263,16 @@ class RunRecord:
         existing = self._existing()
         return [self.phase(n, existing=existing) for n in names or self.phase_names]
 
+    def environment(self) -> dict[str, Any]:
+        """What the first phase recorded of its machine (device, precision, backend,
+        library versions) and of its data's preparation (``preparation``)."""
+        for stored in self.phases():
+            if keys.ENVIRONMENT in stored.user_attrs:
+                setup = stored.user_attrs.get(keys.SETUP, {})
+                return {**stored.user_attrs[keys.ENVIRONMENT],
+                        "preparation": setup.get("preparation", {})}  # fmt: skip
+        return {}
+
     def decided_hparams(self) -> tuple[HParams, dict[str, Decision]]:
         """The configuration the configured phases decided, and each phase's decision.
 

@@ -39,9 +39,10 @@ def test_worker_throughput_quick(postgres_server) -> None:
 @pytest.mark.slow
 def test_loop_throughput_quick(demo_path) -> None:
     out = _run("loop_throughput.py", "--quick")
-    for loop in ("hptune", "accelerate (bare)", "Trainer"):
-        row = next(line for line in out.splitlines() if line.startswith(loop))
+    for loop in ("hptune", "hptune trainer", "hptune sft", "accelerate (bare)", "Trainer"):
+        row = next(line for line in out.splitlines() if line.startswith(loop + " "))
         assert float(row[len(loop) :].split()[0]) > 0
+        assert re.search(r"\d\.\d\dx +\d\.\d\dx$", row)  # ratios to bare and to hptune's loop
 
 
 @pytest.mark.slow
@@ -56,7 +57,9 @@ def test_finqa_quick_prints_the_learning_rate_and_batch_tables(demo_path) -> Non
 @pytest.mark.slow
 def test_trial_overhead_quick(demo_path) -> None:
     out = _run("trial_overhead.py", "--quick")
-    for search in ("hptune", "Trainer.hyperparameter_search"):
+    searches = ("hptune ", "hptune, trainer backend", "hptune, sft backend",
+                "Trainer.hyperparameter_search")  # fmt: skip
+    for search in searches:
         row = next(line for line in out.splitlines() if search in line and "demo" in line)
         first, later, between = row.split()[-3:]
         assert float(first) > 0 and float(later) >= 0 and float(between) >= 0
@@ -113,3 +116,13 @@ def test_pruning_savings_quick(demo_path) -> None:
         assert without > 0 and with_pruning > 0
         assert rows[phase][5] in ("True", "False")  # whether both runs decided the same
     assert int(rows["both"][1]) == int(rows["epochs"][1]) + int(rows["regularization"][1])
+
+
+@pytest.mark.slow
+def test_backend_parity_quick(demo_path) -> None:
+    out = _run("backend_parity.py", "--quick")
+    rows = re.findall(r"^ +\d +\d +([\d.]+) +([\d.]+) +([\d.]+)$", out, re.M)
+    assert len(rows) == 2  # 2 seeds x 1 epoch, a loss per backend
+    worst = float(re.search(r"between backends: (\S+)", out)[1])
+    spread = float(re.search(r"between seeds: (\S+)", out)[1])
+    assert worst < 1e-3 and worst < spread

@@ -85,7 +85,7 @@ def test_the_test_split_is_measured_once_and_apart(five) -> None:
 def test_exported_gradient_checkpointing_is_accepted_without_a_warning(tmp_path) -> None:
     from transformers import TrainingArguments
 
-    from hptune.export import _checkpointing
+    from hptune.train.arguments import _checkpointing
 
     assert _checkpointing(False) == {}
     (key,) = _checkpointing(True)
@@ -125,9 +125,24 @@ def test_export_builds_trainer_and_peft_configs(five, tmp_path) -> None:
     assert args.weight_decay == hp.weight_decay
     assert args.lr_scheduler_type.value == hp.scheduler
     assert args.load_best_model_at_end and args.metric_for_best_model == "eval_loss"
+    # what reproduces the run: its seed, data order, optimizer and precision (a CPU: none)
+    assert (args.seed, args.data_seed) == (config.objective.seed_list[0],) * 2
+    assert args.optim.value == "adamw_torch_fused" and not args.bf16 and not args.fp16
+    assert exported["model_init"] == {"dtype": "auto"}
+    assert exported["data"] == {"format": "template", "max_length": 96,
+                                "template": "Question: {question}\nAnswer: ",
+                                "response_field": "answer",
+                                "loss_on": "the completion only"}  # fmt: skip
     lora = LoraConfig(**exported["lora_config"])
     assert (lora.r, lora.lora_alpha) == (config.method.r, config.method.alpha)
     assert "test" in exported["hptune"]["decisions"]["final"]
+    from trl import SFTConfig
+
+    sft = SFTConfig(output_dir=str(tmp_path / "sft"), **exported["training_args"],
+                    **exported["sft_config"])  # fmt: skip
+    assert sft.completion_only_loss is True and sft.max_length == 96 and not sft.packing
+    assert sft.learning_rate == hp.learning_rate and sft.data_seed == args.data_seed
+    assert not sft.bf16 and not sft.gradient_checkpointing  # as the trials trained
 
 
 def test_export_before_the_run_is_a_clear_error(demo_path, tmp_path) -> None:

@@ -209,6 +209,42 @@ class TrainingConfig(_Strict):
     #: Trackers to log each trial and seed to, through Accelerate, under <output_dir>/logs:
     #: tensorboard (pip install tensorboard), wandb, mlflow.
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = []
+    #: Who trains each run: hptune's Accelerate loop (``accelerate``), a transformers
+    #: ``Trainer`` (``trainer``) or TRL's ``SFTTrainer`` (``sft``: pip install 'hptune[sft]').
+    #: All three train the same way and are scored by hptune's validation alike.
+    backend: Literal["accelerate", "trainer", "sft"] = "accelerate"
+    #: Your own training of one seed, as ``"module:function"`` (beside this file or on
+    #: PYTHONPATH): ``function(run)`` trains ``run.hparams`` with ``run.seed`` and calls
+    #: ``run.report(epoch, model=model)`` after each epoch. From Python: ``train_fn=``.
+    train_fn: str | None = None
+    #: Your own ``Trainer``, as ``"module:function"``: ``function(run)`` returns a Trainer
+    #: built with ``run.training_arguments(...)``. From Python: ``trainer_factory=``.
+    trainer_factory: str | None = None
+
+    @field_validator("backend")
+    @classmethod
+    def _trl_installed(cls, backend: str) -> str:
+        import importlib.util
+
+        if backend == "sft" and importlib.util.find_spec("trl") is None:
+            raise ValueError(
+                "the sft backend trains with TRL's SFTTrainer, which is not installed; "
+                "pip install 'hptune[sft]' (or trl), or use backend: trainer"
+            )
+        return backend
+
+    @model_validator(mode="after")
+    def _one_trainer(self) -> TrainingConfig:
+        if self.train_fn is not None and self.trainer_factory is not None:
+            raise ValueError(
+                "train_fn and trainer_factory both train each run: give only one of them"
+            )
+        if self.train_fn is not None and self.backend != "accelerate":
+            raise ValueError(
+                f"train_fn trains each run itself, so backend: {self.backend} would not be "
+                "used: leave training.backend out"
+            )
+        return self
 
     @field_validator("report_to")
     @classmethod

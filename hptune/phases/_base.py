@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
-    from hptune.train import Runner
+    from hptune.train import RunnerBase
 
 __all__ = [
     "DECISION_ATTR",
@@ -203,7 +203,7 @@ class Phase(abc.ABC):
         config: TuneConfig,
         *,
         base: HParams,
-        runner: Runner,
+        runner: RunnerBase,
         incoming: Sequence[Diagnosis] = (),
     ) -> Phase:
         """The phase as ``config`` sets it up, starting from the configuration ``base``.

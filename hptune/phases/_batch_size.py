@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
-    from hptune.train import Runner
+    from hptune.train import RunnerBase
 
 __all__ = ["BatchSizePhase", "batch_candidates", "memory_limit_bytes"]
 
@@ -142,7 +142,7 @@ class BatchSizePhase(Phase):
         config: TuneConfig,
         *,
         base: HParams,
-        runner: Runner,
+        runner: RunnerBase,
         incoming: Sequence[Diagnosis] = (),
     ) -> BatchSizePhase:
         """Candidates bounded by the memory model of the configured model and method

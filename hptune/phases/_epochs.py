@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
-    from hptune.train import Runner
+    from hptune.train import RunnerBase
 
 __all__ = ["EpochsPhase", "default_epoch_range"]
 
@@ -87,7 +87,7 @@ class EpochsPhase(Phase):
         config: TuneConfig,
         *,
         base: HParams,
-        runner: Runner,
+        runner: RunnerBase,
         incoming: Sequence[Diagnosis] = (),
     ) -> EpochsPhase:
         """The configured range (or the presets'); when the incoming configuration overfits,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
-    from hptune.train import Runner
+    from hptune.train import RunnerBase
 
 __all__ = ["LearningRatePhase"]
 
@@ -71,7 +71,7 @@ class LearningRatePhase(Phase):
         config: TuneConfig,
         *,
         base: HParams,
-        runner: Runner,
+        runner: RunnerBase,
         incoming: Sequence[Diagnosis] = (),
     ) -> LearningRatePhase:
         options = config.phases.learning_rate

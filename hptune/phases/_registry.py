@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
-    from hptune.train import Runner
+    from hptune.train import RunnerBase
 
 __all__ = ["PHASES", "make_phase"]
 
@@ -41,7 +41,7 @@ PHASES: dict[str, type[Phase]] = {
 def make_phase(
     name: str,
     config: TuneConfig,
-    runner: Runner,
+    runner: RunnerBase,
     base: HParams,
     *,
     incoming: Sequence[Diagnosis] | None = None,

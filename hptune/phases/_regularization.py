@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
-    from hptune.train import Runner
+    from hptune.train import RunnerBase
 
 __all__ = ["RegularizationPhase"]
 
@@ -86,7 +86,7 @@ class RegularizationPhase(Phase):
         config: TuneConfig,
         *,
         base: HParams,
-        runner: Runner,
+        runner: RunnerBase,
         incoming: Sequence[Diagnosis] = (),
     ) -> RegularizationPhase:
         """The configured space; when the incoming configuration overfits, weight decay is

@@ -26,14 +26,17 @@ if TYPE_CHECKING:
     from hptune.hparams import HParams
     from hptune.objective import ProgressCallback
     from hptune.phases import Phase
-    from hptune.train import Runner
+    from hptune.train import RunnerBase
     from hptune.train.data import PreparedData
 
 __all__ = ["check_guardrails", "incoming_diagnoses", "run_phase", "tune"]
 
 
 def tune(
-    config: TuneConfig, *, progress: ProgressCallback | None = None, runner: Runner | None = None
+    config: TuneConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    runner: RunnerBase | None = None,
 ) -> TuneResult:
     """Run every configured phase that has no decision yet; return all decisions.
 
@@ -45,7 +48,8 @@ def tune(
     Args:
         config: The run's configuration.
         progress: Called with each progress event (a dict with an ``event`` key).
-        runner: The trainer (default: ``hptune.train.Runner(config)``).
+        runner: The trainer (default: ``hptune.train.make_runner(config)``: the configured
+            backend).
 
     Returns:
         The final configuration, each phase's decision and evidence, and the guardrails'
@@ -56,17 +60,17 @@ def tune(
         Interrupted: SIGINT or SIGTERM stopped the run at a safe point; running it again
             resumes it.
     """
-    from hptune.train import Runner
+    from hptune.train import make_runner
     from hptune.train.distributed import is_data_parallel, run_data_parallel
 
     config.check_paths()
     with deferred_interrupts():
         if is_data_parallel():  # accelerate launch: process 0 runs the pipeline, others follow
             return run_data_parallel(config, lambda r: _tune(config, progress, r), runner)
-        return _tune(config, progress, runner or Runner(config))
+        return _tune(config, progress, runner or make_runner(config))
 
 
-def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: Runner) -> TuneResult:
+def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerBase) -> TuneResult:
     hp, sources = resolve_hparams(config, runner.data.n_train)
     findings = check_guardrails(config, hp, runner.data, progress)
     with single_worker_guard(config):
@@ -156,7 +160,7 @@ def run_phase(
     name: str,
     base: HParams,
     *,
-    runner: Runner | None = None,
+    runner: RunnerBase | None = None,
     storage: optuna.storages.BaseStorage | None = None,
     progress: ProgressCallback | None = None,
 ) -> PhaseResult:
@@ -166,7 +170,7 @@ def run_phase(
         config: The run's configuration.
         name: The phase (a key of ``hptune.phases.PHASES``).
         base: The configuration it starts from.
-        runner: The trainer (default: a new ``Runner(config)``).
+        runner: The trainer (default: ``hptune.train.make_runner(config)``).
         storage: The run's storage (default: opened from ``config``).
         progress: Called with each progress event.
 
@@ -181,9 +185,9 @@ def run_phase(
         ModelError: The tokenizer cannot be loaded (when no ``runner`` is given).
     """
     from hptune.phases import PHASES
-    from hptune.train import Runner
+    from hptune.train import make_runner
 
-    runner = runner or Runner(config)
+    runner = runner or make_runner(config)
     storage = storage or open_storage(config)
     uses_incoming = name in PHASES and PHASES[name].uses_incoming
     incoming = incoming_diagnoses(config, storage, base) if uses_incoming else []
@@ -199,7 +203,7 @@ def _run_phase(
     storage: optuna.storages.BaseStorage,
     phase: Phase,
     base: HParams,
-    runner: Runner,
+    runner: RunnerBase,
     progress: ProgressCallback | None,
 ) -> PhaseResult:
     import optuna

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.hparams import HParams
     from hptune.phases import Phase
-    from hptune.train import Runner
+    from hptune.train import RunnerBase
 
 __all__ = ["check_same_setup"]
 
@@ -42,7 +42,7 @@ def _shared(value: Any, other: Any) -> Any:
 
 
 def check_same_setup(
-    study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig, runner: Runner
+    study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig, runner: RunnerBase
 ) -> None:
     """Record what the phase starts from; refuse to mix trials from another setup.
 
@@ -66,6 +66,7 @@ def check_same_setup(
         # How examples become training and scoring: a change trains and scores differently.
         "preparation": {
             "format": runner.data.format_description,
+            "format_name": runner.data.format,
             "direction": config.objective.goal,  # a user metric's, which may be flipped
             "chat_template": _digest(chat_template_text(config.data)),
             "drop_long": config.data.drop_long,
@@ -93,7 +94,7 @@ def check_same_setup(
         study.set_user_attr(keys.BLEU_SIGNATURE, bleu_signature())
         study.set_user_attr(keys.SCORING, scoring(config, runner.data))
         study.set_user_attr(keys.SPLIT_OVERLAPS, runner.data.overlaps)
-        study.set_user_attr(keys.ENVIRONMENT, describe_environment())
+        study.set_user_attr(keys.ENVIRONMENT, {**describe_environment(), "backend": runner.backend})
         return
     changed = sorted(
         k

@@ -178,6 +178,8 @@ def _environment(data: ReportData) -> list[Block]:
         ("device", str(env.get("device", "not recorded"))),
         ("python", str(env.get("python", "not recorded"))),
         ("platform", str(env.get("platform", "not recorded"))),
+        ("training backend", str(env.get("backend", "accelerate"))),
+        ("mixed precision", str(env.get("precision", "not recorded"))),
     ]
     rows += [(name, version) for name, version in env.get("versions", {}).items()]
     rows.append(("metric scored on", data.scoring or "not recorded"))

@@ -23,3 +23,8 @@ def broadcast(value: T) -> T:
     box = [value]
     broadcast_object_list(box, from_process=0)
     return box[0]
+
+
+def is_main_process() -> bool:
+    """Whether this is process 0 (always, in a single process)."""
+    return int(os.environ.get("RANK", "0")) == 0

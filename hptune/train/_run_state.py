@@ -13,13 +13,12 @@ from hptune.train.checkpoints import TRAINING_STATE, latest_checkpoint, load_wei
 
 @dataclass
 class _RunState:
-    """What a run changes as it trains, beyond its weights: saved with each epoch checkpoint
-    so that an interrupted run can go on exactly where it stopped."""
+    """What a run changes as it trains, beyond its weights and data order: saved with each
+    epoch checkpoint so that an interrupted run can go on exactly where it stopped."""
 
     model: Any
     optimizer: Any
     scheduler: Any
-    order: Any  # the generator of the training data order
     watch: DivergenceWatch
 
     def training_state(self, result: RunResult) -> dict[str, Any]:
@@ -28,7 +27,6 @@ class _RunState:
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "order": self.order.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "watch": {"first": list(self.watch.first), "average": self.watch.average},
@@ -68,7 +66,7 @@ def _resume(
         model.load_state_dict(weights, strict=False)  # tied weights are saved once
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
-    run.order.set_state(state["order"])
+    # The data order needs no state: epoch e's permutation is seeded by seed + e.
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"]:
         torch.cuda.set_rng_state_all(state["cuda_rng"])

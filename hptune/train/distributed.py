@@ -18,7 +18,7 @@ from hptune.train._parallel import broadcast, is_data_parallel
 
 if TYPE_CHECKING:
     from hptune.config import TuneConfig
-    from hptune.train.loop import Runner
+    from hptune.train.runner import RunnerBase
 
 __all__ = ["broadcast", "is_data_parallel", "run_data_parallel"]
 
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 
 def run_data_parallel(
-    config: TuneConfig, body: Callable[[Runner], T], runner: Runner | None = None
+    config: TuneConfig, body: Callable[[RunnerBase], T], runner: RunnerBase | None = None
 ) -> T:
     """Run ``body`` (the pipeline) on the leader; make every other process follow it.
 
@@ -35,11 +35,11 @@ def run_data_parallel(
     import torch
     from accelerate import PartialState
 
-    from hptune.train.loop import Runner
+    from hptune.train.backends import make_runner
 
     # Joins the process group: NCCL on GPUs; gloo on CPUs (where `cpu` must be said).
     state = PartialState(cpu=not torch.cuda.is_available())
-    runner = runner or Runner(config)
+    runner = runner or make_runner(config)
     if not state.is_main_process:
         followed: T = _follow(runner)
         return followed
@@ -52,7 +52,7 @@ def run_data_parallel(
     return result
 
 
-def _follow(runner: Runner) -> Any:
+def _follow(runner: RunnerBase) -> Any:
     while True:
         command: Any = broadcast(None)
         if command[0] == "stop":

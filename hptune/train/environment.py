@@ -21,11 +21,12 @@ LIBRARIES = (
     "optuna",
     "sacrebleu",
     "bitsandbytes",
+    "trl",
 )
 
 
 def describe_environment() -> dict[str, Any]:
-    """Python, platform, library versions and the training device, as JSON-ready values."""
+    """Python, platform, library versions, the training device and its mixed precision."""
     import torch
 
     versions = {}
@@ -43,9 +44,12 @@ def describe_environment() -> dict[str, Any]:
         )
     else:
         device = f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    from hptune.train.arguments import mixed_precision
+
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,
+        "precision": mixed_precision(),  # the Trainer's bf16 / fp16, or "no"
         "versions": versions,
     }

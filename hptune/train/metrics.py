@@ -163,29 +163,10 @@ def resolve_metric(metric: Any, search_dir: str | None = None) -> TextMetric:
         return cast(TextMetric, metric)
     if metric in BUILTIN_TEXT_METRICS:
         return BUILTIN_TEXT_METRICS[metric]
-    import importlib
-    import sys
+    from hptune.train._imports import import_function
 
-    module_name, _, function = str(metric).partition(":")
-    added = search_dir is not None and search_dir not in sys.path
-    if added:
-        sys.path.insert(0, str(search_dir))
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module: any error while importing it
-        raise ConfigError(
-            f"objective.metric: cannot import {module_name!r} ({type(exc).__name__}: {exc}); put "
-            f"{module_name}.py beside the configuration file or on PYTHONPATH"
-        ) from None
-    finally:
-        if added:
-            sys.path.remove(str(search_dir))
-    fn = getattr(module, function, None)
-    if not callable(fn):
-        raise ConfigError(
-            f"objective.metric: {module_name} has no function {function!r}; define "
-            f"{function}(predictions: list[str], references: list[str]) -> float there"
-        )
+    signature = "(predictions: list[str], references: list[str]) -> float"
+    fn = import_function(str(metric), search_dir, key="objective.metric", signature=signature)
     return cast(TextMetric, fn)
 
 

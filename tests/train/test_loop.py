@@ -77,7 +77,7 @@ def test_non_finite_loss_stops_the_run_at_once(runner: Runner) -> None:
 def test_lora_runs_reuse_one_base_model_and_train_exactly_as_a_fresh_load(
     runner: Runner, monkeypatch
 ) -> None:
-    import hptune.train.loop as loop
+    import hptune.train.runner as loop
 
     loads = []
     original = loop.load_base_model

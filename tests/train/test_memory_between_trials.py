@@ -10,7 +10,7 @@ import pytest
 from hptune.config import config_from_dict
 from hptune.hparams import HParams
 from hptune.train import Runner
-from hptune.train import loop as loop_module
+from hptune.train import runner as loop_module
 
 
 def _rss_bytes() -> int:

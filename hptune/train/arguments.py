@@ -1,0 +1,121 @@
+"""A configuration in the Trainer's words: the ``TrainingArguments`` (and TRL ``SFTConfig``)
+keys that train what hptune trained. One mapping, used by the ``trainer`` and ``sft``
+backends to build each trial's run, and by ``hptune export`` to hand it over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hptune.config import TuneConfig
+    from hptune.hparams import HParams
+
+__all__ = [
+    "default_optimizer",
+    "mixed_precision",
+    "sft_arguments",
+    "training_arguments",
+]
+
+
+def mixed_precision() -> str:
+    """``bf16`` or ``fp16`` on a GPU (bf16 where it is supported), ``no`` on a CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def default_optimizer() -> str:
+    """The Trainer's default optimizer here: ``adamw_torch_fused`` (torch >= 2.8) or
+    ``adamw_torch``; hptune's own loop uses the same."""
+    from transformers import TrainingArguments
+
+    default = TrainingArguments.__dataclass_fields__["optim"].default
+    return str(getattr(default, "value", default))
+
+
+def training_arguments(
+    config: TuneConfig, hp: HParams, seed: int, *, precision: str | None = None
+) -> dict[str, Any]:
+    """``TrainingArguments`` keys that train ``hp`` with ``seed`` as hptune trains it.
+
+    Args:
+        config: The run's configuration.
+        hp: The hyperparameters.
+        seed: The seed (it also seeds the data order, as ``data_seed``).
+        precision: ``bf16``, ``fp16`` or ``no``; by default this machine's.
+
+    Returns:
+        Keyword arguments for ``TrainingArguments(output_dir=..., **keys)``.
+    """
+    precision = precision or mixed_precision()
+    keys: dict[str, Any] = {
+        "learning_rate": hp.learning_rate,
+        "per_device_train_batch_size": hp.batch_size,
+        "gradient_accumulation_steps": hp.gradient_accumulation_steps,
+        "num_train_epochs": hp.epochs,
+        **_warmup(hp.warmup_ratio),
+        "weight_decay": hp.weight_decay,
+        "lr_scheduler_type": hp.scheduler,
+        "max_grad_norm": hp.max_grad_norm or 0.0,
+        "optim": default_optimizer(),
+        "seed": seed,
+        "data_seed": seed,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        **_checkpointing(config.training.gradient_checkpointing),
+    }
+    return keys
+
+
+def sft_arguments(config: TuneConfig, data_format: str) -> dict[str, Any]:
+    """The TRL ``SFTConfig`` keys beyond ``TrainingArguments``: the sequence length and which
+    tokens train (the completion, or every assistant turn of a conversation).
+
+    Args:
+        config: The run's configuration.
+        data_format: The data's format as read (``chat``, ``alpaca``...).
+
+    Returns:
+        Keyword arguments for ``SFTConfig`` besides the ``TrainingArguments`` ones.
+    """
+    keys: dict[str, Any] = {
+        "max_length": config.data.max_length,
+        "packing": False,
+        # TRL turns it on by default; the trials trained as configured.
+        "gradient_checkpointing": config.training.gradient_checkpointing,
+    }
+    if data_format == "chat":
+        keys["assistant_only_loss"] = True
+    else:
+        keys["completion_only_loss"] = True
+    return keys
+
+
+def _warmup(ratio: float) -> dict[str, Any]:
+    # transformers 5 takes a ratio as a float warmup_steps; earlier versions had warmup_ratio.
+    from importlib.metadata import version
+
+    if int(version("transformers").split(".")[0]) >= 5:
+        return {"warmup_steps": ratio}
+    return {"warmup_ratio": ratio}
+
+
+def _checkpointing(enabled: bool) -> dict[str, Any]:
+    # Off is TrainingArguments' default, so it is left out; on, it takes the name the
+    # installed transformers uses (5.x renamed it and warns on the old one).
+    if not enabled:
+        return {}
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    key = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in names
+        else "gradient_checkpointing"
+    )
+    return {key: True}

@@ -1,0 +1,279 @@
+"""The ``trainer`` and ``sft`` backends: each seed of each trial is a real
+``transformers.Trainer`` (or TRL ``SFTTrainer``), built from the trial's configuration or by
+the user's ``trainer_factory``, with hptune's callback for the per-epoch measurement,
+pruning, early stopping, checkpoints, and a divergence watch on every batch's loss.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from hptune._signals import raise_if_interrupted
+from hptune.exceptions import ConfigError
+from hptune.hparams import HParams
+from hptune.train._divergence import DivergenceWatch
+from hptune.train._parallel import is_main_process
+from hptune.train._results import EpochCallback, RunResult
+from hptune.train.arguments import sft_arguments
+from hptune.train.checkpoints import drop_training_state, remove_leftovers
+from hptune.train.runner import RunnerBase
+from hptune.train.user import TrialRun
+
+__all__ = ["TrainerFactory", "TrainerRunner"]
+
+#: Builds the user's own ``Trainer`` for one seed of one trial.
+TrainerFactory = Callable[[TrialRun], Any]
+
+
+class TrainerRunner(RunnerBase):
+    """Trains each run with a ``transformers.Trainer`` (``training.backend: trainer``), a TRL
+    ``SFTTrainer`` (``sft``), or the one the user's ``trainer_factory`` returns.
+
+    Validation is measured by hptune after every epoch, as for the built-in loop, so the
+    backends are scored alike. An interrupted run starts its seed again (the Trainer's own
+    checkpoints are not hptune's); its finished trials and phases are kept as always.
+
+    Args:
+        config: The run's configuration.
+        trainer_factory: Builds the user's ``Trainer`` from a :class:`TrialRun`; it must
+            train with ``run.training_arguments()`` (hptune checks the tuned values).
+
+    Raises:
+        DataError: A data file is missing, empty or malformed.
+        ModelError: The model or its tokenizer cannot be loaded.
+        UnsupportedError: The method cannot run on this machine.
+    """
+
+    def __init__(self, config: Any, trainer_factory: TrainerFactory | None = None) -> None:
+        super().__init__(config)
+        self.trainer_factory = trainer_factory
+        self.backend = "factory" if trainer_factory is not None else config.training.backend
+
+    def train(
+        self,
+        hp: HParams,
+        seed: int,
+        on_epoch: EpochCallback | None = None,
+        *,
+        evaluate_test: bool = False,
+        run_name: str | None = None,
+        resume_from: Path | None = None,
+    ) -> RunResult:
+        """Train ``hp`` with ``seed`` in a Trainer; see :meth:`RunnerBase.train`."""
+        import torch
+        from transformers import set_seed
+
+        self.lead(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
+        checkpoint_dir = self.checkpoint_dir(run_name, seed)
+        if checkpoint_dir is not None and checkpoint_dir.exists() and is_main_process():
+            remove_leftovers(checkpoint_dir)  # of a process killed while saving
+        result = RunResult(seed=seed)
+        run = TrialRun(self, hp, seed, evaluate_test=evaluate_test, run_name=run_name)
+        with tempfile.TemporaryDirectory(prefix="hptune-trainer-") as scratch:
+            run.output_dir = scratch
+            set_seed(seed)
+            try:
+                self._train(run, result, on_epoch, checkpoint_dir)
+            finally:
+                run.release()  # the models it handed out (a LoRA base drops the adapter)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+        if checkpoint_dir is not None and checkpoint_dir.is_dir():
+            drop_training_state(checkpoint_dir)
+        return result
+
+    def _train(
+        self,
+        run: TrialRun,
+        result: RunResult,
+        on_epoch: EpochCallback | None,
+        checkpoint_dir: Path | None,
+    ) -> None:
+        trainer = self._build(run)
+        loaders = self.eval_loaders(run.hparams, trainer.args.device, test=run.evaluate_test)
+        result.initial_eval_loss = self.initial_loss(trainer.model, loaders)
+        watch = _EpochWatch(self, run.hparams, result, on_epoch, loaders, checkpoint_dir)
+        watch.watch_batches(trainer)
+        trainer.add_callback(watch)
+        try:
+            trainer.train()
+        except _Diverged:
+            pass  # result.diverged and where are set; the run ends here
+        finally:
+            result.seconds = watch.training_seconds()
+            result.processes = trainer.args.world_size
+            trainer.remove_callback(watch)
+            trainer.accelerator.free_memory()
+
+    def _build(self, run: TrialRun) -> Any:
+        if self.trainer_factory is None:
+            from transformers import PrinterCallback
+
+            trainer = self.build_trainer(run)
+            trainer.remove_callback(PrinterCallback)  # hptune prints its own progress
+            return trainer
+        trainer = self.trainer_factory(run)
+        _check_tuned_values(trainer, run)
+        return trainer
+
+    def build_trainer(self, run: TrialRun) -> Any:
+        """The Trainer (``trainer``) or SFTTrainer (``sft``) of one run, from its configuration.
+
+        Args:
+            run: The trial's hyperparameters and seed.
+
+        Returns:
+            A ``Trainer`` on hptune's tokenized training split, not yet trained.
+        """
+        model = run.model()
+        if self.config.training.backend == "sft":
+            from datasets.utils.logging import disable_progress_bar, enable_progress_bar
+            from trl import SFTConfig, SFTTrainer
+
+            args = SFTConfig(**run.training_keys(), **sft_arguments(self.config,
+                                                                    self.data.format))  # fmt: skip
+            # SFTTrainer's collator builds the labels from a completion mask: the tokens
+            # hptune trains on (its labels) are the completion.
+            disable_progress_bar()  # its preprocessing, once per run: hptune prints progress
+            try:
+                train = self.data.train.map(
+                    lambda row: {"completion_mask": [int(x != -100) for x in row["labels"]]},
+                    remove_columns=["labels"],
+                )
+                return SFTTrainer(model=model, args=args, train_dataset=train,
+                                  processing_class=self.tokenizer)  # fmt: skip
+            finally:
+                enable_progress_bar()
+        from transformers import Trainer, TrainingArguments
+
+        return Trainer(
+            model=model,
+            args=TrainingArguments(**run.training_keys()),
+            train_dataset=self.data.train,
+            data_collator=self.collator(),
+            processing_class=self.tokenizer,
+        )
+
+
+class _Diverged(Exception):
+    """Raised from inside the Trainer's step when the divergence watch ends the run."""
+
+
+class _EpochWatch(TrainerCallback):
+    """hptune's Trainer callback: the per-epoch measurement and stop, and the batch watch."""
+
+    def __init__(
+        self,
+        runner: RunnerBase,
+        hp: HParams,
+        result: RunResult,
+        on_epoch: EpochCallback | None,
+        loaders: Any,
+        checkpoint_dir: Path | None,
+    ) -> None:
+        self.runner, self.hp, self.result, self.on_epoch = runner, hp, result, on_epoch
+        self.loaders, self.checkpoint_dir = loaders, checkpoint_dir
+        self.watch = DivergenceWatch(start=result.initial_eval_loss)
+        self.epoch, self.steps, self.batches, self.loss_sum = 0, 0, 0, 0.0
+        self.started = time.perf_counter()
+        self.evaluating = 0.0
+
+    def training_seconds(self) -> float:
+        return time.perf_counter() - self.started - self.evaluating
+
+    def watch_batches(self, trainer: Any) -> None:
+        """Wrap the trainer's ``compute_loss``: each batch's loss reaches the watch."""
+        compute_loss = trainer.compute_loss
+        processes = max(trainer.args.world_size, 1)
+
+        def watched(model: Any, inputs: Any, return_outputs: bool = False,
+                    num_items_in_batch: Any = None) -> Any:  # fmt: skip
+            raise_if_interrupted()  # a signal stops here, between batches
+            out = compute_loss(model, inputs, return_outputs=return_outputs,
+                               num_items_in_batch=num_items_in_batch)  # fmt: skip
+            loss = float((out[0] if return_outputs else out).detach()) / processes
+            scaled = num_items_in_batch is not None and trainer.model_accepts_loss_kwargs
+            if scaled:  # the window's tokens: this batch's share of the step's mean
+                targets = int((inputs["labels"][:, 1:] != -100).sum()) or 1
+                own = loss * float(num_items_in_batch) / targets
+                self.loss_sum += loss
+            else:  # the batch's mean, which the Trainer divides by the window's batches
+                own = loss
+                self.loss_sum += loss / max(trainer.current_gradient_accumulation_steps, 1)
+            self.batches += 1
+            self.result.train_examples += int(inputs["input_ids"].shape[0]) * processes
+            mask = inputs.get("attention_mask")
+            tokens = int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
+            self.result.train_tokens += tokens * processes
+            why = self.watch.update(own)
+            if why is not None:
+                self.result.diverged = True
+                self.result.diverged_at = f"epoch {self.epoch + 1}, step {self.batches} ({why})"
+                raise _Diverged(why)
+            return out
+
+        trainer.compute_loss = watched
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started = time.perf_counter()  # training time starts here, as the Trainer's
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.steps += 1
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        self.result.seconds = self.training_seconds()
+        self.epoch += 1
+        model, scheduler = kwargs["model"], kwargs.get("lr_scheduler")
+        metrics = self.runner.measure_epoch(
+            model,
+            self.loaders,
+            epoch=self.epoch,
+            train_loss=self.loss_sum / max(self.steps, 1),
+            learning_rate=scheduler.get_last_lr()[0] if scheduler is not None else float("nan"),
+        )
+        self.loss_sum, self.steps, self.batches = 0.0, 0, 0
+        going_on = self.runner.close_epoch(
+            model, metrics, self.result, self.on_epoch, checkpoint_dir=self.checkpoint_dir
+        )
+        model.train()
+        self.evaluating += time.perf_counter() - began
+        if not going_on:
+            control.should_training_stop = True
+        return control
+
+
+def _check_tuned_values(trainer: Any, run: TrialRun) -> None:
+    """Refuse a user's Trainer that would not train the trial's values."""
+    args = getattr(trainer, "args", None)
+    if args is None or not callable(getattr(trainer, "train", None)):
+        raise ConfigError(
+            "trainer_factory: it must return a transformers Trainer (with .args and .train()),"
+            f" not {type(trainer).__name__}; build one with run.training_arguments(...)"
+        )
+    wanted = run.training_keys()
+    tuned = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
+             "num_train_epochs", "weight_decay", "max_grad_norm", "seed")  # fmt: skip
+    wrong = [
+        f"{key}={getattr(args, key)!r} (the trial's: {wanted[key]!r})"
+        for key in tuned
+        if getattr(args, key, None) != wanted[key]
+    ]
+    scheduler = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    if scheduler != wanted["lr_scheduler_type"]:
+        wrong.append(
+            f"lr_scheduler_type={scheduler!r} (the trial's: {wanted['lr_scheduler_type']!r})"
+        )
+    if wrong:
+        raise ConfigError(
+            "trainer_factory: the Trainer it returned would not train the trial's "
+            f"hyperparameters: {'; '.join(wrong)}. Build its arguments with "
+            "run.training_arguments(**your_other_keys), which carries the values being "
+            "tuned, and do not override them."
+        )

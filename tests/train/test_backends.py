@@ -1,0 +1,130 @@
+"""The contract every training backend keeps (hptune's loop, the Trainer, the SFTTrainer, the
+user's ``train_fn`` and ``trainer_factory``): an epoch's metrics per epoch, a stop when the
+callback says so, a diverged run marked as such, and the hooks' mistakes named clearly."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from hptune.config import config_from_dict
+from hptune.exceptions import ConfigError
+from hptune.hparams import HParams
+from hptune.train import RunnerBase, make_runner
+
+HP = HParams(learning_rate=5e-3, batch_size=8, gradient_accumulation_steps=2, epochs=2,
+             warmup_ratio=0.1, weight_decay=0.01)  # fmt: skip
+
+BACKENDS = ["accelerate", "trainer", "sft", "train_fn", "trainer_factory"]
+
+
+def _runner(tmp_path, backend: str) -> RunnerBase:
+    from examples.own_training import make_trainer, train
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["training"].update(max_train_examples=48, checkpoints=False)
+    raw["objective"].update(eval_samples=4, max_new_tokens=4)
+    hooks = {}
+    if backend == "train_fn":
+        hooks = {"train_fn": train}
+    elif backend == "trainer_factory":
+        hooks = {"trainer_factory": make_trainer}
+    else:
+        raw["training"]["backend"] = backend
+    return make_runner(config_from_dict(raw), **hooks)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def runner(request, demo_path, tmp_path_factory) -> RunnerBase:
+    return _runner(tmp_path_factory.mktemp(request.param), request.param)
+
+
+def test_a_run_reports_every_epoch_and_learns(runner) -> None:
+    seen = []
+    result = runner.train(HP, seed=0, on_epoch=lambda seed, m: seen.append((seed, m.epoch)))
+    assert [e.epoch for e in result.epochs] == [1, 2] and seen == [(0, 1), (0, 2)]
+    assert not result.diverged and not result.stopped_early
+    assert all(math.isfinite(e.eval_loss) for e in result.epochs)
+    assert result.epochs[-1].eval_loss < result.initial_eval_loss
+    assert result.seconds > 0
+
+
+def test_the_callback_stops_a_run_after_that_epoch(runner) -> None:
+    result = runner.train(HP.replace(epochs=3), seed=1, on_epoch=lambda seed, m: False)
+    assert [e.epoch for e in result.epochs] == [1]
+    assert result.stopped_early and not result.diverged
+
+
+def test_a_run_that_blows_up_is_diverged(runner) -> None:
+    hp = HP.replace(learning_rate=1e30, max_grad_norm=None, warmup_ratio=0.0)
+    result = runner.train(hp, seed=0)
+    assert result.diverged and result.diverged_at
+    assert len(result.epochs) <= 1  # within the first epoch, or at its validation
+
+
+def test_two_runs_of_one_seed_are_the_same(runner) -> None:
+    hp = HP.replace(epochs=1)
+    first, second = runner.train(hp, seed=4), runner.train(hp, seed=4)
+    assert first.epochs[0].eval_loss == pytest.approx(second.epochs[0].eval_loss, rel=1e-6)
+    # the LoRA base kept across runs is left as loaded: no adapter stays in it
+    assert runner._base is not None
+    assert not [n for n, _ in runner._base.named_modules() if "lora_" in n]
+
+
+def test_a_factory_that_ignores_the_trials_values_is_refused(demo_path, tmp_path) -> None:
+    from transformers import Trainer, TrainingArguments
+
+    from tests.conftest import tiny_config
+
+    def fixed_rate(run):
+        args = TrainingArguments(output_dir=str(tmp_path / "t"), learning_rate=2e-5,
+                                 per_device_train_batch_size=run.hparams.batch_size)  # fmt: skip
+        return Trainer(model=run.model(), args=args, train_dataset=run.data.train)
+
+    raw = tiny_config(tmp_path)
+    runner = make_runner(config_from_dict(raw), trainer_factory=fixed_rate)
+    with pytest.raises(ConfigError, match=r"learning_rate=2e-05 \(the trial's: 0\.005\)"):
+        runner.train(HP, seed=0)
+
+
+def test_a_train_fn_that_reports_nothing_is_a_clear_error(demo_path, tmp_path) -> None:
+    from tests.conftest import tiny_config
+
+    runner = make_runner(config_from_dict(tiny_config(tmp_path)), train_fn=lambda run: None)
+    with pytest.raises(ConfigError, match=r"run\.report\(epoch, model=model\)"):
+        runner.train(HP, seed=0)
+
+
+def test_a_train_fn_may_return_its_validation_loss(demo_path, tmp_path) -> None:
+    from tests.conftest import tiny_config
+
+    runner = make_runner(config_from_dict(tiny_config(tmp_path)), train_fn=lambda run: 2.5)
+    result = runner.train(HP, seed=0)
+    assert [(e.epoch, e.eval_loss) for e in result.epochs] == [(HP.epochs, 2.5)]
+
+
+@pytest.mark.parametrize(
+    ("training", "message"),
+    [
+        ({"train_fn": "a:b", "trainer_factory": "c:d"}, "give only one of them"),
+        ({"train_fn": "a:b", "backend": "trainer"}, "leave training.backend out"),
+    ],
+)
+def test_hooks_that_cannot_both_train_are_refused(tmp_path, training, message) -> None:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["training"].update(training)
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(raw)
+
+
+def test_a_configured_hook_that_cannot_be_imported_is_named(demo_path, tmp_path) -> None:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["training"]["train_fn"] = "no_such_module:train"
+    with pytest.raises(ConfigError, match=r"training\.train_fn: cannot import 'no_such_module'"):
+        make_runner(config_from_dict(raw))
