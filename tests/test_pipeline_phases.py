@@ -84,15 +84,18 @@ def test_the_test_split_is_measured_once_and_apart(five) -> None:
 
 def test_exported_gradient_checkpointing_is_accepted_without_a_warning(tmp_path) -> None:
     from transformers import TrainingArguments
+    from trl import SFTConfig
 
     from hptune.train.arguments import _checkpointing
 
-    assert _checkpointing(False) == {}
     (key,) = _checkpointing(True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)
-        args = TrainingArguments(output_dir=str(tmp_path), **_checkpointing(True))
-    assert getattr(args, key) is True
+    for enabled in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", FutureWarning)
+            args = TrainingArguments(output_dir=str(tmp_path), **_checkpointing(enabled))
+            # said either way: TRL's SFTConfig would turn it on by default
+            sft = SFTConfig(output_dir=str(tmp_path), bf16=False, **_checkpointing(enabled))
+        assert getattr(args, key) is enabled and getattr(sft, key) is enabled
 
 
 def test_export_builds_trainer_and_peft_configs(five, tmp_path) -> None:

@@ -83,12 +83,7 @@ def sft_arguments(config: TuneConfig, data_format: str) -> dict[str, Any]:
     Returns:
         Keyword arguments for ``SFTConfig`` besides the ``TrainingArguments`` ones.
     """
-    keys: dict[str, Any] = {
-        "max_length": config.data.max_length,
-        "packing": False,
-        # TRL turns it on by default; the trials trained as configured.
-        "gradient_checkpointing": config.training.gradient_checkpointing,
-    }
+    keys: dict[str, Any] = {"max_length": config.data.max_length, "packing": False}
     if data_format == "chat":
         keys["assistant_only_loss"] = True
     else:
@@ -106,10 +101,8 @@ def _warmup(ratio: float) -> dict[str, Any]:
 
 
 def _checkpointing(enabled: bool) -> dict[str, Any]:
-    # Off is TrainingArguments' default, so it is left out; on, it takes the name the
+    # Said either way: TRL's SFTConfig turns it on by default. It takes the name the
     # installed transformers uses (5.x renamed it and warns on the old one).
-    if not enabled:
-        return {}
     from transformers import TrainingArguments
 
     names = {f.name for f in dataclasses.fields(TrainingArguments)}
@@ -118,4 +111,4 @@ def _checkpointing(enabled: bool) -> dict[str, Any]:
         if "activation_checkpointing" in names
         else "gradient_checkpointing"
     )
-    return {key: True}
+    return {key: enabled}

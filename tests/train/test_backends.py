@@ -128,3 +128,31 @@ def test_a_configured_hook_that_cannot_be_imported_is_named(demo_path, tmp_path)
     raw["training"]["train_fn"] = "no_such_module:train"
     with pytest.raises(ConfigError, match=r"training\.train_fn: cannot import 'no_such_module'"):
         make_runner(config_from_dict(raw))
+
+
+def test_an_out_of_memory_error_propagates_and_frees_the_run(demo_path, tmp_path) -> None:
+    # the objective records it for the batch phase (tests/test_objective.py); the backend
+    # must let it through and leave the kept LoRA base without the run's adapter
+    import torch
+    from transformers import DataCollatorForSeq2Seq, Trainer
+
+    from hptune.train.memory import is_out_of_memory
+    from tests.conftest import tiny_config
+
+    class TooBig(Trainer):
+        def compute_loss(self, model, inputs, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    def factory(run):
+        return TooBig(
+            model=run.model(),
+            args=run.training_arguments(),
+            train_dataset=run.data.train,
+            data_collator=DataCollatorForSeq2Seq(run.tokenizer, label_pad_token_id=-100),
+        )
+
+    runner = make_runner(config_from_dict(tiny_config(tmp_path)), trainer_factory=factory)
+    with pytest.raises(torch.OutOfMemoryError) as caught:
+        runner.train(HP, seed=0)
+    assert is_out_of_memory(caught.value)
+    assert not [n for n, _ in runner._base.named_modules() if "lora_" in n]
