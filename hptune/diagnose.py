@@ -120,7 +120,9 @@ def diagnose_curves(
         remedy, text = remedy_for(kind, hparams, dropout=dropout, curves=(train_loss, eval_loss))
         return Diagnosis(kind, evidence, remedy, text, seed)
 
-    values = [*train_loss, *eval_loss]
+    # A NaN training loss of a run that did not stop is one that was not measured (a user's
+    # train_fn may report validation only): a diverged run has diverged_at.
+    values = [*(v for v in train_loss if not math.isnan(v)), *eval_loss]
     if diverged_at is not None or any(not math.isfinite(v) for v in values):
         if diverged_at is not None:
             return found("diverged", f"the run was stopped at {diverged_at}")

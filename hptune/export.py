@@ -57,7 +57,8 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
         config: The run's configuration.
 
     Returns:
-        ``model``, ``method``, ``model_init`` (``from_pretrained`` keys: the dtype),
+        ``model``, ``method``, ``model_init`` (``from_pretrained`` keys: the dtype the
+        trials' weights loaded in),
         ``training_args`` (``TrainingArguments`` keys: the decided values, the first seed,
         the optimizer, the mixed precision the trials trained in, gradient checkpointing),
         ``sft_config`` (the TRL ``SFTConfig`` keys beyond those: ``max_length`` and which
@@ -78,7 +79,7 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
     data_format = preparation.get("format_name", config.data.format)
     objective = config.objective
     training_args = training_arguments(
-        config, hp, objective.seed_list[0], precision=environment.get("precision", "no")
+        config, hp, objective.seed_list[0], precision=environment.get("precision", "unknown")
     )
     training_args.update(
         # The method's tips: evaluate and save every epoch, keep the best by validation.
@@ -91,7 +92,7 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
     exported: dict[str, Any] = {
         "model": config.model.path,
         "method": config.method.type,
-        "model_init": {"dtype": config.model.dtype},
+        "model_init": {"dtype": environment.get("dtype", config.model.dtype)},
         "training_args": training_args,
         "sft_config": sft_arguments(config, data_format),
         "data": _data(config, data_format),
@@ -135,6 +136,8 @@ def _data(config: TuneConfig, data_format: str) -> dict[str, Any]:
         described["loss_on"] = "every assistant turn"
     if data.chat_template is not None:
         described["chat_template"] = data.chat_template
+    if data.drop_long:  # left out, not cut: SFTConfig's max_length would truncate them
+        described["drop_long"] = True
     return described
 
 

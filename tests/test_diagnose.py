@@ -114,3 +114,13 @@ def test_a_trial_is_diagnosed_per_seed_and_a_study_per_trial() -> None:
     assert isinstance(raw, Diagnosis) and raw.kind == "not_learning"
     with pytest.raises(TypeError, match="cannot diagnose"):
         diagnose(42)
+
+
+def test_a_training_loss_that_was_not_reported_is_not_a_divergence() -> None:
+    # a user's train_fn may report validation only: its training curve is NaN, its run
+    # did not stop; a real non-finite training loss stops the run (diverged_at)
+    nan = math.nan
+    found = diagnose_curves([nan, nan, nan], [2.5, 2.2, 2.1], initial_eval_loss=3.0)
+    assert found.kind == "healthy"
+    stopped = diagnose_curves([2.0, nan], [2.5, nan], diverged_at="epoch 2, step 3 (loss nan)")
+    assert stopped.kind == "diverged"

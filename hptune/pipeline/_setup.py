@@ -62,6 +62,7 @@ def check_same_setup(
         "seeds": config.objective.seed_list,
         "model": config.model.path,
         "method": config.method.model_dump(),
+        "training": runner.trains_as,
         "fingerprints": runner.data.fingerprints,
         # How examples become training and scoring: a change trains and scores differently.
         "preparation": {
@@ -94,7 +95,11 @@ def check_same_setup(
         study.set_user_attr(keys.BLEU_SIGNATURE, bleu_signature())
         study.set_user_attr(keys.SCORING, scoring(config, runner.data))
         study.set_user_attr(keys.SPLIT_OVERLAPS, runner.data.overlaps)
-        study.set_user_attr(keys.ENVIRONMENT, {**describe_environment(), "backend": runner.backend})
+        from hptune.train.model import resolved_dtype
+
+        environment = describe_environment()
+        environment.update(backend=runner.backend, dtype=resolved_dtype(config.model))
+        study.set_user_attr(keys.ENVIRONMENT, environment)
         return
     changed = sorted(
         k

@@ -35,9 +35,10 @@ def import_function(
         if added:
             sys.path.remove(str(search_dir))
     fn = getattr(module, function, None)
-    if not function or not callable(fn):
+    if not function:
+        raise ConfigError(f'{key}: name the function too, as "{module_name}:NAME"')
+    if not callable(fn):
         raise ConfigError(
-            f"{key}: {module_name} has no function {function!r}; write it as "
-            f'"{module_name}:NAME" and define NAME{signature} there'
+            f"{key}: {module_name} has no function {function!r}; define {function}{signature} there"
         )
     return fn

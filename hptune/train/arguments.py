@@ -47,7 +47,8 @@ def training_arguments(
         config: The run's configuration.
         hp: The hyperparameters.
         seed: The seed (it also seeds the data order, as ``data_seed``).
-        precision: ``bf16``, ``fp16`` or ``no``; by default this machine's.
+        precision: ``bf16``, ``fp16`` or ``no``; by default this machine's; ``unknown`` (a
+            run recorded before hptune recorded it) leaves both keys out.
 
     Returns:
         Keyword arguments for ``TrainingArguments(output_dir=..., **keys)``.
@@ -65,10 +66,10 @@ def training_arguments(
         "optim": default_optimizer(),
         "seed": seed,
         "data_seed": seed,
-        "bf16": precision == "bf16",
-        "fp16": precision == "fp16",
         **_checkpointing(config.training.gradient_checkpointing),
     }
+    if precision != "unknown":
+        keys.update(bf16=precision == "bf16", fp16=precision == "fp16")
     return keys
 
 

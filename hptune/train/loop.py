@@ -26,7 +26,14 @@ from hptune.train.arguments import default_optimizer, mixed_precision
 from hptune.train.checkpoints import drop_training_state, remove_leftovers
 from hptune.train.runner import RunnerBase
 
-__all__ = ["DivergenceWatch", "EpochMetrics", "RunResult", "Runner", "decay_parameter_names"]
+__all__ = [
+    "DivergenceWatch",
+    "EpochMetrics",
+    "RunResult",
+    "Runner",
+    "accepts_loss_kwargs",
+    "decay_parameter_names",
+]
 
 
 class Runner(RunnerBase):
@@ -42,6 +49,8 @@ class Runner(RunnerBase):
     """
 
     backend = "accelerate"
+    #: Whether the model takes ``num_items_in_batch`` (set per run; the Trainer's test).
+    _loss_kwargs = True
 
     def train(
         self,
@@ -95,6 +104,9 @@ class Runner(RunnerBase):
                                   collate_fn=self.collator())  # fmt: skip
         loaders = self.eval_loaders(hp, accelerator.device, test=evaluate_test)
         optimizer = _adamw(model, hp)
+        model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+        # As the Trainer: the steps of this process's shard of the data, and a scheduler that
+        # steps once per update (not prepared, which would step it once per process).
         steps = math.ceil(len(train_loader) / hp.gradient_accumulation_steps) * hp.epochs
         scheduler = get_scheduler(
             hp.scheduler,
@@ -103,9 +115,7 @@ class Runner(RunnerBase):
             num_warmup_steps=math.ceil(hp.warmup_ratio * steps),
             num_training_steps=steps,
         )
-        model, optimizer, train_loader, scheduler = accelerator.prepare(
-            model, optimizer, train_loader, scheduler
-        )
+        self._loss_kwargs = accepts_loss_kwargs(accelerator.unwrap_model(model))
         result = RunResult(seed=seed, processes=accelerator.num_processes)
         run = _RunState(model, optimizer, scheduler, DivergenceWatch())
         try:
@@ -144,6 +154,8 @@ class Runner(RunnerBase):
         *,
         first_epoch: int = 1,
     ) -> None:
+        import torch
+
         model, optimizer, scheduler, watch = run.model, run.optimizer, run.scheduler, run.watch
         processes = accelerator.num_processes
         model.train()
@@ -158,7 +170,8 @@ class Runner(RunnerBase):
                 n_items = sum(_targets(batch) for batch in window)
                 if processes > 1:
                     n_items = accelerator.reduce(n_items, "sum")
-                step_loss = 0.0
+                # float64, as the sum of Python floats it replaces: the same values
+                step_loss = torch.zeros((), dtype=torch.float64, device=accelerator.device)
                 for index, batch in enumerate(window):
                     raise_if_interrupted()  # a signal stops here, between batches
                     micro += 1
@@ -166,28 +179,38 @@ class Runner(RunnerBase):
                     # Gradients are synchronised once per window, on its last batch.
                     sync = contextlib.nullcontext() if last else accelerator.no_sync(model)
                     with sync:
-                        loss = self.step_loss(model, {**batch, "num_items_in_batch": n_items},
-                                              epoch)  # fmt: skip
+                        if self._loss_kwargs:  # token sum / the window's tokens
+                            batch = {**batch, "num_items_in_batch": n_items}
+                            loss = self.step_loss(model, batch, epoch)
+                            own = loss.detach().float() * n_items / _targets(batch).clamp(min=1)
+                        else:  # a model without loss kwargs: its batch mean, as the Trainer
+                            loss = self.step_loss(model, batch, epoch) / len(window)
+                            own = loss.detach().float() * len(window)
                         # The watch sees each batch's own mean token loss, averaged over
                         # processes: all see the same value and stop together.
-                        own = loss.detach().float() * n_items / _targets(batch).clamp(min=1)
                         why = watch.update(accelerator.reduce(own, "mean").item())
                         if why is not None:
                             result.diverged = True
                             result.diverged_at = f"epoch {epoch}, step {micro} ({why})"
                             result.seconds = time.perf_counter() - start
                             return
-                        # Process gradients are averaged; the loss is over all processes'.
-                        accelerator.backward(loss * processes)
-                    step_loss += float(loss.detach())
+                        # Process gradients are averaged: a loss over all processes' tokens
+                        # is scaled back up; a batch mean is not (the Trainer's rule).
+                        accelerator.backward(loss * processes if self._loss_kwargs else loss)
+                    # this process's share of the window's mean: summed over processes below
+                    share = loss.detach().double()
+                    step_loss += share if self._loss_kwargs else share / processes
                     result.train_examples += int(batch["input_ids"].shape[0]) * processes
                     result.train_tokens += int(batch["attention_mask"].sum()) * processes
                 if hp.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), hp.max_grad_norm)
                 optimizer.step()
-                scheduler.step()
+                if not accelerator.optimizer_step_was_skipped:  # fp16's skipped steps
+                    scheduler.step()
                 optimizer.zero_grad()
-                loss_sum += step_loss
+                # This process's share of the window's mean: the whole mean is their sum.
+                loss_sum += float(accelerator.reduce(step_loss, "sum") if processes > 1
+                                  else step_loss)  # fmt: skip
                 n_steps += 1
             result.seconds = time.perf_counter() - start
             unwrapped = accelerator.unwrap_model(model)
@@ -230,6 +253,18 @@ def decay_parameter_names(model: Any) -> list[str]:
     # transformers' own rule, so both backends decay the same parameters; it reads nothing
     # of the Trainer instance, so it is called without one.
     return list(Trainer.get_decay_parameter_names(None, model))  # type: ignore[arg-type]
+
+
+def accepts_loss_kwargs(model: Any) -> bool:
+    """Whether the model's forward takes ``num_items_in_batch`` (the Trainer's own test, on
+    the model under a peft adapter)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if hasattr(base, "accepts_loss_kwargs"):
+        return bool(base.accepts_loss_kwargs)
+    parameters = inspect.signature(base.forward).parameters.values()
+    return any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _adamw(model: Any, hp: HParams) -> Any:

@@ -89,6 +89,12 @@ def _torch_dtype(config: ModelConfig) -> Any:
     return torch.float32
 
 
+def resolved_dtype(config: ModelConfig) -> str:
+    """The dtype the model's weights load in here (``model.dtype: auto`` resolved by device):
+    ``bfloat16``, ``float16`` or ``float32``."""
+    return str(_torch_dtype(config)).removeprefix("torch.")
+
+
 def load_model(model: ModelConfig, method: MethodConfig) -> Any:
     """Load the base model with ``from_pretrained`` and apply LoRA / QLoRA, or train it fully."""
     return add_adapter(load_base_model(model, method), method)

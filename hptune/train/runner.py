@@ -54,6 +54,10 @@ class RunnerBase(ABC):
 
     #: The backend's name, as ``training.backend`` spells it.
     backend = "accelerate"
+    #: What trains the runs, in the study's setup: runs are mixed in one study only when
+    #: they train alike (hptune's loop, the Trainer and the SFTTrainer do; a user's hook may
+    #: not; hptune's loop before it trained as the Trainer did not).
+    trains_as = "trainer-equivalent"
 
     def __init__(self, config: TuneConfig) -> None:
         self.config = config

@@ -6,6 +6,7 @@ pruning, early stopping, checkpoints, and a divergence watch on every batch's lo
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,6 +55,8 @@ class TrainerRunner(RunnerBase):
         super().__init__(config)
         self.trainer_factory = trainer_factory
         self.backend = "factory" if trainer_factory is not None else config.training.backend
+        if trainer_factory is not None:
+            self.trains_as = "trainer_factory"
 
     def train(
         self,
@@ -82,6 +85,7 @@ class TrainerRunner(RunnerBase):
                 self._train(run, result, on_epoch, checkpoint_dir)
             finally:
                 run.release()  # the models it handed out (a LoRA base drops the adapter)
+                gc.collect()  # the Trainer and its optimizer state, even with the user's model
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
         if checkpoint_dir is not None and checkpoint_dir.is_dir():
@@ -109,6 +113,7 @@ class TrainerRunner(RunnerBase):
             result.seconds = watch.training_seconds()
             result.processes = trainer.args.world_size
             trainer.remove_callback(watch)
+            del trainer.compute_loss  # the wrapper holds the trainer: no cycle left behind
             trainer.accelerator.free_memory()
 
     def _build(self, run: TrialRun) -> Any:
@@ -136,10 +141,12 @@ class TrainerRunner(RunnerBase):
             from datasets.utils.logging import disable_progress_bar, enable_progress_bar
             from trl import SFTConfig, SFTTrainer
 
-            args = SFTConfig(**run.training_keys(), **sft_arguments(self.config,
-                                                                    self.data.format))  # fmt: skip
+            keys = {**run.training_keys(), **sft_arguments(self.config, self.data.format)}
             # SFTTrainer's collator builds the labels from a completion mask: the tokens
-            # hptune trains on (its labels) are the completion.
+            # hptune trains on (its labels, every assistant turn of a conversation too) are
+            # the completion, so the examples go in tokenized, as completions.
+            keys.update(completion_only_loss=True, assistant_only_loss=False)
+            args = SFTConfig(**keys)
             disable_progress_bar()  # its preprocessing, once per run: hptune prints progress
             try:
                 train = self.data.train.map(
@@ -188,30 +195,53 @@ class _EpochWatch(TrainerCallback):
         return time.perf_counter() - self.started - self.evaluating
 
     def watch_batches(self, trainer: Any) -> None:
-        """Wrap the trainer's ``compute_loss``: each batch's loss reaches the watch."""
+        """Wrap the trainer's ``compute_loss``: each training batch's loss reaches the watch."""
+        import torch
+
         compute_loss = trainer.compute_loss
         processes = max(trainer.args.world_size, 1)
+        accelerator = trainer.accelerator
 
         def watched(model: Any, inputs: Any, return_outputs: bool = False,
                     num_items_in_batch: Any = None) -> Any:  # fmt: skip
+            if not model.training:  # the user's Trainer evaluating: not a training step
+                return compute_loss(model, inputs, return_outputs=return_outputs,
+                                    num_items_in_batch=num_items_in_batch)  # fmt: skip
             raise_if_interrupted()  # a signal stops here, between batches
             out = compute_loss(model, inputs, return_outputs=return_outputs,
                                num_items_in_batch=num_items_in_batch)  # fmt: skip
-            loss = float((out[0] if return_outputs else out).detach()) / processes
-            scaled = num_items_in_batch is not None and trainer.model_accepts_loss_kwargs
-            if scaled:  # the window's tokens: this batch's share of the step's mean
-                targets = int((inputs["labels"][:, 1:] != -100).sum()) or 1
+            loss = (out[0] if return_outputs else out).detach().float()
+            # The Trainer's own rules (Trainer.training_step, compute_loss): how the loss it
+            # returns was scaled, for the accumulation window and for the processes.
+            token_weighted = num_items_in_batch is not None and (
+                trainer.model_accepts_loss_kwargs or trainer.compute_loss_func is not None
+            )
+            scaled = getattr(trainer, "loss_is_scaled_for_ga", None)
+            scaled = token_weighted if scaled is None else scaled
+            if token_weighted and trainer.args.average_tokens_across_devices:
+                loss = loss / processes
+            if scaled and token_weighted:  # this batch's share of the window's token mean
+                targets = (inputs["labels"][:, 1:] != -100).sum().clamp(min=1)
                 own = loss * float(num_items_in_batch) / targets
-                self.loss_sum += loss
+                share = loss
             else:  # the batch's mean, which the Trainer divides by the window's batches
                 own = loss
-                self.loss_sum += loss / max(trainer.current_gradient_accumulation_steps, 1)
+                share = loss / max(trainer.current_gradient_accumulation_steps, 1) / processes
+            # Averaged over processes: all see the same value and stop together. The share
+            # is summed: the window's mean is the sum of the processes' shares.
+            both = torch.stack([own.to(loss.device), share]).reshape(2)
+            if processes > 1:
+                own_all = accelerator.reduce(both[:1], "mean")
+                share_all = accelerator.reduce(both[1:], "sum")
+                both = torch.cat([own_all, share_all])
+            own_value, share_value = (float(v) for v in both)
+            self.loss_sum += share_value
             self.batches += 1
             self.result.train_examples += int(inputs["input_ids"].shape[0]) * processes
             mask = inputs.get("attention_mask")
             tokens = int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
             self.result.train_tokens += tokens * processes
-            why = self.watch.update(own)
+            why = self.watch.update(own_value)
             if why is not None:
                 self.result.diverged = True
                 self.result.diverged_at = f"epoch {self.epoch + 1}, step {self.batches} ({why})"
@@ -258,18 +288,20 @@ def _check_tuned_values(trainer: Any, run: TrialRun) -> None:
             f" not {type(trainer).__name__}; build one with run.training_arguments(...)"
         )
     wanted = run.training_keys()
+    # what is tuned, and what pairs the seeds (the seed, the data order, the optimizer)
     tuned = ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
-             "num_train_epochs", "weight_decay", "max_grad_norm", "seed")  # fmt: skip
+             "num_train_epochs", "weight_decay", "max_grad_norm", "seed", "data_seed",
+             "warmup_steps", "warmup_ratio")  # fmt: skip
     wrong = [
         f"{key}={getattr(args, key)!r} (the trial's: {wanted[key]!r})"
         for key in tuned
-        if getattr(args, key, None) != wanted[key]
+        if key in wanted and getattr(args, key, None) != wanted[key]
     ]
-    scheduler = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
-    if scheduler != wanted["lr_scheduler_type"]:
-        wrong.append(
-            f"lr_scheduler_type={scheduler!r} (the trial's: {wanted['lr_scheduler_type']!r})"
-        )
+    for key in ("lr_scheduler_type", "optim"):
+        value = getattr(args, key)
+        value = str(getattr(value, "value", value))
+        if value != wanted[key]:
+            wrong.append(f"{key}={value!r} (the trial's: {wanted[key]!r})")
     if wrong:
         raise ConfigError(
             "trainer_factory: the Trainer it returned would not train the trial's "

@@ -55,6 +55,8 @@ class TrialRun:
         self.tokenizer = runner.tokenizer
         self._report: Callable[..., bool] | None = None
         self._models: list[Any] = []  # handed out by model(), released after the run
+        #: Seconds spent in :meth:`measure` (validation): not training time.
+        self.measuring_seconds = 0.0
 
     def model(self) -> Any:
         """The configured model with a fresh adapter (LoRA, QLoRA) or whole (full), seeded.
@@ -82,8 +84,12 @@ class TrialRun:
         config = self._runner.config
         trackers = list(config.training.report_to) if self.run_name is not None else []
         keys = training_arguments(config, self.hparams, self.seed)
+        # With trackers, the Trainer logs under its output_dir (TensorBoard: <it>/runs/...):
+        # the run's own folder, as the built-in loop's; otherwise a scratch folder.
+        logs = Path(config.output_dir) / "logs" / f"{self.run_name}/seed-{self.seed}"
+        scratch = self.output_dir or str(Path(config.output_dir) / "trainer")
         keys.update(
-            output_dir=self.output_dir or str(Path(config.output_dir) / "trainer"),
+            output_dir=str(logs) if trackers else scratch,
             eval_strategy="no",
             save_strategy="no",
             logging_strategy="epoch" if trackers else "no",
@@ -94,10 +100,6 @@ class TrialRun:
             logging_nan_inf_filter=False,
             dataloader_num_workers=0,
         )
-        if trackers:
-            keys["logging_dir"] = str(
-                Path(config.output_dir) / "logs" / f"{self.run_name}/seed-{self.seed}"
-            )
         return keys
 
     def training_arguments(self, **overrides: Any) -> Any:
@@ -126,11 +128,13 @@ class TrialRun:
             ``eval_loss``, ``score``, ``test_loss``, ``test_score`` (None where not measured).
         """
         runner = self._runner
+        began = time.perf_counter()
         device = next(model.parameters()).device
         loaders = runner.eval_loaders(self.hparams, device, test=self.evaluate_test)
         metrics = runner.measure_epoch(model, loaders, epoch=0, train_loss=math.nan,
                                        learning_rate=math.nan)  # fmt: skip
         model.train()
+        self.measuring_seconds += time.perf_counter() - began
         return {"eval_loss": metrics.eval_loss, "score": metrics.score,
                 "test_loss": metrics.test_loss, "test_score": metrics.test_score}  # fmt: skip
 
@@ -221,6 +225,7 @@ class FunctionRunner(RunnerBase):
     """
 
     backend = "train_fn"
+    trains_as = "train_fn"
 
     def __init__(self, config: Any, train_fn: TrainFunction) -> None:
         super().__init__(config)
@@ -239,7 +244,11 @@ class FunctionRunner(RunnerBase):
         """Call ``train_fn`` for ``hp`` and ``seed``; see :meth:`RunnerBase.train`."""
         self.lead(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
         if self._initial_eval_loss is None:  # where the loss starts, for the watch and diagnosis
+            import torch
+
             model = self.load_run_model()
+            if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
+                model.to("cuda")  # measured where the user's run will train
             device = next(model.parameters()).device
             self.initial_loss(model, self.eval_loaders(hp, device, test=False))
             self.release_run_model(model)
@@ -247,13 +256,21 @@ class FunctionRunner(RunnerBase):
         result = RunResult(seed=seed, initial_eval_loss=self._initial_eval_loss)
         run = TrialRun(self, hp, seed, evaluate_test=evaluate_test, run_name=run_name)
         going = [True]
-        started = time.perf_counter()
+        started, measuring = time.perf_counter(), [0.0]
+        lengths = self.data.train_lengths
 
         def report(metrics: EpochMetrics) -> bool:
             if not going[0]:
                 return False  # already stopped: later reports are ignored
-            result.seconds = time.perf_counter() - started
+            began = time.perf_counter()
+            # training time only: neither hptune's validation nor this bookkeeping
+            result.seconds = began - started - measuring[0] - run.measuring_seconds
+            # The user's loop trained on the training split once per epoch (its throughput
+            # is what the batch phase weighs among equivalent batches).
+            result.train_examples = len(lengths) * metrics.epoch
+            result.train_tokens = sum(lengths) * metrics.epoch
             going[0] = self.close_epoch(None, metrics, result, on_epoch)
+            measuring[0] += time.perf_counter() - began
             return going[0]
 
         run._report = report
@@ -278,5 +295,4 @@ class FunctionRunner(RunnerBase):
                 "run.report(epoch, model=model) after each epoch (or return the validation "
                 "loss)"
             )
-        result.seconds = result.seconds or time.perf_counter() - started
         return result

@@ -5,6 +5,7 @@ cosine schedule on; and the parts that make it so, each checked on its own."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from hptune.config import config_from_dict
 from hptune.hparams import HParams
@@ -84,3 +85,27 @@ def test_warmup_takes_the_ceiling_of_its_share_of_the_steps(demo_path, tmp_path)
     hp = HP.replace(warmup_ratio=0.54, epochs=2, scheduler="constant_with_warmup")
     rates = [e.learning_rate for e in runner.train(hp, 0).epochs]
     assert rates == [pytest.approx(hp.learning_rate * 6 / 7), pytest.approx(hp.learning_rate)]
+
+
+def test_the_sft_backend_trains_chat_data_on_the_assistant_turns_as_the_loop(
+    demo_path, tmp_path
+) -> None:
+    # hptune hands SFTTrainer the tokenized conversations with their completion mask (every
+    # assistant turn), so chat data trains as in the loop, not as TRL's raw-messages path
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    raw = yaml.safe_load((root / "examples" / "chat.yaml").read_text())
+    raw["data"]["chat_template"] = str(root / "examples" / "chat_template.jinja")
+    raw["objective"] = {"metric": "eval_loss", "seeds": 1}
+    raw["training"].update(max_train_examples=48, checkpoints=False)
+    raw["output_dir"] = str(tmp_path / "out")
+    hp = HP.replace(epochs=2, batch_size=4, gradient_accumulation_steps=2)
+    curves = {}
+    for backend in ("accelerate", "sft"):
+        raw["training"]["backend"] = backend
+        runner = make_runner(config_from_dict(raw))
+        assert runner.data.format == "chat"
+        curves[backend] = [e.eval_loss for e in runner.train(hp, seed=0).epochs]
+    for ours, theirs in zip(curves["accelerate"], curves["sft"], strict=True):
+        assert abs(ours - theirs) / ours < 1e-3, curves

@@ -156,3 +156,15 @@ def test_an_out_of_memory_error_propagates_and_frees_the_run(demo_path, tmp_path
         runner.train(HP, seed=0)
     assert is_out_of_memory(caught.value)
     assert not [n for n, _ in runner._base.named_modules() if "lora_" in n]
+
+
+def test_the_trainer_backend_logs_to_tensorboard_under_the_runs_folder(demo_path, tmp_path) -> None:
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["training"].update(backend="trainer", report_to=["tensorboard"], max_train_examples=32)
+    runner = make_runner(config_from_dict(raw))
+    result = runner.train(HP.replace(epochs=1), seed=0, run_name="tiny.baseline/trial-0")
+    assert result.epochs
+    logs = tmp_path / "out" / "logs" / "tiny.baseline" / "trial-0" / "seed-0"
+    assert list(logs.rglob("events.out.tfevents.*")), sorted(p.name for p in logs.rglob("*"))
