@@ -168,6 +168,9 @@ class TableRunner:
     """hptune's Runner with training replaced by a lookup: the same interface to the pipeline
     (``config``, ``data``, ``train``), the same per-epoch callbacks (pruning, early stopping)."""
 
+    backend = "table"  # recorded with the run's environment
+    trains_as = "table"  # its runs are the table's, never mixed with trained ones
+
     def __init__(self, config: Any, data: Any, table: Table, seen: list[int]) -> None:
         self.config = config
         self.data = data
