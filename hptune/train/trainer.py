@@ -10,6 +10,7 @@ import gc
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,7 @@ class _EpochWatch(TrainerCallback):
         self.runner, self.hp, self.result, self.on_epoch = runner, hp, result, on_epoch
         self.loaders, self.checkpoint_dir = loaders, checkpoint_dir
         self.watch = DivergenceWatch(start=result.initial_eval_loss)
+        self.log: Any = None
         self.epoch, self.steps, self.batches, self.loss_sum = 0, 0, 0, 0.0
         self.started = time.perf_counter()
         self.evaluating = 0.0
@@ -199,6 +201,7 @@ class _EpochWatch(TrainerCallback):
         import torch
 
         compute_loss = trainer.compute_loss
+        self.log = trainer.log  # the epoch's measurement goes to the run's trackers too
         processes = max(trainer.args.world_size, 1)
         accelerator = trainer.accelerator
 
@@ -269,6 +272,9 @@ class _EpochWatch(TrainerCallback):
             learning_rate=scheduler.get_last_lr()[0] if scheduler is not None else float("nan"),
         )
         self.loss_sum, self.steps, self.batches = 0.0, 0, 0
+        if args.report_to and args.report_to != ["none"] and self.log is not None:
+            logged = {k: v for k, v in asdict(metrics).items() if v is not None and k != "epoch"}
+            self.log({f"hptune/{k}": v for k, v in logged.items()})  # as the loop logs them
         going_on = self.runner.close_epoch(
             model, metrics, self.result, self.on_epoch, checkpoint_dir=self.checkpoint_dir
         )

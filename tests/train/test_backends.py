@@ -167,4 +167,13 @@ def test_the_trainer_backend_logs_to_tensorboard_under_the_runs_folder(demo_path
     result = runner.train(HP.replace(epochs=1), seed=0, run_name="tiny.baseline/trial-0")
     assert result.epochs
     logs = tmp_path / "out" / "logs" / "tiny.baseline" / "trial-0" / "seed-0"
-    assert list(logs.rglob("events.out.tfevents.*")), sorted(p.name for p in logs.rglob("*"))
+    events = list(logs.rglob("events.out.tfevents.*"))
+    assert events, sorted(p.name for p in logs.rglob("*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for event in events:
+        accumulator = EventAccumulator(str(event))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    assert "train/hptune/eval_loss" in tags  # hptune's validation, beside the Trainer's logs
