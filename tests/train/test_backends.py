@@ -177,3 +177,30 @@ def test_the_trainer_backend_logs_to_tensorboard_under_the_runs_folder(demo_path
         accumulator.Reload()
         tags |= set(accumulator.Tags()["scalars"])
     assert "train/hptune/eval_loss" in tags  # hptune's validation, beside the Trainer's logs
+
+
+def test_a_study_refuses_runs_trained_another_way(demo_path, tmp_path) -> None:
+    # hptune's backends train alike and may share a study; a user's train_fn may not, and
+    # neither may the loop of an hptune from before it trained as the Trainer does
+    import optuna
+
+    from hptune import keys
+    from hptune.phases import make_phase
+    from hptune.pipeline._setup import check_same_setup
+    from hptune.presets import resolve_hparams
+    from tests.conftest import tiny_config
+
+    config = config_from_dict(tiny_config(tmp_path))
+    loop = make_runner(config)
+    base, _ = resolve_hparams(config, loop.data.n_train)
+    phase = make_phase("baseline", config, loop, base)
+    study = optuna.create_study()
+    check_same_setup(study, phase, base, config, loop)
+    check_same_setup(study, phase, base, config, make_runner(config))  # the same: accepted
+    with pytest.raises(ConfigError, match="was run with another training"):
+        check_same_setup(study, phase, base, config, make_runner(config, train_fn=lambda r: 1.0))
+    setup = dict(study.user_attrs[keys.SETUP])
+    del setup["training"]  # as an hptune before this one stored it
+    study.set_user_attr(keys.SETUP, setup)
+    with pytest.raises(ConfigError, match="was run with another training"):
+        check_same_setup(study, phase, base, config, loop)
