@@ -31,6 +31,7 @@ def main() -> int:
     from hptune.config import load_config
     from hptune.train import Runner
     from hptune.train.memory import MemoryModel
+    from hptune.train.model import resolved_dtype
 
     config = load_config(args.config)
     runner = Runner(config)
@@ -39,6 +40,7 @@ def main() -> int:
         config.method,
         sequence_length=runner.data.max_train_length,
         gradient_checkpointing=config.training.gradient_checkpointing,
+        dtype=resolved_dtype(config.model),
     )
     measured = runner.probe_memory(args.batches)
     calibrated = estimate.calibrated({b: measured[b] for b in (1, 2) if b in measured})

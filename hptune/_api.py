@@ -124,12 +124,13 @@ def run_phase(
     from hptune.pipeline import resolve_hparams
     from hptune.pipeline import run_phase as _run_phase
     from hptune.train import make_runner
+    from hptune.train.target import memory_check
 
     config = _as_config(config)
     config.check_paths()
     runner = make_runner(config, train_fn=train_fn, trainer_factory=trainer_factory)
     if base is None:
-        base, _ = resolve_hparams(config, runner.data.n_train)
+        base, _ = resolve_hparams(config, runner.data.n_train, memory_check(config, runner))
     return _run_phase(config, phase, base, runner=runner)
 
 

@@ -44,6 +44,9 @@ class ProgressPrinter:
         self.phase = ""
         self.training_start: float | None = None
         self.run_done = 0
+        # Seed-epochs finished phases planned and trained: racing, pruning, early stopping
+        # and read-back trials leave a share of the bound unused, which the estimate uses.
+        self.used = {"planned": 0, "trained": 0}
         self.waiting = ""  # the phase this worker is waiting in (printed once)
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -58,7 +61,16 @@ class ProgressPrinter:
         if kind == "run_start":
             self.run_plan = dict(event["seed_epochs"])
             return
+        if kind == "budget":
+            fit = event["fit"]
+            self.console.print(f"budget: {fit.described}", highlight=False, markup=False)
+            for cut in fit.cuts:
+                self.console.print(f"  cut: {cut}", highlight=False, markup=False)
+            return
         if kind == "phase_done":
+            if event["phase"] == self.phase and self.phase not in self.finished:
+                self.used["planned"] += self.planned
+                self.used["trained"] += self.done
             self.finished.add(event["phase"])
             return
         if kind != "waiting":
@@ -115,6 +127,11 @@ class ProgressPrinter:
                 "recorded, no later proposal will reach this batch",
                 highlight=False,
             )
+        elif kind == "over_budget":
+            self.console.print(
+                f"{where}: [bold]not started[/bold], over the compute budget: {event['why']}",
+                highlight=False,
+            )
         elif kind == "reused":
             self.console.print(
                 f"{where} {describe_hparams(event['hparams'], event['phase'])}: "
@@ -130,20 +147,25 @@ class ProgressPrinter:
             )
 
     def _eta(self) -> str:
-        """Time left in the phase at the pace so far (an upper bound: pruning, early stopping
-        and configurations read back from the storage only shorten it)."""
+        """Time left at the pace so far: an estimate, and the upper bound beside it.
+
+        The bound trains every planned seed-epoch; pruning, early stopping, racing seeds
+        not needed and configurations read back only shorten it. The estimate scales what
+        is left by the share of their bound the finished phases used.
+        """
         if not self.done:
             return ""
         now = time.monotonic()
         pace = (now - self.phase_start) / self.done
         left = max(self.planned - self.done, 0) * pace
-        text = f"phase eta <= {_duration(left)}"
+        share = self.used["trained"] / self.used["planned"] if self.used["planned"] else 1.0
+        text = f"phase eta ~{_duration(left * share)} (<= {_duration(left)})"
         if self.run_plan and self.training_start is not None:
             later = sum(n for name, n in self.run_plan.items()
                         if name != self.phase and name not in self.finished)  # fmt: skip
             run_pace = (now - self.training_start) / self.run_done
             total = left + later * run_pace
-            text += f", run eta <= {_duration(total)}"
+            text += f", run eta ~{_duration(total * share)} (<= {_duration(total)})"
         return f" [dim]({text})[/dim]"
 
 

@@ -59,7 +59,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from hptune._display import make_console
     from hptune.plan import make_plan
 
-    plan = make_plan(args.config)
+    plan = make_plan(args.config, examples_per_second=args.examples_per_second)
+    if args.json:
+        import json
+
+        print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
+        return 0
     console = make_console()
     values = Table(title="starting configuration")
     for column in ("key", "value", "from"):
@@ -72,6 +77,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         phases.add_column(column)
     for p in plan.phases:
         phases.add_row(p.phase, str(p.trials), p.epochs, str(p.seed_epochs), p.what)
+    console.print(f"target: {plan.target['described']}", highlight=False, markup=False)
     if plan.data is not None:
         for line in plan.data.lines():
             console.print(line, highlight=False, markup=False)
@@ -90,10 +96,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         f"examples ({plan.n_train:,} per epoch); pruning, early stopping and configurations "
         "already trained by an earlier phase lower it"
     )
-    if args.examples_per_second:
-        hours = plan.train_examples / args.examples_per_second / 3600
-        compute += f"; at {args.examples_per_second:g} examples/s: at most {hours:.2f} h"
-    console.print(compute)
+    if plan.hours is not None and plan.throughput is not None:
+        rate, source = plan.throughput
+        compute += f"; at {rate:.4g} examples/s ({source}): at most {plan.hours:.2f} h"
+    console.print(compute, highlight=False)
+    if plan.budget is not None:
+        fit = plan.budget
+        console.print(f"budget: {fit.described}", highlight=False, markup=False)
+        if not fit.cuts:
+            console.print(f"  fits without cuts ({fit.planned} <= {fit.limit} seed-epochs)")
+        for cut in fit.cuts:
+            console.print(f"  cut: {cut}", highlight=False, markup=False)
     if not plan.guardrails:
         console.print("guardrails: no finding")
     for finding in plan.guardrails:
@@ -230,7 +243,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("config")
     plan.add_argument(
-        "--examples-per-second", type=float, help="your measured throughput, to estimate time"
+        "--examples-per-second",
+        type=float,
+        help="your measured throughput, to estimate time and plan budget.gpu_hours",
+    )
+    plan.add_argument(
+        "--json", action="store_true", help="print the plan as JSON (docs/plan.schema.json)"
     )
     plan.set_defaults(handler=_cmd_plan)
     diagnose = commands.add_parser(

@@ -22,6 +22,10 @@ trust_remote_code           the model's own Python code will run
 short_bleu_references       the metric is BLEU and the median validation answer is under
                             4 words: sacrebleu's BLEU is 0 for any answer shorter than its
                             4-gram order, right or wrong, so every configuration ties
+batch_over_memory           the starting batch is predicted not to fit the target's memory
+                            (the memory model of the model and method, at the longest
+                            training example): every trial up to the batch phase would run
+                            out of memory
 ==========================  ==========================================================
 """
 
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.hparams import HParams
     from hptune.train.data import PreparedData
+    from hptune.train.target import MemoryCheck
 
 __all__ = ["CHECKS", "DANGER_LEARNING_RATE", "Finding", "check", "enforce"]
 
@@ -52,6 +57,7 @@ CHECKS = (
     "validation_is_training",
     "trust_remote_code",
     "short_bleu_references",
+    "batch_over_memory",
 )
 
 
@@ -79,13 +85,20 @@ class Finding:
         return asdict(self)
 
 
-def check(config: TuneConfig, hparams: HParams, data: PreparedData | None = None) -> list[Finding]:
+def check(
+    config: TuneConfig,
+    hparams: HParams,
+    data: PreparedData | None = None,
+    memory: MemoryCheck | None = None,
+) -> list[Finding]:
     """Every finding for ``config`` starting from ``hparams``; split checks need ``data``.
 
     Args:
         config: The run's configuration (its ``guardrails`` section: ``strict``, ``ignore``).
         hparams: The configuration the run starts from.
         data: The prepared splits; without them, only identical split files are caught.
+        memory: The memory model against the target's limit; without it (no limit known),
+            the batch is not checked.
 
     Returns:
         The findings of every check not ignored, at the configured level.
@@ -98,6 +111,7 @@ def check(config: TuneConfig, hparams: HParams, data: PreparedData | None = None
         *_splits(config, data),
         *_remote_code(config),
         *_short_bleu(config, data),
+        *_batch_memory(hparams, memory),
     ]
     ignored = set(config.guardrails.ignore)
     return [Finding(f.check, f.message, f.fix, level) for f in findings if f.check not in ignored]
@@ -242,5 +256,37 @@ def _short_bleu(config: TuneConfig, data: PreparedData | None) -> list[Finding]:
             "is 0 for an answer under 4 words even when it is exactly right, so "
             "configurations cannot be told apart",
             "use objective.metric: exact_match (short answers) or chrf (character n-grams)",
+        )
+    ]
+
+
+def _batch_memory(hparams: HParams, memory: MemoryCheck | None) -> list[Finding]:
+    if memory is None or memory.fits(hparams.batch_size):
+        return []
+    batch, effective = hparams.batch_size, hparams.effective_batch_size
+    where = (
+        f"{memory.usable_bytes / 2**30:.3g} GiB may be used on {memory.target.name} "
+        f"({memory.limit_bytes / 2**30:.3g} GiB x safety margin {memory.safety_margin:g})"
+    )
+    largest = memory.largest_batch()
+    smaller = [b for b in range(min(largest, batch), 0, -1) if effective % b == 0]
+    if smaller:
+        fix = (
+            f"use training.batch_size: {smaller[0]} with gradient_accumulation_steps: "
+            f"{effective // smaller[0]} (the same effective batch {effective}; predicted "
+            f"{memory.gb(smaller[0]):.3g} GiB), or turn on training.gradient_checkpointing"
+        )
+    else:
+        fix = (
+            f"not even batch 1 fits ({memory.gb(1):.3g} GiB): use method.type: qlora, "
+            "training.gradient_checkpointing, a shorter data.max_length or a larger GPU"
+        )
+    return [
+        Finding(
+            "batch_over_memory",
+            f"training.batch_size {batch} is predicted to need {memory.gb(batch):.3g} GiB per "
+            f"training step and {where}: the runs before the batch phase would run out of "
+            "memory",
+            fix,
         )
     ]

@@ -32,6 +32,7 @@ __all__ = [
     "INTERRUPTED_BY",
     "MEAN",
     "OOM",
+    "OVER_BUDGET",
     "PRUNED_AT",
     "RACE_OF",
     "RACE_SEEDS",
@@ -71,6 +72,8 @@ class TrialStatus(enum.StrEnum):
         OOM: Ran out of memory; failed, never retried, bounds the batch size.
         FAILED: An error; retried up to ``max_retries``.
         INTERRUPTED: Ctrl-C or SIGTERM; runs again without using up a retry.
+        OVER_BUDGET: Not started: the rest of the compute budget could not finish it; the
+            trial ended pruned, with nothing trained.
     """
 
     OK = "ok"
@@ -79,6 +82,7 @@ class TrialStatus(enum.StrEnum):
     OOM = "oom"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    OVER_BUDGET = "over_budget"
 
 
 # --- trial user attributes -------------------------------------------------------------------
@@ -121,6 +125,8 @@ WORKER = "worker"
 """Who claimed the trial, ``host:pid`` (written by the worker queue)."""
 INTERRUPTED_BY = "interrupted_by"
 """The signal that interrupted the trial (``SIGINT`` or ``SIGTERM``)."""
+OVER_BUDGET = "hptune.over_budget"
+"""Why the compute budget kept the trial from starting, in words."""
 STALE = "hptune.stale"
 """Set when another worker failed the trial because its heartbeat went stale."""
 REMEDY = "hptune.remedy"

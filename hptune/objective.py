@@ -15,6 +15,7 @@ from hptune.seeds import summarize
 if TYPE_CHECKING:
     import optuna
 
+    from hptune.budget import BudgetLedger
     from hptune.phases import Phase
     from hptune.train import EpochMetrics, RunnerBase, RunResult
 
@@ -51,7 +52,8 @@ class SeedObjective:
     standard deviation, 95% interval and throughput, and returns the seed mean. A diverged
     seed ends the trial as pruned (``status = diverged``); a pruned one is ``status =
     pruned``; running out of memory is recorded (``status = oom``) and raised as
-    :class:`TrialOutOfMemory`.
+    :class:`TrialOutOfMemory`. With a ``budget`` ledger, a trial the rest of the budget
+    cannot finish is not started: it ends pruned with ``status = over_budget``.
     """
 
     def __init__(
@@ -62,8 +64,10 @@ class SeedObjective:
         *,
         progress: ProgressCallback | None = None,
         reuse: ReuseLookup | None = None,
+        budget: BudgetLedger | None = None,
     ) -> None:
         self.runner = runner
+        self.budget = budget
         self.phase = phase
         self.base = base
         self.progress = progress
@@ -98,6 +102,14 @@ class SeedObjective:
         found = self.reuse(hp, seeds) if self.reuse is not None else None
         if found is not None:
             return self._replay(trial, hp, state, *found)
+        if self.budget is not None:  # a trial starts only when the budget can finish it
+            why = self.budget.refusal(len(seeds) * self.max_epochs(hp), exclude=trial._trial_id,
+                                      running_cost=self._running_cost)  # fmt: skip
+            if why is not None:
+                keys.set_status(trial, TrialStatus.OVER_BUDGET)
+                trial.set_user_attr(keys.OVER_BUDGET, why)
+                self._emit(trial, hp, event="over_budget", why=why)
+                raise optuna.TrialPruned(f"not started, over the compute budget: {why}")
         runs: list[RunResult] = []
         retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get(keys.RETRY_OF)
         try:
@@ -183,6 +195,11 @@ class SeedObjective:
 
     def max_epochs(self, hp: HParams) -> int:
         return max(self.phase.max_epochs(self.base), hp.epochs)
+
+    def _running_cost(self, trial: optuna.trial.FrozenTrial) -> int:
+        """Seed-epochs a trial running elsewhere may still take (its whole cost, at most)."""
+        seeds = trial.user_attrs.get(keys.RACE_SEEDS) or self.seeds
+        return len(seeds) * int(trial.user_attrs.get(keys.HPARAMS, {}).get("epochs", 0))
 
     def _finish(self, trial: optuna.Trial, runs: list[RunResult]) -> float:
         best = {r.seed: r.best_epoch(self.metric, self.direction) for r in runs}

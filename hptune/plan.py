@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hptune.budget import BudgetFit, PlannedPhase, planned_phases
 from hptune.config import TuneConfig, load_config
 
 if TYPE_CHECKING:
     from hptune.guardrails import Finding
     from hptune.hparams import HParams
+    from hptune.train import RunnerBase
+    from hptune.train.target import MemoryCheck
 
 __all__ = [
     "DataSummary",
     "Plan",
     "PlannedPhase",
+    "Start",
     "make_plan",
     "planned_phases",
     "scoring",
     "summarize_data",
 ]
+
+#: The ``schema`` of ``hptune plan --json``'s output (``docs/plan.schema.json``).
+PLAN_SCHEMA = "hptune.plan/1"
 
 #: Marks around the trained part of the example ``hptune plan`` shows.
 TRAINED_MARKS = ("⟦", "⟧")
@@ -120,25 +128,6 @@ def scoring(config: TuneConfig, data: Any) -> str:
     return f"the validation loss on all {data.n_validation} validation examples"
 
 
-@dataclass(frozen=True)
-class PlannedPhase:
-    """One phase's budget: trials x seeds x epochs, as an upper bound on seed-epochs.
-
-    Args:
-        phase: The phase's name.
-        trials: Trials it runs at most.
-        epochs: Epochs per trial, as shown: ``2``, ``2-4`` or ``<= 4``.
-        seed_epochs: Epochs of all its trials on every seed.
-        what: The phase in a few words.
-    """
-
-    phase: str
-    trials: int
-    epochs: str  # "2", or "2-4" for the epochs phase
-    seed_epochs: int
-    what: str
-
-
 @dataclass
 class Plan:
     """The whole run as it would start now.
@@ -153,6 +142,10 @@ class Plan:
         storage: The storage URL, its password masked.
         memory: The batch phase's memory table (when it runs).
         data: The data's format, an example, its lengths and how it is scored.
+        target: The machine planned for: ``name``, ``kind``, ``memory_gb``, ``dtype``
+            assumed, ``source``.
+        budget: How the phases were fitted into ``budget``; None without one.
+        throughput: ``(examples per second, source)`` to plan time with; None if unknown.
     """
 
     hparams: HParams
@@ -164,6 +157,9 @@ class Plan:
     storage: str
     memory: list[dict[str, Any]] = field(default_factory=list)
     data: DataSummary | None = None
+    target: dict[str, Any] = field(default_factory=dict)
+    budget: BudgetFit | None = None
+    throughput: tuple[float, str] | None = None
 
     @property
     def seed_epochs(self) -> int:
@@ -175,92 +171,140 @@ class Plan:
         """Training examples processed at most (pruning and early stopping only lower it)."""
         return self.seed_epochs * self.n_train
 
+    @property
+    def hours(self) -> float | None:
+        """Training hours at most, at the plan's throughput; None when it is unknown."""
+        if self.throughput is None:
+            return None
+        return self.train_examples / self.throughput[0] / 3600
 
-def planned_phases(
-    config: TuneConfig, hp: HParams, n_train: int, *, has_test: bool
-) -> list[PlannedPhase]:
-    """Each configured phase's budget in trials and seed-epochs (an upper bound).
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as ``hptune plan --json`` prints it (``docs/plan.schema.json``)."""
+        return {
+            "schema": PLAN_SCHEMA,
+            "target": dict(self.target),
+            "starting_configuration": {
+                key: {"value": value, "source": self.sources.get(key, "config / default")}
+                for key, value in self.hparams.to_dict().items()
+            },
+            "seeds": list(self.seeds),
+            "n_train": self.n_train,
+            "phases": [dataclasses.asdict(p) for p in self.phases],
+            "seed_epochs": self.seed_epochs,
+            "train_examples": self.train_examples,
+            "throughput": None
+            if self.throughput is None
+            else {"examples_per_second": self.throughput[0], "source": self.throughput[1]},
+            "hours_at_most": self.hours,
+            "batch_sizes": [dict(row) for row in self.memory],
+            "budget": None if self.budget is None else self.budget.to_dict(),
+            "findings": [f.to_dict() for f in self.guardrails],
+            "data": None if self.data is None else dataclasses.asdict(self.data),
+            "storage": self.storage,
+        }
 
-    Each phase states its own budget (``hptune.phases.Phase.planned``); a phase that
-    decides the epochs passes its upper bound to the phases after it. Racing's extra seeds
-    (``objective.max_seeds``) are counted: the best and up to three contenders, each once
-    per extra seed, at the phase's longest run.
+
+@dataclass
+class Start:
+    """Where a run starts: what ``hptune run`` and ``hptune plan`` both work out first.
+
+    Args:
+        config: The configuration to run: the user's, or fitted into ``budget``.
+        hparams: The starting configuration (presets filled, the batch fitted to memory).
+        sources: Where each starting value came from.
+        memory: The memory model against the target's limit; None without a limit.
+        budget: The budget fit; None without ``budget``.
+        throughput: ``(examples per second, source)`` to plan time with; None if unknown.
+    """
+
+    config: TuneConfig
+    hparams: HParams
+    sources: dict[str, str]
+    memory: MemoryCheck | None
+    budget: BudgetFit | None
+    throughput: tuple[float, str] | None
+
+
+def starting_point(
+    config: TuneConfig, runner: RunnerBase, *, examples_per_second: float | None = None
+) -> Start:
+    """The starting configuration, fitted to the target's memory and into the budget.
 
     Args:
         config: The run's configuration.
-        hp: The starting configuration.
-        n_train: Training examples.
-        has_test: Whether the data has a test split (the final evaluation runs).
+        runner: Its trainer (the data's sizes and lengths).
+        examples_per_second: A measured throughput to plan with (wins over the estimate).
 
     Returns:
-        One row per phase that would run, in order.
+        The start; its ``config`` is the one to run.
+
+    Raises:
+        ConfigError: A budget that cannot be planned or is below the method's minimum.
     """
-    from hptune.phases import PHASES, racing_trials_at_most
+    from hptune.budget import fit_budget
+    from hptune.presets import resolve_hparams
+    from hptune.train.target import memory_check, throughput_estimate
 
-    n = len(config.objective.seed_list)
-    extra = len(config.objective.racing_seeds)
-    names: list[str] = list(config.phases.run)
-    if config.phases.test_evaluation and has_test:
-        names.append("final")
-    bounded: set[str] = set()
-    planned = []
-    for name in names:
-        budget = PHASES[name].planned(config, hp, n_train)
-        low, high = budget.epochs
-        epochs = (
-            f"{low}-{high}" if low != high else f"<= {high}" if "epochs" in bounded else str(high)
-        )
-        # Racing adds seeds to a few configurations not yet told apart, at their length.
-        racing = racing_trials_at_most(extra, budget.trials) * high if name != "final" else 0
-        what = budget.what + (
-            f", racing up to {config.objective.max_seeds} seeds" if racing else ""
-        )
-        planned.append(PlannedPhase(name, budget.trials, epochs, n * budget.seed_epochs + racing,
-                                    what))  # fmt: skip
-        hp = hp.replace(**budget.bounds)
-        bounded |= set(budget.bounds)
-    return planned
+    memory = memory_check(config, runner)
+    hp, sources = resolve_hparams(config, runner.data.n_train, memory)
+    throughput = (
+        (examples_per_second, "given")
+        if examples_per_second
+        else throughput_estimate(config, runner)
+    )
+    fit = fit_budget(config, hp, runner.data.n_train, has_test=runner.data.test is not None,
+                     throughput=throughput)  # fmt: skip
+    return Start(fit.config if fit else config, hp, sources, memory, fit, throughput)
 
 
-def make_plan(config: TuneConfig | str | os.PathLike[str]) -> Plan:
+def make_plan(
+    config: TuneConfig | str | os.PathLike[str], *, examples_per_second: float | None = None
+) -> Plan:
     """Plan ``config``: loads the tokenizer and data (for sizes and checks), trains nothing.
 
     Args:
         config: The configuration, or the path of its YAML file.
+        examples_per_second: A measured throughput to plan time and GPU hours with (by
+            default ``budget.examples_per_second``, else an estimate from the target GPU).
 
     Returns:
-        The starting configuration, each phase's budget, the batch phase's memory table and
-        the guardrails' findings.
+        The starting configuration, each phase's budget (fitted into ``budget``), the batch
+        phase's memory table and the guardrails' findings.
 
     Raises:
-        ConfigError: The configuration is invalid.
+        ConfigError: The configuration is invalid, or its budget below the method's minimum.
         DataError: The data cannot be read.
     """
     from hptune import guardrails
     from hptune.phases import BatchSizePhase, make_phase
-    from hptune.presets import resolve_hparams
     from hptune.train import make_runner
+    from hptune.train.target import resolve_target
 
     if not isinstance(config, TuneConfig):
         config = load_config(config)
     config.check_paths()
-    runner = make_runner(config)
-    hp, sources = resolve_hparams(config, runner.data.n_train)
-    seeds = config.objective.seed_list
+    # Planning may be for another machine (training.device): QLoRA is planned on a CPU too.
+    runner = make_runner(config, check_method=False)
+    start = starting_point(config, runner, examples_per_second=examples_per_second)
+    config, hp = start.config, start.hparams
     phases = planned_phases(config, hp, runner.data.n_train, has_test=runner.data.test is not None)
     memory = []
     if "batch_size" in config.phases.run:
         batch_phase = make_phase("batch_size", config, runner, hp)
         assert isinstance(batch_phase, BatchSizePhase)
         memory = batch_phase.memory_table()
+    target = resolve_target(config)
     return Plan(
         hparams=hp,
-        sources=sources,
+        sources=start.sources,
         phases=phases,
-        seeds=seeds,
+        seeds=config.objective.seed_list,
         n_train=runner.data.n_train,
-        guardrails=guardrails.check(config, hp, runner.data),
+        guardrails=guardrails.check(config, hp, runner.data, start.memory),
         storage=config.storage_display,
         memory=memory,
         data=summarize_data(config, runner.data, runner.tokenizer),
+        target=target.to_dict(config.model),
+        budget=start.budget,
+        throughput=start.throughput,
     )

@@ -6,17 +6,21 @@ preset, then these tables. :func:`fill_training` records which source gave each 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.hparams import HParams
+    from hptune.train.target import MemoryCheck
 
 __all__ = [
     "BATCH_SIZE_BY_GPU_MEMORY",
     "DEFAULT_LEARNING_RATE_GRID",
+    "DEVICE_NAMES",
     "EPOCHS_BY_TRAIN_SIZE",
+    "GPUS",
     "LEARNING_RATE_BY_METHOD",
     "SITUATIONS",
     "WARMUP_RATIO_RANGE",
@@ -51,6 +55,28 @@ WARMUP_RATIO_RANGE: tuple[float, float] = (0.05, 0.10)
 
 #: Weight decay against overfitting.
 WEIGHT_DECAY_RANGE: tuple[float, float] = (0.01, 0.1)
+
+#: Known GPUs by the name ``training.device`` takes: (memory in GB as sold, bfloat16
+#: supported, dense 16-bit tensor TFLOPS from the maker's data sheet). torch sees a little
+#: less memory (an A100 80GB shows 79.2 GiB); the batch phase's safety margin covers the gap.
+#: A GPU not listed is ``cuda`` with ``training.gpu_memory_gb``.
+GPUS: dict[str, tuple[float, bool, float]] = {
+    "t4": (16, False, 65),
+    "v100-16gb": (16, False, 125),
+    "v100-32gb": (32, False, 125),
+    "a10g": (24, True, 70),
+    "l4": (24, True, 121),
+    "rtx3090": (24, True, 71),
+    "rtx4090": (24, True, 165),
+    "a100-40gb": (40, True, 312),
+    "l40s": (48, True, 362),
+    "a100-80gb": (80, True, 312),
+    "h100": (80, True, 989),
+    "h200": (141, True, 989),
+}
+
+#: The devices ``training.device`` accepts: the CPU, any CUDA GPU, or a GPU by name.
+DEVICE_NAMES: tuple[str, ...] = ("cpu", "cuda", *GPUS)
 
 #: The learning-rate grid of the method's phase 2, for 7B-scale models.
 DEFAULT_LEARNING_RATE_GRID: tuple[float, ...] = (1e-5, 5e-5, 1e-4, 5e-4)
@@ -93,7 +119,8 @@ def batch_size_range_for(gpu_memory_gb: float | None) -> tuple[int, int]:
     if gpu_memory_gb <= 0:
         raise ValueError(f"gpu_memory_gb must be positive, got {gpu_memory_gb=}")
     for at_least, batch_range in BATCH_SIZE_BY_GPU_MEMORY:
-        if gpu_memory_gb >= at_least:
+        # A GPU sold as 24 GB shows about 23.6 GiB: its row is the 24 GB one.
+        if math.ceil(gpu_memory_gb) >= at_least:
             return batch_range
     return _SMALL_MEMORY_BATCH
 
@@ -150,12 +177,20 @@ def fill_training(
     return values, sources
 
 
-def resolve_hparams(config: TuneConfig, n_train: int) -> tuple[HParams, dict[str, str]]:
+def resolve_hparams(
+    config: TuneConfig, n_train: int, memory: MemoryCheck | None = None
+) -> tuple[HParams, dict[str, str]]:
     """The baseline configuration: the user's values, filled from the presets.
+
+    The presets' batch size is checked against the memory model: when it is predicted not
+    to fit, it is lowered to the largest divisor of the effective batch that fits and the
+    gradient accumulation raised, so the effective batch stays (a batch the user set is
+    kept as set; the ``batch_over_memory`` guardrail speaks of it).
 
     Args:
         config: The run's configuration (its ``training`` and ``method`` sections).
         n_train: Training examples (the epochs preset depends on it).
+        memory: The memory model against the target's limit; None keeps the presets' batch.
 
     Returns:
         The configuration, and for each filled key the preset it came from.
@@ -163,12 +198,35 @@ def resolve_hparams(config: TuneConfig, n_train: int) -> tuple[HParams, dict[str
     from hptune.hparams import HParams
 
     training = config.training
+    gpu_memory_gb = training.gpu_memory_gb
+    if gpu_memory_gb is None and memory is not None and memory.target.kind == "cuda":
+        gpu_memory_gb = memory.target.memory_gb
     values, sources = fill_training(
         training.model_dump(),
         method=config.method.type,
         situation=training.situation,
-        gpu_memory_gb=training.gpu_memory_gb,
+        gpu_memory_gb=gpu_memory_gb,
         n_train_examples=n_train,
     )
+    if memory is not None and sources["batch_size"] != "config":
+        _fit_batch(values, sources, memory)
     hp = HParams(**values, scheduler=training.scheduler, max_grad_norm=training.max_grad_norm)
     return hp, sources
+
+
+def _fit_batch(values: dict[str, Any], sources: dict[str, str], memory: MemoryCheck) -> None:
+    batch, accumulation = values["batch_size"], values["gradient_accumulation_steps"]
+    effective = batch * accumulation
+    fitting = [b for b in range(min(batch, memory.largest_batch()), 0, -1) if effective % b == 0]
+    if memory.fits(batch) or not fitting:
+        return  # it fits, or nothing does: the batch_over_memory guardrail says so
+    lowered = fitting[0]
+    values["batch_size"] = lowered
+    values["gradient_accumulation_steps"] = effective // lowered
+    sources["batch_size"] += (
+        f"; lowered from {batch} (predicted {memory.gb(batch):.3g} GiB) to fit "
+        f"{memory.usable_bytes / 2**30:.3g} GiB on {memory.target.name}"
+    )
+    sources["gradient_accumulation_steps"] = (
+        f"raised from {accumulation} to keep the effective batch {effective}"
+    )

@@ -28,7 +28,28 @@ def test_eta_counts_the_phase_and_the_phases_still_to_run(monkeypatch) -> None:
         printer(_epoch("learning_rate"))
     last = out.getvalue().strip().splitlines()[-1]
     # phase: 6 left x 3 s = 18 s; run: 18 s + the epochs phase's 30 x 3 s = 1m48s
-    assert "(phase eta <= 18s, run eta <= 1m48s)" in last
+    # nothing finished yet to tell how much of the bound is used: the estimate is the bound
+    assert "(phase eta ~18s (<= 18s), run eta ~1m48s (<= 1m48s))" in last
+
+
+def test_the_estimate_scales_by_the_share_of_the_bound_finished_phases_used(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(display.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    printer = display.ProgressPrinter(Console(file=out, width=300), n_seeds=2, metric="eval_loss")
+    printer({"event": "run_start", "seed_epochs": {"learning_rate": 20, "epochs": 30}})
+    printer({"event": "phase_start", "phase": "learning_rate", "n_trials": 5, "seed_epochs": 20})
+    for _ in range(5):  # racing, pruning and read-back trials: 5 of the 20 planned trained
+        clock[0] += 3.0
+        printer(_epoch("learning_rate"))
+    printer({"event": "phase_done", "phase": "learning_rate", "result": None})
+    printer({"event": "phase_start", "phase": "epochs", "n_trials": 3, "seed_epochs": 30})
+    for _ in range(2):
+        clock[0] += 3.0
+        printer(_epoch("epochs"))
+    last = out.getvalue().strip().splitlines()[-1]
+    # 28 left x 3 s = 1m24s at most; the learning-rate phase used 5/20 of its bound: ~21s
+    assert "(phase eta ~21s (<= 1m24s), run eta ~21s (<= 1m24s))" in last
 
 
 def test_durations_read_at_a_glance() -> None:

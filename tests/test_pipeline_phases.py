@@ -385,3 +385,37 @@ def test_a_diverged_trial_is_retried_once_with_the_remedy(demo_path, tmp_path) -
     assert decision.params == {"learning_rate": pytest.approx(1e-4)}
     assert "trained only with the divergence remedy" in decision.reason
     assert result.hparams.learning_rate == pytest.approx(1e-4)
+
+
+@pytest.mark.slow
+def test_the_demo_batch_phase_tries_a_batch_above_the_incoming_one(demo_path, tmp_path) -> None:
+    """The demo (512 examples, 2 epochs) on a 1 GB stand-in GPU: batch 64 fits, above the
+    incoming effective batch 32 (4 x 8); it is compared with the incoming batch on the paired
+    seeds and wins only within noise."""
+    import yaml
+
+    from hptune.config import config_from_dict
+    from hptune.pipeline import tune
+    from tests.conftest import EXAMPLES
+
+    raw = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    raw["training"].update(max_train_examples=512, epochs=2, checkpoints=False)
+    raw["phases"] = {"run": ["baseline", "batch_size"],
+                     "batch_size": {"memory_limit_gb": 1.0, "n_trials": 3}}  # fmt: skip
+    raw["output_dir"] = str(tmp_path / "out")
+    result = tune(config_from_dict(raw))
+    batch = result.phases[1]
+    rows = {row["batch_size"]: row for row in batch.decision.summary["table"]}
+    assert sorted(rows) == [4, 32, 64]  # the incoming 4 (x 8), then the largest first
+    assert rows[64]["gradient_accumulation_steps"] == 1  # the effective batch grows to 64
+    assert rows[32]["gradient_accumulation_steps"] == 1
+    assert rows[4]["seed_values"] == {
+        str(s): v for s, v in result.phases[0].outcomes[0].seed_values.items()
+    }  # the incoming batch was read back from the baseline, not trained again
+    decision = batch.decision
+    assert decision.case in ("fastest_equivalent", "best", "best_mean_undecided")
+    chosen = decision.params["batch_size"]
+    if chosen == 64:
+        assert "effective batch grows from 32 to 64" in decision.reason
+    figures = decision.summary
+    assert figures["table"] and "margin" in json.dumps(figures)

@@ -15,6 +15,7 @@ from hptune.config._load import load_config
 from hptune.config._phases import (
     PHASE_NAMES,
     BatchSizePhaseConfig,
+    BudgetConfig,
     DiagnosticsConfig,
     EpochsPhaseConfig,
     GuardrailsConfig,
@@ -37,6 +38,7 @@ from hptune.config._tune import redact_url as redact_url
 __all__ = [
     "PHASE_NAMES",
     "BatchSizePhaseConfig",
+    "BudgetConfig",
     "DataConfig",
     "DiagnosticsConfig",
     "EpochsPhaseConfig",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from hptune.config._base import SchedulerName, _Strict
 from hptune.presets import DEFAULT_LEARNING_RATE_GRID
@@ -155,6 +155,7 @@ class GuardrailsConfig(_Strict):
             "validation_is_training",
             "trust_remote_code",
             "short_bleu_references",
+            "batch_over_memory",
         ]
     ] = []
 
@@ -166,3 +167,26 @@ class DiagnosticsConfig(_Strict):
     #: / 10, gradient clipping at 1.0), tagged with what it fixes. Not in the learning-rate
     #: phase, where the lower rates of the grid are the remedy.
     retry_diverged: bool = False
+
+
+class BudgetConfig(_Strict):
+    """A compute budget for the whole run: GPU hours or seed-epochs, one of the two."""
+
+    #: GPU hours all trials may train for (every seed of every trial, all workers and data-
+    #: parallel GPUs together). Planned with ``examples_per_second`` (or an estimate from
+    #: the target GPU's speed); during the run the measured throughput replaces it.
+    gpu_hours: float | None = Field(None, gt=0)
+    #: Epochs all trials may train, one seed's epoch at a time (what ``hptune plan`` counts).
+    seed_epochs: int | None = Field(None, gt=0)
+    #: Training examples per second on the target, to turn ``gpu_hours`` into epochs before
+    #: the run has measured it (e.g. the examples/s a report of an earlier run shows).
+    examples_per_second: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> BudgetConfig:
+        if (self.gpu_hours is None) == (self.seed_epochs is None):
+            raise ValueError(
+                "give the budget as gpu_hours or as seed_epochs (one of the two), e.g. "
+                "budget: {gpu_hours: 10}"
+            )
+        return self

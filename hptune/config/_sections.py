@@ -180,6 +180,12 @@ class TrainingConfig(_Strict):
     #: The GPU's memory in GB, for the presets and the batch phase's limit (default: the
     #: GPU's own, where there is one).
     gpu_memory_gb: float | None = Field(None, gt=0)
+    #: The machine the run is planned for: ``cpu``, ``cuda`` (any GPU; give
+    #: ``gpu_memory_gb``), or a GPU by name: t4, v100-16gb, v100-32gb, a10g, l4, rtx3090,
+    #: rtx4090, a100-40gb, l40s, a100-80gb, h100, h200. It sets the memory a step may use,
+    #: the batch presets and the dtype of ``model.dtype: auto`` (bfloat16 where the GPU has
+    #: it), so ``hptune plan`` on a laptop plans for the cluster. Default: this machine.
+    device: str | None = None
     #: The starting learning rate (default: the method's preset).
     learning_rate: float | None = Field(None, gt=0, lt=1)
     #: The starting per-device batch size (default: from the presets and the memory).
@@ -220,6 +226,21 @@ class TrainingConfig(_Strict):
     #: Your own ``Trainer``, as ``"module:function"``: ``function(run)`` returns a Trainer
     #: built with ``run.training_arguments(...)``. From Python: ``trainer_factory=``.
     trainer_factory: str | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, device: str | None) -> str | None:
+        from hptune.presets import DEVICE_NAMES
+
+        if device is None:
+            return None
+        name = device.strip().lower()
+        if name not in DEVICE_NAMES:
+            raise ValueError(
+                f"unknown device {device!r}; use cpu, cuda (with training.gpu_memory_gb), or "
+                f"one of {', '.join(DEVICE_NAMES[2:])}"
+            )
+        return name
 
     @field_validator("backend")
     @classmethod

@@ -11,7 +11,12 @@ from pydantic import Field, field_validator, model_validator
 
 from hptune.config._base import _Strict
 from hptune.config._data import DataConfig
-from hptune.config._phases import DiagnosticsConfig, GuardrailsConfig, PhasesConfig
+from hptune.config._phases import (
+    BudgetConfig,
+    DiagnosticsConfig,
+    GuardrailsConfig,
+    PhasesConfig,
+)
 from hptune.config._sections import (
     MethodConfig,
     ModelConfig,
@@ -39,6 +44,7 @@ class TuneConfig(_Strict):
         phases: Which phases run, and each one's options.
         guardrails: How the "never do" checks report (``guardrails:``).
         diagnostics: What is done about diagnosed curves (``diagnostics:``).
+        budget: A compute budget the phases are fitted into (``budget:``); none by default.
         output_dir: Where checkpoints, logs, reports and the default SQLite storage go.
         storage: An Optuna storage URL; ``${NAME}`` is replaced by the environment variable.
         heartbeat_seconds: How often a running trial writes a heartbeat.
@@ -59,6 +65,9 @@ class TuneConfig(_Strict):
     phases: PhasesConfig = Field(default_factory=PhasesConfig)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    #: A compute budget (GPU hours or seed-epochs) the phases are fitted into; none: each
+    #: phase runs its configured size.
+    budget: BudgetConfig | None = None
     #: Where checkpoints, logs, reports and the default SQLite storage go.
     output_dir: str = "hptune-output"
     #: An Optuna storage URL (``postgresql://...`` for many workers, ``journal://FILE``);

@@ -23,43 +23,65 @@ if TYPE_CHECKING:
 __all__ = ["BatchSizePhase", "batch_candidates", "memory_limit_bytes"]
 
 
+#: The largest batch the phase proposes by itself.
+MAX_BATCH = 256
+#: A batch above the incoming effective batch must leave this many optimizer steps per epoch:
+#: warmup and the schedule need steps to act on.
+MIN_STEPS_PER_EPOCH = 8
+
+
 def memory_limit_bytes(config: TuneConfig) -> float | None:
-    """The memory a training step may use: configured, else the GPU's, else no limit (CPU).
+    """The memory a training step may use: configured, else the target's, else no limit.
 
     Args:
-        config: The run's configuration (``phases.batch_size.memory_limit_gb``, then
-            ``training.gpu_memory_gb``).
+        config: The run's configuration (``phases.batch_size.memory_limit_gb``, then the
+            target: ``training.gpu_memory_gb``, ``training.device``, this machine's GPU).
 
     Returns:
         Bytes, or None on a CPU with no configured limit.
     """
-    gb = config.phases.batch_size.memory_limit_gb or config.training.gpu_memory_gb
-    if gb is not None:
-        return gb * 2**30
-    import torch
+    from hptune.train.target import resolve_target
 
-    if torch.cuda.is_available():
-        return float(torch.cuda.get_device_properties(0).total_memory)
-    return None
+    gb = config.phases.batch_size.memory_limit_gb or resolve_target(config).memory_gb
+    return None if gb is None else gb * 2**30
 
 
-def batch_candidates(base: HParams, *, keep_effective_batch: bool) -> list[int]:
+def batch_candidates(
+    base: HParams,
+    *,
+    keep_effective_batch: bool,
+    largest_fitting: int | None = None,
+    n_train: int | None = None,
+) -> list[int]:
     """Batch sizes worth trying from ``base``.
 
-    Keeping the effective batch, only divisors of ``batch x accumulation`` qualify (the
-    accumulation makes up the rest); otherwise powers of two up to 256.
+    Keeping the effective batch, the divisors of ``batch x accumulation`` (the accumulation
+    makes up the rest); and, when the memory model says a larger batch fits, the powers of
+    two above it up to the largest that fits, and that largest itself: these train with no
+    accumulation, so the effective batch grows with them. A batch above the effective batch
+    is at most ``MAX_BATCH`` and leaves ``MIN_STEPS_PER_EPOCH`` optimizer steps per epoch.
+    Not keeping it: powers of two up to ``MAX_BATCH``.
 
     Args:
         base: The configuration the phase starts from.
         keep_effective_batch: Keep ``base``'s effective batch (batch x accumulation).
+        largest_fitting: The largest batch the memory model says fits; None: unknown.
+        n_train: Training examples (for the steps per epoch); None: no bound.
 
     Returns:
         Batch sizes, smallest first.
     """
-    if keep_effective_batch:
-        effective = base.effective_batch_size
-        return [b for b in range(1, effective + 1) if effective % b == 0]
-    return [2**k for k in range(9)]
+    if not keep_effective_batch:
+        return [2**k for k in range(9)]
+    effective = base.effective_batch_size
+    candidates = {b for b in range(1, effective + 1) if effective % b == 0}
+    if largest_fitting is not None and largest_fitting > effective:
+        cap = min(MAX_BATCH, (n_train or MAX_BATCH * MIN_STEPS_PER_EPOCH) // MIN_STEPS_PER_EPOCH)
+        top = min(largest_fitting, cap)
+        candidates |= {2**k for k in range(top.bit_length()) if effective < 2**k <= top}
+        if top == largest_fitting:  # memory, not the caps, bounds it: try the exact largest
+            candidates.add(top)
+    return sorted(candidates)
 
 
 class BatchSizePhase(Phase):
@@ -68,7 +90,10 @@ class BatchSizePhase(Phase):
     The ``hptune.search.MemoryBoundedBatchSampler`` proposes the largest candidate the
     memory model says fits (then smaller ones); a trial that runs out of memory is recorded
     and moves the boundary below it. With ``keep_effective_batch`` the gradient accumulation
-    becomes ``effective // batch``, so the optimisation is the same and only speed changes.
+    becomes ``effective // batch``, so the optimisation is the same and only speed changes;
+    a batch above the incoming effective batch trains without accumulation, so the effective
+    batch grows with it, and the incoming batch is queued first so the comparison with it
+    decides (a larger batch that trains worse is not equivalent to the best, so it loses).
 
     Decision rule: among the batches shown equivalent to the best (their paired difference
     is within the equivalence margin), the one with the most training examples per second;
@@ -89,8 +114,8 @@ class BatchSizePhase(Phase):
         margin: The equivalence margin of the decision; None derives it from the seed noise.
 
     Raises:
-        ValueError: ``n_trials`` under 1, a candidate that does not divide the effective
-            batch (when it is kept), a candidate under 1, a margin outside (0, 1], a limit
+        ValueError: ``n_trials`` under 1, a candidate below the effective batch that does
+            not divide it (when it is kept), a candidate under 1, a margin outside (0, 1], a limit
             that is not positive, or a negative ``max_retries``.
     """
 
@@ -119,13 +144,16 @@ class BatchSizePhase(Phase):
             base, keep_effective_batch=keep_effective_batch
         )
         if keep_effective_batch:
-            bad = [b for b in all_candidates if self.effective_batch % b]
+            effective = self.effective_batch
+            bad = [b for b in all_candidates if b < effective and effective % b]
             if bad:
                 raise ValueError(
-                    f"batch sizes {bad} do not divide the effective batch {self.effective_batch}; "
-                    f"drop them or set keep_effective_batch to false, got {candidates=}"
+                    f"batch sizes {bad} are below the effective batch {effective} and do not "
+                    "divide it (a batch above it trains with no accumulation); drop them or set "
+                    f"keep_effective_batch to false, got {candidates=}"
                 )
         self.candidates = sorted(all_candidates)
+        self.incoming = base.batch_size
         self._n_trials = n_trials
         self.sampler = MemoryBoundedBatchSampler(
             self.candidates,
@@ -162,26 +190,26 @@ class BatchSizePhase(Phase):
                 divide the effective batch).
         """
         from hptune.exceptions import ConfigError
-        from hptune.train.memory import MemoryModel
+        from hptune.train.target import memory_check, memory_model
 
         options = config.phases.batch_size
-        memory = MemoryModel.for_model(
-            config.model,
-            config.method,
-            sequence_length=runner.data.max_train_length,
-            gradient_checkpointing=config.training.gradient_checkpointing,
+        check = memory_check(config, runner, probe=options.probe)
+        memory = check.model if check is not None else memory_model(config, runner)
+        candidates = options.candidates or batch_candidates(
+            base,
+            keep_effective_batch=options.keep_effective_batch,
+            largest_fitting=None if check is None else check.largest_batch(),
+            n_train=runner.data.n_train,
         )
-        if options.probe:
-            memory = memory.calibrated(runner.probe_memory([1, 2]))
         try:
             return cls(
                 base,
                 n_trials=options.n_trials,
                 predict_bytes=memory.predict,
-                memory_limit_bytes=memory_limit_bytes(config),
+                memory_limit_bytes=None if check is None else check.limit_bytes,
                 safety_margin=options.safety_margin,
                 keep_effective_batch=options.keep_effective_batch,
-                candidates=options.candidates,
+                candidates=candidates,
                 max_retries=config.max_retries,
                 margin=config.objective.equivalence_margin,
             )
@@ -200,6 +228,15 @@ class BatchSizePhase(Phase):
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         return self.sampler
 
+    def initial_params(self, base: HParams) -> list[dict[str, Any]]:
+        # With batches above the incoming effective batch, the sampler would propose them
+        # first and might never come down to the incoming batch; queued, it is compared
+        # (read back from the earlier phase that trained it, usually).
+        above = any(b > self.effective_batch for b in self.sampler.allowed([]))
+        if above and self.keep_effective_batch and self.incoming in self.sampler.allowed([]):
+            return [{"batch_size": self.incoming}]
+        return []
+
     def n_trials(self) -> int:
         return self._n_trials
 
@@ -212,11 +249,9 @@ class BatchSizePhase(Phase):
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         batch = int(trial.suggest_categorical("batch_size", self.candidates))
-        if self.keep_effective_batch:
-            return base.replace(
-                batch_size=batch, gradient_accumulation_steps=self.effective_batch // batch
-            )
-        return base.replace(batch_size=batch)
+        return base.replace(
+            batch_size=batch, gradient_accumulation_steps=self._accumulation(batch, base)
+        )
 
     def memory_table(
         self, trials: list[optuna.trial.FrozenTrial] | None = None
@@ -302,7 +337,12 @@ class BatchSizePhase(Phase):
                 f"batch {batch} is best ({speed[batch]:.1f} examples/s) and no faster batch is "
                 f"equivalent ({evidence})"
             )
-        if self.keep_effective_batch:
+        if self.keep_effective_batch and batch > self.effective_batch:
+            reason += (
+                f"; the effective batch grows from {self.effective_batch} to {batch} (no "
+                "accumulation), the learning rate as decided at the incoming one"
+            )
+        elif self.keep_effective_batch:
             reason += f"; effective batch kept at {self.effective_batch}"
         return Decision(
             self.name,
@@ -315,5 +355,5 @@ class BatchSizePhase(Phase):
 
     def _accumulation(self, batch: int, base: HParams) -> int:
         if self.keep_effective_batch:
-            return self.effective_batch // int(batch)
+            return max(self.effective_batch // int(batch), 1)
         return base.gradient_accumulation_steps

@@ -41,7 +41,7 @@ def decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig)
 
     outcomes = decision_outcomes(study.get_trials(deepcopy=False))
     decision = with_remedy(phase.decide(outcomes, base, config.objective.goal), study, base)
-    notes = [*phase.notes, *_flat_metric(outcomes, config)]
+    notes = [*phase.notes, *_flat_metric(outcomes, config), *_over_budget(study)]
     if notes:
         decision = dataclasses.replace(decision, reason=f"{decision.reason}; {'; '.join(notes)}")
     study.set_user_attr(keys.DECISION, decision.to_json())
@@ -61,6 +61,19 @@ def _flat_metric(outcomes: list[TrialOutcome], config: TuneConfig) -> list[str]:
         f"note: every seed of every candidate scored {values.pop():g} on "
         f"{config.objective.metric_name}, so the metric told nothing apart; choose one that "
         "varies between configurations (e.g. chrf or eval_loss)"
+    ]
+
+
+def _over_budget(study: optuna.Study) -> list[str]:
+    """A note when the compute budget kept trials from starting: the phase decided on what
+    it had."""
+    stopped = [t for t in study.get_trials(deepcopy=False)
+               if t.user_attrs.get(keys.STATUS) == keys.TrialStatus.OVER_BUDGET]  # fmt: skip
+    if not stopped:
+        return []
+    return [
+        f"note: the compute budget kept {len(stopped)} trial(s) from starting "
+        f"({stopped[0].user_attrs.get(keys.OVER_BUDGET)}); decided on the trials that trained"
     ]
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from hptune.budget import BudgetFit
     from hptune.guardrails import Finding
     from hptune.hparams import HParams
     from hptune.phases import Decision, TrialOutcome
@@ -42,6 +43,7 @@ class TuneResult:
         phases: Each configured phase's result, in order.
         final: The test-split evaluation, when one ran.
         guardrails: The guardrails' findings.
+        budget: How the phases were fitted into ``budget`` (None without one).
     """
 
     hparams: HParams
@@ -49,3 +51,4 @@ class TuneResult:
     phases: list[PhaseResult] = field(default_factory=list)
     final: PhaseResult | None = None  # the test-split evaluation, when one ran
     guardrails: list[Finding] = field(default_factory=list)
+    budget: BudgetFit | None = None

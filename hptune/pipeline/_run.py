@@ -14,7 +14,6 @@ from hptune.pipeline._decide import stored_result
 from hptune.pipeline._queue import work_through_queue
 from hptune.pipeline._results import PhaseResult, TuneResult
 from hptune.pipeline._setup import check_same_setup
-from hptune.presets import resolve_hparams
 from hptune.storage import open_storage, single_worker_guard
 
 if TYPE_CHECKING:
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
     from hptune.phases import Phase
     from hptune.train import RunnerBase
     from hptune.train.data import PreparedData
+    from hptune.train.target import MemoryCheck
 
 __all__ = ["check_guardrails", "incoming_diagnoses", "run_phase", "tune"]
 
@@ -71,17 +71,23 @@ def tune(
 
 
 def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerBase) -> TuneResult:
-    hp, sources = resolve_hparams(config, runner.data.n_train)
-    findings = check_guardrails(config, hp, runner.data, progress)
+    from hptune.plan import planned_phases, starting_point
+
+    start = starting_point(config, runner)
+    # The configuration fitted into the budget is the one every phase (and the runner) uses.
+    config = runner.config = start.config
+    hp, sources = start.hparams, start.sources
+    findings = check_guardrails(config, hp, runner.data, progress, start.memory)
     with single_worker_guard(config):
         storage = open_storage(config)
-        result = TuneResult(hparams=hp, sources=sources, guardrails=findings)
+        result = TuneResult(hparams=hp, sources=sources, guardrails=findings, budget=start.budget)
         if progress is not None:
-            from hptune.plan import planned_phases
-
             has_test = runner.data.test is not None
             plan = planned_phases(config, hp, runner.data.n_train, has_test=has_test)
-            progress({"event": "run_start", "seed_epochs": {p.phase: p.seed_epochs for p in plan}})
+            if start.budget is not None:
+                progress({"event": "budget", "fit": start.budget})
+            progress({"event": "run_start", "seed_epochs": {p.phase: p.seed_epochs for p in plan},
+                      "throughput": start.throughput})  # fmt: skip
         for name in config.phases.run:
             phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
                                      progress=progress)  # fmt: skip
@@ -99,6 +105,7 @@ def check_guardrails(
     hp: HParams,
     data: PreparedData,
     progress: ProgressCallback | None = None,
+    memory: MemoryCheck | None = None,
 ) -> list[Finding]:
     """Check the "never do" list; report each finding; refuse errors (strict) before storage.
 
@@ -107,6 +114,7 @@ def check_guardrails(
         hp: The configuration the run starts from.
         data: The prepared splits (for the split checks).
         progress: Called with a ``guardrail`` event for each finding.
+        memory: The memory model against the target's limit (the batch check).
 
     Returns:
         The findings (warnings, and errors when not strict).
@@ -116,7 +124,7 @@ def check_guardrails(
     """
     from hptune import guardrails
 
-    findings = guardrails.check(config, hp, data)
+    findings = guardrails.check(config, hp, data, memory)
     if progress is not None:
         for finding in findings:
             progress({"event": "guardrail", "finding": finding})
@@ -228,5 +236,13 @@ def _run_phase(
                   "seed_epochs": phase.n_remaining(study.get_trials(deepcopy=False))
                   * len(config.objective.seed_list) * phase.max_epochs(base)})  # fmt: skip
     reuse = RunRecord(config, storage).find_trained
-    objective = SeedObjective(runner, phase, base, progress=progress, reuse=reuse)
+    ledger = None
+    if config.budget is not None:
+        from hptune.budget import BudgetLedger
+        from hptune.train.target import throughput_estimate
+
+        estimate = throughput_estimate(config, runner)
+        ledger = BudgetLedger(config, storage, runner.data.n_train,
+                              estimate[0] if estimate else None)  # fmt: skip
+    objective = SeedObjective(runner, phase, base, progress=progress, reuse=reuse, budget=ledger)
     return work_through_queue(config, storage, study, phase, base, objective, progress)

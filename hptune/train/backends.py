@@ -20,6 +20,7 @@ def make_runner(
     *,
     train_fn: TrainFunction | None = None,
     trainer_factory: TrainerFactory | None = None,
+    check_method: bool = True,
 ) -> RunnerBase:
     """The runner that trains ``config``'s runs.
 
@@ -28,6 +29,8 @@ def make_runner(
             ``training.trainer_factory`` choose the backend.
         train_fn: The user's training function (overrides ``training.train_fn``).
         trainer_factory: The user's Trainer factory (overrides ``training.trainer_factory``).
+        check_method: Refuse a method this machine cannot train now (off to plan for
+            another machine: ``hptune plan``).
 
     Returns:
         hptune's Accelerate loop, a Trainer / SFTTrainer backend, or the user's training.
@@ -56,13 +59,13 @@ def make_runner(
     if train_fn is not None:
         from hptune.train.user import FunctionRunner
 
-        runner = FunctionRunner(config, train_fn)
+        runner = FunctionRunner(config, train_fn, check_method=check_method)
     elif trainer_factory is not None or training.backend in ("trainer", "sft"):
         from hptune.train.trainer import TrainerRunner
 
-        runner = TrainerRunner(config, trainer_factory)
+        runner = TrainerRunner(config, trainer_factory, check_method=check_method)
     else:
         from hptune.train.loop import Runner
 
-        runner = Runner(config)
+        runner = Runner(config, check_method=check_method)
     return runner

@@ -45,6 +45,7 @@ class MemoryModel:
     optimizer_and_gradients: float
     activations_per_token: float
     sequence_length: int
+    parameters: int = 0  # of the model with its adapter, for a throughput estimate
     calibration: dict[int, float] | None = None
     _fit: tuple[float, float] | None = None  # (fixed, per_example) from the calibration
 
@@ -85,6 +86,7 @@ class MemoryModel:
             optimizer_and_gradients=n_trainable * 12.0,  # fp32 gradient + two AdamW moments
             activations_per_token=layers + logits,
             sequence_length=sequence_length,
+            parameters=n_params,
         )
 
     @classmethod
@@ -95,19 +97,28 @@ class MemoryModel:
         *,
         sequence_length: int,
         gradient_checkpointing: bool = False,
-        on_gpu: bool | None = None,
+        dtype: str = "float32",
     ) -> MemoryModel:
-        """The estimate for a configured model, built on the meta device (no weights loaded)."""
-        import torch
+        """The estimate for a configured model, built on the meta device (no weights loaded).
 
-        on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
+        Args:
+            model: The model section (``config.json`` is read; the weights are not).
+            method: The method: LoRA's trainable parameters, QLoRA's 4-bit base.
+            sequence_length: The longest training example, in tokens.
+            gradient_checkpointing: Activations recomputed in the backward pass.
+            dtype: The dtype the weights load in on the target (see
+                :meth:`hptune.train.target.Target.dtype`); a QLoRA base is 4-bit and
+                computes in bfloat16 whatever it is.
+
+        Returns:
+            The estimate.
+        """
         config, n_params, n_trainable = _count_parameters(model, method)
+        dtype_bytes = 4 if dtype == "float32" else 2
         if method.type == "qlora":
-            weight_bytes = _QLORA_BYTES_PER_PARAM
-        elif model.dtype != "auto":
-            weight_bytes = 4.0 if model.dtype == "float32" else 2.0
+            weight_bytes, dtype_bytes = _QLORA_BYTES_PER_PARAM, 2
         else:
-            weight_bytes = 2.0 if on_gpu else 4.0  # what load_model picks for "auto"
+            weight_bytes = float(dtype_bytes)
         hidden = int(config.hidden_size)
         return cls.from_architecture(
             n_params=n_params,
@@ -119,7 +130,7 @@ class MemoryModel:
             vocab_size=int(config.vocab_size),
             sequence_length=sequence_length,
             weight_bytes=weight_bytes,
-            activation_bytes=2 if on_gpu else 4,
+            activation_bytes=dtype_bytes,
             gradient_checkpointing=gradient_checkpointing,
         )
 

@@ -45,6 +45,8 @@ class RunnerBase(ABC):
 
     Args:
         config: The run's configuration.
+        check_method: Refuse a method this machine cannot train (QLoRA without CUDA) now;
+            ``hptune plan`` turns it off to plan for another machine.
 
     Raises:
         DataError: A data file is missing, empty or malformed.
@@ -59,7 +61,7 @@ class RunnerBase(ABC):
     #: not; hptune's loop before it trained as the Trainer did not).
     trains_as = "trainer-equivalent"
 
-    def __init__(self, config: TuneConfig) -> None:
+    def __init__(self, config: TuneConfig, *, check_method: bool = True) -> None:
         self.config = config
         #: Set on process 0 of a data-parallel launch: it tells the others what to train.
         self.leader = False
@@ -67,7 +69,8 @@ class RunnerBase(ABC):
         #: adapter (seeded) and removes it after, so the base never changes and is loaded once.
         self._base: Any = None
         self._initial_eval_loss: float | None = None
-        check_method_supported(config.method)
+        if check_method:
+            check_method_supported(config.method)
         self.tokenizer = load_tokenizer(config.model)
         objective = config.objective
         self.data: PreparedData = prepare_data(

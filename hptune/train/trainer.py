@@ -52,8 +52,14 @@ class TrainerRunner(RunnerBase):
         UnsupportedError: The method cannot run on this machine.
     """
 
-    def __init__(self, config: Any, trainer_factory: TrainerFactory | None = None) -> None:
-        super().__init__(config)
+    def __init__(
+        self,
+        config: Any,
+        trainer_factory: TrainerFactory | None = None,
+        *,
+        check_method: bool = True,
+    ) -> None:
+        super().__init__(config, check_method=check_method)
         self.trainer_factory = trainer_factory
         self.backend = "factory" if trainer_factory is not None else config.training.backend
         if trainer_factory is not None:

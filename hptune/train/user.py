@@ -227,8 +227,8 @@ class FunctionRunner(RunnerBase):
     backend = "train_fn"
     trains_as = "train_fn"
 
-    def __init__(self, config: Any, train_fn: TrainFunction) -> None:
-        super().__init__(config)
+    def __init__(self, config: Any, train_fn: TrainFunction, *, check_method: bool = True) -> None:
+        super().__init__(config, check_method=check_method)
         self.train_fn = train_fn
 
     def train(

@@ -35,7 +35,7 @@ def test_free_effective_batch_keeps_the_accumulation() -> None:
 
 
 def test_candidates_must_divide_the_effective_batch() -> None:
-    with pytest.raises(ValueError, match="do not divide the effective batch 32"):
+    with pytest.raises(ValueError, match="below the effective batch 32 and do not divide it"):
         BatchSizePhase(BASE, candidates=[3, 4])
 
 
@@ -91,3 +91,51 @@ def test_no_finished_batch_keeps_the_incoming_one() -> None:
     decision = BatchSizePhase(BASE).decide([oom], BASE, "minimize")
     assert decision.case == "no_valid_trial" and decision.params == {}
     assert decision.summary["table"][0]["status"] == "oom"
+
+
+def test_candidates_go_above_the_effective_batch_up_to_the_largest_that_fits() -> None:
+    base = BASE.replace(batch_size=16, gradient_accumulation_steps=1)  # an 80 GB preset
+    assert batch_candidates(base, keep_effective_batch=True, largest_fitting=71,
+                            n_train=2000) == [1, 2, 4, 8, 16, 32, 64, 71]  # fmt: skip
+    # the caps: at most 256, and 8 optimizer steps per epoch (1000 examples: at most 125)
+    assert batch_candidates(base, keep_effective_batch=True, largest_fitting=5000,
+                            n_train=1000) == [1, 2, 4, 8, 16, 32, 64]  # fmt: skip
+    assert batch_candidates(base, keep_effective_batch=True, largest_fitting=12) == [
+        1, 2, 4, 8, 16]  # fmt: skip
+
+
+def test_a_batch_above_the_effective_batch_trains_without_accumulation() -> None:
+    base = BASE.replace(batch_size=16, gradient_accumulation_steps=1)
+    phase = BatchSizePhase(base, candidates=[8, 16, 32, 64], n_trials=3,
+                           predict_bytes=lambda b: b * 10.0, memory_limit_bytes=700.0,
+                           safety_margin=1.0)  # fmt: skip
+    # the incoming batch is queued first, so the comparison with it decides
+    assert phase.initial_params(base) == [{"batch_size": 16}]
+    study = optuna.create_study(sampler=phase.create_sampler())
+    study.enqueue_trial(phase.initial_params(base)[0])
+    proposed = [phase.suggest(study.ask(), base) for _ in range(3)]
+    assert [(hp.batch_size, hp.gradient_accumulation_steps) for hp in proposed] == [
+        (16, 1), (64, 1), (32, 1)]  # fmt: skip
+    assert proposed[1].effective_batch_size == 64
+
+
+def test_a_larger_batch_that_trains_worse_is_not_chosen() -> None:
+    base = BASE.replace(batch_size=16, gradient_accumulation_steps=1)
+    phase = BatchSizePhase(base, candidates=[16, 32, 64], margin=0.02)
+    worse = phase.decide([
+        outcome(0, 16, [2.00, 2.10, 2.05], speed=300.0),
+        outcome(1, 64, [2.20, 2.31, 2.24], speed=900.0),
+    ], base, "minimize")  # fmt: skip
+    assert worse.params == {"batch_size": 16, "gradient_accumulation_steps": 1}
+    same = phase.decide([
+        outcome(0, 16, [2.000, 2.100, 2.050], speed=300.0),
+        outcome(1, 64, [2.001, 2.101, 2.051], speed=900.0),
+    ], base, "minimize")  # fmt: skip
+    assert same.params == {"batch_size": 64, "gradient_accumulation_steps": 1}
+    assert same.case == "fastest_equivalent"
+    assert "effective batch grows from 16 to 64" in same.reason
+
+
+def test_no_incoming_batch_is_queued_when_nothing_above_it_fits() -> None:
+    phase = BatchSizePhase(BASE, predict_bytes=lambda b: b * 10.0, memory_limit_bytes=200.0)
+    assert phase.initial_params(BASE) == []

@@ -67,14 +67,14 @@ def test_counts_the_parameters_peft_trains(demo_path) -> None:
 
     model_config = ModelConfig(path="demo://model")
     method = MethodConfig(type="lora", target_modules="all-linear")
-    estimate = MemoryModel.for_model(model_config, method, sequence_length=64, on_gpu=False)
+    estimate = MemoryModel.for_model(model_config, method, sequence_length=64, dtype="float32")
     real = load_model(model_config, method)
     trainable = sum(p.numel() for p in real.parameters() if p.requires_grad)
     total = sum(p.numel() for p in real.parameters())
     assert estimate.weights == total * 4  # float32 on a CPU
     assert estimate.optimizer_and_gradients == trainable * 12
     full = MemoryModel.for_model(model_config, MethodConfig(type="full"), sequence_length=64,
-                                 on_gpu=False)  # fmt: skip
+                                 dtype="float32")  # fmt: skip
     assert full.optimizer_and_gradients > 10 * estimate.optimizer_and_gradients
 
 

@@ -1,0 +1,392 @@
+"""What the phases cost, and a compute budget: fitted before the run, kept to during it.
+
+Costs are counted in seed-epochs: one epoch of one seed's run over the training set. Each
+phase states its own upper bound (``hptune.phases.Phase.planned``); :func:`planned_phases`
+adds racing's extra seeds. With ``budget:`` in the configuration, :func:`fit_budget` cuts the
+run down until that bound fits (racing first, then regularization trials, the epoch range,
+learning-rate grid points and batch trials in turn, seeds last), or refuses a budget below
+the method's minimum. During the run, :class:`BudgetLedger` counts what the storage says was
+trained and keeps a trial from starting when the rest of the budget cannot finish it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hptune import keys
+from hptune.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.config import TuneConfig
+    from hptune.hparams import HParams
+
+__all__ = ["BudgetFit", "BudgetLedger", "PlannedPhase", "fit_budget", "planned_phases"]
+
+#: The fewest a cut leaves: regularization trials, batch trials, grid points, seeds.
+MIN_REGULARIZATION_TRIALS = 2
+MIN_BATCH_TRIALS = 2
+MIN_GRID_POINTS = 2
+MIN_SEEDS = 2
+
+
+@dataclass(frozen=True)
+class PlannedPhase:
+    """One phase's budget: trials x seeds x epochs, as an upper bound on seed-epochs.
+
+    Args:
+        phase: The phase's name.
+        trials: Trials it runs at most.
+        epochs: Epochs per trial, as shown: ``2``, ``2-4`` or ``<= 4``.
+        seed_epochs: Epochs of all its trials on every seed.
+        what: The phase in a few words.
+        seeds: Paired seeds per trial (racing may add up to ``objective.max_seeds``).
+        most_epochs: The most epochs a trial trains.
+    """
+
+    phase: str
+    trials: int
+    epochs: str  # "2", or "2-4" for the epochs phase
+    seed_epochs: int
+    what: str
+    seeds: int = 0
+    most_epochs: int = 0
+
+
+def planned_phases(
+    config: TuneConfig, hp: HParams, n_train: int, *, has_test: bool
+) -> list[PlannedPhase]:
+    """Each configured phase's budget in trials and seed-epochs (an upper bound).
+
+    Each phase states its own budget (``hptune.phases.Phase.planned``); a phase that
+    decides the epochs passes its upper bound to the phases after it. Racing's extra seeds
+    (``objective.max_seeds``) are counted: the best and up to three contenders, each once
+    per extra seed, at the phase's longest run.
+
+    Args:
+        config: The run's configuration.
+        hp: The starting configuration.
+        n_train: Training examples.
+        has_test: Whether the data has a test split (the final evaluation runs).
+
+    Returns:
+        One row per phase that would run, in order.
+    """
+    from hptune.phases import PHASES, racing_trials_at_most
+
+    n = len(config.objective.seed_list)
+    extra = len(config.objective.racing_seeds)
+    names: list[str] = list(config.phases.run)
+    if config.phases.test_evaluation and has_test:
+        names.append("final")
+    bounded: set[str] = set()
+    planned = []
+    for name in names:
+        budget = PHASES[name].planned(config, hp, n_train)
+        low, high = budget.epochs
+        epochs = (
+            f"{low}-{high}" if low != high else f"<= {high}" if "epochs" in bounded else str(high)
+        )
+        # Racing adds seeds to a few configurations not yet told apart, at their length.
+        racing = racing_trials_at_most(extra, budget.trials) * high if name != "final" else 0
+        what = budget.what + (
+            f", racing up to {config.objective.max_seeds} seeds" if racing else ""
+        )
+        planned.append(PlannedPhase(name, budget.trials, epochs, n * budget.seed_epochs + racing,
+                                    what, n, high))  # fmt: skip
+        hp = hp.replace(**budget.bounds)
+        bounded |= set(budget.bounds)
+    return planned
+
+
+@dataclass
+class BudgetFit:
+    """A configuration fitted into a budget.
+
+    Args:
+        config: The configuration with the cuts made (the same object when none was).
+        limit: The budget in seed-epochs (GPU hours converted at ``examples_per_second``).
+        unbudgeted: The plan's seed-epochs at most, before the cuts.
+        planned: The plan's seed-epochs at most, after them.
+        cuts: What was cut, in order, in words.
+        described: The budget in words, e.g. ``gpu_hours 2 = 360 seed-epochs at ...``.
+        examples_per_second: The throughput GPU hours were converted at; None for a
+            seed-epoch budget.
+    """
+
+    config: TuneConfig
+    limit: int
+    unbudgeted: int
+    planned: int
+    cuts: list[str] = field(default_factory=list)
+    described: str = ""
+    examples_per_second: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fit without the configuration (JSON-serialisable)."""
+        return {
+            "limit_seed_epochs": self.limit,
+            "unbudgeted_seed_epochs": self.unbudgeted,
+            "planned_seed_epochs": self.planned,
+            "cuts": list(self.cuts),
+            "described": self.described,
+            "examples_per_second": self.examples_per_second,
+        }
+
+
+def fit_budget(
+    config: TuneConfig,
+    hp: HParams,
+    n_train: int,
+    *,
+    has_test: bool,
+    throughput: tuple[float, str] | None = None,
+) -> BudgetFit | None:
+    """Cut ``config`` until its planned seed-epochs fit ``config.budget``.
+
+    The cuts, in order: racing off; then one notch at a time in turn, two fewer
+    regularization trials, one epoch off the top of the epochs phase's range, the
+    learning-rate grid point farthest from the starting rate, one batch trial fewer; seeds
+    last, down to two. Only the phases that run are cut.
+
+    Args:
+        config: The run's configuration (``budget``, the phases' sizes).
+        hp: The starting configuration.
+        n_train: Training examples.
+        has_test: Whether the final evaluation runs (it is counted).
+        throughput: ``(examples per second, source)`` to turn ``budget.gpu_hours`` into
+            seed-epochs (see ``hptune.train.target.throughput_estimate``).
+
+    Returns:
+        The fit; None without a budget.
+
+    Raises:
+        ConfigError: GPU hours with no throughput to convert them, or a budget below the
+            method's minimum (the message gives the minimum).
+    """
+    budget = config.budget
+    if budget is None:
+        return None
+    if budget.seed_epochs is not None:
+        limit, described, rate = budget.seed_epochs, f"seed_epochs {budget.seed_epochs}", None
+    else:
+        assert budget.gpu_hours is not None  # one of the two, by validation
+        if throughput is None:
+            raise ConfigError(
+                f"budget.gpu_hours {budget.gpu_hours:g} cannot be planned: no throughput is "
+                "known for this target (a CPU, or a GPU hptune has no speed for). Give "
+                "budget.examples_per_second (the examples/s an earlier run's report shows), "
+                "training.device (e.g. a100-80gb), or budget.seed_epochs instead"
+            )
+        rate, source = throughput
+        limit = math.floor(budget.gpu_hours * 3600 * rate / n_train)
+        described = (
+            f"gpu_hours {budget.gpu_hours:g} = {limit} seed-epochs at {rate:.4g} examples/s "
+            f"({source}; the run measures it)"
+        )
+
+    def cost(candidate: TuneConfig) -> int:
+        phases = planned_phases(candidate, hp, n_train, has_test=has_test)
+        return sum(p.seed_epochs for p in phases)
+
+    unbudgeted = cost(config)
+    fit = BudgetFit(config, limit, unbudgeted, unbudgeted, [], described, rate)
+    if unbudgeted <= limit:
+        return fit
+    fitted = config.model_copy(deep=True)
+    turns = [
+        _fewer_regularization_trials,
+        _narrower_epochs,
+        _fewer_grid_points,
+        _fewer_batch_trials,
+    ]
+    while cost(fitted) > limit:
+        said = _no_racing(fitted, hp, n_train)
+        for turn in turns if said is None else []:
+            said = turn(fitted, hp, n_train)
+            if said is not None:  # the next notch comes from the next kind of cut
+                turns.append(turns.pop(turns.index(turn)))
+                break
+        said = said or _fewer_seeds(fitted, hp, n_train)
+        if said is None:
+            minimum = cost(fitted)
+            hours = (
+                f" ({minimum * n_train / rate / 3600:.3g} GPU hours at {rate:.4g} examples/s)"
+                if rate
+                else ""
+            )
+            raise ConfigError(
+                f"budget: {described} is below the method's minimum for this run, "
+                f"{minimum} seed-epochs ({_minimum_text(fitted, hp, n_train, has_test)}). "
+                f"Raise the budget to at least {minimum} seed-epochs{hours}, or run fewer "
+                "phases (phases.run)"
+            )
+        fit.cuts.append(f"{said}: plan now {cost(fitted)} seed-epochs")
+    fit.config, fit.planned = fitted, cost(fitted)
+    return fit
+
+
+def _no_racing(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+    objective = config.objective
+    if not objective.racing_seeds:
+        return None
+    before = objective.max_seeds
+    objective.max_seeds = len(objective.seed_list)
+    return f"racing off (objective.max_seeds {before} -> {objective.max_seeds})"
+
+
+def _fewer_regularization_trials(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+    options = config.phases.regularization
+    if "regularization" not in config.phases.run or options.n_trials <= MIN_REGULARIZATION_TRIALS:
+        return None
+    before = options.n_trials
+    options.n_trials = max(before - 2, MIN_REGULARIZATION_TRIALS)
+    return f"phases.regularization.n_trials {before} -> {options.n_trials}"
+
+
+def _narrower_epochs(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+    from hptune.phases import PHASES
+
+    if "epochs" not in config.phases.run:
+        return None
+    low, high = PHASES["epochs"].planned(config, hp, n_train).epochs
+    if high - 1 <= low:
+        return None
+    config.phases.epochs.range = (low, high - 1)
+    return f"phases.epochs.range [{low}, {high}] -> [{low}, {high - 1}]"
+
+
+def _fewer_grid_points(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+    options = config.phases.learning_rate
+    if "learning_rate" not in config.phases.run or len(options.grid) <= MIN_GRID_POINTS:
+        return None
+    # The point farthest from the starting rate (on a log scale) goes; the higher on a tie.
+    farthest = max(options.grid, key=lambda lr: (abs(math.log(lr / hp.learning_rate)), lr))
+    options.grid = [lr for lr in options.grid if lr != farthest]
+    return f"learning rate {farthest:g} off the grid"
+
+
+def _fewer_batch_trials(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+    options = config.phases.batch_size
+    if "batch_size" not in config.phases.run or options.n_trials <= MIN_BATCH_TRIALS:
+        return None
+    options.n_trials -= 1
+    return f"phases.batch_size.n_trials {options.n_trials + 1} -> {options.n_trials}"
+
+
+def _fewer_seeds(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+    objective = config.objective
+    seeds = objective.seed_list
+    if len(seeds) <= MIN_SEEDS:
+        return None
+    objective.seeds = len(seeds) - 1 if isinstance(objective.seeds, int) else seeds[:-1]
+    objective.max_seeds = len(objective.seed_list)
+    return f"objective.seeds {len(seeds)} -> {len(objective.seed_list)}"
+
+
+def _minimum_text(config: TuneConfig, hp: HParams, n_train: int, has_test: bool) -> str:
+    phases = planned_phases(config, hp, n_train, has_test=has_test)
+    parts = ", ".join(f"{p.phase} {p.seed_epochs}" for p in phases)
+    return f"{len(config.objective.seed_list)} seeds, no racing: {parts}"
+
+
+class BudgetLedger:
+    """What a run has trained so far, read from its storage, against its budget.
+
+    Counted from every study of the run: each stored seed run's epochs (less those restored
+    from a checkpoint) and seconds (times its data-parallel processes), leaving out trials
+    read back from an earlier one; a running trial (another worker's) is counted at its
+    full cost, so workers do not both take the last of the budget.
+
+    Args:
+        config: The run's (fitted) configuration: ``budget`` and the study names.
+        storage: The run's storage.
+        n_train: Training examples (an epoch's examples, for GPU hours).
+        examples_per_second: The throughput to expect before any run is measured.
+    """
+
+    def __init__(
+        self,
+        config: TuneConfig,
+        storage: optuna.storages.BaseStorage,
+        n_train: int,
+        examples_per_second: float | None = None,
+    ) -> None:
+        assert config.budget is not None, "a ledger needs a budget"
+        self.config = config
+        self.budget = config.budget
+        self.storage = storage
+        self.n_train = n_train
+        self.estimate = examples_per_second or self.budget.examples_per_second
+
+    def spent(self, *, running_cost: Any = None, exclude: int | None = None) -> dict[str, float]:
+        """``seed_epochs``, ``gpu_seconds``, ``examples`` and ``seconds`` stored so far, and
+        ``reserved``: ``running_cost(trial)`` of each running trial but ``exclude`` (an id)."""
+        totals = dict.fromkeys(("seed_epochs", "gpu_seconds", "examples", "seconds", "reserved"),
+                               0.0)  # fmt: skip
+        names = {self.config.study_name(p) for p in (*self.config.phases.run, "final")}
+        for summary in self.storage.get_all_studies():
+            if summary.study_name not in names:
+                continue
+            for trial in self.storage.get_all_trials(summary._study_id, deepcopy=False):
+                if trial._trial_id == exclude or keys.REUSED_FROM in trial.user_attrs:
+                    continue
+                if trial.state.name == "RUNNING" and running_cost is not None:
+                    totals["reserved"] += running_cost(trial)
+                for run in trial.user_attrs.get(keys.RUNS, []):
+                    seconds = float(run.get("seconds", 0.0))
+                    totals["seed_epochs"] += len(run.get("epochs", [])) - run.get(
+                        "resumed_after", 0
+                    )
+                    totals["gpu_seconds"] += seconds * int(run.get("processes", 1))
+                    totals["examples"] += float(run.get("train_examples", 0))
+                    totals["seconds"] += seconds
+        return totals
+
+    def examples_per_second(self, spent: dict[str, float]) -> float | None:
+        """The measured throughput once runs are stored, else the estimate."""
+        if spent["seconds"] > 0 and spent["examples"] > 0:
+            return spent["examples"] / spent["seconds"]
+        return self.estimate
+
+    def refusal(
+        self, seed_epochs: int, *, exclude: int | None = None, running_cost: Any = None
+    ) -> str | None:
+        """Why a trial of ``seed_epochs`` at most may not start; None when it may.
+
+        Args:
+            seed_epochs: The trial's cost at most (its seeds x its most epochs).
+            exclude: The asking trial's id.
+            running_cost: ``f(frozen_trial) -> seed-epochs`` of another worker's trial.
+
+        Returns:
+            The reason, in words, or None.
+        """
+        spent = self.spent(running_cost=running_cost, exclude=exclude)
+        if self.budget.seed_epochs is not None:
+            left = self.budget.seed_epochs - spent["seed_epochs"] - spent["reserved"]
+            if seed_epochs <= left:
+                return None
+            return (
+                f"it needs up to {seed_epochs} seed-epochs and {left:g} of the budget's "
+                f"{self.budget.seed_epochs} are left"
+            )
+        assert self.budget.gpu_hours is not None
+        rate = self.examples_per_second(spent)
+        if rate is None:
+            return None  # nothing measured and no estimate: the first trial measures it
+        per_seed_epoch = self.n_train / rate
+        need = seed_epochs * per_seed_epoch
+        left = (
+            self.budget.gpu_hours * 3600 - spent["gpu_seconds"] - spent["reserved"] * per_seed_epoch
+        )
+        if need <= left:
+            return None
+        return (
+            f"it needs up to {need / 3600:.3g} GPU hours ({seed_epochs} seed-epochs at the "
+            f"measured {rate:.4g} examples/s) and {max(left, 0) / 3600:.3g} of the budget's "
+            f"{self.budget.gpu_hours:g} are left"
+        )

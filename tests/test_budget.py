@@ -1,0 +1,121 @@
+"""A compute budget: the phases fitted into it before the run, and kept to during it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from hptune import keys
+from hptune.config import config_from_dict
+from hptune.exceptions import ConfigError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _demo(tmp_path: Path, **changes: object) -> dict:
+    raw = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
+    raw["output_dir"] = str(tmp_path / "out")
+    raw.update(changes)
+    return raw
+
+
+def _stored_seed_epochs(config) -> int:
+    """Seed-epochs trained, counted from the storage (trials read back are not trained)."""
+    total = 0
+    for summary in optuna.get_all_study_summaries(config.storage_url):
+        study = optuna.load_study(study_name=summary.study_name, storage=config.storage_url)
+        for trial in study.trials:
+            if keys.REUSED_FROM in trial.user_attrs:
+                continue
+            for run in trial.user_attrs.get(keys.RUNS, []):
+                total += len(run["epochs"]) - run.get("resumed_after", 0)
+    return total
+
+
+def test_half_the_bound_gives_a_plan_within_it_with_the_cuts_listed(demo_path, tmp_path) -> None:
+    from hptune.plan import make_plan
+
+    unbudgeted = make_plan(config_from_dict(_demo(tmp_path)))
+    limit = unbudgeted.seed_epochs // 2
+    plan = make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": limit})))
+    assert plan.seed_epochs <= limit < unbudgeted.seed_epochs
+    fit = plan.budget
+    assert fit is not None and fit.unbudgeted == unbudgeted.seed_epochs
+    assert fit.planned == plan.seed_epochs and fit.limit == limit
+    assert fit.cuts[0].startswith("racing off (objective.max_seeds 5 -> 3)")
+    assert any(c.startswith("phases.regularization.n_trials 8 -> 6") for c in fit.cuts)
+    assert plan.seeds == [0, 1, 2]  # seeds are cut last, and were not needed here
+    # the cuts are the plan's: fewer regularization trials, no racing
+    by_phase = {p.phase: p for p in plan.phases}
+    assert "racing" not in by_phase["learning_rate"].what
+    assert by_phase["regularization"].trials < 8
+
+
+def test_a_budget_below_the_minimum_is_refused_with_the_number_needed(demo_path, tmp_path) -> None:
+    from hptune.plan import make_plan
+
+    with pytest.raises(ConfigError) as refused:
+        make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": 10})))
+    message = str(refused.value)
+    assert "seed_epochs 10 is below the method's minimum for this run" in message
+    needed = int(message.split("Raise the budget to at least ")[1].split()[0])
+    minimum = make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": needed})))
+    assert minimum.seed_epochs == needed and minimum.seeds == [0, 1]
+    with pytest.raises(ConfigError, match="below the method's minimum"):
+        make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": needed - 1})))
+
+
+def test_gpu_hours_are_planned_with_a_throughput(demo_path, tmp_path) -> None:
+    from hptune.plan import make_plan
+
+    with pytest.raises(ConfigError, match="no throughput is known for this target"):
+        make_plan(config_from_dict(_demo(tmp_path, budget={"gpu_hours": 1})))
+    plan = make_plan(config_from_dict(
+        _demo(tmp_path, budget={"gpu_hours": 0.2, "examples_per_second": 100})))  # fmt: skip
+    assert plan.budget is not None and plan.budget.limit == 72  # 0.2 h x 3600 x 100 / 1000
+    assert plan.seed_epochs <= 72
+    assert plan.hours is not None and plan.hours <= 0.2
+    assert plan.throughput == (100, "budget.examples_per_second")
+
+
+@pytest.mark.slow
+def test_a_run_under_a_seed_epoch_budget_never_exceeds_it(demo_path, tmp_path) -> None:
+    """The demo (128 examples) under half its bound, counted from the storage."""
+    from hptune.pipeline import tune
+    from hptune.plan import make_plan
+
+    raw = _demo(tmp_path)
+    raw["training"].update(max_train_examples=128, checkpoints=False)
+    limit = make_plan(config_from_dict(raw)).seed_epochs // 2
+    config = config_from_dict({**raw, "budget": {"seed_epochs": limit}})
+    result = tune(config)
+    assert result.budget is not None and result.budget.cuts
+    spent = _stored_seed_epochs(config)
+    assert 0 < spent <= limit
+    print(f"budget {limit} seed-epochs, trained {spent}, cuts {result.budget.cuts}")
+
+
+def test_a_trial_the_rest_of_the_budget_cannot_finish_does_not_start(tiny_config_dict) -> None:
+    """An optimistic throughput plans no cut; the measured one keeps later trials from
+    starting, and the phase decides on what it has."""
+    from hptune.pipeline import tune
+
+    tiny_config_dict["budget"] = {"gpu_hours": 1e-6, "examples_per_second": 1e7}
+    config = config_from_dict(tiny_config_dict)
+    events: list[dict] = []
+    result = tune(config, progress=events.append)
+    assert result.budget is not None and not result.budget.cuts
+    study = optuna.load_study(study_name=config.study_name("learning_rate"),
+                              storage=config.storage_url)  # fmt: skip
+    stopped = [t for t in study.trials
+               if t.user_attrs.get(keys.STATUS) == keys.TrialStatus.OVER_BUDGET]  # fmt: skip
+    assert stopped and all(keys.RUNS not in t.user_attrs for t in stopped)
+    assert "GPU hours" in stopped[0].user_attrs[keys.OVER_BUDGET]
+    assert [e for e in events if e["event"] == "over_budget"]
+    decision = result.phases[1].decision
+    assert "the compute budget kept 1 trial(s) from starting" in decision.reason
+    # the grid's 5e-3 is the baseline's rate: read back, so it cost nothing and counts
+    assert decision.params == {"learning_rate": 5e-3}

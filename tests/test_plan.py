@@ -1,0 +1,62 @@
+"""``hptune plan --json``: the same plan as the tables, checked against its documented
+schema (docs/plan.schema.json)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "docs" / "plan.schema.json").read_text())
+
+
+def _plan_json(path: Path) -> dict:
+    done = subprocess.run([sys.executable, "-m", "hptune", "plan", "--json", str(path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def budgeted(demo_path, tmp_path) -> Path:
+    raw = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
+    raw["output_dir"] = str(tmp_path / "out")
+    raw["training"]["device"] = "a100-80gb"  # planned for a GPU from this CPU
+    del raw["phases"]["batch_size"]["memory_limit_gb"]  # the GPU's memory bounds the batch
+    raw["budget"] = {"gpu_hours": 0.2, "examples_per_second": 100}
+    path = tmp_path / "budgeted.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_plan_json_follows_its_schema_and_says_what_the_tables_say(budgeted) -> None:
+    from hptune.plan import make_plan
+
+    plan = _plan_json(budgeted)
+    jsonschema.Draft202012Validator(SCHEMA).validate(plan)
+    assert plan["target"]["name"] == "a100-80gb" and plan["target"]["dtype"] == "bfloat16"
+    assert plan["starting_configuration"]["batch_size"] == {"value": 4, "source": "config"}
+    assert plan["budget"]["limit_seed_epochs"] == 72 and plan["budget"]["cuts"]
+    assert plan["seed_epochs"] == sum(p["seed_epochs"] for p in plan["phases"]) <= 72
+    assert plan["throughput"] == {"examples_per_second": 100,
+                                  "source": "budget.examples_per_second"}  # fmt: skip
+    # above the incoming effective batch 32, up to 8 steps an epoch of 1,000 examples
+    assert [r["batch_size"] for r in plan["batch_sizes"]][-2:] == [32, 64]
+    same = make_plan(budgeted)  # the Python API gives the same plan
+    assert json.loads(json.dumps(same.to_dict())) == plan
+
+
+def test_the_schema_refuses_what_it_does_not_document(demo_path) -> None:
+    plan = _plan_json(ROOT / "examples" / "demo.yaml")
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    validator.validate(plan)  # the demo, on this CPU, without a budget
+    assert plan["budget"] is None and plan["target"]["kind"] == "cpu"
+    assert not validator.is_valid({k: v for k, v in plan.items() if k != "target"})
+    assert not validator.is_valid({**plan, "surprise": 1})
+    assert not validator.is_valid({**plan, "phases": [{**plan["phases"][0], "trials": "1"}]})
