@@ -121,17 +121,16 @@ def run_phase(
         ModelError: The model or its tokenizer cannot be loaded.
         UnsupportedError: The method cannot run on this machine (QLoRA without CUDA).
     """
-    from hptune.pipeline import resolve_hparams
     from hptune.pipeline import run_phase as _run_phase
+    from hptune.plan import starting_point
     from hptune.train import make_runner
-    from hptune.train.target import memory_check
 
     config = _as_config(config)
     config.check_paths()
     runner = make_runner(config, train_fn=train_fn, trainer_factory=trainer_factory)
-    if base is None:
-        base, _ = resolve_hparams(config, runner.data.n_train, memory_check(config, runner))
-    return _run_phase(config, phase, base, runner=runner)
+    start = starting_point(config, runner)  # the configuration fitted into any budget
+    config = runner.config = start.config
+    return _run_phase(config, phase, base or start.hparams, runner=runner)
 
 
 @dataclass(frozen=True)

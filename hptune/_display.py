@@ -47,6 +47,7 @@ class ProgressPrinter:
         # Seed-epochs finished phases planned and trained: racing, pruning, early stopping
         # and read-back trials leave a share of the bound unused, which the estimate uses.
         self.used = {"planned": 0, "trained": 0}
+        self.expected: dict[str, int] = {}  # each phase's seed-epochs without racing
         self.waiting = ""  # the phase this worker is waiting in (printed once)
 
     def __call__(self, event: dict[str, Any]) -> None:
@@ -60,6 +61,7 @@ class ProgressPrinter:
             return
         if kind == "run_start":
             self.run_plan = dict(event["seed_epochs"])
+            self.expected = dict(event.get("without_racing", self.run_plan))
             return
         if kind == "budget":
             fit = event["fit"]
@@ -149,9 +151,10 @@ class ProgressPrinter:
     def _eta(self) -> str:
         """Time left at the pace so far: an estimate, and the upper bound beside it.
 
-        The bound trains every planned seed-epoch; pruning, early stopping, racing seeds
-        not needed and configurations read back only shorten it. The estimate scales what
-        is left by the share of their bound the finished phases used.
+        The bound trains every planned seed-epoch, racing's extra seeds included; pruning,
+        early stopping, racing not needed and configurations read back only shorten it. The
+        estimate leaves racing out of the phases to come and scales what is left by the
+        share of their plan the finished phases trained.
         """
         if not self.done:
             return ""
@@ -159,13 +162,14 @@ class ProgressPrinter:
         pace = (now - self.phase_start) / self.done
         left = max(self.planned - self.done, 0) * pace
         share = self.used["trained"] / self.used["planned"] if self.used["planned"] else 1.0
-        text = f"phase eta ~{_duration(left * share)} (<= {_duration(left)})"
+        text = f"phase eta ~{_duration(min(left * share, left))} (<= {_duration(left)})"
         if self.run_plan and self.training_start is not None:
-            later = sum(n for name, n in self.run_plan.items()
-                        if name != self.phase and name not in self.finished)  # fmt: skip
+            later = [n for n in self.run_plan if n != self.phase and n not in self.finished]
             run_pace = (now - self.training_start) / self.run_done
-            total = left + later * run_pace
-            text += f", run eta ~{_duration(total * share)} (<= {_duration(total)})"
+            bound = left + sum(self.run_plan[n] for n in later) * run_pace
+            guess = left + sum(self.expected.get(n, self.run_plan[n]) for n in later) * run_pace
+            guess = min(guess * share, bound)
+            text += f", run eta ~{_duration(guess)} (<= {_duration(bound)})"
         return f" [dim]({text})[/dim]"
 
 

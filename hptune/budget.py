@@ -45,6 +45,7 @@ class PlannedPhase:
         what: The phase in a few words.
         seeds: Paired seeds per trial (racing may add up to ``objective.max_seeds``).
         most_epochs: The most epochs a trial trains.
+        racing: The part of ``seed_epochs`` racing's extra seeds may take.
     """
 
     phase: str
@@ -54,6 +55,7 @@ class PlannedPhase:
     what: str
     seeds: int = 0
     most_epochs: int = 0
+    racing: int = 0
 
 
 def planned_phases(
@@ -96,7 +98,7 @@ def planned_phases(
             f", racing up to {config.objective.max_seeds} seeds" if racing else ""
         )
         planned.append(PlannedPhase(name, budget.trials, epochs, n * budget.seed_epochs + racing,
-                                    what, n, high))  # fmt: skip
+                                    what, n, high, racing))  # fmt: skip
         hp = hp.replace(**budget.bounds)
         bounded |= set(budget.bounds)
     return planned

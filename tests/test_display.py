@@ -32,14 +32,18 @@ def test_eta_counts_the_phase_and_the_phases_still_to_run(monkeypatch) -> None:
     assert "(phase eta ~18s (<= 18s), run eta ~1m48s (<= 1m48s))" in last
 
 
-def test_the_estimate_scales_by_the_share_of_the_bound_finished_phases_used(monkeypatch) -> None:
+def test_the_estimate_scales_by_the_share_of_the_plan_finished_phases_trained(
+    monkeypatch,
+) -> None:
     clock = [100.0]
     monkeypatch.setattr(display.time, "monotonic", lambda: clock[0])
     out = io.StringIO()
     printer = display.ProgressPrinter(Console(file=out, width=300), n_seeds=2, metric="eval_loss")
-    printer({"event": "run_start", "seed_epochs": {"learning_rate": 20, "epochs": 30}})
+    bound = {"learning_rate": 20, "epochs": 30, "regularization": 40}
+    without_racing = {"learning_rate": 16, "epochs": 24, "regularization": 24}
+    printer({"event": "run_start", "seed_epochs": bound, "without_racing": without_racing})
     printer({"event": "phase_start", "phase": "learning_rate", "n_trials": 5, "seed_epochs": 20})
-    for _ in range(5):  # racing, pruning and read-back trials: 5 of the 20 planned trained
+    for _ in range(5):  # pruning and read-back trials: 5 of the 20 planned were trained
         clock[0] += 3.0
         printer(_epoch("learning_rate"))
     printer({"event": "phase_done", "phase": "learning_rate", "result": None})
@@ -48,8 +52,9 @@ def test_the_estimate_scales_by_the_share_of_the_bound_finished_phases_used(monk
         clock[0] += 3.0
         printer(_epoch("epochs"))
     last = out.getvalue().strip().splitlines()[-1]
-    # 28 left x 3 s = 1m24s at most; the learning-rate phase used 5/20 of its bound: ~21s
-    assert "(phase eta ~21s (<= 1m24s), run eta ~21s (<= 1m24s))" in last
+    # phase: 28 left x 3 s = 1m24s at most, ~21s at the 5/20 share; run: at most 1m24s + 40
+    # x 3 s = 3m24s; the estimate leaves racing out, (1m24s + 24 x 3 s) x 5/20 = 39s
+    assert "(phase eta ~21s (<= 1m24s), run eta ~39s (<= 3m24s))" in last
 
 
 def test_durations_read_at_a_glance() -> None:
