@@ -5,8 +5,7 @@ phase states its own upper bound (``hptune.phases.Phase.planned``); :func:`plann
 adds racing's extra seeds. With ``budget:`` in the configuration, :func:`fit_budget` cuts the
 run down until that bound fits (racing first, then regularization trials, the epoch range,
 learning-rate grid points and batch trials in turn, seeds last), or refuses a budget below
-the method's minimum. During the run, :class:`BudgetLedger` counts what the storage says was
-trained and keeps a trial from starting when the rest of the budget cannot finish it.
+the method's minimum. During the run, ``hptune.ledger.BudgetLedger`` keeps to it.
 """
 
 from __future__ import annotations
@@ -15,16 +14,13 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hptune import keys
 from hptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    import optuna
-
     from hptune.config import TuneConfig
     from hptune.hparams import HParams
 
-__all__ = ["BudgetFit", "BudgetLedger", "PlannedPhase", "fit_budget", "planned_phases"]
+__all__ = ["BudgetFit", "PlannedPhase", "fit_budget", "planned_phases"]
 
 #: The fewest a cut leaves: regularization trials, batch trials, grid points, seeds.
 MIN_REGULARIZATION_TRIALS = 2
@@ -293,102 +289,3 @@ def _minimum_text(config: TuneConfig, hp: HParams, n_train: int, has_test: bool)
     phases = planned_phases(config, hp, n_train, has_test=has_test)
     parts = ", ".join(f"{p.phase} {p.seed_epochs}" for p in phases)
     return f"{len(config.objective.seed_list)} seeds, no racing: {parts}"
-
-
-class BudgetLedger:
-    """What a run has trained so far, read from its storage, against its budget.
-
-    Counted from every study of the run: each stored seed run's epochs (less those restored
-    from a checkpoint) and seconds (times its data-parallel processes), leaving out trials
-    read back from an earlier one; a running trial (another worker's) is counted at its
-    full cost, so workers do not both take the last of the budget.
-
-    Args:
-        config: The run's (fitted) configuration: ``budget`` and the study names.
-        storage: The run's storage.
-        n_train: Training examples (an epoch's examples, for GPU hours).
-        examples_per_second: The throughput to expect before any run is measured.
-    """
-
-    def __init__(
-        self,
-        config: TuneConfig,
-        storage: optuna.storages.BaseStorage,
-        n_train: int,
-        examples_per_second: float | None = None,
-    ) -> None:
-        assert config.budget is not None, "a ledger needs a budget"
-        self.config = config
-        self.budget = config.budget
-        self.storage = storage
-        self.n_train = n_train
-        self.estimate = examples_per_second or self.budget.examples_per_second
-
-    def spent(self, *, running_cost: Any = None, exclude: int | None = None) -> dict[str, float]:
-        """``seed_epochs``, ``gpu_seconds``, ``examples`` and ``seconds`` stored so far, and
-        ``reserved``: ``running_cost(trial)`` of each running trial but ``exclude`` (an id)."""
-        totals = dict.fromkeys(("seed_epochs", "gpu_seconds", "examples", "seconds", "reserved"),
-                               0.0)  # fmt: skip
-        names = {self.config.study_name(p) for p in (*self.config.phases.run, "final")}
-        for summary in self.storage.get_all_studies():
-            if summary.study_name not in names:
-                continue
-            for trial in self.storage.get_all_trials(summary._study_id, deepcopy=False):
-                if trial._trial_id == exclude or keys.REUSED_FROM in trial.user_attrs:
-                    continue
-                if trial.state.name == "RUNNING" and running_cost is not None:
-                    totals["reserved"] += running_cost(trial)
-                for run in trial.user_attrs.get(keys.RUNS, []):
-                    seconds = float(run.get("seconds", 0.0))
-                    totals["seed_epochs"] += len(run.get("epochs", [])) - run.get(
-                        "resumed_after", 0
-                    )
-                    totals["gpu_seconds"] += seconds * int(run.get("processes", 1))
-                    totals["examples"] += float(run.get("train_examples", 0))
-                    totals["seconds"] += seconds
-        return totals
-
-    def examples_per_second(self, spent: dict[str, float]) -> float | None:
-        """The measured throughput once runs are stored, else the estimate."""
-        if spent["seconds"] > 0 and spent["examples"] > 0:
-            return spent["examples"] / spent["seconds"]
-        return self.estimate
-
-    def refusal(
-        self, seed_epochs: int, *, exclude: int | None = None, running_cost: Any = None
-    ) -> str | None:
-        """Why a trial of ``seed_epochs`` at most may not start; None when it may.
-
-        Args:
-            seed_epochs: The trial's cost at most (its seeds x its most epochs).
-            exclude: The asking trial's id.
-            running_cost: ``f(frozen_trial) -> seed-epochs`` of another worker's trial.
-
-        Returns:
-            The reason, in words, or None.
-        """
-        spent = self.spent(running_cost=running_cost, exclude=exclude)
-        if self.budget.seed_epochs is not None:
-            left = self.budget.seed_epochs - spent["seed_epochs"] - spent["reserved"]
-            if seed_epochs <= left:
-                return None
-            return (
-                f"it needs up to {seed_epochs} seed-epochs and {left:g} of the budget's "
-                f"{self.budget.seed_epochs} are left"
-            )
-        assert self.budget.gpu_hours is not None
-        rate = self.examples_per_second(spent)
-        if rate is None:
-            return None  # nothing measured and no estimate: the first trial measures it
-        per_seed_epoch = self.n_train / rate
-        need = seed_epochs * per_seed_epoch
-        left = (
-            self.budget.gpu_hours * 3600 - spent["gpu_seconds"] - spent["reserved"] * per_seed_epoch
-        )
-        if need <= left:
-            return None
-        return (
-            f"it needs up to {need / 3600:.3g} GPU hours ({seed_epochs} seed-epochs at the "
-            f"measured {rate:.4g} examples/s) and {max(left, 0) / 3600:.3g} of the budget's "
-            f"{self.budget.gpu_hours:g} are left"
-        )

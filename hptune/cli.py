@@ -29,11 +29,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
     table = Table(title=f"hptune status: {args.config}")
     for column in ("phase", "study", "state", "trials", "best value", "decision"):
         table.add_column(column)
-    for row in status(args.config):
+    rows = status(args.config)
+    for row in rows:
         trials = ", ".join(f"{n} {state}" for state, n in sorted(row.trials.items())) or "-"
         best = "-" if row.best_value is None else f"{row.best_value:.4g}"
         table.add_row(row.phase, row.study_name, row.state, trials, best, row.decision or "-")
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    if any(row.state != "pending" for row in rows):
+        from hptune.config import load_config
+        from hptune.record import RunRecord
+
+        config = load_config(args.config, check_paths=False)
+        spent = RunRecord(config).trained()
+        line = (f"trained so far: {spent['seed_epochs']:g} seed-epochs, "
+                f"{spent['gpu_seconds'] / 3600:.3g} GPU hours")  # fmt: skip
+        budget = config.budget
+        if budget is not None:
+            line += (f" (budget: {budget.seed_epochs} seed-epochs)" if budget.seed_epochs
+                     else f" (budget: {budget.gpu_hours:g} GPU hours)")  # fmt: skip
+        console.print(line, highlight=False, markup=False)
     return 0
 
 

@@ -15,7 +15,7 @@ from hptune.seeds import summarize
 if TYPE_CHECKING:
     import optuna
 
-    from hptune.budget import BudgetLedger
+    from hptune.ledger import BudgetLedger
     from hptune.phases import Phase
     from hptune.train import EpochMetrics, RunnerBase, RunResult
 

@@ -273,6 +273,16 @@ class RunRecord:
                         "preparation": setup.get("preparation", {})}  # fmt: skip
         return {}
 
+    def trained(self) -> dict[str, float]:
+        """What the run has trained so far (see ``hptune.ledger.trained_so_far``).
+
+        Returns:
+            ``seed_epochs``, ``gpu_seconds``, ``examples``, ``seconds`` and ``reserved``.
+        """
+        from hptune.ledger import trained_so_far
+
+        return trained_so_far(self.config, self.storage)
+
     def decided_hparams(self) -> tuple[HParams, dict[str, Decision]]:
         """The configuration the configured phases decided, and each phase's decision.
 

@@ -119,3 +119,24 @@ def test_a_trial_the_rest_of_the_budget_cannot_finish_does_not_start(tiny_config
     assert "the compute budget kept 1 trial(s) from starting" in decision.reason
     # the grid's 5e-3 is the baseline's rate: read back, so it cost nothing and counts
     assert decision.params == {"learning_rate": 5e-3}
+
+
+def test_status_says_what_the_run_trained_against_its_budget(tiny_config_dict, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from hptune.pipeline import tune
+    from hptune.record import RunRecord
+
+    tiny_config_dict["budget"] = {"seed_epochs": 40}
+    config = config_from_dict(tiny_config_dict)
+    tune(config)
+    spent = RunRecord(config).trained()
+    assert spent["seed_epochs"] == _stored_seed_epochs(config) == 4  # baseline + one new rate
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_config_dict))
+    done = subprocess.run([sys.executable, "-m", "hptune", "status", str(path)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "trained so far: 4 seed-epochs" in done.stdout
+    assert "(budget: 40 seed-epochs)" in done.stdout

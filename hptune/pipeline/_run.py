@@ -239,7 +239,7 @@ def _run_phase(
     reuse = RunRecord(config, storage).find_trained
     ledger = None
     if config.budget is not None:
-        from hptune.budget import BudgetLedger
+        from hptune.ledger import BudgetLedger
         from hptune.train.target import throughput_estimate
 
         estimate = throughput_estimate(config, runner)
