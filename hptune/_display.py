@@ -62,6 +62,7 @@ class ProgressPrinter:
         if kind == "run_start":
             self.run_plan = dict(event["seed_epochs"])
             self.expected = dict(event.get("without_racing", self.run_plan))
+            self.n_seeds = event.get("n_seeds", self.n_seeds)  # a budget may have cut seeds
             return
         if kind == "budget":
             fit = event["fit"]

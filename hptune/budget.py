@@ -194,7 +194,10 @@ def fit_budget(
     fit = BudgetFit(config, limit, unbudgeted, unbudgeted, [], described, rate)
     if unbudgeted <= limit:
         return fit
-    fitted = config.model_copy(deep=True)
+    # Only the sections the cuts change are copied (data.dataset may be a large object).
+    fitted = config.model_copy(update={"objective": config.objective.model_copy(deep=True),
+                                       "phases": config.phases.model_copy(deep=True)})  # fmt: skip
+    strict = config.guardrails.strict and "two_seeds" not in config.guardrails.ignore
     turns = [
         _fewer_regularization_trials,
         _narrower_epochs,
@@ -208,7 +211,8 @@ def fit_budget(
             if said is not None:  # the next notch comes from the next kind of cut
                 turns.append(turns.pop(turns.index(turn)))
                 break
-        said = said or _fewer_seeds(fitted, hp, n_train)
+        # Under guardrails.strict, two seeds would be refused (two_seeds): keep three.
+        said = said or _fewer_seeds(fitted, MIN_SEEDS + 1 if strict else MIN_SEEDS)
         if said is None:
             minimum = cost(fitted)
             hours = (
@@ -275,10 +279,10 @@ def _fewer_batch_trials(config: TuneConfig, hp: HParams, n_train: int) -> str | 
     return f"phases.batch_size.n_trials {options.n_trials + 1} -> {options.n_trials}"
 
 
-def _fewer_seeds(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+def _fewer_seeds(config: TuneConfig, fewest: int) -> str | None:
     objective = config.objective
     seeds = objective.seed_list
-    if len(seeds) <= MIN_SEEDS:
+    if len(seeds) <= fewest:
         return None
     objective.seeds = len(seeds) - 1 if isinstance(objective.seeds, int) else seeds[:-1]
     objective.max_seeds = len(objective.seed_list)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hptune.exceptions import HptuneError
+from hptune.exceptions import BudgetSpent, HptuneError
 
 __all__ = ["main"]
 
@@ -260,7 +260,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--examples-per-second",
         type=float,
-        help="your measured throughput, to estimate time and plan budget.gpu_hours",
+        help="your measured throughput, to estimate the hours (budget.examples_per_second "
+        "is what a GPU-hour budget is fitted with)",
     )
     plan.add_argument(
         "--json", action="store_true", help="print the plan as JSON (docs/plan.schema.json)"
@@ -292,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
         return code
+    except BudgetSpent as exc:  # not a mistake: the run did what the budget allowed
+        print(f"hptune: budget spent: {exc}", file=sys.stderr)
+        return 3
     except HptuneError as exc:
         print(f"hptune: error: {exc}", file=sys.stderr)
         return 2

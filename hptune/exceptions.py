@@ -7,6 +7,7 @@ message (one paragraph naming the problem and the fix) and exits non-zero withou
 from __future__ import annotations
 
 __all__ = [
+    "BudgetSpent",
     "ConfigError",
     "DataError",
     "HptuneError",
@@ -39,6 +40,14 @@ class ModelError(HptuneError):
 
 class UnsupportedError(HptuneError):
     """The configuration asks for something this machine cannot do (e.g. QLoRA without CUDA)."""
+
+
+class BudgetSpent(HptuneError):
+    """The compute budget cannot finish any trial of the next phase: the run stops there.
+
+    The phases decided so far are kept; the trial not started runs when the same command is
+    run again with a larger ``budget`` (``hptune run`` exits with 3).
+    """
 
 
 class Interrupted(KeyboardInterrupt):

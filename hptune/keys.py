@@ -72,8 +72,9 @@ class TrialStatus(enum.StrEnum):
         OOM: Ran out of memory; failed, never retried, bounds the batch size.
         FAILED: An error; retried up to ``max_retries``.
         INTERRUPTED: Ctrl-C or SIGTERM; runs again without using up a retry.
-        OVER_BUDGET: Not started: the rest of the compute budget could not finish it; the
-            trial ended pruned, with nothing trained.
+        OVER_BUDGET: Not started: the rest of the compute budget could not finish it. It
+            ends pruned when its phase decides on the trials it has, or failed (run again
+            with more budget, without using up a retry) when the run stops there.
     """
 
     OK = "ok"

@@ -35,10 +35,13 @@ def trained_so_far(
         exclude: The id of a trial to leave out (the one asking).
 
     Returns:
-        ``seed_epochs``, ``gpu_seconds`` (seconds x data-parallel processes), ``examples``,
-        ``seconds`` and ``reserved`` (the running trials' seed-epochs).
+        ``seed_epochs``, ``gpu_seconds`` (training seconds x data-parallel processes),
+        ``examples`` (over all processes) and ``reserved`` (the running trials' seed-epochs).
+        A trial that failed or was interrupted before its runs were stored is counted by the
+        epochs its curves recorded, at the run's mean GPU seconds per seed-epoch.
     """
-    totals = dict.fromkeys(("seed_epochs", "gpu_seconds", "examples", "seconds", "reserved"), 0.0)
+    totals = dict.fromkeys(("seed_epochs", "gpu_seconds", "examples", "reserved"), 0.0)
+    unstored = 0
     for phase in (*config.phases.run, "final"):
         try:
             study_id = storage.get_study_id_from_name(config.study_name(phase))
@@ -47,24 +50,31 @@ def trained_so_far(
         for trial in storage.get_all_trials(study_id, deepcopy=False):
             if trial._trial_id == exclude or keys.REUSED_FROM in trial.user_attrs:
                 continue
-            if trial.state.name == "RUNNING" and running_cost is not None:
-                totals["reserved"] += running_cost(trial)
-            for run in trial.user_attrs.get(keys.RUNS, []):
+            if trial.state.name == "RUNNING":
+                totals["reserved"] += running_cost(trial) if running_cost is not None else 0
+                continue
+            runs = trial.user_attrs.get(keys.RUNS)
+            if runs is None:  # failed or interrupted mid-run: what its curves recorded
+                unstored += sum(len(v) for _, v in trial.user_attrs.get(keys.SEED_CURVES, []))
+            for run in runs or []:
                 seconds = float(run.get("seconds", 0.0))
                 totals["seed_epochs"] += len(run.get("epochs", [])) - run.get("resumed_after", 0)
                 totals["gpu_seconds"] += seconds * int(run.get("processes", 1))
-                totals["examples"] += float(run.get("train_examples", 0))
-                totals["seconds"] += seconds
+                totals["examples"] += float(run.get("examples_per_second", 0.0)) * seconds
+    if unstored and totals["seed_epochs"]:
+        totals["gpu_seconds"] += unstored * totals["gpu_seconds"] / totals["seed_epochs"]
+    totals["seed_epochs"] += unstored
     return totals
 
 
 class BudgetLedger:
     """What a run has trained so far, read from its storage, against its budget.
 
-    Counted from every study of the run: each stored seed run's epochs (less those restored
-    from a checkpoint) and seconds (times its data-parallel processes), leaving out trials
-    read back from an earlier one; a running trial (another worker's) is counted at its
-    full cost, so workers do not both take the last of the budget.
+    Counted from every study of the run (:func:`trained_so_far`): each stored seed run's
+    epochs (less those restored from a checkpoint) and seconds (times its data-parallel
+    processes), leaving out trials read back from an earlier one; a running trial (another
+    worker's) is counted at its full cost, so workers do not both take the last of the
+    budget. GPU hours count training time; validation, generation and loading add to it.
 
     Args:
         config: The run's (fitted) configuration: ``budget`` and the study names.
@@ -92,11 +102,11 @@ class BudgetLedger:
         return trained_so_far(self.config, self.storage, running_cost=running_cost,
                               exclude=exclude)  # fmt: skip
 
-    def examples_per_second(self, spent: dict[str, float]) -> float | None:
-        """The measured throughput once runs are stored, else the estimate."""
-        if spent["seconds"] > 0 and spent["examples"] > 0:
-            return spent["examples"] / spent["seconds"]
-        return self.estimate
+    def examples_per_second(self, spent: dict[str, float]) -> tuple[float, str] | None:
+        """Examples per GPU-second: measured once runs are stored, else the estimate."""
+        if spent["gpu_seconds"] > 0 and spent["examples"] > 0:
+            return spent["examples"] / spent["gpu_seconds"], "measured"
+        return None if self.estimate is None else (self.estimate, "estimated")
 
     def refusal(
         self, seed_epochs: int, *, exclude: int | None = None, running_cost: Any = None
@@ -121,18 +131,18 @@ class BudgetLedger:
                 f"{self.budget.seed_epochs} are left"
             )
         assert self.budget.gpu_hours is not None
-        rate = self.examples_per_second(spent)
-        if rate is None:
+        throughput = self.examples_per_second(spent)
+        if throughput is None:
             return None  # nothing measured and no estimate: the first trial measures it
+        rate, how = throughput
         per_seed_epoch = self.n_train / rate
         need = seed_epochs * per_seed_epoch
-        left = (
-            self.budget.gpu_hours * 3600 - spent["gpu_seconds"] - spent["reserved"] * per_seed_epoch
-        )
+        left = self.budget.gpu_hours * 3600 - spent["gpu_seconds"]
+        left -= spent["reserved"] * per_seed_epoch
         if need <= left:
             return None
         return (
             f"it needs up to {need / 3600:.3g} GPU hours ({seed_epochs} seed-epochs at the "
-            f"measured {rate:.4g} examples/s) and {max(left, 0) / 3600:.3g} of the budget's "
+            f"{how} {rate:.4g} examples/s) and {max(left, 0) / 3600:.3g} of the budget's "
             f"{self.budget.gpu_hours:g} are left"
         )

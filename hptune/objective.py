@@ -103,13 +103,7 @@ class SeedObjective:
         if found is not None:
             return self._replay(trial, hp, state, *found)
         if self.budget is not None:  # a trial starts only when the budget can finish it
-            why = self.budget.refusal(len(seeds) * self.max_epochs(hp), exclude=trial._trial_id,
-                                      running_cost=self._running_cost)  # fmt: skip
-            if why is not None:
-                keys.set_status(trial, TrialStatus.OVER_BUDGET)
-                trial.set_user_attr(keys.OVER_BUDGET, why)
-                self._emit(trial, hp, event="over_budget", why=why)
-                raise optuna.TrialPruned(f"not started, over the compute budget: {why}")
+            self._keep_to_budget(trial, hp, len(seeds))
         runs: list[RunResult] = []
         retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get(keys.RETRY_OF)
         try:
@@ -195,6 +189,37 @@ class SeedObjective:
 
     def max_epochs(self, hp: HParams) -> int:
         return max(self.phase.max_epochs(self.base), hp.epochs)
+
+    def _keep_to_budget(self, trial: optuna.Trial, hp: HParams, n_seeds: int) -> None:
+        """Refuse a trial the rest of the budget cannot finish: the phase decides on what it
+        has (the trial ends pruned, ``over_budget``), or, with nothing, the run stops there.
+
+        Raises:
+            optuna.TrialPruned: Refused; the phase has a finished trial to decide on.
+            BudgetSpent: Refused, and the phase has nothing yet (the trial ends FAIL,
+                ``over_budget``, and runs when the command is run again with more budget).
+        """
+        import optuna
+
+        from hptune.exceptions import BudgetSpent
+
+        assert self.budget is not None
+        why = self.budget.refusal(n_seeds * hp.epochs, exclude=trial._trial_id,
+                                  running_cost=self._running_cost)  # fmt: skip
+        if why is None:
+            return
+        keys.set_status(trial, TrialStatus.OVER_BUDGET)
+        trial.set_user_attr(keys.OVER_BUDGET, why)
+        self._emit(trial, hp, event="over_budget", why=why)
+        finished = [t for t in trial.study.get_trials(deepcopy=False)
+                    if keys.stored_status(t) == TrialStatus.OK]  # fmt: skip
+        if finished:
+            raise optuna.TrialPruned(f"not started, over the compute budget: {why}")
+        raise BudgetSpent(
+            f"the compute budget cannot finish a trial of the {self.phase.name} phase: {why}. "
+            "The phases decided so far are kept (hptune status, hptune report); raise "
+            "budget.seed_epochs or budget.gpu_hours and run the same command to go on"
+        )
 
     def _running_cost(self, trial: optuna.trial.FrozenTrial) -> int:
         """Seed-epochs a trial running elsewhere may still take (its whole cost, at most)."""

@@ -225,15 +225,16 @@ class Start:
     throughput: tuple[float, str] | None
 
 
-def starting_point(
-    config: TuneConfig, runner: RunnerBase, *, examples_per_second: float | None = None
-) -> Start:
+def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
     """The starting configuration, fitted to the target's memory and into the budget.
+
+    ``hptune run`` and ``hptune plan`` both start here, so they make the same cuts: GPU
+    hours are converted at ``budget.examples_per_second``, else at the estimate from the
+    target GPU (set ``training.device`` so that workers on other machines agree).
 
     Args:
         config: The run's configuration.
         runner: Its trainer (the data's sizes and lengths).
-        examples_per_second: A measured throughput to plan with (wins over the estimate).
 
     Returns:
         The start; its ``config`` is the one to run.
@@ -247,11 +248,7 @@ def starting_point(
 
     memory = memory_check(config, runner)
     hp, sources = resolve_hparams(config, runner.data.n_train, memory)
-    throughput = (
-        (examples_per_second, "given")
-        if examples_per_second
-        else throughput_estimate(config, runner)
-    )
+    throughput = throughput_estimate(config, runner)
     fit = fit_budget(config, hp, runner.data.n_train, has_test=runner.data.test is not None,
                      throughput=throughput)  # fmt: skip
     return Start(fit.config if fit else config, hp, sources, memory, fit, throughput)
@@ -264,8 +261,9 @@ def make_plan(
 
     Args:
         config: The configuration, or the path of its YAML file.
-        examples_per_second: A measured throughput to plan time and GPU hours with (by
-            default ``budget.examples_per_second``, else an estimate from the target GPU).
+        examples_per_second: A measured throughput to give the hours at (by default
+            ``budget.examples_per_second``, else an estimate from the target GPU); the budget
+            is fitted as ``hptune run`` fits it, without it.
 
     Returns:
         The starting configuration, each phase's budget (fitted into ``budget``), the batch
@@ -285,7 +283,7 @@ def make_plan(
     config.check_paths()
     # Planning may be for another machine (training.device): QLoRA is planned on a CPU too.
     runner = make_runner(config, check_method=False)
-    start = starting_point(config, runner, examples_per_second=examples_per_second)
+    start = starting_point(config, runner)
     config, hp = start.config, start.hparams
     phases = planned_phases(config, hp, runner.data.n_train, has_test=runner.data.test is not None)
     memory = []
@@ -306,5 +304,5 @@ def make_plan(
         data=summarize_data(config, runner.data, runner.tokenizer),
         target=target.to_dict(config.model),
         budget=start.budget,
-        throughput=start.throughput,
+        throughput=(examples_per_second, "given") if examples_per_second else start.throughput,
     )

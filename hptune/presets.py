@@ -93,12 +93,13 @@ class Situation:
     batch_size: int
     gradient_accumulation_steps: int
     epochs: int
+    device: str | None = None  # the GPU in training.device's names, where one is meant
 
 
 SITUATIONS: dict[str, Situation] = {
-    "colab_pro": Situation("Google Colab Pro (16 GB)", 16, "lora", 1e-4, 4, 4, 3),
-    "colab_free": Situation("Google Colab Free (12 GB)", 12, "qlora", 2e-4, 8, 2, 3),
-    "aws_a100": Situation("AWS A100 (40 GB)", 40, "lora", 1e-4, 16, 2, 2),
+    "colab_pro": Situation("Google Colab Pro (16 GB)", 16, "lora", 1e-4, 4, 4, 3, "v100-16gb"),
+    "colab_free": Situation("Google Colab Free (12 GB)", 12, "qlora", 2e-4, 8, 2, 3, "t4"),
+    "aws_a100": Situation("AWS A100 (40 GB)", 40, "lora", 1e-4, 16, 2, 2, "a100-40gb"),
 }
 
 # Below the smallest table row (or on a CPU) the batch starts where the 16 GB row starts.

@@ -98,27 +98,62 @@ def test_a_run_under_a_seed_epoch_budget_never_exceeds_it(demo_path, tmp_path) -
     print(f"budget {limit} seed-epochs, trained {spent}, cuts {result.budget.cuts}")
 
 
-def test_a_trial_the_rest_of_the_budget_cannot_finish_does_not_start(tiny_config_dict) -> None:
-    """An optimistic throughput plans no cut; the measured one keeps later trials from
-    starting, and the phase decides on what it has."""
+def test_a_phase_the_budget_stops_decides_on_what_it_has(tiny_config_dict) -> None:
+    """An optimistic throughput plans no cut; the measured one keeps the next trial from
+    starting, and the phase decides on the trial it has (read back: it cost nothing)."""
     from hptune.pipeline import tune
 
     tiny_config_dict["budget"] = {"gpu_hours": 1e-6, "examples_per_second": 1e7}
+    tiny_config_dict["phases"]["learning_rate"]["grid"] = [5e-3, 5e-2]  # 5e-3: the baseline's
     config = config_from_dict(tiny_config_dict)
     events: list[dict] = []
     result = tune(config, progress=events.append)
     assert result.budget is not None and not result.budget.cuts
     study = optuna.load_study(study_name=config.study_name("learning_rate"),
                               storage=config.storage_url)  # fmt: skip
-    stopped = [t for t in study.trials
-               if t.user_attrs.get(keys.STATUS) == keys.TrialStatus.OVER_BUDGET]  # fmt: skip
-    assert stopped and all(keys.RUNS not in t.user_attrs for t in stopped)
-    assert "GPU hours" in stopped[0].user_attrs[keys.OVER_BUDGET]
+    (stopped,) = [t for t in study.trials
+                  if t.user_attrs.get(keys.STATUS) == keys.TrialStatus.OVER_BUDGET]  # fmt: skip
+    assert stopped.params == {"learning_rate": 5e-2} and keys.RUNS not in stopped.user_attrs
+    assert stopped.state == optuna.trial.TrialState.PRUNED
+    why = stopped.user_attrs[keys.OVER_BUDGET]
+    assert "GPU hours (2 seed-epochs at the measured" in why  # the run's throughput, not 1e7
     assert [e for e in events if e["event"] == "over_budget"]
     decision = result.phases[1].decision
     assert "the compute budget kept 1 trial(s) from starting" in decision.reason
-    # the grid's 5e-3 is the baseline's rate: read back, so it cost nothing and counts
     assert decision.params == {"learning_rate": 5e-3}
+
+
+def test_a_phase_with_nothing_the_budget_can_finish_stops_the_run_until_it_grows(
+    tiny_config_dict, tmp_path
+) -> None:
+    import subprocess
+    import sys
+
+    def run(budget: dict) -> subprocess.CompletedProcess:
+        path = tmp_path / "tiny.yaml"
+        path.write_text(yaml.safe_dump({**tiny_config_dict, "budget": budget}))
+        return subprocess.run([sys.executable, "-m", "hptune", "run", "-q", str(path)],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+
+    done = run({"gpu_hours": 1e-6, "examples_per_second": 1e7})
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "hptune: budget spent: the compute budget cannot finish a trial of the " \
+           "learning_rate phase" in done.stderr and "Traceback" not in done.stderr  # fmt: skip
+    config = config_from_dict(tiny_config_dict)
+    study = optuna.load_study(study_name=config.study_name("learning_rate"),
+                              storage=config.storage_url)  # fmt: skip
+    assert keys.DECISION not in study.user_attrs  # undecided: nothing trained to decide on
+    (refused,) = [t for t in study.trials if t.state.is_finished()]  # the other still queued
+    assert refused.params == {"learning_rate": 1e-4}
+    assert refused.state == optuna.trial.TrialState.FAIL
+    assert refused.user_attrs[keys.STATUS] == keys.TrialStatus.OVER_BUDGET
+    done = run({"gpu_hours": 1.0, "examples_per_second": 1e7})  # more: the same command goes on
+    assert done.returncode == 0, done.stderr[-2000:]
+    study = optuna.load_study(study_name=config.study_name("learning_rate"),
+                              storage=config.storage_url)  # fmt: skip
+    assert keys.DECISION in study.user_attrs
+    trained = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert {t.params["learning_rate"] for t in trained} == {1e-4, 5e-3}
 
 
 def test_status_says_what_the_run_trained_against_its_budget(tiny_config_dict, tmp_path) -> None:
@@ -140,3 +175,12 @@ def test_status_says_what_the_run_trained_against_its_budget(tiny_config_dict, t
     assert done.returncode == 0, done.stderr
     assert "trained so far: 4 seed-epochs" in done.stdout
     assert "(budget: 40 seed-epochs)" in done.stdout
+
+
+def test_under_strict_guardrails_a_budget_keeps_three_seeds(demo_path, tmp_path) -> None:
+    from hptune.plan import make_plan
+
+    raw = _demo(tmp_path, budget={"seed_epochs": 10})
+    raw["guardrails"]["strict"] = True  # two seeds would be refused (two_seeds)
+    with pytest.raises(ConfigError, match=r"minimum for this run, \d+ seed-epochs \(3 seeds"):
+        make_plan(config_from_dict(raw))

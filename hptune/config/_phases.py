@@ -53,8 +53,12 @@ class BatchSizePhaseConfig(_Strict):
     #: Keep batch x gradient accumulation equal to the decided effective batch (the batch
     #: then only changes speed); false keeps the accumulation and lets the effective batch grow.
     keep_effective_batch: bool = True
-    #: Batch sizes to consider; default: divisors of the effective batch (kept) or powers of
-    #: two up to 256.
+    #: With keep_effective_batch, also try batches above the effective batch when the memory
+    #: model says they fit (powers of two up to the largest that fits): they train without
+    #: accumulation, so the effective batch grows with them; false never grows it.
+    larger_batches: bool = True
+    #: Batch sizes to consider; default: divisors of the effective batch (kept), with the
+    #: larger batches that fit, or powers of two up to 256.
     candidates: list[int] | None = None
     #: On a GPU, measure two small batches to calibrate the memory model.
     probe: bool = True

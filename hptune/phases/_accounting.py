@@ -34,13 +34,14 @@ def _is_oom(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def _n_failures(trials: list[optuna.trial.FrozenTrial], key: str) -> int:
-    """Failures of a parameter set that use up its retries (an interruption does not)."""
+    """Failures of a parameter set that use up its retries (an interruption does not, nor a
+    trial the compute budget kept from starting)."""
     return sum(
         1
         for t in trials
         if t.state.name == "FAIL"
         and params_key(t.params) == key
-        and keys.stored_status(t) != TrialStatus.INTERRUPTED
+        and keys.stored_status(t) not in (TrialStatus.INTERRUPTED, TrialStatus.OVER_BUDGET)
     )
 
 

@@ -152,8 +152,11 @@ class BatchSizePhase(Phase):
                     "divide it (a batch above it trains with no accumulation); drop them or set "
                     f"keep_effective_batch to false, got {candidates=}"
                 )
-        self.candidates = sorted(all_candidates)
         self.incoming = base.batch_size
+        if keep_effective_batch and max(all_candidates) > self.effective_batch:
+            # a larger batch is judged against the incoming one: it must be a candidate
+            all_candidates = [*all_candidates, self.incoming]
+        self.candidates = sorted(set(all_candidates))
         self._n_trials = n_trials
         self.sampler = MemoryBoundedBatchSampler(
             self.candidates,
@@ -198,7 +201,9 @@ class BatchSizePhase(Phase):
         candidates = options.candidates or batch_candidates(
             base,
             keep_effective_batch=options.keep_effective_batch,
-            largest_fitting=None if check is None else check.largest_batch(),
+            largest_fitting=None
+            if check is None or not options.larger_batches
+            else check.largest_batch(),
             n_train=runner.data.n_train,
         )
         try:
@@ -220,7 +225,9 @@ class BatchSizePhase(Phase):
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
         options = config.phases.batch_size
         what = f"largest fitting batch first, effective batch {base.effective_batch_size}" + (
-            " kept" if options.keep_effective_batch else " free"
+            (" kept (a larger batch that fits grows it)" if options.larger_batches else " kept")
+            if options.keep_effective_batch
+            else " free"
         )
         epochs = (base.epochs, base.epochs)
         return PhaseBudget(options.n_trials, epochs, options.n_trials * base.epochs, what)

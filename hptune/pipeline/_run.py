@@ -88,6 +88,7 @@ def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerB
                 progress({"event": "budget", "fit": start.budget})
             progress({"event": "run_start", "seed_epochs": {p.phase: p.seed_epochs for p in plan},
                       "without_racing": {p.phase: p.seed_epochs - p.racing for p in plan},
+                      "n_seeds": len(config.objective.seed_list),
                       "throughput": start.throughput})  # fmt: skip
         for name in config.phases.run:
             phase_result = run_phase(config, name, hp, runner=runner, storage=storage,

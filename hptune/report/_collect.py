@@ -101,7 +101,8 @@ def collect(config: TuneConfig) -> ReportData:
         name=config.name,
         metric=config.objective.metric_name,
         direction=config.objective.goal,
-        seeds=config.objective.seed_list,
+        # the seeds the run trained on (a compute budget may have cut the configured ones)
+        seeds=first.get(keys.SETUP, {}).get("seeds", config.objective.seed_list),
         storage=config.storage_display,
         phases=phases,
         diagnoses=record.diagnoses(),

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from hptune.presets import GPUS
+from hptune.presets import GPUS, SITUATIONS
 
 if TYPE_CHECKING:
     from hptune.config import ModelConfig, TuneConfig
@@ -122,19 +122,26 @@ class Target:
 
 
 def resolve_target(config: TuneConfig) -> Target:
-    """The machine ``config`` is planned for (``training.device``, else this machine).
+    """The machine ``config`` is planned for: ``training.device``, else the situation
+    preset's GPU, else this machine; ``training.gpu_memory_gb`` overrides its memory.
 
     Args:
-        config: The run's configuration (``training.device`` and ``training.gpu_memory_gb``).
+        config: The run's configuration (``training.device``, ``training.situation`` and
+            ``training.gpu_memory_gb``).
 
     Returns:
         The target.
     """
     training = config.training
-    device = training.device
+    device, source = training.device, "training.device"
+    if device is None and training.situation is not None:
+        device, source = SITUATIONS[training.situation].device, "training.situation"
     if device in GPUS:
         memory, bf16, tflops = GPUS[device]
-        target = Target("cuda", device, memory, bf16, "training.device", tflops)
+        target = Target("cuda", device, memory, bf16, source, tflops)
+        if source == "training.situation":  # the preset's memory (Colab Free: 12 GB)
+            memory = SITUATIONS[training.situation or ""].gpu_memory_gb
+            target = Target("cuda", device, memory, bf16, source, tflops)
     elif device == "cpu":
         target = Target("cpu", "cpu", None, False, "training.device")
     else:  # "cuda" or left out: this machine's GPU where it has one
@@ -143,10 +150,9 @@ def resolve_target(config: TuneConfig) -> Target:
         if torch.cuda.is_available():
             props = torch.cuda.get_device_properties(torch.cuda.current_device())
             memory = round(props.total_memory / 2**30, 1)
-            known = [v[2] for k, v in GPUS.items() if k.split("-")[0] in props.name.lower()]
             target = Target("cuda", f"{props.name} (this machine)", memory,
                             torch.cuda.is_bf16_supported(), "this machine",
-                            known[0] if known else None)  # fmt: skip
+                            _known_tflops(props.name))  # fmt: skip
         elif device == "cuda":
             target = Target("cuda", "cuda", None, True, "training.device")
         else:
@@ -156,6 +162,15 @@ def resolve_target(config: TuneConfig) -> Target:
         return Target(target.kind, target.name, training.gpu_memory_gb, target.bf16, source,
                       target.tflops)  # fmt: skip
     return target
+
+
+def _known_tflops(name: str) -> float | None:
+    """The TFLOPS of the :data:`GPUS` entry a device name (``NVIDIA GeForce RTX 4090``,
+    ``NVIDIA L40S``) names: the longest model name it contains, spaces and dashes aside."""
+    plain = "".join(c for c in name.lower() if c.isalnum())
+    models = {key.split("-")[0]: values[2] for key, values in GPUS.items()}
+    found = [model for model in models if model in plain]
+    return models[max(found, key=len)] if found else None
 
 
 @dataclass(frozen=True)

@@ -156,3 +156,26 @@ def test_an_unknown_device_is_a_clear_error() -> None:
                           "data": {"train": "demo://data/train.jsonl",
                                    "validation": "demo://data/validation.jsonl"},
                           "training": {"device": "a100"}})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "tflops"),
+    [("NVIDIA L40S", 362), ("NVIDIA GeForce RTX 4090", 165), ("Tesla T4", 65),
+     ("NVIDIA A100-SXM4-80GB", 312), ("NVIDIA H100 80GB HBM3", 989), ("NVIDIA A10G", 70),
+     ("Some Future GPU", None)],
+)  # fmt: skip
+def test_this_machines_gpu_is_found_by_its_longest_model_name(name: str, tflops) -> None:
+    from hptune.train.target import _known_tflops
+
+    assert _known_tflops(name) == tflops
+
+
+def test_a_situation_preset_describes_the_target(llama_8b: Path) -> None:
+    from hptune.train.target import resolve_target
+
+    raw = {"name": "x", "model": {"path": str(llama_8b)}, "training": {"situation": "colab_free"},
+           "data": {"train": str(llama_8b / "train.jsonl"),
+                    "validation": str(llama_8b / "validation.jsonl")}}  # fmt: skip
+    target = resolve_target(config_from_dict(raw))
+    assert (target.name, target.memory_gb, target.bf16) == ("t4", 12, False)
+    assert target.source == "training.situation"
