@@ -75,11 +75,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from hptune.plan import make_plan
 
     plan = make_plan(args.config, examples_per_second=args.examples_per_second)
+    # Exit as hptune run would: 2 when an error-level finding (guardrails.strict) refuses it.
+    refused = 2 if any(f.level == "error" for f in plan.guardrails) else 0
     if args.json:
         import json
 
         print(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False))
-        return 0
+        return refused
     console = make_console()
     values = Table(title="starting configuration")
     for column in ("key", "value", "from"):
@@ -126,7 +128,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         console.print("guardrails: no finding")
     for finding in plan.guardrails:
         console.print(f"[bold yellow]{finding.level}[/bold yellow] {finding}", highlight=False)
-    return 0
+    if refused:
+        console.print("hptune run refuses this configuration (guardrails.strict): fix each "
+                      "error, or list its check under guardrails.ignore")  # fmt: skip
+    return refused
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:

@@ -11,8 +11,10 @@ Three backends, chosen by the ``storage`` URL:
 Workers never rely on timing: every change to a phase's queue (queueing trials, retrying a
 failed one, claiming the next, deciding) happens under a lock held in the storage itself (a
 PostgreSQL advisory lock, MySQL's ``GET_LOCK``) or next to the file (SQLite, journal). Each
-running trial writes a heartbeat into its system attributes; a trial whose heartbeat is older
-than the grace period (its process died) is failed, then queued again.
+running trial writes a heartbeat into its system attributes, a new value each beat; a trial
+whose heartbeat has not changed for the grace period, as timed on the checking worker's own
+monotonic clock, is failed (its process died), then queued again. No two hosts' clocks are
+ever compared.
 """
 
 from __future__ import annotations
@@ -37,16 +39,18 @@ if TYPE_CHECKING:
 __all__ = [
     "HEARTBEAT_ATTR",
     "Heartbeat",
+    "StaleWatch",
     "backend",
     "claim_waiting_trial",
-    "fail_stale_trials",
+    "fail_dead_trials",
     "open_storage",
     "queue_lock",
     "single_worker_guard",
     "worker_id",
 ]
 
-#: The trial system attribute a running trial's heartbeat thread refreshes (Unix time).
+#: The trial system attribute a running trial's heartbeat thread refreshes: ``[beat, unix
+#: time]``, a new beat number each time (only whether it changed is judged, never the time).
 HEARTBEAT_ATTR = keys.HEARTBEAT
 JOURNAL_PREFIX = "journal://"
 
@@ -242,7 +246,7 @@ def claim_waiting_trial(
         try:
             # False when another worker took it first (compare-and-set in the storage).
             if storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.RUNNING):
-                storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, time.time())
+                storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, [0, time.time()])
                 storage.set_trial_user_attr(trial._trial_id, keys.WORKER, worker_id())
                 return trial._trial_id
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -250,24 +254,68 @@ def claim_waiting_trial(
     return None
 
 
-def fail_stale_trials(
+class StaleWatch:
+    """Which running trials' heartbeats have stopped, timed on this process's own clock.
+
+    A trial is stale when its heartbeat value has not changed for ``grace_seconds`` of
+    ``clock`` (``time.monotonic`` by default) since this watch first saw that value. What the
+    heartbeat holds is never compared with this machine's time, so a worker whose clock runs
+    minutes ahead or behind is judged like any other (Optuna's own heartbeat compares the
+    writer's and the checker's clocks through the database). A watch starting late (a new
+    ``hptune run`` after a crash) waits one grace period from its first look.
+
+    Args:
+        grace_seconds: How long a heartbeat may stay unchanged.
+        clock: Seconds on a clock that only moves forward.
+    """
+
+    def __init__(self, grace_seconds: float, clock: Any = time.monotonic) -> None:
+        self.grace_seconds = grace_seconds
+        self.clock = clock
+        self._seen: dict[int, tuple[str, float]] = {}  # trial id -> (heartbeat, first seen)
+
+    def is_stale(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Whether ``trial``'s heartbeat has stood still for the grace period.
+
+        Args:
+            trial: A running trial, as just read from the storage.
+
+        Returns:
+            True once its heartbeat has not changed for ``grace_seconds`` of this watch.
+        """
+        beat = repr(trial.system_attrs.get(HEARTBEAT_ATTR))
+        now = self.clock()
+        seen = self._seen.get(trial._trial_id)
+        if seen is None or seen[0] != beat:
+            self._seen[trial._trial_id] = (beat, now)
+            return False
+        return now - seen[1] > self.grace_seconds
+
+
+def fail_dead_trials(
     study: optuna.Study,
     storage: optuna.storages.BaseStorage,
-    grace_seconds: float,
+    watch: StaleWatch,
     trials: list[optuna.trial.FrozenTrial] | None = None,
 ) -> list[int]:
-    """Fail running trials whose heartbeat is older than ``grace_seconds``; their numbers."""
+    """Fail the running trials whose heartbeat ``watch`` finds stale; their numbers.
+
+    Args:
+        study: The phase's study.
+        storage: Its storage.
+        watch: The heartbeats seen so far, on this process's clock (keep one per phase).
+        trials: The study's trials as just read; read now when None.
+
+    Returns:
+        The numbers of the trials failed (each marked ``hptune.stale``).
+    """
     import optuna
 
-    now = time.time()
     failed = []
     if trials is None:
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]:
-        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
-        if beat is None and trial.datetime_start is not None:
-            beat = trial.datetime_start.timestamp()
-        if beat is None or now - float(beat) <= grace_seconds:
+        if not watch.is_stale(trial):
             continue
         try:
             storage.set_trial_user_attr(trial._trial_id, keys.STALE, True)
@@ -301,9 +349,12 @@ class Heartbeat:
     def _beat(self) -> None:
         import optuna
 
+        beat = 0
         while not self._stop.wait(self.interval):
+            beat += 1  # a new value each time, whatever this machine's clock says
             try:
-                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, time.time())
+                value = [beat, time.time()]
+                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, value)
             except optuna.exceptions.UpdateFinishedTrialError:
                 return  # failed as stale by another worker: nothing left to keep alive
             except Exception:  # a passing database error: the next beat tries again

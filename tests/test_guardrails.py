@@ -102,6 +102,27 @@ def test_plan_prints_budget_presets_and_findings(tiny_config_dict, tmp_path, cap
     assert not (tmp_path / "out" / "hptune.db").exists()  # planning writes nothing
 
 
+def test_plan_exits_2_where_run_would_refuse(tiny_config_dict, tmp_path, capsys) -> None:
+    import json
+
+    import yaml
+
+    tiny_config_dict["guardrails"] = {"strict": True}  # high_learning_rate, two_seeds: errors
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(tiny_config_dict))
+    assert main(["plan", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert "error high_learning_rate" in out and "hptune run refuses this configuration" in out
+    assert main(["plan", "--json", str(path)]) == 2
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert {f["level"] for f in findings} == {"error"}
+    with pytest.raises(ConfigError, match="guardrails refused the configuration"):
+        tune(config_from_dict(tiny_config_dict))  # the run refuses the same configuration
+    tiny_config_dict["guardrails"] = {"strict": True, "ignore": ["high_learning_rate", "two_seeds"]}
+    path.write_text(yaml.safe_dump(tiny_config_dict))
+    assert main(["plan", str(path)]) == 0
+
+
 def test_every_check_can_be_ignored_by_name() -> None:
     import typing
 

@@ -2,7 +2,7 @@
 intervals is never failed by a peer checking for stale trials, and its process never crashes.
 
 The peer here is this test: while `hptune run` trains (heartbeat_seconds = 1), it calls
-`fail_stale_trials` with the grace a worker uses (2 heartbeats) four times a second."""
+`fail_dead_trials` with the grace a worker uses (2 heartbeats) four times a second."""
 
 import subprocess
 import sys
@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy
 import yaml
 
-from hptune.storage import fail_stale_trials
+from hptune.storage import StaleWatch, fail_dead_trials
 
 
 @pytest.mark.slow
@@ -31,6 +31,7 @@ def test_a_slow_live_trial_is_never_failed_as_stale(demo_path, tmp_path) -> None
     command = [sys.executable, "-m", "hptune", "run", str(config)]
     worker = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     checks_while_running, failed = 0, []
+    watch = StaleWatch(grace_seconds=2.0)
     while worker.poll() is None:
         time.sleep(0.25)
         if not (tmp_path / "out" / "hptune.db").exists():
@@ -42,7 +43,7 @@ def test_a_slow_live_trial_is_never_failed_as_stale(demo_path, tmp_path) -> None
             continue  # tables or study not created yet
         running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
         checks_while_running += bool(running)
-        failed += fail_stale_trials(study, study._storage, grace_seconds=2.0)
+        failed += fail_dead_trials(study, study._storage, watch)
     _, err = worker.communicate()
     assert worker.returncode == 0, err
     assert failed == [] and "failed by another worker" not in err

@@ -10,10 +10,10 @@ import pytest
 from hptune.config import config_from_dict
 from hptune.exceptions import ConfigError
 from hptune.storage import (
-    HEARTBEAT_ATTR,
     Heartbeat,
+    StaleWatch,
     claim_waiting_trial,
-    fail_stale_trials,
+    fail_dead_trials,
     open_storage,
     queue_lock,
 )
@@ -67,15 +67,19 @@ def test_claims_under_the_queue_lock_never_hand_out_a_trial_twice(setup) -> None
     assert {t.state.name for t in study.trials} == {"RUNNING"}
 
 
-def test_only_trials_past_the_grace_period_are_failed(setup) -> None:
+def test_only_trials_whose_heartbeat_stood_still_for_the_grace_period_are_failed(setup) -> None:
     _, storage, study = setup
     study.enqueue_trial({"x": 1})
     study.enqueue_trial({"x": 2})
     live, dead = claim_waiting_trial(study, storage), claim_waiting_trial(study, storage)
-    storage.set_trial_system_attr(dead, HEARTBEAT_ATTR, time.time() - 100)
+    watch = StaleWatch(grace_seconds=0.6)
     with Heartbeat(storage, live, interval=0.2):
-        time.sleep(1.0)  # five beats; the live trial stays fresh
-        assert fail_stale_trials(study, storage, grace_seconds=0.6) == [1]
+        assert fail_dead_trials(study, storage, watch) == []  # first look: nothing judged
+        failed = []
+        for _ in range(5):
+            time.sleep(0.2)  # five beats; the live trial's heartbeat keeps changing
+            failed += fail_dead_trials(study, storage, watch)
+        assert failed == [1]  # the dead one stood still for over 0.6 s
     states = {t._trial_id: t.state.name for t in study.trials}
     assert states == {live: "RUNNING", dead: "FAIL"}
     assert storage.get_trial(dead).user_attrs["hptune.stale"] is True
@@ -89,7 +93,10 @@ def test_a_trial_failed_under_its_worker_is_dropped_not_crashing(setup) -> None:
     trial = optuna.Trial(study, claim_waiting_trial(study, storage))
 
     def objective(trial: optuna.Trial) -> float:
-        fail_stale_trials(study, storage, grace_seconds=-1)  # another worker thinks it died
+        # another worker thinks it died: it has watched its heartbeat stand still too long
+        watch = StaleWatch(grace_seconds=-1, clock=lambda: 0.0)
+        fail_dead_trials(study, storage, watch)  # its first look
+        fail_dead_trials(study, storage, watch)
         trial.set_user_attr("late", True)  # the storage refuses writes to a finished trial
         return 1.0
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from tests.postgres import PASSWORD
@@ -207,3 +208,78 @@ def test_a_password_given_as_a_query_parameter_never_shows(
     assert any(p.suffix == ".html" for p in written)
     for path in written:
         assert PASSWORD.encode() not in path.read_bytes(), path
+
+
+def _start_skewed(config: Path, skew_seconds: float) -> subprocess.Popen:
+    """A worker whose clock (``time.time``, what its heartbeats carry) is off by ``skew``."""
+    code = (
+        "import sys, time\n"
+        f"real = time.time\ntime.time = lambda: real() + {skew_seconds}\n"
+        "from hptune.cli import main\nsys.exit(main(['run', sys.argv[1]]))\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def _one_trial(storage: str) -> optuna.trial.FrozenTrial:
+    """The baseline's first trial (a retry of it comes after)."""
+    return optuna.load_study(study_name="skew.baseline", storage=_open(storage)).get_trials()[0]
+
+
+def _wait_for_the_baseline_of(pid: int, storage: str) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            trial = _one_trial(storage)
+        except (KeyError, IndexError, optuna.exceptions.StorageInternalError):
+            trial = None  # the study or its trial is not there yet
+        if trial is not None and trial.user_attrs.get("worker", "").endswith(f":{pid}"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"worker {pid} never ran the baseline")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql", "journal"])
+@pytest.mark.parametrize("runner_skew", [-300, 300])
+def test_clocks_minutes_apart_judge_heartbeats_alike(
+    demo_path, tmp_path, request, backend, runner_skew
+) -> None:
+    """One worker trains the only trial with its clock 5 minutes off; another, 5 minutes off
+    the other way, waits for it: the live trial is never failed, and once the first worker
+    is SIGKILLed its trial is failed within 2 heartbeats (and a poll) of real time."""
+    storage = (request.getfixturevalue("postgres_url") if backend == "postgresql"
+               else f"journal://{tmp_path / 'run.log'}")  # fmt: skip
+    heartbeat = 2
+    config = _config_file(tmp_path, storage, name="skew", heartbeat_seconds=heartbeat)
+    raw = yaml.safe_load(config.read_text())
+    raw["phases"] = {"run": ["baseline"]}
+    raw["training"].update(max_train_examples=1000, epochs=4, checkpoints=False)
+    config.write_text(yaml.safe_dump(raw))
+    runner = _start_skewed(config, runner_skew)
+    checker: subprocess.Popen | None = None
+    try:
+        _wait_for_the_baseline_of(runner.pid, storage)
+        checker = _start_skewed(config, -runner_skew)
+        time.sleep(15)  # the checker starts, finds the trial running and watches it
+        live = _one_trial(storage)
+        assert live.state.name == "RUNNING" and "hptune.stale" not in live.user_attrs
+        assert checker.poll() is None
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+        killed = time.monotonic()
+        while _one_trial(storage).state.name == "RUNNING":
+            assert time.monotonic() - killed < 60, "the dead worker's trial was never failed"
+            time.sleep(0.1)
+        recovered = time.monotonic() - killed
+        print(f"{backend}, runner {runner_skew:+d} s: failed {recovered:.2f} s after the kill")
+        dead = _one_trial(storage)
+        assert dead.state.name == "FAIL" and dead.user_attrs.get("hptune.stale") is True
+        # its last beat was at most one interval before the kill; then 2 intervals still,
+        # and the checker looks once a second
+        assert recovered <= 2 * heartbeat + 1 + 1.5, recovered
+    finally:
+        for worker in (runner, checker):
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=30)

@@ -21,7 +21,7 @@ from hptune._signals import raise_if_interrupted
 from hptune.pipeline._decide import decide, stored_result
 from hptune.pipeline._racing import queue_racing
 from hptune.pipeline._remedies import queue_remedies
-from hptune.storage import Heartbeat, claim_waiting_trial, fail_stale_trials, queue_lock
+from hptune.storage import Heartbeat, StaleWatch, claim_waiting_trial, fail_dead_trials, queue_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,7 +75,7 @@ def work_through_queue(
     import optuna
     from optuna.trial import TrialState
 
-    grace = 2 * config.heartbeat_seconds
+    watch = StaleWatch(2 * config.heartbeat_seconds)  # timed on this process's clock
     while True:
         raise_if_interrupted()  # between trials: nothing is running, nothing to mark
         with queue_lock(config, storage, study.study_name):
@@ -84,7 +84,7 @@ def work_through_queue(
                 return decided
             # One read of the trials, again only after a change: the lock is held briefly.
             trials = study.get_trials(deepcopy=False)
-            if fail_stale_trials(study, storage, grace, trials):
+            if fail_dead_trials(study, storage, watch, trials):
                 trials = study.get_trials(deepcopy=False)
             if fill_queue(study, phase, base, config, trials):
                 trials = study.get_trials(deepcopy=False)
