@@ -180,7 +180,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     where = f"http://{args.host}:{args.port}/"
     print(f"hptune: optuna-dashboard for {config.storage_display} on {where} (Ctrl-C to stop)",
           file=sys.stderr, flush=True)  # fmt: skip
-    run_server(url, host=args.host, port=args.port)
+    from hptune.storage import driver_url
+
+    run_server(driver_url(url), host=args.host, port=args.port)
     return 0
 
 

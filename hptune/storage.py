@@ -4,13 +4,14 @@ Three backends, chosen by the ``storage`` URL:
 
 * ``sqlite:///path.db`` (the default, in the output directory): one worker at a time. A second
   ``hptune run`` on the same file is refused (SQLite's writers lock the whole file).
-* ``postgresql://user:pw@host/db`` (or ``mysql://``): many workers on many machines.
+* ``postgresql://user:pw@host/db``: many workers on many machines, through psycopg 3
+  (``pip install 'hptune[postgres]'``), whatever SQLAlchemy 2 version is installed.
 * ``journal:///path/run.log``: Optuna's ``JournalStorage`` on a file, for several workers on a
   shared file system with no database server.
 
 Workers never rely on timing: every change to a phase's queue (queueing trials, retrying a
 failed one, claiming the next, deciding) happens under a lock held in the storage itself (a
-PostgreSQL advisory lock, MySQL's ``GET_LOCK``) or next to the file (SQLite, journal). Each
+PostgreSQL advisory lock) or next to the file (SQLite, journal). Each
 running trial writes a heartbeat into its system attributes, a new value each beat; a trial
 whose heartbeat has not changed for the grace period, as timed on the checking worker's own
 monotonic clock, is failed (its process died), then queued again. No two hosts' clocks are
@@ -42,6 +43,7 @@ __all__ = [
     "StaleWatch",
     "backend",
     "claim_waiting_trial",
+    "driver_url",
     "fail_dead_trials",
     "open_storage",
     "queue_lock",
@@ -54,7 +56,7 @@ __all__ = [
 HEARTBEAT_ATTR = keys.HEARTBEAT
 JOURNAL_PREFIX = "journal://"
 
-Backend = Literal["sqlite", "journal", "postgresql", "mysql", "other"]
+Backend = Literal["sqlite", "journal", "postgresql", "other"]
 
 
 def backend(url: str) -> Backend:
@@ -64,9 +66,24 @@ def backend(url: str) -> Backend:
         return "journal"
     if url.startswith(("postgresql", "postgres:")):
         return "postgresql"
-    if url.startswith("mysql"):
-        return "mysql"
     return "other"
+
+
+def driver_url(url: str) -> str:
+    """``url`` with the PostgreSQL driver named: psycopg 3 (what ``hptune[postgres]``
+    installs) when the URL names none. SQLAlchemy 2.0 reads a bare ``postgresql://`` as
+    psycopg2, 2.1 as psycopg 3; naming it works with both. A named driver is kept.
+
+    Args:
+        url: A storage URL.
+
+    Returns:
+        The URL to open.
+    """
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url.removeprefix(bare)
+    return url
 
 
 def _file_of(url: str) -> Path | None:
@@ -96,7 +113,7 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    url = config.storage_url
+    url = driver_url(config.storage_url)
     path = _file_of(url)
     if path is not None:
         if must_exist and not path.exists():
@@ -121,7 +138,9 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
             "install it (for PostgreSQL: pip install 'hptune[postgres]')"
         ) from None
     except Exception as exc:  # connection refused, bad credentials, unknown database...
-        detail = redact_url(str(exc).replace(url, config.storage_display)).splitlines()[0]
+        shown = str(exc).replace(url, config.storage_display)
+        detail = redact_url(shown.replace(config.storage_url, config.storage_display))
+        detail = detail.splitlines()[0]
         raise ConfigError(
             f"cannot open storage {config.storage_display!r}: {detail}. Check that the "
             "database server runs and the URL (host, port, user, database) is right."
@@ -138,7 +157,7 @@ def _schema_lock(url: str) -> Iterator[None]:
         with FileLock(f"{_file_of(url)}.schema.lock"):
             yield
         return
-    if kind not in ("postgresql", "mysql"):
+    if kind != "postgresql":
         yield
         return
     import sqlalchemy
@@ -158,11 +177,7 @@ def _server_lock(connection: Any, kind: Backend, name: str) -> Iterator[None]:
 
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     params: dict[str, object] = {"key": key}
-    if kind == "postgresql":
-        acquire, release = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
-    else:
-        params = {"key": f"hptune-{key:x}"}
-        acquire, release = "SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)"
+    acquire, release = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
     connection.execute(text(acquire), params)
     try:
         yield
@@ -186,7 +201,7 @@ def queue_lock(
         with FileLock(f"{path}.{name}.lock"):
             yield
         return
-    if kind not in ("postgresql", "mysql"):
+    if kind != "postgresql":
         yield  # an unknown backend: one worker is safe, several may queue a trial twice
         return
     engine = storage.engine  # type: ignore[attr-defined]
@@ -235,7 +250,7 @@ def claim_waiting_trial(
     """Move the oldest queued trial to RUNNING; its id, or None if none is left.
 
     Call it under :func:`queue_lock`: the state change is a compare-and-set on PostgreSQL,
-    MySQL and a journal, but SQLite has no row locks and could hand one trial to two callers.
+    and a journal, but SQLite has no row locks and could hand one trial to two callers.
     """
     import optuna
 

@@ -64,7 +64,9 @@ class PostgresServer:
         """A fresh database on the server; its URL."""
         import sqlalchemy
 
-        engine = sqlalchemy.create_engine(self.url, isolation_level="AUTOCOMMIT")
+        from hptune.storage import driver_url  # psycopg 3, under SQLAlchemy 2.0 too
+
+        engine = sqlalchemy.create_engine(driver_url(self.url), isolation_level="AUTOCOMMIT")
         with engine.connect() as connection:
             connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
         engine.dispose()

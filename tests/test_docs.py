@@ -211,7 +211,10 @@ def test_the_workers_sample_shares_the_grid(demo_path, postgres_url) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     password = postgres_url.split(":")[2].split("@")[0]
     assert password not in done.stdout + done.stderr
-    study = optuna.load_study(study_name="docs-workers.learning_rate", storage=postgres_url)
+    from hptune.storage import driver_url
+
+    study = optuna.load_study(study_name="docs-workers.learning_rate",
+                              storage=driver_url(postgres_url))  # fmt: skip
     trials = study.get_trials()
     assert {t.state.name for t in trials} == {"COMPLETE"}
     grid = [t for t in trials if keys.RACE_OF not in t.user_attrs]

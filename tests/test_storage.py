@@ -139,3 +139,23 @@ def test_a_missing_database_driver_names_the_install(tmp_path) -> None:
         warnings.simplefilter("ignore")
         open_storage(config)
     assert "u:***@" in str(error.value) and ":pw@" not in str(error.value)
+
+
+def test_postgresql_urls_name_psycopg_3_whatever_the_sqlalchemy_version() -> None:
+    from hptune.storage import driver_url
+
+    assert driver_url("postgresql://u:p@h/db") == "postgresql+psycopg://u:p@h/db"
+    assert driver_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert driver_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"  # kept
+    assert driver_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_mysql_is_refused_with_what_to_use_instead(tiny_config_dict) -> None:
+    from hptune.config import config_from_dict
+    from hptune.exceptions import ConfigError
+
+    tiny_config_dict["storage"] = "mysql://u:secret@h/db"
+    with pytest.raises(ConfigError, match="MySQL and MariaDB are not supported") as refused:
+        config_from_dict(tiny_config_dict)
+    assert "postgresql://user@host/db" in str(refused.value)
+    assert "secret" not in str(refused.value) and "mysql://u:***@h/db" in str(refused.value)

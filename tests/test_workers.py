@@ -59,13 +59,15 @@ def _check_each_grid_point_ran_once(storage: str, name: str = "tiny") -> optuna.
 
 
 def _open(storage: str):
+    from hptune.storage import driver_url
+
     if storage.startswith("journal://"):
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(
             JournalFileBackend(storage.removeprefix("journal://"))
         )
-    return storage
+    return driver_url(storage)
 
 
 def _one_worker_decision(tmp_path: Path) -> str:
@@ -116,7 +118,7 @@ def test_a_killed_worker_s_trial_is_retried_by_the_others(
     for code, _, err in _finish(workers[1:]):
         assert code == 0, err
     study_name, number = killed
-    study = optuna.load_study(study_name=study_name, storage=postgres_url)
+    study = optuna.load_study(study_name=study_name, storage=_open(postgres_url))
     trials = study.get_trials()
     dead = trials[number]
     assert dead.state.name == "FAIL" and dead.user_attrs.get("hptune.stale") is True
@@ -125,21 +127,21 @@ def test_a_killed_worker_s_trial_is_retried_by_the_others(
     assert retry[0].params == dead.params
     for name in ("tiny.baseline", "tiny.learning_rate"):
         states = {t.state.name for t in optuna.load_study(study_name=name,
-                                                          storage=postgres_url).trials}  # fmt: skip
+                                                          storage=_open(postgres_url)).trials}  # fmt: skip
         assert not states & {"RUNNING", "WAITING"}
         assert "hptune.decision" in optuna.load_study(study_name=name,
-                                                      storage=postgres_url).user_attrs  # fmt: skip
+                                                      storage=_open(postgres_url)).user_attrs  # fmt: skip
 
 
 def _wait_for_a_running_trial_of(pid: int, storage: str) -> tuple[str, int]:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
-            summaries = optuna.get_all_study_summaries(storage)
+            summaries = optuna.get_all_study_summaries(_open(storage))
         except Exception:
             summaries = []
         for summary in summaries:
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            study = optuna.load_study(study_name=summary.study_name, storage=_open(storage))
             for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                 if t.user_attrs.get("worker", "").endswith(f":{pid}") and t.params:
                     return summary.study_name, t.number
@@ -201,7 +203,7 @@ def test_a_password_given_as_a_query_parameter_never_shows(
     outputs.append(done.stdout + done.stderr)
     for out in outputs:
         assert PASSWORD not in out
-    study = optuna.load_study(study_name="tiny.learning_rate", storage=postgres_url)
+    study = optuna.load_study(study_name="tiny.learning_rate", storage=_open(postgres_url))
     attrs = [study.user_attrs] + [t.user_attrs | t.system_attrs for t in study.get_trials()]
     assert len(attrs) == 3 and PASSWORD not in json.dumps(attrs, default=str)
     written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hptune.config._tune import TuneConfig
+from hptune.config._tune import TuneConfig, redact_url
 from hptune.exceptions import ConfigError
 
 
@@ -124,7 +124,10 @@ def format_validation_error(exc: ValidationError) -> str:
             lines.append(f"{location}: required key is missing; add it")
         else:
             message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"{location}: {message} (got {error.get('input')!r})")
+            given = error.get("input")
+            if isinstance(given, str):  # a storage URL's password never shows
+                given = redact_url(given)
+            lines.append(f"{location}: {message} (got {given!r})")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 

@@ -92,6 +92,12 @@ class TuneConfig(_Strict):
     def _storage_from_environment(cls, url: str | None) -> str | None:
         if url is None:
             return None
+        if url.lower().startswith(("mysql", "mariadb")):
+            raise ValueError(
+                "MySQL and MariaDB are not supported (no lock or driver of theirs is tested); "
+                "use postgresql://user@host/db for several machines, journal:///shared/run.log "
+                "on a shared file system, or sqlite:///run.db for one worker"
+            )
         missing = [name for name in _ENV_REFERENCE.findall(url) if name not in os.environ]
         if missing:
             raise ValueError(
