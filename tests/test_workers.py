@@ -126,11 +126,9 @@ def test_a_killed_worker_s_trial_is_retried_by_the_others(
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
     assert retry[0].params == dead.params
     for name in ("tiny.baseline", "tiny.learning_rate"):
-        states = {t.state.name for t in optuna.load_study(study_name=name,
-                                                          storage=_open(postgres_url)).trials}  # fmt: skip
-        assert not states & {"RUNNING", "WAITING"}
-        assert "hptune.decision" in optuna.load_study(study_name=name,
-                                                      storage=_open(postgres_url)).user_attrs  # fmt: skip
+        phase_study = optuna.load_study(study_name=name, storage=_open(postgres_url))
+        assert not {t.state.name for t in phase_study.trials} & {"RUNNING", "WAITING"}
+        assert "hptune.decision" in phase_study.user_attrs
 
 
 def _wait_for_a_running_trial_of(pid: int, storage: str) -> tuple[str, int]:
