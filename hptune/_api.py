@@ -43,7 +43,7 @@ def run(
     Args:
         config: The configuration, or the path of its YAML file.
         quiet: Print neither the progress nor the tables.
-        train_fn: Your training of one seed of one trial (see :class:`hptune.TrialRun`).
+        train_fn: Your training of one seed of one trial (see `hptune.TrialRun`).
         trainer_factory: Builds your Trainer for one seed of one trial.
 
     Returns:
@@ -85,7 +85,7 @@ def run(
     return tune(config, progress=on_event, runner=runner)
 
 
-#: The same as :func:`run`: ``hptune.tune(config, train_fn=...)`` reads as what it does.
+#: The same as `run`: ``hptune.tune(config, train_fn=...)`` reads as what it does.
 tune = run
 
 
@@ -107,8 +107,8 @@ def run_phase(
         phase: The phase to run.
         base: The configuration the phase starts from; by default the user's values filled
             from the presets.
-        train_fn: Your training of one seed of one trial (as for :func:`run`).
-        trainer_factory: Builds your Trainer for one seed of one trial (as for :func:`run`).
+        train_fn: Your training of one seed of one trial (as for `run`).
+        trainer_factory: Builds your Trainer for one seed of one trial (as for `run`).
 
     Returns:
         The phase's decision and the trials it was taken on.

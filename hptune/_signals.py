@@ -2,7 +2,7 @@
 
 A signal that raised at once could land inside a storage commit and leave the trial RUNNING
 (or the storage session broken). Instead the first SIGINT or SIGTERM is only recorded; the
-training loop, the evaluation and the pipeline call :func:`raise_if_interrupted` at points
+training loop, the evaluation and the pipeline call `raise_if_interrupted` at points
 where unwinding is safe (between steps, batches and trials). A second signal stops at once.
 """
 
@@ -25,7 +25,7 @@ _received: int | None = None
 
 
 def raise_if_interrupted() -> None:
-    """Raise :class:`Interrupted` when a signal arrived since the run started."""
+    """Raise `Interrupted` when a signal arrived since the run started."""
     if _received is not None:
         raise Interrupted(_received)
 

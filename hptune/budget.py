@@ -1,8 +1,8 @@
 """What the phases cost, and a compute budget: fitted before the run, kept to during it.
 
 Costs are counted in seed-epochs: one epoch of one seed's run over the training set. Each
-phase states its own upper bound (``hptune.phases.Phase.planned``); :func:`planned_phases`
-adds racing's extra seeds. With ``budget:`` in the configuration, :func:`fit_budget` cuts the
+phase states its own upper bound (``hptune.phases.Phase.planned``); `planned_phases`
+adds racing's extra seeds. With ``budget:`` in the configuration, `fit_budget` cuts the
 run down until that bound fits (racing first, then regularization trials, the epoch range,
 learning-rate grid points and batch trials in turn, seeds last), or refuses a budget below
 the method's minimum. During the run, ``hptune.ledger.BudgetLedger`` keeps to it.

@@ -1,7 +1,7 @@
 """What a run has trained, read from its storage, and the ledger that keeps it to its budget.
 
-Before a trial starts, :class:`BudgetLedger` counts what every study of the run has trained
-(:func:`trained_so_far`) and refuses the trial when the rest of ``budget`` cannot finish it;
+Before a trial starts, `BudgetLedger` counts what every study of the run has trained
+(`trained_so_far`) and refuses the trial when the rest of ``budget`` cannot finish it;
 ``hptune.budget`` fits the phases into the budget before the run.
 """
 
@@ -70,7 +70,7 @@ def trained_so_far(
 class BudgetLedger:
     """What a run has trained so far, read from its storage, against its budget.
 
-    Counted from every study of the run (:func:`trained_so_far`): each stored seed run's
+    Counted from every study of the run (`trained_so_far`): each stored seed run's
     epochs (less those restored from a checkpoint) and seconds (times its data-parallel
     processes), leaving out trials read back from an earlier one; a running trial (another
     worker's) is counted at its full cost, so workers do not both take the last of the
@@ -98,7 +98,7 @@ class BudgetLedger:
         self.estimate = examples_per_second or self.budget.examples_per_second
 
     def spent(self, *, running_cost: Any = None, exclude: int | None = None) -> dict[str, float]:
-        """What the storage holds so far (see :func:`trained_so_far`)."""
+        """What the storage holds so far (see `trained_so_far`)."""
         return trained_so_far(self.config, self.storage, running_cost=running_cost,
                               exclude=exclude)  # fmt: skip
 

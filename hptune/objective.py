@@ -52,7 +52,7 @@ class SeedObjective:
     standard deviation, 95% interval and throughput, and returns the seed mean. A diverged
     seed ends the trial as pruned (``status = diverged``); a pruned one is ``status =
     pruned``; running out of memory is recorded (``status = oom``) and raised as
-    :class:`TrialOutOfMemory`. With a ``budget`` ledger, a trial the rest of the budget
+    `TrialOutOfMemory`. With a ``budget`` ledger, a trial the rest of the budget
     cannot finish is not started: it ends pruned with ``status = over_budget``.
     """
 

@@ -72,7 +72,7 @@ class DataSummary:
 
 
 def summarize_data(config: TuneConfig, data: Any, tokenizer: Any) -> DataSummary:
-    """The data as ``hptune plan`` shows it (see :class:`DataSummary`).
+    """The data as ``hptune plan`` shows it (see `DataSummary`).
 
     Args:
         config: The configuration (max_length, the metric).

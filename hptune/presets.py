@@ -1,7 +1,7 @@
 """The recommendation tables of the method, as data, with the lookups that fill a configuration.
 
 Each value is a starting point, never a law: whatever the user sets wins, then a situation
-preset, then these tables. :func:`fill_training` records which source gave each value.
+preset, then these tables. `fill_training` records which source gave each value.
 """
 
 from __future__ import annotations

@@ -249,7 +249,7 @@ def claim_waiting_trial(
 ) -> int | None:
     """Move the oldest queued trial to RUNNING; its id, or None if none is left.
 
-    Call it under :func:`queue_lock`: the state change is a compare-and-set on PostgreSQL,
+    Call it under `queue_lock`: the state change is a compare-and-set on PostgreSQL,
     and a journal, but SQLite has no row locks and could hand one trial to two callers.
     """
     import optuna

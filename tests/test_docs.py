@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,62 @@ def test_the_site_builds_in_strict_mode(site) -> None:
     assert [e for e in expected if f'id="{e}"' not in api] == []  # each rendered from its docstring
     benchmarks = (site / "benchmarks" / "index.html").read_text()
     assert "The search race" in benchmarks  # benchmarks/README.md, included
+
+
+#: The elements a page of the site may hold (HTML, and the SVG of icons and plots): any other
+#: tag is text the Markdown passed through as HTML, which the browser swallows.
+HTML_TAGS = frozenset(
+    """a abbr address article aside audio b blockquote body br button caption circle cite
+    clippath code col colgroup dd defs del details dfn div dl dt ellipse em figcaption
+    figure footer form g h1 h2 h3 h4 h5 h6 head header hr html i iframe img input ins kbd
+    label legend li line lineargradient link main mark meta metadata nav noscript ol
+    optgroup option output p path pattern polygon polyline pre q rect s samp script section
+    select small source span stop strong style sub summary sup svg symbol table tbody td
+    template text textarea tfoot th thead time title tr tspan u ul use var video wbr""".split()  # noqa: SIM905
+)
+#: A Sphinx role (``:class:`X```) as Markdown renders it: shown as it is.
+SPHINX_ROLE = re.compile(r":(?:mod|class|func|meth|attr|data|exc|obj|ref|doc):(?:<code>|`)")
+
+
+class _UnknownTags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: object) -> None:
+        if tag not in HTML_TAGS:
+            self.found.add(tag)
+
+
+def site_problems(pages: dict[str, str]) -> list[str]:
+    """Text lost or shown raw in rendered pages: unknown tags (``<output_dir>`` written in
+    plain text) and Sphinx roles."""
+    problems = []
+    for name, html in pages.items():
+        tags = _UnknownTags()
+        tags.feed(html)
+        problems += [f"{name}: <{tag}> swallowed as HTML" for tag in sorted(tags.found)]
+        problems += [f"{name}: raw role {role}" for role in sorted(set(SPHINX_ROLE.findall(html)))]
+    return problems
+
+
+def test_no_text_is_lost_to_html_nor_shown_as_a_raw_role(site) -> None:
+    pages = {str(p.relative_to(site)): p.read_text() for p in site.rglob("*.html")}
+    assert len(pages) > 20
+    assert site_problems(pages) == []
+
+
+def test_the_site_check_finds_what_markdown_would_swallow() -> None:
+    import markdown
+
+    text = "Saved under <output_dir>/checkpoints, see :class:`hptune.TuneConfig`."
+    page = markdown.markdown(text)  # as mkdocs renders a page
+    assert site_problems({"page.html": page}) == [
+        "page.html: <output_dir> swallowed as HTML",
+        "page.html: raw role :class:<code>",
+    ]
+    fixed = markdown.markdown("Saved under `<output_dir>/checkpoints`, see `hptune.TuneConfig`.")
+    assert site_problems({"page.html": fixed}) == []
 
 
 def test_the_site_loads_nothing_from_outside(site) -> None:

@@ -209,10 +209,10 @@ class TrainingConfig(_Strict):
     early_stopping_patience: int | None = Field(2, gt=0)
     #: Recompute activations in the backward pass: less memory, slower steps.
     gradient_checkpointing: bool = False
-    #: Save every epoch of every trial (safetensors) under <output_dir>/checkpoints, keeping
+    #: Save every epoch of every trial (safetensors) under `<output_dir>/checkpoints`, keeping
     #: the best and the last of each run; pruned and failed trials' checkpoints are removed.
     checkpoints: bool = True
-    #: Trackers to log each trial and seed to, through Accelerate, under <output_dir>/logs:
+    #: Trackers to log each trial and seed to, through Accelerate, under `<output_dir>/logs`:
     #: tensorboard (pip install tensorboard), wandb, mlflow.
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = []
     #: Who trains each run: hptune's Accelerate loop (``accelerate``), a transformers

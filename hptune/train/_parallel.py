@@ -1,5 +1,5 @@
 """Whether this process is one of several data-parallel ones, and process 0's values on all
-(a leaf module: the loop and :mod:`hptune.train.distributed` need not import each other)."""
+(a leaf module: the loop and `hptune.train.distributed` need not import each other)."""
 
 from __future__ import annotations
 

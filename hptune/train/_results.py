@@ -64,7 +64,7 @@ class RunResult:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunResult:
-        """Read back :meth:`to_dict` (throughput is kept as rates over the same time)."""
+        """Read back `to_dict` (throughput is kept as rates over the same time)."""
         seconds = float(values.get("seconds", 0.0))
         return cls(
             seed=int(values["seed"]),

@@ -1,4 +1,4 @@
-"""Which backend trains a configuration's runs: :func:`make_runner`."""
+"""Which backend trains a configuration's runs: `make_runner`."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ moment leaves each ``epoch-N`` directory either whole or absent:
 - a checkpoint is removed by renaming it to ``.epoch-N.del`` first, then deleting that.
 
 Leftover ``.tmp`` and ``.del`` directories of a killed process are removed when a run next
-starts in the directory (:func:`remove_leftovers`). Checkpoints are read back only through
-safetensors (:func:`load_weights`): a pickle file in a checkpoint is refused, never loaded.
+starts in the directory (`remove_leftovers`). Checkpoints are read back only through
+safetensors (`load_weights`): a pickle file in a checkpoint is refused, never loaded.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 def load_weights(checkpoint: Path) -> dict[str, Any]:
     """The tensors of a checkpoint, read through safetensors only (no code can run).
 
-    Raises :class:`CheckpointError` when the directory holds no ``.safetensors`` file,
+    Raises `CheckpointError` when the directory holds no ``.safetensors`` file,
     naming any pickle-based weight file it refused to load.
     """
     from safetensors.torch import load_file

@@ -1,7 +1,7 @@
 """The data, ready to train: records read, checked against their format, and tokenized.
 
-The flow is :mod:`hptune.train.sources` (records and where each one is) ->
-:mod:`hptune.train.formats` (the format detected or configured; each record's shape checked,
+The flow is `hptune.train.sources` (records and where each one is) ->
+`hptune.train.formats` (the format detected or configured; each record's shape checked,
 rendered into trained and untrained pieces) -> token ids and labels, here, once per process.
 """
 

@@ -1,8 +1,8 @@
 """Data formats: how a record becomes text pieces, some trained on, some only read.
 
-A format checks one record's shape (:meth:`DataFormat.problem`) and renders it
-(:meth:`DataFormat.render`) into pieces of text in order, each marked trained or not, plus
-the reference a text metric compares the generated answer with. :func:`tokenize` turns the
+A format checks one record's shape (`DataFormat.problem`) and renders it
+(`DataFormat.render`) into pieces of text in order, each marked trained or not, plus
+the reference a text metric compares the generated answer with. `tokenize` turns the
 pieces into ``input_ids`` and ``labels`` (``-100`` where nothing is trained), the same way for
 every format, so every format trains only on its answer tokens.
 
@@ -89,7 +89,7 @@ class DataFormat(ABC):
 
     @abstractmethod
     def render(self, record: dict[str, Any], tokenizer: Any) -> Rendered:
-        """The record as pieces of text; call only on records without a :meth:`problem`."""
+        """The record as pieces of text; call only on records without a `problem`."""
 
     def describe(self) -> str:
         """One line for ``hptune plan``: the format and what it trains on."""

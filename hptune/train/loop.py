@@ -62,7 +62,7 @@ class Runner(RunnerBase):
         run_name: str | None = None,
         resume_from: Path | None = None,
     ) -> RunResult:
-        """Train ``hp`` with ``seed``; see :meth:`RunnerBase.train`.
+        """Train ``hp`` with ``seed``; see `RunnerBase.train`.
 
         ``resume_from`` is the checkpoint directory of an interrupted run of the same
         configuration and seed: training goes on after its last epoch checkpoint (weights,

@@ -9,8 +9,8 @@ The estimate is the sum of what a training step keeps alive at its peak:
   logits (vocabulary) with their fp32 copies for the loss; with gradient checkpointing only
   each layer's input is kept, plus one layer recomputed at a time.
 
-The constants are deliberately a little generous; on a GPU, :func:`probe_peak_memory` measures
-two small batches and :meth:`MemoryModel.calibrated` fits the fixed and per-example terms to
+The constants are deliberately a little generous; on a GPU, `probe_peak_memory` measures
+two small batches and `MemoryModel.calibrated` fits the fixed and per-example terms to
 them, so the prediction for larger batches rests on measurement.
 """
 
@@ -38,7 +38,7 @@ _QLORA_BYTES_PER_PARAM = 0.55  # 4-bit weights plus their quantisation constants
 class MemoryModel:
     """Predicted peak memory of a training step: ``fixed + batch x per_example``.
 
-    Build one with :meth:`from_architecture` (or :meth:`for_model`); every figure is in bytes.
+    Build one with `from_architecture` (or `for_model`); every figure is in bytes.
     """
 
     weights: float
@@ -107,7 +107,7 @@ class MemoryModel:
             sequence_length: The longest training example, in tokens.
             gradient_checkpointing: Activations recomputed in the backward pass.
             dtype: The dtype the weights load in on the target (see
-                :meth:`hptune.train.target.Target.dtype`); a QLoRA base is 4-bit and
+                `hptune.train.target.Target.dtype`); a QLoRA base is 4-bit and
                 computes in bfloat16 whatever it is.
 
         Returns:

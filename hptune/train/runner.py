@@ -1,10 +1,10 @@
 """What every training backend shares: the data and tokenizer (loaded once), the model of a
 run, and the measurement at the end of each epoch that the decisions are taken on.
 
-A backend (:class:`hptune.train.loop.Runner`, hptune's own Accelerate loop;
-:class:`hptune.train.trainer.TrainerRunner`, a transformers ``Trainer`` or TRL
-``SFTTrainer``; :class:`hptune.train.user.FunctionRunner`, the user's own training) only
-implements :meth:`RunnerBase.train`. Validation is always measured here, the same way, so
+A backend (`hptune.train.loop.Runner`, hptune's own Accelerate loop;
+`hptune.train.trainer.TrainerRunner`, a transformers ``Trainer`` or TRL
+``SFTTrainer``; `hptune.train.user.FunctionRunner`, the user's own training) only
+implements `RunnerBase.train`. Validation is always measured here, the same way, so
 trials trained by different backends are scored alike.
 """
 
@@ -36,12 +36,12 @@ from hptune.train.model import (
 __all__ = ["EXPLODED_VALIDATION", "RunnerBase"]
 
 #: A validation loss this many times the one before training ends the run as diverged
-#: (the same threshold as :mod:`hptune.diagnose`).
+#: (the same threshold as `hptune.diagnose`).
 EXPLODED_VALIDATION = 1.5
 
 
 class RunnerBase(ABC):
-    """Trains configurations of one :class:`TuneConfig`; data and tokenizer load once.
+    """Trains configurations of one `TuneConfig`; data and tokenizer load once.
 
     Args:
         config: The run's configuration.
@@ -251,7 +251,7 @@ class RunnerBase(ABC):
         """Record an epoch: its checkpoint, then whether the run goes on.
 
         Returns False when the run ends here: its validation loss is non-finite or exploded
-        past :data:`EXPLODED_VALIDATION` times its start (``result.diverged``), or
+        past `EXPLODED_VALIDATION` times its start (``result.diverged``), or
         ``on_epoch`` stopped it (``result.stopped_early``). Call on every process: only
         process 0 saves the checkpoint and decides to stop, the others follow.
         """

@@ -1,6 +1,6 @@
 """Where the records come from: local files, a ``DatasetDict``, a saved or hub-cached dataset.
 
-:func:`read_sources` returns each split's raw records with a location per record (``file:line``
+`read_sources` returns each split's raw records with a location per record (``file:line``
 or ``record N``), so every later check names the record it refuses. Files are parsed here,
 record by record, before any loader sees them: a malformed line is named by file and line
 rather than by a parser's error, and a value of the wrong type is never coerced.

@@ -2,9 +2,9 @@
 
 ``hptune plan`` often runs where the training will not: a laptop or a CPU login node planning
 for a cluster's A100. ``training.device`` names that machine (``cpu``, ``cuda``, or a GPU
-from :data:`GPUS`) and ``training.gpu_memory_gb`` its memory; left out, the machine hptune
+from `GPUS`) and ``training.gpu_memory_gb`` its memory; left out, the machine hptune
 runs on is the target. The target decides the memory a training step may use, the batch
-presets' row, and the dtype ``model.dtype: auto`` loads in; :func:`memory_check` puts it
+presets' row, and the dtype ``model.dtype: auto`` loads in; `memory_check` puts it
 together with the memory model of the configured model and method.
 """
 
@@ -65,7 +65,7 @@ class Target:
         A token costs ``2 x parameters`` FLOPs forward and as many again backward through
         the activations; full fine-tuning adds the weights' gradients (another 2x), and
         gradient checkpointing a second forward. The GPU is taken to reach
-        :data:`MODEL_FLOPS_UTILIZATION` of its peak.
+        `MODEL_FLOPS_UTILIZATION` of its peak.
 
         Args:
             parameters: The model's parameters.
@@ -165,7 +165,7 @@ def resolve_target(config: TuneConfig) -> Target:
 
 
 def _known_tflops(name: str) -> float | None:
-    """The TFLOPS of the :data:`GPUS` entry a device name (``NVIDIA GeForce RTX 4090``,
+    """The TFLOPS of the `GPUS` entry a device name (``NVIDIA GeForce RTX 4090``,
     ``NVIDIA L40S``) names: the longest model name it contains, spaces and dashes aside."""
     plain = "".join(c for c in name.lower() if c.isalnum())
     models = {key.split("-")[0]: values[2] for key, values in GPUS.items()}
@@ -223,7 +223,7 @@ def memory_check(
         config: The run's configuration.
         runner: The run's trainer: the longest training example, and the memory probe.
         probe: Calibrate the model on two small steps (on a GPU only; see
-            :meth:`hptune.train.memory.MemoryModel.calibrated`).
+            `hptune.train.memory.MemoryModel.calibrated`).
 
     Returns:
         The check; None when no limit is known (a CPU with no configured limit).
@@ -267,7 +267,7 @@ def throughput_estimate(config: TuneConfig, runner: RunnerBase) -> tuple[float, 
     """Training examples per second to plan a GPU-hour budget with, and where it came from.
 
     ``budget.examples_per_second`` when given; else an estimate from the target GPU's speed
-    (see :meth:`Target.examples_per_second`); else None (a CPU, or an unknown GPU).
+    (see `Target.examples_per_second`); else None (a CPU, or an unknown GPU).
 
     Args:
         config: The run's configuration.

@@ -43,7 +43,7 @@ class TrainerRunner(RunnerBase):
 
     Args:
         config: The run's configuration.
-        trainer_factory: Builds the user's ``Trainer`` from a :class:`TrialRun`; it must
+        trainer_factory: Builds the user's ``Trainer`` from a `TrialRun`; it must
             train with ``run.training_arguments()`` (hptune checks the tuned values).
 
     Raises:
@@ -75,7 +75,7 @@ class TrainerRunner(RunnerBase):
         run_name: str | None = None,
         resume_from: Path | None = None,
     ) -> RunResult:
-        """Train ``hp`` with ``seed`` in a Trainer; see :meth:`RunnerBase.train`."""
+        """Train ``hp`` with ``seed`` in a Trainer; see `RunnerBase.train`."""
         import torch
         from transformers import set_seed
 

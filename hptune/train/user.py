@@ -1,5 +1,5 @@
 """The user's own training: a function hptune calls for each seed of each trial
-(``train_fn``), given a :class:`TrialRun` with the trial's hyperparameters, its seed, and a
+(``train_fn``), given a `TrialRun` with the trial's hyperparameters, its seed, and a
 reporter for each epoch's validation.
 """
 
@@ -55,7 +55,7 @@ class TrialRun:
         self.tokenizer = runner.tokenizer
         self._report: Callable[..., bool] | None = None
         self._models: list[Any] = []  # handed out by model(), released after the run
-        #: Seconds spent in :meth:`measure` (validation): not training time.
+        #: Seconds spent in `measure` (validation): not training time.
         self.measuring_seconds = 0.0
 
     def model(self) -> Any:
@@ -72,7 +72,7 @@ class TrialRun:
         return model
 
     def release(self) -> None:
-        """Free the models :meth:`model` handed out (a LoRA base drops their adapters)."""
+        """Free the models `model` handed out (a LoRA base drops their adapters)."""
         while self._models:
             self._runner.release_run_model(self._models.pop())
 
@@ -209,7 +209,7 @@ TrainFunction = Callable[[TrialRun], "float | None"]
 class FunctionRunner(RunnerBase):
     """Trains each run with the user's ``train_fn`` (``hptune.run(config, train_fn=...)``).
 
-    The function gets a :class:`TrialRun` and reports each epoch with ``run.report``; its
+    The function gets a `TrialRun` and reports each epoch with ``run.report``; its
     reports are the run's epochs, so pruning, early stopping, the seeds' pairing, the
     decisions and the report work as with hptune's own backends. A non-finite reported
     validation loss marks the run diverged.
@@ -241,7 +241,7 @@ class FunctionRunner(RunnerBase):
         run_name: str | None = None,
         resume_from: Path | None = None,
     ) -> RunResult:
-        """Call ``train_fn`` for ``hp`` and ``seed``; see :meth:`RunnerBase.train`."""
+        """Call ``train_fn`` for ``hp`` and ``seed``; see `RunnerBase.train`."""
         self.lead(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
         if self._initial_eval_loss is None:  # where the loss starts, for the watch and diagnosis
             import torch
