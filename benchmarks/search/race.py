@@ -1,164 +1,77 @@
-"""Race hptune's pipeline against the searches users pick instead, at equal compute, by
-replaying the demo's tabular benchmark (``build_table.py``): no search trains anything, each
-looks its runs up in the table, so every searcher sees exactly the same training outcomes.
+"""Race hptune's pipeline against the searches users pick instead, at equal compute and at
+every budget, by replaying tuning tables (``build_table.py``): no search trains anything,
+each looks its runs up in the table, so every searcher sees exactly the same outcomes.
 
-    .venv/bin/python benchmarks/search/race.py [--table FILE] [--repeats 20] [--quick]
-        [--choices FILE] [--json FILE]
+    .venv/bin/python benchmarks/search/race.py [--table FILE ...] [--repeats 50]
+        [--budgets 25,50,100,200] [--workers W] [--json FILE] [--quick]
 
-``--choices`` writes every hptune repeat's choice after each phase, so two versions of
-hptune can be compared on the same table (``PYTHONPATH=OTHER_CHECKOUT`` runs another one;
-the script uses only ``hptune.pipeline.tune``, ``resolve_hparams``, ``load_config`` and
-``hptune.train``).
+Without ``--table`` it races every table of ``benchmarks/search/tables/``. A table carries
+the configuration and grid it was built from, so a table built from any configuration races
+with no other input. ``--quick`` builds a small table from ``--config`` (default: the demo)
+and races 3 repeats on it.
 
-Searchers (each repeated with search seeds 0, 1, ...):
+Each repeat is a distinct split of the table's seeds into a seen half and a held-out half:
+every searcher sees only the seen seeds, and is scored on the mean over the held-out ones
+(so the p-values are conditional on the table's seeds). Compute is counted in seed-epochs
+(one epoch of one seed's run); 100% is the bound ``hptune plan`` prints for the race's
+configuration (3 seeds, racing up to the seen seeds). Searchers:
 
-- hptune: the real pipeline (``hptune.tune``: five phases, paired seeds, its decision rules),
-  its runner replaced by a table lookup. Its regularization phase samples continuous weight
-  decay and warmup; each sample is snapped to the nearest grid value.
-- HF ``Trainer.hyperparameter_search`` with its defaults, read from the installed
-  transformers: ``default_hp_space_optuna`` (learning rate 1e-6..1e-4 log, epochs 1..5, seed
-  1..40, batch 4..64), ``default_compute_objective`` (the validation loss) and an Optuna study
-  with its default sampler (TPE) and pruner; with the default ``eval_strategy="no"`` there is
-  one evaluation, after training, so the pruner never acts. Weight decay, scheduler and warmup
-  stay at the Trainer's defaults. Each sample is snapped to the nearest grid value.
-- Optuna TPE + MedianPruner on the joint grid, one seed per search (a hand-written loop).
-- Random search on the joint grid, one seed per search.
-- Hyperband (Optuna's HyperbandPruner over epochs, random sampling), one seed per search.
+- hptune with 3 and with 2 paired seeds, the real pipeline (``hptune.tune``) run with
+  ``budget: {seed_epochs: B}`` at each budget (its own fit cuts its plan; a budget below its
+  minimum is refused, and the row then scores the starting configuration, as the user is
+  left with it);
+- the statistics-free coordinate search: hptune's phase order, every grid value of each
+  phase's hyperparameters on the same 3 seeds, the best mean kept; no tests, no racing, no
+  pruning (the ablation);
+- random search, Optuna TPE + MedianPruner and Hyperband on the joint grid, one training
+  seed per search; ``Trainer.hyperparameter_search`` with its defaults (its rate range
+  mapped onto the table's in log space). Each peer runs once to the largest budget and is
+  read at each;
+- exhaustive search on the seen seeds: every cell on every seen seed, the ceiling (it
+  ignores the budget).
 
-Compute is counted in training epochs (one epoch of one seed). The budget of every peer is the
-median of what hptune used; each search is also followed to 3x that budget to see when it gets
-within noise. The truth of a configuration is its mean final validation loss over all the
-table's seeds; the noise unit sigma is the median over configurations of the seed standard
-deviation. Regret = (truth of the found configuration - best truth) / sigma.
+A searcher with no choice yet scores the starting configuration. Per task and budget: the
+share of repeats within noise (held-out regret <= 1 sigma), the median regret, and a paired
+Wilcoxon signed-rank test across repeats of hptune (3 seeds) against each other searcher.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import math
-import random
+import logging
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_table import (
-    DEMO,
-    EFFECTIVE_BATCH,
-    GRID,
-    QUICK_GRID,
-    QUICK_SEEDS,
-    build,
-    configurations,
-    key,
+from build_table import QUICK_SEEDS, build, difficulty, difficulty_line, quick_grid, task_config
+from searchers import (
+    PEERS,
+    PHASE_PARAMS,
+    Search,
+    choice_at,
+    coordinate_search,
+    exhaustive,
+    run_peer,
+    seed_splits,
 )
+from table import DEMO, TABLES_DIR, Table
 
-LOG_SCALE = {"learning_rate", "weight_decay", "batch_size"}
-FOLLOW = 3  # peers are followed to this multiple of the budget
-SEEN = 5  # seeds a searcher may see in a repeat; the others are its held-out truth
-MAX_SEEDS = 5  # hptune's objective.max_seeds in the race (racing uses every seen seed)
-
-
-# --- the table ------------------------------------------------------------------------------
-
-
-@dataclass
-class Table:
-    grid: dict[str, list[Any]]
-    runs: dict[str, dict[str, Any]]
-    seeds: list[int] = field(init=False)
-    truths: dict[str, float] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.seeds = sorted({json.loads(k)["seed"] for k in self.runs})
-        missing = [k for c in configurations(self.grid) for s in self.seeds
-                   if (k := key(c, s)) not in self.runs]  # fmt: skip
-        if missing:
-            raise SystemExit(f"the table misses {len(missing)} runs; finish it with build_table.py")
-        self.truths = {self.name(c): self.truth(c) for c in configurations(self.grid)}
-
-    @classmethod
-    def load(cls, path: Path) -> Table:
-        raw = json.loads(path.read_text())
-        return cls(raw["grid"], raw["runs"])
-
-    @staticmethod
-    def name(config: dict[str, Any]) -> str:
-        return json.dumps(config, sort_keys=True)
-
-    def snap(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The grid configuration nearest to ``values`` (log scale for rates and sizes)."""
-
-        def distance(name: str, a: Any, b: Any) -> float:
-            if isinstance(a, str):
-                return 0.0 if a == b else 1.0
-            return abs(math.log(a) - math.log(b)) if name in LOG_SCALE else abs(a - b)
-
-        return {
-            name: min(options, key=lambda o, n=name: (distance(n, values[n], o), o))
-            for name, options in self.grid.items()
-        }
-
-    def curve(self, config: dict[str, Any], seed: int) -> tuple[list[float], bool]:
-        """A run's validation loss per epoch, and whether it diverged."""
-        run = self.runs[key(config, seed)]
-        return [e["eval_loss"] for e in run["epochs"]], bool(run["diverged"])
-
-    def final(self, config: dict[str, Any], seed: int) -> float:
-        curve, diverged = self.curve(config, seed)
-        value = curve[-1] if curve and not diverged else math.inf
-        return value if math.isfinite(value) else math.inf
-
-    def truth(self, config: dict[str, Any], seeds: list[int] | None = None) -> float:
-        return statistics.fmean(self.final(config, s) for s in (seeds or self.seeds))
-
-    @property
-    def best(self) -> float:
-        return min(self.truths.values())
-
-    def held_out(self, seeds: list[int]) -> HeldOut:
-        """The truth of every configuration on ``seeds`` only (those a searcher never saw)."""
-        return HeldOut(
-            self, {self.name(c): self.truth(c, seeds) for c in configurations(self.grid)}
-        )
-
-    @property
-    def sigma(self) -> float:
-        finals = [[self.final(c, s) for s in self.seeds] for c in configurations(self.grid)]
-        return statistics.median(
-            statistics.stdev(f) for f in finals if all(math.isfinite(v) for v in f)
-        )
-
-    def regret(self, config: dict[str, Any] | None) -> float:
-        if config is None:
-            return math.inf
-        return (self.truths[self.name(config)] - self.best) / self.sigma
-
-
-@dataclass
-class HeldOut:
-    """Regrets measured on held-out seeds: the truth a searcher is scored on."""
-
-    table: Table
-    truths: dict[str, float]
-
-    def regret(self, config: dict[str, Any] | None) -> float:
-        if config is None:
-            return math.inf
-        best = min(self.truths.values())
-        return (self.truths[self.table.name(config)] - best) / self.table.sigma
-
-
-#: (epochs used so far, the searcher's current choice) each time its choice changes.
-Trajectory = list[tuple[int, dict[str, Any]]]
+BUDGETS = (25, 50, 100, 200)  # % of hptune's default plan
+MAX_SEEDS = 5  # hptune's objective.max_seeds in the race (at most the seen seeds)
+HPTUNE = "hptune (3 seeds)"
+HPTUNE_2 = "hptune (2 seeds)"
+COORDINATE = "coordinate search, no statistics (3 seeds)"
+EXHAUSTIVE = "exhaustive on the seen seeds (ceiling, any budget)"
+START = "starting configuration (untuned)"
+NO_PRUNING = "hptune (3 seeds, no pruning)"
 
 
 # --- hptune, replayed -----------------------------------------------------------------------
@@ -177,27 +90,27 @@ class TableRunner:
         self.table = table
         self.seen = seen  # hptune's seed i trains the table's seed seen[i]
         self.leader = False
-        self.epochs_used = 0
+        self.seed_epochs = 0
         self.snapped = 0
 
     def train(self, hp: Any, seed: int, on_epoch: Any = None, **_: Any) -> Any:
         from hptune.train import RunResult
 
-        wanted = {name: getattr(hp, name) for name in self.table.grid}
+        wanted = {p: getattr(hp, p) for p in self.table.dims}
         config = self.table.snap(wanted)
-        self.snapped += config != wanted
+        self.snapped += any(config[p] != wanted[p] for p in config)
         if seed >= len(self.seen):
             raise RuntimeError(f"hptune asked for seed {seed}; the race lets it see {self.seen}")
-        stored = RunResult.from_dict(self.table.runs[key(config, self.seen[seed])])
+        stored = RunResult.from_dict(self.table.runs[_key(config, self.seen[seed])])
         result = RunResult(seed=seed, initial_eval_loss=stored.initial_eval_loss)
         for metrics in stored.epochs:
-            self.epochs_used += 1
+            self.seed_epochs += 1
             result.epochs.append(metrics)
             if on_epoch is not None and on_epoch(seed, metrics) is False:
                 result.stopped_early = True
                 break
         if stored.diverged and not result.stopped_early:
-            self.epochs_used += 1  # the epoch the divergence watch stopped in
+            self.seed_epochs += 1  # the epoch the divergence watch stopped in
             result.diverged, result.diverged_at = True, stored.diverged_at
         share = len(result.epochs) / max(len(stored.epochs), 1)
         result.seconds = stored.seconds * share
@@ -209,248 +122,242 @@ class TableRunner:
         raise RuntimeError("a replay has no memory to probe; set phases.batch_size.probe: false")
 
 
-def race_config(
-    table: Table, workdir: Path, n_seeds: int, sampler_seed: int, *, pruning: bool = True,
-    max_seeds: int = 1,
-) -> Any:  # fmt: skip
-    """The demo's configuration with its spaces set to the table's grid; seeds 0..n-1 (the
-    runner maps them onto the seeds this repeat may see), racing up to ``MAX_SEEDS``."""
-    from hptune.config import load_config
+def _key(config: dict[str, Any], seed: int) -> str:
+    from table import key
 
-    grid = table.grid
+    return key(config, seed)
+
+
+def race_config(table: Table, workdir: Path, n_seeds: int, max_seeds: int, sampler_seed: int,
+                *, pruning: bool = True, budget: int | None = None) -> Any:  # fmt: skip
+    """The table's configuration with each phase's space set to the table's grid; a phase
+    whose hyperparameters the grid does not vary is left out."""
+    from hptune.config import config_from_dict
+
+    dims = table.dims
 
     def span(values: list[float]) -> list[float]:
         low, high = min(values), max(values)
         return [low, high] if low < high else [low * 0.8, low * 1.25]
 
-    raw = yaml.safe_load(DEMO.read_text())
-    raw["name"] = "race"
-    raw["output_dir"] = str(workdir)
-    raw["storage"] = f"sqlite:///{workdir / 'race.db'}"
-    raw["objective"]["seeds"] = n_seeds
-    raw["objective"]["max_seeds"] = max_seeds
-    raw["training"]["checkpoints"] = False
-    phases = raw["phases"]
-    phases["learning_rate"]["grid"] = grid["learning_rate"]
-    phases["batch_size"].update(candidates=grid["batch_size"], probe=False)
-    phases["epochs"] = {"range": [min(grid["epochs"]), max(grid["epochs"])], "pruning": pruning}
-    phases["regularization"].update(
-        weight_decay=span(grid["weight_decay"]),
-        warmup_ratio=span(grid["warmup_ratio"]),
-        schedulers=grid["scheduler"],
-        sampler_seed=sampler_seed,
-        pruning=pruning,
-    )
+    raw = copy.deepcopy(table.config)
+    # A journal file: a replay makes thousands of storage calls, SQLite costs ~6x more each.
+    raw.update(name="race", output_dir=str(workdir), storage=f"journal:///{workdir / 'race.log'}")
+    raw["objective"] = {**raw.get("objective", {}), "seeds": n_seeds, "max_seeds": max_seeds}
+    raw.setdefault("training", {})["checkpoints"] = False
+    phases = raw.setdefault("phases", {})
+    wanted = phases.get("run") or ["baseline", *PHASE_PARAMS]
+    varies = {p for p, params in PHASE_PARAMS.items() if any(x in dims for x in params)}
+    phases["run"] = [p for p in wanted if p == "baseline" or p in varies]
+    if "learning_rate" in dims:
+        phases.setdefault("learning_rate", {})["grid"] = dims["learning_rate"]
+    if "batch_size" in dims:
+        phases.setdefault("batch_size", {}).update(candidates=dims["batch_size"], probe=False)
+    if "epochs" in dims:
+        phases["epochs"] = {"range": [min(dims["epochs"]), max(dims["epochs"])],
+                            "pruning": pruning}  # fmt: skip
+    if "regularization" in phases["run"]:
+        regularization = phases.setdefault("regularization", {})
+        regularization.update(sampler_seed=sampler_seed, pruning=pruning)
+        for param in ("weight_decay", "warmup_ratio"):
+            if param in dims:
+                regularization[param] = span(dims[param])
+        if "scheduler" in dims:
+            regularization["schedulers"] = dims["scheduler"]
     phases["test_evaluation"] = False
-    path = workdir / "race.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return load_config(path)
+    if budget is not None:
+        raw["budget"] = {"seed_epochs": budget}
+    return config_from_dict(raw, base_dir=table.config_dir)
+
+
+def default_plan(table: Table, data: Any, seen: int) -> int:
+    """The seed-epochs ``hptune plan`` bounds the race's configuration by (3 seeds)."""
+    from hptune.budget import planned_phases
+    from hptune.pipeline import resolve_hparams
+
+    with tempfile.TemporaryDirectory(prefix="hptune-race-") as workdir:
+        config = race_config(table, Path(workdir), min(3, seen), min(MAX_SEEDS, seen), 0)
+        hp = resolve_hparams(config, data.n_train)[0]
+        return sum(p.seed_epochs for p in planned_phases(config, hp, data.n_train,
+                                                         has_test=False))  # fmt: skip
 
 
 @dataclass
 class HptuneRun:
-    trajectory: Trajectory  # the first entry is the baseline phase's measured start
-    phase_epochs: dict[str, int]  # epochs each phase used
-    snapped: int  # replays whose configuration was snapped to the grid
+    choice: dict[str, Any] | None  # None: the budget was refused
+    seed_epochs: int
+    phase_epochs: dict[str, int]
+    snapped: int
+    refused: str = ""
 
 
-def run_hptune(
-    table: Table, data: Any, n_seeds: int, seen: list[int], sampler_seed: int,
-    *, pruning: bool = True,
-) -> HptuneRun:  # fmt: skip
+def run_hptune(table: Table, data: Any, n_seeds: int, seen: list[int], sampler_seed: int,
+               *, pruning: bool = True, budget: int | None = None) -> HptuneRun:  # fmt: skip
     """One hptune run on the table, seeing only the table's seeds ``seen``."""
-    from hptune.pipeline import resolve_hparams, tune
+    from hptune.exceptions import ConfigError
+    from hptune.pipeline import tune
 
     with tempfile.TemporaryDirectory(prefix="hptune-race-") as workdir:
-        n_seeds = min(n_seeds, len(seen))
-        config = race_config(table, Path(workdir), n_seeds, sampler_seed, pruning=pruning,
-                             max_seeds=min(MAX_SEEDS, len(seen)))  # fmt: skip
+        config = race_config(table, Path(workdir), min(n_seeds, len(seen)),
+                             min(MAX_SEEDS, len(seen)), sampler_seed, pruning=pruning,
+                             budget=budget)  # fmt: skip
         runner = TableRunner(config, data, table, seen)
-        hp = resolve_hparams(config, data.n_train)[0]
-        run = HptuneRun([], {}, 0)
+        phase_epochs: dict[str, int] = {}
 
         def progress(event: dict[str, Any]) -> None:
-            nonlocal hp
             if event.get("event") == "phase_done":
-                hp = event["result"].decision.apply(hp)
-                before = sum(run.phase_epochs.values())
-                run.phase_epochs[event["phase"]] = runner.epochs_used - before
-                run.trajectory.append((runner.epochs_used, snap_hparams(table, hp)))
+                phase_epochs[event["phase"]] = runner.seed_epochs - sum(phase_epochs.values())
 
-        tune(config, progress=progress, runner=runner)  # type: ignore[arg-type]
-        run.snapped = runner.snapped
-        return run
-
-
-def snap_hparams(table: Table, hp: Any) -> dict[str, Any]:
-    return table.snap({name: getattr(hp, name) for name in table.grid})
+        try:
+            result = tune(config, progress=progress, runner=runner)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            return HptuneRun(None, 0, {}, 0, refused=str(exc).split(".")[0])
+        choice = table.snap({p: getattr(result.hparams, p) for p in table.dims})
+        return HptuneRun(choice, runner.seed_epochs, phase_epochs, runner.snapped)
 
 
-# --- the peers: Optuna loops on the table ---------------------------------------------------
+# --- one repeat -----------------------------------------------------------------------------
 
-#: Proposes (configuration, seed) for a trial.
-Suggest = Callable[[Any], tuple[dict[str, Any], int]]
+_DATA: dict[str, Any] = {}
 
 
-def optuna_search(table: Table, limit: int, sampler: Any, pruner: Any, suggest: Suggest,
-                  *, reports: bool, name: str = "race") -> Trajectory:  # fmt: skip
-    """A study.ask/tell loop on the table until ``limit`` epochs are used.
+def _data(table: Table) -> Any:
+    """The data hptune's pipeline reads its sizes from (loaded once per table and process)."""
+    if table.path not in _DATA:
+        from hptune.train import Runner
 
-    With ``reports`` the validation loss is reported after each epoch and the pruner may stop
-    the trial; a diverged run reports NaN from its divergence on (training goes on with NaN
-    losses, as no divergence watch stops it). A trial cut by the budget is not scored.
-    """
+        with tempfile.TemporaryDirectory(prefix="hptune-race-") as workdir:
+            _DATA[table.path] = Runner(race_config(table, Path(workdir), 1, 1, 0)).data
+    return _DATA[table.path]
+
+
+def repeat_once(task: tuple[str, int, list[int]]) -> dict[str, Any]:
+    """Every searcher on one split of one table: regret at each budget (in % of the plan)."""
+    path, repeat, budgets_pct = task
+    logging.getLogger("hptune").setLevel(logging.ERROR)
     import optuna
 
-    # A fixed study name: Hyperband assigns brackets by a hash of it (Optuna's docs ask for
-    # one to make its pruning reproducible); an unnamed study gets a random one.
-    study = optuna.create_study(direction="minimize", sampler=sampler, pruner=pruner,
-                                study_name=name)  # fmt: skip
-    used, best = 0, math.inf
-    trajectory: Trajectory = []
-    while used < limit:
-        trial = study.ask()
-        config, seed = suggest(trial)
-        curve, diverged = table.curve(config, seed)
-        curve = (curve + [math.nan] * config["epochs"])[: config["epochs"]]  # NaN once diverged
-        state = "complete"
-        for epoch, value in enumerate(curve, 1):
-            if used >= limit:
-                state = "cut"
-                break
-            used += 1
-            if reports:
-                trial.report(value, epoch)
-                if trial.should_prune():
-                    state = "pruned"
-                    break
-        if state == "cut":
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        elif state == "pruned":
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        elif diverged or not math.isfinite(curve[-1]):
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)  # NaN: Optuna fails it
-        else:
-            study.tell(trial, curve[-1])
-            if curve[-1] < best:
-                best = curve[-1]
-                trajectory.append((used, config))
-    return trajectory
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    table = _table(path)
+    data = _data(table)
+    seen, unseen = seed_splits(table, repeat + 1)[repeat]
+    truth = table.held_out(unseen)
+    plan = default_plan(table, data, len(seen))
+    budgets = {pct: max(1, round(plan * pct / 100)) for pct in budgets_pct}
+    start = table.start()
+    out: dict[str, Any] = {"repeat": repeat, "seen": seen, "plan": plan, "budgets": budgets,
+                           "regret": {}, "used": {}, "notes": {}}  # fmt: skip
+
+    def score(label: str, pct: int, choice: dict[str, Any] | None, used: int) -> None:
+        out["regret"].setdefault(label, {})[pct] = truth.regret(choice or start)
+        out["used"].setdefault(label, {})[pct] = used
+
+    started = time.perf_counter()
+    for label, n_seeds in ((HPTUNE, 3), (HPTUNE_2, 2)):
+        runs: dict[int, HptuneRun] = {}
+        for pct, budget in budgets.items():
+            # A budget at or above the unbudgeted plan changes nothing: the same run.
+            same = next((r for b, r in runs.items() if b >= plan and budget >= plan), None)
+            run = same or run_hptune(table, data, n_seeds, seen, repeat, budget=budget)
+            runs[budget] = run
+            score(label, pct, run.choice, run.seed_epochs)
+            if run.refused:
+                out["notes"].setdefault(label, {})[pct] = "refused: " + run.refused
+            elif budget > plan:  # today hptune's budget fit only cuts
+                out["notes"].setdefault(label, {})[pct] = "capped: its plan is the most it uses"
+            if label == HPTUNE and pct == 100:
+                out["phase_epochs"] = run.phase_epochs
+                out["snapped"] = run.snapped
+                out["choice_100"] = run.choice
+    if 100 in budgets:
+        unpruned = run_hptune(table, data, 3, seen, repeat, pruning=False, budget=budgets[100])
+        out["no_pruning"] = {"choice": unpruned.choice, "phase_epochs": unpruned.phase_epochs}
+    hptune_seconds = time.perf_counter() - started
+    most = max(budgets.values())
+    for pct, budget in budgets.items():
+        search = coordinate_search(table, seen[:3], budget)
+        score(COORDINATE, pct, search.choice, search.used)
+    for peer in PEERS:
+        search = run_peer(peer, table, most, repeat, seen)
+        for pct, budget in budgets.items():
+            score(peer, pct, choice_at(search.trajectory, budget), min(search.used, budget))
+    ceiling: Search = exhaustive(table, seen)
+    for pct in budgets:
+        score(EXHAUSTIVE, pct, ceiling.choice, ceiling.used)
+        score(START, pct, start, 0)
+    out["seconds"] = {"hptune": hptune_seconds, "all": time.perf_counter() - started}
+    return out
 
 
-def joint_space(table: Table, seed: int) -> Suggest:
-    """Every grid parameter as a categorical; one fixed training seed for the whole search."""
-
-    def suggest(trial: Any) -> tuple[dict[str, Any], int]:
-        return {n: trial.suggest_categorical(n, v) for n, v in table.grid.items()}, seed
-
-    return suggest
+_TABLES: dict[str, Table] = {}
 
 
-def hf_default_space(table: Table, seen: list[int]) -> Suggest:
-    """transformers' ``default_hp_space_optuna`` with the Trainer's defaults for the rest."""
-    from transformers.trainer_utils import default_hp_space_optuna
-    from transformers.training_args import TrainingArguments
-
-    defaults = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="hptune-race-hf-"))
-
-    def suggest(trial: Any) -> tuple[dict[str, Any], int]:
-        space = default_hp_space_optuna(trial)
-        values = {
-            "learning_rate": space["learning_rate"],
-            "batch_size": space["per_device_train_batch_size"],
-            "epochs": space["num_train_epochs"],
-            "weight_decay": max(defaults.weight_decay, 1e-12),  # 0.0: log scale snaps it up
-            "scheduler": str(getattr(defaults.lr_scheduler_type, "value", "linear")),
-            # transformers 5 folds warmup_ratio into warmup_steps (a float below 1 is a ratio)
-            "warmup_ratio": float(getattr(defaults, "warmup_ratio", 0.0) or defaults.warmup_steps),
-        }
-        seed = seen[space["seed"] % len(seen)]  # the seed is searched too
-        return table.snap(values), seed
-
-    return suggest
-
-
-def run_peer(name: str, table: Table, limit: int, repeat: int, seen: list[int]) -> Trajectory:
-    import optuna
-
-    seed = seen[0]  # one training seed for the whole search, as a hand-written loop has
-    if name == "HF hyperparameter_search (defaults)":
-        return optuna_search(table, limit, optuna.samplers.TPESampler(seed=repeat),
-                             optuna.pruners.MedianPruner(), hf_default_space(table, seen),
-                             reports=False)  # fmt: skip
-    if name == "Optuna TPE + MedianPruner":
-        return optuna_search(table, limit, optuna.samplers.TPESampler(seed=repeat),
-                             optuna.pruners.MedianPruner(), joint_space(table, seed),
-                             reports=True)  # fmt: skip
-    if name == "random search":
-        return optuna_search(table, limit, optuna.samplers.RandomSampler(seed=repeat),
-                             optuna.pruners.NopPruner(), joint_space(table, seed),
-                             reports=False)  # fmt: skip
-    if name == "Hyperband":
-        pruner = optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=max(table.grid["epochs"]), reduction_factor=3
-        )
-        return optuna_search(table, limit, optuna.samplers.RandomSampler(seed=repeat), pruner,
-                             joint_space(table, seed), reports=True,
-                             name=f"hyperband-{repeat}")  # fmt: skip
-    raise ValueError(f"unknown peer {name=}")
-
-
-PEERS = ["HF hyperparameter_search (defaults)", "Optuna TPE + MedianPruner", "random search",
-         "Hyperband"]  # fmt: skip
+def _table(path: str) -> Table:
+    if path not in _TABLES:
+        _TABLES[path] = Table.load(Path(path))
+    return _TABLES[path]
 
 
 # --- scoring --------------------------------------------------------------------------------
 
 
-def choice_at(trajectory: Trajectory, budget: float) -> dict[str, Any] | None:
-    chosen = None
-    for used, config in trajectory:
-        if used <= budget:
-            chosen = config
-    return chosen
+def wilcoxon(ours: list[float], theirs: list[float]) -> float | None:
+    """Two-sided p-value of a Wilcoxon signed-rank test on paired regrets (None: all equal)."""
+    from scipy.stats import wilcoxon as test
+
+    differences = [a - b for a, b in zip(ours, theirs, strict=True)]
+    if all(d == 0 for d in differences):
+        return None
+    return float(test(differences, zero_method="wilcox").pvalue)
 
 
-def epochs_to_noise(truth: HeldOut, trajectory: Trajectory) -> int | None:
-    return next((used for used, c in trajectory if truth.regret(c) <= 1.0), None)
-
-
-@dataclass
-class Score:
-    searcher: str
-    budgets: list[int]
-    regrets: list[float]
-    to_noise: list[int | None]
-
-    def row(self, follow: float | None) -> list[str]:
-        finite = [r for r in self.regrets if math.isfinite(r)]
-        within = sum(r <= 1.0 for r in self.regrets)
-        reached = sorted(e for e in self.to_noise if e is not None)
-        never = len(self.to_noise) - len(reached)
-        to_noise = f"{statistics.median(reached):.0f}" if reached else "-"
-        if never:
-            limit = f">{follow:.0f}" if follow else "not reached"
-            to_noise += f" ({never} of {len(self.to_noise)} {limit})"
-        q = statistics.quantiles(finite, n=4) if len(finite) > 1 else [math.nan] * 3
-        return [
-            self.searcher,
-            f"{statistics.median(self.budgets):.0f}",
-            f"{statistics.median(finite):.2f}" if finite else "inf",
-            f"{q[0]:.2f}-{q[2]:.2f}",
-            f"{within}/{len(self.regrets)} ({100 * within / len(self.regrets):.0f}%)",
-            to_noise,
-        ]
-
-    def summary(self) -> dict[str, Any]:
-        """The figures of the row, as numbers (``--json``)."""
-        finite = [r for r in self.regrets if math.isfinite(r)]
-        return {
-            "within_noise_share": sum(r <= 1.0 for r in self.regrets) / len(self.regrets),
-            "median_regret": statistics.median(finite) if finite else None,
-            "epochs_median": statistics.median(self.budgets),
-            "repeats": len(self.regrets),
+def summarize(table: Table, repeats: list[dict[str, Any]], budgets_pct: list[int]) -> dict:
+    """Per budget and searcher: within-noise share, median regret, the paired test against
+    hptune (3 seeds), and the seed-epochs used."""
+    labels = list(repeats[0]["regret"])
+    out: dict[str, Any] = {}
+    for pct in budgets_pct:
+        ours = [r["regret"][HPTUNE][pct] for r in repeats]
+        rows = {}
+        for label in labels:
+            regrets = [r["regret"][label][pct] for r in repeats]
+            used = [r["used"][label][pct] for r in repeats]
+            notes = [r["notes"].get(label, {}).get(pct) for r in repeats]
+            q = statistics.quantiles(regrets, n=4) if len(regrets) > 1 else [regrets[0]] * 3
+            wins = sum(a < b for a, b in zip(ours, regrets, strict=True))
+            losses = sum(a > b for a, b in zip(ours, regrets, strict=True))
+            rows[label] = {
+                "within_noise_share": sum(x <= 1.0 for x in regrets) / len(regrets),
+                "median_regret": statistics.median(regrets),
+                "regret_quartiles": [q[0], q[2]],
+                "seed_epochs_median": statistics.median(used),
+                "refused": sum(n is not None and n.startswith("refused") for n in notes),
+                "capped": sum(n is not None and n.startswith("capped") for n in notes),
+                "hptune_better": wins,
+                "hptune_worse": losses,
+                "p_value": None if label == HPTUNE else wilcoxon(ours, regrets),
+            }
+        out[f"{pct}%"] = {
+            "seed_epochs": statistics.median(r["budgets"][pct] for r in repeats),
+            "searchers": rows,
         }
+    return out
+
+
+def pruning_effect(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seed-epochs the pruner saved in the epochs and regularization phases at 100%, and how
+    often the final choice is the one hptune makes without pruning (same repeats)."""
+    pairs = [(r["phase_epochs"], r["no_pruning"]) for r in repeats if "no_pruning" in r]
+    if not pairs:
+        return {}
+    phases = ("epochs", "regularization")
+    used = sum(sum(a.get(p, 0) for p in phases) for a, _ in pairs)
+    without = sum(sum(b["phase_epochs"].get(p, 0) for p in phases) for _, b in pairs)
+    same = sum(r.get("choice_100") == r["no_pruning"]["choice"] for r in repeats
+               if "no_pruning" in r)  # fmt: skip
+    return {"seed_epochs_with": used, "seed_epochs_without": without,
+            "saved_share": 1 - used / without if without else 0.0,
+            "same_choice": same, "repeats": len(pairs)}  # fmt: skip
 
 
 def markdown(header: list[str], rows: list[list[str]]) -> str:
@@ -458,148 +365,114 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def seen_seeds(table: Table, repeat: int) -> tuple[list[int], list[int]]:
-    """The seeds every searcher may see in this repeat (in the order hptune uses them), and
-    the held-out ones its choice is scored on."""
-    seen = random.Random(repeat).sample(table.seeds, min(SEEN, len(table.seeds) - 1))
-    return seen, [s for s in table.seeds if s not in seen]
+def report(task: str, table: Table, figures: dict[str, Any], summary: dict[str, Any],
+           pruning: dict[str, Any], repeats: int) -> str:  # fmt: skip
+    lines = [f"## {task}", "", difficulty_line(table, figures), ""]
+    for budget, block in summary.items():
+        lines.append(f"budget {budget} of hptune's default plan = {block['seed_epochs']:.0f} "
+                     f"seed-epochs, {repeats} repeats (distinct seed splits):\n")  # fmt: skip
+        header = ["searcher", "seed-epochs used (median)", "within noise", "regret (sigma), "
+                  "median [IQR]", "hptune better / worse", "Wilcoxon p (hptune vs it)"]  # fmt: skip
+        rows = []
+        for label, row in block["searchers"].items():
+            within = row["within_noise_share"]
+            refused = f" ({row['refused']} refused)" if row["refused"] else ""
+            if row["capped"]:
+                refused += " (cannot use more than its plan)"
+            p = row["p_value"]
+            rows.append([
+                label + refused,
+                f"{row['seed_epochs_median']:.0f}",
+                f"{100 * within:.0f}%",
+                f"{row['median_regret']:.2f} [{row['regret_quartiles'][0]:.2f}-"
+                f"{row['regret_quartiles'][1]:.2f}]",
+                "-" if label == HPTUNE else f"{row['hptune_better']} / {row['hptune_worse']}",
+                "-" if label == HPTUNE else ("all equal" if p is None else f"{p:.3g}"),
+            ])  # fmt: skip
+        lines += [markdown(header, rows), ""]
+    if pruning:
+        lines.append(
+            f"pruning (hptune, 3 seeds, at 100%, with and without it, same repeats): the epochs "
+            f"and regularization phases used {pruning['seed_epochs_with']} seed-epochs instead "
+            f"of {pruning['seed_epochs_without']} ({100 * pruning['saved_share']:.0f}% saved); "
+            f"same final choice in {pruning['same_choice']}/{pruning['repeats']} repeats"
+        )  # fmt: skip
+    return "\n".join(lines)
 
 
-def race(table: Table, repeats: int) -> dict[str, Any]:
-    from hptune.config import load_config
-    from hptune.train import Runner
-
-    with tempfile.TemporaryDirectory(prefix="hptune-race-") as workdir:
-        data = Runner(race_config(table, Path(workdir), 1, 0)).data
-    scores: dict[str, Score] = {}
-    choices: dict[str, list[dict[str, Any]]] = {}  # each hptune repeat's choice per phase
-    runs: dict[str, list[HptuneRun]] = {}
-    snapped = 0
-    variants = {"hptune (3 seeds)": (3, True), "hptune (2 seeds)": (2, True),
-                NO_PRUNING: (3, False)}  # fmt: skip
-    for label, (n_seeds, pruning) in variants.items():
-        score = Score(label, [], [], [])
-        if label != NO_PRUNING:  # that one is only the pruning check's reference
-            scores[label] = score
-        for repeat in range(repeats):
-            seen, unseen = seen_seeds(table, repeat)
-            truth = table.held_out(unseen)
-            start = time.perf_counter()
-            run = run_hptune(table, data, n_seeds, seen, sampler_seed=repeat, pruning=pruning)
-            runs.setdefault(label, []).append(run)
-            snapped += run.snapped
-            final = run.trajectory[-1]
-            choices.setdefault(label, []).append(
-                {"repeat": repeat, "seen": seen, "regret": truth.regret(final[1]),
-                 "phase_epochs": run.phase_epochs,
-                 "after_each_phase": [{"epochs_used": u, "choice": c}
-                                      for u, c in run.trajectory]}
-            )  # fmt: skip
-            score.budgets.append(final[0])
-            score.regrets.append(truth.regret(final[1]))
-            score.to_noise.append(epochs_to_noise(truth, run.trajectory))
-            print(f"{label} repeat {repeat}: {final[0]} epochs, regret "
-                  f"{score.regrets[-1]:.2f} sigma ({time.perf_counter() - start:.1f} s)",
-                  flush=True)  # fmt: skip
-    budget = int(statistics.median(scores["hptune (3 seeds)"].budgets))
-    for name in PEERS:
-        score = scores[name] = Score(name, [], [], [])
-        for repeat in range(repeats):
-            seen, unseen = seen_seeds(table, repeat)
-            truth = table.held_out(unseen)
-            trajectory = run_peer(name, table, FOLLOW * budget, repeat, seen)
-            score.budgets.append(budget)  # a peer runs until the budget is spent
-            score.regrets.append(truth.regret(choice_at(trajectory, budget)))
-            score.to_noise.append(epochs_to_noise(truth, trajectory))
-        print(f"{name}: median regret {statistics.median(score.regrets):.2f} sigma", flush=True)
-    base = load_config(DEMO)
-    from hptune.pipeline import resolve_hparams
-
-    baseline = snap_hparams(table, resolve_hparams(base, data.n_train)[0])
-    pruning = pruning_effect(runs["hptune (3 seeds)"], runs[NO_PRUNING])
-    return {"budget": budget, "scores": scores, "snapped": snapped, "baseline": baseline,
-            "choices": choices, "pruning": pruning}  # fmt: skip
+def race_table(path: Path, repeats: int, budgets_pct: list[int], workers: int) -> dict:
+    tasks = [(str(path), r, budgets_pct) for r in range(repeats)]
+    results: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    if workers > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(workers, _quiet_worker) as pool:
+            for result in pool.imap_unordered(repeat_once, tasks):
+                results.append(result)
+                _said(path, result, len(results), repeats, started)
+    else:
+        _quiet_worker()
+        for task in tasks:
+            results.append(repeat_once(task))
+            _said(path, results[-1], len(results), repeats, started)
+    results.sort(key=lambda r: r["repeat"])
+    return {"repeats": results, "seconds": time.perf_counter() - started}
 
 
-PRUNED_PHASES = ("epochs", "regularization")
-NO_PRUNING = "hptune (3 seeds, no pruning)"
+def _quiet_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
-def pruning_effect(pruned: list[HptuneRun], unpruned: list[HptuneRun]) -> dict[str, Any]:
-    """Epochs the pruner saved in the epochs and regularization phases, and how often the
-    final choice is the one hptune makes without pruning (same repeats, same seeds)."""
-    used = [sum(r.phase_epochs.get(p, 0) for p in PRUNED_PHASES) for r in pruned]
-    without = [sum(r.phase_epochs.get(p, 0) for p in PRUNED_PHASES) for r in unpruned]
-    same = [
-        a.trajectory[-1][1] == b.trajectory[-1][1] for a, b in zip(pruned, unpruned, strict=True)
-    ]
-    return {
-        "epochs_with": sum(used),
-        "epochs_without": sum(without),
-        "saved_share": 1 - sum(used) / sum(without) if sum(without) else 0.0,
-        "same_decision_share": sum(same) / len(same) if same else 0.0,
-        "repeats": len(same),
-    }
+def _said(path: Path, result: dict[str, Any], done: int, total: int, started: float) -> None:
+    regrets = result["regret"][HPTUNE]
+    print(f"{path.stem} repeat {result['repeat']} ({done}/{total}, "
+          f"{time.perf_counter() - started:.0f} s): hptune regret "
+          + ", ".join(f"{pct}%: {r:.2f}" for pct, r in regrets.items()), flush=True)  # fmt: skip
 
 
 def main() -> None:
-    import logging
-
-    import optuna
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", type=Path, default=Path(__file__).with_name("demo_table.json"))
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--json", type=Path,
-                        help="write each searcher's within-noise share, median regret, median "
-                        "epochs and repeats (JSON)")  # fmt: skip
-    parser.add_argument("--choices", type=Path,
-                        help="write each hptune repeat's choice after every phase (JSON), to "
-                        "compare two versions of hptune on the same table")  # fmt: skip
+    parser.add_argument("--table", type=Path, action="append",
+                        help="a table (repeatable); default: every table of tables/")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)),
+                        help="budgets in %% of hptune's default plan (25,50,100,200)")  # fmt: skip
+    parser.add_argument("--workers", type=int, default=1, help="repeats replayed in parallel")
+    parser.add_argument("--json", type=Path, help="write every figure per task x budget x "
+                        "searcher, and each repeat's regrets (JSON)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
-                        help="build a 12-run table (3 seeds) and race 3 repeats on it")  # fmt: skip
+                        help="race 3 repeats on a small table built from --config")  # fmt: skip
+    parser.add_argument("--config", type=Path, default=DEMO, help="with --quick")
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("hptune").setLevel(logging.ERROR)
+    budgets_pct = [int(b) for b in args.budgets.split(",")]
     if args.quick:
-        if args.table.name == "demo_table.json":
-            args.table = Path(tempfile.mkdtemp(prefix="hptune-race-")) / "quick_table.json"
-        if not args.table.exists():
-            build(args.table, QUICK_GRID, list(range(QUICK_SEEDS)), quick=True)
-        args.repeats = min(args.repeats, 3)
-    elif not args.table.exists():
-        raise SystemExit(f"no table at {args.table}; build it: benchmarks/search/build_table.py")
-    table = Table.load(args.table)
-    if not args.quick and table.grid != GRID:
-        print(f"note: {args.table} holds another grid than build_table.GRID")
-    result = race(table, args.repeats)
+        out = Path(tempfile.mkdtemp(prefix="hptune-race-")) / "quick.json"
+        raw, directory = task_config(args.config, quick=True)
+        build(out, raw, directory, quick_grid(raw), list(range(QUICK_SEEDS)))
+        args.table, args.repeats = [out], min(args.repeats, 3)
+    paths = args.table or sorted(TABLES_DIR.glob("*.json"))
+    if not paths:
+        raise SystemExit("no tables: build them with benchmarks/search/build_table.py --suite")
+    everything: dict[str, Any] = {}
+    texts = []
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"--table {path}: no such file (build_table.py builds tables)")
+        table = _table(str(path))
+        figures = difficulty(table)
+        raced = race_table(path, args.repeats, budgets_pct, args.workers)
+        summary = summarize(table, raced["repeats"], budgets_pct)
+        pruning = pruning_effect(raced["repeats"])
+        texts.append(report(path.stem, table, figures, summary, pruning, args.repeats))
+        everything[path.stem] = {"difficulty": figures, "budgets": summary, "pruning": pruning,
+                                 "race_seconds": raced["seconds"],
+                                 "repeats": raced["repeats"]}  # fmt: skip
+        print(f"{path.stem}: raced in {raced['seconds']:.0f} s", flush=True)
     if args.json:
-        figures = {name: score.summary() for name, score in result["scores"].items()}
-        figures["pruning"] = result["pruning"]
-        args.json.write_text(json.dumps(figures, indent=1) + "\n")
-    if args.choices:
-        args.choices.write_text(json.dumps(result["choices"], indent=1, sort_keys=True) + "\n")
-    budget = result["budget"]
-    n_configs = len(table.truths)
-    print(f"\ntable: {n_configs} configurations x {len(table.seeds)} seeds "
-          f"(effective batch {EFFECTIVE_BATCH}); best truth {table.best:.4f}, "
-          f"sigma {table.sigma:.4f} (median seed std); within noise: "
-          f"{sum(table.regret(json.loads(c)) <= 1.0 for c in table.truths)} of {n_configs} "
-          f"configurations; the demo's starting configuration: regret "
-          f"{table.regret(result['baseline']):.2f} sigma")  # fmt: skip
-    print(f"budget: {budget} epochs (median of hptune, 3 seeds); peers followed to "
-          f"{FOLLOW * budget}; {args.repeats} repeats each; hptune samples snapped to the grid: "
-          f"{result['snapped']}\n")  # fmt: skip
-    header = ["searcher", "epochs used", "regret (sigma), median", "IQR", "within noise",
-              "epochs to within noise, median"]  # fmt: skip
-    rows = [s.row(None if s.searcher.startswith("hptune") else FOLLOW * budget)
-            for s in result["scores"].values()]  # fmt: skip
-    print(markdown(header, rows))
-    p = result["pruning"]
-    print(f"\npruning (hptune, 3 seeds, with and without it, same repeats): the epochs and "
-          f"regularization phases used {p['epochs_with']} epochs instead of "
-          f"{p['epochs_without']} ({100 * p['saved_share']:.0f}% saved); same final choice in "
-          f"{round(p['same_decision_share'] * p['repeats'])}/{p['repeats']} repeats")  # fmt: skip
+        args.json.write_text(json.dumps(everything, indent=1, default=str) + "\n")
+    print("\n" + "\n\n".join(texts))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,319 @@
+"""Calibration of hptune's decision rules and pruner on draws where the truth is known.
+
+    .venv/bin/python benchmarks/calibration.py [--table FILE ...] [--draws 2000] [--json FILE]
+
+Candidates are built from a tuning table's real runs (``search/build_table.py``), so their
+seed noise, and the share of it that all configurations have in common on a seed, are those
+of real fine-tuning:
+
+- *equal, re-centred*: K configurations of the table, each shifted so that its mean over all
+  the table's seeds is the same; each keeps its own seed-by-seed pattern, so the pairing on
+  common seeds is as real as in a phase;
+- *equal, relabelled*: one configuration K times, each copy with its seeds permuted: equal in
+  truth by construction, with no pairing;
+- *separated*: a configuration and another re-centred at a true gap of 0.5, 1 or 2 sigma
+  behind it (sigma: the table's median seed standard deviation).
+
+Each draw takes the phase's seeds (3, or 5 as after racing at most) at random from the
+table's and calls hptune's decision function (``hptune.phases.rank_within_noise``, as every
+phase does) on them. It prints, with the Monte Carlo standard error:
+
+- the rate of "worse beyond seed noise" said of a candidate equal in truth to the best, per
+  comparison and per phase (at least one such "worse" among K candidates);
+- the rate of "equivalent" at true gaps 0 and 2x the margin (the margin is hptune's: half the
+  seed noise it measures);
+- the probability that the chosen candidate (the best mean) is within noise of the true best,
+  among a best and K-1 candidates at true gaps of 0.5-2 sigma;
+- the pruner's rate of pruning a trial equal to or 0.5 sigma better than the best: hptune's
+  ``PairedPruner`` (as the epochs and regularization phases build it) in a real Optuna study
+  whose earlier trials are the table's runs, the trial reported epoch by epoch.
+
+Racing's adaptive extra seeds are not replayed here (the race replays whole runs, racing
+included); "5 seeds" shows the rules with as many seeds as racing gives at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "search"))
+from table import TABLES_DIR, Table
+
+PHASE_SIZES = (4, 8)  # the learning-rate grid, the regularization trials
+GAPS = (0.5, 1.0, 2.0)
+
+
+def _finite_cells(table: Table) -> list[dict[str, Any]]:
+    return [c for c in table.cells if math.isfinite(table.truth(c))
+            and all(math.isfinite(table.final(c, s)) for s in table.seeds)]  # fmt: skip
+
+
+def _values(table: Table, cell: dict[str, Any], target: float, seeds: list[int],
+            relabel: list[int] | None = None) -> dict[int, float]:  # fmt: skip
+    """The cell's final values on ``seeds`` shifted so its all-seed mean is ``target``
+    (``relabel``: read seed ``relabel[i]`` for the i-th seed of the table)."""
+    shift = target - table.truth(cell)
+    lookup = dict(zip(table.seeds, relabel or table.seeds, strict=True))
+    return {s: table.final(cell, lookup[s]) + shift for s in seeds}
+
+
+def _outcomes(values: list[dict[int, float]]) -> list[Any]:
+    from hptune.keys import TrialStatus
+    from hptune.phases import TrialOutcome
+
+    return [TrialOutcome(i, {}, v, TrialStatus.OK) for i, v in enumerate(values)]
+
+
+def _rate(hits: int, n: int) -> dict[str, float]:
+    p = hits / n if n else math.nan
+    return {"rate": p, "se": math.sqrt(p * (1 - p) / n) if n else math.nan, "n": n}
+
+
+def equal_candidates(table: Table, draws: int, k: int, n_seeds: int, relabel: bool,
+                     rng: random.Random) -> dict[str, Any]:  # fmt: skip
+    """K candidates equal in truth: how often is one called worse, or equivalent?"""
+    from hptune.phases import rank_within_noise
+    from hptune.seeds import Verdict
+
+    cells = _finite_cells(table)
+    worse = equivalent = comparisons = phases_with_worse = 0
+    for _ in range(draws):
+        seeds = rng.sample(table.seeds, n_seeds)
+        target = table.truth(rng.choice(cells))
+        if relabel:
+            cell = rng.choice(cells)
+            values = [_values(table, cell, target, seeds, rng.sample(table.seeds, len(table.seeds)))
+                      for _ in range(k)]  # fmt: skip
+        else:
+            values = [_values(table, c, target, seeds) for c in rng.sample(cells, k)]
+        ranking = rank_within_noise(_outcomes(values), "minimize")
+        verdicts = [c.verdict for c in ranking.comparisons.values()]
+        worse += sum(v == Verdict.WORSE for v in verdicts)
+        equivalent += sum(v == Verdict.EQUIVALENT for v in verdicts)
+        comparisons += len(verdicts)
+        phases_with_worse += any(v == Verdict.WORSE for v in verdicts)
+    return {"worse_per_comparison": _rate(worse, comparisons),
+            "worse_per_phase": _rate(phases_with_worse, draws),
+            "equivalent_per_comparison": _rate(equivalent, comparisons)}  # fmt: skip
+
+
+def separated_pair(table: Table, draws: int, gap: float | None, n_seeds: int,
+                   rng: random.Random) -> dict[str, Any]:  # fmt: skip
+    """A best and one candidate ``gap`` sigma behind (None: 2x the margin hptune measures)."""
+    from hptune.phases import rank_within_noise
+    from hptune.seeds import Verdict
+
+    cells = _finite_cells(table)
+    said: dict[str, int] = {v.value: 0 for v in Verdict}
+    for _ in range(draws):
+        seeds = rng.sample(table.seeds, n_seeds)
+        best, other = rng.sample(cells, 2)
+        target = table.truth(best)
+        first = [_values(table, best, target, seeds), _values(table, other, target, seeds)]
+        if gap is None:  # the margin is hptune's own: half the noise of the draw
+            margin = rank_within_noise(_outcomes(first), "minimize").margin or 0.0
+            behind = 2 * margin
+        else:
+            behind = gap * table.sigma
+        values = [first[0], _values(table, other, target + behind, seeds)]
+        ranking = rank_within_noise(_outcomes(values), "minimize")
+        if ranking.best.number == 1:  # the worse one has the better mean: it is the best
+            verdict = "chose the worse"
+        else:
+            verdict = ranking.comparisons[1].verdict.value
+        said[verdict] = said.get(verdict, 0) + 1
+    return {v: _rate(n, draws) for v, n in said.items()}
+
+
+def chosen_within_noise(table: Table, draws: int, k: int, n_seeds: int,
+                        rng: random.Random) -> dict[str, float]:  # fmt: skip
+    """A best and K-1 candidates at true gaps drawn from 0.5-2 sigma: how often is the best
+    mean (what hptune chooses when nothing is equivalent) within 1 sigma of the best?"""
+    from hptune.phases import rank_within_noise
+
+    cells = _finite_cells(table)
+    hits = 0
+    for _ in range(draws):
+        seeds = rng.sample(table.seeds, n_seeds)
+        chosen = rng.sample(cells, k)
+        target = table.truth(chosen[0])
+        gaps = [0.0] + [rng.uniform(0.5, 2.0) for _ in range(k - 1)]
+        values = [_values(table, c, target + g * table.sigma, seeds)
+                  for c, g in zip(chosen, gaps, strict=True)]  # fmt: skip
+        ranking = rank_within_noise(_outcomes(values), "minimize")
+        hits += gaps[ranking.best.number] <= 1.0
+    return _rate(hits, draws)
+
+
+def pruner_rate(table: Table, draws: int, gap: float, n_references: int, n_seeds: int,
+                rng: random.Random) -> dict[str, float]:  # fmt: skip
+    """How often hptune's pruner stops a trial ``gap`` sigma behind the best of its
+    references (negative: better), reported epoch by epoch after them in one study."""
+    import optuna
+
+    from hptune.search import epoch_pruner, report_seed_epoch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    by_epochs: dict[int, list[dict[str, Any]]] = {}
+    for cell in _finite_cells(table):
+        by_epochs.setdefault(len(table.curve(cell, table.seeds[0])[0]), []).append(cell)
+    groups = [g for g in by_epochs.values() if len(g) > n_references and len(g[0]) and
+              len(table.curve(g[0], table.seeds[0])[0]) >= 2]  # fmt: skip
+    if not groups:  # too few cells of one length to stand for a phase's trials
+        return _rate(0, 0)
+    pruned = 0
+    for _ in range(draws):
+        group = rng.choice(groups)
+        seeds = rng.sample(table.seeds, n_seeds)
+        references = rng.sample(group, n_references)
+        best = min(references, key=table.truth)
+        test = rng.choice([c for c in group if c not in references])
+        study = optuna.create_study(direction="minimize", pruner=epoch_pruner())
+
+        def report(curves: dict[int, list[float]], study: Any = study) -> bool:
+            trial = study.ask()
+            for seed, curve in curves.items():
+                for epoch, value in enumerate(curve, 1):
+                    report_seed_epoch(trial, seed, value)
+                    trial.report(value, epoch + 100 * seed)  # Optuna wants distinct steps
+                    if trial.should_prune():
+                        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                        return True
+            study.tell(trial, statistics.fmean(c[-1] for c in curves.values()))
+            return False
+
+        for cell in references:
+            report({s: table.curve(cell, s)[0] for s in seeds})
+        pruned += report(_recentred_curves(table, test, best, gap * table.sigma, seeds))
+    return _rate(pruned, draws)
+
+
+def _recentred_curves(table: Table, cell: dict[str, Any], like: dict[str, Any], gap: float,
+                      seeds: list[int]) -> dict[int, list[float]]:  # fmt: skip
+    """``cell``'s per-seed curves shifted, epoch by epoch, onto ``like``'s mean curve + gap."""
+
+    def mean_curve(c: dict[str, Any]) -> list[float]:
+        curves = [table.curve(c, s)[0] for s in table.seeds]
+        return [statistics.fmean(x[e] for x in curves) for e in range(len(curves[0]))]
+
+    own, target = mean_curve(cell), mean_curve(like)
+    return {s: [v - o + t + gap for v, o, t in zip(table.curve(cell, s)[0], own, target,
+                                                   strict=True)]
+            for s in seeds}  # fmt: skip
+
+
+def calibrate(table: Table, draws: int, seed: int = 0) -> dict[str, Any]:
+    rng = random.Random(seed)
+    out: dict[str, Any] = {"table": Path(table.path).stem, "draws": draws,
+                           "sigma": table.sigma}  # fmt: skip
+    for n_seeds in (3, 5):
+        if n_seeds > len(table.seeds):
+            continue
+        block: dict[str, Any] = {}
+        for k in [k for k in PHASE_SIZES if k <= len(_finite_cells(table))]:
+            block[f"equal_recentred_k{k}"] = equal_candidates(table, draws, k, n_seeds, False, rng)
+            block[f"equal_relabelled_k{k}"] = equal_candidates(table, draws, k, n_seeds, True, rng)
+        block["pair_gap_2x_margin"] = separated_pair(table, draws, None, n_seeds, rng)
+        for gap in GAPS:
+            block[f"pair_gap_{gap:g}_sigma"] = separated_pair(table, draws, gap, n_seeds, rng)
+        block["chosen_within_noise_k4"] = chosen_within_noise(table, draws, 4, n_seeds, rng)
+        out[f"{n_seeds}_seeds"] = block
+    pruner_draws = max(1, draws // 10)  # a study per draw: slower
+    references = min(4, len(_finite_cells(table)) - 2)
+    if references >= 2:
+        out["pruner"] = {f"gap_{g:g}_sigma": pruner_rate(table, pruner_draws, g, references,
+                                                         min(3, len(table.seeds)), rng)
+                         for g in (0.0, -0.5)}  # fmt: skip
+    return out
+
+
+def _pct(r: dict[str, float]) -> str:
+    return f"{100 * r['rate']:.1f}% ± {100 * r['se']:.1f}"
+
+
+def report(figures: dict[str, Any]) -> str:
+    lines = [f"## {figures['table']} (sigma {figures['sigma']:.4g}, {figures['draws']} draws "
+             "per cell, ± one Monte Carlo standard error)", ""]  # fmt: skip
+    header = "| what (the truth) | said | 3 seeds | 5 seeds |"
+    lines += [header, "|---|---|---|---|"]
+    blocks = [figures.get("3_seeds", {}), figures.get("5_seeds", {})]
+
+    def row(what: str, said: str, get: Any) -> None:
+        cells = [_pct(get(b)) if b else "-" for b in blocks]
+        lines.append(f"| {what} | {said} | {cells[0]} | {cells[1]} |")
+
+    for k in PHASE_SIZES:
+        for kind in ("recentred", "relabelled"):
+            key = f"equal_{kind}_k{k}"
+            if key not in blocks[0]:
+                continue
+            row(
+                f"{k} equal ({kind})",
+                "worse, per comparison",
+                lambda b, key=key: b[key]["worse_per_comparison"],
+            )
+            row(
+                f"{k} equal ({kind})",
+                "worse, per phase",
+                lambda b, key=key: b[key]["worse_per_phase"],
+            )
+            row(
+                f"{k} equal ({kind})",
+                "equivalent, per comparison",
+                lambda b, key=key: b[key]["equivalent_per_comparison"],
+            )
+    for gap, label in [("2x_margin", "2x the margin"), *[(f"{g:g}_sigma", f"{g:g} sigma")
+                                                          for g in GAPS]]:  # fmt: skip
+        key = f"pair_gap_{gap}"
+        for said in ("worse", "equivalent", "undecided", "chose the worse"):
+            row(
+                f"a pair {label} apart",
+                said,
+                lambda b, key=key, said=said: b[key].get(said, {"rate": 0.0, "se": 0.0}),
+            )
+    row("a best + 3 at 0.5-2 sigma", "chosen within noise", lambda b: b["chosen_within_noise_k4"])
+    lines.append("")
+    for gap, label in (("0", "equal to"), ("-0.5", "0.5 sigma better than")):
+        r = figures.get("pruner", {}).get(f"gap_{gap}_sigma", _rate(0, 0))
+        if not r["n"]:
+            lines.append("pruner: too few configurations of one length in this table")
+            break
+        lines.append(f"pruner (hptune's PairedPruner, 4 earlier trials, 3 seeds): a trial "
+                     f"{label} the best is pruned in {_pct(r)} ({r['n']} studies)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--table",
+        type=Path,
+        action="append",
+        help="a table (repeatable); default: every table of search/tables/",
+    )
+    parser.add_argument("--draws", type=int, default=2000, help="draws per cell")
+    parser.add_argument("--json", type=Path, help="write every rate with its error (JSON)")
+    args = parser.parse_args()
+    paths = args.table or sorted(TABLES_DIR.glob("*.json"))
+    if not paths:
+        raise SystemExit("no tables: build them with benchmarks/search/build_table.py --suite")
+    everything = {}
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"--table {path}: no such file")
+        figures = calibrate(Table.load(path), args.draws)
+        everything[path.stem] = figures
+        print(report(figures) + "\n", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(everything, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
