@@ -74,16 +74,17 @@ def test_a_table_from_a_config_the_race_never_saw_builds_resumes_and_races(
     import json
 
     table = tmp_path / "table.json"
-    build = ("search/build_table.py", "--config", "examples/alpaca.yaml", "--quick", "--out",
-             str(table))  # fmt: skip
-    first = _run(*build)
+    build = ("--config", "examples/alpaca.yaml", "--quick", "--out", str(table))
+    first = _run("search/build_table.py", *build)
     assert "0 runs stored, 16 to train" in first  # 2 rates x 2 epoch counts x 4 seeds
     stored = json.loads(table.read_text())
     assert stored["config"]["objective"]["metric"] == "rouge_l"
     assert stored["grid"] == {"learning_rate": [0.005, 0.02], "epochs": [1, 2]}
     assert all(len(r["epochs"]) == json.loads(k)["epochs"] for k, r in stored["runs"].items())
     assert all(r["epochs"][-1]["score"] is not None for r in stored["runs"].values())
-    assert "16 runs stored, 0 to train" in _run(*build)  # nothing trained twice
+    assert "16 runs stored, 0 to train" in _run(
+        "search/build_table.py", *build
+    )  # nothing trained twice
     assert "rouge_l (maximize)" in first and "statistics-free coordinate search" in first
 
     figures_file = tmp_path / "race.json"
