@@ -133,3 +133,24 @@ def test_a_table_on_disk_round_trips(tmp_path) -> None:
     path.write_text(json.dumps(synthetic().raw))
     loaded = tables.Table.load(path)
     assert loaded.path == str(path) and loaded.truths == synthetic().truths
+
+
+def test_the_race_config_sets_each_phase_to_the_tables_grid(tmp_path) -> None:
+    import race
+    import yaml
+
+    task = ROOT / "benchmarks" / "search" / "tasks" / "lora_loss.yaml"
+    table = synthetic()
+    table.raw["config"] = yaml.safe_load(task.read_text())
+    table.raw["config_dir"] = str(task.parent)
+    config = race.race_config(table, tmp_path, 3, 4, sampler_seed=7, budget=120)
+    # No batch or weight decay in this grid: the batch phase is left out, the rest is the grid.
+    assert config.phases.run == ["baseline", "learning_rate", "epochs", "regularization"]
+    assert config.phases.learning_rate.grid == [0.001, 0.01, 0.1]
+    assert config.phases.epochs.range == (2, 4)
+    regularization = config.phases.regularization
+    assert regularization.warmup_ratio == (0.001, 0.1)  # the grid's 0.0 as hptune allows it
+    assert regularization.schedulers == ["constant_with_warmup", "linear"]
+    assert regularization.sampler_seed == 7
+    assert config.budget.seed_epochs == 120 and config.objective.max_seeds == 4
+    assert config.storage.startswith("journal:///")

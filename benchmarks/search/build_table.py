@@ -110,8 +110,11 @@ def build(
     relative = directory.relative_to(ROOT) if directory.is_relative_to(ROOT) else directory
     if out.exists():
         table = json.loads(out.read_text())
-        if table["grid"] != grid or table["config"] != raw:
-            raise SystemExit(f"{out} holds another configuration or grid; give another --out")
+        if table["config"] != raw:
+            raise SystemExit(f"{out} was built from another configuration; give another --out")
+        # Another grid extends the table: runs outside the new design stay stored but are no
+        # cell of it (Table reads only the grid's cells).
+        table["grid"] = grid
     else:
         runner = Runner(_load(raw, directory))
         start, _ = resolve_hparams(runner.config, runner.data.n_train)
@@ -122,6 +125,10 @@ def build(
                                       "wall_seconds": 0.0}}  # fmt: skip
         del runner
     effective = table["fixed"]["batch_size"] * table["fixed"]["gradient_accumulation_steps"]
+    derived = _derive_prefixes(table, configurations(grid), seeds)
+    if derived:
+        print(f"{out.name}: {derived} runs read off longer stored runs", flush=True)
+        _save(out, table)
     todo = [(run, cells, seed) for run, cells in jobs(configurations(grid)) for seed in seeds
             if any(key(c, seed) not in table["runs"] for c in cells)]  # fmt: skip
     # The longest runs first, so two workers end together.
@@ -166,25 +173,55 @@ def _train(task: tuple[Any, dict[str, Any], list[dict[str, Any]], int]) -> tuple
     return run, cells, seed, result.to_dict(), time.perf_counter() - start
 
 
+def _prefix(stored: dict[str, Any], run: dict[str, Any], cell: dict[str, Any],
+            seed: int) -> dict[str, Any]:  # fmt: skip
+    """The first ``cell["epochs"]`` epochs of a stored longer run, as the cell's run."""
+    n = cell["epochs"]
+    entry = dict(stored)
+    entry["epochs"] = stored["epochs"][:n]
+    entry["seconds"] = round(stored["seconds"] * n / run["epochs"], 3)
+    entry["prefix_of"] = key(run, seed)
+    if stored["diverged"] and len(stored["epochs"]) >= n:
+        entry["diverged"], entry["diverged_at"] = False, None  # it diverged after epoch n
+    return entry
+
+
+def _derive_prefixes(table: dict, cells: list[dict[str, Any]], seeds: list[int]) -> int:
+    """Fill the length-free cells a stored longer run already holds (a grid given more epoch
+    counts later); returns how many."""
+    filled = 0
+    for cell in cells:
+        if (cell.get("scheduler"), cell.get("warmup_ratio")) != LENGTH_FREE or "epochs" not in cell:
+            continue
+        for seed in seeds:
+            if key(cell, seed) in table["runs"]:
+                continue
+            for longer in range(cell["epochs"] + 1, 100):
+                run = {**cell, "epochs": longer}
+                stored = table["runs"].get(key(run, seed))
+                if stored is not None and "prefix_of" not in stored:
+                    table["runs"][key(cell, seed)] = _prefix(stored, run, cell, seed)
+                    filled += 1
+                    break
+    return filled
+
+
+def _save(out: Path, table: dict) -> None:
+    temporary = out.with_suffix(".tmp")
+    temporary.write_text(json.dumps(table))
+    os.replace(temporary, out)  # a killed build loses at most the runs in progress
+
+
 def _collect(out: Path, table: dict, results: Any, total: int, started: float,
              wall: float) -> None:  # fmt: skip
     for index, (run, cells, seed, stored, seconds) in enumerate(results, 1):
         for cell in cells:
-            entry = dict(stored)
-            if cell is not run:  # a prefix of the longer run
-                n = cell["epochs"]
-                entry["epochs"] = stored["epochs"][:n]
-                entry["seconds"] = round(stored["seconds"] * n / run["epochs"], 3)
-                entry["prefix_of"] = key(run, seed)
-                if stored["diverged"] and len(stored["epochs"]) >= n:
-                    entry["diverged"], entry["diverged_at"] = False, None  # after epoch n
+            entry = stored if cell is run else _prefix(stored, run, cell, seed)
             table["runs"][key(cell, seed)] = entry
         table["cost"]["train_seconds"] = round(table["cost"]["train_seconds"] + seconds, 1)
         table["cost"]["runs_trained"] += 1
         table["cost"]["wall_seconds"] = round(wall + time.perf_counter() - started, 1)
-        temporary = out.with_suffix(".tmp")
-        temporary.write_text(json.dumps(table))
-        os.replace(temporary, out)  # a killed build loses at most the runs in progress
+        _save(out, table)
         field = "eval_loss" if table["config"]["objective"].get("metric", "eval_loss") == \
             "eval_loss" else "score"  # fmt: skip
         curve = [None if e[field] is None else round(e[field], 4) for e in stored["epochs"]]

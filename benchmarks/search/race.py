@@ -137,8 +137,11 @@ def race_config(table: Table, workdir: Path, n_seeds: int, max_seeds: int, sampl
     dims = table.dims
 
     def span(values: list[float]) -> list[float]:
-        low, high = min(values), max(values)
-        return [low, high] if low < high else [low * 0.8, low * 1.25]
+        """hptune's range over the grid's values (it wants 0 < low < high)."""
+        high = max(values)
+        low = min(v for v in values if v > 0) if any(v > 0 for v in values) else 0.0
+        low = low if low < high else high / 100
+        return [low, high] if high > 0 else [0.001, 0.01]
 
     raw = copy.deepcopy(table.config)
     # A journal file: a replay makes thousands of storage calls, SQLite costs ~6x more each.

@@ -193,7 +193,7 @@ class Table:
         def position(param: str, value: Any) -> float:
             options = self.dims[param]
             if isinstance(value, str) or isinstance(options[0], str):
-                return float(options.index(value)) if value in options else math.nan
+                return math.nan  # a category: equal or not (below)
             scale = (lambda x: math.log(max(x, 1e-12))) if param in LOG_SCALE else float
             points = [scale(o) for o in options]
             x = scale(value)
@@ -209,8 +209,10 @@ class Table:
         def distance(cell: dict[str, Any]) -> tuple[float, str]:
             total = 0.0
             for p, x in wanted.items():
-                y = position(p, cell[p])
-                total += 1.0 if math.isnan(x) else (x - y) ** 2  # a string not in the grid
+                if math.isnan(x):  # another category weighs more than any step of a number
+                    total += 0.0 if cell[p] == values[p] else 10.0
+                else:
+                    total += (x - position(p, cell[p])) ** 2
             return total, name(cell)
 
         return min(self.cells, key=distance)
