@@ -55,6 +55,8 @@ __all__ = [
 #: time]``, a new beat number each time (only whether it changed is judged, never the time).
 HEARTBEAT_ATTR = keys.HEARTBEAT
 JOURNAL_PREFIX = "journal://"
+#: Seconds after which a journal queue lock whose holder died is taken over.
+JOURNAL_LOCK_GRACE = 30
 
 Backend = Literal["sqlite", "journal", "postgresql", "other"]
 
@@ -193,7 +195,22 @@ def queue_lock(
     """Hold the lock of study ``name``'s queue: one worker at a time changes it."""
     url = config.storage_url
     kind = backend(url)
-    if kind in ("sqlite", "journal"):
+    if kind == "journal":
+        # Optuna's journal lock: a file created with O_EXCL, which holds on NFS (v3 and later)
+        # where flock does nothing on a share mounted `nolock`. A holder that died is released
+        # after its grace period; the queue is held for milliseconds.
+        from optuna.storages.journal import JournalFileOpenLock
+
+        path = _file_of(url)
+        assert path is not None
+        lock = JournalFileOpenLock(f"{path}.{name}.queue", grace_period=JOURNAL_LOCK_GRACE)
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    if kind == "sqlite":  # one worker only (single_worker_guard): a local lock suffices
         from filelock import FileLock
 
         path = _file_of(url)

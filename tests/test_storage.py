@@ -159,3 +159,40 @@ def test_mysql_is_refused_with_what_to_use_instead(tiny_config_dict) -> None:
         config_from_dict(tiny_config_dict)
     assert "postgresql://user@host/db" in str(refused.value)
     assert "secret" not in str(refused.value) and "mysql://u:***@h/db" in str(refused.value)
+
+
+def _hold_queue_lock(url: str, out_dir: str, tag: str, rounds: int) -> None:
+    """In its own process: take the queue lock ``rounds`` times; inside, create a marker
+    file exclusively (failing if the other process is inside too) and remove it."""
+    import os
+    from pathlib import Path
+
+    config = _config(Path(out_dir), url)
+    storage = open_storage(config)
+    marker = Path(out_dir) / "inside"
+    for _ in range(rounds):
+        with queue_lock(config, storage, "s.x"):
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                (Path(out_dir) / f"both-inside-{tag}").touch()
+                continue
+            time.sleep(0.002)
+            marker.unlink()
+
+
+def test_two_processes_never_hold_the_journal_queue_lock_together(tmp_path) -> None:
+    import multiprocessing
+
+    url = f"journal://{tmp_path / 'j.log'}"
+    optuna.create_study(storage=open_storage(_config(tmp_path, url)), study_name="s.x")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_hold_queue_lock, args=(url, str(tmp_path), tag, 150))
+               for tag in "ab"]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert sorted(p.name for p in tmp_path.glob("both-inside-*")) == []
+    assert not list(tmp_path.glob("*.queue.lock"))  # released every time

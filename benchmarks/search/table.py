@@ -110,12 +110,8 @@ class Table:
     @classmethod
     def load(cls, path: Path) -> Table:
         raw = json.loads(path.read_text())
-        if "config" not in raw:  # a table written before tables recorded their configuration
-            import yaml
-
-            raw["config"] = yaml.safe_load(DEMO.read_text())
-            raw["config_dir"] = str(DEMO.parent.relative_to(ROOT))
-            raw.setdefault("fixed", {})
+        if "config" not in raw:
+            raise SystemExit(f"{path} records no configuration: rebuild it with build_table.py")
         return cls(raw, str(path))
 
     @property
