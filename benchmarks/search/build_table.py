@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -35,7 +36,7 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from table import LENGTH_FREE, ROOT, TABLES_DIR, Table, configurations, key
+from table import LENGTH_FREE, ROOT, TABLES_DIR, Table, configurations, key, name
 
 HERE = Path(__file__).resolve().parent
 TASKS = HERE / "tasks"
@@ -260,6 +261,24 @@ def difficulty(table: Table) -> dict[str, Any]:
     }
 
 
+def record_summary(out: Path, table: Table, figures: dict[str, Any]) -> None:
+    """Store each configuration's seed standard deviation and the difficulty line in the
+    table's file (read back by nothing: the race recomputes them from the runs)."""
+    import statistics
+
+    raw = json.loads(out.read_text())
+    raw["summary"] = {
+        "seed_std": {
+            name(c): statistics.stdev(table.final(c, s) for s in table.seeds)
+            if all(math.isfinite(table.final(c, s)) for s in table.seeds) else None
+            for c in table.cells
+        },
+        "difficulty": figures,
+        "difficulty_line": difficulty_line(table, figures),
+    }  # fmt: skip
+    _save(out, raw)
+
+
 def difficulty_line(table: Table, figures: dict[str, Any]) -> str:
     cost = table.raw.get("cost", {})
     verdict = ("TOO EASY to claim anything: the statistics-free coordinate search reaches 90%"
@@ -316,7 +335,9 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         build(out, raw, directory, grid, seeds, args.workers)
         table = Table.load(out)
-        print(f"{out}: {len(table.runs)} runs; {difficulty_line(table, difficulty(table))}")
+        figures = difficulty(table)
+        record_summary(out, table, figures)
+        print(f"{out}: {len(table.runs)} runs; {difficulty_line(table, figures)}")
 
 
 if __name__ == "__main__":

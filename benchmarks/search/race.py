@@ -326,7 +326,8 @@ def summarize(table: Table, repeats: list[dict[str, Any]], budgets_pct: list[int
             regrets = [r["regret"][label][pct] for r in repeats]
             used = [r["used"][label][pct] for r in repeats]
             notes = [r["notes"].get(label, {}).get(pct) for r in repeats]
-            q = statistics.quantiles(regrets, n=4) if len(regrets) > 1 else [regrets[0]] * 3
+            q = (statistics.quantiles(regrets, n=4, method="inclusive") if len(regrets) > 1
+                 else [regrets[0]] * 3)  # fmt: skip
             wins = sum(a < b for a, b in zip(ours, regrets, strict=True))
             losses = sum(a > b for a, b in zip(ours, regrets, strict=True))
             rows[label] = {
@@ -373,7 +374,8 @@ def report(task: str, table: Table, figures: dict[str, Any], summary: dict[str, 
     lines = [f"## {task}", "", difficulty_line(table, figures), ""]
     for budget, block in summary.items():
         lines.append(f"budget {budget} of hptune's default plan = {block['seed_epochs']:.0f} "
-                     f"seed-epochs, {repeats} repeats (distinct seed splits):\n")  # fmt: skip
+                     f"seed-epochs, {repeats} repeats (distinct splits of the table's "
+                     f"{len(table.seeds)} seeds; the p-values are conditional on them):\n")  # fmt: skip
         header = ["searcher", "seed-epochs used (median)", "within noise", "regret (sigma), "
                   "median [IQR]", "hptune better / worse", "Wilcoxon p (hptune vs it)"]  # fmt: skip
         rows = []
