@@ -373,9 +373,11 @@ def report(task: str, table: Table, figures: dict[str, Any], summary: dict[str, 
            pruning: dict[str, Any], repeats: int) -> str:  # fmt: skip
     lines = [f"## {task}", "", difficulty_line(table, figures), ""]
     for budget, block in summary.items():
-        lines.append(f"budget {budget} of hptune's default plan = {block['seed_epochs']:.0f} "
-                     f"seed-epochs, {repeats} repeats (distinct splits of the table's "
-                     f"{len(table.seeds)} seeds; the p-values are conditional on them):\n")  # fmt: skip
+        lines.append(
+            f"budget {budget} of hptune's default plan = {block['seed_epochs']:.0f} seed-epochs, "
+            f"{repeats} repeats (distinct splits of the table's {len(table.seeds)} seeds; the "
+            "p-values are conditional on them):\n"
+        )
         header = ["searcher", "seed-epochs used (median)", "within noise", "regret (sigma), "
                   "median [IQR]", "hptune better / worse", "Wilcoxon p (hptune vs it)"]  # fmt: skip
         rows = []
