@@ -154,3 +154,29 @@ def test_the_race_config_sets_each_phase_to_the_tables_grid(tmp_path) -> None:
     assert regularization.sampler_seed == 7
     assert config.budget.seed_epochs == 120 and config.objective.max_seeds == 4
     assert config.storage.startswith("journal:///")
+
+
+def test_a_constant_rate_run_is_a_prefix_of_a_longer_one(tiny_config_dict, demo_path) -> None:
+    """What the table builder relies on to read a constant-rate cell off a longer run: the
+    data order and dropout of epoch k depend on the seed and k only."""
+    from hptune.config import config_from_dict
+    from hptune.hparams import HParams
+    from hptune.train import Runner
+
+    validation = Path(tiny_config_dict["output_dir"]).parent / "validation.jsonl"
+    demo = demo_path / "data" / "validation.jsonl"
+    validation.write_text("".join(demo.read_text().splitlines(keepends=True)[:16]))
+    tiny_config_dict["data"]["validation"] = str(validation)
+    tiny_config_dict["method"]["dropout"] = 0.1  # dropout's stream matters too
+    tiny_config_dict["training"].update(checkpoints=False, max_train_examples=32)
+    runner = Runner(config_from_dict(tiny_config_dict))
+
+    def curve(epochs: int, scheduler: str = "constant_with_warmup") -> list[float]:
+        hp = HParams(learning_rate=5e-3, batch_size=8, gradient_accumulation_steps=1,
+                     epochs=epochs, warmup_ratio=0.0, weight_decay=0.01,
+                     scheduler=scheduler)  # fmt: skip
+        return [e.eval_loss for e in runner.train(hp, seed=1).epochs]
+
+    short, long = curve(1), curve(2)
+    assert short == long[:1]
+    assert curve(1, "linear") != curve(2, "linear")[:1]  # a decaying rate is not a prefix
