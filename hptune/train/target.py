@@ -11,6 +11,7 @@ together with the memory model of the configured model and method.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -166,10 +167,12 @@ def resolve_target(config: TuneConfig) -> Target:
 
 def _known_tflops(name: str) -> float | None:
     """The TFLOPS of the `GPUS` entry a device name (``NVIDIA GeForce RTX 4090``,
-    ``NVIDIA L40S``) names: the longest model name it contains, spaces and dashes aside."""
-    plain = "".join(c for c in name.lower() if c.isalnum())
+    ``NVIDIA L40S``) names: the longest model name made of whole words of it (``RTX 4090``
+    reads as ``rtx4090``), so that ``L40`` is not taken for ``L4``."""
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    spans = {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
     models = {key.split("-")[0]: values[2] for key, values in GPUS.items()}
-    found = [model for model in models if model in plain]
+    found = [model for model in models if model in spans]
     return models[max(found, key=len)] if found else None
 
 

@@ -162,7 +162,7 @@ def test_an_unknown_device_is_a_clear_error() -> None:
     ("name", "tflops"),
     [("NVIDIA L40S", 362), ("NVIDIA GeForce RTX 4090", 165), ("Tesla T4", 65),
      ("NVIDIA A100-SXM4-80GB", 312), ("NVIDIA H100 80GB HBM3", 989), ("NVIDIA A10G", 70),
-     ("Some Future GPU", None)],
+     ("Some Future GPU", None), ("NVIDIA L40", None), ("NVIDIA L4", 121)],
 )  # fmt: skip
 def test_this_machines_gpu_is_found_by_its_longest_model_name(name: str, tflops) -> None:
     from hptune.train.target import _known_tflops
