@@ -257,7 +257,9 @@ def _json_array(text: str, where: str) -> list[tuple[int | str, dict[str, Any]]]
         ) from None
     if isinstance(loaded, dict):  # {"data": [...]}, as some exports write it; else one record
         lists = [v for v in loaded.values() if isinstance(v, list)]
-        loaded = lists[0] if len(lists) == 1 and len(loaded) == 1 else [loaded]
+        # {"messages": [...]} is one chat record: its turns are no records of their own.
+        wrapped = len(lists) == 1 and len(loaded) == 1 and "messages" not in loaded
+        loaded = lists[0] if wrapped else [loaded]
     if not isinstance(loaded, list):
         raise DataError(f"{where}: expected a JSON array of objects, got a {type(loaded).__name__}")
     for number, record in enumerate(loaded, 1):

@@ -157,3 +157,12 @@ def test_a_saved_single_split_and_a_fraction_beside_a_validation_split(tmp_path,
                                  "validation": datasets.Dataset.from_list(ROWS[15:])})  # fmt: skip
     with pytest.raises(DataError, match=r"already a validation split; remove data\.validation_fr"):
         prepare_data(DataConfig(dataset=both, validation_fraction=0.2), tokenizer)
+
+
+def test_a_json_file_holding_one_chat_record_is_one_record() -> None:
+    from hptune.train.sources import _json_array
+
+    chat = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    assert _json_array(json.dumps(chat), "one.json") == [(" record 1", chat)]
+    wrapped = {"data": [{"question": "q", "answer": "a"}] * 2}  # an export's wrapper still opens
+    assert len(_json_array(json.dumps(wrapped), "wrapped.json")) == 2
