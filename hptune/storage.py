@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -36,6 +37,8 @@ from hptune.exceptions import ConfigError, NoStorageYet
 
 if TYPE_CHECKING:
     import optuna
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "HEARTBEAT_ATTR",
@@ -367,6 +370,7 @@ class Heartbeat:
         self.storage = storage
         self.trial_id = trial_id
         self.interval = interval
+        self.failed_writes = 0  # beats the storage refused (logged, retried at the next beat)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="hptune-heartbeat", daemon=True)
 
@@ -389,5 +393,12 @@ class Heartbeat:
                 self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, value)
             except optuna.exceptions.UpdateFinishedTrialError:
                 return  # failed as stale by another worker: nothing left to keep alive
-            except Exception:  # a passing database error: the next beat tries again
+            except Exception as exc:  # a passing database error: the next beat tries again
+                self.failed_writes += 1
+                _log.warning(
+                    "heartbeat of trial %s not written (%s: %s); %d beat(s) failed so far, the "
+                    "next one tries again. Other workers fail a trial whose heartbeat stands "
+                    "still for 2 x heartbeat_seconds",
+                    self.trial_id, type(exc).__name__, exc, self.failed_writes,
+                )  # fmt: skip
                 continue

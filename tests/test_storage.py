@@ -196,3 +196,30 @@ def test_two_processes_never_hold_the_journal_queue_lock_together(tmp_path) -> N
     assert [w.exitcode for w in workers] == [0, 0]
     assert sorted(p.name for p in tmp_path.glob("both-inside-*")) == []
     assert not list(tmp_path.glob("*.queue.lock"))  # released every time
+
+
+def test_a_failed_heartbeat_write_is_logged_counted_and_retried(caplog) -> None:
+    import logging
+
+    class Flaky:
+        """A storage that refuses the first two writes (a passing database error)."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def set_trial_system_attr(self, trial_id: int, key: str, value: object) -> None:
+            self.calls += 1
+            if self.calls <= 2:
+                raise RuntimeError("connection reset")
+
+    storage = Flaky()
+    with (
+        caplog.at_level(logging.WARNING, logger="hptune"),
+        Heartbeat(storage, 7, interval=0.01) as beat,  # type: ignore[arg-type]
+    ):
+        deadline = time.monotonic() + 5
+        while storage.calls < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert beat.failed_writes == 2 and storage.calls >= 4  # later beats went on
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "heartbeat of trial 7 not written (RuntimeError" in said[0]
