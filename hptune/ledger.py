@@ -36,11 +36,14 @@ def trained_so_far(
 
     Returns:
         ``seed_epochs``, ``gpu_seconds`` (training seconds x data-parallel processes),
-        ``examples`` (over all processes) and ``reserved`` (the running trials' seed-epochs).
-        A trial that failed or was interrupted before its runs were stored is counted by the
-        epochs its curves recorded, at the run's mean GPU seconds per seed-epoch.
+        ``examples`` (over all processes), ``measured_gpu_seconds`` (the GPU seconds of the
+        stored runs alone, those ``examples`` were trained in) and ``reserved`` (the running
+        trials' seed-epochs). A trial that failed or was interrupted before its runs were
+        stored is counted by the epochs its curves recorded, at the run's mean GPU seconds
+        per seed-epoch (in ``gpu_seconds``, never in the measured throughput).
     """
-    totals = dict.fromkeys(("seed_epochs", "gpu_seconds", "examples", "reserved"), 0.0)
+    names = ("seed_epochs", "gpu_seconds", "examples", "measured_gpu_seconds", "reserved")
+    totals = dict.fromkeys(names, 0.0)
     unstored = 0
     for phase in (*config.phases.run, "final"):
         try:
@@ -61,6 +64,7 @@ def trained_so_far(
                 totals["seed_epochs"] += len(run.get("epochs", [])) - run.get("resumed_after", 0)
                 totals["gpu_seconds"] += seconds * int(run.get("processes", 1))
                 totals["examples"] += float(run.get("examples_per_second", 0.0)) * seconds
+    totals["measured_gpu_seconds"] = totals["gpu_seconds"]
     if unstored and totals["seed_epochs"]:
         totals["gpu_seconds"] += unstored * totals["gpu_seconds"] / totals["seed_epochs"]
     totals["seed_epochs"] += unstored
@@ -103,9 +107,10 @@ class BudgetLedger:
                               exclude=exclude)  # fmt: skip
 
     def examples_per_second(self, spent: dict[str, float]) -> tuple[float, str] | None:
-        """Examples per GPU-second: measured once runs are stored, else the estimate."""
-        if spent["gpu_seconds"] > 0 and spent["examples"] > 0:
-            return spent["examples"] / spent["gpu_seconds"], "measured"
+        """Examples per GPU-second: measured once runs are stored (their examples over their
+        own seconds), else the estimate."""
+        if spent["measured_gpu_seconds"] > 0 and spent["examples"] > 0:
+            return spent["examples"] / spent["measured_gpu_seconds"], "measured"
         return None if self.estimate is None else (self.estimate, "estimated")
 
     def refusal(
