@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "search"))
-from table import TABLES_DIR, Table
+from table import Table, complete_tables
 
 PHASE_SIZES = (4, 8)  # the learning-rate grid, the regularization trials
 GAPS = (0.5, 1.0, 2.0)
@@ -301,9 +301,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=2000, help="draws per cell")
     parser.add_argument("--json", type=Path, help="write every rate with its error (JSON)")
     args = parser.parse_args()
-    paths = args.table or sorted(TABLES_DIR.glob("*.json"))
-    if not paths:
-        raise SystemExit("no tables: build them with benchmarks/search/build_table.py --suite")
+    paths = args.table or complete_tables()
     everything = {}
     for path in paths:
         if not path.is_file():

@@ -62,7 +62,7 @@ from searchers import (
     run_peer,
     seed_splits,
 )
-from table import DEMO, TABLES_DIR, Table
+from table import DEMO, Table, complete_tables
 
 BUDGETS = (25, 50, 100, 200)  # % of hptune's default plan
 MAX_SEEDS = 5  # hptune's objective.max_seeds in the race (at most the seen seeds)
@@ -459,9 +459,7 @@ def main() -> None:
         raw, directory = task_config(args.config, quick=True)
         build(out, raw, directory, quick_grid(raw), list(range(QUICK_SEEDS)))
         args.table, args.repeats = [out], min(args.repeats, 3)
-    paths = args.table or sorted(TABLES_DIR.glob("*.json"))
-    if not paths:
-        raise SystemExit("no tables: build them with benchmarks/search/build_table.py --suite")
+    paths = args.table or complete_tables()
     everything: dict[str, Any] = {}
     texts = []
     for path in paths:

@@ -223,6 +223,24 @@ class Table:
         return self.snap(self.raw.get("start", self.raw.get("fixed", {})))
 
 
+def complete_tables() -> list[Path]:
+    """The suite's tables whose every cell is built; a table still building is named and
+    left out (``build_table.py --suite`` goes on where it stopped)."""
+    paths = []
+    for path in sorted(TABLES_DIR.glob("*.json")):
+        try:
+            missing = Table.load(path).missing
+        except SystemExit:  # not one cell on every seed yet
+            missing = -1
+        if missing:
+            print(f"{path.name}: still building, left out (build_table.py --suite finishes it)")
+        else:
+            paths.append(path)
+    if not paths:
+        raise SystemExit("no finished tables: build them with build_table.py --suite")
+    return paths
+
+
 @dataclass
 class HeldOut:
     """Regrets measured on held-out seeds: the truth a searcher is scored on."""
