@@ -96,7 +96,7 @@ def test_the_site_builds_in_strict_mode(site) -> None:
     assert len(expected) > 30
     assert [e for e in expected if f'id="{e}"' not in api] == []  # each rendered from its docstring
     benchmarks = (site / "benchmarks" / "index.html").read_text()
-    assert "The search race" in benchmarks  # benchmarks/README.md, included
+    assert "The search suite" in benchmarks  # benchmarks/README.md, included
 
 
 #: The elements a page of the site may hold (HTML, and the SVG of icons and plots): any other
