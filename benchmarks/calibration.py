@@ -50,18 +50,45 @@ PHASE_SIZES = (4, 8)  # the learning-rate grid, the regularization trials
 GAPS = (0.5, 1.0, 2.0)
 
 
+def _seen(table: Table, cell: dict[str, Any], seed: int) -> float:
+    """What hptune's rule sees of a seed's run: its best epoch (lower is better), as the
+    objective reports it; +inf when it diverged."""
+    curve, diverged = table.curve(cell, seed)
+    finite = [v for v in curve if math.isfinite(v)]
+    return math.inf if diverged or not finite else min(finite)
+
+
+def _truth(table: Table, cell: dict[str, Any]) -> float:
+    return statistics.fmean(_seen(table, cell, s) for s in table.seeds)
+
+
 def _finite_cells(table: Table) -> list[dict[str, Any]]:
-    return [c for c in table.cells if math.isfinite(table.truth(c))
-            and all(math.isfinite(table.final(c, s)) for s in table.seeds)]  # fmt: skip
+    return [c for c in table.cells if all(math.isfinite(_seen(table, c, s)) for s in table.seeds)]
 
 
-def _values(table: Table, cell: dict[str, Any], target: float, seeds: list[int],
+#: How a draw takes its seeds from the table's: ``bootstrap`` (with replacement; each
+#: position is a seed of its own to the rule) or ``subsample`` (without replacement).
+#: Neither is fresh seeds: a subsample's mean varies less than fresh seeds' (the 8-seed mean
+#: is fixed by the re-centring), so its error rates are too low; a bootstrap repeats seeds,
+#: and a repeated paired difference narrows the rule's interval, so its rates are too high.
+DRAW = {"scheme": "bootstrap"}
+
+
+def _draw(table: Table, n: int, rng: random.Random) -> list[int]:
+    """``n`` seeds of the table's, by ``DRAW``'s scheme, in the order the rule sees them."""
+    if DRAW["scheme"] == "subsample":
+        return rng.sample(table.seeds, min(n, len(table.seeds)))
+    return rng.choices(table.seeds, k=n)
+
+
+def _values(table: Table, cell: dict[str, Any], target: float, draw: list[int],
             relabel: list[int] | None = None) -> dict[int, float]:  # fmt: skip
-    """The cell's final values on ``seeds`` shifted so its all-seed mean is ``target``
-    (``relabel``: read seed ``relabel[i]`` for the i-th seed of the table)."""
-    shift = target - table.truth(cell)
+    """The cell's values on the drawn seeds (by position), shifted so that its mean over all
+    the table's seeds is ``target`` (``relabel``: read seed ``relabel[i]`` for the i-th seed
+    of the table)."""
+    shift = target - _truth(table, cell)
     lookup = dict(zip(table.seeds, relabel or table.seeds, strict=True))
-    return {s: table.final(cell, lookup[s]) + shift for s in seeds}
+    return {i: _seen(table, cell, lookup[s]) + shift for i, s in enumerate(draw)}
 
 
 def _outcomes(values: list[dict[int, float]]) -> list[Any]:
@@ -85,8 +112,8 @@ def equal_candidates(table: Table, draws: int, k: int, n_seeds: int, relabel: bo
     cells = _finite_cells(table)
     worse = equivalent = comparisons = phases_with_worse = 0
     for _ in range(draws):
-        seeds = rng.sample(table.seeds, n_seeds)
-        target = table.truth(rng.choice(cells))
+        seeds = _draw(table, n_seeds, rng)
+        target = _truth(table, rng.choice(cells))
         if relabel:
             cell = rng.choice(cells)
             values = [_values(table, cell, target, seeds, rng.sample(table.seeds, len(table.seeds)))
@@ -113,9 +140,9 @@ def separated_pair(table: Table, draws: int, gap: float | None, n_seeds: int,
     cells = _finite_cells(table)
     said: dict[str, int] = {v.value: 0 for v in Verdict}
     for _ in range(draws):
-        seeds = rng.sample(table.seeds, n_seeds)
+        seeds = _draw(table, n_seeds, rng)
         best, other = rng.sample(cells, 2)
-        target = table.truth(best)
+        target = _truth(table, best)
         first = [_values(table, best, target, seeds), _values(table, other, target, seeds)]
         if gap is None:  # the margin is hptune's own: half the noise of the draw
             margin = rank_within_noise(_outcomes(first), "minimize").margin or 0.0
@@ -141,9 +168,9 @@ def chosen_within_noise(table: Table, draws: int, k: int, n_seeds: int,
     cells = _finite_cells(table)
     hits = 0
     for _ in range(draws):
-        seeds = rng.sample(table.seeds, n_seeds)
+        seeds = _draw(table, n_seeds, rng)
         chosen = rng.sample(cells, k)
-        target = table.truth(chosen[0])
+        target = _truth(table, chosen[0])
         gaps = [0.0] + [rng.uniform(0.5, 2.0) for _ in range(k - 1)]
         values = [_values(table, c, target + g * table.sigma, seeds)
                   for c, g in zip(chosen, gaps, strict=True)]  # fmt: skip
@@ -164,16 +191,16 @@ def pruner_rate(table: Table, draws: int, gap: float, n_references: int, n_seeds
     by_epochs: dict[int, list[dict[str, Any]]] = {}
     for cell in _finite_cells(table):
         by_epochs.setdefault(len(table.curve(cell, table.seeds[0])[0]), []).append(cell)
-    groups = [g for g in by_epochs.values() if len(g) > n_references and len(g[0]) and
-              len(table.curve(g[0], table.seeds[0])[0]) >= 2]  # fmt: skip
+    groups = [g for g in by_epochs.values() if len(g) > n_references
+              and len(table.curve(g[0], table.seeds[0])[0]) >= 2]  # fmt: skip
     if not groups:  # too few cells of one length to stand for a phase's trials
         return _rate(0, 0)
     pruned = 0
     for _ in range(draws):
         group = rng.choice(groups)
-        seeds = rng.sample(table.seeds, n_seeds)
+        seeds = _draw(table, n_seeds, rng)
         references = rng.sample(group, n_references)
-        best = min(references, key=table.truth)
+        best = min(references, key=lambda c: _truth(table, c))
         test = rng.choice([c for c in group if c not in references])
         study = optuna.create_study(direction="minimize", pruner=epoch_pruner())
 
@@ -190,7 +217,7 @@ def pruner_rate(table: Table, draws: int, gap: float, n_references: int, n_seeds
             return False
 
         for cell in references:
-            report({s: table.curve(cell, s)[0] for s in seeds})
+            report({i: table.curve(cell, s)[0] for i, s in enumerate(seeds)})
         pruned += report(_recentred_curves(table, test, best, gap * table.sigma, seeds))
     return _rate(pruned, draws)
 
@@ -204,15 +231,15 @@ def _recentred_curves(table: Table, cell: dict[str, Any], like: dict[str, Any], 
         return [statistics.fmean(x[e] for x in curves) for e in range(len(curves[0]))]
 
     own, target = mean_curve(cell), mean_curve(like)
-    return {s: [v - o + t + gap for v, o, t in zip(table.curve(cell, s)[0], own, target,
+    return {i: [v - o + t + gap for v, o, t in zip(table.curve(cell, s)[0], own, target,
                                                    strict=True)]
-            for s in seeds}  # fmt: skip
+            for i, s in enumerate(seeds)}  # fmt: skip
 
 
 def calibrate(table: Table, draws: int, seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     out: dict[str, Any] = {"table": Path(table.path).stem, "draws": draws,
-                           "sigma": table.sigma}  # fmt: skip
+                           "sigma": table.sigma, "draw": DRAW["scheme"]}  # fmt: skip
     for n_seeds in (3, 5):
         if n_seeds > len(table.seeds):
             continue
@@ -223,7 +250,8 @@ def calibrate(table: Table, draws: int, seed: int = 0) -> dict[str, Any]:
         block["pair_gap_2x_margin"] = separated_pair(table, draws, None, n_seeds, rng)
         for gap in GAPS:
             block[f"pair_gap_{gap:g}_sigma"] = separated_pair(table, draws, gap, n_seeds, rng)
-        block["chosen_within_noise_k4"] = chosen_within_noise(table, draws, 4, n_seeds, rng)
+        if len(_finite_cells(table)) >= 4:
+            block["chosen_within_noise_k4"] = chosen_within_noise(table, draws, 4, n_seeds, rng)
         out[f"{n_seeds}_seeds"] = block
     pruner_draws = max(1, draws // 10)  # a study per draw: slower
     references = min(4, len(_finite_cells(table)) - 2)
@@ -240,7 +268,8 @@ def _pct(r: dict[str, float]) -> str:
 
 def report(figures: dict[str, Any]) -> str:
     lines = [f"## {figures['table']} (sigma {figures['sigma']:.4g}, {figures['draws']} draws "
-             "per cell, ± one Monte Carlo standard error)", ""]  # fmt: skip
+             f"per cell, seeds drawn by {figures['draw']}, ± one Monte Carlo standard error)",
+             ""]  # fmt: skip
     header = "| what (the truth) | said | 3 seeds | 5 seeds |"
     lines += [header, "|---|---|---|---|"]
     blocks = [figures.get("3_seeds", {}), figures.get("5_seeds", {})]
@@ -278,7 +307,12 @@ def report(figures: dict[str, Any]) -> str:
                 said,
                 lambda b, key=key, said=said: b[key].get(said, {"rate": 0.0, "se": 0.0}),
             )
-    row("a best + 3 at 0.5-2 sigma", "chosen within noise", lambda b: b["chosen_within_noise_k4"])
+    if "chosen_within_noise_k4" in blocks[0]:
+        row(
+            "a best + 3 at 0.5-2 sigma",
+            "chosen within noise",
+            lambda b: b["chosen_within_noise_k4"],
+        )
     lines.append("")
     for gap, label in (("0", "equal to"), ("-0.5", "0.5 sigma better than")):
         r = figures.get("pruner", {}).get(f"gap_{gap}_sigma", _rate(0, 0))
@@ -300,7 +334,10 @@ def main() -> None:
     )
     parser.add_argument("--draws", type=int, default=2000, help="draws per cell")
     parser.add_argument("--json", type=Path, help="write every rate with its error (JSON)")
+    parser.add_argument("--draw", choices=("bootstrap", "subsample"), default="bootstrap",
+                        help="seeds with replacement (rates high) or without (low)")  # fmt: skip
     args = parser.parse_args()
+    DRAW["scheme"] = args.draw
     paths = args.table or complete_tables()
     everything = {}
     for path in paths:

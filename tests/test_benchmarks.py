@@ -76,10 +76,11 @@ def test_a_table_from_a_config_the_race_never_saw_builds_resumes_and_races(
     table = tmp_path / "table.json"
     build = ("--config", "examples/alpaca.yaml", "--quick", "--out", str(table))
     first = _run("search/build_table.py", *build)
-    assert "0 runs stored, 16 to train" in first  # 2 rates x 2 epoch counts x 4 seeds
+    assert "0 runs stored, 8 to train" in first  # 2 rates x 4 seeds, each read at 1 and 2 epochs
     stored = json.loads(table.read_text())
     assert stored["config"]["objective"]["metric"] == "rouge_l"
-    assert stored["grid"] == {"learning_rate": [0.005, 0.02], "epochs": [1, 2]}
+    constant = {"scheduler": ["constant_with_warmup"], "warmup_ratio": [0.0]}
+    assert stored["grid"] == {"learning_rate": [0.005, 0.02], "epochs": [1, 2], **constant}
     assert all(len(r["epochs"]) == json.loads(k)["epochs"] for k, r in stored["runs"].items())
     assert all(r["epochs"][-1]["score"] is not None for r in stored["runs"].values())
     assert "16 runs stored, 0 to train" in _run(

@@ -16,8 +16,8 @@ order and dropout of epoch k depend only on the seed and k, so the shorter run i
 
 ``--suite`` builds the tables of ``benchmarks/search/tasks/`` (each ``NAME.yaml`` with its
 ``NAME.grid.yaml``) into ``benchmarks/search/tables/NAME.json``. ``--quick`` trains a small
-grid derived from the configuration (its learning rate x 0.5 and x 2, 1 and 2 epochs, 64
-training examples, 4 seeds) to check the machinery on any configuration.
+grid derived from the configuration (its learning rate x 0.5 and x 2, 1 and 2 epochs of a
+constant rate, 64 training examples, 4 seeds) to check the machinery on any configuration.
 """
 
 from __future__ import annotations
@@ -55,8 +55,11 @@ def task_config(path: Path, quick: bool = False) -> tuple[dict[str, Any], Path]:
 
 
 def quick_grid(raw: dict[str, Any]) -> dict[str, list[Any]]:
+    """The configuration's rate x 0.5 and x 2 at 1 and 2 epochs of a constant rate (one run
+    per rate and seed, read at both lengths)."""
     rate = float(raw.get("training", {}).get("learning_rate", 1e-4))
-    return {"learning_rate": [rate * 0.5, rate * 2], "epochs": [1, 2]}
+    return {"learning_rate": [rate * 0.5, rate * 2], "epochs": [1, 2],
+            "scheduler": ["constant_with_warmup"], "warmup_ratio": [0.0]}  # fmt: skip
 
 
 def _load(raw: dict[str, Any], directory: Path) -> Any:
@@ -182,8 +185,10 @@ def _prefix(stored: dict[str, Any], run: dict[str, Any], cell: dict[str, Any],
     entry["epochs"] = stored["epochs"][:n]
     entry["seconds"] = round(stored["seconds"] * n / run["epochs"], 3)
     entry["prefix_of"] = key(run, seed)
-    if stored["diverged"] and len(stored["epochs"]) >= n:
-        entry["diverged"], entry["diverged_at"] = False, None  # it diverged after epoch n
+    # The epoch a run diverged in at validation is stored: the prefix is clean only when
+    # the run went on past epoch n.
+    if stored["diverged"] and len(stored["epochs"]) > n:
+        entry["diverged"], entry["diverged_at"] = False, None
     return entry
 
 
