@@ -1,0 +1,65 @@
+"""Opening a run's Optuna storage, with errors that name the fix and never the password."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hptune.config import TuneConfig, redact_url
+from hptune.exceptions import ConfigError, NoStorageYet
+from hptune.storage._locks import _schema_lock
+from hptune.storage._urls import _file_of, backend, driver_url
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
+    """The run's Optuna storage. With ``must_exist`` (reading commands), never create one.
+
+    Args:
+        config: The run's configuration (its ``storage`` URL).
+        must_exist: Refuse to create a storage file that is not there.
+
+    Returns:
+        The storage every phase's study lives in.
+
+    Raises:
+        NoStorageYet: ``must_exist`` and no storage file yet (nothing has run).
+        ConfigError: a missing database driver, or a database that cannot be reached; the
+            message never shows the password.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = driver_url(config.storage_url)
+    path = _file_of(url)
+    if path is not None:
+        if must_exist and not path.exists():
+            raise NoStorageYet(
+                f"no storage at {config.storage_display!r}; run 'hptune run' on this "
+                "configuration first"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if backend(url) == "journal":
+            from optuna.storages.journal import JournalFileBackend
+
+            assert path is not None
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        if must_exist:
+            return optuna.storages.RDBStorage(url, skip_table_creation=True)
+        with _schema_lock(url):  # workers starting together would create the tables twice
+            return optuna.storages.RDBStorage(url)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"storage {config.storage_display!r} needs the Python package {exc.name!r}; "
+            "install it (for PostgreSQL: pip install 'hptune[postgres]')"
+        ) from None
+    except Exception as exc:  # connection refused, bad credentials, unknown database...
+        shown = str(exc).replace(url, config.storage_display)
+        detail = redact_url(shown.replace(config.storage_url, config.storage_display))
+        detail = detail.splitlines()[0]
+        raise ConfigError(
+            f"cannot open storage {config.storage_display!r}: {detail}. Check that the "
+            "database server runs and the URL (host, port, user, database) is right."
+        ) from None
