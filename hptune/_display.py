@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from hptune.pipeline import PhaseResult
 
 __all__ = [
+    "AS_RECORDED",
     "ProgressPrinter",
     "describe_decision",
     "describe_hparams",
@@ -66,7 +67,8 @@ class ProgressPrinter:
             return
         if kind == "budget":
             fit = event["fit"]
-            self.console.print(f"budget: {fit.described}", highlight=False, markup=False)
+            self.console.print(f"budget: {fit.described}{AS_RECORDED if fit.reapplied else ''}",
+                               highlight=False, markup=False)  # fmt: skip
             for cut in fit.cuts:
                 self.console.print(f"  cut: {cut}", highlight=False, markup=False)
             return
@@ -194,6 +196,8 @@ def describe_hparams(hp: HParams, phase: str = "") -> str:
 
 
 _SHORT = {"learning_rate": "lr"}
+#: After the budget line when the cuts are the run's recorded fit, made again.
+AS_RECORDED = " (as this run recorded it: its cuts made again)"
 
 
 def make_console(*, stderr: bool = False, quiet: bool = False) -> Console:

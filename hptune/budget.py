@@ -11,7 +11,7 @@ the method's minimum. During the run, ``hptune.ledger.BudgetLedger`` keeps to it
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hptune.exceptions import ConfigError
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.hparams import HParams
 
-__all__ = ["BudgetFit", "PlannedPhase", "fit_budget", "planned_phases"]
+__all__ = ["BudgetFit", "Cut", "PlannedPhase", "apply_cuts", "fit_budget", "planned_phases"]
 
 #: The fewest a cut leaves: regularization trials, batch trials, grid points, seeds.
 MIN_REGULARIZATION_TRIALS = 2
@@ -100,6 +100,51 @@ def planned_phases(
     return planned
 
 
+@dataclass(frozen=True)
+class Cut:
+    """One cut of a budget fit: configuration fields set to new values.
+
+    A fit is stored as its cuts (in each phase's setup record) and reapplied from them, so
+    every start and every worker runs the configuration the first fit made.
+
+    Args:
+        changes: Each dotted field's new value, e.g. ``{"phases.regularization.n_trials": 6}``.
+        words: The cut in words, e.g. ``learning rate 0.001 off the grid``.
+        plan: The plan's seed-epochs at most once this cut is made.
+    """
+
+    changes: dict[str, Any]
+    words: str
+    plan: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.words}: plan now {self.plan} seed-epochs"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The cut as stored (JSON)."""
+        return {"changes": dict(self.changes), "words": self.words, "plan": self.plan}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Cut:
+        """A cut as `to_dict` stored it."""
+        return cls(dict(stored["changes"]), stored["words"], stored["plan"])
+
+
+def apply_cuts(config: TuneConfig, cuts: list[Cut]) -> TuneConfig:
+    """``config`` with each cut's changes made; ``config`` itself is left unchanged.
+
+    Args:
+        config: The configuration.
+        cuts: The cuts, in order.
+
+    Returns:
+        A new configuration (the same object when there are no cuts).
+    """
+    for cut in cuts:
+        config = config.with_changes(cut.changes)
+    return config
+
+
 @dataclass
 class BudgetFit:
     """A configuration fitted into a budget.
@@ -109,19 +154,29 @@ class BudgetFit:
         limit: The budget in seed-epochs (GPU hours converted at ``examples_per_second``).
         unbudgeted: The plan's seed-epochs at most, before the cuts.
         planned: The plan's seed-epochs at most, after them.
-        cuts: What was cut, in order, in words.
+        cuts: What was cut, in order.
         described: The budget in words, e.g. ``gpu_hours 2 = 360 seed-epochs at ...``.
         examples_per_second: The throughput GPU hours were converted at; None for a
             seed-epoch budget.
+        reapplied: Whether the cuts are a stored fit made again (see `fit_budget`).
     """
 
     config: TuneConfig
     limit: int
     unbudgeted: int
     planned: int
-    cuts: list[str] = field(default_factory=list)
+    cuts: list[Cut] = field(default_factory=list)
     described: str = ""
     examples_per_second: float | None = None
+    reapplied: bool = False
+
+    def to_stored(self) -> dict[str, Any]:
+        """What a phase's setup records of the fit: the budget it was made for, its limit in
+        seed-epochs and its cuts (JSON), for `fit_budget` to make again."""
+        assert self.config.budget is not None
+        return {"budget": self.config.budget.model_dump(mode="json"), "limit": self.limit,
+                "described": self.described, "examples_per_second": self.examples_per_second,
+                "cuts": [cut.to_dict() for cut in self.cuts]}  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """The fit without the configuration (JSON-serialisable)."""
@@ -129,7 +184,7 @@ class BudgetFit:
             "limit_seed_epochs": self.limit,
             "unbudgeted_seed_epochs": self.unbudgeted,
             "planned_seed_epochs": self.planned,
-            "cuts": list(self.cuts),
+            "cuts": [str(cut) for cut in self.cuts],
             "described": self.described,
             "examples_per_second": self.examples_per_second,
         }
@@ -142,8 +197,14 @@ def fit_budget(
     *,
     has_test: bool,
     throughput: tuple[float, str] | None = None,
+    stored: dict[str, Any] | None = None,
 ) -> BudgetFit | None:
     """Cut ``config`` until its planned seed-epochs fit ``config.budget``.
+
+    A fit made earlier for the same budget (``stored``, from `BudgetFit.to_stored`) is made
+    again as it was, whatever the throughput estimate says now: every start and every worker
+    of a run plans alike. Another budget is fitted afresh: a larger one cuts less (and may
+    give back seeds), a smaller one more.
 
     The cuts, in order: racing off; then one notch at a time in turn, two fewer
     regularization trials, one epoch off the top of the epochs phase's range, the
@@ -157,6 +218,7 @@ def fit_budget(
         has_test: Whether the final evaluation runs (it is counted).
         throughput: ``(examples per second, source)`` to turn ``budget.gpu_hours`` into
             seed-epochs (see ``hptune.train.target.throughput_estimate``).
+        stored: The fit the run recorded (``hptune.record.RunRecord.budget_fit``), if any.
 
     Returns:
         The fit; None without a budget.
@@ -168,6 +230,18 @@ def fit_budget(
     budget = config.budget
     if budget is None:
         return None
+
+    def cost(candidate: TuneConfig) -> int:
+        phases = planned_phases(candidate, hp, n_train, has_test=has_test)
+        return sum(p.seed_epochs for p in phases)
+
+    if stored is not None and stored["budget"] == budget.model_dump(mode="json"):
+        cuts = [Cut.from_dict(c) for c in stored["cuts"]]
+        fitted = apply_cuts(config, cuts)
+        return BudgetFit(
+            fitted, stored["limit"], cost(config), cost(fitted), cuts,
+            stored["described"], stored["examples_per_second"], reapplied=True,
+        )  # fmt: skip
     if budget.seed_epochs is not None:
         limit, described, rate = budget.seed_epochs, f"seed_epochs {budget.seed_epochs}", None
     else:
@@ -185,18 +259,10 @@ def fit_budget(
             f"gpu_hours {budget.gpu_hours:g} = {limit} seed-epochs at {rate:.4g} examples/s "
             f"({source}; the run measures it)"
         )
-
-    def cost(candidate: TuneConfig) -> int:
-        phases = planned_phases(candidate, hp, n_train, has_test=has_test)
-        return sum(p.seed_epochs for p in phases)
-
     unbudgeted = cost(config)
     fit = BudgetFit(config, limit, unbudgeted, unbudgeted, [], described, rate)
     if unbudgeted <= limit:
         return fit
-    # Only the sections the cuts change are copied (data.dataset may be a large object).
-    fitted = config.model_copy(update={"objective": config.objective.model_copy(deep=True),
-                                       "phases": config.phases.model_copy(deep=True)})  # fmt: skip
     strict = config.guardrails.strict and "two_seeds" not in config.guardrails.ignore
     turns = [
         _fewer_regularization_trials,
@@ -204,16 +270,17 @@ def fit_budget(
         _fewer_grid_points,
         _fewer_batch_trials,
     ]
+    fitted = config
     while cost(fitted) > limit:
-        said = _no_racing(fitted, hp, n_train)
-        for turn in turns if said is None else []:
-            said = turn(fitted, hp, n_train)
-            if said is not None:  # the next notch comes from the next kind of cut
+        cut = _no_racing(fitted)
+        for turn in turns if cut is None else []:
+            cut = turn(fitted, hp, n_train)
+            if cut is not None:  # the next notch comes from the next kind of cut
                 turns.append(turns.pop(turns.index(turn)))
                 break
         # Under guardrails.strict, two seeds would be refused (two_seeds): keep three.
-        said = said or _fewer_seeds(fitted, MIN_SEEDS + 1 if strict else MIN_SEEDS)
-        if said is None:
+        cut = cut or _fewer_seeds(fitted, MIN_SEEDS + 1 if strict else MIN_SEEDS)
+        if cut is None:
             minimum = cost(fitted)
             hours = (
                 f" ({minimum * n_train / rate / 3600:.3g} GPU hours at {rate:.4g} examples/s)"
@@ -226,30 +293,31 @@ def fit_budget(
                 f"Raise the budget to at least {minimum} seed-epochs{hours}, or run fewer "
                 "phases (phases.run)"
             )
-        fit.cuts.append(f"{said}: plan now {cost(fitted)} seed-epochs")
+        fitted = apply_cuts(fitted, [cut])
+        fit.cuts.append(replace(cut, plan=cost(fitted)))
     fit.config, fit.planned = fitted, cost(fitted)
     return fit
 
 
-def _no_racing(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+def _no_racing(config: TuneConfig) -> Cut | None:
     objective = config.objective
     if not objective.racing_seeds:
         return None
-    before = objective.max_seeds
-    objective.max_seeds = len(objective.seed_list)
-    return f"racing off (objective.max_seeds {before} -> {objective.max_seeds})"
+    before, after = objective.max_seeds, len(objective.seed_list)
+    return Cut({"objective.max_seeds": after},
+               f"racing off (objective.max_seeds {before} -> {after})")  # fmt: skip
 
 
-def _fewer_regularization_trials(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
-    options = config.phases.regularization
-    if "regularization" not in config.phases.run or options.n_trials <= MIN_REGULARIZATION_TRIALS:
+def _fewer_regularization_trials(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
+    before = config.phases.regularization.n_trials
+    if "regularization" not in config.phases.run or before <= MIN_REGULARIZATION_TRIALS:
         return None
-    before = options.n_trials
-    options.n_trials = max(before - 2, MIN_REGULARIZATION_TRIALS)
-    return f"phases.regularization.n_trials {before} -> {options.n_trials}"
+    after = max(before - 2, MIN_REGULARIZATION_TRIALS)
+    return Cut({"phases.regularization.n_trials": after},
+               f"phases.regularization.n_trials {before} -> {after}")  # fmt: skip
 
 
-def _narrower_epochs(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
+def _narrower_epochs(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
     from hptune.phases import PHASES
 
     if "epochs" not in config.phases.run:
@@ -257,36 +325,35 @@ def _narrower_epochs(config: TuneConfig, hp: HParams, n_train: int) -> str | Non
     low, high = PHASES["epochs"].planned(config, hp, n_train).epochs
     if high - 1 <= low:
         return None
-    config.phases.epochs.range = (low, high - 1)
-    return f"phases.epochs.range [{low}, {high}] -> [{low}, {high - 1}]"
+    return Cut({"phases.epochs.range": [low, high - 1]},
+               f"phases.epochs.range [{low}, {high}] -> [{low}, {high - 1}]")  # fmt: skip
 
 
-def _fewer_grid_points(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
-    options = config.phases.learning_rate
-    if "learning_rate" not in config.phases.run or len(options.grid) <= MIN_GRID_POINTS:
+def _fewer_grid_points(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
+    grid = list(config.phases.learning_rate.grid)
+    if "learning_rate" not in config.phases.run or len(grid) <= MIN_GRID_POINTS:
         return None
     # The point farthest from the starting rate (on a log scale) goes; the higher on a tie.
-    farthest = max(options.grid, key=lambda lr: (abs(math.log(lr / hp.learning_rate)), lr))
-    options.grid = [lr for lr in options.grid if lr != farthest]
-    return f"learning rate {farthest:g} off the grid"
+    farthest = max(grid, key=lambda lr: (abs(math.log(lr / hp.learning_rate)), lr))
+    return Cut({"phases.learning_rate.grid": [lr for lr in grid if lr != farthest]},
+               f"learning rate {farthest:g} off the grid")  # fmt: skip
 
 
-def _fewer_batch_trials(config: TuneConfig, hp: HParams, n_train: int) -> str | None:
-    options = config.phases.batch_size
-    if "batch_size" not in config.phases.run or options.n_trials <= MIN_BATCH_TRIALS:
+def _fewer_batch_trials(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
+    before = config.phases.batch_size.n_trials
+    if "batch_size" not in config.phases.run or before <= MIN_BATCH_TRIALS:
         return None
-    options.n_trials -= 1
-    return f"phases.batch_size.n_trials {options.n_trials + 1} -> {options.n_trials}"
+    return Cut({"phases.batch_size.n_trials": before - 1},
+               f"phases.batch_size.n_trials {before} -> {before - 1}")  # fmt: skip
 
 
-def _fewer_seeds(config: TuneConfig, fewest: int) -> str | None:
-    objective = config.objective
-    seeds = objective.seed_list
+def _fewer_seeds(config: TuneConfig, fewest: int) -> Cut | None:
+    seeds = config.objective.seed_list
     if len(seeds) <= fewest:
         return None
-    objective.seeds = len(seeds) - 1 if isinstance(objective.seeds, int) else seeds[:-1]
-    objective.max_seeds = len(objective.seed_list)
-    return f"objective.seeds {len(seeds)} -> {len(objective.seed_list)}"
+    # An explicit list: reapplied anywhere, the cut means the same seeds; no racing above it.
+    return Cut({"objective.seeds": seeds[:-1], "objective.max_seeds": len(seeds) - 1},
+               f"objective.seeds {len(seeds)} -> {len(seeds) - 1}")  # fmt: skip
 
 
 def _minimum_text(config: TuneConfig, hp: HParams, n_train: int, has_test: bool) -> str:

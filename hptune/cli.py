@@ -71,7 +71,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from hptune._display import make_console
+    from hptune._display import AS_RECORDED, make_console
     from hptune.plan import make_plan
 
     plan = make_plan(args.config, examples_per_second=args.examples_per_second)
@@ -119,7 +119,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     console.print(compute, highlight=False)
     if plan.budget is not None:
         fit = plan.budget
-        console.print(f"budget: {fit.described}", highlight=False, markup=False)
+        console.print(f"budget: {fit.described}{AS_RECORDED if fit.reapplied else ''}",
+                               highlight=False, markup=False)  # fmt: skip
         if not fit.cuts:
             console.print(f"  fits without cuts ({fit.planned} <= {fit.limit} seed-epochs)")
         for cut in fit.cuts:

@@ -74,7 +74,9 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
     from hptune.train.arguments import sft_arguments, training_arguments
 
     hp, decisions = final_hparams(config)
-    environment = RunRecord(config).environment()
+    record = RunRecord(config)
+    environment = record.environment()
+    config = record.fitted_config()  # the seeds (and sizes) the run ran, after its budget fit
     preparation = environment.get("preparation", {})
     data_format = preparation.get("format_name", config.data.format)
     objective = config.objective

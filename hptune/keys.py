@@ -45,8 +45,9 @@ __all__ = [
     "SEED_CURVES",
     "SEED_VALUES",
     "SETUP",
+    "SETUP_BUDGET_FIT",
     "SPLIT_OVERLAPS",
-    "STALE",
+    "STALE_TRIALS",
     "STATUS",
     "STD",
     "TEST_VALUES",
@@ -128,8 +129,6 @@ INTERRUPTED_BY = "interrupted_by"
 """The signal that interrupted the trial (``SIGINT`` or ``SIGTERM``)."""
 OVER_BUDGET = "hptune.over_budget"
 """Why the compute budget kept the trial from starting, in words."""
-STALE = "hptune.stale"
-"""Set when another worker failed the trial because its heartbeat went stale."""
 REMEDY = "hptune.remedy"
 """A remedy trial's changes to the configuration (e.g. a tenth of the learning rate)."""
 REMEDY_OF = "hptune.remedy_of"
@@ -154,6 +153,12 @@ DECISION = "hptune.decision"
 """The phase's ``hptune.phases.Decision`` as JSON; its presence means "decided"."""
 SETUP = "hptune.setup"
 """What the phase started from (base configuration, metric, seeds, model, data fingerprints)."""
+STALE_TRIALS = "hptune.stale_trials"
+"""The numbers of the phase's trials a worker failed because their heartbeat stood still
+(written after the failure, so a trial that finished meanwhile is never listed)."""
+SETUP_BUDGET_FIT = "budget_fit"
+"""In ``SETUP``: the budget fit the phase started under (``hptune.budget.BudgetFit.to_stored``),
+made again by every later start and worker with the same budget."""
 BLEU_SIGNATURE = "hptune.bleu_signature"
 """sacrebleu's signature of the BLEU computation."""
 SCORING = "hptune.scoring"

@@ -225,7 +225,9 @@ class Start:
     throughput: tuple[float, str] | None
 
 
-def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
+def starting_point(
+    config: TuneConfig, runner: RunnerBase, *, stored_fit: dict[str, Any] | None = None
+) -> Start:
     """The starting configuration, fitted to the target's memory and into the budget.
 
     ``hptune run`` and ``hptune plan`` both start here, so they make the same cuts: GPU
@@ -235,6 +237,8 @@ def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
     Args:
         config: The run's configuration.
         runner: Its trainer (the data's sizes and lengths).
+        stored_fit: The budget fit the run recorded (``hptune.record.stored_budget_fit``):
+            made again when the budget is the same.
 
     Returns:
         The start; its ``config`` is the one to run.
@@ -250,7 +254,7 @@ def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
     hp, sources = resolve_hparams(config, runner.data.n_train, memory)
     throughput = throughput_estimate(config, runner)
     fit = fit_budget(config, hp, runner.data.n_train, has_test=runner.data.test is not None,
-                     throughput=throughput)  # fmt: skip
+                     throughput=throughput, stored=stored_fit)  # fmt: skip
     return Start(fit.config if fit else config, hp, sources, memory, fit, throughput)
 
 
@@ -275,6 +279,7 @@ def make_plan(
     """
     from hptune import guardrails
     from hptune.phases import BatchSizePhase, make_phase
+    from hptune.record import stored_budget_fit
     from hptune.train import make_runner
     from hptune.train.target import resolve_target
 
@@ -283,7 +288,7 @@ def make_plan(
     config.check_paths()
     # Planning may be for another machine (training.device): QLoRA is planned on a CPU too.
     runner = make_runner(config, check_method=False)
-    start = starting_point(config, runner)
+    start = starting_point(config, runner, stored_fit=stored_budget_fit(config))
     config, hp = start.config, start.hparams
     phases = planned_phases(config, hp, runner.data.n_train, has_test=runner.data.test is not None)
     memory = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from hptune import keys
-from hptune.exceptions import ConfigError
+from hptune.exceptions import ConfigError, NoStorageYet
 from hptune.keys import TrialStatus
 
 if TYPE_CHECKING:
@@ -201,6 +201,23 @@ class StoredPhase:
         return decision_outcomes(self.trials)
 
 
+def stored_budget_fit(config: TuneConfig) -> dict[str, Any] | None:
+    """The budget fit a run with ``config``'s name recorded; None before anything ran.
+
+    Args:
+        config: The run's configuration.
+
+    Returns:
+        What ``hptune.budget.BudgetFit.to_stored`` recorded, or None.
+    """
+    if config.budget is None:
+        return None
+    try:
+        return RunRecord(config).budget_fit()
+    except (NoStorageYet, ConfigError):  # nothing ran (a PostgreSQL database without tables
+        return None  # is refused as ConfigError here); the run's own open reports real errors
+
+
 class RunRecord:
     """Read a run's phases from its storage; never creates or changes anything.
 
@@ -272,6 +289,22 @@ class RunRecord:
                 return {**stored.user_attrs[keys.ENVIRONMENT],
                         "preparation": setup.get("preparation", {})}  # fmt: skip
         return {}
+
+    def budget_fit(self) -> dict[str, Any] | None:
+        """The budget fit the latest-started phase recorded in its setup
+        (``hptune.budget.BudgetFit.to_stored``); None when the run had no budget."""
+        fit = None
+        for stored in self.phases():
+            fit = stored.user_attrs.get(keys.SETUP, {}).get(keys.SETUP_BUDGET_FIT, fit)
+        return fit
+
+    def fitted_config(self) -> TuneConfig:
+        """The configuration the run ran: the stored budget fit's cuts made on it (seeds,
+        trials, ranges), whatever the configuration's ``budget`` says now."""
+        config = self.config
+        for cut in (self.budget_fit() or {}).get("cuts", []):  # hptune.budget.Cut.to_dict
+            config = config.with_changes(cut["changes"])
+        return config
 
     def trained(self) -> dict[str, float]:
         """What the run has trained so far (see ``hptune.ledger.trained_so_far``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -184,3 +185,64 @@ def test_under_strict_guardrails_a_budget_keeps_three_seeds(demo_path, tmp_path)
     raw["guardrails"]["strict"] = True  # two seeds would be refused (two_seeds)
     with pytest.raises(ConfigError, match=r"minimum for this run, \d+ seed-epochs \(3 seeds"):
         make_plan(config_from_dict(raw))
+
+
+def test_a_stored_fit_is_made_again_whatever_the_throughput_says_now(demo_path, tmp_path) -> None:
+    """Workers estimating other speeds make the first fit's cuts; another budget refits."""
+    from hptune.budget import fit_budget
+    from hptune.plan import make_plan
+
+    config = config_from_dict(_demo(tmp_path, budget={"gpu_hours": 0.2}))
+    plan = make_plan(config_from_dict(_demo(tmp_path)))  # the start and sizes, unbudgeted
+    first = fit_budget(config, plan.hparams, plan.n_train, has_test=True,
+                       throughput=(100, "measured"))  # fmt: skip
+    assert first is not None and first.cuts and not first.reapplied
+    stored = json.loads(json.dumps(first.to_stored()))  # as a storage keeps it
+    faster = fit_budget(config, plan.hparams, plan.n_train, has_test=True,
+                        throughput=(400, "another worker's estimate"), stored=stored)  # fmt: skip
+    assert faster is not None and faster.reapplied
+    assert [str(c) for c in faster.cuts] == [str(c) for c in first.cuts]
+    assert faster.config.model_dump() == first.config.model_dump()
+    assert faster.limit == first.limit
+    assert config.phases.regularization.n_trials == 8  # the user's configuration is not cut
+    more = config_from_dict(_demo(tmp_path, budget={"gpu_hours": 0.4}))
+    refit = fit_budget(more, plan.hparams, plan.n_train, has_test=True,
+                       throughput=(100, "measured"), stored=stored)  # fmt: skip
+    assert refit is not None and not refit.reapplied and len(refit.cuts) < len(first.cuts)
+
+
+def test_a_larger_budget_that_gives_back_a_seed_goes_on_and_finishes(tiny_config_dict) -> None:
+    """A budget that cuts a seed stops the run after the baseline; a larger one gives the
+    seed back: the baseline stays decided on 2 seeds, the next phase runs on 3."""
+    from hptune.exceptions import BudgetSpent
+    from hptune.pipeline import tune
+    from hptune.plan import make_plan
+    from hptune.record import RunRecord
+
+    raw = tiny_config_dict
+    raw["objective"]["seeds"] = 3
+    raw["phases"]["learning_rate"]["grid"] = [1e-4, 2e-2]  # neither is the baseline's rate
+    two = {**raw, "objective": {**raw["objective"], "seeds": 2, "max_seeds": 2}}
+    limit = make_plan(config_from_dict(two)).seed_epochs  # the plan on 2 seeds, no racing
+    # An optimistic throughput plans 2 seeds; the measured one then stops the run.
+    rate = (limit + 0.5) * 96 / (1e-6 * 3600)
+    small = config_from_dict({**raw, "budget": {"gpu_hours": 1e-6, "examples_per_second": rate}})
+    with pytest.raises(BudgetSpent):
+        tune(small)
+    setup = RunRecord(small).phase("baseline").user_attrs[keys.SETUP]
+    assert setup["seeds"] == [0, 1]
+    assert [c["words"] for c in setup[keys.SETUP_BUDGET_FIT]["cuts"]][
+        -1
+    ] == "objective.seeds 3 -> 2"
+    assert RunRecord(small).fitted_config().objective.seed_list == [0, 1]
+
+    large = config_from_dict({**raw, "budget": {"seed_epochs": 1000}})
+    result = tune(large)
+    assert [p.phase for p in result.phases] == ["baseline", "learning_rate"]
+    record = RunRecord(large)
+    baseline, learning_rate = record.phases(["baseline", "learning_rate"])
+    assert baseline.user_attrs[keys.SETUP]["seeds"] == [0, 1]  # kept as decided
+    assert learning_rate.user_attrs[keys.SETUP]["seeds"] == [0, 1, 2]
+    trained = [t for t in learning_rate.trials if keys.RUNS in t.user_attrs]
+    assert trained and all(len(t.user_attrs[keys.RUNS]) == 3 for t in trained)
+    assert record.fitted_config().objective.seed_list == [0, 1, 2]

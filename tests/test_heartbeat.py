@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy
 import yaml
 
+from hptune import keys
 from hptune.storage import StaleWatch, fail_dead_trials
 
 
@@ -48,7 +49,7 @@ def test_a_slow_live_trial_is_never_failed_as_stale(demo_path, tmp_path) -> None
     assert worker.returncode == 0, err
     assert failed == [] and "failed by another worker" not in err
     [trial] = study.get_trials()
-    assert trial.state.name == "COMPLETE" and "hptune.stale" not in trial.user_attrs
+    assert trial.state.name == "COMPLETE" and keys.STALE_TRIALS not in study.user_attrs
     # the premise: each epoch took at least three heartbeat intervals, and it was watched
     [run] = trial.user_attrs["runs"]
     assert run["seconds"] / len(run["epochs"]) >= 3.0, run["seconds"]

@@ -12,6 +12,8 @@ import optuna
 import pytest
 import yaml
 
+from hptune import keys
+
 
 def _config(tmp_path: Path, **changes) -> Path:
     from tests.conftest import tiny_config
@@ -103,7 +105,7 @@ def test_kill_9_mid_trial_then_restart_resumes_the_trial(demo_path, tmp_path) ->
     assert again.returncode == 0, again.stderr
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]  # nothing stays RUNNING
-    assert trials[0].user_attrs["hptune.stale"] is True
+    assert study.user_attrs[keys.STALE_TRIALS] == [0]
     assert trials[1].params == trials[0].params
     assert trials[1].system_attrs["hptune.retry_of"] == 0
     runs = trials[1].user_attrs["runs"]

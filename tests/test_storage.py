@@ -7,6 +7,7 @@ import warnings
 import optuna
 import pytest
 
+from hptune import keys
 from hptune.config import config_from_dict
 from hptune.exceptions import ConfigError
 from hptune.storage import (
@@ -82,7 +83,37 @@ def test_only_trials_whose_heartbeat_stood_still_for_the_grace_period_are_failed
         assert failed == [1]  # the dead one stood still for over 0.6 s
     states = {t._trial_id: t.state.name for t in study.trials}
     assert states == {live: "RUNNING", dead: "FAIL"}
-    assert storage.get_trial(dead).user_attrs["hptune.stale"] is True
+    assert study.user_attrs[keys.STALE_TRIALS] == [1]
+
+
+class _CompletesFirst:
+    """The storage, except that the trial's own worker completes it just before the
+    failure is written: the race a stale judgement runs against a live worker."""
+
+    def __init__(self, storage) -> None:
+        self.storage = storage
+
+    def __getattr__(self, name: str):
+        return getattr(self.storage, name)
+
+    def set_trial_state_values(self, trial_id, state, values=None) -> bool:
+        if state == optuna.trial.TrialState.FAIL:
+            self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.COMPLETE, [1.0])
+        return self.storage.set_trial_state_values(trial_id, state, values)
+
+
+def test_a_trial_that_completes_as_it_is_failed_stale_is_never_listed_stale(setup) -> None:
+    _, storage, study = setup
+    study.enqueue_trial({"x": 1})
+    late = claim_waiting_trial(study, storage)
+    assert late is not None
+    watch = StaleWatch(grace_seconds=0.0)
+    assert fail_dead_trials(study, storage, watch) == []  # first look: nothing judged
+    time.sleep(0.01)
+    assert fail_dead_trials(study, _CompletesFirst(storage), watch) == []
+    assert storage.get_trial(late).state.name == "COMPLETE"  # the failure was refused
+    assert keys.STALE_TRIALS not in study.user_attrs
+    assert not [k for k in storage.get_trial(late).user_attrs if "stale" in k]
 
 
 def test_a_trial_failed_under_its_worker_is_dropped_not_crashing(setup) -> None:

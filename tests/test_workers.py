@@ -13,6 +13,7 @@ import optuna
 import pytest
 import yaml
 
+from hptune import keys
 from tests.postgres import PASSWORD
 
 GRID = [1e-4, 1e-3, 5e-3, 1e-2]
@@ -121,7 +122,7 @@ def test_a_killed_worker_s_trial_is_retried_by_the_others(
     study = optuna.load_study(study_name=study_name, storage=_open(postgres_url))
     trials = study.get_trials()
     dead = trials[number]
-    assert dead.state.name == "FAIL" and dead.user_attrs.get("hptune.stale") is True
+    assert dead.state.name == "FAIL" and number in study.user_attrs[keys.STALE_TRIALS]
     retry = [t for t in trials if t.system_attrs.get("hptune.retry_of") == number]
     assert len(retry) == 1 and retry[0].state.name == "COMPLETE"
     assert retry[0].params == dead.params
@@ -221,9 +222,13 @@ def _start_skewed(config: Path, skew_seconds: float) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
+def _study(storage: str) -> optuna.Study:
+    return optuna.load_study(study_name="skew.baseline", storage=_open(storage))
+
+
 def _one_trial(storage: str) -> optuna.trial.FrozenTrial:
     """The baseline's first trial (a retry of it comes after)."""
-    return optuna.load_study(study_name="skew.baseline", storage=_open(storage)).get_trials()[0]
+    return _study(storage).get_trials()[0]
 
 
 def _wait_for_the_baseline_of(pid: int, storage: str) -> None:
@@ -263,7 +268,7 @@ def test_clocks_minutes_apart_judge_heartbeats_alike(
         checker = _start_skewed(config, -runner_skew)
         time.sleep(15)  # the checker starts, finds the trial running and watches it
         live = _one_trial(storage)
-        assert live.state.name == "RUNNING" and "hptune.stale" not in live.user_attrs
+        assert live.state.name == "RUNNING" and keys.STALE_TRIALS not in _study(storage).user_attrs
         assert checker.poll() is None
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=30)
@@ -274,7 +279,7 @@ def test_clocks_minutes_apart_judge_heartbeats_alike(
         recovered = time.monotonic() - killed
         print(f"{backend}, runner {runner_skew:+d} s: failed {recovered:.2f} s after the kill")
         dead = _one_trial(storage)
-        assert dead.state.name == "FAIL" and dead.user_attrs.get("hptune.stale") is True
+        assert dead.state.name == "FAIL" and _study(storage).user_attrs[keys.STALE_TRIALS] == [0]
         # its last beat was at most one interval before the kill; then 2 intervals still,
         # and the checker looks once a second
         assert recovered <= 2 * heartbeat + 1 + 1.5, recovered

@@ -135,6 +135,28 @@ class TuneConfig(_Strict):
         """The storage URL with any password masked, for messages and logs."""
         return redact_url(self.storage_url)
 
+    def with_changes(self, changes: dict[str, Any]) -> TuneConfig:
+        """A copy with dotted fields set (``{"phases.epochs.range": [2, 3]}``), each value
+        validated; this configuration is left unchanged.
+
+        Args:
+            changes: Each dotted field's new value.
+
+        Returns:
+            The new configuration (only the sections changed are copied: ``data.dataset``
+            may be a large object).
+        """
+        sections: dict[str, Any] = {}
+        for dotted, value in changes.items():
+            section, *path, name = dotted.split(".")
+            if section not in sections:
+                sections[section] = getattr(self, section).model_copy(deep=True)
+            owner = sections[section]
+            for part in path:
+                owner = getattr(owner, part)
+            setattr(owner, name, value)  # validated: the models validate assignments
+        return self.model_copy(update=sections)
+
     def study_name(self, phase: str) -> str:
         """The name of ``phase``'s study in the storage.
 

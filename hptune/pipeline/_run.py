@@ -6,7 +6,7 @@ again, so ``hptune run`` after an interruption goes on with the first undecided 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hptune._signals import deferred_interrupts
 from hptune.phases import make_phase
@@ -19,6 +19,7 @@ from hptune.storage import open_storage, single_worker_guard
 if TYPE_CHECKING:
     import optuna
 
+    from hptune.budget import BudgetFit
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.guardrails import Finding
@@ -72,8 +73,10 @@ def tune(
 
 def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerBase) -> TuneResult:
     from hptune.plan import planned_phases, starting_point
+    from hptune.record import stored_budget_fit
 
-    start = starting_point(config, runner)
+    # A budget fit the run recorded is made again as it was: every start and worker agree.
+    start = starting_point(config, runner, stored_fit=stored_budget_fit(config))
     # The configuration fitted into the budget is the one every phase (and the runner) uses.
     config = runner.config = start.config
     hp, sources = start.hparams, start.sources
@@ -92,13 +95,13 @@ def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerB
                       "throughput": start.throughput})  # fmt: skip
         for name in config.phases.run:
             phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
-                                     progress=progress)  # fmt: skip
+                                     progress=progress, budget=start.budget)  # fmt: skip
             result.phases.append(phase_result)
             hp = phase_result.decision.apply(hp)
         result.hparams = hp
         if config.phases.test_evaluation and runner.data.test is not None:
             result.final = run_phase(config, "final", hp, runner=runner, storage=storage,
-                                     progress=progress)  # fmt: skip
+                                     progress=progress, budget=start.budget)  # fmt: skip
         return result
 
 
@@ -173,6 +176,7 @@ def run_phase(
     runner: RunnerBase | None = None,
     storage: optuna.storages.BaseStorage | None = None,
     progress: ProgressCallback | None = None,
+    budget: BudgetFit | None = None,
 ) -> PhaseResult:
     """Run one phase from the configuration ``base`` (or reuse its stored decision).
 
@@ -183,6 +187,7 @@ def run_phase(
         runner: The trainer (default: ``hptune.train.make_runner(config)``).
         storage: The run's storage (default: opened from ``config``).
         progress: Called with each progress event.
+        budget: The budget fit ``config`` was cut by, recorded in the phase's setup.
 
     Returns:
         The phase's decision and the trials it was taken on.
@@ -202,7 +207,8 @@ def run_phase(
     uses_incoming = name in PHASES and PHASES[name].uses_incoming
     incoming = incoming_diagnoses(config, storage, base) if uses_incoming else []
     phase = make_phase(name, config, runner, base, incoming=incoming)
-    phase_result = _run_phase(config, storage, phase, base, runner, progress)
+    fit = budget.to_stored() if budget is not None else None
+    phase_result = _run_phase(config, storage, phase, base, runner, progress, fit)
     if progress is not None:
         progress({"event": "phase_done", "phase": phase.name, "result": phase_result})
     return phase_result
@@ -215,6 +221,7 @@ def _run_phase(
     base: HParams,
     runner: RunnerBase,
     progress: ProgressCallback | None,
+    budget_fit: dict[str, Any] | None,
 ) -> PhaseResult:
     import optuna
 
@@ -229,7 +236,7 @@ def _run_phase(
         pruner=phase.create_pruner(),
         load_if_exists=True,
     )
-    check_same_setup(study, phase, base, config, runner)
+    check_same_setup(study, phase, base, config, runner, budget_fit)
     decided = stored_result(study, phase, reused=True)
     if decided is not None:
         return decided

@@ -42,16 +42,32 @@ def _shared(value: Any, other: Any) -> Any:
 
 
 def check_same_setup(
-    study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig, runner: RunnerBase
+    study: optuna.Study,
+    phase: Phase,
+    base: HParams,
+    config: TuneConfig,
+    runner: RunnerBase,
+    budget_fit: dict[str, Any] | None = None,
 ) -> None:
     """Record what the phase starts from; refuse to mix trials from another setup.
 
-    The first worker records the setup with the environment and the data's checks; a later
-    run or worker must start from the same base configuration, metric, seeds, model, method
-    and data.
+    The first worker records the setup with the environment, the data's checks and the
+    budget fit; a later run or worker must start from the same base configuration, metric,
+    model, method and data. Other seeds (a budget that cuts fewer or more of them) are
+    accepted where no trials would mix: a decided phase is kept as decided, and a phase
+    that has trained nothing yet takes the new seeds.
+
+    Args:
+        study: The phase's study.
+        phase: The phase.
+        base: The configuration it starts from.
+        config: The run's (fitted) configuration.
+        runner: The trainer (its data and backend).
+        budget_fit: The run's budget fit (``hptune.budget.BudgetFit.to_stored``), if any.
 
     Raises:
-        ConfigError: The study was started with another setup.
+        ConfigError: The study was started with another setup, or trained on other seeds
+            and is not decided.
     """
     from hptune.train.data import chat_template_text
 
@@ -82,6 +98,8 @@ def check_same_setup(
             "max_new_tokens": config.objective.max_new_tokens,
         },
     }
+    if budget_fit is not None:
+        setup[keys.SETUP_BUDGET_FIT] = budget_fit
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if processes > 1:  # the effective batch is per process: never mix with other launches
         setup["processes"] = processes
@@ -104,10 +122,27 @@ def check_same_setup(
     changed = sorted(
         k
         for k in setup
-        if (k in stored or k not in _RECORDED_LATER)
+        if k != keys.SETUP_BUDGET_FIT
+        and (k in stored or k not in _RECORDED_LATER)
         and json.dumps(_shared(stored.get(k), setup[k]))
         != json.dumps(_shared(setup[k], stored.get(k)))
     )
+    if changed == ["seeds"]:
+        if keys.DECISION in study.user_attrs:
+            return  # decided on its own seeds: kept, read back as decided
+        if any(keys.RUNS in t.user_attrs for t in study.get_trials(deepcopy=False)):
+            raise ConfigError(
+                f"phase {phase.name!r} of this run trained on seeds {stored['seeds']}, and "
+                f"this configuration (its budget) gives seeds {setup['seeds']}; its trials "
+                "cannot be mixed. Finish the phase with the budget it started under, or give "
+                "the run a new name (the 'name' key)."
+            )
+    if changed in ([], ["seeds"]):  # the phase goes on under this fit, on these seeds
+        fit_changed = stored.get(keys.SETUP_BUDGET_FIT) != setup.get(keys.SETUP_BUDGET_FIT)
+        if changed or fit_changed:
+            kept = ("seeds", keys.SETUP_BUDGET_FIT)
+            study.set_user_attr(keys.SETUP, {**stored, **{k: setup[k] for k in kept if k in setup}})
+        return
     if changed:
         raise ConfigError(
             f"study {study.study_name!r} in {config.storage_display!r} was run with another "

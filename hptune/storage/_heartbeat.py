@@ -76,22 +76,25 @@ def fail_dead_trials(
         trials: The study's trials as just read; read now when None.
 
     Returns:
-        The numbers of the trials failed (each marked ``hptune.stale``).
+        The numbers of the trials failed, each then added to the study's
+        ``hptune.stale_trials`` (call under the queue lock: one worker writes it at a time).
     """
     import optuna
 
-    failed = []
+    failed: list[int] = []
     if trials is None:
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]:
         if not watch.is_stale(trial):
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, keys.STALE, True)
             if storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
                 failed.append(trial.number)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished meanwhile, or failed by another worker
+    if failed:  # written after the state: a trial that finished meanwhile is never listed
+        stale = list(study.user_attrs.get(keys.STALE_TRIALS, []))
+        study.set_user_attr(keys.STALE_TRIALS, stale + failed)
     return failed
 
 

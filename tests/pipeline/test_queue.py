@@ -154,7 +154,7 @@ def test_a_dead_worker_s_trial_goes_stale_and_runs_again(tmp_path) -> None:
                                 _objective(phase, _quadratic, calls))  # fmt: skip
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     assert states == ["FAIL", "COMPLETE"]
-    assert study.get_trials(deepcopy=False)[0].user_attrs[keys.STALE] is True
+    assert study.user_attrs[keys.STALE_TRIALS] == [0]
     assert len(calls) == 1 and result.decision.case == "baseline"
 
 
