@@ -225,20 +225,17 @@ class Start:
     throughput: tuple[float, str] | None
 
 
-def starting_point(
-    config: TuneConfig, runner: RunnerBase, *, stored_fit: dict[str, Any] | None = None
-) -> Start:
+def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
     """The starting configuration, fitted to the target's memory and into the budget.
 
     ``hptune run`` and ``hptune plan`` both start here, so they make the same cuts: GPU
     hours are converted at ``budget.examples_per_second``, else at the estimate from the
-    target GPU (set ``training.device`` so that workers on other machines agree).
+    target GPU. A budget fit the run recorded is made again as it was when the budget is
+    the same, so every later start and every worker plans alike.
 
     Args:
         config: The run's configuration.
         runner: Its trainer (the data's sizes and lengths).
-        stored_fit: The budget fit the run recorded (``hptune.record.stored_budget_fit``):
-            made again when the budget is the same.
 
     Returns:
         The start; its ``config`` is the one to run.
@@ -254,8 +251,21 @@ def starting_point(
     hp, sources = resolve_hparams(config, runner.data.n_train, memory)
     throughput = throughput_estimate(config, runner)
     fit = fit_budget(config, hp, runner.data.n_train, has_test=runner.data.test is not None,
-                     throughput=throughput, stored=stored_fit)  # fmt: skip
+                     throughput=throughput, stored=_recorded_fit(config))  # fmt: skip
     return Start(fit.config if fit else config, hp, sources, memory, fit, throughput)
+
+
+def _recorded_fit(config: TuneConfig) -> dict[str, Any] | None:
+    """The budget fit a run of ``config``'s name recorded; None before anything ran."""
+    from hptune.exceptions import ConfigError, NoStorageYet
+    from hptune.record import RunRecord
+
+    if config.budget is None:
+        return None
+    try:
+        return RunRecord(config).budget_fit()
+    except (NoStorageYet, ConfigError):  # nothing ran (a PostgreSQL database without tables
+        return None  # is refused as ConfigError here); the run's own open reports real errors
 
 
 def make_plan(
@@ -279,7 +289,6 @@ def make_plan(
     """
     from hptune import guardrails
     from hptune.phases import BatchSizePhase, make_phase
-    from hptune.record import stored_budget_fit
     from hptune.train import make_runner
     from hptune.train.target import resolve_target
 
@@ -288,7 +297,7 @@ def make_plan(
     config.check_paths()
     # Planning may be for another machine (training.device): QLoRA is planned on a CPU too.
     runner = make_runner(config, check_method=False)
-    start = starting_point(config, runner, stored_fit=stored_budget_fit(config))
+    start = starting_point(config, runner)
     config, hp = start.config, start.hparams
     phases = planned_phases(config, hp, runner.data.n_train, has_test=runner.data.test is not None)
     memory = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from hptune import keys
-from hptune.exceptions import ConfigError, NoStorageYet
+from hptune.exceptions import ConfigError
 from hptune.keys import TrialStatus
 
 if TYPE_CHECKING:
@@ -201,23 +201,6 @@ class StoredPhase:
         return decision_outcomes(self.trials)
 
 
-def stored_budget_fit(config: TuneConfig) -> dict[str, Any] | None:
-    """The budget fit a run with ``config``'s name recorded; None before anything ran.
-
-    Args:
-        config: The run's configuration.
-
-    Returns:
-        What ``hptune.budget.BudgetFit.to_stored`` recorded, or None.
-    """
-    if config.budget is None:
-        return None
-    try:
-        return RunRecord(config).budget_fit()
-    except (NoStorageYet, ConfigError):  # nothing ran (a PostgreSQL database without tables
-        return None  # is refused as ConfigError here); the run's own open reports real errors
-
-
 class RunRecord:
     """Read a run's phases from its storage; never creates or changes anything.
 
@@ -299,8 +282,7 @@ class RunRecord:
         return fit
 
     def fitted_config(self) -> TuneConfig:
-        """The configuration the run ran: the stored budget fit's cuts made on it (seeds,
-        trials, ranges), whatever the configuration's ``budget`` says now."""
+        """The configuration as the run ran it: with its stored budget fit's cuts made."""
         config = self.config
         for cut in (self.budget_fit() or {}).get("cuts", []):  # hptune.budget.Cut.to_dict
             config = config.with_changes(cut["changes"])

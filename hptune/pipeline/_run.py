@@ -73,10 +73,8 @@ def tune(
 
 def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerBase) -> TuneResult:
     from hptune.plan import planned_phases, starting_point
-    from hptune.record import stored_budget_fit
 
-    # A budget fit the run recorded is made again as it was: every start and worker agree.
-    start = starting_point(config, runner, stored_fit=stored_budget_fit(config))
+    start = starting_point(config, runner)  # a budget fit the run recorded is made again
     # The configuration fitted into the budget is the one every phase (and the runner) uses.
     config = runner.config = start.config
     hp, sources = start.hparams, start.sources
