@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune.exceptions import ConfigError, DataError, HptuneError, ModelError, UnsupportedError
+from hptune.exceptions import (
+    BudgetSpent,
+    ConfigError,
+    DataError,
+    HptuneError,
+    HptuneWarning,
+    Interrupted,
+    ModelError,
+    NoStorageYet,
+    StaleResultDropped,
+    UnsupportedError,
+)
 from hptune.hparams import HParams
 from hptune.seeds import SeedSummary, paired_difference, summarize
 
@@ -17,6 +28,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig, load_config
     from hptune.export import export
     from hptune.phases import (
+        PHASES,
         BaselinePhase,
         BatchSizePhase,
         Decision,
@@ -25,29 +37,38 @@ if TYPE_CHECKING:
         Phase,
         RegularizationPhase,
         TestEvaluation,
+        TrialOutcome,
     )
-    from hptune.search import MemoryBoundedBatchSampler, epoch_pruner
+    from hptune.search import MemoryBoundedBatchSampler, PairedPruner, epoch_pruner
     from hptune.train.user import TrialRun
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "PHASES",
     "BaselinePhase",
     "BatchSizePhase",
+    "BudgetSpent",
     "ConfigError",
     "DataError",
     "Decision",
     "EpochsPhase",
     "HParams",
     "HptuneError",
+    "HptuneWarning",
+    "Interrupted",
     "LearningRatePhase",
     "MemoryBoundedBatchSampler",
     "ModelError",
+    "NoStorageYet",
+    "PairedPruner",
     "Phase",
     "PhaseStatus",
     "RegularizationPhase",
     "SeedSummary",
+    "StaleResultDropped",
     "TestEvaluation",
+    "TrialOutcome",
     "TrialRun",
     "TuneConfig",
     "UnsupportedError",
@@ -79,7 +100,10 @@ _LAZY = {
     "Phase": "hptune.phases",
     "RegularizationPhase": "hptune.phases",
     "TestEvaluation": "hptune.phases",
+    "PHASES": "hptune.phases",
+    "TrialOutcome": "hptune.phases",
     "MemoryBoundedBatchSampler": "hptune.search",
+    "PairedPruner": "hptune.search",
     "epoch_pruner": "hptune.search",
     "export": "hptune.export",
 }

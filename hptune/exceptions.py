@@ -1,7 +1,9 @@
-"""hptune's small exception tree.
+"""hptune's small exception and warning tree.
 
 Every error a user can cause derives from ``HptuneError``; the command prints its
 message (one paragraph naming the problem and the fix) and exits non-zero without a traceback.
+Every warning hptune emits derives from ``HptuneWarning``, so that one filter
+(``warnings.filterwarnings("ignore", category=hptune.HptuneWarning)``) silences them all.
 """
 
 from __future__ import annotations
@@ -11,15 +13,26 @@ __all__ = [
     "ConfigError",
     "DataError",
     "HptuneError",
+    "HptuneWarning",
     "Interrupted",
     "ModelError",
     "NoStorageYet",
+    "StaleResultDropped",
     "UnsupportedError",
 ]
 
 
 class HptuneError(Exception):
     """Base class of hptune's errors."""
+
+
+class HptuneWarning(UserWarning):
+    """Base class of hptune's warnings."""
+
+
+class StaleResultDropped(HptuneWarning):
+    """Another worker failed this worker's trial as stale: its result is dropped and the
+    trial runs again (on a loaded machine, raise ``heartbeat_seconds``)."""
 
 
 class ConfigError(HptuneError):

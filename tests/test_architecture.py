@@ -239,3 +239,37 @@ def test_every_module_the_page_names_in_its_text_exists() -> None:
     # a module, or a public name of one (hptune.phases.make_phase)
     missing = {n for n in named if n not in modules and n.rpartition(".")[0] not in modules}
     assert missing == set()
+
+
+def _warning_categories(path: Path) -> list[tuple[int, str | None]]:
+    """Each ``warnings.warn`` call in ``path``: its line and the category's name (None when
+    it names none, which means a bare UserWarning)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr != "warn" or getattr(node.func.value, "id", None) != "warnings":
+            continue
+        given = node.args[1] if len(node.args) > 1 else None
+        given = next((k.value for k in node.keywords if k.arg == "category"), given)
+        found.append((node.lineno, given.id if isinstance(given, ast.Name) else None))
+    return found
+
+
+def test_every_warning_of_hptune_is_an_hptune_warning() -> None:
+    import hptune.exceptions
+
+    stray = [
+        f"{name}:{line}: {category}"
+        for name, path in _modules().items()
+        for line, category in _warning_categories(path)
+        if category is None
+        or not issubclass(getattr(hptune.exceptions, category, type), hptune.HptuneWarning)
+    ]
+    assert stray == []
+
+
+def test_the_warning_check_sees_a_bare_warning(tmp_path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text('import warnings\nwarnings.warn("x", stacklevel=2)\n')
+    assert _warning_categories(path) == [(2, None)]

@@ -9,7 +9,7 @@ import pytest
 
 from hptune import keys
 from hptune.config import config_from_dict
-from hptune.exceptions import ConfigError
+from hptune.exceptions import ConfigError, StaleResultDropped
 from hptune.storage import (
     Heartbeat,
     StaleWatch,
@@ -131,7 +131,7 @@ def test_a_trial_failed_under_its_worker_is_dropped_not_crashing(setup) -> None:
         trial.set_user_attr("late", True)  # the storage refuses writes to a finished trial
         return 1.0
 
-    with pytest.warns(UserWarning, match="failed by another worker"):
+    with pytest.warns(StaleResultDropped, match="failed by another worker"):
         run_claimed(study, storage, trial, objective, heartbeat_seconds=5)
     assert study.trials[0].state.name == "FAIL"
 

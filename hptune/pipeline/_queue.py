@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from hptune import keys
 from hptune._signals import raise_if_interrupted
+from hptune.exceptions import StaleResultDropped
 from hptune.pipeline._decide import decide, stored_result
 from hptune.pipeline._racing import queue_racing
 from hptune.pipeline._remedies import queue_remedies
@@ -172,7 +173,7 @@ def run_claimed(
         Exception: Any other error of ``objective``, once the trial is told FAIL.
 
     Warns:
-        UserWarning: Another worker failed the trial as stale; its result is dropped.
+        StaleResultDropped: Another worker failed the trial as stale; its result is dropped.
     """
     import optuna
     from optuna.trial import TrialState
@@ -205,6 +206,7 @@ def run_claimed(
             f"trial {trial.number} of {study.study_name} was failed by another worker (its "
             "heartbeat looked stale); its result is dropped and it runs again. On a loaded "
             "machine, raise heartbeat_seconds.",
+            StaleResultDropped,
             stacklevel=2,
         )
 
