@@ -11,7 +11,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from hptune.hparams import HParams
     from hptune.phases import Decision, TrialOutcome
-    from hptune.pipeline import PhaseResult
+    from hptune.results import PhaseResult
 
 __all__ = [
     "AS_RECORDED",

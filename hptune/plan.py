@@ -244,7 +244,7 @@ def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
         ConfigError: A budget that cannot be planned or is below the method's minimum.
     """
     from hptune.budget import fit_budget
-    from hptune.presets import resolve_hparams
+    from hptune.start import resolve_hparams
     from hptune.train.target import memory_check, throughput_estimate
 
     memory = memory_check(config, runner)

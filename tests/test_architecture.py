@@ -22,27 +22,17 @@ def _modules(package: Path = PACKAGE) -> dict[str, Path]:
     return modules
 
 
-def _type_checking_nodes(tree: ast.AST) -> set[int]:
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skipped.update(id(sub) for sub in ast.walk(node))
-    return skipped
-
-
 def import_graph(modules: dict[str, Path]) -> dict[str, set[str]]:
-    """Which package modules each module imports, at module level or inside a function
-    (``TYPE_CHECKING`` imports excluded). Importing ``a.b.c`` also runs ``a.b``, so a module
-    depends on the parent packages of what it imports, except its own parents."""
+    """Which package modules each module imports, at module level, inside a function or
+    under ``TYPE_CHECKING`` (a type is a dependency too). Importing ``a.b.c`` also runs
+    ``a.b``, so a module depends on the parent packages of what it imports, except its own
+    parents."""
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text())
-        skipped = _type_checking_nodes(tree)
         is_package = path.name == "__init__.py"
         targets: set[str] = set()
         for node in ast.walk(tree):
-            if id(node) in skipped:
-                continue
             if isinstance(node, ast.Import):
                 found = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):

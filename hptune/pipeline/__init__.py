@@ -11,9 +11,9 @@ mixing setups, ``_results`` what a run returns. Data flows one way:
 
 from hptune.phases import make_phase, memory_limit_bytes
 from hptune.pipeline._queue import run_claimed, work_through_queue
-from hptune.pipeline._results import PhaseResult, TuneResult
 from hptune.pipeline._run import check_guardrails, incoming_diagnoses, run_phase, tune
-from hptune.presets import resolve_hparams
+from hptune.results import PhaseResult, TuneResult
+from hptune.start import resolve_hparams
 
 __all__ = [
     "PhaseResult",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from hptune import keys
 from hptune.pipeline._remedies import with_remedy
-from hptune.pipeline._results import PhaseResult
+from hptune.results import PhaseResult
 
 if TYPE_CHECKING:
     import optuna

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hptune.hparams import HParams
     from hptune.objective import ProgressCallback
     from hptune.phases import Phase
-    from hptune.pipeline._results import PhaseResult
+    from hptune.results import PhaseResult
 
 __all__ = ["fill_queue", "run_claimed", "work_through_queue"]
 

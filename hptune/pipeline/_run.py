@@ -12,8 +12,8 @@ from hptune._signals import deferred_interrupts
 from hptune.phases import make_phase
 from hptune.pipeline._decide import stored_result
 from hptune.pipeline._queue import work_through_queue
-from hptune.pipeline._results import PhaseResult, TuneResult
 from hptune.pipeline._setup import check_same_setup
+from hptune.results import PhaseResult, TuneResult
 from hptune.storage import open_storage, single_worker_guard
 
 if TYPE_CHECKING:

@@ -187,7 +187,7 @@ def test_a_study_refuses_runs_trained_another_way(demo_path, tmp_path) -> None:
     from hptune import keys
     from hptune.phases import make_phase
     from hptune.pipeline._setup import check_same_setup
-    from hptune.presets import resolve_hparams
+    from hptune.start import resolve_hparams
     from tests.conftest import tiny_config
 
     config = config_from_dict(tiny_config(tmp_path))
