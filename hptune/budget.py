@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from hptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from hptune.config import TuneConfig
+    from collections.abc import Callable
+
+    from hptune.config import BudgetConfig, TuneConfig
     from hptune.hparams import HParams
 
 __all__ = ["BudgetFit", "Cut", "PlannedPhase", "apply_cuts", "fit_budget", "planned_phases"]
@@ -242,44 +244,16 @@ def fit_budget(
             fitted, stored["limit"], cost(config), cost(fitted), cuts,
             stored["described"], stored["examples_per_second"], reapplied=True,
         )  # fmt: skip
-    if budget.seed_epochs is not None:
-        limit, described, rate = budget.seed_epochs, f"seed_epochs {budget.seed_epochs}", None
-    else:
-        assert budget.gpu_hours is not None  # one of the two, by validation
-        if throughput is None:
-            raise ConfigError(
-                f"budget.gpu_hours {budget.gpu_hours:g} cannot be planned: no throughput is "
-                "known for this target (a CPU, or a GPU hptune has no speed for). Give "
-                "budget.examples_per_second (the examples/s an earlier run's report shows), "
-                "training.device (e.g. a100-80gb), or budget.seed_epochs instead"
-            )
-        rate, source = throughput
-        limit = math.floor(budget.gpu_hours * 3600 * rate / n_train)
-        described = (
-            f"gpu_hours {budget.gpu_hours:g} = {limit} seed-epochs at {rate:.4g} examples/s "
-            f"({source}; the run measures it)"
-        )
+    limit, described, rate = _limit(budget, n_train, throughput)
     unbudgeted = cost(config)
     fit = BudgetFit(config, limit, unbudgeted, unbudgeted, [], described, rate)
     if unbudgeted <= limit:
         return fit
-    strict = config.guardrails.strict and "two_seeds" not in config.guardrails.ignore
-    turns = [
-        _fewer_regularization_trials,
-        _narrower_epochs,
-        _fewer_grid_points,
-        _fewer_batch_trials,
-    ]
     fitted = config
+    turns = [_fewer_regularization_trials, _narrower_epochs, _fewer_grid_points,
+             _fewer_batch_trials]  # fmt: skip
     while cost(fitted) > limit:
-        cut = _no_racing(fitted)
-        for turn in turns if cut is None else []:
-            cut = turn(fitted, hp, n_train)
-            if cut is not None:  # the next notch comes from the next kind of cut
-                turns.append(turns.pop(turns.index(turn)))
-                break
-        # Under guardrails.strict, two seeds would be refused (two_seeds): keep three.
-        cut = cut or _fewer_seeds(fitted, MIN_SEEDS + 1 if strict else MIN_SEEDS)
+        cut = _next_cut(fitted, turns, hp, n_train)
         if cut is None:
             minimum = cost(fitted)
             hours = (
@@ -297,6 +271,46 @@ def fit_budget(
         fit.cuts.append(replace(cut, plan=cost(fitted)))
     fit.config, fit.planned = fitted, cost(fitted)
     return fit
+
+
+def _limit(
+    budget: BudgetConfig, n_train: int, throughput: tuple[float, str] | None
+) -> tuple[int, str, float | None]:
+    """The budget in seed-epochs, in words, and the throughput GPU hours were converted at."""
+    if budget.seed_epochs is not None:
+        return budget.seed_epochs, f"seed_epochs {budget.seed_epochs}", None
+    assert budget.gpu_hours is not None  # one of the two, by validation
+    if throughput is None:
+        raise ConfigError(
+            f"budget.gpu_hours {budget.gpu_hours:g} cannot be planned: no throughput is "
+            "known for this target (a CPU, or a GPU hptune has no speed for). Give "
+            "budget.examples_per_second (the examples/s an earlier run's report shows), "
+            "training.device (e.g. a100-80gb), or budget.seed_epochs instead"
+        )
+    rate, source = throughput
+    limit = math.floor(budget.gpu_hours * 3600 * rate / n_train)
+    described = (
+        f"gpu_hours {budget.gpu_hours:g} = {limit} seed-epochs at {rate:.4g} examples/s "
+        f"({source}; the run measures it)"
+    )
+    return limit, described, rate
+
+
+def _next_cut(
+    config: TuneConfig, turns: list[Callable[..., Cut | None]], hp: HParams, n_train: int
+) -> Cut | None:
+    """The next cut: racing off first; then one notch of the first kind in ``turns`` that
+    has one left (``turns`` is rotated, so the next notch comes from the next kind); seeds
+    last. None when nothing is left to cut."""
+    cut = _no_racing(config)
+    for turn in turns if cut is None else []:
+        cut = turn(config, hp, n_train)
+        if cut is not None:
+            turns.append(turns.pop(turns.index(turn)))
+            break
+    strict = config.guardrails.strict and "two_seeds" not in config.guardrails.ignore
+    # Under guardrails.strict, two seeds would be refused (two_seeds): keep three.
+    return cut or _fewer_seeds(config, MIN_SEEDS + 1 if strict else MIN_SEEDS)
 
 
 def _no_racing(config: TuneConfig) -> Cut | None:

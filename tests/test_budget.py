@@ -46,8 +46,8 @@ def test_half_the_bound_gives_a_plan_within_it_with_the_cuts_listed(demo_path, t
     fit = plan.budget
     assert fit is not None and fit.unbudgeted == unbudgeted.seed_epochs
     assert fit.planned == plan.seed_epochs and fit.limit == limit
-    assert fit.cuts[0].startswith("racing off (objective.max_seeds 5 -> 3)")
-    assert any(c.startswith("phases.regularization.n_trials 8 -> 6") for c in fit.cuts)
+    assert str(fit.cuts[0]).startswith("racing off (objective.max_seeds 5 -> 3)")
+    assert any(str(c).startswith("phases.regularization.n_trials 8 -> 6") for c in fit.cuts)
     assert plan.seeds == [0, 1, 2]  # seeds are cut last, and were not needed here
     # the cuts are the plan's: fewer regularization trials, no racing
     by_phase = {p.phase: p for p in plan.phases}
