@@ -53,8 +53,8 @@ def check_same_setup(
 
     The first worker records the setup with the environment, the data's checks and the
     budget fit; a later run or worker must start from the same base configuration, metric,
-    model, method and data. Other seeds (a budget that cuts fewer or more of them) are
-    accepted where no trials would mix: a decided phase is kept as decided, and a phase
+    model, method and data. Seeds a budget cut or gave back (one list extends the other)
+    are accepted where no trials would mix: a decided phase is kept as decided, and a phase
     that has trained nothing yet takes the new seeds.
 
     Args:
@@ -69,6 +69,53 @@ def check_same_setup(
         ConfigError: The study was started with another setup, or trained on other seeds
             and is not decided.
     """
+    setup = _setup(phase, base, config, runner, budget_fit)
+    stored = study.user_attrs.get(keys.SETUP)
+    if stored is None:
+        _record_first(study, setup, config, runner)
+        return
+    changed = sorted(
+        k
+        for k in setup
+        if k != keys.SETUP_BUDGET_FIT
+        and (k in stored or k not in _RECORDED_LATER)
+        and json.dumps(_shared(stored.get(k), setup[k]))
+        != json.dumps(_shared(setup[k], stored.get(k)))
+    )
+    old, new = stored.get("seeds", []), setup["seeds"]
+    if changed == ["seeds"] and old[: len(new)] != new and new[: len(old)] != old:
+        changed = ["seeds (not a budget's cut: one list does not extend the other)"]
+    if changed == ["seeds"]:  # a budget cut seeds, or gave them back
+        if keys.DECISION in study.user_attrs:
+            return  # decided on its own seeds: kept, read back as decided
+        if any(keys.RUNS in t.user_attrs for t in study.get_trials(deepcopy=False)):
+            raise ConfigError(
+                f"phase {phase.name!r} of this run trained on seeds {stored['seeds']}, and "
+                f"this configuration (its budget) gives seeds {setup['seeds']}; its trials "
+                "cannot be mixed. Finish the phase with the budget it started under, or give "
+                "the run a new name (the 'name' key)."
+            )
+    if changed in ([], ["seeds"]):  # the phase goes on under this fit, on these seeds
+        fit_changed = stored.get(keys.SETUP_BUDGET_FIT) != setup.get(keys.SETUP_BUDGET_FIT)
+        if changed or fit_changed:
+            kept = ("seeds", keys.SETUP_BUDGET_FIT)
+            study.set_user_attr(keys.SETUP, {**stored, **{k: setup[k] for k in kept if k in setup}})
+        return
+    raise ConfigError(
+        f"study {study.study_name!r} in {config.storage_display!r} was run with another "
+        f"{', '.join(changed)}; its trials cannot be mixed with this configuration's. "
+        "Give the run a new name (the 'name' key) or a new storage."
+    )
+
+
+def _setup(
+    phase: Phase,
+    base: HParams,
+    config: TuneConfig,
+    runner: RunnerBase,
+    budget_fit: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What the phase starts from, as its setup record."""
     from hptune.train.data import chat_template_text
 
     setup: dict[str, Any] = {
@@ -103,49 +150,23 @@ def check_same_setup(
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if processes > 1:  # the effective batch is per process: never mix with other launches
         setup["processes"] = processes
-    stored = study.user_attrs.get(keys.SETUP)
-    if stored is None:
-        study.set_user_attr(keys.SETUP, setup)
-        from hptune.plan import scoring
-        from hptune.train.environment import describe_environment
-        from hptune.train.metrics import bleu_signature
+    return setup
 
-        study.set_user_attr(keys.BLEU_SIGNATURE, bleu_signature())
-        study.set_user_attr(keys.SCORING, scoring(config, runner.data))
-        study.set_user_attr(keys.SPLIT_OVERLAPS, runner.data.overlaps)
-        from hptune.train.model import resolved_dtype
 
-        environment = describe_environment()
-        environment.update(backend=runner.backend, dtype=resolved_dtype(config.model))
-        study.set_user_attr(keys.ENVIRONMENT, environment)
-        return
-    changed = sorted(
-        k
-        for k in setup
-        if k != keys.SETUP_BUDGET_FIT
-        and (k in stored or k not in _RECORDED_LATER)
-        and json.dumps(_shared(stored.get(k), setup[k]))
-        != json.dumps(_shared(setup[k], stored.get(k)))
-    )
-    if changed == ["seeds"]:
-        if keys.DECISION in study.user_attrs:
-            return  # decided on its own seeds: kept, read back as decided
-        if any(keys.RUNS in t.user_attrs for t in study.get_trials(deepcopy=False)):
-            raise ConfigError(
-                f"phase {phase.name!r} of this run trained on seeds {stored['seeds']}, and "
-                f"this configuration (its budget) gives seeds {setup['seeds']}; its trials "
-                "cannot be mixed. Finish the phase with the budget it started under, or give "
-                "the run a new name (the 'name' key)."
-            )
-    if changed in ([], ["seeds"]):  # the phase goes on under this fit, on these seeds
-        fit_changed = stored.get(keys.SETUP_BUDGET_FIT) != setup.get(keys.SETUP_BUDGET_FIT)
-        if changed or fit_changed:
-            kept = ("seeds", keys.SETUP_BUDGET_FIT)
-            study.set_user_attr(keys.SETUP, {**stored, **{k: setup[k] for k in kept if k in setup}})
-        return
-    if changed:
-        raise ConfigError(
-            f"study {study.study_name!r} in {config.storage_display!r} was run with another "
-            f"{', '.join(changed)}; its trials cannot be mixed with this configuration's. "
-            "Give the run a new name (the 'name' key) or a new storage."
-        )
+def _record_first(
+    study: optuna.Study, setup: dict[str, Any], config: TuneConfig, runner: RunnerBase
+) -> None:
+    """The first worker's record: the setup, the environment and the data's checks."""
+    study.set_user_attr(keys.SETUP, setup)
+    from hptune.plan import scoring
+    from hptune.train.environment import describe_environment
+    from hptune.train.metrics import bleu_signature
+
+    study.set_user_attr(keys.BLEU_SIGNATURE, bleu_signature())
+    study.set_user_attr(keys.SCORING, scoring(config, runner.data))
+    study.set_user_attr(keys.SPLIT_OVERLAPS, runner.data.overlaps)
+    from hptune.train.model import resolved_dtype
+
+    environment = describe_environment()
+    environment.update(backend=runner.backend, dtype=resolved_dtype(config.model))
+    study.set_user_attr(keys.ENVIRONMENT, environment)
