@@ -195,3 +195,19 @@ def test_an_unset_storage_variable_is_a_clear_error(tiny_config_dict: dict, monk
     tiny_config_dict["storage"] = "${HPTUNE_UNSET_DB}"
     with pytest.raises(ConfigError, match=r"storage.*HPTUNE_UNSET_DB is not set; export it"):
         config_from_dict(tiny_config_dict)
+
+
+def test_with_changes_copies_validates_and_leaves_the_original(tiny_config_dict: dict) -> None:
+    import pydantic
+
+    config = config_from_dict(tiny_config_dict)
+    changed = config.with_changes(
+        {"objective.seeds": [0], "phases.learning_rate.grid": [1e-3, 2e-3]}
+    )
+    assert changed.objective.seed_list == [0] and changed.phases.learning_rate.grid == [1e-3, 2e-3]
+    assert config.objective.seed_list == [0, 1]  # the original is not changed
+    assert config.phases.learning_rate.grid == [1e-4, 5e-3]
+    assert changed.data is config.data  # sections not changed are shared, not copied
+    with pytest.raises(pydantic.ValidationError):
+        config.with_changes({"objective.max_seeds": 0})  # validated like the YAML
+    assert config.objective.max_seeds == 5
