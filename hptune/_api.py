@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hptune.config import TuneConfig, load_config
+from hptune.stored import count_states, state_of
 
 if TYPE_CHECKING:
     from hptune.hparams import HParams
@@ -180,14 +181,10 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
     choose = min if config.objective.goal == "minimize" else max
     rows = []
     for stored in record.phases():
-        counts: dict[str, int] = {}
-        for t in stored.trials:
-            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        counts = count_states(stored.trials)
         decision = stored.decision
         decided = None if decision is None else f"{decision.case}: {decision.params or 'nothing'}"
-        best = [
-            t.value for t in stored.trials if t.state.name == "COMPLETE" and t.value is not None
-        ]
+        best = [t.value for t in stored.trials if state_of(t) == "complete" and t.value is not None]
         rows.append(PhaseStatus(stored.phase, stored.study_name, stored.state, counts,
                                 choose(best) if best else None, decided))  # fmt: skip
     return rows

@@ -106,9 +106,10 @@ STD = "std"
 CI95 = "ci95"
 """The 95% interval of the mean over the seeds: ``[low, high]``, or None."""
 EXAMPLES_PER_SECOND = "examples_per_second"
-"""Training examples per second, averaged over the seeds."""
+"""Training examples per second per GPU (a data-parallel run's over its processes),
+averaged over the seeds."""
 TOKENS_PER_SECOND = "tokens_per_second"
-"""Training tokens per second, averaged over the seeds."""
+"""Training tokens per second per GPU, averaged over the seeds."""
 TEST_VALUES = "test_values"
 """Each seed's test-split value at its best validation epoch (the final evaluation only)."""
 DIVERGED = "diverged"
@@ -208,7 +209,9 @@ def status_of(trial: FrozenTrial) -> TrialStatus:
         Its status for the decision.
     """
     status = stored_status(trial)
-    if trial.state.name == "FAIL" and status != TrialStatus.OOM:
+    from optuna.trial import TrialState
+
+    if trial.state == TrialState.FAIL and status != TrialStatus.OOM:
         return TrialStatus.FAILED
     return status or TrialStatus.FAILED
 

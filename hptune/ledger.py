@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune import keys
+from hptune.stored import StoredTrial
 
 if TYPE_CHECKING:
     import optuna
@@ -50,20 +50,19 @@ def trained_so_far(
             study_id = storage.get_study_id_from_name(config.study_name(phase))
         except KeyError:  # not started yet
             continue
-        for trial in storage.get_all_trials(study_id, deepcopy=False):
-            if trial._trial_id == exclude or keys.REUSED_FROM in trial.user_attrs:
+        for trial in map(StoredTrial, storage.get_all_trials(study_id, deepcopy=False)):
+            if trial.id == exclude or trial.reused:
                 continue
-            if trial.state.name == "RUNNING":
-                totals["reserved"] += running_cost(trial) if running_cost is not None else 0
+            if trial.state == "running":
+                totals["reserved"] += running_cost(trial.frozen) if running_cost is not None else 0
                 continue
-            runs = trial.user_attrs.get(keys.RUNS)
+            runs = trial.runs
             if runs is None:  # failed or interrupted mid-run: what its curves recorded
-                unstored += sum(len(v) for _, v in trial.user_attrs.get(keys.SEED_CURVES, []))
+                unstored += trial.curve_epochs
             for run in runs or []:
-                seconds = float(run.get("seconds", 0.0))
-                totals["seed_epochs"] += len(run.get("epochs", [])) - run.get("resumed_after", 0)
-                totals["gpu_seconds"] += seconds * int(run.get("processes", 1))
-                totals["examples"] += float(run.get("examples_per_second", 0.0)) * seconds
+                totals["seed_epochs"] += run.trained_epochs
+                totals["gpu_seconds"] += run.gpu_seconds
+                totals["examples"] += run.examples
     totals["measured_gpu_seconds"] = totals["gpu_seconds"]
     if unstored and totals["seed_epochs"]:
         totals["gpu_seconds"] += unstored * totals["gpu_seconds"] / totals["seed_epochs"]

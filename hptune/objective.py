@@ -11,6 +11,7 @@ from hptune.hparams import HParams
 from hptune.keys import TrialStatus
 from hptune.record import outcome_from_trial  # where it lived before hptune.record
 from hptune.seeds import summarize
+from hptune.stored import trial_id
 
 if TYPE_CHECKING:
     import optuna
@@ -105,7 +106,7 @@ class SeedObjective:
         if self.budget is not None:  # a trial starts only when the budget can finish it
             self._keep_to_budget(trial, hp, len(seeds))
         runs: list[RunResult] = []
-        retry_of = trial.storage.get_trial_system_attrs(trial._trial_id).get(keys.RETRY_OF)
+        retry_of = trial.storage.get_trial_system_attrs(trial_id(trial)).get(keys.RETRY_OF)
         try:
             for index, seed in enumerate(seeds):
                 self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
@@ -204,7 +205,7 @@ class SeedObjective:
         from hptune.exceptions import BudgetSpent
 
         assert self.budget is not None
-        why = self.budget.refusal(n_seeds * hp.epochs, exclude=trial._trial_id,
+        why = self.budget.refusal(n_seeds * hp.epochs, exclude=trial_id(trial),
                                   running_cost=self._running_cost)  # fmt: skip
         if why is None:
             return
@@ -239,12 +240,11 @@ class SeedObjective:
         trial.set_user_attr(
             keys.CI95, None if summary.ci_low is None else [summary.ci_low, summary.ci_high]
         )
-        trial.set_user_attr(
-            keys.EXAMPLES_PER_SECOND, sum(r.examples_per_second for r in runs) / len(runs)
-        )
-        trial.set_user_attr(
-            keys.TOKENS_PER_SECOND, sum(r.tokens_per_second for r in runs) / len(runs)
-        )
+        # per GPU, as the ledger and budget.examples_per_second count it
+        per_gpu = [(r.examples_per_second / r.processes, r.tokens_per_second / r.processes)
+                   for r in runs]  # fmt: skip
+        trial.set_user_attr(keys.EXAMPLES_PER_SECOND, sum(e for e, _ in per_gpu) / len(runs))
+        trial.set_user_attr(keys.TOKENS_PER_SECOND, sum(t for _, t in per_gpu) / len(runs))
         if self.phase.evaluate_test:
             test = {str(s): _test_value(e, self.metric) for s, e in best.items()}
             trial.set_user_attr(keys.TEST_VALUES, {s: v for s, v in test.items() if v is not None})

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from hptune import keys
 from hptune.exceptions import ConfigError
 from hptune.keys import TrialStatus
+from hptune.stored import is_failed, is_scored
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -80,11 +81,7 @@ def decision_outcomes(trials: list[optuna.trial.FrozenTrial]) -> list[TrialOutco
         Those trials as outcomes, in the order given.
     """
     return _with_racing_seeds(
-        [
-            t
-            for t in trials
-            if t.state.name in ("COMPLETE", "PRUNED") or (t.state.name == "FAIL" and keys.is_oom(t))
-        ]
+        [t for t in trials if is_scored(t) or (is_failed(t) and keys.is_oom(t))]
     )
 
 

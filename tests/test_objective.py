@@ -120,3 +120,19 @@ def test_a_known_configuration_is_read_back_not_trained(config) -> None:
     assert again.value == pytest.approx(first.trials[0].value)
     assert again.intermediate_values == pytest.approx(first.trials[0].intermediate_values)
     assert again.user_attrs["reused_from"] == "earlier#0"
+
+
+def test_the_stored_throughput_is_per_gpu(config) -> None:
+    class TwoGPURunner(ScriptedRunner):
+        def train(self, hp, seed, on_epoch=None, **kwargs):
+            result = super().train(hp, seed, on_epoch, **kwargs)
+            result.processes, result.train_examples, result.train_tokens = 2, 200, 2000
+            return result
+
+    runner = TwoGPURunner(config, {0: [2.0], 1: [2.1]})
+    study = optuna.create_study()
+    study.optimize(SeedObjective(runner, BaselinePhase(), BASE.replace(epochs=1)), n_trials=1)
+    attrs = study.trials[0].user_attrs
+    # 200 examples in 1 s over 2 processes: 100 per GPU, as budget.examples_per_second
+    assert attrs["examples_per_second"] == pytest.approx(100.0)
+    assert attrs["tokens_per_second"] == pytest.approx(1000.0)

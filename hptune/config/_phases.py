@@ -182,8 +182,9 @@ class BudgetConfig(_Strict):
     gpu_hours: float | None = Field(None, gt=0)
     #: Epochs all trials may train, one seed's epoch at a time (what ``hptune plan`` counts).
     seed_epochs: int | None = Field(None, gt=0)
-    #: Training examples per second on the target, to turn ``gpu_hours`` into epochs before
-    #: the run has measured it (e.g. the examples/s a report of an earlier run shows).
+    #: Training examples per second on one GPU of the target, to turn ``gpu_hours`` into
+    #: epochs before the run has measured it (e.g. the examples/s per GPU a report of an
+    #: earlier run shows).
     examples_per_second: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from hptune import keys
 from hptune.keys import TrialStatus
+from hptune.stored import is_failed, is_pending, is_scored
 
 if TYPE_CHECKING:
     import optuna
@@ -26,11 +27,11 @@ def params_key(params: dict[str, Any]) -> str:
 
 
 def _is_done(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state.name in ("COMPLETE", "PRUNED")
+    return is_scored(trial)
 
 
 def _is_oom(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state.name == "FAIL" and keys.is_oom(trial)
+    return is_failed(trial) and keys.is_oom(trial)
 
 
 def _n_failures(trials: list[optuna.trial.FrozenTrial], key: str) -> int:
@@ -39,7 +40,7 @@ def _n_failures(trials: list[optuna.trial.FrozenTrial], key: str) -> int:
     return sum(
         1
         for t in trials
-        if t.state.name == "FAIL"
+        if is_failed(t)
         and params_key(t.params) == key
         and keys.stored_status(t) not in (TrialStatus.INTERRUPTED, TrialStatus.OVER_BUDGET)
     )
@@ -49,7 +50,7 @@ def _settled_keys(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> s
     """Parameter sets that will not run again: done, out of memory, or out of retries."""
     settled = {params_key(t.params) for t in trials if _is_done(t) or _is_oom(t)}
     for t in trials:
-        if t.state.name == "FAIL" and _n_failures(trials, params_key(t.params)) > max_retries:
+        if is_failed(t) and _n_failures(trials, params_key(t.params)) > max_retries:
             settled.add(params_key(t.params))
     return settled
 
@@ -59,7 +60,7 @@ def n_settled(trials: list[optuna.trial.FrozenTrial], max_retries: int) -> int:
     exhausted = {
         params_key(t.params)
         for t in trials
-        if t.state.name == "FAIL"
+        if is_failed(t)
         and not _is_oom(t)
         and _n_failures(trials, params_key(t.params)) > max_retries
         and not any(_is_done(o) and params_key(o.params) == params_key(t.params) for o in trials)
@@ -76,12 +77,12 @@ def to_retry(
     done, queued or running, and one trial per parameter set.
     """
     settled = {params_key(t.params) for t in trials if _is_done(t)}
-    planned = {params_key(t.params) for t in trials if t.state.name in ("WAITING", "RUNNING")}
+    planned = {params_key(t.params) for t in trials if is_pending(t)}
     retry: dict[str, optuna.trial.FrozenTrial] = {}
     for t in trials:
         key = params_key(t.params)
         if (
-            t.state.name == "FAIL"
+            is_failed(t)
             and not _is_oom(t)
             and key not in settled
             and key not in planned

@@ -42,7 +42,7 @@ class TrialOutcome:
         params: Its parameters, as the phase suggested them.
         seed_values: Its best validation value on each seed; empty when it diverged or failed.
         status: How it ended.
-        examples_per_second: Training throughput, averaged over the seeds.
+        examples_per_second: Training throughput per GPU, averaged over the seeds.
         tokens_per_second: The same in tokens.
         test_values: Each seed's test-split value (the final evaluation only).
         diagnoses: Each seed's curve diagnosis (see ``hptune.diagnose``).

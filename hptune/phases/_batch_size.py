@@ -9,6 +9,7 @@ from hptune.phases._accounting import n_settled
 from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
 from hptune.phases._ranking import rank_within_noise
 from hptune.search import MemoryBoundedBatchSampler, oom_boundary
+from hptune.stored import is_pending
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -251,7 +252,7 @@ class BatchSizePhase(Phase):
         # Out-of-memory trials do not use up the budget, but only untried batches can run.
         n_oom = sum(1 for t in trials if keys.is_oom(t))
         budget = self._n_trials - (n_settled(trials, self.max_retries) - n_oom)
-        pending = sum(1 for t in trials if t.state.name in ("WAITING", "RUNNING"))
+        pending = sum(1 for t in trials if is_pending(t))
         return max(min(budget, len(self.sampler.untried(trials)) + pending), 0)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:

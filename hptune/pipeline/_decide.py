@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from hptune import keys
 from hptune.pipeline._remedies import with_remedy
 from hptune.results import PhaseResult
+from hptune.stored import state_of
 
 if TYPE_CHECKING:
     import optuna
@@ -87,7 +88,7 @@ def _remove_unfinished_checkpoints(study: optuna.Study, config: TuneConfig) -> N
 
     root = Path(config.output_dir) / "checkpoints" / study.study_name
     for trial in study.get_trials(deepcopy=False):
-        if trial.state.name != "COMPLETE":
+        if state_of(trial) != "complete":
             remove_checkpoints(root / f"trial-{trial.number}")
 
 

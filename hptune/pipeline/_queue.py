@@ -23,6 +23,7 @@ from hptune.pipeline._decide import decide, stored_result
 from hptune.pipeline._racing import queue_racing
 from hptune.pipeline._remedies import queue_remedies
 from hptune.storage import Heartbeat, StaleWatch, claim_waiting_trial, fail_dead_trials, queue_lock
+from hptune.stored import is_pending, trial_id
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -134,11 +135,7 @@ def fill_queue(
     queued = bool(retries) or remedies > 0
     if queued:
         trials = study.get_trials(deepcopy=False)
-    pending = sum(
-        1
-        for t in trials
-        if t.state.name in ("WAITING", "RUNNING") and keys.REMEDY not in t.user_attrs
-    )
+    pending = sum(1 for t in trials if is_pending(t) and keys.REMEDY not in t.user_attrs)
     missing = phase.n_remaining(trials) - pending
     if missing <= 0:
         return queued
@@ -182,7 +179,7 @@ def run_claimed(
 
     state, value, lost = TrialState.FAIL, None, False
     try:
-        with Heartbeat(storage, trial._trial_id, heartbeat_seconds):
+        with Heartbeat(storage, trial_id(trial), heartbeat_seconds):
             try:
                 value = objective(trial)
                 state = TrialState.COMPLETE
@@ -193,12 +190,12 @@ def run_claimed(
             except optuna.exceptions.UpdateFinishedTrialError:
                 lost = True  # failed as stale by another worker while we wrote to it
             except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: ends FAIL, runs again
-                if not storage.get_trial(trial._trial_id).state.is_finished():
+                if not storage.get_trial(trial_id(trial)).state.is_finished():
                     keys.set_status(trial, keys.TrialStatus.INTERRUPTED)
                     trial.set_user_attr(keys.INTERRUPTED_BY, getattr(exc, "signal_name", "SIGINT"))
                 raise
     finally:  # also on Ctrl-C or an error: never left RUNNING by this process
-        lost = lost or storage.get_trial(trial._trial_id).state.is_finished()
+        lost = lost or storage.get_trial(trial_id(trial)).state.is_finished()
         if not lost:
             study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
     if lost:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from hptune import keys
 from hptune.keys import TrialStatus
+from hptune.stored import is_failed, is_scored
 
 if TYPE_CHECKING:
     import optuna
@@ -85,7 +86,7 @@ def _failures(outcome: TrialOutcome, seed: int, trials: list[optuna.trial.Frozen
         for t in trials
         if t.user_attrs.get(keys.RACE_OF) == outcome.number
         and t.user_attrs.get(keys.RACE_SEEDS) == [seed]
-        and t.state.name == "FAIL"
+        and is_failed(t)
     )
 
 
@@ -108,6 +109,6 @@ def _raced(outcome: TrialOutcome, seed: int, trials: list[optuna.trial.FrozenTri
     return any(
         t.user_attrs.get(keys.RACE_OF) == outcome.number
         and t.user_attrs.get(keys.RACE_SEEDS) == [seed]
-        and t.state.name in ("COMPLETE", "PRUNED")
+        and is_scored(t)
         for t in trials
     )

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hptune.stored import count_states
+
 if TYPE_CHECKING:
     from hptune.report._collect import PhaseEvidence, ReportData
 
@@ -100,11 +102,7 @@ def _summary(data: ReportData) -> list[Block]:
 
 
 def _counts(evidence: PhaseEvidence) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for t in evidence.trials:
-        state = t.state.name.lower()
-        counts[state] = counts.get(state, 0) + 1
-    return counts
+    return count_states(evidence.trials)
 
 
 def _phase(evidence: PhaseEvidence, metric: str) -> list[Block]:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.samplers import BaseSampler
 
 from hptune import keys
+from hptune.stored import state_of
 
 if TYPE_CHECKING:
     import optuna
@@ -138,7 +139,7 @@ class MemoryBoundedBatchSampler(BaseSampler):
         tried = {
             int(t.params[self.param_name])
             for t in trials
-            if self.param_name in t.params and t.number != exclude and t.state.name != "WAITING"
+            if self.param_name in t.params and t.number != exclude and state_of(t) != "waiting"
         }
         return [b for b in self.allowed(trials) if b not in tried]
 

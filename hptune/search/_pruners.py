@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.pruners import BasePruner
 
 from hptune import keys
+from hptune.stored import is_running, state_of
 
 if TYPE_CHECKING:
     import optuna
@@ -128,7 +129,7 @@ class PairedPruner(BasePruner):
             if t.number < trial.number
             and keys.RACE_OF not in t.user_attrs
             and self._at_least_as_long(t, trial)
-            and t.state.name in ("COMPLETE", "PRUNED", "RUNNING")
+            and state_of(t) in ("complete", "pruned", "running")
         ]
         for index, (_, curve) in enumerate(mine):
             for epoch in range(self.min_epoch, len(curve) + 1):
@@ -201,7 +202,7 @@ def _values_at(reference: FrozenTrial, seeds: list[int], epoch: int, sign: float
     will have them (pruned before, other seeds); ``_WAIT`` while it is still on its way."""
     curves = dict(_best_so_far(seed_curves(reference), sign))
     order = [s for s, _ in seed_curves(reference)]
-    running = reference.state.name == "RUNNING"
+    running = is_running(reference)
     values = []
     for seed in seeds:
         if seed not in curves:
@@ -213,7 +214,7 @@ def _values_at(reference: FrozenTrial, seeds: list[int], epoch: int, sign: float
         finished_seed = not running or order[-1] != seed
         if len(curve) < epoch and not finished_seed:
             return _WAIT
-        if len(curve) < epoch and reference.state.name == "PRUNED" and order[-1] == seed:
+        if len(curve) < epoch and state_of(reference) == "pruned" and order[-1] == seed:
             return None  # pruned during this seed, before this epoch
         values.append(curve[min(epoch, len(curve)) - 1])
     return values
@@ -223,7 +224,7 @@ def _seed_spread(reference: FrozenTrial, epoch: int, sign: float) -> float | Non
     """The standard deviation over the reference's seeds of their best value at ``epoch``
     (seeds it has finished, or is past ``epoch`` in); None with fewer than two."""
     curves = _best_so_far(seed_curves(reference), sign)
-    complete = reference.state.name == "COMPLETE"
+    complete = state_of(reference) == "complete"
     values = [
         curve[min(epoch, len(curve)) - 1]
         for index, (_, curve) in enumerate(curves)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from hptune import keys
 from hptune.storage._heartbeat import HEARTBEAT_ATTR
+from hptune.stored import trial_id
 
 if TYPE_CHECKING:
     import optuna
@@ -37,10 +38,10 @@ def claim_waiting_trial(
     for trial in sorted(waiting, key=lambda t: t.number):
         try:
             # False when another worker took it first (compare-and-set in the storage).
-            if storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.RUNNING):
-                storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, [0, time.time()])
-                storage.set_trial_user_attr(trial._trial_id, keys.WORKER, worker_id())
-                return trial._trial_id
+            if storage.set_trial_state_values(trial_id(trial), optuna.trial.TrialState.RUNNING):
+                storage.set_trial_system_attr(trial_id(trial), HEARTBEAT_ATTR, [0, time.time()])
+                storage.set_trial_user_attr(trial_id(trial), keys.WORKER, worker_id())
+                return trial_id(trial)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
     return None

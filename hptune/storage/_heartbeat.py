@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from hptune import keys
+from hptune.stored import trial_id
 
 if TYPE_CHECKING:
     import optuna
@@ -54,9 +55,9 @@ class StaleWatch:
         """
         beat = repr(trial.system_attrs.get(HEARTBEAT_ATTR))
         now = self.clock()
-        seen = self._seen.get(trial._trial_id)
+        seen = self._seen.get(trial_id(trial))
         if seen is None or seen[0] != beat:
-            self._seen[trial._trial_id] = (beat, now)
+            self._seen[trial_id(trial)] = (beat, now)
             return False
         return now - seen[1] > self.grace_seconds
 
@@ -88,7 +89,7 @@ def fail_dead_trials(
         if not watch.is_stale(trial):
             continue
         try:
-            if storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL):
+            if storage.set_trial_state_values(trial_id(trial), optuna.trial.TrialState.FAIL):
                 failed.append(trial.number)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished meanwhile, or failed by another worker
