@@ -32,7 +32,7 @@ class HptuneWarning(UserWarning):
 
 class StaleResultDropped(HptuneWarning):
     """Another worker failed this worker's trial as stale: its result is dropped and the
-    trial runs again (on a loaded machine, raise ``heartbeat_seconds``)."""
+    trial runs again (on a loaded machine, raise ``stale_seconds``)."""
 
 
 class ConfigError(HptuneError):

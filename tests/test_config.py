@@ -211,3 +211,15 @@ def test_with_changes_copies_validates_and_leaves_the_original(tiny_config_dict:
     with pytest.raises(pydantic.ValidationError):
         config.with_changes({"objective.max_seeds": 0})  # validated like the YAML
     assert config.objective.max_seeds == 5
+
+
+def test_a_live_trial_has_a_grace_of_tens_of_seconds_and_several_beats(
+    tiny_config_dict: dict,
+) -> None:
+    # a slow epoch or save can hold a beat back for seconds: never stale within 60 s by default
+    assert config_from_dict(tiny_config_dict).stale_after == 80  # 4 x the default 20 s
+    assert config_from_dict({**tiny_config_dict, "heartbeat_seconds": 2}).stale_after == 60
+    chosen = {**tiny_config_dict, "heartbeat_seconds": 2, "stale_seconds": 5}
+    assert config_from_dict(chosen).stale_after == 5
+    with pytest.raises(ConfigError, match="stale_seconds 3 is less than two heartbeats"):
+        config_from_dict({**tiny_config_dict, "heartbeat_seconds": 2, "stale_seconds": 3})

@@ -200,7 +200,7 @@ def test_kill_9_during_the_epochs_phase_then_resume(demo_path, tmp_path) -> None
     raw["phases"]["run"] = ["baseline", "epochs"]
     raw["phases"]["test_evaluation"] = False
     raw["training"]["max_train_examples"] = 256
-    raw["heartbeat_seconds"] = 1
+    raw["heartbeat_seconds"], raw["stale_seconds"] = 1, 2
     config_path = tmp_path / "kill.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     storage = f"sqlite:///{tmp_path / 'out' / 'hptune.db'}"

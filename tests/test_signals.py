@@ -90,7 +90,8 @@ def test_a_signal_mid_epoch_interrupts_cleanly_and_the_next_run_goes_on(
 
 @pytest.mark.slow
 def test_kill_9_mid_trial_then_restart_resumes_the_trial(demo_path, tmp_path) -> None:
-    config = _config(tmp_path, heartbeat_seconds=2, max_retries=1)  # a kill is a failure
+    # a kill is a failure
+    config = _config(tmp_path, heartbeat_seconds=2, stale_seconds=4, max_retries=1)
     output = tmp_path / "out"
     command = [sys.executable, "-m", "hptune", "run", str(config)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

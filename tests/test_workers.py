@@ -25,7 +25,7 @@ def _config_file(tmp_path: Path, storage: str | None, name: str = "tiny", **chan
     raw = tiny_config(tmp_path)
     raw["name"] = name
     raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": GRID}}
-    raw["heartbeat_seconds"] = 3  # a stale trial is found within 6 s; loaded machines beat late
+    raw["heartbeat_seconds"], raw["stale_seconds"] = 3, 6  # loaded machines beat late
     if storage is not None:
         raw["storage"] = storage
     raw.update(changes)
@@ -256,7 +256,8 @@ def test_clocks_minutes_apart_judge_heartbeats_alike(
     storage = (request.getfixturevalue("postgres_url") if backend == "postgresql"
                else f"journal://{tmp_path / 'run.log'}")  # fmt: skip
     heartbeat = 2
-    config = _config_file(tmp_path, storage, name="skew", heartbeat_seconds=heartbeat)
+    config = _config_file(tmp_path, storage, name="skew", heartbeat_seconds=heartbeat,
+                          stale_seconds=2 * heartbeat)  # fmt: skip
     raw = yaml.safe_load(config.read_text())
     raw["phases"] = {"run": ["baseline"]}
     raw["training"].update(max_train_examples=1000, epochs=4, checkpoints=False)
@@ -280,8 +281,8 @@ def test_clocks_minutes_apart_judge_heartbeats_alike(
         print(f"{backend}, runner {runner_skew:+d} s: failed {recovered:.2f} s after the kill")
         dead = _one_trial(storage)
         assert dead.state.name == "FAIL" and _study(storage).user_attrs[keys.STALE_TRIALS] == [0]
-        # its last beat was at most one interval before the kill; then 2 intervals still,
-        # and the checker looks once a second
+        # its last beat was at most one interval before the kill; then stale_seconds (2
+        # intervals here) still, and the checker looks once a second
         assert recovered <= 2 * heartbeat + 1 + 1.5, recovered
     finally:
         for worker in (runner, checker):

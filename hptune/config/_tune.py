@@ -48,6 +48,8 @@ class TuneConfig(_Strict):
         output_dir: Where checkpoints, logs, reports and the default SQLite storage go.
         storage: An Optuna storage URL; ``${NAME}`` is replaced by the environment variable.
         heartbeat_seconds: How often a running trial writes a heartbeat.
+        stale_seconds: How long a heartbeat may stand still before the trial is failed as
+            dead (default: 4 x heartbeat_seconds, at least 60).
         max_retries: How often a failed trial is run again before it stays failed.
 
     Raises:
@@ -74,9 +76,13 @@ class TuneConfig(_Strict):
     #: default: SQLite in output_dir. A password in it is never printed. ``${NAME}`` is
     #: replaced by the environment variable NAME, to keep a password out of this file.
     storage: str | None = None
-    #: A running trial writes a heartbeat this often (seconds); a trial whose heartbeat is
-    #: older than twice that (its process was killed) is failed and run again.
+    #: A running trial writes a heartbeat this often (seconds).
     heartbeat_seconds: int = Field(20, ge=1)
+    #: A running trial whose heartbeat has not changed for this long (its process was
+    #: killed) is failed by another worker and run again. Default: 4 x heartbeat_seconds
+    #: and at least 60 s, so that a slow epoch, evaluation or save on a loaded machine,
+    #: which can hold a beat back for seconds, never looks like a dead worker.
+    stale_seconds: int | None = Field(None, ge=2)
     #: How often a failed trial is run again before it stays failed.
     max_retries: int = Field(2, ge=0)
 
@@ -122,6 +128,24 @@ class TuneConfig(_Strict):
             if situation in SITUATIONS:
                 values = {**values, "method": {"type": SITUATIONS[situation].method}}
         return values
+
+    @model_validator(mode="after")
+    def _stale_after_beats(self) -> TuneConfig:
+        if self.stale_seconds is not None and self.stale_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                f"stale_seconds {self.stale_seconds} is less than two heartbeats "
+                f"({self.heartbeat_seconds} s each): a live trial would be failed as dead. "
+                f"Set stale_seconds to at least {2 * self.heartbeat_seconds}, or leave it out "
+                "(4 x heartbeat_seconds, at least 60)"
+            )
+        return self
+
+    @property
+    def stale_after(self) -> float:
+        """Seconds a running trial's heartbeat may stand still before it counts as dead."""
+        if self.stale_seconds is not None:
+            return float(self.stale_seconds)
+        return float(max(STALE_AFTER_BEATS * self.heartbeat_seconds, STALE_FLOOR_SECONDS))
 
     @property
     def storage_url(self) -> str:
@@ -200,6 +224,10 @@ class TuneConfig(_Strict):
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
+#: A heartbeat may stand still for this many intervals, and at least this many seconds,
+#: before its trial counts as dead (``TuneConfig.stale_after``).
+STALE_AFTER_BEATS = 4
+STALE_FLOOR_SECONDS = 60
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

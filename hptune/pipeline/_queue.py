@@ -77,7 +77,7 @@ def work_through_queue(
     import optuna
     from optuna.trial import TrialState
 
-    watch = StaleWatch(2 * config.heartbeat_seconds)  # timed on this process's clock
+    watch = StaleWatch(config.stale_after)  # timed on this process's clock
     while True:
         raise_if_interrupted()  # between trials: nothing is running, nothing to mark
         with queue_lock(config, storage, study.study_name):
@@ -202,7 +202,7 @@ def run_claimed(
         warnings.warn(
             f"trial {trial.number} of {study.study_name} was failed by another worker (its "
             "heartbeat looked stale); its result is dropped and it runs again. On a loaded "
-            "machine, raise heartbeat_seconds.",
+            "machine, raise stale_seconds.",
             StaleResultDropped,
             stacklevel=2,
         )

@@ -136,7 +136,7 @@ class Heartbeat:
                 _log.warning(
                     "heartbeat of trial %s not written (%s: %s); %d beat(s) failed so far, the "
                     "next one tries again. Other workers fail a trial whose heartbeat stands "
-                    "still for 2 x heartbeat_seconds",
+                    "still for stale_seconds",
                     self.trial_id, type(exc).__name__, exc, self.failed_writes,
                 )  # fmt: skip
                 continue

@@ -4,6 +4,7 @@ SQLite storage: no model, no training. The objectives write what hptune's object
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -27,7 +28,8 @@ SEEDS = [0, 1, 2]
 def _config(tmp_path, **changes):
     raw = {"name": "q", "model": {"path": "demo://model"},
            "data": {"train": "t.jsonl", "validation": "v.jsonl"},
-           "output_dir": str(tmp_path), "heartbeat_seconds": 1, **changes}  # fmt: skip
+           "output_dir": str(tmp_path), "heartbeat_seconds": 1, "stale_seconds": 2,
+           **changes}  # fmt: skip
     return config_from_dict(raw)
 
 
@@ -143,15 +145,17 @@ def test_an_interrupted_trial_runs_again_without_using_up_a_retry(tmp_path) -> N
 
 
 def test_a_dead_worker_s_trial_goes_stale_and_runs_again(tmp_path) -> None:
-    config = _config(tmp_path)
+    config = _config(tmp_path, stale_seconds=3)
     phase = BaselinePhase()
     storage, study = _study(config, phase)
     study.enqueue_trial({})
     dead = claim_waiting_trial(study, storage)  # claimed by a worker that then died
     assert dead is not None
-    calls: list[HParams] = []  # its heartbeat stands still: failed after 2 x 1 s of watching
+    calls: list[HParams] = []  # its heartbeat stands still: failed after 3 s of watching
+    started = time.monotonic()
     result = work_through_queue(config, storage, study, phase, BASE,
                                 _objective(phase, _quadratic, calls))  # fmt: skip
+    assert time.monotonic() - started >= 3  # stale_seconds, not 2 heartbeats
     states = [t.state.name for t in study.get_trials(deepcopy=False)]
     assert states == ["FAIL", "COMPLETE"]
     assert study.user_attrs[keys.STALE_TRIALS] == [0]
