@@ -56,13 +56,12 @@ def trained_so_far(
             if trial.state == "running":
                 totals["reserved"] += running_cost(trial.frozen) if running_cost is not None else 0
                 continue
-            runs = trial.runs
-            if runs is None:  # failed or interrupted mid-run: what its curves recorded
-                unstored += trial.curve_epochs
-            for run in runs or []:
+            # a seed failed or interrupted mid-run: what its curves recorded
+            unstored += trial.unstored_epochs
+            for run in trial.runs or []:  # what each stored run trained itself
                 totals["seed_epochs"] += run.trained_epochs
                 totals["gpu_seconds"] += run.gpu_seconds
-                totals["examples"] += run.examples
+                totals["examples"] += run.trained_examples
     totals["measured_gpu_seconds"] = totals["gpu_seconds"]
     if unstored and totals["seed_epochs"]:
         totals["gpu_seconds"] += unstored * totals["gpu_seconds"] / totals["seed_epochs"]

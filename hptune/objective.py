@@ -82,11 +82,17 @@ class SeedObjective:
         self.patience = runner.config.training.early_stopping_patience
 
     def __call__(self, trial: optuna.Trial) -> float:
-        import optuna
+        hp, seeds, state = self._start(trial)
+        found = self.reuse(hp, seeds) if self.reuse is not None else None
+        if found is not None:
+            return self._replay(trial, hp, state, *found)
+        if self.budget is not None:  # a trial starts only when the budget can finish it
+            self._keep_to_budget(trial, hp, len(seeds))
+        runs = self._train_seeds(trial, hp, seeds, state)
+        return self._record(trial, hp, runs, state)
 
-        from hptune.search import record_out_of_memory
-        from hptune.train.memory import is_out_of_memory
-
+    def _start(self, trial: optuna.Trial) -> tuple[HParams, list[int], _TrialState]:
+        """The trial's configuration (a remedy applied), its seeds and its epoch records."""
         hp = self.phase.suggest(trial, self.base)
         remedy = trial.user_attrs.get(keys.REMEDY)
         if remedy:  # a diverged trial run again with the guide's remedy
@@ -99,12 +105,19 @@ class SeedObjective:
         # (its steps would not line up with the other trials').
         racing = trial.user_attrs.get(keys.RACE_SEEDS)
         seeds = [int(s) for s in racing] if racing else self.seeds
-        state = _TrialState(self.max_epochs(hp), self.direction, reports=not racing)
-        found = self.reuse(hp, seeds) if self.reuse is not None else None
-        if found is not None:
-            return self._replay(trial, hp, state, *found)
-        if self.budget is not None:  # a trial starts only when the budget can finish it
-            self._keep_to_budget(trial, hp, len(seeds))
+        return hp, seeds, _TrialState(self.max_epochs(hp), self.direction, reports=not racing)
+
+    def _train_seeds(
+        self, trial: optuna.Trial, hp: HParams, seeds: list[int], state: _TrialState
+    ) -> list[RunResult]:
+        """Train ``hp`` on each seed in turn, until one diverges or the trial is pruned.
+
+        Raises:
+            TrialOutOfMemory: A seed ran out of memory (recorded on the trial).
+        """
+        from hptune.search import record_out_of_memory
+        from hptune.train.memory import is_out_of_memory
+
         runs: list[RunResult] = []
         retry_of = trial.storage.get_trial_system_attrs(trial_id(trial)).get(keys.RETRY_OF)
         try:
@@ -130,13 +143,26 @@ class SeedObjective:
             self._emit(trial, hp, event="oom", message=str(exc)[:200])
             raise TrialOutOfMemory(f"out of memory at batch size {hp.batch_size}") from exc
         trial.set_user_attr(keys.RUNS, [r.to_dict() for r in runs])
-        if runs[-1].diverged or state.pruned:
+        return runs
+
+    def _record(
+        self, trial: optuna.Trial, hp: HParams, runs: list[RunResult], state: _TrialState
+    ) -> float:
+        """The trial's outcome: diverged or pruned (raised as pruned), else its seed mean.
+
+        Raises:
+            optuna.TrialPruned: A seed diverged, or the pruner stopped the trial.
+        """
+        import optuna
+
+        last = runs[-1]
+        if last.diverged or state.pruned:
             self._remove_checkpoints(trial)  # never needed again: keep the disk bounded
-        if runs[-1].diverged:
-            self._emit(trial, hp, event="diverged", seed=runs[-1].seed, at=runs[-1].diverged_at)
+        if last.diverged:
+            self._emit(trial, hp, event="diverged", seed=last.seed, at=last.diverged_at)
             keys.set_status(trial, TrialStatus.DIVERGED)
-            trial.set_user_attr(keys.DIVERGED, {"seed": runs[-1].seed, "at": runs[-1].diverged_at})
-            raise optuna.TrialPruned(f"seed {runs[-1].seed} diverged at {runs[-1].diverged_at}")
+            trial.set_user_attr(keys.DIVERGED, {"seed": last.seed, "at": last.diverged_at})
+            raise optuna.TrialPruned(f"seed {last.seed} diverged at {last.diverged_at}")
         if state.pruned:
             keys.set_status(trial, TrialStatus.PRUNED)
             trial.set_user_attr(keys.PRUNED_AT, state.pruned_at)

@@ -87,7 +87,9 @@ class StoredRun:
         epochs: Epochs the run's curves hold.
         resumed_after: Epochs restored from an interrupted run's checkpoint (not trained by
             this run).
-        seconds: Wall seconds of training.
+        seconds: Wall seconds of training, those of the interrupted run included.
+        resumed_seconds: Of ``seconds``, those the interrupted run trained (its failed trial
+            counts them).
         processes: Data-parallel processes (GPUs) that trained it.
         examples: Training examples seen, over all processes.
     """
@@ -96,6 +98,7 @@ class StoredRun:
     epochs: int
     resumed_after: int
     seconds: float
+    resumed_seconds: float
     processes: int
     examples: float
 
@@ -108,6 +111,7 @@ class StoredRun:
             epochs=len(values.get("epochs", [])),
             resumed_after=int(values.get("resumed_after", 0)),
             seconds=seconds,
+            resumed_seconds=float(values.get("resumed_seconds", 0.0)),
             processes=int(values.get("processes", 1)),
             examples=float(values.get("examples_per_second", 0.0)) * seconds,
         )
@@ -119,8 +123,15 @@ class StoredRun:
 
     @property
     def gpu_seconds(self) -> float:
-        """Training seconds times the GPUs that trained."""
-        return self.seconds * self.processes
+        """The seconds this run trained itself, times the GPUs that trained."""
+        return (self.seconds - self.resumed_seconds) * self.processes
+
+    @property
+    def trained_examples(self) -> float:
+        """The examples this run trained itself (at its throughput), over all processes."""
+        if self.seconds <= 0:
+            return 0.0
+        return self.examples * (self.seconds - self.resumed_seconds) / self.seconds
 
 
 class StoredTrial:
@@ -156,6 +167,9 @@ class StoredTrial:
         return None if runs is None else [StoredRun.from_dict(r) for r in runs]
 
     @property
-    def curve_epochs(self) -> int:
-        """The epochs its seeds' validation curves recorded so far (``keys.SEED_CURVES``)."""
-        return sum(len(values) for _, values in self.frozen.user_attrs.get(keys.SEED_CURVES, []))
+    def unstored_epochs(self) -> int:
+        """Epochs its seeds' validation curves recorded (``keys.SEED_CURVES``) for seeds whose
+        run was not stored (the trial failed, ran out of memory or was interrupted in it)."""
+        stored_seeds = {run.seed for run in self.runs or []}
+        curves = self.frozen.user_attrs.get(keys.SEED_CURVES, [])
+        return sum(len(values) for seed, values in curves if int(seed) not in stored_seeds)

@@ -53,4 +53,4 @@ def test_a_stored_run_counts_gpu_seconds_and_examples_over_its_processes() -> No
     assert (read.seed, read.trained_epochs) == (3, 2)
     assert read.gpu_seconds == pytest.approx(20.0)
     assert read.examples == pytest.approx(800.0)  # over both processes
-    assert view.curve_epochs == 3 and not view.reused and view.state == "running"
+    assert view.unstored_epochs == 0 and not view.reused and view.state == "running"

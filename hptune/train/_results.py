@@ -49,6 +49,7 @@ class RunResult:
     train_tokens: int = 0
     processes: int = 1  # data-parallel processes that trained it
     resumed_after: int = 0  # epochs restored from an interrupted run's checkpoint
+    resumed_seconds: float = 0.0  # of ``seconds``, those the interrupted run trained
 
     def best_epoch(self, metric: str, direction: str) -> EpochMetrics:
         choose = min if direction == "minimize" else max
@@ -78,6 +79,7 @@ class RunResult:
             train_tokens=round(float(values.get("tokens_per_second", 0.0)) * seconds),
             processes=int(values.get("processes", 1)),
             resumed_after=int(values.get("resumed_after", 0)),
+            resumed_seconds=float(values.get("resumed_seconds", 0.0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +95,7 @@ class RunResult:
             "tokens_per_second": round(self.tokens_per_second, 1),
             "processes": self.processes,
             "resumed_after": self.resumed_after,
+            "resumed_seconds": round(self.resumed_seconds, 3),
         }
 
 

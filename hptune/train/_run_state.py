@@ -76,6 +76,7 @@ def _resume(
     result.train_examples = int(state["result"]["train_examples"])
     result.train_tokens = int(state["result"]["train_tokens"])
     result.resumed_after = len(saved.epochs)
+    result.resumed_seconds = saved.seconds
     for metrics in saved.epochs:
         result.epochs.append(metrics)
         if on_epoch is not None and on_epoch(result.seed, metrics) is False:
