@@ -102,7 +102,7 @@ if __name__ == "__main__":
     how = sys.argv[1] if len(sys.argv) > 1 else "train"
     hooks = {"train": {"train_fn": train}, "trainer": {"trainer_factory": make_trainer}}[how]
     named = config.model_copy(update={"name": f"own_training_{how}"})
-    result = hptune.tune(named, **hooks)
+    result = hptune.run(named, **hooks)
     print("chosen configuration:", result.hparams.to_dict())
     for phase in result.phases:
         print(f"{phase.phase}: {phase.decision.case}: {phase.decision.reason}")

@@ -86,8 +86,27 @@ def run(
     return tune(config, progress=on_event, runner=runner)
 
 
-#: The same as `run`: ``hptune.tune(config, train_fn=...)`` reads as what it does.
-tune = run
+def tune(config: TuneConfig | str | os.PathLike[str], **options: Any) -> TuneResult:
+    """Deprecated name of `run` (one entry point per job): call ``hptune.run``.
+
+    Args:
+        config: As for `run`.
+        **options: As for `run`.
+
+    Returns:
+        What `run` returns.
+    """
+    import warnings
+
+    from hptune.exceptions import HptuneDeprecationWarning
+
+    warnings.warn(
+        "hptune.tune is now hptune.run (the same arguments); hptune.tune goes away in the "
+        "next release",
+        HptuneDeprecationWarning,
+        stacklevel=2,
+    )
+    return run(config, **options)
 
 
 def run_phase(

@@ -12,6 +12,8 @@ __all__ = [
     "BudgetSpent",
     "ConfigError",
     "DataError",
+    "ExperimentalWarning",
+    "HptuneDeprecationWarning",
     "HptuneError",
     "HptuneWarning",
     "Interrupted",
@@ -28,6 +30,15 @@ class HptuneError(Exception):
 
 class HptuneWarning(UserWarning):
     """Base class of hptune's warnings."""
+
+
+class ExperimentalWarning(HptuneWarning):
+    """A feature marked experimental was used: its interface or behaviour may change in the
+    next release without a deprecation period (filter it by this category)."""
+
+
+class HptuneDeprecationWarning(HptuneWarning, FutureWarning):
+    """A name or option of hptune that is going away: the message names what replaces it."""
 
 
 class StaleResultDropped(HptuneWarning):

@@ -102,9 +102,9 @@ def test_the_docs_train_fn_sample_tunes_a_phase(demo_path, tmp_path) -> None:
 
     training = config.training.model_copy(update={"max_train_examples": 96, "epochs": 1})
     config = config.model_copy(update={"output_dir": str(tmp_path / "out"), "training": training})
-    by_function = hptune.tune(config.model_copy(update={"name": "fn"}), train_fn=train,
+    by_function = hptune.run(config.model_copy(update={"name": "fn"}), train_fn=train,
                               quiet=True)  # fmt: skip
-    by_factory = hptune.tune(config.model_copy(update={"name": "factory"}),
+    by_factory = hptune.run(config.model_copy(update={"name": "factory"}),
                              trainer_factory=make_trainer, quiet=True)  # fmt: skip
     for result in (by_function, by_factory):
         assert [p.phase for p in result.phases] == ["baseline", "learning_rate"]

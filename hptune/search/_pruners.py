@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.pruners import BasePruner
 
 from hptune import keys
+from hptune._experimental import experimental
 from hptune.stored import is_running, state_of
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def seed_curves(trial: FrozenTrial) -> Curves:
     return [(int(s), [float(x) for x in v]) for s, v in trial.user_attrs.get(keys.SEED_CURVES, [])]
 
 
+@experimental("0.1.0")
 class PairedPruner(BasePruner):
     """Stop a trial that is behind the earlier trials on the same seeds at the same epoch.
 
@@ -92,6 +94,10 @@ class PairedPruner(BasePruner):
 
     Raises:
         ValueError: A negative count or margin, or ``min_epoch`` under 1.
+
+    Note:
+        Experimental: the rule it prunes by is being recalibrated (hptune.ExperimentalWarning
+        when built from your code).
     """
 
     def __init__(
@@ -233,6 +239,7 @@ def _seed_spread(reference: FrozenTrial, epoch: int, sign: float) -> float | Non
     return statistics.stdev(values) if len(values) > 1 else None
 
 
+@experimental("0.1.0")
 def epoch_pruner(*, n_startup_trials: int = 2, schedule_param: str | None = None) -> PairedPruner:
     """The pruner of the epoch and regularization phases: a ``PairedPruner``.
 
@@ -246,5 +253,9 @@ def epoch_pruner(*, n_startup_trials: int = 2, schedule_param: str | None = None
 
     Raises:
         ValueError: A count under 1.
+
+    Note:
+        Experimental: the rule it prunes by is being recalibrated (hptune.ExperimentalWarning
+        when called from your code).
     """
     return PairedPruner(n_startup_trials=n_startup_trials, schedule_param=schedule_param)
