@@ -1,5 +1,6 @@
 """The storage layer on real Optuna storages: claiming, heartbeats, stale trials, locks."""
 
+import re
 import threading
 import time
 import warnings
@@ -252,5 +253,32 @@ def test_a_failed_heartbeat_write_is_logged_counted_and_retried(caplog) -> None:
         while storage.calls < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
     assert beat.failed_writes == 2 and storage.calls >= 4  # later beats went on
-    said = [r.getMessage() for r in caplog.records]
+    said = [r.getMessage() for r in caplog.records if "not written" in r.getMessage()]
     assert len(said) == 2 and "heartbeat of trial 7 not written (RuntimeError" in said[0]
+
+
+def test_a_beat_held_back_is_measured_and_told(caplog) -> None:
+    import logging
+
+    class Slow:
+        """A storage whose second write takes 0.5 s (a busy database, a held lock)."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def set_trial_system_attr(self, trial_id: int, key: str, value: object) -> None:
+            self.calls += 1
+            if self.calls == 2:
+                time.sleep(0.5)
+
+    storage = Slow()
+    with (
+        caplog.at_level(logging.WARNING, logger="hptune"),
+        Heartbeat(storage, 7, interval=0.05) as beat,  # type: ignore[arg-type]
+    ):
+        deadline = time.monotonic() + 5
+        while storage.calls < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert beat.longest_gap >= 0.5
+    late = [r.getMessage() for r in caplog.records if "after the previous one" in r.getMessage()]
+    assert late and re.match(r"heartbeat of trial 7 written 0\.[5-9] s after the previous", late[0])

@@ -109,6 +109,7 @@ class Heartbeat:
         self.trial_id = trial_id
         self.interval = interval
         self.failed_writes = 0  # beats the storage refused (logged, retried at the next beat)
+        self.longest_gap = 0.0  # seconds between two written beats (the first: since start)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="hptune-heartbeat", daemon=True)
 
@@ -123,12 +124,13 @@ class Heartbeat:
     def _beat(self) -> None:
         import optuna
 
-        beat = 0
+        beat, last = 0, time.monotonic()
         while not self._stop.wait(self.interval):
             beat += 1  # a new value each time, whatever this machine's clock says
             try:
                 value = [beat, time.time()]
                 self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, value)
+                last = self._written(last)
             except optuna.exceptions.UpdateFinishedTrialError:
                 return  # failed as stale by another worker: nothing left to keep alive
             except Exception as exc:  # a passing database error: the next beat tries again
@@ -140,3 +142,15 @@ class Heartbeat:
                     self.trial_id, type(exc).__name__, exc, self.failed_writes,
                 )  # fmt: skip
                 continue
+
+    def _written(self, last: float) -> float:
+        """Note how long after the last one this beat was written; warn when late."""
+        now = time.monotonic()
+        gap, self.longest_gap = now - last, max(self.longest_gap, now - last)
+        if gap > 2 * self.interval:  # the process or its storage held the beat back
+            _log.warning(
+                "heartbeat of trial %s written %.1f s after the previous one (every %g s): "
+                "this process or its storage was held up; other workers wait stale_seconds",
+                self.trial_id, gap, self.interval,
+            )  # fmt: skip
+        return now
