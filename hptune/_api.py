@@ -149,7 +149,7 @@ def run_phase(
     config.check_paths()
     runner = make_runner(config, train_fn=train_fn, trainer_factory=trainer_factory)
     start = starting_point(config, runner)  # the configuration fitted into any budget
-    config = runner.config = start.config
+    config, runner = start.config, runner.with_config(start.config)
     return _run_phase(config, phase, base or start.hparams, runner=runner)
 
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from hptune.guardrails import Finding
     from hptune.hparams import HParams
     from hptune.train import RunnerBase
-    from hptune.train.target import MemoryCheck
+    from hptune.train.target import MemoryCheck, Target
 
 __all__ = [
     "DataSummary",
@@ -215,6 +215,7 @@ class Start:
         memory: The memory model against the target's limit; None without a limit.
         budget: The budget fit; None without ``budget``.
         throughput: ``(examples per second, source)`` to plan time with; None if unknown.
+        target: The machine the run is planned for.
     """
 
     config: TuneConfig
@@ -223,6 +224,7 @@ class Start:
     memory: MemoryCheck | None
     budget: BudgetFit | None
     throughput: tuple[float, str] | None
+    target: Target
 
 
 def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
@@ -245,14 +247,22 @@ def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
     """
     from hptune.budget import fit_budget
     from hptune.start import resolve_hparams
-    from hptune.train.target import memory_check, throughput_estimate
+    from hptune.train.target import (
+        memory_check,
+        memory_model,
+        resolve_target,
+        throughput_estimate,
+    )
 
-    memory = memory_check(config, runner)
+    # One way forward: each step takes what the one before produced.
+    target = resolve_target(config)
+    model = memory_model(config, runner, target=target)
+    memory = memory_check(config, runner, target=target, model=model)
     hp, sources = resolve_hparams(config, runner.data.n_train, memory)
-    throughput = throughput_estimate(config, runner)
+    throughput = throughput_estimate(config, runner, target=target, model=model)
     fit = fit_budget(config, hp, runner.data.n_train, has_test=runner.data.test is not None,
                      throughput=throughput, stored=_recorded_fit(config))  # fmt: skip
-    return Start(fit.config if fit else config, hp, sources, memory, fit, throughput)
+    return Start(fit.config if fit else config, hp, sources, memory, fit, throughput, target)
 
 
 def _recorded_fit(config: TuneConfig) -> dict[str, Any] | None:
@@ -290,7 +300,6 @@ def make_plan(
     from hptune import guardrails
     from hptune.phases import BatchSizePhase, make_phase
     from hptune.train import make_runner
-    from hptune.train.target import resolve_target
 
     if not isinstance(config, TuneConfig):
         config = load_config(config)
@@ -305,7 +314,7 @@ def make_plan(
         batch_phase = make_phase("batch_size", config, runner, hp)
         assert isinstance(batch_phase, BatchSizePhase)
         memory = batch_phase.memory_table()
-    target = resolve_target(config)
+    target = start.target
     return Plan(
         hparams=hp,
         sources=start.sources,

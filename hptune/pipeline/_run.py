@@ -76,7 +76,7 @@ def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerB
 
     start = starting_point(config, runner)  # a budget fit the run recorded is made again
     # The configuration fitted into the budget is the one every phase (and the runner) uses.
-    config = runner.config = start.config
+    config, runner = start.config, runner.with_config(start.config)
     hp, sources = start.hparams, start.sources
     findings = check_guardrails(config, hp, runner.data, progress, start.memory)
     with single_worker_guard(config):
@@ -248,8 +248,10 @@ def _run_phase(
         from hptune.ledger import BudgetLedger
         from hptune.train.target import throughput_estimate
 
-        estimate = throughput_estimate(config, runner)
-        ledger = BudgetLedger(config, storage, runner.data.n_train,
-                              estimate[0] if estimate else None)  # fmt: skip
+        # the throughput the fit converted GPU hours at, until the run measures its own
+        rate = (budget_fit or {}).get("examples_per_second")
+        if rate is None and (estimate := throughput_estimate(config, runner)) is not None:
+            rate = estimate[0]
+        ledger = BudgetLedger(config, storage, runner.data.n_train, rate)
     objective = SeedObjective(runner, phase, base, progress=progress, reuse=reuse, budget=ledger)
     return work_through_queue(config, storage, study, phase, base, objective, progress)

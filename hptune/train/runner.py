@@ -89,6 +89,24 @@ class RunnerBase(ABC):
             references = self.data.validation_references
             score_answers(self.text_metric, objective.metric_name, references, references)
 
+    def with_config(self, config: TuneConfig) -> RunnerBase:
+        """This trainer for ``config``, sharing what it loaded (data, tokenizer, base model).
+
+        For a configuration that trains the same model on the same data (e.g. the budget fit,
+        which changes only seeds and phases); the original is left as it was.
+
+        Args:
+            config: The configuration to train with.
+
+        Returns:
+            A shallow copy with ``config``.
+        """
+        import copy
+
+        twin = copy.copy(self)
+        twin.config = config
+        return twin
+
     @abstractmethod
     def train(
         self,

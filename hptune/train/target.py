@@ -215,7 +215,12 @@ class MemoryCheck:
 
 
 def memory_check(
-    config: TuneConfig, runner: RunnerBase, *, probe: bool = False
+    config: TuneConfig,
+    runner: RunnerBase,
+    *,
+    probe: bool = False,
+    target: Target | None = None,
+    model: MemoryModel | None = None,
 ) -> MemoryCheck | None:
     """The memory model of ``config``'s model and method on its target, with the limit.
 
@@ -227,15 +232,17 @@ def memory_check(
         runner: The run's trainer: the longest training example, and the memory probe.
         probe: Calibrate the model on two small steps (on a GPU only; see
             `hptune.train.memory.MemoryModel.calibrated`).
+        target: The target, when already resolved.
+        model: The memory model, when already built (not calibrated by ``probe`` again).
 
     Returns:
         The check; None when no limit is known (a CPU with no configured limit).
     """
-    target = resolve_target(config)
+    target = target or resolve_target(config)
     limit_gb = config.phases.batch_size.memory_limit_gb or target.memory_gb
     if limit_gb is None:
         return None
-    model = memory_model(config, runner, probe=probe, target=target)
+    model = model or memory_model(config, runner, probe=probe, target=target)
     return MemoryCheck(target, model, limit_gb * 2**30, config.phases.batch_size.safety_margin)
 
 
@@ -266,8 +273,14 @@ def memory_model(
     return model.calibrated(runner.probe_memory([1, 2])) if probe else model
 
 
-def throughput_estimate(config: TuneConfig, runner: RunnerBase) -> tuple[float, str] | None:
-    """Training examples per second to plan a GPU-hour budget with, and where it came from.
+def throughput_estimate(
+    config: TuneConfig,
+    runner: RunnerBase,
+    *,
+    target: Target | None = None,
+    model: MemoryModel | None = None,
+) -> tuple[float, str] | None:
+    """Training examples per second per GPU to plan a GPU-hour budget with, and its source.
 
     ``budget.examples_per_second`` when given; else an estimate from the target GPU's speed
     (see `Target.examples_per_second`); else None (a CPU, or an unknown GPU).
@@ -275,6 +288,8 @@ def throughput_estimate(config: TuneConfig, runner: RunnerBase) -> tuple[float, 
     Args:
         config: The run's configuration.
         runner: The run's trainer: the training examples' lengths.
+        target: The target, when already resolved.
+        model: The memory model, when already built (its parameter count).
 
     Returns:
         ``(examples per second, source in words)``, or None.
@@ -282,12 +297,13 @@ def throughput_estimate(config: TuneConfig, runner: RunnerBase) -> tuple[float, 
     budget = config.budget
     if budget is not None and budget.examples_per_second is not None:
         return budget.examples_per_second, "budget.examples_per_second"
-    target = resolve_target(config)
+    target = target or resolve_target(config)
     if target.tflops is None:
         return None
     lengths = runner.data.train_lengths
+    model = model or memory_model(config, runner, target=target)
     rate = target.examples_per_second(
-        parameters=memory_model(config, runner, target=target).parameters,
+        parameters=model.parameters,
         full=config.method.type == "full",
         checkpointing=config.training.gradient_checkpointing,
         tokens_per_example=sum(lengths) / max(len(lengths), 1),
