@@ -220,7 +220,20 @@ class Phase(abc.ABC):
         Raises:
             ConfigError: The phase's options do not fit ``base``.
         """
-        return cls(max_retries=config.max_retries, margin=config.objective.equivalence_margin)
+        return cls(**cls.shared_options(config))
+
+    @staticmethod
+    def shared_options(config: TuneConfig) -> dict[str, Any]:
+        """The constructor's options every phase takes from the configuration: its retries
+        and its equivalence margin (a subclass's ``from_config`` passes them on).
+
+        Args:
+            config: The run's configuration.
+
+        Returns:
+            ``max_retries`` and ``margin``, as keyword arguments.
+        """
+        return {"max_retries": config.max_retries, "margin": config.objective.equivalence_margin}
 
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:

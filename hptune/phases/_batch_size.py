@@ -216,8 +216,7 @@ class BatchSizePhase(Phase):
                 safety_margin=options.safety_margin,
                 keep_effective_batch=options.keep_effective_batch,
                 candidates=candidates,
-                max_retries=config.max_retries,
-                margin=config.objective.equivalence_margin,
+                **cls.shared_options(config),
             )
         except ValueError as exc:
             raise ConfigError(f"phases.batch_size: {exc}") from None

@@ -117,8 +117,7 @@ class EpochsPhase(Phase):
         return cls(
             (low, max(high, low + 1)),
             pruning=options.pruning,
-            max_retries=config.max_retries,
-            margin=config.objective.equivalence_margin,
+            **cls.shared_options(config),
             notes=notes,
         )
 

@@ -78,8 +78,7 @@ class LearningRatePhase(Phase):
         return cls(
             options.grid,
             tie_break=options.tie_break,
-            max_retries=config.max_retries,
-            margin=config.objective.equivalence_margin,
+            **cls.shared_options(config),
         )
 
     @classmethod

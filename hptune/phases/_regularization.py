@@ -118,8 +118,7 @@ class RegularizationPhase(Phase):
             schedulers=list(options.schedulers),
             pruning=options.pruning,
             sampler_seed=options.sampler_seed,
-            max_retries=config.max_retries,
-            margin=config.objective.equivalence_margin,
+            **cls.shared_options(config),
             notes=notes,
         )
 
