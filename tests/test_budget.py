@@ -84,12 +84,14 @@ def test_gpu_hours_are_planned_with_a_throughput(demo_path, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_a_run_under_a_seed_epoch_budget_never_exceeds_it(demo_path, tmp_path) -> None:
-    """The demo (128 examples) under half its bound, counted from the storage."""
+    """All five phases (of the shared small configuration) under half their bound, counted
+    from the storage."""
     from hptune.pipeline import tune
     from hptune.plan import make_plan
+    from tests.conftest import five_phase_config
 
-    raw = _demo(tmp_path)
-    raw["training"].update(max_train_examples=128, checkpoints=False)
+    raw = five_phase_config(tmp_path)
+    raw["training"]["checkpoints"] = False
     limit = make_plan(config_from_dict(raw)).seed_epochs // 2
     config = config_from_dict({**raw, "budget": {"seed_epochs": limit}})
     result = tune(config)
