@@ -8,7 +8,7 @@ import warnings
 import optuna
 import pytest
 
-from hptune import keys
+from hptune import keys, stored
 from hptune.config import config_from_dict
 from hptune.exceptions import ConfigError, StaleResultDropped
 from hptune.storage import (
@@ -16,6 +16,7 @@ from hptune.storage import (
     StaleWatch,
     claim_waiting_trial,
     fail_dead_trials,
+    heartbeat_storage,
     open_storage,
     queue_lock,
 )
@@ -282,3 +283,21 @@ def test_a_beat_held_back_is_measured_and_told(caplog) -> None:
     assert beat.longest_gap >= 0.5
     late = [r.getMessage() for r in caplog.records if "after the previous one" in r.getMessage()]
     assert late and re.match(r"heartbeat of trial 7 written 0\.[5-9] s after the previous", late[0])
+
+
+def test_a_journal_heartbeat_beats_while_the_training_thread_holds_its_storage(
+    tmp_path,
+) -> None:
+    """Optuna's journal storage serves one thread at a time: a long read by the training
+    thread (held here for 1.5 s) must not hold the beats back."""
+    config = _config(tmp_path, f"journal://{tmp_path}/j.log")
+    storage = open_storage(config)
+    study = optuna.create_study(storage=storage, study_name="beats")
+    trial_id = stored.trial_id(study.ask())
+    beats = heartbeat_storage(config, storage)
+    assert beats is not storage
+    with Heartbeat(beats, trial_id, interval=0.1), storage._thread_lock:  # a long read
+        time.sleep(1.5)
+        seen = open_storage(config).get_trial_system_attrs(trial_id).get(keys.HEARTBEAT)
+    assert seen is not None and seen[0] >= 5  # beats went on meanwhile
+    assert heartbeat_storage(_config(tmp_path), storage) is storage  # SQLite: shared

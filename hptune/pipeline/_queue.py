@@ -22,7 +22,14 @@ from hptune.exceptions import StaleResultDropped
 from hptune.pipeline._decide import decide, stored_result
 from hptune.pipeline._racing import queue_racing
 from hptune.pipeline._remedies import queue_remedies
-from hptune.storage import Heartbeat, StaleWatch, claim_waiting_trial, fail_dead_trials, queue_lock
+from hptune.storage import (
+    Heartbeat,
+    StaleWatch,
+    claim_waiting_trial,
+    fail_dead_trials,
+    heartbeat_storage,
+    queue_lock,
+)
 from hptune.stored import is_pending, trial_id
 
 if TYPE_CHECKING:
@@ -99,7 +106,8 @@ def work_through_queue(
                 trial = optuna.Trial(study, claimed)
                 phase.suggest(trial, base)  # sampled under the lock: no two workers alike
         if claimed is not None:
-            run_claimed(study, storage, trial, objective, config.heartbeat_seconds)
+            run_claimed(study, storage, trial, objective, config.heartbeat_seconds,
+                        beat_storage=heartbeat_storage(config, storage))  # fmt: skip
         else:
             _wait_for_running(study, config.heartbeat_seconds, progress)
 
@@ -152,6 +160,8 @@ def run_claimed(
     trial: optuna.Trial,
     objective: Callable[[optuna.Trial], float],
     heartbeat_seconds: int,
+    *,
+    beat_storage: optuna.storages.BaseStorage | None = None,
 ) -> None:
     """Train a claimed trial with a heartbeat; it ends COMPLETE, PRUNED or FAIL.
 
@@ -164,6 +174,8 @@ def run_claimed(
         trial: The claimed trial, its parameters sampled.
         objective: Trains the trial and returns its value.
         heartbeat_seconds: How often the trial's heartbeat is written.
+        beat_storage: The storage the heartbeat writes through (default: ``storage``; see
+            ``hptune.storage.heartbeat_storage``).
 
     Raises:
         KeyboardInterrupt: Ctrl-C or SIGTERM (``Interrupted``), once the trial is marked.
@@ -179,7 +191,7 @@ def run_claimed(
 
     state, value, lost = TrialState.FAIL, None, False
     try:
-        with Heartbeat(storage, trial_id(trial), heartbeat_seconds):
+        with Heartbeat(beat_storage or storage, trial_id(trial), heartbeat_seconds):
             try:
                 value = objective(trial)
                 state = TrialState.COMPLETE

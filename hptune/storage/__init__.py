@@ -25,7 +25,7 @@ ever compared.
 from hptune.storage._claims import claim_waiting_trial, worker_id
 from hptune.storage._heartbeat import HEARTBEAT_ATTR, Heartbeat, StaleWatch, fail_dead_trials
 from hptune.storage._locks import queue_lock, single_worker_guard
-from hptune.storage._open import open_storage
+from hptune.storage._open import heartbeat_storage, open_storage
 from hptune.storage._urls import backend, driver_url
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "claim_waiting_trial",
     "driver_url",
     "fail_dead_trials",
+    "heartbeat_storage",
     "open_storage",
     "queue_lock",
     "single_worker_guard",

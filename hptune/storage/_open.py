@@ -63,3 +63,38 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
             f"cannot open storage {config.storage_display!r}: {detail}. Check that the "
             "database server runs and the URL (host, port, user, database) is right."
         ) from None
+
+
+def heartbeat_storage(
+    config: TuneConfig, storage: optuna.storages.BaseStorage
+) -> optuna.storages.BaseStorage:
+    """The storage a running trial's heartbeat thread writes through.
+
+    A journal storage of its own: Optuna's ``JournalStorage`` serves one thread at a time
+    (every read and write holds its thread lock, a read of all trials while it deep-copies
+    them), so a beat sharing the training thread's storage waits whenever that thread reads,
+    and on a loaded machine that wait outlasts the grace. A database storage is shared (its
+    connections are pooled per thread), as is SQLite (one worker; a second connection
+    would only contend for the file's lock).
+
+    Args:
+        config: The run's configuration (its storage URL).
+        storage: The storage the training thread uses.
+
+    Returns:
+        The storage for the heartbeat's writes.
+    """
+    if backend(config.storage_url) != "journal" or not isinstance(storage, _journal()):
+        return storage
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    path = _file_of(driver_url(config.storage_url))
+    assert path is not None
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def _journal() -> type:
+    import optuna
+
+    return optuna.storages.JournalStorage
