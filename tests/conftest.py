@@ -103,3 +103,30 @@ def postgres_url(postgres_server, request) -> str:
 
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:60]
     return postgres_server.create_database(name)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (``--dist loadgroup``), one worker runs a whole test file, so a
+    module's shared fixture is built once, and the tests of the shared five-phase run
+    (``five``) share one worker; the costliest groups are handed out first."""
+    groups: dict[str, float] = {}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        path = item.nodeid.split("::")[0]
+        group = "five" if "five" in getattr(item, "fixturenames", ()) else path
+        item.add_marker(pytest.mark.xdist_group(group))
+        groups.setdefault(group, _COST.get(group, 0.0))
+    if config.getoption("dist", "no") == "loadgroup":
+
+        def cost(item) -> float:
+            marker = item.get_closest_marker("xdist_group")
+            return -groups.get(marker.args[0], 0.0) if marker is not None else 0.0
+
+        items.sort(key=cost)  # stable: each group's tests keep their order
+
+
+#: Seconds each group of tests took in a full run alone (``--durations``, rounded): the
+#: scheduler hands out the costliest first, so no worker is left with a long one at the end.
+_COST: dict[str, float] = {}
