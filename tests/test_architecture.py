@@ -107,6 +107,19 @@ def test_every_module_keeps_under_400_lines() -> None:
     assert {name: n for name, n in sizes.items() if n >= 400} == {}
 
 
+def test_the_objective_and_the_storage_keep_their_functions_under_60_lines() -> None:
+    long = {}
+    for name, path in _modules().items():
+        if name != "hptune.objective" and not name.startswith("hptune.storage"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > 60:
+                    long[f"{name}.{node.name}"] = lines
+    assert long == {}
+
+
 def test_importing_hptune_loads_no_heavy_dependency() -> None:
     code = (
         "import sys, hptune\n"

@@ -110,7 +110,7 @@ class TrainerRunner(RunnerBase):
         loaders = self.eval_loaders(run.hparams, trainer.args.device, test=run.evaluate_test)
         result.initial_eval_loss = self.initial_loss(trainer.model, loaders)
         watch = _EpochWatch(self, run.hparams, result, on_epoch, loaders, checkpoint_dir)
-        watch.watch_batches(trainer)
+        unwatch = watch.watch_batches(trainer)
         trainer.add_callback(watch)
         try:
             trainer.train()
@@ -120,7 +120,7 @@ class TrainerRunner(RunnerBase):
             result.seconds = watch.training_seconds()
             result.processes = trainer.args.world_size
             trainer.remove_callback(watch)
-            del trainer.compute_loss  # the wrapper holds the trainer: no cycle left behind
+            unwatch()  # the hook and the wrapper hold the watch: no cycle left behind
             trainer.accelerator.free_memory()
 
     def _build(self, run: TrialRun) -> Any:
@@ -195,6 +195,8 @@ class _EpochWatch(TrainerCallback):
         self.loaders, self.checkpoint_dir = loaders, checkpoint_dir
         self.watch = DivergenceWatch(start=result.initial_eval_loss)
         self.log: Any = None
+        self._trainer: Any = None
+        self._batch: dict[str, Any] | None = None  # the training batch the model just saw
         self.epoch, self.steps, self.batches, self.loss_sum = 0, 0, 0, 0.0
         self.started = time.perf_counter()
         self.evaluating = 0.0
@@ -202,62 +204,93 @@ class _EpochWatch(TrainerCallback):
     def training_seconds(self) -> float:
         return time.perf_counter() - self.started - self.evaluating
 
-    def watch_batches(self, trainer: Any) -> None:
-        """Wrap the trainer's ``compute_loss``: each training batch's loss reaches the watch."""
+    def watch_batches(self, trainer: Any) -> Callable[[], None]:
+        """Watch each training batch's loss through public hooks; returns their removal.
+
+        A forward hook on the model (PyTorch's ``register_forward_hook``) sees each batch's
+        inputs and, on the Trainer's own path, the loss the model returns; a
+        ``compute_loss_func`` that your ``trainer_factory`` set still computes the loss (the
+        Trainer hands it the model's outputs), and the watch reads what it returned. No
+        method of the Trainer is replaced.
+        """
+        self.log = trainer.log  # the epoch's measurement goes to the run's trackers too
+        self._trainer = trainer
+        hook = trainer.model.register_forward_hook(self._forward, with_kwargs=True)
+        user_loss = trainer.compute_loss_func
+        if user_loss is None:
+            return hook.remove
+
+        def loss_of_yours(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+            loss = user_loss(outputs, labels, num_items_in_batch=num_items_in_batch)
+            if self._batch is not None:  # a training batch (not your own evaluation)
+                self._watch(loss, labels, num_items_in_batch)
+            return loss
+
+        trainer.compute_loss_func = loss_of_yours
+
+        def remove() -> None:
+            hook.remove()
+            trainer.compute_loss_func = user_loss
+
+        return remove
+
+    def _forward(self, model: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        """After each forward: note a training batch; on the Trainer's own path, watch its
+        loss (with a ``compute_loss_func``, the labels went to it instead)."""
+        self._batch = kwargs if model.training else None
+        if self._batch is None or self._trainer.compute_loss_func is not None:
+            return
+        loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
+        if loss is not None:
+            self._watch(loss, kwargs.get("labels"), kwargs.get("num_items_in_batch"))
+
+    def _watch(self, loss: Any, labels: Any, num_items_in_batch: Any) -> None:
         import torch
 
-        compute_loss = trainer.compute_loss
-        self.log = trainer.log  # the epoch's measurement goes to the run's trackers too
+        trainer, inputs = self._trainer, self._batch or {}
+        self._batch = None
         processes = max(trainer.args.world_size, 1)
-        accelerator = trainer.accelerator
+        loss = loss.detach().float()
+        # The Trainer's own rules (Trainer.training_step, compute_loss): how the loss was
+        # scaled for the accumulation window (before the Trainer multiplies a token-weighted
+        # one by the processes, which this hook does not see).
+        token_weighted = num_items_in_batch is not None and (
+            trainer.model_accepts_loss_kwargs or trainer.compute_loss_func is not None
+        )
+        scaled = getattr(trainer, "loss_is_scaled_for_ga", None)
+        scaled = token_weighted if scaled is None else scaled
+        if scaled and token_weighted and labels is not None:  # the window's token mean share
+            targets = (labels[:, 1:] != -100).sum().clamp(min=1)
+            own, share = loss * float(num_items_in_batch) / targets, loss
+        else:  # the batch's mean, which the Trainer divides by the window's batches
+            own = loss
+            share = loss / max(trainer.current_gradient_accumulation_steps, 1) / processes
+        # Averaged over processes: all see the same value and stop together. The share
+        # is summed: the window's mean is the sum of the processes' shares.
+        both = torch.stack([own.to(loss.device), share]).reshape(2)
+        if processes > 1:
+            accelerator = trainer.accelerator
+            both = torch.cat([accelerator.reduce(both[:1], "mean"),
+                              accelerator.reduce(both[1:], "sum")])  # fmt: skip
+        own_value, share_value = (float(v) for v in both)
+        self.loss_sum += share_value
+        self.batches += 1
+        input_ids = inputs["input_ids"]
+        self.result.train_examples += int(input_ids.shape[0]) * processes
+        mask = inputs.get("attention_mask")
+        tokens = int(mask.sum()) if mask is not None else input_ids.numel()
+        self.result.train_tokens += tokens * processes
+        why = self.watch.update(own_value)
+        if why is not None:
+            self.result.diverged = True
+            self.result.diverged_at = f"epoch {self.epoch + 1}, step {self.batches} ({why})"
+            raise _Diverged(why)
 
-        def watched(model: Any, inputs: Any, return_outputs: bool = False,
-                    num_items_in_batch: Any = None) -> Any:  # fmt: skip
-            if not model.training:  # the user's Trainer evaluating: not a training step
-                return compute_loss(model, inputs, return_outputs=return_outputs,
-                                    num_items_in_batch=num_items_in_batch)  # fmt: skip
-            raise_if_interrupted()  # a signal stops here, between batches
-            out = compute_loss(model, inputs, return_outputs=return_outputs,
-                               num_items_in_batch=num_items_in_batch)  # fmt: skip
-            loss = (out[0] if return_outputs else out).detach().float()
-            # The Trainer's own rules (Trainer.training_step, compute_loss): how the loss it
-            # returns was scaled, for the accumulation window and for the processes.
-            token_weighted = num_items_in_batch is not None and (
-                trainer.model_accepts_loss_kwargs or trainer.compute_loss_func is not None
-            )
-            scaled = getattr(trainer, "loss_is_scaled_for_ga", None)
-            scaled = token_weighted if scaled is None else scaled
-            if token_weighted and trainer.args.average_tokens_across_devices:
-                loss = loss / processes
-            if scaled and token_weighted:  # this batch's share of the window's token mean
-                targets = (inputs["labels"][:, 1:] != -100).sum().clamp(min=1)
-                own = loss * float(num_items_in_batch) / targets
-                share = loss
-            else:  # the batch's mean, which the Trainer divides by the window's batches
-                own = loss
-                share = loss / max(trainer.current_gradient_accumulation_steps, 1) / processes
-            # Averaged over processes: all see the same value and stop together. The share
-            # is summed: the window's mean is the sum of the processes' shares.
-            both = torch.stack([own.to(loss.device), share]).reshape(2)
-            if processes > 1:
-                own_all = accelerator.reduce(both[:1], "mean")
-                share_all = accelerator.reduce(both[1:], "sum")
-                both = torch.cat([own_all, share_all])
-            own_value, share_value = (float(v) for v in both)
-            self.loss_sum += share_value
-            self.batches += 1
-            self.result.train_examples += int(inputs["input_ids"].shape[0]) * processes
-            mask = inputs.get("attention_mask")
-            tokens = int(mask.sum()) if mask is not None else inputs["input_ids"].numel()
-            self.result.train_tokens += tokens * processes
-            why = self.watch.update(own_value)
-            if why is not None:
-                self.result.diverged = True
-                self.result.diverged_at = f"epoch {self.epoch + 1}, step {self.batches} ({why})"
-                raise _Diverged(why)
-            return out
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        raise_if_interrupted()  # a signal stops here, between optimizer steps
 
-        trainer.compute_loss = watched
+    def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        raise_if_interrupted()  # and between the batches of an accumulation window
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.started = time.perf_counter()  # training time starts here, as the Trainer's

@@ -204,3 +204,48 @@ def test_a_study_refuses_runs_trained_another_way(demo_path, tmp_path) -> None:
     study.set_user_attr(keys.SETUP, setup)
     with pytest.raises(ConfigError, match="was run with another training"):
         check_same_setup(study, phase, base, config, loop)
+
+
+def test_your_compute_loss_func_computes_the_loss_and_the_watch_reads_it(
+    demo_path, tmp_path
+) -> None:
+    """The loss reaches hptune through public hooks: a ``compute_loss_func`` your factory
+    sets is the one that trains (a NaN from it is seen as a divergence), it is yours again
+    after the run, and no method of the Trainer is replaced."""
+    from transformers import DataCollatorForSeq2Seq, Trainer
+
+    from tests.conftest import tiny_config
+
+    built: list[Trainer] = []
+    calls = {"n": 0, "nan_from": 3}
+
+    def my_loss(outputs, labels, num_items_in_batch=None):
+        (trainer,) = built
+        assert "compute_loss" not in vars(trainer)  # the Trainer's own method, not a patch
+        calls["n"] += 1
+        logits = outputs.logits[:, :-1].float()
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100
+        )
+        return loss * float("nan") if calls["n"] >= calls["nan_from"] else loss
+
+    def factory(run):
+        trainer = Trainer(
+            model=run.model(),
+            args=run.training_arguments(),
+            train_dataset=run.data.train,
+            data_collator=DataCollatorForSeq2Seq(run.tokenizer, label_pad_token_id=-100),
+            compute_loss_func=my_loss,
+        )
+        built.append(trainer)
+        return trainer
+
+    import torch
+
+    raw = tiny_config(tmp_path)
+    raw["training"].update(max_train_examples=48, checkpoints=False)
+    runner = make_runner(config_from_dict(raw), trainer_factory=factory)
+    result = runner.train(HP, seed=0)
+    assert result.diverged and calls["n"] == 3  # the third batch's NaN stopped the run there
+    assert "step 3" in (result.diverged_at or "")
+    assert built[0].compute_loss_func is my_loss  # given back as it was
