@@ -23,7 +23,7 @@ from hptune.train._divergence import DivergenceWatch
 from hptune.train._results import EpochCallback, EpochMetrics, RunResult
 from hptune.train._run_state import _resume, _RunState
 from hptune.train.arguments import default_optimizer, mixed_precision
-from hptune.train.checkpoints import drop_training_state, remove_leftovers
+from hptune.train.checkpoints import drop_training_state
 from hptune.train.runner import RunnerBase
 
 __all__ = [
@@ -76,7 +76,7 @@ class Runner(RunnerBase):
         from torch.utils.data import DataLoader
         from transformers import get_scheduler
 
-        self.lead(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
+        checkpoint_dir = self.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
         training = self.config.training
         output = Path(self.config.output_dir)
         trackers = list(training.report_to) if run_name is not None else []
@@ -88,12 +88,13 @@ class Runner(RunnerBase):
             log_with=trackers or None,
             project_dir=str(output / "logs") if trackers else None,
         )
+        # Accelerate's GradientState is shared by the process: a Trainer run stopped inside an
+        # accumulation window (diverged, interrupted) leaves it "not syncing", and the
+        # prepared optimizer would then skip every step. This loop accumulates itself.
+        accelerator.gradient_state.sync_gradients = True
         if trackers:
             hparams = {k: v for k, v in hp.to_dict().items() if v is not None}
             accelerator.init_trackers(f"{run_name}/seed-{seed}", config=hparams)
-        checkpoint_dir = self.checkpoint_dir(run_name, seed)
-        if checkpoint_dir is not None and accelerator.is_main_process and checkpoint_dir.exists():
-            remove_leftovers(checkpoint_dir)  # of a process killed while saving
         set_seed(seed)
         model = self.load_run_model()
         set_seed(seed)  # as the Trainer does once it has the model: dropout starts from the seed

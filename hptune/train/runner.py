@@ -22,7 +22,7 @@ from hptune.config import TuneConfig
 from hptune.hparams import HParams
 from hptune.train._parallel import broadcast, is_main_process
 from hptune.train._results import EpochCallback, EpochMetrics, RunResult
-from hptune.train.checkpoints import retain_best_and_last, save_checkpoint
+from hptune.train.checkpoints import remove_leftovers, retain_best_and_last, save_checkpoint
 from hptune.train.data import PreparedData, prepare_data
 from hptune.train.metrics import evaluate_loss, generate_answers, resolve_metric, score_answers
 from hptune.train.model import (
@@ -140,11 +140,23 @@ class RunnerBase(ABC):
             Each epoch's metrics, and whether the run diverged or was stopped early.
         """
 
-    def lead(self, hp: HParams, seed: int, *, evaluate_test: bool, run_name: str | None) -> None:
-        """On process 0 of a data-parallel launch, tell the others to train this run too."""
+    def begin_run(
+        self, hp: HParams, seed: int, *, evaluate_test: bool, run_name: str | None
+    ) -> Path | None:
+        """What every backend's ``train`` does first: on process 0 of a data-parallel launch,
+        tell the others to train this run too; then the run's checkpoint directory, cleared
+        of what a process killed while saving left there.
+
+        Returns:
+            The checkpoint directory (see `checkpoint_dir`); None when checkpoints are off.
+        """
         if self.leader:  # the other processes train the same run with us, in lockstep
             options = {"evaluate_test": evaluate_test, "run_name": run_name}
             broadcast(("train", hp, seed, options))
+        checkpoint_dir = self.checkpoint_dir(run_name, seed)
+        if checkpoint_dir is not None and checkpoint_dir.exists() and is_main_process():
+            remove_leftovers(checkpoint_dir)  # of a process killed while saving
+        return checkpoint_dir
 
     def score(self, model: Any, prompts: list[list[int]], references: list[str]) -> float | None:
         """The text metric of ``model``'s greedy answers to ``prompts``; ``None`` without one."""

@@ -20,10 +20,9 @@ from hptune._signals import raise_if_interrupted
 from hptune.exceptions import ConfigError
 from hptune.hparams import HParams
 from hptune.train._divergence import DivergenceWatch
-from hptune.train._parallel import is_main_process
 from hptune.train._results import EpochCallback, RunResult
 from hptune.train.arguments import sft_arguments
-from hptune.train.checkpoints import drop_training_state, remove_leftovers
+from hptune.train.checkpoints import drop_training_state
 from hptune.train.runner import RunnerBase
 from hptune.train.user import TrialRun
 
@@ -79,10 +78,7 @@ class TrainerRunner(RunnerBase):
         import torch
         from transformers import set_seed
 
-        self.lead(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
-        checkpoint_dir = self.checkpoint_dir(run_name, seed)
-        if checkpoint_dir is not None and checkpoint_dir.exists() and is_main_process():
-            remove_leftovers(checkpoint_dir)  # of a process killed while saving
+        checkpoint_dir = self.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
         result = RunResult(seed=seed)
         run = TrialRun(self, hp, seed, evaluate_test=evaluate_test, run_name=run_name)
         with tempfile.TemporaryDirectory(prefix="hptune-trainer-") as scratch:

@@ -242,7 +242,7 @@ class FunctionRunner(RunnerBase):
         resume_from: Path | None = None,
     ) -> RunResult:
         """Call ``train_fn`` for ``hp`` and ``seed``; see `RunnerBase.train`."""
-        self.lead(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
+        self.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
         if self._initial_eval_loss is None:  # where the loss starts, for the watch and diagnosis
             import torch
 

@@ -109,3 +109,15 @@ def test_a_text_metric_run_keeps_the_best_and_last_checkpoint(runner: Runner) ->
     assert "epoch-3" in kept and len(kept) <= 2  # the last, and the best if another
     assert all(scores[int(k[-1]) - 1] == max(scores) for k in kept if k != "epoch-3")
     assert json.loads((run_dir / "epoch-3" / "metrics.json").read_text())["score"] == scores[2]
+
+
+def test_a_run_stopped_inside_an_accumulation_window_before_does_not_stop_this_one_learning(
+    runner: Runner,
+) -> None:
+    # Accelerate's GradientState is one per process: a Trainer run that diverged between the
+    # batches of a window leaves it "not syncing", which made this loop skip every step.
+    from accelerate.state import GradientState
+
+    GradientState().sync_gradients = False
+    result = runner.train(HP.replace(epochs=1), seed=0)
+    assert result.epochs[0].eval_loss < result.initial_eval_loss - 0.01
