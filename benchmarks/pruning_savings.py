@@ -7,7 +7,7 @@ in both runs), the share pruning saved, and whether each phase decided the same.
 
     .venv/bin/python benchmarks/pruning_savings.py [--seeds 3] [--reg-trials 8] [--quick]
 
-``--quick`` (a smoke test: 2 seeds, 3 regularization trials, 64 training examples, epochs 1-3)
+``--quick`` (a smoke test: 2 seeds, 2 regularization trials, 32 training examples, epochs 1-2)
 checks the machinery in about a minute; its figures say nothing.
 
 Early stopping (patience 2) is on in both runs, so the saving shown is the pruner's alone.
@@ -50,9 +50,9 @@ def run_variant(pruning: bool, args: argparse.Namespace, workdir: Path) -> dict:
     raw["objective"]["seeds"] = args.seeds
     raw["phases"]["epochs"] = {"pruning": pruning}
     if args.quick:
-        raw["training"]["max_train_examples"] = 64
+        raw["training"]["max_train_examples"] = 32
         raw["objective"]["eval_samples"] = 4
-        raw["phases"]["epochs"]["range"] = [1, 3]
+        raw["phases"]["epochs"]["range"] = [1, 2]
     raw["phases"]["regularization"] = {"n_trials": args.reg_trials, "pruning": pruning}
     raw["output_dir"] = str(workdir / raw["name"])
     path = workdir / f"{raw['name']}.yaml"
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke test (see above)")
     args = parser.parse_args()
     if args.quick:
-        args.seeds, args.reg_trials = 2, 3
+        args.seeds, args.reg_trials = 2, 2
     with tempfile.TemporaryDirectory(prefix="hptune-prune-") as tmp:
         with_pruning = run_variant(True, args, Path(tmp))
         without = run_variant(False, args, Path(tmp))

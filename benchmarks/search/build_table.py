@@ -49,7 +49,7 @@ def task_config(path: Path, quick: bool = False) -> tuple[dict[str, Any], Path]:
     raw = yaml.safe_load(path.read_text())
     raw.setdefault("training", {})["checkpoints"] = False
     if quick:
-        raw["training"]["max_train_examples"] = 64
+        raw["training"]["max_train_examples"] = 32
         raw.setdefault("objective", {})["eval_samples"] = 4
     return raw, path.resolve().parent
 
