@@ -70,13 +70,29 @@ def five_phase_config(tmp_path: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def five(demo_path, tmp_path_factory):
-    """A finished run of all five phases and the test evaluation, shared by the tests."""
+    """A finished run of all five phases and the test evaluation, shared by the tests.
+
+    Trained once per test session: under pytest-xdist the first worker to ask trains it,
+    and the others wait for it and read the run back from its storage (every phase decided,
+    nothing trains again). The progress events are kept as JSON, as any worker sees them."""
+    import json
+
+    from filelock import FileLock
+
     from hptune.config import config_from_dict
     from hptune.pipeline import tune
 
-    config = config_from_dict(five_phase_config(tmp_path_factory.mktemp("five")))
-    events: list[dict] = []
-    result = tune(config, progress=events.append)
+    root = tmp_path_factory.getbasetemp()
+    shared = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+    with FileLock(str(shared / "five.lock")):
+        config = config_from_dict(five_phase_config(shared / "five"))
+        recorded = shared / "five" / "events.json"
+        if recorded.exists():  # another worker trained it
+            return config, tune(config), json.loads(recorded.read_text())
+        events: list[dict] = []
+        result = tune(config, progress=events.append)
+        events = json.loads(json.dumps(events, default=str))
+        recorded.write_text(json.dumps(events))
     return config, result, events
 
 
@@ -105,28 +121,15 @@ def postgres_url(postgres_server, request) -> str:
     return postgres_server.create_database(name)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """Under pytest-xdist (``--dist loadgroup``), one worker runs a whole test file, so a
-    module's shared fixture is built once, and the tests of the shared five-phase run
-    (``five``) share one worker; the costliest groups are handed out first."""
-    groups: dict[str, float] = {}
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        path = item.nodeid.split("::")[0]
-        group = "five" if "five" in getattr(item, "fixturenames", ()) else path
-        item.add_marker(pytest.mark.xdist_group(group))
-        groups.setdefault(group, _COST.get(group, 0.0))
-    if config.getoption("dist", "no") == "loadgroup":
-
-        def cost(item) -> float:
-            marker = item.get_closest_marker("xdist_group")
-            return -groups.get(marker.args[0], 0.0) if marker is not None else 0.0
-
-        items.sort(key=cost)  # stable: each group's tests keep their order
+    """Under pytest-xdist (``--dist loadfile``: one worker runs a whole test file, so a
+    module's shared fixture is built once), the costliest files are handed out first, so
+    that no worker is left with a long one at the end (``--no-loadscope-reorder`` keeps this
+    order)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: -_COST.get(item.nodeid.split("::")[0], 0.0))  # stable
 
 
-#: Seconds each group of tests took in a full run alone (``--durations``, rounded): the
-#: scheduler hands out the costliest first, so no worker is left with a long one at the end.
+#: Seconds each test file took in a full run under pytest-xdist (summed from --durations,
+#: rounded); a file not listed counts as quick.
 _COST: dict[str, float] = {}
