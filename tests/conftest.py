@@ -48,6 +48,7 @@ def tiny_config(tmp_path: Path) -> dict:
             "batch_size": 16,
             "epochs": 1,
             "max_train_examples": 96,
+            "max_validation_examples": 48,  # validation costs most at this size
         },
         "phases": {"run": ["baseline", "learning_rate"], "learning_rate": {"grid": [1e-4, 5e-3]}},
         "output_dir": str(tmp_path / "out"),

@@ -17,10 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _demo_quick(tmp_path: Path, backend: str) -> Path:
-    """The demo's configuration, smaller: 128 examples, 2 seeds, baseline and learning rate."""
+    """The demo's configuration, smaller: 64 examples, 48 validated, 2 epochs, 2 seeds,
+    baseline and learning rate."""
     raw = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
     raw["name"] = f"demo_{backend}"
-    raw["training"].update(backend=backend, max_train_examples=128, checkpoints=False)
+    raw["training"].update(backend=backend, max_train_examples=64, max_validation_examples=48,
+                           epochs=2, checkpoints=False)  # fmt: skip
     raw["objective"].update(seeds=2)
     raw["phases"] = {"run": ["baseline", "learning_rate"],
                      "learning_rate": {"grid": [1.0e-2, 5.0e-2]}}  # fmt: skip

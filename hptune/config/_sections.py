@@ -204,6 +204,10 @@ class TrainingConfig(_Strict):
     max_grad_norm: float | None = Field(1.0, gt=0)
     #: Train on the first N training examples only (quick checks, demos).
     max_train_examples: int | None = Field(None, gt=0)
+    #: Validate on the first N validation examples only (quick checks: each epoch's
+    #: validation costs less, its noise grows). Text metrics score ``objective.eval_samples``
+    #: of these.
+    max_validation_examples: int | None = Field(None, gt=0)
     #: Stop a seed's run when the validation metric has not improved for this many epochs
     #: (its best epoch is kept); None trains every epoch.
     early_stopping_patience: int | None = Field(2, gt=0)

@@ -139,6 +139,7 @@ def _setup(
             "template": config.data.template,
             "max_length": config.data.max_length,
             "max_train_examples": config.training.max_train_examples,
+            "max_validation_examples": config.training.max_validation_examples,
             "n_train": runner.data.n_train,
             "early_stopping_patience": config.training.early_stopping_patience,
             "eval_samples": config.objective.eval_samples,

@@ -148,6 +148,7 @@ def prepare_data(
     tokenizer: Any,
     *,
     max_train_examples: int | None = None,
+    max_validation_examples: int | None = None,
     eval_samples: int | None = None,
 ) -> PreparedData:
     """Read, check and tokenize every split; labels cover the answer tokens only.
@@ -156,6 +157,7 @@ def prepare_data(
         config: The data section.
         tokenizer: The model's tokenizer (its chat template renders chat data).
         max_train_examples: Keep only the first this many training examples.
+        max_validation_examples: Keep only the first this many validation examples.
         eval_samples: How many validation examples text metrics score (a seeded subset, the
             same for every trial); ``None`` scores all.
 
@@ -173,6 +175,9 @@ def prepare_data(
         _check_records(name, source, fmt, config)
     if max_train_examples is not None and max_train_examples < len(sources["train"].records):
         sources["train"] = sources["train"].take(list(range(max_train_examples)))
+    held = sources["validation"]
+    if max_validation_examples is not None and max_validation_examples < len(held.records):
+        sources["validation"] = held.take(list(range(max_validation_examples)))
     fields = fmt.fields()
     tokenized = {name: _tokenized(name, source, fmt, tokenizer)
                  for name, source in sources.items()}  # fmt: skip

@@ -77,6 +77,7 @@ class RunnerBase(ABC):
             config.data,
             self.tokenizer,
             max_train_examples=config.training.max_train_examples,
+            max_validation_examples=config.training.max_validation_examples,
             eval_samples=objective.eval_samples,
         )
         #: Scores generated answers; ``None`` when the metric is the validation loss.

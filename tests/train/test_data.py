@@ -156,3 +156,17 @@ def test_the_cli_reports_bad_data_without_a_traceback(tmp_path, demo_path, capsy
     assert main(["plan", str(tmp_path / "c.yaml")]) == 2
     err = capsys.readouterr().err
     assert "train.jsonl:2: not valid JSON" in err and "Traceback" not in err
+
+
+def test_the_first_n_validation_examples_only(tokenizer) -> None:
+    config = DataConfig(
+        dataset=dataset_dict(train=records(6), validation=records(10)),
+        prompt_field="q",
+        response_field="a",
+        max_length=64,
+    )
+    data = prepare_data(config, tokenizer, max_validation_examples=4, eval_samples=2)
+    assert len(data.validation) == 4
+    assert len(data.validation_references) == 2
+    assert set(data.validation_references) <= {f"It is {2 * i}." for i in range(4)}
+    assert len(prepare_data(config, tokenizer, max_validation_examples=40).validation) == 10
