@@ -2,18 +2,21 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+import torch  # before the thread variables below: this process keeps the default threads
+
 # Tests build the demo into their own cache (proving the first-use build) and never go online.
 os.environ.setdefault("HPTUNE_CACHE", tempfile.mkdtemp(prefix="hptune-test-cache-"))
 os.environ["HF_HUB_OFFLINE"] = "1"
-# One compute thread per process (the tests' models are tiny, so a second thread gains
-# nothing): tests that run workers side by side, or a run beside the process that watches
-# it, would otherwise oversubscribe the cores, and spinning OpenMP threads then make every
-# small operation wait for a time slice (measured: a run 4.7x slower beside one other).
+# The test process keeps PyTorch's default threads (read at this import); the processes
+# tests start (a run beside the test that watches it, workers side by side) get one compute
+# thread each: several processes with all cores' threads oversubscribe the cores, and
+# spinning OpenMP threads then make every small operation wait for a time slice (measured: a
+# run 4.7x slower beside one other).
+torch.get_num_threads()  # fixes this process's threads before the variables below
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ["HF_DATASETS_OFFLINE"] = "1"
-
-import pytest
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

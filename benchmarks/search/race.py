@@ -93,6 +93,11 @@ class TableRunner:
         self.seed_epochs = 0
         self.snapped = 0
 
+    def with_config(self, config: Any) -> TableRunner:
+        """As ``RunnerBase.with_config``, but this runner itself: the race reads its counts."""
+        self.config = config
+        return self
+
     def train(self, hp: Any, seed: int, on_epoch: Any = None, **_: Any) -> Any:
         from hptune.train import RunResult
 
