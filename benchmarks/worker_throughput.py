@@ -120,10 +120,10 @@ def main() -> None:
     parser.add_argument("--postgres", help="a postgresql:// URL (default: start a local server)")
     parser.add_argument("--trial-seconds", type=float, default=0.0,
                         help="each trial sleeps this long, standing in for training")  # fmt: skip
-    parser.add_argument("--quick", action="store_true", help="20 trials, 1 and 2 workers")
+    parser.add_argument("--quick", action="store_true", help="10 trials, 1 and 2 workers")
     args = parser.parse_args()
     if args.quick:
-        args.trials, args.workers = 20, [1, 2]
+        args.trials, args.workers = 10, [1, 2]
     workdir = Path(tempfile.mkdtemp(prefix="hptune-bench-workers-"))
     server = None
     postgres = args.postgres

@@ -32,6 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def run_at(revision: str, config: Path, workdir: Path) -> Path:
     """Run ``config`` with hptune at ``revision``; the storage file it wrote."""
+    finished = workdir / f"out-{revision.replace('/', '_')}" / "finished"
+    if finished.exists():  # kept by --keep from an earlier call
+        return finished.parent / "hptune.db"
     tree = workdir / f"tree-{revision.replace('/', '_')}"
     subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), revision],
                    cwd=ROOT, check=True, capture_output=True)  # fmt: skip
@@ -50,6 +53,7 @@ def run_at(revision: str, config: Path, workdir: Path) -> Path:
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
                        capture_output=True)  # fmt: skip
+    (out / "finished").touch()
     return out / "hptune.db"
 
 
@@ -70,7 +74,8 @@ def read(storage: Path) -> dict[str, Any]:
             }
             for t in study.trials
         ]
-        decision = study.user_attrs.get("hptune.decision") or {}
+        decision = study.user_attrs.get("hptune.decision") or "{}"  # stored as JSON text
+        decision = json.loads(decision) if isinstance(decision, str) else decision
         studies[summary.study_name] = {
             "trials": trials,
             "decision": {k: decision.get(k) for k in ("case", "params")},
@@ -110,10 +115,15 @@ def main() -> None:
     parser.add_argument("--after", default="HEAD", help="a git revision (default HEAD)")
     parser.add_argument("--tolerance", type=float, default=0.0)
     parser.add_argument("--json", type=Path, help="write both runs' studies here")
+    parser.add_argument("--keep", type=Path,
+                        help="run into this folder and keep it; a revision's finished run "
+                             "found there is read, not run again")  # fmt: skip
     args = parser.parse_args()
     config = args.config.resolve()
     with tempfile.TemporaryDirectory(prefix="hptune-compare-") as tmp:
-        runs = {rev: read(run_at(rev, config, Path(tmp))) for rev in (args.before, args.after)}
+        workdir = args.keep.resolve() if args.keep else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        runs = {rev: read(run_at(rev, config, workdir)) for rev in (args.before, args.after)}
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1, sort_keys=True))
     found = differences(runs[args.before], runs[args.after], args.tolerance)

@@ -14,6 +14,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 # spinning OpenMP threads then make every small operation wait for a time slice (measured: a
 # run 4.7x slower beside one other).
 torch.get_num_threads()  # fixes this process's threads before the variables below
+if os.environ.get("PYTEST_XDIST_WORKER"):  # workers side by side: one compute thread each
+    torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -134,6 +136,24 @@ def pytest_collection_modifyitems(config, items) -> None:
         items.sort(key=lambda item: -_COST.get(item.nodeid.split("::")[0], 0.0))  # stable
 
 
-#: Seconds each test file took in a full run under pytest-xdist (summed from --durations,
-#: rounded); a file not listed counts as quick.
-_COST: dict[str, float] = {}
+#: Seconds each test file took in a full sequential run (summed per file, rounded; the
+#: demo's two phases on one thread estimated); a file not listed counts as quick.
+_COST: dict[str, float] = {
+    "tests/test_demo_run.py": 200,
+    "tests/test_workers.py": 160,
+    "tests/test_benchmarks.py": 159,
+    "tests/test_own_training.py": 109,
+    "tests/test_pipeline_phases.py": 90,
+    "tests/test_docs.py": 74,
+    "tests/test_signals.py": 60,
+    "tests/test_budget.py": 57,
+    "tests/report/test_report.py": 50,
+    "tests/train/test_backends.py": 45,
+    "tests/train/test_memory_between_trials.py": 40,
+    "tests/train/test_distributed.py": 28,
+    "tests/train/test_backend_parity.py": 28,
+    "tests/test_examples_formats.py": 27,
+    "tests/test_heartbeat.py": 18,
+    "tests/train/test_checkpoints.py": 16,
+    "tests/train/test_loop.py": 14,
+}

@@ -30,7 +30,9 @@ def test_batch_finder_compares_the_four_searches() -> None:
 
 @pytest.mark.slow
 def test_worker_throughput_quick(postgres_server) -> None:
-    out = _run("worker_throughput.py", "--quick")
+    # on the session's server (the script would otherwise start one of its own)
+    out = _run("worker_throughput.py", "--quick", "--postgres",
+               postgres_server.create_database("worker_throughput"))  # fmt: skip
     for backend in ("postgresql", "journal", "sqlite"):
         row = next(line for line in out.splitlines() if line.startswith(backend))
         assert re.search(r"\d+\.\d \(1\.00x\)", row)

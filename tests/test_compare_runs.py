@@ -23,3 +23,23 @@ def test_the_same_runs_have_no_difference_and_any_change_is_named() -> None:
     assert compare_runs.differences(_run(1.5), _run(1.5000001), 1e-6) == []
     (decided,) = compare_runs.differences(_run(1.5), _run(1.5, case="lowest"), 0.0)
     assert "decision" in decided
+
+
+def test_a_storage_is_read_with_optuna_alone_decision_included(tmp_path) -> None:
+    """The decision is stored as JSON text (hptune.pipeline._decide); it is read as such."""
+    import json
+
+    import optuna
+
+    storage = tmp_path / "hptune.db"
+    study = optuna.create_study(study_name="demo.baseline", storage=f"sqlite:///{storage}")
+    trial = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-5, 1e-1)})
+    trial.set_user_attr("status", "ok")
+    trial.set_user_attr("seed_values", {"0": 2.0, "1": 2.5})
+    study.tell(trial, 2.25)
+    decision = {"case": "best", "params": {"learning_rate": 0.01}, "reason": "..."}
+    study.set_user_attr("hptune.decision", json.dumps(decision))
+    (read,) = compare_runs.read(storage).values()
+    assert read["decision"] == {"case": "best", "params": {"learning_rate": 0.01}}
+    assert read["trials"] == [{"params": trial.params, "status": "ok",
+                               "seed_values": {"0": 2.0, "1": 2.5}}]  # fmt: skip

@@ -288,8 +288,8 @@ def test_the_workers_sample_shares_the_grid(demo_path, postgres_url) -> None:
 
 def test_the_quick_start_commands_are_the_readme_s() -> None:
     """The quick start is the README's two commands. CI runs the second (.ci/run), and
-    tests/test_demo_run.py runs the first's demo (the same configuration, in a temporary
-    output directory)."""
+    tests/test_demo_run.py runs the first's demo configuration (in a temporary output
+    directory: its first two phases, and with ``-m demo`` all of it)."""
     quick = [s.code.strip() for s in _samples(DOCS / "index.md") if s.lang == "bash"]
     readme = [m["code"].strip() for m in BLOCK.finditer((ROOT / "README.md").read_text())
               if m["lang"] == "bash"]  # fmt: skip

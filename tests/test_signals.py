@@ -20,7 +20,7 @@ def _config(tmp_path: Path, **changes) -> Path:
 
     raw = tiny_config(tmp_path)
     raw["phases"] = {"run": ["baseline"]}
-    raw["training"].update(epochs=4, max_train_examples=320)  # epochs long enough to hit
+    raw["training"].update(epochs=3, max_train_examples=320)  # epochs long enough to hit
     raw["max_retries"] = 0  # an interruption must not count as a failure
     raw.update(changes)
     path = tmp_path / "tiny.yaml"
@@ -83,7 +83,7 @@ def test_a_signal_mid_epoch_interrupts_cleanly_and_the_next_run_goes_on(
     assert not first.parent.parent.exists()
     retry_dir = first.parent.parent.with_name("trial-1") / "seed-0"
     kept = sorted(p.name for p in retry_dir.iterdir())
-    assert kept[-1] == "epoch-4" and len(kept) <= 2  # the last, and the best if another
+    assert kept[-1] == "epoch-3" and len(kept) <= 2  # the last, and the best if another
     # the retry went on from the interrupted seed's last checkpoint, not from scratch
     assert trials[1].user_attrs["runs"][0]["resumed_after"] >= 1
 
@@ -112,4 +112,4 @@ def test_kill_9_mid_trial_then_restart_resumes_the_trial(demo_path, tmp_path) ->
     runs = trials[1].user_attrs["runs"]
     assert runs[0]["resumed_after"] >= 2  # seed 0 went on after its epoch-2 checkpoint
     assert runs[1]["resumed_after"] == 0  # seed 1 had not started
-    assert [len(r["epochs"]) for r in runs] == [4, 4]
+    assert [len(r["epochs"]) for r in runs] == [3, 3]

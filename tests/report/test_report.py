@@ -180,3 +180,33 @@ def test_the_report_renders_in_headless_chromium(report, tmp_path) -> None:
     blank.write_text(re.sub(r"(<svg[^>]*>).*?</svg>", r"\1</svg>", page.read_text(), flags=re.S))
     broken = render(blank, tmp_path / "blank.png", binary)
     assert len([p for p in broken.problems if "nothing plotted" in p]) == sum(FIGURES.values())
+
+
+def test_the_docs_demo_files_are_what_report_and_export_write(five, tmp_path) -> None:
+    """The docs' phase pages show docs/demo/, written by `hptune report examples/demo.yaml -o
+    docs/demo/demo-report.md` and `hptune export examples/demo.yaml -o docs/demo`. The same
+    commands on this five-phase run write the same figures, the same sections and the same
+    exported keys (the whole demo checks it on the demo itself: tests/test_demo_run.py)."""
+    from pathlib import Path
+
+    from hptune.cli import main
+
+    config, _, _ = five
+    config_file = tmp_path / "five.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    written = tmp_path / "docs-demo" / "five-report.md"
+    assert main(["report", str(config_file), "-o", str(written)]) == 0
+    committed = Path(__file__).resolve().parents[2] / "docs" / "demo"
+    figures = sorted(p.name for p in (written.parent / "five-report-figures").iterdir())
+    assert figures == sorted(p.name for p in (committed / "demo-report-figures").iterdir())
+
+    def headings(path: Path) -> list[str]:
+        return [line for line in path.read_text().splitlines() if line.startswith("## ")]
+
+    assert headings(written) == headings(committed / "demo-report.md")
+    assert main(["export", str(config_file), "-o", str(written.parent)]) == 0
+    exported = yaml.safe_load((written.parent / f"{config.name}-best.yaml").read_text())
+    shown = yaml.safe_load((committed / "demo-best.yaml").read_text())
+    for section in ("training_args", "lora_config", "early_stopping"):
+        assert exported[section].keys() == shown[section].keys(), section
+    assert exported["hptune"]["decisions"].keys() == shown["hptune"]["decisions"].keys()

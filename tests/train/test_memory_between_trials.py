@@ -27,7 +27,7 @@ def test_twenty_runs_free_their_models_and_memory_stays_flat(
 ) -> None:
     raw = tiny_config_dict
     raw["method"] = {"type": method}
-    raw["training"].update(max_train_examples=32, checkpoints=False)
+    raw["training"].update(max_train_examples=32, max_validation_examples=8, checkpoints=False)
     raw["objective"].update(eval_samples=2, max_new_tokens=4)
     runner = Runner(config_from_dict(raw))
     models: list[weakref.ref] = []
