@@ -16,7 +16,8 @@ of real fine-tuning:
 
 Each draw takes the phase's seeds (3, or 5 as after racing at most) at random from the
 table's and calls hptune's decision function (``hptune.phases.rank_within_noise``, as every
-phase does) on them. It prints, with the Monte Carlo standard error:
+phase does; ``--rule model``: the seed model's family-wise rule, ``hptune.seed_model``) on
+them. It prints, with the Monte Carlo standard error:
 
 - the rate of "worse beyond seed noise" said of a candidate equal in truth to the best, per
   comparison and per phase (at least one such "worse" among K candidates);
@@ -91,6 +92,27 @@ def _values(table: Table, cell: dict[str, Any], target: float, draw: list[int],
     return {i: _seen(table, cell, lookup[s]) + shift for i, s in enumerate(draw)}
 
 
+#: Which rule decides: ``phases`` (``hptune.phases.rank_within_noise``, what the phases use)
+#: or ``model`` (``hptune.seed_model.rank_with_model``: the seed model, Tukey's family-wise
+#: rule, stepping down).
+RULE = {"name": "phases"}
+
+
+def _rank(values: list[dict[int, float]]) -> tuple[int, dict[int, str], float | None]:
+    """The rule's best (by position), each other's verdict, and its margin."""
+    if RULE["name"] == "model":
+        from hptune.seed_model import rank_with_model
+
+        ranking = rank_with_model(dict(enumerate(values)))
+        verdicts = {k: c.verdict.value for k, c in ranking.comparisons.items()}
+        return ranking.best, verdicts, ranking.margin
+    from hptune.phases import rank_within_noise
+
+    noise_ranking = rank_within_noise(_outcomes(values), "minimize")
+    verdicts = {k: c.verdict.value for k, c in noise_ranking.comparisons.items()}
+    return noise_ranking.best.number, verdicts, noise_ranking.margin
+
+
 def _outcomes(values: list[dict[int, float]]) -> list[Any]:
     from hptune.keys import TrialStatus
     from hptune.phases import TrialOutcome
@@ -106,9 +128,6 @@ def _rate(hits: int, n: int) -> dict[str, float]:
 def equal_candidates(table: Table, draws: int, k: int, n_seeds: int, relabel: bool,
                      rng: random.Random) -> dict[str, Any]:  # fmt: skip
     """K candidates equal in truth: how often is one called worse, or equivalent?"""
-    from hptune.phases import rank_within_noise
-    from hptune.seeds import Verdict
-
     cells = _finite_cells(table)
     worse = equivalent = comparisons = phases_with_worse = 0
     for _ in range(draws):
@@ -120,12 +139,11 @@ def equal_candidates(table: Table, draws: int, k: int, n_seeds: int, relabel: bo
                       for _ in range(k)]  # fmt: skip
         else:
             values = [_values(table, c, target, seeds) for c in rng.sample(cells, k)]
-        ranking = rank_within_noise(_outcomes(values), "minimize")
-        verdicts = [c.verdict for c in ranking.comparisons.values()]
-        worse += sum(v == Verdict.WORSE for v in verdicts)
-        equivalent += sum(v == Verdict.EQUIVALENT for v in verdicts)
+        verdicts = list(_rank(values)[1].values())
+        worse += verdicts.count("worse")
+        equivalent += verdicts.count("equivalent")
         comparisons += len(verdicts)
-        phases_with_worse += any(v == Verdict.WORSE for v in verdicts)
+        phases_with_worse += "worse" in verdicts
     return {"worse_per_comparison": _rate(worse, comparisons),
             "worse_per_phase": _rate(phases_with_worse, draws),
             "equivalent_per_comparison": _rate(equivalent, comparisons)}  # fmt: skip
@@ -134,7 +152,6 @@ def equal_candidates(table: Table, draws: int, k: int, n_seeds: int, relabel: bo
 def separated_pair(table: Table, draws: int, gap: float | None, n_seeds: int,
                    rng: random.Random) -> dict[str, Any]:  # fmt: skip
     """A best and one candidate ``gap`` sigma behind (None: 2x the margin hptune measures)."""
-    from hptune.phases import rank_within_noise
     from hptune.seeds import Verdict
 
     cells = _finite_cells(table)
@@ -145,16 +162,13 @@ def separated_pair(table: Table, draws: int, gap: float | None, n_seeds: int,
         target = _truth(table, best)
         first = [_values(table, best, target, seeds), _values(table, other, target, seeds)]
         if gap is None:  # the margin is hptune's own: half the noise of the draw
-            margin = rank_within_noise(_outcomes(first), "minimize").margin or 0.0
+            margin = _rank(first)[2] or 0.0
             behind = 2 * margin
         else:
             behind = gap * table.sigma
         values = [first[0], _values(table, other, target + behind, seeds)]
-        ranking = rank_within_noise(_outcomes(values), "minimize")
-        if ranking.best.number == 1:  # the worse one has the better mean: it is the best
-            verdict = "chose the worse"
-        else:
-            verdict = ranking.comparisons[1].verdict.value
+        best, verdicts, _ = _rank(values)
+        verdict = "chose the worse" if best == 1 else verdicts[1]  # the worse one won
         said[verdict] = said.get(verdict, 0) + 1
     return {v: _rate(n, draws) for v, n in said.items()}
 
@@ -163,8 +177,6 @@ def chosen_within_noise(table: Table, draws: int, k: int, n_seeds: int,
                         rng: random.Random) -> dict[str, float]:  # fmt: skip
     """A best and K-1 candidates at true gaps drawn from 0.5-2 sigma: how often is the best
     mean (what hptune chooses when nothing is equivalent) within 1 sigma of the best?"""
-    from hptune.phases import rank_within_noise
-
     cells = _finite_cells(table)
     hits = 0
     for _ in range(draws):
@@ -174,8 +186,7 @@ def chosen_within_noise(table: Table, draws: int, k: int, n_seeds: int,
         gaps = [0.0] + [rng.uniform(0.5, 2.0) for _ in range(k - 1)]
         values = [_values(table, c, target + g * table.sigma, seeds)
                   for c, g in zip(chosen, gaps, strict=True)]  # fmt: skip
-        ranking = rank_within_noise(_outcomes(values), "minimize")
-        hits += gaps[ranking.best.number] <= 1.0
+        hits += gaps[_rank(values)[0]] <= 1.0
     return _rate(hits, draws)
 
 
@@ -238,7 +249,7 @@ def _recentred_curves(table: Table, cell: dict[str, Any], like: dict[str, Any], 
 
 def calibrate(table: Table, draws: int, seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
-    out: dict[str, Any] = {"table": Path(table.path).stem, "draws": draws,
+    out: dict[str, Any] = {"table": Path(table.path).stem, "draws": draws, "rule": RULE["name"],
                            "sigma": table.sigma, "draw": DRAW["scheme"]}  # fmt: skip
     for n_seeds in (3, 5):
         if n_seeds > len(table.seeds):
@@ -267,7 +278,8 @@ def _pct(r: dict[str, float]) -> str:
 
 
 def report(figures: dict[str, Any]) -> str:
-    lines = [f"## {figures['table']} (sigma {figures['sigma']:.4g}, {figures['draws']} draws "
+    lines = [f"## {figures['table']}, rule {figures.get('rule', 'phases')} (sigma "
+             f"{figures['sigma']:.4g}, {figures['draws']} draws "
              f"per cell, seeds drawn by {figures['draw']}, ± one Monte Carlo standard error)",
              ""]  # fmt: skip
     header = "| what (the truth) | said | 3 seeds | 5 seeds |"
@@ -336,8 +348,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every rate with its error (JSON)")
     parser.add_argument("--draw", choices=("bootstrap", "subsample"), default="bootstrap",
                         help="seeds with replacement (rates high) or without (low)")  # fmt: skip
+    parser.add_argument("--rule", choices=("phases", "model"), default="phases",
+                        help="the phases' rule today, or the seed model's (see RULE)")  # fmt: skip
     args = parser.parse_args()
     DRAW["scheme"] = args.draw
+    RULE["name"] = args.rule
     paths = args.table or complete_tables()
     everything = {}
     for path in paths:

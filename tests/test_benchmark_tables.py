@@ -116,9 +116,11 @@ def test_the_paired_test_says_nothing_of_equal_regrets() -> None:
     assert race.wilcoxon([0.0] * 12, [1.0 + i / 10 for i in range(12)]) < 0.01
 
 
-def test_calibration_measures_hptunes_rule_on_equal_candidates() -> None:
+@pytest.mark.parametrize("rule", ["phases", "model"])
+def test_calibration_measures_hptunes_rule_on_equal_candidates(rule, monkeypatch) -> None:
     import calibration
 
+    monkeypatch.setitem(calibration.RULE, "name", rule)
     table = synthetic()
     table.path = "synthetic.json"
     rates = calibration.equal_candidates(table, 300, 4, 3, relabel=True, rng=random.Random(0))
