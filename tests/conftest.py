@@ -8,13 +8,14 @@ import torch  # before the thread variables below: this process keeps the defaul
 # Tests build the demo into their own cache (proving the first-use build) and never go online.
 os.environ.setdefault("HPTUNE_CACHE", tempfile.mkdtemp(prefix="hptune-test-cache-"))
 os.environ["HF_HUB_OFFLINE"] = "1"
-# The test process keeps PyTorch's default threads (read at this import); the processes
-# tests start (a run beside the test that watches it, workers side by side) get one compute
-# thread each: several processes with all cores' threads oversubscribe the cores, and
-# spinning OpenMP threads then make every small operation wait for a time slice (measured: a
-# run 4.7x slower beside one other).
+# The suite runs in a process per core (pytest-xdist, pyproject's addopts: whole files per
+# process, the costliest first), each with one compute thread, and the processes tests start
+# (a run beside the test that watches it, workers side by side) get one each: several
+# processes with all cores' threads oversubscribe the cores, and spinning OpenMP threads then
+# make every small operation wait for a time slice (measured: a run 4.7x slower beside one
+# other). In one process (-n 0), the test process keeps PyTorch's default threads.
 torch.get_num_threads()  # fixes this process's threads before the variables below
-if os.environ.get("PYTEST_XDIST_WORKER"):  # workers side by side: one compute thread each
+if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
