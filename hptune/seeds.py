@@ -9,6 +9,7 @@ noise that unpaired means would carry.
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,17 +18,71 @@ from typing import TypeVar
 
 __all__ = [
     "Comparison",
+    "Margin",
     "PairedDifference",
     "SeedSummary",
     "Verdict",
     "compare_to_reference",
     "paired_difference",
+    "resolve_margin",
     "seed_noise",
     "summarize",
     "t_quantile",
 ]
 
 K = TypeVar("K")  # a candidate's key (e.g. a trial number)
+
+#: An equivalence margin: in the metric's units (``0.02``), or relative to the best value
+#: (``"2%"``).
+Margin = float | str
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
+
+
+def relative_share(margin: str) -> float:
+    """The share of the best value that a relative margin (``"2%"``) names.
+
+    Args:
+        margin: A percentage, e.g. ``"2%"`` or ``"0.5 %"``.
+
+    Returns:
+        The share, e.g. 0.02.
+
+    Raises:
+        ValueError: Not a percentage above 0 and at most 100.
+    """
+    found = _RELATIVE.match(margin)
+    share = float(found.group(1)) / 100 if found else math.nan
+    if not 0 < share <= 1:
+        raise ValueError(
+            f"equivalence margin {margin!r} is not a percentage above 0 and at most 100: give "
+            "a number in the metric's units (e.g. 0.02) or a share of the best value "
+            '(e.g. "2%")'
+        )
+    return share
+
+
+def resolve_margin(margin: Margin | None, best_value: float) -> float | None:
+    """An equivalence margin in the metric's units.
+
+    Args:
+        margin: Absolute (a number), relative to the best value (``"2%"``), or None.
+        best_value: The best candidate's value (a relative margin's base).
+
+    Returns:
+        The margin in the metric's units; None for None.
+
+    Raises:
+        ValueError: A negative number, or a string that is not a percentage.
+    """
+    if margin is None:
+        return None
+    if isinstance(margin, str):
+        return relative_share(margin) * abs(best_value)
+    if margin < 0:
+        raise ValueError(f"the equivalence margin must not be negative, got {margin=}")
+    return float(margin)
+
 
 # Quantiles of Student's t for 1..30 degrees of freedom (97.5%: two-sided 95% intervals;
 # 95%: one-sided tests of equivalence); beyond, the series in t_quantile.

@@ -41,7 +41,12 @@ def _bad_configs(tiny: dict) -> dict[str, tuple[str, str]]:
     negative = {**tiny, "training": {**tiny["training"], "learning_rate": -0.001}}
     missing_data = {**tiny, "data": {**tiny["data"], "train": "missing/train.jsonl"}}
     missing_model = {**tiny, "model": {"path": "./no/such/model"}}
+    margin = {**tiny, "objective": {**tiny["objective"], "equivalence_margin": "2 percent"}}
     return {
+        "bad margin": (
+            yaml.safe_dump(margin),
+            "objective.equivalence_margin: equivalence margin '2 percent' is not a percentage",
+        ),
         "unknown key": (yaml.safe_dump(unknown), "trainin: unknown key; did you mean 'training'"),
         "negative lr": (yaml.safe_dump(negative), "training.learning_rate"),
         "missing data": (yaml.safe_dump(missing_data), "data.train: file"),
@@ -51,7 +56,8 @@ def _bad_configs(tiny: dict) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize(
-    "case", ["unknown key", "negative lr", "missing data", "missing model", "malformed yaml"]
+    "case",
+    ["unknown key", "negative lr", "missing data", "missing model", "malformed yaml", "bad margin"],
 )
 def test_bad_config_exits_cleanly_and_writes_nothing(
     tmp_path: Path, tiny_config_dict: dict, case: str

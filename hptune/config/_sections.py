@@ -78,15 +78,24 @@ class ObjectiveConfig(_Strict):
     max_new_tokens: int = Field(32, gt=0)
     #: The largest difference in the metric that does not matter: candidates whose paired
     #: difference is shown to be within it are equivalent, and only then does the cheaper
-    #: one win (fewer epochs, the faster batch). Default: half the typical seed standard
-    #: deviation of the phase's candidates.
-    equivalence_margin: float | None = Field(None, ge=0)
+    #: one win (fewer epochs, the faster batch). In the metric's units (``0.02``) or as a
+    #: share of the best candidate's value (``"2%"``). Default: half the typical seed
+    #: standard deviation of the phase's candidates.
+    equivalence_margin: float | str | None = None
     #: Racing: when the best configuration and a contender are neither equivalent nor told
     #: apart, both get more paired seeds, one at a time, up to this many in all (no racing
     #: when it is not above the number of seeds).
     max_seeds: int = Field(5, ge=1)
     #: Where ``"module:function"`` is imported from first: the configuration file's folder.
     _search_dir: str | None = PrivateAttr(None)
+
+    @field_validator("equivalence_margin")
+    @classmethod
+    def _margin(cls, value: float | str | None) -> float | str | None:
+        from hptune.seeds import resolve_margin
+
+        resolve_margin(value, 1.0)  # a negative number or a bad percentage says how to fix it
+        return value
 
     @field_validator("metric")
     @classmethod

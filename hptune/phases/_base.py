@@ -11,6 +11,7 @@ from hptune import keys
 from hptune.hparams import HParams
 from hptune.keys import TrialStatus
 from hptune.phases._accounting import n_settled, to_retry
+from hptune.seeds import Margin, resolve_margin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -184,15 +185,14 @@ class Phase(abc.ABC):
     #: Defaults for a subclass whose own ``__init__`` does not call this one's.
     max_retries: int = 2
     notes: tuple[str, ...] = ()
-    margin: float | None = None
+    margin: Margin | None = None
 
     def __init__(
-        self, *, max_retries: int = 2, notes: Sequence[str] = (), margin: float | None = None
+        self, *, max_retries: int = 2, notes: Sequence[str] = (), margin: Margin | None = None
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {max_retries=}")
-        if margin is not None and margin < 0:
-            raise ValueError(f"the equivalence margin must not be negative, got {margin=}")
+        resolve_margin(margin, 1.0)  # a negative number, or a string that is no percentage
         self.max_retries = max_retries
         self.notes = tuple(notes)
         self.margin = margin

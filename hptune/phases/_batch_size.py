@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.seeds import Margin
     from hptune.train import RunnerBase
 
 __all__ = ["BatchSizePhase", "batch_candidates", "memory_limit_bytes"]
@@ -134,7 +135,7 @@ class BatchSizePhase(Phase):
         candidates: list[int] | None = None,
         max_retries: int = 2,
         notes: Sequence[str] = (),
-        margin: float | None = None,
+        margin: Margin | None = None,
     ) -> None:
         super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         if n_trials < 1:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.seeds import Margin
     from hptune.train import RunnerBase
 
 __all__ = ["EpochsPhase", "default_epoch_range"]
@@ -72,7 +73,7 @@ class EpochsPhase(Phase):
         pruning: bool = True,
         max_retries: int = 2,
         notes: Sequence[str] = (),
-        margin: float | None = None,
+        margin: Margin | None = None,
     ) -> None:
         super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         low, high = epoch_range

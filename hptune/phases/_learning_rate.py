@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.seeds import Margin
     from hptune.train import RunnerBase
 
 __all__ = ["LearningRatePhase"]
@@ -54,7 +55,7 @@ class LearningRatePhase(Phase):
         tie_break: str = "best_mean",
         max_retries: int = 2,
         notes: Sequence[str] = (),
-        margin: float | None = None,
+        margin: Margin | None = None,
     ) -> None:
         super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         grid = sorted(grid or DEFAULT_LEARNING_RATE_GRID)

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from hptune.keys import TrialStatus
 from hptune.phases._base import TrialOutcome
-from hptune.seeds import Comparison, Verdict, compare_to_reference, seed_noise
+from hptune.seeds import (
+    Comparison,
+    Margin,
+    Verdict,
+    compare_to_reference,
+    resolve_margin,
+    seed_noise,
+)
 
 __all__ = [
     "MARGIN_SHARE_OF_NOISE",
@@ -29,6 +36,8 @@ class NoiseRanking:
             is positive.
         margin: The equivalence margin used (metric units); None when there was none.
         noise: The typical seed standard deviation of one configuration; None with one seed.
+        asked: The margin as configured (``"2%"``: a share of the best's mean); None: the
+            default from the noise.
     """
 
     best: TrialOutcome
@@ -36,6 +45,7 @@ class NoiseRanking:
     comparisons: dict[int, Comparison]  # trial number -> (trial - best), oriented "worse > 0"
     margin: float | None
     noise: float | None
+    asked: Margin | None = None
 
     def having(self, *verdicts: Verdict) -> list[TrialOutcome]:
         """The trials other than the best whose verdict is one of ``verdicts``.
@@ -102,6 +112,8 @@ class NoiseRanking:
         """
         if self.margin is None:
             head = "no equivalence margin"
+        elif isinstance(self.asked, str):
+            head = f"equivalence margin {self.margin:.4g} ({self.asked.strip()} of the best mean)"
         elif self.noise is not None and self.margin == MARGIN_SHARE_OF_NOISE * self.noise:
             head = f"equivalence margin {self.margin:.4g} (half the seed std {self.noise:.4g})"
         else:
@@ -120,7 +132,7 @@ MARGIN_SHARE_OF_NOISE = 0.5
 
 
 def rank_within_noise(
-    outcomes: list[TrialOutcome], direction: str, margin: float | None = None
+    outcomes: list[TrialOutcome], direction: str, margin: Margin | None = None
 ) -> NoiseRanking:
     """Find the best trial by seed mean and judge every other against it, seed by seed.
 
@@ -133,8 +145,9 @@ def rank_within_noise(
     Args:
         outcomes: Finished trials; only those ``ok`` with seed values are ranked.
         direction: ``minimize`` or ``maximize``.
-        margin: The largest difference that does not matter, in the metric's units; None
-            takes half the typical seed standard deviation (``MARGIN_SHARE_OF_NOISE``).
+        margin: The largest difference that does not matter: in the metric's units, or a
+            share of the best mean (``"2%"``); None takes half the typical seed standard
+            deviation (``MARGIN_SHARE_OF_NOISE``).
 
     Returns:
         The best trial and every other trial's comparison with it.
@@ -149,15 +162,16 @@ def rank_within_noise(
     sign = 1.0 if direction == "minimize" else -1.0
     best = min(ok, key=lambda o: sign * (o.mean or 0.0))
     noise = seed_noise({o.number: o.seed_values for o in ok})
-    if margin is None and noise is not None:
-        margin = MARGIN_SHARE_OF_NOISE * noise
+    absolute = resolve_margin(margin, best.mean or 0.0)
+    if absolute is None and noise is not None:
+        absolute = MARGIN_SHARE_OF_NOISE * noise
     reference = {s: sign * v for s, v in best.seed_values.items()}
     others = {
         o.number: {s: sign * v for s, v in o.seed_values.items()} for o in ok if o is not best
     }
-    comparisons = compare_to_reference(others, reference, margin=margin)
+    comparisons = compare_to_reference(others, reference, margin=absolute)
     ranked = sorted(ok, key=lambda o: sign * (o.mean or 0.0))
-    return NoiseRanking(best, ranked, comparisons, margin, noise)
+    return NoiseRanking(best, ranked, comparisons, absolute, noise, margin)
 
 
 #: Racing: the most contenders given another seed at once, beside the best (closest first).

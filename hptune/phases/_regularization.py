@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.seeds import Margin
     from hptune.train import RunnerBase
 
 __all__ = ["RegularizationPhase"]
@@ -65,7 +66,7 @@ class RegularizationPhase(Phase):
         sampler_seed: int = 0,
         max_retries: int = 2,
         notes: Sequence[str] = (),
-        margin: float | None = None,
+        margin: Margin | None = None,
     ) -> None:
         super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         if n_trials < 2:

@@ -105,6 +105,26 @@ def test_lowest_equivalent_rate_when_asked() -> None:
     assert default.decide(outcomes, BASE, "minimize").case == "best_mean_undecided"
 
 
+def test_a_relative_margin_is_a_share_of_the_best_mean() -> None:
+    """objective.equivalence_margin: "2%": 2% of the best mean (1.523 here: 0.03047), so the
+    rates within 0.01 on every seed are equivalent, and the reason says where it came from."""
+    outcomes = [
+        outcome(0, 1e-5, [3.0, 3.1, 3.2]),
+        outcome(1, 5e-5, [1.51, 1.55, 1.53]),
+        outcome(2, 1e-4, [1.50, 1.55, 1.52]),
+    ]
+    phase = LearningRatePhase([1e-5, 5e-5, 1e-4], tie_break="lowest", margin="2%")
+    decision = phase.decide(outcomes, BASE, "minimize")
+    assert decision.case == "lowest_equivalent"
+    assert decision.summary["equivalence_margin"] == pytest.approx(0.02 * 1.52333, rel=1e-4)
+    assert "equivalence margin 0.03047 (2% of the best mean)" in decision.reason
+    tighter = LearningRatePhase([1e-5, 5e-5, 1e-4], tie_break="lowest", margin="0.1%")
+    assert tighter.decide(outcomes, BASE, "minimize").case == "best_mean_undecided"
+    for bad in ("2", "-2%", "150%", "two percent"):
+        with pytest.raises(ValueError, match="not a percentage above 0 and at most 100"):
+            LearningRatePhase([1e-5, 1e-4], margin=bad)
+
+
 def test_maximize_direction_for_bleu() -> None:
     outcomes = [
         outcome(0, 1e-5, [68.0, 68.4, 68.2]),
