@@ -293,7 +293,13 @@ def seed_noise(values_by_candidate: Mapping[K, Mapping[int, float]]) -> float | 
 
     Returns:
         The noise, or None when no candidate has two seeds.
+
+    Raises:
+        ValueError: A value that is not finite (NaN or infinite).
     """
+    for key, values in values_by_candidate.items():  # statistics.stdev raises AttributeError
+        if any(not math.isfinite(v) for v in values.values()):
+            raise ValueError(f"seed values must be finite, got {key!r}: {dict(values)}")
     stds = [statistics.stdev(v.values()) for v in values_by_candidate.values() if len(v) > 1]
     return statistics.median(stds) if stds else None
 

@@ -55,3 +55,18 @@ def test_paired_difference_within_noise_and_common_seeds() -> None:
     assert not diff.excludes_zero
     with pytest.raises(ValueError, match="share no seed"):
         paired_difference({0: 1.0}, {1: 1.0})
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_seed_value_that_is_not_finite_is_refused_by_name(bad) -> None:
+    """statistics.stdev raises AttributeError on NaN and inf; the ranking says what it is."""
+    from hptune.keys import TrialStatus
+    from hptune.phases import TrialOutcome, rank_within_noise
+    from hptune.seeds import seed_noise
+
+    with pytest.raises(ValueError, match="seed values must be finite"):
+        seed_noise({"a": {0: 1.0, 1: bad}, "b": {0: 1.0, 1: 2.0}})
+    outcomes = [TrialOutcome(0, {}, {0: 1.0, 1: bad}, TrialStatus.OK),
+                TrialOutcome(1, {}, {0: 1.0, 1: 2.0}, TrialStatus.OK)]  # fmt: skip
+    with pytest.raises(ValueError, match="seed values must be finite"):
+        rank_within_noise(outcomes, "minimize")
