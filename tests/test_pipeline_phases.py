@@ -11,6 +11,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy
 import torch
 import yaml
 
@@ -240,11 +241,12 @@ def _wait_for_running_epochs_trial(storage: str, process: subprocess.Popen) -> d
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         assert process.poll() is None, "the run ended before it could be killed"
-        try:
-            study = optuna.load_study(study_name="tiny.epochs", storage=storage)
+        try:  # as a reading peer: never create the tables the run is creating
+            rdb = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+            study = optuna.load_study(study_name="tiny.epochs", storage=rdb)
             trials = study.get_trials(deepcopy=False)
-        except Exception:  # the storage or the study does not exist yet
-            trials = []
+        except (KeyError, optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError):
+            trials = []  # tables or study not created yet
         finished = {t.number: t.value for t in trials if t.state.name in ("COMPLETE", "PRUNED")}
         running = [t for t in trials if t.state.name == "RUNNING"]
         if finished and running and running[0].intermediate_values:
