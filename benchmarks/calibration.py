@@ -51,20 +51,12 @@ PHASE_SIZES = (4, 8)  # the learning-rate grid, the regularization trials
 GAPS = (0.5, 1.0, 2.0)
 
 
-def _seen(table: Table, cell: dict[str, Any], seed: int) -> float:
-    """What hptune's rule sees of a seed's run: its best epoch (lower is better), as the
-    objective reports it; +inf when it diverged."""
-    curve, diverged = table.curve(cell, seed)
-    finite = [v for v in curve if math.isfinite(v)]
-    return math.inf if diverged or not finite else min(finite)
-
-
 def _truth(table: Table, cell: dict[str, Any]) -> float:
-    return statistics.fmean(_seen(table, cell, s) for s in table.seeds)
+    return statistics.fmean(table.value(cell, s) for s in table.seeds)
 
 
 def _finite_cells(table: Table) -> list[dict[str, Any]]:
-    return [c for c in table.cells if all(math.isfinite(_seen(table, c, s)) for s in table.seeds)]
+    return [c for c in table.cells if all(math.isfinite(table.value(c, s)) for s in table.seeds)]
 
 
 #: How a draw takes its seeds from the table's: ``bootstrap`` (with replacement; each
@@ -89,7 +81,7 @@ def _values(table: Table, cell: dict[str, Any], target: float, draw: list[int],
     of the table)."""
     shift = target - _truth(table, cell)
     lookup = dict(zip(table.seeds, relabel or table.seeds, strict=True))
-    return {i: _seen(table, cell, lookup[s]) + shift for i, s in enumerate(draw)}
+    return {i: table.value(cell, lookup[s]) + shift for i, s in enumerate(draw)}
 
 
 #: Which rule decides: ``phases`` (``hptune.phases.rank_within_noise``, what the phases use)

@@ -15,8 +15,8 @@ phase's configurations at once (issue: decisions v3), so that its claims hold as
   down: the configurations found worse leave and the noise is estimated again on the rest
   (one wild configuration would otherwise set the noise of all).
 
-Not yet the phases' rule: ``hptune.phases.rank_within_noise`` still decides; the benchmark
-suite's calibration measures both (benchmarks/calibration.py).
+The phases decide with it (``hptune.phases.rank_within_noise``); the benchmark suite's
+calibration measures it (benchmarks/calibration.py).
 """
 
 from __future__ import annotations
@@ -138,6 +138,8 @@ def fit_seed_model(values_by_candidate: Mapping[K, Mapping[int, float]]) -> Seed
     beta = unscaled @ x.T @ y
     df = len(y) - len(keys) - len(seeds) + 1
     residual = y - x @ beta
+    if float(np.abs(residual).max()) <= 1e-9 * max(1.0, float(np.abs(y).max())):
+        residual = np.zeros_like(residual)  # exact shifts (rounding left): no noise at all
     shift = float(beta[len(keys) :].sum()) / len(seeds)  # onto the mean seed's scale
     return SeedModel(
         effects={k: float(beta[i]) + shift for i, k in enumerate(keys)},
@@ -300,7 +302,8 @@ def default_margin(
 ) -> float | None:
     """The equivalence margin when none is set: the noise of a paired difference of one seed
     (``sqrt(2)`` times the model's noise), at most the typical seed standard deviation of one
-    configuration (the median over those with two seeds or more).
+    configuration (the median over those with two seeds or more); that cap alone when the
+    configurations differ by exact shifts (no noise left).
 
     Args:
         model: The fitted seed model.
@@ -315,7 +318,11 @@ def default_margin(
         return None
     paired = math.sqrt(2) * model.noise
     stds = [statistics.stdev(v.values()) for v in values_by_candidate.values() if len(v) > 1]
-    return min(paired, statistics.median(stds)) if stds else paired
+    if not stds:
+        return paired
+    if paired == 0.0:  # exact shifts (a score in steps): the cap alone, else only exact ties
+        return statistics.median(stds)
+    return min(paired, statistics.median(stds))
 
 
 @dataclass(frozen=True)

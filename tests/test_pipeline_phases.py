@@ -411,9 +411,10 @@ def test_the_demo_batch_phase_tries_a_batch_above_the_incoming_one(demo_path, tm
     assert sorted(rows) == [4, 32, 64]  # the incoming 4 (x 8), then the largest first
     assert rows[64]["gradient_accumulation_steps"] == 1  # the effective batch grows to 64
     assert rows[32]["gradient_accumulation_steps"] == 1
-    assert rows[4]["seed_values"] == {
-        str(s): v for s, v in result.phases[0].outcomes[0].seed_values.items()
-    }  # the incoming batch was read back from the baseline, not trained again
+    baseline = {str(s): v for s, v in result.phases[0].outcomes[0].seed_values.items()}
+    # the incoming batch was read back from the baseline, not trained again (racing may
+    # have given it more seeds)
+    assert {s: v for s, v in rows[4]["seed_values"].items() if s in baseline} == baseline
     decision = batch.decision
     assert decision.case in ("fastest_equivalent", "best", "best_mean_undecided")
     chosen = decision.params["batch_size"]

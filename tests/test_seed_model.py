@@ -102,6 +102,20 @@ def test_differences_without_noise_decide_nothing() -> None:
     assert tie.verdict == Verdict.EQUIVALENT  # exactly 1/48 apart, within the margin
 
 
+def test_shifts_exact_but_for_rounding_have_no_noise_either() -> None:
+    """Three seeds each 0.001 apart, configurations 0.09 apart: in floating point the model
+    leaves residuals of about 1e-16, which must not become a noise estimate (an interval of
+    1e-15 would call every difference worse)."""
+    values = {k: {s: base + 0.001 * s for s in range(3)} for k, base in
+              (("lr=1e-4", 2.09), ("lr=1e-3", 2.0), ("lr=1e-2", 2.9))}  # fmt: skip
+    model = fit_seed_model(values)
+    assert model.variance == 0.0
+    ranking = rank_with_model(values)
+    assert {c.verdict for c in ranking.comparisons.values()} == {Verdict.UNDECIDED}
+    # with no noise left, the default margin is the cap alone (one configuration's seed std)
+    assert default_margin(model, values) == pytest.approx(0.001)
+
+
 def test_the_default_margin_is_the_paired_noise_at_most_one_seed_std() -> None:
     values = {"a": {0: 1.0, 1: 2.0, 2: 3.3}, "b": {0: 1.2, 1: 2.1, 2: 3.6}}
     model = fit_seed_model(values)

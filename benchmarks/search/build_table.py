@@ -274,8 +274,8 @@ def record_summary(out: Path, table: Table, figures: dict[str, Any]) -> None:
     raw = json.loads(out.read_text())
     raw["summary"] = {
         "seed_std": {
-            name(c): statistics.stdev(table.final(c, s) for s in table.seeds)
-            if all(math.isfinite(table.final(c, s)) for s in table.seeds) else None
+            name(c): statistics.stdev(table.value(c, s) for s in table.seeds)
+            if all(math.isfinite(table.value(c, s)) for s in table.seeds) else None
             for c in table.cells
         },
         "difficulty": figures,

@@ -84,7 +84,7 @@ def coordinate_search(table: Table, seeds: list[int], limit: int | None) -> Sear
             if limit is not None and search.used + cost > limit:
                 return None
             search.used += cost
-            trained[name(cell)] = statistics.fmean(table.final(cell, s) for s in seeds)
+            trained[name(cell)] = statistics.fmean(table.value(cell, s) for s in seeds)
         return trained[name(cell)]
 
     if mean(current) is None:
@@ -126,8 +126,13 @@ Suggest = Callable[[Any], tuple[dict[str, Any], int]]
 
 
 def optuna_search(table: Table, limit: int, sampler: Any, pruner: Any, suggest: Suggest,
-                  *, reports: bool, study_name: str = "race") -> Search:  # fmt: skip
+                  *, reports: bool, study_name: str = "race",
+                  best_epoch: bool = True) -> Search:  # fmt: skip
     """A study.ask/tell loop on the table until ``limit`` seed-epochs are used.
+
+    A finished trial is told its best epoch (``best_epoch``: the loop evaluates every epoch
+    and keeps the best checkpoint, the value rule every searcher is scored by), or its last
+    (a loop that evaluates once, after training).
 
     With ``reports`` the validation metric is reported after each epoch and the pruner may
     stop the trial; a diverged run reports NaN from its divergence on. A trial the budget
@@ -164,9 +169,10 @@ def optuna_search(table: Table, limit: int, sampler: Any, pruner: Any, suggest: 
         elif diverged or not math.isfinite(curve[-1]):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)  # NaN: Optuna fails it
         else:
-            study.tell(trial, curve[-1])
-            if curve[-1] < best:
-                best = curve[-1]
+            value = min(curve) if best_epoch else curve[-1]
+            study.tell(trial, value)
+            if value < best:
+                best = value
                 search.trajectory.append((search.used, config))
     return search
 
@@ -234,7 +240,8 @@ def run_peer(peer: str, table: Table, limit: int, repeat: int, seen: list[int]) 
     if peer == "HF hyperparameter_search (defaults)":
         # eval_strategy="no" by default: one evaluation after training, nothing to prune on.
         return optuna_search(table, limit, tpe, optuna.pruners.MedianPruner(),
-                             hf_default_space(table, seen), reports=False)  # fmt: skip
+                             hf_default_space(table, seen), reports=False,
+                             best_epoch=False)  # fmt: skip
     if peer == "Optuna TPE + MedianPruner":
         return optuna_search(table, limit, tpe, optuna.pruners.MedianPruner(),
                              joint_space(table, seed), reports=True)  # fmt: skip

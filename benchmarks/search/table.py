@@ -78,7 +78,7 @@ def dimensions(grid: dict[str, list[Any]] | list[dict[str, list[Any]]]) -> dict[
 
 @dataclass
 class Table:
-    """A built table, with its truths (the mean final metric over seeds) and noise unit.
+    """A built table, with its truths (the mean over seeds of each run's value) and noise unit.
 
     Values are oriented so that lower is better (a maximized metric is negated), so regrets
     and searchers need not know the direction.
@@ -104,8 +104,8 @@ class Table:
         if not self.cells:
             raise SystemExit("the table has no configuration trained on all its seeds")
         self.missing = len(every) - len(self.cells)
-        self._finals = {name(c): [self.final(c, s) for s in self.seeds] for c in self.cells}
-        self.truths = {n: statistics.fmean(v) for n, v in self._finals.items()}
+        self._values = {name(c): [self.value(c, s) for s in self.seeds] for c in self.cells}
+        self.truths = {n: statistics.fmean(v) for n, v in self._values.items()}
 
     @classmethod
     def load(cls, path: Path) -> Table:
@@ -148,16 +148,19 @@ class Table:
                   for e in run["epochs"]]  # fmt: skip
         return values, bool(run["diverged"])
 
-    def final(self, config: dict[str, Any], seed: int) -> float:
-        """The run's last epoch (lower is better); +inf when it diverged or is not finite."""
+    def value(self, config: dict[str, Any], seed: int) -> float:
+        """The run's value (lower is better): its best epoch, by hptune's one rule (the
+        checkpoint kept, restored and exported with ``load_best_model_at_end``, so what a
+        user retraining the choice gets on validation); +inf when it diverged or no epoch
+        is finite."""
         curve, diverged = self.curve(config, seed)
-        value = curve[-1] if curve and not diverged else math.inf
-        return value if math.isfinite(value) else math.inf
+        finite = [v for v in curve if math.isfinite(v)]
+        return min(finite) if finite and not diverged else math.inf
 
     def truth(self, config: dict[str, Any], seeds: list[int] | None = None) -> float:
         if seeds is None:
             return self.truths[name(config)]
-        return statistics.fmean(self.final(config, s) for s in seeds)
+        return statistics.fmean(self.value(config, s) for s in seeds)
 
     @property
     def best(self) -> float:
@@ -170,7 +173,7 @@ class Table:
     @property
     def sigma(self) -> float:
         """The noise unit: the median over configurations of the seed standard deviation."""
-        finite = [v for v in self._finals.values() if all(math.isfinite(x) for x in v)]
+        finite = [v for v in self._values.values() if all(math.isfinite(x) for x in v)]
         return statistics.median(statistics.stdev(v) for v in finite)
 
     def regret(self, config: dict[str, Any] | None) -> float:

@@ -19,8 +19,6 @@ from hptune.phases._epochs import EpochsPhase, default_epoch_range
 from hptune.phases._final import TestEvaluation
 from hptune.phases._learning_rate import LearningRatePhase
 from hptune.phases._ranking import (
-    MARGIN_SHARE_OF_NOISE,
-    MAX_CONTENDERS,
     NoiseRanking,
     racing_trials_at_most,
     rank_within_noise,
@@ -30,8 +28,6 @@ from hptune.phases._regularization import RegularizationPhase
 
 __all__ = [
     "DECISION_ATTR",
-    "MARGIN_SHARE_OF_NOISE",
-    "MAX_CONTENDERS",
     "PHASES",
     "BaselinePhase",
     "BatchSizePhase",

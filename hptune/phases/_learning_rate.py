@@ -140,7 +140,8 @@ class LearningRatePhase(Phase):
                 f"cost the same, so the best mean wins ({evidence})"
             )  # fmt: skip
         return best_lr, "clear_winner", (
-            f"learning rate {best_lr:g} is best; every other rate is worse beyond seed noise "
+            f"learning rate {best_lr:g} is best; every other rate that finished is worse beyond "
+            "seed noise "
             f"({n_seeds} paired seeds; {evidence})"
         )  # fmt: skip
 
@@ -175,6 +176,11 @@ class LearningRatePhase(Phase):
             row["verdict"] = None if gap is None else str(gap.verdict)
         best_lr = ranking.best.params["learning_rate"]
         chosen, case, reason = self._choose(ranking)
+        diverged = sorted(o.params["learning_rate"] for o in outcomes
+                          if o.status == TrialStatus.DIVERGED)  # fmt: skip
+        if diverged:  # on any seed, racing seeds included: unstable, never chosen
+            names = ", ".join(f"{lr:g}" for lr in diverged)
+            reason += f"; diverged on a seed, so never chosen: {names}"
         chosen_outcome = next(o for o in outcomes if o.params["learning_rate"] == chosen)
         summary: dict[str, object] = {"table": table, "best_by_mean": best_lr,
                                       **ranking.figures()}  # fmt: skip

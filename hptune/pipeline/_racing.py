@@ -2,9 +2,10 @@
 
 Once a phase's trials are done, its best configuration and each contender are either
 separated beyond seed noise, shown equivalent, or undecided (``hptune.seeds.Verdict``).
-For the undecided, the closest first, a racing trial trains the best configuration and the
-contender on one more seed, the same seed for both (paired), until every question is
-settled or each has ``objective.max_seeds`` seeds. A racing trial has the parameters of
+Every undecided contender, and the best, trains on one more seed, the same seed for all
+(paired), until every question is settled or each has ``objective.max_seeds`` seeds; a
+"worse" label is revised when the next seeds say otherwise (the phase ranks again on every
+seed). A racing trial has the parameters of
 the trial it races for and adds its seeds to that trial's evidence
 (``hptune.record.decision_outcomes``).
 """
@@ -45,7 +46,7 @@ def queue_racing(
     Returns:
         How many racing trials were queued (0: the phase may decide).
     """
-    from hptune.phases import MAX_CONTENDERS, rank_within_noise
+    from hptune.phases import rank_within_noise
     from hptune.record import decision_outcomes
 
     extra = config.objective.racing_seeds
@@ -60,7 +61,7 @@ def queue_racing(
     contenders = sorted(ranking.undecided, key=lambda o: abs(ranking.comparisons[o.number].mean))
     plans = [
         (o, seed)
-        for o in contenders[:MAX_CONTENDERS]
+        for o in contenders
         if (seed := _next_seed(o, extra, trials, config.max_retries)) is not None
     ]
     if not plans:

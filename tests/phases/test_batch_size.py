@@ -52,16 +52,31 @@ def test_budget_counts_untried_fitting_batches_and_not_ooms() -> None:
 
 
 def test_the_fastest_equivalent_batch_wins() -> None:
+    outcomes = [  # the same seed pattern, each off by 0.01 on a different third of the seeds
+        outcome(0, 8, [2.01, 2.09, 2.05, 2.04, 2.07, 2.02], speed=600.0),
+        outcome(1, 16, [2.00, 2.11, 2.04, 2.03, 2.09, 2.01], speed=900.0),
+        outcome(2, 4, [1.99, 2.10, 2.06, 2.02, 2.08, 2.03], speed=300.0),
+    ]
+    decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")
+    assert decision.case == "fastest_equivalent"
+    assert decision.params == {"batch_size": 16, "gradient_accumulation_steps": 2}
+    assert "same performance, faster" in decision.reason
+    # the default margin: the paired noise of one seed (0.0155), below one configuration's
+    # seed std (0.04)
+    assert decision.summary["equivalence_margin"] == pytest.approx(0.0155, abs=1e-4)
+    assert decision.summary["seed_noise"] == pytest.approx(0.0408, abs=1e-4)
+
+
+def test_at_three_seeds_the_default_margin_leaves_equivalence_open_and_says_how_many() -> None:
     outcomes = [
         outcome(0, 16, [2.01, 2.10, 2.05], speed=900.0),
         outcome(1, 8, [2.00, 2.10, 2.05], speed=600.0),
         outcome(2, 4, [2.01, 2.11, 2.05], speed=300.0),
     ]
     decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")
-    assert decision.case == "fastest_equivalent"
-    assert decision.params == {"batch_size": 16, "gradient_accumulation_steps": 2}
-    assert "same performance, faster" in decision.reason
-    assert decision.summary["equivalence_margin"] == pytest.approx(0.5 * 0.05)
+    assert decision.case == "best_mean_undecided" and decision.params["batch_size"] == 8
+    assert decision.summary["seeds_for_equivalence"] == 4
+    assert "are not told at 3 seeds, equivalence needs about 4" in decision.reason
 
 
 def test_a_faster_batch_not_told_apart_does_not_win_on_speed() -> None:
@@ -77,7 +92,7 @@ def test_a_faster_batch_not_told_apart_does_not_win_on_speed() -> None:
 
 def test_a_better_batch_beyond_noise_wins_even_if_slower() -> None:
     outcomes = [
-        outcome(0, 16, [2.50, 2.60, 2.55], speed=900.0),
+        outcome(0, 16, [2.52, 2.60, 2.55], speed=900.0),
         outcome(1, 4, [2.00, 2.10, 2.05], speed=300.0),
     ]
     decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")

@@ -35,14 +35,14 @@ def epochs_outcome(number: int, epochs: int, values: list[float], status: str = 
 
 def test_fewest_equivalent_epochs() -> None:
     outcomes = [
-        epochs_outcome(0, 4, [1.50, 1.60, 1.55]),
-        epochs_outcome(1, 3, [1.51, 1.60, 1.56]),
-        epochs_outcome(2, 2, [1.90, 2.00, 1.95]),
+        epochs_outcome(0, 4, [1.50, 1.60, 1.55, 1.53, 1.58, 1.52]),
+        epochs_outcome(1, 3, [1.51, 1.60, 1.54, 1.54, 1.58, 1.515]),
+        epochs_outcome(2, 2, [1.90, 2.00, 1.95, 1.92, 1.97, 1.91]),
     ]
     decision = EpochsPhase((2, 4)).decide(outcomes, BASE, "minimize")
     assert decision.params == {"epochs": 3}
     assert decision.case == "fewest_equivalent"
-    assert "3 epochs: equivalent, worse by 0.006667" in decision.reason
+    assert "3 epochs: equivalent, worse by 0.0008333" in decision.reason
 
 
 def test_fewer_epochs_not_told_apart_do_not_win_on_cost() -> None:
@@ -86,8 +86,8 @@ def reg_outcome(number: int, wd: float, scheduler: str, warmup: float, values: l
 
 def test_regularization_keeps_the_incoming_configuration_within_noise() -> None:
     outcomes = [
-        reg_outcome(0, 0.01, "linear", 0.05, [1.50, 1.60, 1.55]),
-        reg_outcome(1, 0.05, "cosine", 0.08, [1.49, 1.61, 1.54]),
+        reg_outcome(0, 0.01, "linear", 0.05, [1.50, 1.60, 1.55, 1.53, 1.58, 1.52]),
+        reg_outcome(1, 0.05, "cosine", 0.08, [1.49, 1.61, 1.54, 1.53, 1.59, 1.51]),
     ]
     decision = RegularizationPhase().decide(outcomes, BASE, "minimize")
     assert decision.case == "no_change_equivalent"

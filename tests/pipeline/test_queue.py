@@ -4,6 +4,7 @@ SQLite storage: no model, no training. The objectives write what hptune's object
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,7 +42,8 @@ def _study(config, phase: Phase) -> tuple[optuna.storages.BaseStorage, optuna.St
 
 
 def _objective(phase: Phase, value: Callable[[HParams], float], calls: list[HParams]):
-    """Records each configuration it is asked to train; values vary a little by seed."""
+    """Records each configuration it is asked to train; values vary a little by seed, and
+    each configuration a little differently (an exact shift would have no noise to judge)."""
 
     def objective(trial: optuna.Trial) -> float:
         hp = phase.suggest(trial, BASE)
@@ -54,7 +56,7 @@ def _objective(phase: Phase, value: Callable[[HParams], float], calls: list[HPar
         if v != v:  # NaN: this configuration diverges
             trial.set_user_attr(keys.STATUS, TrialStatus.DIVERGED)
             raise optuna.TrialPruned("diverged")
-        seeds = {str(s): v + 0.001 * s for s in SEEDS}
+        seeds = {str(s): v + 0.01 * s + 0.001 * math.sin(1000 * v + s) for s in SEEDS}
         trial.set_user_attr(keys.STATUS, TrialStatus.OK)
         trial.set_user_attr(keys.SEED_VALUES, seeds)
         return sum(seeds.values()) / len(seeds)
