@@ -133,6 +133,17 @@ def test_calibration_measures_hptunes_rule_on_equal_candidates(rule, monkeypatch
     assert pair["worse"]["rate"] > 0.9  # 40 sigma apart: the rule must see it
 
 
+def test_calibration_measures_the_pruner_and_the_epochs_it_saves() -> None:
+    import calibration
+
+    table = synthetic()
+    far = calibration.pruner_rate(table, 6, 40.0, 2, 3, random.Random(0))
+    assert far["n"] == 6 and far["rate"] == 1.0  # 40 sigma behind: always pruned
+    assert 0.3 < far["epochs_saved"] < 1.0  # stopped after its first seed or two
+    equal = calibration.pruner_rate(table, 6, 0.0, 2, 3, random.Random(0))
+    assert equal["epochs_saved"] <= far["epochs_saved"]
+
+
 def test_a_table_on_disk_round_trips(tmp_path) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps(synthetic().raw))

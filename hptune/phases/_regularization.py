@@ -150,7 +150,11 @@ class RegularizationPhase(Phase):
     def create_pruner(self) -> optuna.pruners.BasePruner:
         from hptune.search import epoch_pruner
 
-        return epoch_pruner() if self.pruning else super().create_pruner()
+        if not self.pruning:
+            return super().create_pruner()
+        # A constant rate is behind a decaying one mid-run whatever its end: compare like
+        # with like.
+        return epoch_pruner(shape_params=("scheduler",))
 
     def n_trials(self) -> int:
         return self._n_trials

@@ -60,17 +60,28 @@ def seed_curves(trial: FrozenTrial) -> Curves:
 
 @experimental("0.1.0")
 class PairedPruner(BasePruner):
-    """Stop a trial that is behind the earlier trials on the same seeds at the same epoch.
+    """Stop a trial that is behind the earlier trials on the same seeds at the same epoch,
+    beyond seed noise, with the error rate bounded over all of the trial's looks.
 
     At each report, for every position ``(seed index i, epoch e)`` the trial has reached,
     it is compared with each *reference*: an earlier trial (lower number), not a racing
-    trial, whose learning-rate schedule is at least as long (``schedule_param``, e.g.
-    ``epochs``: a shorter schedule has decayed further at the same epoch, so it is never the
-    yardstick of a longer one). The
-    comparison is paired: the mean over the trial's seeds ``0..i`` of its best value up
-    to epoch ``e`` minus the reference's on the same seeds at the same epoch. The trial is
-    pruned when this difference is worse than ``margin`` for more than half the
-    references, and at least ``n_startup_trials`` references are known there.
+    trial, with the same schedule shape (``shape_params``, e.g. ``scheduler``: a constant
+    rate is behind a decaying one mid-run, whatever its end) and a learning-rate schedule
+    at least as long (``schedule_param``, e.g. ``epochs``: a shorter schedule has decayed
+    further at the same epoch, so it is never the yardstick of a longer one). The
+    comparison is paired: the mean over the trial's seeds ``0..i`` of its best value up to
+    epoch ``e`` minus the reference's on the same seeds at the same epoch.
+
+    The noise is that of a paired difference: every earlier trial's values at epoch ``e``
+    fitted as configuration + seed + noise (``hptune.seed_model``), so the part of a seed
+    common to all configurations cancels, as it does in the comparison, and each trial's
+    own level, whatever its schedule, is its configuration effect. The trial
+    is pruned at a position when it is behind more than half the references by more than
+    ``margin + t x sqrt(2 / (i + 1)) x noise``, at least ``n_startup_trials`` references
+    being known there; ``t`` is Student's quantile at ``1 - alpha / looks`` (Bonferroni
+    over the trial's looks: its seeds times its epochs from ``min_epoch``, counted from the
+    references' seeds and the trial's schedule), so a trial equal to half its references or
+    better is pruned with probability at most ``alpha`` over all its looks.
 
     A reference still running that has not reached the position is *waited for*: the
     position is judged at a later report, once it has. So with one worker the outcome
@@ -78,26 +89,26 @@ class PairedPruner(BasePruner):
     before its references catch up (then it is kept, never wrongly pruned). A reference
     pruned before the position does not count there.
 
-    The margin, unless given, is ``noise_factor x sigma_e / sqrt(i + 1)``: ``sigma_e`` is
-    the median, over references with two seeds or more at epoch ``e``, of their seed
-    standard deviation there; without one, nothing is pruned at that position.
-
     Curves come from ``report_seed_epoch`` (hptune's objective calls it).
 
     Args:
         n_startup_trials: References needed at a position before it can prune.
         min_epoch: The first epoch of a seed at which a trial may be pruned.
-        margin: A fixed noise margin in the metric's units; None derives it.
-        noise_factor: The derived margin in seed standard deviations of the mean.
+        margin: How far behind, in the metric's units, beyond the noise bound, a trial must
+            be (0: the noise bound alone).
+        alpha: The chance, over all of a trial's looks, of pruning a trial no worse than
+            half its references.
         schedule_param: The parameter that sets the schedule length, when trials differ in
             it (a reference's value must be at least the trial's); None when they do not.
+        shape_params: Parameters that set the schedule's shape (a reference's must equal
+            the trial's), e.g. ``("scheduler",)``.
 
     Raises:
-        ValueError: A negative count or margin, or ``min_epoch`` under 1.
+        ValueError: A count under 1, a negative margin, or ``alpha`` outside (0, 1).
 
     Note:
-        Experimental: the rule it prunes by is being recalibrated (hptune.ExperimentalWarning
-        when built from your code).
+        Experimental: the rule may still change (hptune.ExperimentalWarning when built from
+        your code).
     """
 
     def __init__(
@@ -105,20 +116,24 @@ class PairedPruner(BasePruner):
         *,
         n_startup_trials: int = 2,
         min_epoch: int = 2,
-        margin: float | None = None,
-        noise_factor: float = 1.0,
+        margin: float = 0.0,
+        alpha: float = 0.05,
         schedule_param: str | None = None,
+        shape_params: tuple[str, ...] = (),
     ) -> None:
         if n_startup_trials < 1 or min_epoch < 1:
             raise ValueError(f"need n_startup_trials >= 1 and min_epoch >= 1, got "
                              f"{n_startup_trials=}, {min_epoch=}")  # fmt: skip
-        if (margin is not None and margin < 0) or noise_factor < 0:
-            raise ValueError(f"margins must not be negative, got {margin=}, {noise_factor=}")
+        if margin < 0:
+            raise ValueError(f"the margin must not be negative, got {margin=}")
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must lie in (0, 1), got {alpha=}")
         self.n_startup_trials = n_startup_trials
         self.min_epoch = min_epoch
         self.margin = margin
-        self.noise_factor = noise_factor
+        self.alpha = alpha
         self.schedule_param = schedule_param
+        self.shape_params = tuple(shape_params)
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         from optuna.study import StudyDirection
@@ -129,21 +144,26 @@ class PairedPruner(BasePruner):
         mine = _best_so_far(seed_curves(trial), sign)
         if not mine:
             return False
-        references = [
+        earlier = [
             t
             for t in study.get_trials(deepcopy=False)
             if t.number < trial.number
             and keys.RACE_OF not in t.user_attrs
-            and self._at_least_as_long(t, trial)
             and state_of(t) in ("complete", "pruned", "running")
         ]
-        for index, (_, curve) in enumerate(mine):
-            for epoch in range(self.min_epoch, len(curve) + 1):
-                if self._behind(mine, index, epoch, references, sign):
-                    return True
-        return False
+        references = [t for t in earlier if self._comparable(t, trial)]
+        n_seeds, n_epochs = self._design(trial, mine, references)
+        looks = n_seeds * max(1, n_epochs - self.min_epoch + 1)
+        positions = [(i, e) for i, (_, curve) in enumerate(mine)
+                     for e in range(self.min_epoch, len(curve) + 1)]  # fmt: skip
+        return any(
+            self._behind(mine, index, epoch, references, earlier, sign, looks)
+            for index, epoch in positions
+        )
 
-    def _at_least_as_long(self, reference: FrozenTrial, trial: FrozenTrial) -> bool:
+    def _comparable(self, reference: FrozenTrial, trial: FrozenTrial) -> bool:
+        if any(reference.params.get(p) != trial.params.get(p) for p in self.shape_params):
+            return False
         if self.schedule_param is None:
             return True
         mine, theirs = (
@@ -152,17 +172,33 @@ class PairedPruner(BasePruner):
         )
         return mine is None or (theirs is not None and theirs >= mine)
 
+    def _design(
+        self, trial: FrozenTrial, mine: Curves, references: list[FrozenTrial]
+    ) -> tuple[int, int]:
+        """The trial's seeds (as many as the references trained) and epochs (its schedule,
+        else the longest curve seen)."""
+        seeds = max([len(mine), *(len(seed_curves(r)) for r in references)])
+        epochs = trial.params.get(self.schedule_param) if self.schedule_param else None
+        if not isinstance(epochs, int):
+            curves = [c for _, c in mine] + [c for r in references for _, c in seed_curves(r)]
+            epochs = max(len(c) for c in curves)
+        return seeds, epochs
+
     def _behind(
         self,
         mine: Curves,
         index: int,
         epoch: int,
         references: list[FrozenTrial],
+        earlier: list[FrozenTrial],
         sign: float,
+        looks: int,
     ) -> bool:
-        """Whether the trial is behind at (seed index, epoch), once every reference is known."""
+        """Whether the trial is behind at (seed index, epoch), once every reference is known;
+        the noise comes from every earlier trial (the seed model removes each one's own
+        level, whatever its schedule)."""
         seeds = [s for s, _ in mine[: index + 1]]
-        gaps, spreads = [], []
+        gaps = []
         for reference in references:
             known = _values_at(reference, seeds, epoch, sign)
             if known is _WAIT:
@@ -171,17 +207,52 @@ class PairedPruner(BasePruner):
                 continue
             assert isinstance(known, list)
             gaps.append(statistics.fmean(_at(mine, i, epoch) - known[i] for i in range(len(seeds))))
-            spread = _seed_spread(reference, epoch, sign)
-            if spread is not None:
-                spreads.append(spread)
         if len(gaps) < self.n_startup_trials:
             return False
-        margin = self.margin
-        if margin is None:
-            if not spreads:
-                return False
-            margin = self.noise_factor * statistics.median(spreads) / math.sqrt(len(seeds))
-        return sum(g > margin for g in gaps) > len(gaps) / 2
+        # The trial itself is left out: the bound does not depend on its own values, so one
+        # erratic seed of it cannot widen its own bound.
+        noise = _paired_noise({t.number: _known_seeds(t, epoch, sign) for t in earlier})
+        if noise is None:
+            return False
+        bound = self.margin + _quantile(1 - self.alpha / looks, noise[1]) * noise[0] * math.sqrt(
+            2 / len(seeds)
+        )
+        return sum(g > bound for g in gaps) > len(gaps) / 2
+
+
+def _paired_noise(values: dict[int, dict[int, float]]) -> tuple[float, int] | None:
+    """The seed model's noise of ``values`` (configuration + seed + noise) and its degrees of
+    freedom; None without any (or with none left: exact shifts)."""
+    from hptune.seed_model import fit_seed_model
+
+    values = {k: v for k, v in values.items() if v}
+    if len(values) < 2:
+        return None
+    try:
+        model = fit_seed_model(values)
+    except ValueError:  # groups sharing no seed
+        return None
+    if not model.noise:
+        return None
+    return model.noise, model.degrees_of_freedom
+
+
+def _quantile(probability: float, degrees_of_freedom: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(probability, degrees_of_freedom))
+
+
+def _known_seeds(reference: FrozenTrial, epoch: int, sign: float) -> dict[int, float]:
+    """The reference's best-so-far value at ``epoch`` on every seed that has it for good
+    (finished, or past ``epoch``)."""
+    curves = _best_so_far(seed_curves(reference), sign)
+    complete = state_of(reference) == "complete"
+    return {
+        seed: curve[min(epoch, len(curve)) - 1]
+        for index, (seed, curve) in enumerate(curves)
+        if len(curve) >= epoch or complete or index < len(curves) - 1
+    }
 
 
 _WAIT = object()
@@ -226,27 +297,21 @@ def _values_at(reference: FrozenTrial, seeds: list[int], epoch: int, sign: float
     return values
 
 
-def _seed_spread(reference: FrozenTrial, epoch: int, sign: float) -> float | None:
-    """The standard deviation over the reference's seeds of their best value at ``epoch``
-    (seeds it has finished, or is past ``epoch`` in); None with fewer than two."""
-    curves = _best_so_far(seed_curves(reference), sign)
-    complete = state_of(reference) == "complete"
-    values = [
-        curve[min(epoch, len(curve)) - 1]
-        for index, (_, curve) in enumerate(curves)
-        if len(curve) >= epoch or complete or index < len(curves) - 1
-    ]
-    return statistics.stdev(values) if len(values) > 1 else None
-
-
 @experimental("0.1.0")
-def epoch_pruner(*, n_startup_trials: int = 2, schedule_param: str | None = None) -> PairedPruner:
+def epoch_pruner(
+    *,
+    n_startup_trials: int = 2,
+    schedule_param: str | None = None,
+    shape_params: tuple[str, ...] = (),
+) -> PairedPruner:
     """The pruner of the epoch and regularization phases: a ``PairedPruner``.
 
     Args:
         n_startup_trials: References needed before a trial can be pruned.
         schedule_param: The parameter that sets the schedule length when trials differ in
             it (the epochs phase: ``epochs``).
+        shape_params: Parameters that set the schedule's shape (the regularization
+            phase: ``scheduler``).
 
     Returns:
         The pruner.
@@ -258,4 +323,5 @@ def epoch_pruner(*, n_startup_trials: int = 2, schedule_param: str | None = None
         Experimental: the rule it prunes by is being recalibrated (hptune.ExperimentalWarning
         when called from your code).
     """
-    return PairedPruner(n_startup_trials=n_startup_trials, schedule_param=schedule_param)
+    return PairedPruner(n_startup_trials=n_startup_trials, schedule_param=schedule_param,
+                        shape_params=shape_params)  # fmt: skip

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 
-from hptune import keys
+from hptune import ExperimentalWarning, keys
 from hptune.search import PairedPruner, epoch_pruner, report_seed_epoch, seed_curves
 
 
@@ -34,12 +36,15 @@ def train(
 
 
 REFERENCE = {0: [3.0, 2.0], 1: [3.2, 2.4], 2: [3.1, 2.2]}  # seed std at epoch 2: 0.2
+#: Each reference's own noise around REFERENCE, by seed: the paired noise the pruner sees
+#: (about 0.05 per seed once the seeds' common part is removed).
+JITTER = [[0.0, 0.0, 0.0], [0.05, -0.05, 0.0], [-0.05, 0.0, 0.05], [0.0, 0.05, -0.05]]
 
 
-def study_with_references(pruner: optuna.pruners.BasePruner, n: int = 2) -> optuna.Study:
+def study_with_references(pruner: optuna.pruners.BasePruner, n: int = 3) -> optuna.Study:
     study = optuna.create_study(pruner=pruner)
     for shift in range(n):
-        curves = {s: [v + 0.01 * shift for v in c] for s, c in REFERENCE.items()}
+        curves = {s: [v + JITTER[shift][s] for v in c] for s, c in REFERENCE.items()}
         assert train(study, start(study), curves) == "complete"
     return study
 
@@ -93,8 +98,9 @@ def test_shorter_schedules_are_never_the_reference_of_longer_ones() -> None:
     assert train(study, start(study, epochs=3), long) == "complete"
     # The same curve among 3-epoch references is pruned.
     same = optuna.create_study(pruner=pruner)
-    for _ in range(2):
-        train(same, start(same, epochs=3), {s: [*c, c[-1] - 0.1] for s, c in REFERENCE.items()})
+    for shift in range(3):
+        train(same, start(same, epochs=3), {s: [v + JITTER[shift][s] for v in [*c, c[-1] - 0.1]]
+                                            for s, c in REFERENCE.items()})  # fmt: skip
     assert train(same, start(same, epochs=3), long) == "pruned"
 
 
@@ -107,14 +113,15 @@ def test_racing_trials_are_neither_pruned_nor_references() -> None:
 
 
 def test_fewer_references_than_the_startup_count_prune_nothing() -> None:
-    study = study_with_references(epoch_pruner(n_startup_trials=3))
+    study = study_with_references(epoch_pruner(n_startup_trials=3), n=2)
     assert train(study, start(study), {0: [3.5, 2.8], 1: [3.5, 2.8]}) != "pruned"
 
 
 def test_maximize_direction() -> None:
     study = optuna.create_study(direction="maximize", pruner=epoch_pruner())
-    for _ in range(2):
-        train(study, start(study), {s: [-v for v in c] for s, c in REFERENCE.items()})
+    for shift in range(3):
+        train(study, start(study), {s: [-v - JITTER[shift][s] for v in c]
+                                    for s, c in REFERENCE.items()})  # fmt: skip
     assert train(study, start(study), {0: [-3.5, -2.8], 1: [-3.5, -2.8]}) == "pruned"
     assert train(study, start(study), {0: [-2.5, -1.8], 1: [-2.5, -1.8]}) == "complete"
 
@@ -127,3 +134,56 @@ def test_arguments_and_values_are_checked() -> None:
     study = optuna.create_study()
     with pytest.raises(ValueError, match="finite"):
         report_seed_epoch(study.ask(), 0, float("nan"))
+
+
+def test_a_constant_rate_is_compared_with_constant_rates_only() -> None:
+    """Mid-run a constant rate is behind a decaying one whatever its end: with
+    ``shape_params`` the linear trials are not its references."""
+    pruner = epoch_pruner(shape_params=("scheduler",))
+
+    def begin(study: optuna.Study, scheduler: str) -> optuna.Trial:
+        study.enqueue_trial({"epochs": 2, "scheduler": scheduler})
+        trial = study.ask()
+        trial.suggest_int("epochs", 1, 8)
+        trial.suggest_categorical("scheduler", ["linear", "constant"])
+        return trial
+
+    study = optuna.create_study(pruner=pruner)
+    for shift in range(3):
+        curves = {s: [v + JITTER[shift][s] for v in c] for s, c in REFERENCE.items()}
+        assert train(study, begin(study, "linear"), curves) == "complete"
+    behind = {0: [3.5, 2.8], 1: [3.7, 3.2], 2: [3.6, 3.0]}
+    assert train(study, begin(study, "constant"), behind) == "complete"
+    assert train(study, begin(study, "linear"), behind) == "pruned"
+
+
+def test_references_that_differ_by_exact_shifts_give_no_noise_and_prune_nothing() -> None:
+    study = optuna.create_study(pruner=epoch_pruner())
+    for shift in (0.0, 0.01, 0.02, 0.5):  # the last far behind, by exactly 0.5 everywhere
+        state = train(
+            study, start(study), {s: [v + shift for v in c] for s, c in REFERENCE.items()}
+        )
+    assert state == "complete"
+
+
+def test_a_trial_equal_to_its_references_is_pruned_at_most_alpha_of_the_time() -> None:
+    """Simulated phases: 4 references and a trial all equal in truth (seed effects shared,
+    noise of their own), 3 seeds x 4 epochs; over 300 phases the trial is pruned at most
+    5% of the time plus three Monte Carlo standard errors."""
+    import random
+    import warnings
+
+    rng = random.Random(0)
+    pruned = 0
+    draws = 300
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        for _ in range(draws):
+            study = optuna.create_study(pruner=epoch_pruner())
+            seed_effect = {s: rng.gauss(0, 0.2) for s in range(3)}
+            for _ in range(5):
+                curves = {s: [3.0 - 0.2 * e + seed_effect[s] + rng.gauss(0, 0.1)
+                              for e in range(4)] for s in range(3)}  # fmt: skip
+                state = train(study, start(study, epochs=4), curves)
+            pruned += state == "pruned"
+    assert pruned / draws <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / draws)
