@@ -299,10 +299,10 @@ def _limit(
 def _next_cut(
     config: TuneConfig, turns: list[Callable[..., Cut | None]], hp: HParams, n_train: int
 ) -> Cut | None:
-    """The next cut: racing off first; then one notch of the first kind in ``turns`` that
-    has one left (``turns`` is rotated, so the next notch comes from the next kind); seeds
-    last. None when nothing is left to cut."""
-    cut = _no_racing(config)
+    """The next cut: racing off first, edge extensions next; then one notch of the first
+    kind in ``turns`` that has one left (``turns`` is rotated, so the next notch comes from
+    the next kind); seeds last. None when nothing is left to cut."""
+    cut = _no_racing(config) or _no_edge_extensions(config)
     for turn in turns if cut is None else []:
         cut = turn(config, hp, n_train)
         if cut is not None:
@@ -320,6 +320,15 @@ def _no_racing(config: TuneConfig) -> Cut | None:
     before, after = objective.max_seeds, len(objective.seed_list)
     return Cut({"objective.max_seeds": after},
                f"racing off (objective.max_seeds {before} -> {after})")  # fmt: skip
+
+
+def _no_edge_extensions(config: TuneConfig) -> Cut | None:
+    phases = config.phases
+    changes = {f"phases.{name}.extend_edges": 0 for name in ("learning_rate", "epochs")
+               if name in phases.run and getattr(phases, name).extend_edges}  # fmt: skip
+    if not changes:
+        return None
+    return Cut(changes, "edge extensions off (" + ", ".join(f"{k} 0" for k in changes) + ")")
 
 
 def _fewer_regularization_trials(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:

@@ -56,7 +56,11 @@ def tiny_config(tmp_path: Path) -> dict:
             "max_train_examples": 96,
             "max_validation_examples": 48,  # validation costs most at this size
         },
-        "phases": {"run": ["baseline", "learning_rate"], "learning_rate": {"grid": [1e-4, 5e-3]}},
+        # A two-point grid is all edges: no edge extension here (tests/pipeline/test_edges.py)
+        "phases": {
+            "run": ["baseline", "learning_rate"],
+            "learning_rate": {"grid": [1e-4, 5e-3], "extend_edges": 0},
+        },
         "output_dir": str(tmp_path / "out"),
     }
 
@@ -66,10 +70,10 @@ def five_phase_config(tmp_path: Path) -> dict:
     raw["data"]["test"] = "demo://data/test.jsonl"
     raw["training"].update({"batch_size": 8, "gradient_accumulation_steps": 2})
     raw["phases"] = {
-        "learning_rate": {"grid": [1e-3, 5e-3]},
+        "learning_rate": {"grid": [1e-3, 5e-3], "extend_edges": 0},
         # ~19 MB predicted for batch 8, ~36 MB for 16: a 30 MB "GPU" only fits 8 and below
         "batch_size": {"memory_limit_gb": 0.03, "n_trials": 2},
-        "epochs": {"range": [1, 3]},
+        "epochs": {"range": [1, 3], "extend_edges": 0},
         "regularization": {"n_trials": 3},
     }
     return raw

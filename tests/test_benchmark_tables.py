@@ -164,6 +164,8 @@ def test_the_race_config_sets_each_phase_to_the_tables_grid(tmp_path) -> None:
     assert config.phases.run == ["baseline", "learning_rate", "epochs", "regularization"]
     assert config.phases.learning_rate.grid == [0.001, 0.01, 0.1]
     assert config.phases.epochs.range == (2, 4)
+    # the table has no run past its grid: no edge extension
+    assert config.phases.learning_rate.extend_edges == config.phases.epochs.extend_edges == 0
     regularization = config.phases.regularization
     assert regularization.warmup_ratio == (0.001, 0.1)  # the grid's 0.0 as hptune allows it
     assert regularization.schedulers == ["constant_with_warmup", "linear"]

@@ -36,17 +36,18 @@ def _stored_seed_epochs(config) -> int:
     return total
 
 
-def test_half_the_bound_gives_a_plan_within_it_with_the_cuts_listed(demo_path, tmp_path) -> None:
+def test_a_quarter_of_the_bound_gives_a_plan_within_it_with_cuts(demo_path, tmp_path) -> None:
     from hptune.plan import make_plan
 
     unbudgeted = make_plan(config_from_dict(_demo(tmp_path)))
-    limit = unbudgeted.seed_epochs // 2
+    limit = unbudgeted.seed_epochs // 4
     plan = make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": limit})))
     assert plan.seed_epochs <= limit < unbudgeted.seed_epochs
     fit = plan.budget
     assert fit is not None and fit.unbudgeted == unbudgeted.seed_epochs
     assert fit.planned == plan.seed_epochs and fit.limit == limit
     assert str(fit.cuts[0]).startswith("racing off (objective.max_seeds 5 -> 3)")
+    assert str(fit.cuts[1]).startswith("edge extensions off")
     assert any(str(c).startswith("phases.regularization.n_trials 8 -> 6") for c in fit.cuts)
     assert plan.seeds == [0, 1, 2]  # seeds are cut last, and were not needed here
     # the cuts are the plan's: fewer regularization trials, no racing

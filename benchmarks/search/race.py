@@ -157,13 +157,14 @@ def race_config(table: Table, workdir: Path, n_seeds: int, max_seeds: int, sampl
     wanted = phases.get("run") or ["baseline", *PHASE_PARAMS]
     varies = {p for p, params in PHASE_PARAMS.items() if any(x in dims for x in params)}
     phases["run"] = [p for p in wanted if p == "baseline" or p in varies]
+    # The table holds no run past its grid, so no phase extends an edge here.
     if "learning_rate" in dims:
-        phases.setdefault("learning_rate", {})["grid"] = dims["learning_rate"]
+        phases.setdefault("learning_rate", {}).update(grid=dims["learning_rate"], extend_edges=0)
     if "batch_size" in dims:
         phases.setdefault("batch_size", {}).update(candidates=dims["batch_size"], probe=False)
     if "epochs" in dims:
         phases["epochs"] = {"range": [min(dims["epochs"]), max(dims["epochs"])],
-                            "pruning": pruning}  # fmt: skip
+                            "pruning": pruning, "extend_edges": 0}  # fmt: skip
     if "regularization" in phases["run"]:
         regularization = phases.setdefault("regularization", {})
         regularization.update(sampler_seed=sampler_seed, pruning=pruning)

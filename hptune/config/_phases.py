@@ -27,6 +27,9 @@ class LearningRatePhaseConfig(_Strict):
     #: best mean, or the lowest (further from divergence). Rates not told apart from the best
     #: never win over it.
     tie_break: Literal["lowest", "best_mean"] = "best_mean"
+    #: When the best rate is the highest (or lowest) tried, try one more rate past it (x2,
+    #: or /2), up to this many in all, before the phase decides (0: never).
+    extend_edges: int = Field(2, ge=0)
 
     @field_validator("grid")
     @classmethod
@@ -80,6 +83,9 @@ class EpochsPhaseConfig(_Strict):
     #: Stop trials behind the earlier, at least as long, trials on the same seeds and epoch
     #: (hptune.search.PairedPruner).
     pruning: bool = True
+    #: When the best count is the most tried, try one more past it (1.5x, rounded up), up to
+    #: this many in all, before the phase decides (0: never).
+    extend_edges: int = Field(2, ge=0)
 
     @field_validator("range")
     @classmethod

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
+    from hptune.phases._ranking import NoiseRanking
     from hptune.train import RunnerBase
 
 __all__ = [
@@ -186,6 +187,8 @@ class Phase(abc.ABC):
     max_retries: int = 2
     notes: tuple[str, ...] = ()
     margin: Margin | None = None
+    #: The most trials the phase adds past an edge of its values (``edge_extension``).
+    extend_edges: int = 0
 
     def __init__(
         self, *, max_retries: int = 2, notes: Sequence[str] = (), margin: Margin | None = None
@@ -323,6 +326,22 @@ class Phase(abc.ABC):
             One failed trial per parameter set to retry; none out of memory.
         """
         return to_retry(trials, self.max_retries)
+
+    def edge_extension(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
+    ) -> dict[str, Any] | None:
+        """One more trial past the edge of the values tried, when the best lies there
+        (called once every trial is done, at most ``extend_edges`` times; default: never).
+
+        Args:
+            ranking: The phase's ranking of its finished trials.
+            outcomes: Every finished trial (failed, diverged and pruned ones too): the
+                values tried.
+
+        Returns:
+            The new trial's parameters, or None.
+        """
+        return None
 
     @abc.abstractmethod
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:

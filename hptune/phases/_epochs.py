@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from hptune.keys import TrialStatus
 from hptune.phases._accounting import grid_remaining
 from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
-from hptune.phases._ranking import rank_within_noise
+from hptune.phases._ranking import NoiseRanking, rank_within_noise
 from hptune.presets import epochs_range_for
 
 if TYPE_CHECKING:
@@ -19,7 +20,24 @@ if TYPE_CHECKING:
     from hptune.seeds import Margin
     from hptune.train import RunnerBase
 
-__all__ = ["EpochsPhase", "default_epoch_range"]
+__all__ = ["EpochsPhase", "default_epoch_range", "extended_epochs"]
+
+
+def extended_epochs(high: int, extensions: int) -> list[int]:
+    """The epoch counts an edge extension tries past ``high``: 1.5x, rounded up, each time.
+
+    Args:
+        high: The most epochs of the range.
+        extensions: How many counts past it.
+
+    Returns:
+        Those counts, in order (e.g. 4, 2: ``[6, 9]``).
+    """
+    counts = []
+    for _ in range(extensions):
+        high = math.ceil(1.5 * high)
+        counts.append(high)
+    return counts
 
 
 def default_epoch_range(n_train_examples: int) -> tuple[int, int]:
@@ -51,16 +69,20 @@ class EpochsPhase(Phase):
     the least exposed to overfitting. A count merely not told apart from the best (after
     racing) does not win on cost: the best mean does.
 
+    Edges are explored: when the best count is the most tried, one more count past it (1.5x,
+    rounded up) is tried before the phase decides, up to ``extend_edges`` in all.
+
     Args:
         epoch_range: The fewest and the most epochs; every count between is a trial.
         pruning: Stop trials that fall behind with the paired pruner.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
         margin: The equivalence margin of the decision; None derives it from the seed noise.
+        extend_edges: The most counts tried past the top of the range.
 
     Raises:
         ValueError: A range that is not ``1 <= fewest < most``, or a negative
-            ``max_retries``.
+            ``max_retries`` or ``extend_edges``.
     """
 
     name = "epochs"
@@ -74,8 +96,12 @@ class EpochsPhase(Phase):
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
+        extend_edges: int = 2,
     ) -> None:
         super().__init__(max_retries=max_retries, notes=notes, margin=margin)
+        if extend_edges < 0:
+            raise ValueError(f"extend_edges must be 0 or more, got {extend_edges=}")
+        self.extend_edges = extend_edges
         low, high = epoch_range
         if not 1 <= low < high:
             raise ValueError(f"need 1 <= fewest < most epochs, got {epoch_range=}")
@@ -118,6 +144,7 @@ class EpochsPhase(Phase):
         return cls(
             (low, max(high, low + 1)),
             pruning=options.pruning,
+            extend_edges=options.extend_edges,
             **cls.shared_options(config),
             notes=notes,
         )
@@ -127,8 +154,13 @@ class EpochsPhase(Phase):
         options = config.phases.epochs
         low, high = options.range or default_epoch_range(n_train)
         what = "each epoch count" + (", paired pruning" if options.pruning else "")
-        seed_epochs = sum(range(low, high + 1))
-        return PhaseBudget(high - low + 1, (low, high), seed_epochs, what, {"epochs": high})
+        beyond = extended_epochs(high, options.extend_edges)
+        if beyond:
+            what += ", up to " + ", ".join(map(str, beyond)) + " past the top"
+        seed_epochs = sum(range(low, high + 1)) + sum(beyond)
+        most = max([high, *beyond])
+        return PhaseBudget(high - low + 1 + len(beyond), (low, most), seed_epochs, what,
+                           {"epochs": most})  # fmt: skip
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         import optuna
@@ -149,7 +181,7 @@ class EpochsPhase(Phase):
         return [{"epochs": e} for e in sorted(self.values, reverse=True)]
 
     def max_epochs(self, base: HParams) -> int:
-        return self.values[-1]
+        return max([self.values[-1], *extended_epochs(self.values[-1], self.extend_edges)])
 
     def n_trials(self) -> int:
         return len(self.values)
@@ -158,8 +190,19 @@ class EpochsPhase(Phase):
         return grid_remaining(trials, "epochs", self.values, self.max_retries)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
-        epochs = trial.suggest_int("epochs", self.values[0], self.values[-1])
+        epochs = trial.suggest_int("epochs", self.values[0], self.max_epochs(base))
         return base.replace(epochs=epochs)
+
+    def edge_extension(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
+    ) -> dict[str, Any] | None:
+        tried = sorted({int(o.params["epochs"]) for o in outcomes if "epochs" in o.params})
+        beyond = extended_epochs(self.values[-1], self.extend_edges)
+        best = int(ranking.best.params["epochs"])
+        if best != tried[-1]:
+            return None
+        following = [e for e in beyond if e > best and e not in tried]
+        return {"epochs": following[0]} if following else None
 
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
         table = [
@@ -208,10 +251,16 @@ class EpochsPhase(Phase):
         else:
             case = "best"
             reason = f"{epochs} epochs is best and no fewer count is equivalent ({evidence})"
-        if epochs == self.values[-1] and not ranking.undecided and len(ranking.equivalent) == 1:
+        extended = sorted(int(o.params["epochs"]) for o in outcomes
+                          if int(o.params.get("epochs", 0)) > self.values[-1])  # fmt: skip
+        if extended:
+            reason += ("; tried past the range's top, as the best lay there: "
+                       + ", ".join(f"{e} epochs" for e in extended))  # fmt: skip
+        top = max([self.values[-1], *extended])
+        if epochs == top and not ranking.undecided and len(ranking.equivalent) == 1:
             reason += (
-                f"; it is the top of the range, so more epochs may do better still: widen "
-                f"phases.epochs.range (e.g. [{self.values[0]}, {2 * self.values[-1]}])"
+                f"; it is the most tried, so more epochs may do better still: widen "
+                f"phases.epochs.range (e.g. [{self.values[0]}, {2 * top}])"
             )
         return Decision(
             self.name, {"epochs": epochs}, chosen.mean, case, reason + pruned,

@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from hptune.seeds import Margin
     from hptune.train import RunnerBase
 
-__all__ = ["LearningRatePhase"]
+__all__ = ["EDGE_FACTOR", "LearningRatePhase"]
+
+#: An edge extension's step: twice the highest rate tried, or half the lowest.
+EDGE_FACTOR = 2.0
 
 
 class LearningRatePhase(Phase):
@@ -32,16 +35,21 @@ class LearningRatePhase(Phase):
     the seeds it may). With ``tie_break="lowest"`` the lowest rate shown *equivalent* to the
     best is chosen instead (further from divergence); a rate merely not told apart never is.
 
+    Edges are explored: when the best rate is the highest tried (or the lowest), one more
+    rate past it (twice it, or half) is tried before the phase decides, up to
+    ``extend_edges`` in all; a rate at or above 1, or past a rate that diverged, is not.
+
     Args:
         grid: The learning rates to try (sorted here); by default the presets' grid.
         tie_break: ``best_mean`` or ``lowest``: which of the rates equivalent to the best wins.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
         margin: The equivalence margin of the decision; None derives it from the seed noise.
+        extend_edges: The most rates tried past the grid's edges.
 
     Raises:
         ValueError: A grid of fewer than two rates or a rate outside (0, 1), an unknown
-            ``tie_break``, or a negative ``max_retries``.
+            ``tie_break``, or a negative ``max_retries`` or ``extend_edges``.
     """
 
     name = "learning_rate"
@@ -56,8 +64,11 @@ class LearningRatePhase(Phase):
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
+        extend_edges: int = 2,
     ) -> None:
         super().__init__(max_retries=max_retries, notes=notes, margin=margin)
+        if extend_edges < 0:
+            raise ValueError(f"extend_edges must be 0 or more, got {extend_edges=}")
         grid = sorted(grid or DEFAULT_LEARNING_RATE_GRID)
         if len(grid) < 2 or any(not 0 < lr < 1 for lr in grid):
             raise ValueError(f"the grid needs two or more rates in (0, 1), got {grid=}")
@@ -65,6 +76,7 @@ class LearningRatePhase(Phase):
             raise ValueError(f"tie_break must be 'lowest' or 'best_mean', got {tie_break=}")
         self.grid = grid
         self.tie_break = tie_break
+        self.extend_edges = extend_edges
 
     @classmethod
     def from_config(
@@ -79,14 +91,19 @@ class LearningRatePhase(Phase):
         return cls(
             options.grid,
             tie_break=options.tie_break,
+            extend_edges=options.extend_edges,
             **cls.shared_options(config),
         )
 
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
-        grid = config.phases.learning_rate.grid
+        options = config.phases.learning_rate
+        grid, extend = options.grid, options.extend_edges
         what = "grid " + ", ".join(f"{lr:g}" for lr in grid)
-        return PhaseBudget(len(grid), (base.epochs, base.epochs), len(grid) * base.epochs, what)
+        if extend:
+            what += f", up to {extend} more past an edge"
+        trials = len(grid) + extend
+        return PhaseBudget(trials, (base.epochs, base.epochs), trials * base.epochs, what)
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         import optuna
@@ -105,8 +122,28 @@ class LearningRatePhase(Phase):
         return grid_remaining(trials, "learning_rate", self.grid, self.max_retries)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
-        lr = trial.suggest_float("learning_rate", self.grid[0], self.grid[-1], log=True)
+        low, high = self._reach()
+        lr = trial.suggest_float("learning_rate", low, high, log=True)
         return base.replace(learning_rate=lr)
+
+    def _reach(self) -> tuple[float, float]:
+        """The lowest and highest rate the phase may try, its edge extensions included."""
+        factor = EDGE_FACTOR**self.extend_edges
+        return self.grid[0] / factor, min(self.grid[-1] * factor, 0.999)
+
+    def edge_extension(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
+    ) -> dict[str, Any] | None:
+        tried = sorted({o.params["learning_rate"] for o in outcomes})
+        if len([lr for lr in tried if lr not in self.grid]) >= self.extend_edges:
+            return None
+        best = ranking.best.params["learning_rate"]
+        low, high = self._reach()
+        if best == tried[-1] and best * EDGE_FACTOR <= high:
+            return {"learning_rate": best * EDGE_FACTOR}
+        if best == tried[0] and best / EDGE_FACTOR >= low:
+            return {"learning_rate": best / EDGE_FACTOR}
+        return None
 
     def _choose(self, ranking: NoiseRanking) -> tuple[float, str, str]:
         """The chosen rate, the case of the rule, and the reason with its numbers."""
@@ -184,7 +221,12 @@ class LearningRatePhase(Phase):
         chosen_outcome = next(o for o in outcomes if o.params["learning_rate"] == chosen)
         summary: dict[str, object] = {"table": table, "best_by_mean": best_lr,
                                       **ranking.figures()}  # fmt: skip
-        top = self.grid[-1]
+        top = max(o.params["learning_rate"] for o in outcomes)
+        extended = sorted(o.params["learning_rate"] for o in outcomes
+                          if o.params["learning_rate"] not in self.grid)  # fmt: skip
+        if extended:
+            names = ", ".join(f"{lr:g}" for lr in extended)
+            reason += f"; tried past the grid's edge, as the best lay there: {names}"
         if best_lr == top:
             higher = [top * 2, top * 3]
             summary["proposal"] = {"extend_grid": higher}
@@ -195,7 +237,7 @@ class LearningRatePhase(Phase):
                 )
             else:
                 reason += (
-                    f"; the best rate is the top of the grid, so a higher one may do better: "
+                    f"; the best rate is the highest tried, so a higher one may do better: "
                     f"add {higher[0]:g} and {higher[1]:g} to phases.learning_rate.grid"
                 )
         return Decision(

@@ -4,9 +4,10 @@ The invariant, kept under the study's lock: **queued + running = what remains** 
 phase (``Phase.n_remaining``, counted in ``hptune.phases._accounting``). Each pass of a
 worker, under the lock: fail trials whose heartbeat went stale, top the queue up
 (``fill_queue``), claim the oldest queued trial and sample its parameters; then, outside
-the lock, train it (``run_claimed``). With nothing queued or running, racing may queue more
-paired seeds for configurations not yet told apart (``queue_racing``); once it queues
-none, the phase is decided, once, under the lock; every worker returns that decision.
+the lock, train it (``run_claimed``). With nothing queued or running, a trial past the edge
+where the best lies may be queued (``queue_edge_extension``), then racing may queue more
+paired seeds for configurations not yet told apart (``queue_racing``); once neither queues
+anything, the phase is decided, once, under the lock; every worker returns that decision.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hptune import keys
 from hptune._signals import raise_if_interrupted
 from hptune.exceptions import StaleResultDropped
 from hptune.pipeline._decide import decide, stored_result
+from hptune.pipeline._edges import queue_edge_extension
 from hptune.pipeline._racing import queue_racing
 from hptune.pipeline._remedies import queue_remedies
 from hptune.storage import (
@@ -99,7 +101,8 @@ def work_through_queue(
                 trials = study.get_trials(deepcopy=False)
             claimed = claim_waiting_trial(study, storage, trials)
             if claimed is None and not any(t.state == TrialState.RUNNING for t in trials):
-                if not queue_racing(study, phase, config, trials):
+                extended = queue_edge_extension(study, phase, config, trials)
+                if not extended and not queue_racing(study, phase, config, trials):
                     return decide(study, phase, base, config)
                 claimed = claim_waiting_trial(study, storage, study.get_trials(deepcopy=False))
             if claimed is not None:

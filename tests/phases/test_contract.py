@@ -114,7 +114,7 @@ def test_decisions_on_real_trials_round_trip_through_json(phase: Phase, directio
 
 def test_the_plan_budget_is_the_phase_budget(phase: Phase, tmp_path) -> None:
     budget = type(phase).planned(_config(tmp_path), BASE, 200)
-    assert budget.trials == phase.n_trials()
+    assert budget.trials == phase.n_trials() + phase.extend_edges  # edge extensions at most
     low, high = budget.epochs
     assert high == phase.max_epochs(BASE)
     assert budget.trials * low <= budget.seed_epochs <= budget.trials * high

@@ -20,7 +20,8 @@ def test_default_epoch_range_follows_the_presets_widened() -> None:
 def test_epochs_phase_queues_every_count_longest_first() -> None:
     phase = EpochsPhase((2, 4))
     assert phase.initial_params(BASE) == [{"epochs": 4}, {"epochs": 3}, {"epochs": 2}]
-    assert phase.max_epochs(BASE) == 4
+    assert phase.max_epochs(BASE) == 9  # the range's top, 4, then 6 and 9 past it at most
+    assert EpochsPhase((2, 4), extend_edges=0).max_epochs(BASE) == 4
     pruner = phase.create_pruner()
     assert isinstance(pruner, PairedPruner)
     assert pruner.schedule_param == "epochs"  # a shorter schedule is never a longer one's yardstick

@@ -32,7 +32,7 @@ def run(tmp_path, max_seeds: int) -> tuple[optuna.Study, object]:
                                "data": {"train": "t.jsonl", "validation": "v.jsonl"},
                                "objective": {"seeds": 3, "max_seeds": max_seeds},
                                "output_dir": str(tmp_path)})  # fmt: skip
-    phase = LearningRatePhase(sorted(VALUES))
+    phase = LearningRatePhase(sorted(VALUES), extend_edges=0)  # the table's rates only
     storage = open_storage(config)
     study = optuna.create_study(storage=storage, study_name="race.learning_rate",
                                 sampler=phase.create_sampler())  # fmt: skip
