@@ -106,7 +106,9 @@ class ProgressPrinter:
                 which = f"{where} (racing) {describe_hparams(event['hparams'], event['phase'])} "
                 which += f"extra seed {event['seed']}"
             else:
-                which = f"{where}/{total} {describe_hparams(event['hparams'], event['phase'])} "
+                # past the count (a retry, a trial past an edge): no "5/3"
+                of = f"/{total}" if event.get("trial", 0) < (total if total != "?" else 0) else ""
+                which = f"{where}{of} {describe_hparams(event['hparams'], event['phase'])} "
                 which += f"seed {event['seed_index'] + 1}/{self.n_seeds}"
             self.console.print(
                 f"{which} epoch {event['epoch']}: "

@@ -240,16 +240,20 @@ def fit_budget(
     if stored is not None and stored["budget"] == budget.model_dump(mode="json"):
         cuts = [Cut.from_dict(c) for c in stored["cuts"]]
         fitted = apply_cuts(config, cuts)
-        return BudgetFit(
-            fitted, stored["limit"], cost(config), cost(fitted), cuts,
-            stored["described"], stored["examples_per_second"], reapplied=True,
-        )  # fmt: skip
-    limit, described, rate = _limit(budget, n_train, throughput)
-    unbudgeted = cost(config)
-    fit = BudgetFit(config, limit, unbudgeted, unbudgeted, [], described, rate)
-    if unbudgeted <= limit:
-        return fit
-    fitted = config
+        limit, described, rate = stored["limit"], stored["described"], stored["examples_per_second"]
+        fit = BudgetFit(fitted, limit, cost(config), cost(fitted), cuts, described, rate,
+                        reapplied=True)  # fmt: skip
+        if fit.planned <= limit:
+            return fit
+        # A fit stored by an older hptune whose plan now costs more (e.g. no cut for the
+        # edge extensions it did not have): cut on from it, the same way on every start.
+    else:
+        limit, described, rate = _limit(budget, n_train, throughput)
+        unbudgeted = cost(config)
+        fit = BudgetFit(config, limit, unbudgeted, unbudgeted, [], described, rate)
+        if unbudgeted <= limit:
+            return fit
+        fitted = config
     turns = [_fewer_regularization_trials, _narrower_epochs, _fewer_grid_points,
              _fewer_batch_trials]  # fmt: skip
     while cost(fitted) > limit:
@@ -341,11 +345,11 @@ def _fewer_regularization_trials(config: TuneConfig, hp: HParams, n_train: int) 
 
 
 def _narrower_epochs(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
-    from hptune.phases import PHASES
+    from hptune.phases import default_epoch_range
 
     if "epochs" not in config.phases.run:
         return None
-    low, high = PHASES["epochs"].planned(config, hp, n_train).epochs
+    low, high = config.phases.epochs.range or default_epoch_range(n_train)  # not extensions
     if high - 1 <= low:
         return None
     return Cut({"phases.epochs.range": [low, high - 1]},

@@ -138,7 +138,7 @@ def fit_seed_model(values_by_candidate: Mapping[K, Mapping[int, float]]) -> Seed
     beta = unscaled @ x.T @ y
     df = len(y) - len(keys) - len(seeds) + 1
     residual = y - x @ beta
-    if float(np.abs(residual).max()) <= 1e-9 * max(1.0, float(np.abs(y).max())):
+    if float(np.abs(residual).max()) <= 1e-9 * float(np.abs(y).max()):
         residual = np.zeros_like(residual)  # exact shifts (rounding left): no noise at all
     shift = float(beta[len(keys) :].sum()) / len(seeds)  # onto the mean seed's scale
     return SeedModel(
@@ -276,8 +276,12 @@ def _tukey(k: int, degrees_of_freedom: int, alpha: float) -> float:
 
 def seeds_for_equivalence(model: SeedModel, margin: float, alpha: float = ALPHA) -> int | None:
     """The seeds per configuration at which two equal configurations are shown equivalent
-    about half the time: the smallest ``n`` with ``t(1 - alpha) x noise x sqrt(2 / n)`` at
-    most ``margin``.
+    about half the time.
+
+    Equivalence needs ``|difference| + t(1 - alpha) x se <= margin``; for two equal
+    configurations the difference is about normal around 0 with standard error
+    ``se = noise x sqrt(2 / n)``, so it holds half the time when ``margin`` is
+    ``(t(1 - alpha) + z(0.75)) x se`` (``z(0.75)``: the normal's upper quartile, 0.674).
 
     Args:
         model: A fitted seed model (its noise).
@@ -285,14 +289,17 @@ def seeds_for_equivalence(model: SeedModel, margin: float, alpha: float = ALPHA)
         alpha: The level of the equivalence tests.
 
     Returns:
-        The seeds; None without a noise estimate or with a margin of zero.
+        The seeds (at most 1000); None without a noise estimate, with a margin of zero, or
+        beyond 1000.
     """
+    from scipy import stats
+
     if not model.noise or margin <= 0:
         return None
-    k = len(model.effects)
+    k, quartile = len(model.effects), float(stats.norm.ppf(0.75))
     for n in range(2, 1001):
         df = (k - 1) * (n - 1)
-        if _t(df, 1 - alpha) * model.noise * math.sqrt(2 / n) <= margin:
+        if (_t(df, 1 - alpha) + quartile) * model.noise * math.sqrt(2 / n) <= margin:
             return n
     return None
 

@@ -214,6 +214,30 @@ def test_a_stored_fit_is_made_again_whatever_the_throughput_says_now(demo_path, 
     assert refit is not None and not refit.reapplied and len(refit.cuts) < len(first.cuts)
 
 
+def test_a_stored_fit_that_no_longer_fits_is_cut_on_from(demo_path, tmp_path) -> None:
+    """A fit stored before the plan grew (racing off was all it cut; edge extensions came
+    later): made again, it would plan past its limit; it is cut on from instead."""
+    from hptune.budget import Cut, apply_cuts, fit_budget
+    from hptune.plan import make_plan
+
+    plan = make_plan(config_from_dict(_demo(tmp_path)))
+    raw = _demo(tmp_path)
+    raw["phases"]["learning_rate"] = {**raw["phases"].get("learning_rate", {}), "extend_edges": 0}
+    raw["phases"]["epochs"] = {**raw["phases"].get("epochs", {}), "extend_edges": 0}
+    older = config_from_dict(raw)
+    racing_off = Cut({"objective.max_seeds": 3}, "racing off (objective.max_seeds 5 -> 3)")
+    limit = make_plan(apply_cuts(older, [racing_off])).seed_epochs
+    config = config_from_dict(_demo(tmp_path, budget={"seed_epochs": limit}))
+    stored = {"budget": config.budget.model_dump(mode="json"), "limit": limit,
+              "described": f"seed_epochs {limit}", "examples_per_second": None,
+              "cuts": [racing_off.to_dict()]}  # fmt: skip
+    fit = fit_budget(config, plan.hparams, plan.n_train, has_test=True, stored=stored)
+    assert fit is not None and fit.reapplied
+    assert fit.planned <= limit
+    assert [c.words for c in fit.cuts][:2] == [racing_off.words, fit.cuts[1].words]
+    assert fit.cuts[1].words.startswith("edge extensions off")
+
+
 def test_a_larger_budget_that_gives_back_a_seed_goes_on_and_finishes(tiny_config_dict) -> None:
     """A budget that cuts a seed stops the run after the baseline; a larger one gives the
     seed back: the baseline stays decided on 2 seeds, the next phase runs on 3."""

@@ -135,3 +135,26 @@ def test_values_that_cannot_be_modelled_are_refused_clearly() -> None:
         fit_seed_model({"a": {0: 1.0, 1: 2.0}, "b": {2: 1.0, 3: 2.0}})
     with pytest.raises(ValueError, match="negative"):
         compare_with_best(fit_seed_model({"a": {0: 1.0}, "b": {0: 2.0}}), "a", margin=-1.0)
+
+
+def test_at_the_seeds_it_states_equivalence_is_shown_about_half_the_time() -> None:
+    """Four equal configurations, seed effects shared, noise 1, margin 1: at the seeds
+    ``seeds_for_equivalence`` states, two of them are shown equivalent about half the time
+    (simulated, 400 phases)."""
+    import dataclasses
+    import random
+
+    rng = random.Random(0)
+    unit = dataclasses.replace(
+        fit_seed_model({k: {s: rng.gauss(0, 1) for s in range(3)} for k in range(4)}),
+        variance=1.0,
+    )
+    n = seeds_for_equivalence(unit, 1.0)
+    assert n is not None and 8 <= n <= 16
+    shown = 0
+    for _ in range(400):
+        common = [rng.gauss(0, 1) for _ in range(n)]
+        values = {k: {s: common[s] + rng.gauss(0, 1) for s in range(n)} for k in range(4)}
+        comparison = compare_with_best(fit_seed_model(values), 0, margin=1.0)[1]
+        shown += comparison.verdict == Verdict.EQUIVALENT
+    assert 0.35 <= shown / 400 <= 0.7

@@ -134,7 +134,7 @@ class LearningRatePhase(Phase):
     def edge_extension(
         self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
     ) -> dict[str, Any] | None:
-        tried = sorted({o.params["learning_rate"] for o in outcomes})
+        tried = sorted({o.params["learning_rate"] for o in outcomes if "learning_rate" in o.params})
         if len([lr for lr in tried if lr not in self.grid]) >= self.extend_edges:
             return None
         best = ranking.best.params["learning_rate"]

@@ -49,7 +49,7 @@ def queue_edge_extension(
     if not phase.extend_edges:
         return 0
     ok = [o for o in decision_outcomes(trials) if o.status == TrialStatus.OK and o.seed_values]
-    if len(ok) < 2:
+    if not ok:  # one is enough: the lowest rate alone trained, every higher one diverged
         return 0
     ranking = rank_within_noise(ok, config.objective.goal, phase.margin)
     # Every value tried counts as an edge, failed ones too: no extension past a crash.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from typing import TYPE_CHECKING, Any
@@ -134,6 +135,7 @@ class PairedPruner(BasePruner):
         self.alpha = alpha
         self.schedule_param = schedule_param
         self.shape_params = tuple(shape_params)
+        self._settled: dict[tuple[str, int], set[tuple[int, int]]] = {}
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
         from optuna.study import StudyDirection
@@ -156,10 +158,20 @@ class PairedPruner(BasePruner):
         looks = n_seeds * max(1, n_epochs - self.min_epoch + 1)
         positions = [(i, e) for i, (_, curve) in enumerate(mine)
                      for e in range(self.min_epoch, len(curve) + 1)]  # fmt: skip
-        return any(
-            self._behind(mine, index, epoch, references, earlier, sign, looks)
-            for index, epoch in positions
-        )
+        noise_at: dict[int, tuple[float, int] | None] = {}  # by epoch: one fit per report
+        # A position judged with every reference known is not judged again (its values are
+        # final), so a report costs the positions it adds, not all of them again.
+        settled = self._settled.setdefault((study.study_name, trial.number), set())
+        for index, epoch in positions:
+            if (index, epoch) in settled:
+                continue
+            verdict = self._behind(mine, index, epoch, references, earlier, sign, looks,
+                                   noise_at)  # fmt: skip
+            if verdict:
+                return True
+            if verdict is not None:
+                settled.add((index, epoch))
+        return False
 
     def _comparable(self, reference: FrozenTrial, trial: FrozenTrial) -> bool:
         if any(reference.params.get(p) != trial.params.get(p) for p in self.shape_params):
@@ -193,8 +205,10 @@ class PairedPruner(BasePruner):
         earlier: list[FrozenTrial],
         sign: float,
         looks: int,
-    ) -> bool:
-        """Whether the trial is behind at (seed index, epoch), once every reference is known;
+        noise_at: dict[int, tuple[float, int] | None],
+    ) -> bool | None:
+        """Whether the trial is behind at (seed index, epoch); None while a reference has
+        not reached it (judged at a later report);
         the noise comes from every earlier trial (the seed model removes each one's own
         level, whatever its schedule)."""
         seeds = [s for s, _ in mine[: index + 1]]
@@ -202,7 +216,7 @@ class PairedPruner(BasePruner):
         for reference in references:
             known = _values_at(reference, seeds, epoch, sign)
             if known is _WAIT:
-                return False  # judged at a later report, once this reference is there
+                return None  # judged at a later report, once this reference is there
             if known is None:
                 continue
             assert isinstance(known, list)
@@ -211,7 +225,10 @@ class PairedPruner(BasePruner):
             return False
         # The trial itself is left out: the bound does not depend on its own values, so one
         # erratic seed of it cannot widen its own bound.
-        noise = _paired_noise({t.number: _known_seeds(t, epoch, sign) for t in earlier})
+        if epoch not in noise_at:
+            noise_at[epoch] = _paired_noise({t.number: _known_seeds(t, epoch, sign)
+                                             for t in earlier})  # fmt: skip
+        noise = noise_at[epoch]
         if noise is None:
             return False
         bound = self.margin + _quantile(1 - self.alpha / looks, noise[1]) * noise[0] * math.sqrt(
@@ -237,6 +254,7 @@ def _paired_noise(values: dict[int, dict[int, float]]) -> tuple[float, int] | No
     return model.noise, model.degrees_of_freedom
 
 
+@functools.lru_cache(maxsize=1024)
 def _quantile(probability: float, degrees_of_freedom: int) -> float:
     from scipy import stats
 

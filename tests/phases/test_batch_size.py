@@ -75,8 +75,8 @@ def test_at_three_seeds_the_default_margin_leaves_equivalence_open_and_says_how_
     ]
     decision = BatchSizePhase(BASE).decide(outcomes, BASE, "minimize")
     assert decision.case == "best_mean_undecided" and decision.params["batch_size"] == 8
-    assert decision.summary["seeds_for_equivalence"] == 4
-    assert "are not told at 3 seeds, equivalence needs about 4" in decision.reason
+    assert decision.summary["seeds_for_equivalence"] == 7
+    assert "are not told at 3 seeds, equivalence needs about 7" in decision.reason
 
 
 def test_a_faster_batch_not_told_apart_does_not_win_on_speed() -> None:

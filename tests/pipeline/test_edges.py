@@ -96,3 +96,15 @@ def test_extension_off_keeps_the_configured_values(tmp_path) -> None:
     study, result = _run(tmp_path, phase, _log_distance(1.2e-4))
     assert len(study.trials) == 2 and result.decision.params == {"learning_rate": 5e-5}
     assert "add 0.0001 and 0.00015 to phases.learning_rate.grid" in result.decision.reason
+
+
+def test_a_lone_rate_below_diverged_ones_is_extended_down(tmp_path) -> None:
+    """Only the lowest rate trains, every higher one diverges: the phase tries below it."""
+    phase = LearningRatePhase([1e-3, 2e-3, 4e-3])
+
+    def value(hp: HParams) -> float:
+        return math.nan if hp.learning_rate > 1.5e-3 else _log_distance(1e-4)(hp)
+
+    study, result = _run(tmp_path, phase, value)
+    assert [t.params["learning_rate"] for t in study.trials][3:] == [5e-4, 2.5e-4]
+    assert result.decision.params == {"learning_rate": 2.5e-4}
