@@ -51,6 +51,27 @@ def test_the_demo_s_learning_rate_phase_has_the_lectures_shape(demo_path, tmp_pa
 
 
 @pytest.mark.slow
+def test_a_demo_grid_too_low_is_extended_until_the_chosen_rate_is_inside(demo_path, tmp_path):
+    """The demo with a grid whose best rate is its top, 0.005: the phase tries 0.01 and 0.02
+    past it before deciding, and ends with a rate inside what it tried."""
+    config = hptune.load_config(DEMO)
+    options = config.phases.learning_rate.model_copy(update={"grid": [2.5e-3, 5e-3]})
+    run = {"run": ["baseline", "learning_rate"], "test_evaluation": False,
+           "learning_rate": options}  # fmt: skip
+    phases = config.phases.model_copy(update=run)
+    config = config.model_copy(update={"output_dir": str(tmp_path), "phases": phases})
+    result = hptune.run(config)
+    lr_phase = result.phases[1]
+    tried = sorted({o.params["learning_rate"] for o in lr_phase.outcomes})
+    assert tried == [2.5e-3, 5e-3, 1e-2, 2e-2]  # x2 past the top, twice
+    chosen = lr_phase.decision.params["learning_rate"]
+    assert tried[0] < chosen < tried[-1]  # inside: the edge was explored, not only advised
+    assert "tried past the grid's edge, as the best lay there: 0.01, 0.02" in (
+        lr_phase.decision.reason
+    )
+
+
+@pytest.mark.slow
 @pytest.mark.demo
 def test_the_whole_demo_runs_five_phases_with_the_lectures_shape(demo_path, tmp_path, capsys):
     config = hptune.load_config(DEMO).model_copy(update={"output_dir": str(tmp_path)})
