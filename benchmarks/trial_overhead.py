@@ -35,7 +35,9 @@ def _config(model_path: str, n_trials: int, examples: int, out: Path) -> Any:
     raw["objective"].update({"seeds": 1, "eval_samples": 1})
     raw["training"].update({"batch_size": 16, "gradient_accumulation_steps": 1, "epochs": 1,
                             "max_train_examples": examples, "checkpoints": False})  # fmt: skip
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": RATES[:n_trials]}}
+    # n_trials trials exactly (timed against peers with as many): no rate past the edges
+    raw["phases"] = {"run": ["learning_rate"],
+                     "learning_rate": {"grid": RATES[:n_trials], "extend_edges": 0}}  # fmt: skip
     raw["guardrails"] = {"ignore": ["high_learning_rate", "single_seed"]}
     raw["output_dir"] = str(out)
     path = out / "overhead.yaml"

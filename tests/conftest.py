@@ -144,7 +144,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 #: Seconds each test file took in a full sequential run (summed per file, rounded; the
 #: demo's two phases on one thread estimated); a file not listed counts as quick.
 _COST: dict[str, float] = {
-    "tests/test_demo_run.py": 200,
+    "tests/test_demo_run.py": 390,
     "tests/test_workers.py": 160,
     "tests/test_benchmarks.py": 159,
     "tests/test_own_training.py": 109,

@@ -16,7 +16,10 @@ def _quick(name: str, tmp_path) -> str:
     raw["objective"].update(seeds=2, max_seeds=2, eval_samples=8, max_new_tokens=8)
     raw["training"].update(max_train_examples=48, max_validation_examples=32, epochs=1,
                            batch_size=16, gradient_accumulation_steps=1)  # fmt: skip
-    raw["phases"] = {"run": ["baseline", "learning_rate"], "learning_rate": {"grid": [5e-3, 5e-2]}}
+    raw["phases"] = {
+        "run": ["baseline", "learning_rate"],
+        "learning_rate": {"grid": [5e-3, 5e-2], "extend_edges": 0},
+    }
     raw["guardrails"] = {"ignore": ["high_learning_rate", "two_seeds"]}
     raw["output_dir"] = str(tmp_path / "out")
     if "chat_template" in raw["data"]:

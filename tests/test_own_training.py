@@ -25,7 +25,7 @@ def _demo_quick(tmp_path: Path, backend: str) -> Path:
                            epochs=2, checkpoints=False)  # fmt: skip
     raw["objective"].update(seeds=2)
     raw["phases"] = {"run": ["baseline", "learning_rate"],
-                     "learning_rate": {"grid": [1.0e-2, 5.0e-2]}}  # fmt: skip
+                     "learning_rate": {"grid": [1.0e-2, 5.0e-2], "extend_edges": 0}}  # fmt: skip
     raw["guardrails"] = {"ignore": ["high_learning_rate"]}
     raw["output_dir"] = str(tmp_path / "out")
     path = tmp_path / f"{backend}.yaml"

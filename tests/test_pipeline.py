@@ -133,7 +133,10 @@ def test_interrupted_run_resumes_and_retries_the_failed_grid_point(demo_path, tm
     from tests.conftest import tiny_config
 
     raw = tiny_config(tmp_path)
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-4, 1e-3, 5e-3]}}
+    raw["phases"] = {
+        "run": ["learning_rate"],
+        "learning_rate": {"grid": [1e-4, 1e-3, 5e-3], "extend_edges": 0},
+    }
     raw["objective"]["seeds"] = 1
     config = config_from_dict(raw)
 

@@ -29,7 +29,10 @@ def _run(tmp_path, direction: str, monkeypatch) -> dict:
     raw = tiny_config(folder)
     raw["objective"].update(metric="length_metric:characters", direction=direction, seeds=1,
                             max_seeds=1)  # fmt: skip
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-4, 5e-2]}}
+    raw["phases"] = {
+        "run": ["learning_rate"],
+        "learning_rate": {"grid": [1e-4, 5e-2], "extend_edges": 0},
+    }
     raw["guardrails"] = {"ignore": ["high_learning_rate", "single_seed"]}
     (folder / "c.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", "-q", str(folder / "c.yaml")]) == 0
@@ -104,7 +107,10 @@ def test_chrf_decides_on_short_answers_where_bleu_sees_nothing(tmp_path, demo_pa
     raw["objective"].update(metric="short_metric:chrf_and_log_bleu", direction="maximize",
                             max_seeds=2, eval_samples=16)  # fmt: skip
     raw["training"]["epochs"] = 2
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-4, 5e-2]}}
+    raw["phases"] = {
+        "run": ["learning_rate"],
+        "learning_rate": {"grid": [1e-4, 5e-2], "extend_edges": 0},
+    }
     raw["guardrails"] = {"ignore": ["high_learning_rate", "two_seeds"]}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     assert main(["run", "-q", str(tmp_path / "c.yaml")]) == 0

@@ -279,7 +279,10 @@ def test_a_nan_at_epoch_2_ends_that_trial_within_the_epoch(
 
     raw = tiny_config(tmp_path)
     raw["training"]["epochs"] = 3
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-3, 5e-3]}}
+    raw["phases"] = {
+        "run": ["learning_rate"],
+        "learning_rate": {"grid": [1e-3, 5e-3], "extend_edges": 0},
+    }
     config = config_from_dict(raw)
     import hptune.pipeline as pipeline
 
@@ -315,7 +318,10 @@ def test_tensorboard_event_files_per_trial_and_seed(demo_path, tmp_path) -> None
     from tests.conftest import tiny_config
 
     raw = tiny_config(tmp_path)
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-3, 5e-3]}}
+    raw["phases"] = {
+        "run": ["learning_rate"],
+        "learning_rate": {"grid": [1e-3, 5e-3], "extend_edges": 0},
+    }
     raw["training"]["report_to"] = ["tensorboard"]
     config = config_from_dict(raw)
     tune(config)

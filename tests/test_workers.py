@@ -24,7 +24,7 @@ def _config_file(tmp_path: Path, storage: str | None, name: str = "tiny", **chan
 
     raw = tiny_config(tmp_path)
     raw["name"] = name
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": GRID}}
+    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": GRID, "extend_edges": 0}}
     raw["heartbeat_seconds"], raw["stale_seconds"] = 3, 6  # loaded machines beat late
     if storage is not None:
         raw["storage"] = storage
@@ -186,7 +186,7 @@ def test_a_password_given_as_a_query_parameter_never_shows(
     log or other file the run writes holds it."""
     assert f"hptune:{PASSWORD}@" in postgres_url
     query_url = postgres_url.replace(f"hptune:{PASSWORD}@", "hptune@") + f"?password={PASSWORD}"
-    phases = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-3, 5e-3]}}
+    phases = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-3, 5e-3], "extend_edges": 0}}
     config = _config_file(tmp_path, query_url, phases=phases)
     outputs = []
     for command in (["run"], ["status"], ["export"], ["diagnose"], ["report"], ["plan"]):

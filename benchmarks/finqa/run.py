@@ -37,7 +37,9 @@ def _config(args: argparse.Namespace) -> Any:
     raw["objective"]["metric"] = "bleu"  # the reference experiment's metric decides
     raw["training"].update({"batch_size": 4, "gradient_accumulation_steps": 4,
                             "epochs": args.epochs})  # fmt: skip
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": args.grid}}
+    # The reference experiment's grid as it is: no rate tried past its edges.
+    raw["phases"] = {"run": ["learning_rate"],
+                     "learning_rate": {"grid": args.grid, "extend_edges": 0}}  # fmt: skip
     raw["guardrails"] = {"ignore": ["high_learning_rate", "single_seed"]}
     if args.model:
         raw["model"]["path"] = str(Path(args.model).resolve())

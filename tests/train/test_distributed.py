@@ -15,7 +15,10 @@ from tests.conftest import tiny_config
 
 def _config(tmp_path):
     raw = tiny_config(tmp_path)
-    raw["phases"] = {"run": ["learning_rate"], "learning_rate": {"grid": [1e-3, 5e-3]}}
+    raw["phases"] = {
+        "run": ["learning_rate"],
+        "learning_rate": {"grid": [1e-3, 5e-3], "extend_edges": 0},
+    }
     raw["objective"]["seeds"] = 1
     raw["training"]["epochs"] = 2
     path = tmp_path / "run.yaml"
