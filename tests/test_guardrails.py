@@ -85,7 +85,9 @@ def test_warnings_are_shown_and_the_run_goes_on(tiny_config_dict) -> None:
 def test_plan_prints_budget_presets_and_findings(tiny_config_dict, tmp_path, capsys) -> None:
     import yaml
 
-    tiny_config_dict["phases"] = {"epochs": {"range": [1, 3]}, "regularization": {"n_trials": 4}}
+    tiny_config_dict["phases"] = {"epochs": {"range": [1, 3], "extend_edges": 0},
+                                  "learning_rate": {"extend_edges": 0},
+                                  "regularization": {"n_trials": 4}}  # fmt: skip
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(tiny_config_dict))
     assert main(["plan", str(path), "--examples-per-second", "100"]) == 0

@@ -77,7 +77,10 @@ def test_a_hopeless_trial_is_pruned_after_its_first_seed(config) -> None:
     bad = {0: [3.0, 2.9, 2.8], 1: [3.0, 2.9, 2.8]}
     phase = EpochsPhase((2, 3))
     study = optuna.create_study(pruner=phase.create_pruner())
-    for curves in (good, good):  # references of the same schedule length
+    # references of the same schedule length, each with noise of its own (the pruner's noise)
+    jitters = ([0.0, 0.0], [0.04, -0.04], [-0.03, 0.03], [0.02, 0.01])
+    references = [{s: [v + j[s] for v in c] for s, c in good.items()} for j in jitters]
+    for curves in references:
         study.enqueue_trial({"epochs": 3})
         study.optimize(SeedObjective(ScriptedRunner(config, curves), phase, BASE), n_trials=1)
     runner = ScriptedRunner(config, bad)

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
-    from hptune.phases._ranking import NoiseRanking
     from hptune.train import RunnerBase
 
 __all__ = [
@@ -327,14 +326,14 @@ class Phase(abc.ABC):
         """
         return to_retry(trials, self.max_retries)
 
-    def edge_extension(
-        self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
-    ) -> dict[str, Any] | None:
+    def edge_extension(self, ranking: Any, outcomes: list[TrialOutcome]) -> dict[str, Any] | None:
         """One more trial past the edge of the values tried, when the best lies there
         (called once every trial is done, at most ``extend_edges`` times; default: never).
 
         Args:
-            ranking: The phase's ranking of its finished trials.
+            ranking: The phase's ranking of its finished trials (a
+                ``hptune.phases.NoiseRanking``; typed loosely here, as the ranking module
+                builds on this one).
             outcomes: Every finished trial (failed, diverged and pruned ones too): the
                 values tried.
 
