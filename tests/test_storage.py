@@ -301,3 +301,33 @@ def test_a_journal_heartbeat_beats_while_the_training_thread_holds_its_storage(
         seen = open_storage(config).get_trial_system_attrs(trial_id).get(keys.HEARTBEAT)
     assert seen is not None and seen[0] >= 5  # beats went on meanwhile
     assert heartbeat_storage(_config(tmp_path), storage) is storage  # SQLite: shared
+
+
+def test_a_peer_stamping_the_fresh_database_first_does_not_fail_the_worker(
+    tmp_path, monkeypatch
+) -> None:
+    # The interleaving CI met: a reading peer outside hptune's lock (optuna-dashboard, a
+    # script) writes Optuna's schema stamp after the worker found none and before it wrote its
+    # own; the worker's insert then hits the unique constraint.
+    import sqlite3
+
+    from alembic.runtime.migration import HeadMaintainer
+
+    config = _config(tmp_path)
+    insert_version = HeadMaintainer._insert_version
+    raced = []
+
+    def peer_stamps_first(self, version: str) -> None:
+        if not raced:
+            raced.append(version)
+            with sqlite3.connect(tmp_path / "hptune.db") as peer:
+                peer.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (version,))
+        insert_version(self, version)
+
+    monkeypatch.setattr(HeadMaintainer, "_insert_version", peer_stamps_first)
+    storage = open_storage(config)
+    assert len(raced) == 1
+    study = optuna.create_study(study_name="after-the-race", storage=storage)
+    assert optuna.load_study(study_name="after-the-race", storage=storage)._study_id == (
+        study._study_id
+    )

@@ -47,9 +47,9 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
             assert path is not None
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         if must_exist:
-            return optuna.storages.RDBStorage(url, skip_table_creation=True)
+            return _rdb_storage(url, skip_table_creation=True)
         with _schema_lock(url):  # workers starting together would create the tables twice
-            return optuna.storages.RDBStorage(url)
+            return _rdb_storage(url, skip_table_creation=False)
     except ModuleNotFoundError as exc:
         raise ConfigError(
             f"storage {config.storage_display!r} needs the Python package {exc.name!r}; "
@@ -63,6 +63,31 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
             f"cannot open storage {config.storage_display!r}: {detail}. Check that the "
             "database server runs and the URL (host, port, user, database) is right."
         ) from None
+
+
+#: Times a storage is opened again after a peer created its tables at the same moment.
+_CREATION_RACE_RETRIES = 3
+
+
+def _rdb_storage(url: str, *, skip_table_creation: bool) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage, opened again when a peer outside hptune's lock raced its creation.
+
+    Any opener of a fresh database writes to it (Optuna stamps its schema version even with
+    ``skip_table_creation``): optuna-dashboard or a reading script opening the file at the
+    moment a worker creates it makes one of them fail on a unique constraint. The second
+    attempt finds the tables and the stamp in place.
+    """
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(_CREATION_RACE_RETRIES + 1):
+        try:
+            return optuna.storages.RDBStorage(url, skip_table_creation=skip_table_creation)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if not racing or attempt == _CREATION_RACE_RETRIES:
+                raise
+    raise AssertionError("unreachable")
 
 
 def heartbeat_storage(
