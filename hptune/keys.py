@@ -30,6 +30,7 @@ __all__ = [
     "HEARTBEAT",
     "HPARAMS",
     "INTERRUPTED_BY",
+    "LOOKS_PER_EPOCH",
     "MEAN",
     "OOM",
     "OVER_BUDGET",
@@ -115,8 +116,12 @@ TEST_VALUES = "test_values"
 DIVERGED = "diverged"
 """Where and when a seed diverged: ``{"seed": ..., "at": ...}``."""
 SEED_CURVES = "seed_curves"
-"""Each seed's validation value per epoch so far, ``[[seed, [values...]], ...]`` in training
+"""Each seed's validation value per epoch (and per look within one, with
+``training.eval_steps``) so far, ``[[seed, [values...]], ...]`` in training
 order, written every epoch for ``hptune.search.PairedPruner``."""
+LOOKS_PER_EPOCH = "looks_per_epoch"
+"""The positions each epoch adds to ``seed_curves`` with ``training.eval_steps`` (its looks
+within and its end); absent: one, the epoch's end."""
 PRUNED_AT = "pruned_at"
 """Where the pruner stopped the trial: ``{"seed": ..., "epoch": ..., "step": ...}``."""
 REUSED_FROM = "reused_from"

@@ -184,6 +184,8 @@ class SeedObjective:
 
         for index, run in enumerate(runs):
             for metrics in run.epochs:
+                for value in metrics.looks:
+                    report_seed_epoch(trial, run.seed, value)
                 state.record(index, metrics.metric(self.metric))
                 report_seed_epoch(trial, run.seed, metrics.metric(self.metric))
                 if state.reports:
@@ -278,42 +280,69 @@ class SeedObjective:
 
     def _epoch_callback(
         self, trial: optuna.Trial, hp: HParams, seed_index: int, state: _TrialState
-    ) -> Callable[[int, EpochMetrics], bool]:
-        from hptune.search import report_seed_epoch
-
-        def on_epoch(seed: int, metrics: EpochMetrics) -> bool:
-            self._emit(
-                trial,
-                hp,
-                seed=seed,
-                seed_index=seed_index,
-                event="epoch",
-                racing=not state.reports,
-                epoch=metrics.epoch,
-                train_loss=metrics.train_loss,
-                eval_loss=metrics.eval_loss,
-                score=metrics.score,
-            )
-            state.record(seed_index, metrics.metric(self.metric))
-            report_seed_epoch(trial, seed, metrics.metric(self.metric))
-            step = seed_index * state.stride + metrics.epoch
-            if not state.reports:
-                return not state.should_stop(seed_index, self.patience)
-            trial.report(state.running_mean(seed_index, metrics.epoch), step=step)
-            if trial.should_prune():
-                state.pruned = True
-                state.pruned_at = {"seed": seed, "epoch": metrics.epoch, "step": step}
-                self._emit(trial, hp, event="pruned", seed=seed, epoch=metrics.epoch)
-                return False
-            return not state.should_stop(seed_index, self.patience)
-
-        return on_epoch
+    ) -> _SeedReports:
+        return _SeedReports(self, trial, hp, seed_index, state)
 
     def _emit(self, trial: optuna.Trial, hp: HParams, **fields: Any) -> None:
         if self.progress is not None:
             self.progress(
                 {"phase": self.phase.name, "trial": trial.number, "hparams": hp, **fields}
             )
+
+
+class _SeedReports:
+    """One seed's reports: each epoch's end (dashboard step, pruner, early stopping) and each
+    look within an epoch (``training.eval_steps``: the pruner only)."""
+
+    def __init__(
+        self,
+        objective: SeedObjective,
+        trial: optuna.Trial,
+        hp: HParams,
+        seed_index: int,
+        state: _TrialState,
+    ) -> None:
+        self.objective, self.trial, self.hp = objective, trial, hp
+        self.seed_index, self.state = seed_index, state
+
+    def __call__(self, seed: int, metrics: EpochMetrics) -> bool:
+        from hptune.search import report_seed_epoch
+
+        objective, trial, state = self.objective, self.trial, self.state
+        value = metrics.metric(objective.metric)
+        objective._emit(trial, self.hp, seed=seed, seed_index=self.seed_index, event="epoch",
+                        racing=not state.reports, epoch=metrics.epoch,
+                        train_loss=metrics.train_loss, eval_loss=metrics.eval_loss,
+                        score=metrics.score)  # fmt: skip
+        state.record(self.seed_index, value)
+        report_seed_epoch(trial, seed, value)
+        step = self.seed_index * state.stride + metrics.epoch
+        if not state.reports:
+            return not state.should_stop(self.seed_index, objective.patience)
+        trial.report(state.running_mean(self.seed_index, metrics.epoch), step=step)
+        if self._pruned(seed, metrics.epoch, step=step):
+            return False
+        return not state.should_stop(self.seed_index, objective.patience)
+
+    def look(self, seed: int, epoch: int, value: float, looks_per_epoch: int) -> bool:
+        """A look within ``epoch``: recorded for the pruner, which may stop the trial here."""
+        from hptune.search import report_seed_epoch
+
+        trial = self.trial
+        if keys.LOOKS_PER_EPOCH not in trial.user_attrs:
+            trial.set_user_attr(keys.LOOKS_PER_EPOCH, looks_per_epoch)
+        report_seed_epoch(trial, seed, value)
+        if not self.state.reports:
+            return True
+        return not self._pruned(seed, epoch, look=True)
+
+    def _pruned(self, seed: int, epoch: int, **where: Any) -> bool:
+        if not self.trial.should_prune():
+            return False
+        self.state.pruned = True
+        self.state.pruned_at = {"seed": seed, "epoch": epoch, **where}
+        self.objective._emit(self.trial, self.hp, event="pruned", seed=seed, epoch=epoch)
+        return True
 
 
 class _TrialState:
@@ -325,7 +354,7 @@ class _TrialState:
         self.better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
         self.best_so_far: list[list[float]] = []
         self.pruned = False
-        self.pruned_at: dict[str, int] | None = None
+        self.pruned_at: dict[str, Any] | None = None
 
     def record(self, seed_index: int, value: float) -> None:
         while len(self.best_so_far) <= seed_index:

@@ -93,6 +93,54 @@ def test_a_hopeless_trial_is_pruned_after_its_first_seed(config) -> None:
     assert runner.epochs_trained == 2  # of the 6 a full trial would train
 
 
+class LookingRunner(ScriptedRunner):
+    """Plays ``curves[seed]`` as positions of epochs of two: a look within, then the end."""
+
+    def train(self, hp, seed, on_epoch=None, **kwargs):
+        result = RunResult(seed=seed, seconds=1.0, train_examples=100, train_tokens=1000)
+        curve = self.curves[seed]
+        for epoch in range(1, hp.epochs + 1):
+            look, end = curve[2 * epoch - 2 : 2 * epoch]
+            self.epochs_trained += 0.5
+            if on_epoch.look(seed, epoch, look, 2) is False:
+                result.stopped_early = True
+                break
+            self.epochs_trained += 0.5
+            metrics = EpochMetrics(epoch, end + 0.5, end, None, hp.learning_rate, looks=[look])
+            result.epochs.append(metrics)
+            if on_epoch(seed, metrics) is False:
+                result.stopped_early = True
+                break
+        return result
+
+
+def test_a_hopeless_trial_is_pruned_at_a_look_within_an_epoch(config) -> None:
+    good = {0: [3.5, 3.0, 2.5, 2.0, 1.8, 1.5], 1: [3.6, 3.0, 2.6, 2.1, 1.8, 1.6]}
+    bad = {0: [3.5, 3.0, 2.95, 2.9, 2.85, 2.8], 1: [3.5, 3.0, 2.95, 2.9, 2.85, 2.8]}
+    phase = EpochsPhase((2, 3))
+    study = optuna.create_study(pruner=phase.create_pruner())
+    jitters = ([0.0, 0.0], [0.04, -0.04], [-0.03, 0.03], [0.02, 0.01])
+    for j in jitters:
+        curves = {s: [v + j[s] for v in c] for s, c in good.items()}
+        study.enqueue_trial({"epochs": 3})
+        study.optimize(SeedObjective(LookingRunner(config, curves), phase, BASE), n_trials=1)
+    assert study.trials[0].user_attrs["looks_per_epoch"] == 2
+    runner = LookingRunner(config, bad)
+    study.enqueue_trial({"epochs": 3})
+    study.optimize(SeedObjective(runner, phase, BASE), n_trials=1)
+    trial = study.trials[-1]
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    # the look within epoch 2 (position 3): before that epoch's end was trained
+    assert trial.user_attrs["pruned_at"] == {"seed": 0, "epoch": 2, "look": True}
+    assert runner.epochs_trained == 1.5
+    # a stored run read back replays its looks: the same curve for the pruner
+    stored = study.trials[0]
+    lookup = lambda hp, seeds: ("earlier#0", stored.user_attrs["runs"])  # noqa: E731
+    again = optuna.create_study()
+    again.optimize(SeedObjective(runner, phase, BASE, reuse=lookup), n_trials=1)
+    assert again.trials[0].user_attrs["seed_curves"] == stored.user_attrs["seed_curves"]
+
+
 def test_out_of_memory_is_recorded_not_fatal(config) -> None:
     runner = ScriptedRunner(config, {0: [1.0], 1: [1.0]}, oom_from_batch=4)
     study = optuna.create_study()

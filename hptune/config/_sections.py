@@ -220,6 +220,10 @@ class TrainingConfig(_Strict):
     #: Stop a seed's run when the validation metric has not improved for this many epochs
     #: (its best epoch is kept); None trains every epoch.
     early_stopping_patience: int | None = Field(2, gt=0)
+    #: Also validate every N optimizer steps within an epoch, for the pruner only (a run
+    #: of one or two long epochs leaves it nothing to look at otherwise); the values a seed
+    #: is scored by, its checkpoints and early stopping stay per epoch. None: per epoch.
+    eval_steps: int | None = Field(None, gt=0)
     #: Recompute activations in the backward pass: less memory, slower steps.
     gradient_checkpointing: bool = False
     #: Save every epoch of every trial (safetensors) under `<output_dir>/checkpoints`, keeping

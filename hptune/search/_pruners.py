@@ -90,11 +90,15 @@ class PairedPruner(BasePruner):
     before its references catch up (then it is kept, never wrongly pruned). A reference
     pruned before the position does not count there.
 
-    Curves come from ``report_seed_epoch`` (hptune's objective calls it).
+    Curves come from ``report_seed_epoch`` (hptune's objective calls it). With looks within
+    an epoch (``training.eval_steps``), each look is a position too: the objective records
+    ``looks_per_epoch`` on the trial, and only trials with as many looks per epoch are
+    compared (the same position is then the same optimizer step).
 
     Args:
         n_startup_trials: References needed at a position before it can prune.
-        min_epoch: The first epoch of a seed at which a trial may be pruned.
+        min_epoch: The first position of a seed at which a trial may be pruned (an epoch,
+            or with looks within epochs, a look).
         margin: How far behind, in the metric's units, beyond the noise bound, a trial must
             be (0: the noise bound alone).
         alpha: The chance, over all of a trial's looks, of pruning a trial no worse than
@@ -174,6 +178,8 @@ class PairedPruner(BasePruner):
         return False
 
     def _comparable(self, reference: FrozenTrial, trial: FrozenTrial) -> bool:
+        if _looks_per_epoch(reference) != _looks_per_epoch(trial):
+            return False  # positions that are other points of the schedule
         if any(reference.params.get(p) != trial.params.get(p) for p in self.shape_params):
             return False
         if self.schedule_param is None:
@@ -193,8 +199,8 @@ class PairedPruner(BasePruner):
         epochs = trial.params.get(self.schedule_param) if self.schedule_param else None
         if not isinstance(epochs, int):
             curves = [c for _, c in mine] + [c for r in references for _, c in seed_curves(r)]
-            epochs = max(len(c) for c in curves)
-        return seeds, epochs
+            return seeds, max(len(c) for c in curves)
+        return seeds, epochs * _looks_per_epoch(trial)
 
     def _behind(
         self,
@@ -234,7 +240,16 @@ class PairedPruner(BasePruner):
         bound = self.margin + _quantile(1 - self.alpha / looks, noise[1]) * noise[0] * math.sqrt(
             2 / len(seeds)
         )
+        return self._verdict(gaps, bound)
+
+    def _verdict(self, gaps: list[float], bound: float) -> bool:
+        """Behind more than half the references (the median one, not the best: a trial equal
+        to the best is not pruned for the best's luck at an early epoch)."""
         return sum(g > bound for g in gaps) > len(gaps) / 2
+
+
+def _looks_per_epoch(trial: FrozenTrial) -> int:
+    return int(trial.user_attrs.get(keys.LOOKS_PER_EPOCH, 1))
 
 
 def _paired_noise(values: dict[int, dict[int, float]]) -> tuple[float, int] | None:

@@ -19,12 +19,20 @@ class EpochMetrics:
     learning_rate: float
     test_loss: float | None = None  # only in the final evaluation, never for decisions
     test_score: float | None = None
+    #: The objective's value at each ``training.eval_steps`` look within this epoch, before
+    #: its end (what the pruner saw; a resumed run replays them).
+    looks: list[float] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EpochMetrics:
         """Read back ``asdict``; runs stored before text metrics had ``bleu`` / ``test_bleu``."""
         renamed = {"bleu": "score", "test_bleu": "test_score"}
         return cls(**{renamed.get(k, k): v for k, v in values.items()})
+
+    def logged(self) -> dict[str, float]:
+        """The measured values a tracker logs (not the epoch, the looks, or what is unset)."""
+        skip = ("epoch", "looks")
+        return {k: v for k, v in asdict(self).items() if v is not None and k not in skip}
 
     def metric(self, name: str) -> float:
         """The value of ``eval_loss`` or, for any other metric name, the text metric's."""
@@ -100,4 +108,6 @@ class RunResult:
 
 
 #: Called after each epoch with the seed and the epoch's metrics; returning False stops the run.
+#: It may also have a ``look(seed, epoch, value, looks_per_epoch)`` method, called at each
+#: ``training.eval_steps`` look within an epoch (returning False stops the run there too).
 EpochCallback = Callable[[int, EpochMetrics], "bool | None"]

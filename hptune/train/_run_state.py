@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hptune.train._divergence import DivergenceWatch
+from hptune.train._looks import replay_epoch
 from hptune.train._results import EpochCallback, RunResult
 from hptune.train.checkpoints import TRAINING_STATE, latest_checkpoint, load_weights
 
@@ -44,11 +45,13 @@ def _resume(
     result: RunResult,
     checkpoint_dir: Path,
     on_epoch: EpochCallback | None,
+    per_epoch: int = 1,
 ) -> int | None:
     """Restore ``run`` from the last epoch checkpoint in ``checkpoint_dir``; the epochs done.
 
     None when there is nothing to resume from (no checkpoint, or one without training state).
-    The earlier epochs are replayed through ``on_epoch``, which may stop the run there.
+    The earlier epochs (each with its ``per_epoch - 1`` looks) are replayed through
+    ``on_epoch``, which may stop the run there.
     """
     import torch
 
@@ -79,7 +82,7 @@ def _resume(
     result.resumed_seconds = saved.seconds
     for metrics in saved.epochs:
         result.epochs.append(metrics)
-        if on_epoch is not None and on_epoch(result.seed, metrics) is False:
+        if not replay_epoch(on_epoch, result.seed, metrics, per_epoch):
             result.stopped_early = True
             break
     return len(saved.epochs)

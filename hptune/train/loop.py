@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from hptune._signals import raise_if_interrupted
 from hptune.hparams import HParams
 from hptune.train._divergence import DivergenceWatch
+from hptune.train._looks import looks_per_epoch
 from hptune.train._results import EpochCallback, EpochMetrics, RunResult
 from hptune.train._run_state import _resume, _RunState
 from hptune.train.arguments import default_optimizer, mixed_precision
@@ -124,7 +124,8 @@ class Runner(RunnerBase):
             run.watch = DivergenceWatch(start=result.initial_eval_loss)
             resumed = None
             if resume_from is not None and accelerator.num_processes == 1:
-                resumed = _resume(accelerator, run, result, resume_from, on_epoch)
+                per_epoch = looks_per_epoch(steps // hp.epochs, training.eval_steps)
+                resumed = _resume(accelerator, run, result, resume_from, on_epoch, per_epoch)
             if resumed is None or (resumed < hp.epochs and not result.stopped_early):
                 first_epoch = (resumed or 0) + 1
                 self._epochs(accelerator, run, train_loader, sampler, loaders, hp, result,
@@ -161,6 +162,8 @@ class Runner(RunnerBase):
         processes = accelerator.num_processes
         model.train()
         start = time.perf_counter() - result.seconds  # a resumed run goes on counting
+        steps_per_epoch = math.ceil(len(train_loader) / hp.gradient_accumulation_steps)
+        looks = self.epoch_looks(steps_per_epoch, on_epoch, loaders)
         for epoch in range(first_epoch, hp.epochs + 1):
             # (the prepared loader passes it on to the sampler, and counts from it)
             (train_loader if hasattr(train_loader, "set_epoch") else sampler).set_epoch(epoch - 1)
@@ -213,16 +216,24 @@ class Runner(RunnerBase):
                 loss_sum += float(accelerator.reduce(step_loss, "sum") if processes > 1
                                   else step_loss)  # fmt: skip
                 n_steps += 1
+                began = time.perf_counter()
+                going_on = looks.after_step(accelerator.unwrap_model(model), result, epoch, n_steps)
+                start += time.perf_counter() - began  # a look is not training time
+                if not going_on:
+                    result.seconds = time.perf_counter() - start
+                    return
             result.seconds = time.perf_counter() - start
             unwrapped = accelerator.unwrap_model(model)
-            metrics = self.measure_epoch(
-                unwrapped,
-                loaders,
-                epoch=epoch,
-                train_loss=loss_sum / max(n_steps, 1),
-                learning_rate=scheduler.get_last_lr()[0],
+            metrics = looks.close(
+                self.measure_epoch(
+                    unwrapped,
+                    loaders,
+                    epoch=epoch,
+                    train_loss=loss_sum / max(n_steps, 1),
+                    learning_rate=scheduler.get_last_lr()[0],
+                )
             )
-            logged = {k: v for k, v in asdict(metrics).items() if v is not None and k != "epoch"}
+            logged = metrics.logged()
             accelerator.log(logged, step=epoch)
             going_on = self.close_epoch(
                 unwrapped,

@@ -20,6 +20,7 @@ from typing import Any
 
 from hptune.config import TuneConfig
 from hptune.hparams import HParams
+from hptune.train._looks import EpochLooks
 from hptune.train._parallel import broadcast, is_main_process
 from hptune.train._results import EpochCallback, EpochMetrics, RunResult
 from hptune.train.checkpoints import remove_leftovers, retain_best_and_last, save_checkpoint
@@ -244,6 +245,21 @@ class RunnerBase(ABC):
         if self._initial_eval_loss is None:
             self._initial_eval_loss = evaluate_loss(model, loaders.initial)
         return self._initial_eval_loss
+
+    def epoch_looks(
+        self, steps_per_epoch: int, on_epoch: EpochCallback | None, loaders: EvalLoaders
+    ) -> EpochLooks:
+        """The run's looks within each epoch (``training.eval_steps``), measured as the
+        epoch's end measures the objective, on the same validation examples."""
+
+        def measure(model: Any) -> float:
+            if self.text_metric is None:
+                return evaluate_loss(model, loaders.validation)
+            data = self.data
+            value = self.score(model, data.validation_prompts, data.validation_references)
+            return math.nan if value is None else value
+
+        return EpochLooks(steps_per_epoch, self.config.training.eval_steps, on_epoch, measure)
 
     def measure_epoch(
         self,

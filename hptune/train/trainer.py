@@ -7,10 +7,10 @@ pruning, early stopping, checkpoints, and a divergence watch on every batch's lo
 from __future__ import annotations
 
 import gc
+import math
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from hptune._signals import raise_if_interrupted
 from hptune.exceptions import ConfigError
 from hptune.hparams import HParams
 from hptune.train._divergence import DivergenceWatch
+from hptune.train._looks import EpochLooks
 from hptune.train._results import EpochCallback, RunResult
 from hptune.train.arguments import sft_arguments
 from hptune.train.checkpoints import drop_training_state
@@ -196,6 +197,8 @@ class _EpochWatch(TrainerCallback):
         self.epoch, self.steps, self.batches, self.loss_sum = 0, 0, 0, 0.0
         self.started = time.perf_counter()
         self.evaluating = 0.0
+        # none until the Trainer says how long an epoch is (on_train_begin)
+        self.looks = EpochLooks(1, None, on_epoch, lambda model: math.nan)
 
     def training_seconds(self) -> float:
         return time.perf_counter() - self.started - self.evaluating
@@ -290,25 +293,39 @@ class _EpochWatch(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.started = time.perf_counter()  # training time starts here, as the Trainer's
+        # The Trainer's optimizer steps per epoch (a short last window is a step too).
+        batches = len(kwargs["train_dataloader"])
+        steps = math.ceil(batches / max(args.gradient_accumulation_steps, 1))
+        self.looks = self.runner.epoch_looks(steps, self.on_epoch, self.loaders)
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         self.steps += 1
+        began = time.perf_counter()
+        going_on = self.looks.after_step(kwargs["model"], self.result, self.epoch + 1, self.steps)
+        self.evaluating += time.perf_counter() - began
+        if not going_on:
+            control.should_training_stop = True
+        return control
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.result.stopped_early:  # a look stopped the run within this epoch
+            return control
         began = time.perf_counter()
         self.result.seconds = self.training_seconds()
         self.epoch += 1
         model, scheduler = kwargs["model"], kwargs.get("lr_scheduler")
-        metrics = self.runner.measure_epoch(
-            model,
-            self.loaders,
-            epoch=self.epoch,
-            train_loss=self.loss_sum / max(self.steps, 1),
-            learning_rate=scheduler.get_last_lr()[0] if scheduler is not None else float("nan"),
+        metrics = self.looks.close(
+            self.runner.measure_epoch(
+                model,
+                self.loaders,
+                epoch=self.epoch,
+                train_loss=self.loss_sum / max(self.steps, 1),
+                learning_rate=scheduler.get_last_lr()[0] if scheduler is not None else math.nan,
+            )
         )
         self.loss_sum, self.steps, self.batches = 0.0, 0, 0
         if args.report_to and args.report_to != ["none"] and self.log is not None:
-            logged = {k: v for k, v in asdict(metrics).items() if v is not None and k != "epoch"}
+            logged = metrics.logged()
             self.log({f"hptune/{k}": v for k, v in logged.items()})  # as the loop logs them
         going_on = self.runner.close_epoch(
             model, metrics, self.result, self.on_epoch, checkpoint_dir=self.checkpoint_dir

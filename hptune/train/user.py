@@ -222,12 +222,19 @@ class FunctionRunner(RunnerBase):
     Raises:
         DataError: A data file is missing, empty or malformed.
         ModelError: The model or its tokenizer cannot be loaded.
+        ConfigError: ``training.eval_steps`` is set (a train_fn reports per epoch).
     """
 
     backend = "train_fn"
     trains_as = "train_fn"
 
     def __init__(self, config: Any, train_fn: TrainFunction, *, check_method: bool = True) -> None:
+        if config.training.eval_steps is not None:
+            raise ConfigError(
+                "training.eval_steps looks within an epoch, which hptune's own loop and the "
+                "Trainer backends do; a train_fn reports per epoch only. Remove "
+                "training.eval_steps, or train with backend: accelerate, trainer or sft"
+            )
         super().__init__(config, check_method=check_method)
         self.train_fn = train_fn
 

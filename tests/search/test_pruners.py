@@ -187,3 +187,24 @@ def test_a_trial_equal_to_its_references_is_pruned_at_most_alpha_of_the_time() -
                 state = train(study, start(study, epochs=4), curves)
             pruned += state == "pruned"
     assert pruned / draws <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / draws)
+
+
+def test_looks_within_epochs_are_positions_compared_only_with_as_many_looks() -> None:
+    # With training.eval_steps each epoch adds looks_per_epoch positions (here 2: one look
+    # and the end); a trial far behind at its first look is pruned there, within epoch 1.
+    def study_of(looks: int) -> optuna.Study:
+        study = optuna.create_study(pruner=PairedPruner(min_epoch=1))
+        for shift in range(3):
+            curves = {s: [v + JITTER[shift][s] for v in (4.0, *c)] for s, c in REFERENCE.items()}
+            trial = start(study, **{keys.LOOKS_PER_EPOCH: looks})
+            assert train(study, trial, curves) == "complete"
+        return study
+
+    behind = {0: [6.0, 5.0, 4.5], 1: [6.0, 5.0, 4.5]}
+    study = study_of(2)
+    trial = start(study, **{keys.LOOKS_PER_EPOCH: 2})
+    assert train(study, trial, behind) == "pruned"
+    assert study.trials[-1].last_step == 1  # the first position: the look within epoch 1
+    # trials looking at other steps of the schedule are no references: nothing to compare with
+    other = study_of(1)
+    assert train(other, start(other, **{keys.LOOKS_PER_EPOCH: 2}), behind) == "complete"
