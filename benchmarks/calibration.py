@@ -183,9 +183,10 @@ def chosen_within_noise(table: Table, draws: int, k: int, n_seeds: int,
 
 
 def pruner_rate(table: Table, draws: int, gap: float, n_references: int, n_seeds: int,
-                rng: random.Random) -> dict[str, float]:  # fmt: skip
-    """How often hptune's pruner stops a trial ``gap`` sigma behind the best of its
-    references (negative: better), reported epoch by epoch after them in one study."""
+                rng: random.Random, pruner: Any = None) -> dict[str, float]:  # fmt: skip
+    """How often hptune's pruner (or ``pruner()``, a factory) stops a trial ``gap`` sigma
+    behind the best of its references (negative: better), reported epoch by epoch after
+    them in one study."""
     import optuna
 
     from hptune.search import epoch_pruner, report_seed_epoch
@@ -206,7 +207,8 @@ def pruner_rate(table: Table, draws: int, gap: float, n_references: int, n_seeds
         references = rng.sample(group, n_references)
         best = min(references, key=lambda c: _truth(table, c))
         test = rng.choice([c for c in group if c not in references])
-        study = optuna.create_study(direction="minimize", pruner=epoch_pruner())
+        study = optuna.create_study(direction="minimize",
+                                    pruner=pruner() if pruner else epoch_pruner())  # fmt: skip
 
         def report(curves: dict[int, list[float]], study: Any = study) -> tuple[bool, int]:
             """Whether the trial was pruned, and the epochs it trained."""

@@ -83,6 +83,29 @@ def test_the_test_split_is_measured_once_and_apart(five) -> None:
         assert all("test_values" not in t.user_attrs for t in study.trials)
 
 
+@pytest.mark.slow
+def test_the_same_configuration_run_twice_stores_the_same_trials_and_decisions(
+    five, tmp_path
+) -> None:
+    # Every phase, racing and pruning included, on a fresh output directory: the stores are
+    # read with Optuna alone (scripts/compare_runs.py) and compared bit for bit.
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "compare_runs.py"
+    spec = importlib.util.spec_from_file_location("compare_runs", script)
+    assert spec is not None and spec.loader is not None
+    compare_runs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_runs)
+    config, _, _ = five
+    again = config_from_dict(five_phase_config(tmp_path / "again"))
+    tune(again)
+    first = compare_runs.read(Path(config.output_dir) / "hptune.db")
+    second = compare_runs.read(Path(again.output_dir) / "hptune.db")
+    assert len(first) == len(ALL_PHASES) + 1  # and the final evaluation
+    assert sum(len(study["trials"]) for study in first.values()) >= 12
+    assert compare_runs.differences(first, second, 0.0) == []
+
+
 def test_exported_gradient_checkpointing_is_accepted_without_a_warning(tmp_path) -> None:
     from transformers import TrainingArguments
     from trl import SFTConfig
