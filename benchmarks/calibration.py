@@ -21,8 +21,8 @@ them. It prints, with the Monte Carlo standard error:
 
 - the rate of "worse beyond seed noise" said of a candidate equal in truth to the best, per
   comparison and per phase (at least one such "worse" among K candidates);
-- the rate of "equivalent" at true gaps 0 and 2x the margin (the margin is hptune's: half the
-  seed noise it measures);
+- the rate of "equivalent" at true gaps 0 and 2x the margin (the margin is hptune's default:
+  the paired noise of one seed it measures, at most one seed standard deviation);
 - the probability that the chosen candidate (the best mean) is within noise of the true best,
   among a best and K-1 candidates at true gaps of 0.5-2 sigma;
 - the pruner's rate of pruning a trial equal to or 0.5 sigma better than the best: hptune's
@@ -153,7 +153,7 @@ def separated_pair(table: Table, draws: int, gap: float | None, n_seeds: int,
         best, other = rng.sample(cells, 2)
         target = _truth(table, best)
         first = [_values(table, best, target, seeds), _values(table, other, target, seeds)]
-        if gap is None:  # the margin is hptune's own: half the noise of the draw
+        if gap is None:  # the margin is hptune's own default on the draw
             margin = _rank(first)[2] or 0.0
             behind = 2 * margin
         else:

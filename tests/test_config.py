@@ -223,3 +223,61 @@ def test_a_live_trial_has_a_grace_of_tens_of_seconds_and_several_beats(
     assert config_from_dict(chosen).stale_after == 5
     with pytest.raises(ConfigError, match="stale_seconds 3 is less than two heartbeats"):
         config_from_dict({**tiny_config_dict, "heartbeat_seconds": 2, "stale_seconds": 3})
+
+
+def test_trainer_trl_and_peft_names_that_mean_the_same_are_read_as_hptune_keys(
+    tiny_config_dict: dict,
+) -> None:
+    raw = tiny_config_dict
+    raw["training"]["num_train_epochs"] = raw["training"].pop("epochs")
+    raw["training"]["per_device_train_batch_size"] = raw["training"].pop("batch_size")
+    raw["training"]["lr_scheduler_type"] = "cosine"
+    raw["method"].update(lora_r=16, lora_alpha=32, lora_dropout=0.1)
+    raw["data"]["max_seq_length"] = raw["data"].pop("max_length")
+    config = config_from_dict(raw)
+    assert (config.training.epochs, config.training.batch_size) == (1, 16)
+    assert config.training.scheduler == "cosine" and config.data.max_length == 96
+    assert (config.method.r, config.method.alpha, config.method.dropout) == (16, 32, 0.1)
+    raw["training"]["epochs"] = 2  # both names of one key
+    with pytest.raises(ConfigError, match="training.num_train_epochs: means epochs, which is "
+                       "given too; keep one"):  # fmt: skip
+        config_from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "names"),
+    [
+        ("training", "bf16", "model.dtype"),
+        ("training", "seed", "objective.seeds"),
+        ("training", "warmup_steps", "training.warmup_ratio"),
+        ("training", "max_steps", "training.epochs"),
+        ("training", "save_strategy", "training.checkpoints"),
+        ("method", "lora_target_modules", "method.target_modules"),
+        ("model", "model_name_or_path", "model.path"),
+    ],
+)
+def test_trainer_names_without_an_hptune_twin_are_refused_with_the_key_to_use(
+    tiny_config_dict: dict, section: str, key: str, names: str
+) -> None:
+    tiny_config_dict[section][key] = 1
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}: not an hptune key; .*{names}"):
+        config_from_dict(tiny_config_dict)
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("rougeL", "rouge_l"),
+        ("ROUGE-L", "rouge_l"),
+        ("chrF", "chrf"),
+        ("sacrebleu", "bleu"),
+        ("exactmatch", "exact_match"),
+        ("loss", "eval_loss"),
+    ],
+)
+def test_a_metric_name_from_another_library_gets_did_you_mean(
+    tiny_config_dict: dict, given: str, meant: str
+) -> None:
+    tiny_config_dict["objective"]["metric"] = given
+    with pytest.raises(ConfigError, match=f"did you mean '{meant}'"):
+        config_from_dict(tiny_config_dict)

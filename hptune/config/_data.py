@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
 from hptune.config._base import _Strict
 
@@ -98,8 +98,10 @@ class DataConfig(_Strict):
     #: ``Question: {question}``. A literal brace is written ``{{`` or ``}}``.
     template: str | None = None
     #: Tokens per example (prompt + answer). A longer example is refused, or dropped with
-    #: ``drop_long``: it is never cut.
-    max_length: int = Field(256, gt=8)
+    #: ``drop_long``: it is never cut. TRL's older ``max_seq_length`` is read as this.
+    max_length: int = Field(
+        256, gt=8, validation_alias=AliasChoices("max_length", "max_seq_length")
+    )
     #: Leave out examples longer than ``max_length`` (``hptune plan`` says how many).
     drop_long: bool = False
 

@@ -33,12 +33,15 @@ class MethodConfig(_Strict):
 
     #: ``lora``, ``qlora`` (needs CUDA and bitsandbytes) or ``full`` (every weight trains).
     type: Literal["lora", "qlora", "full"] = "lora"
-    #: The LoRA rank: the adapter's inner dimension.
-    r: int = Field(8, gt=0)
-    #: The LoRA scale numerator: the adapter's update is scaled by ``alpha / r``.
-    alpha: int = Field(16, gt=0)
-    #: Dropout on the adapter's input during training.
-    dropout: float = Field(0.05, ge=0, lt=1)
+    #: The LoRA rank: the adapter's inner dimension (also read as ``lora_r``).
+    r: int = Field(8, gt=0, validation_alias=AliasChoices("r", "lora_r"))
+    #: The LoRA scale numerator: the adapter's update is scaled by ``alpha / r`` (also
+    #: read as ``lora_alpha``).
+    alpha: int = Field(16, gt=0, validation_alias=AliasChoices("alpha", "lora_alpha"))
+    #: Dropout on the adapter's input during training (also read as ``lora_dropout``).
+    dropout: float = Field(
+        0.05, ge=0, lt=1, validation_alias=AliasChoices("dropout", "lora_dropout")
+    )
     #: The modules that get an adapter: names (e.g. ``q_proj``) or ``all-linear``.
     target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
 
@@ -46,6 +49,25 @@ class MethodConfig(_Strict):
 #: The metrics hptune computes itself: the validation loss, and text metrics on answers
 #: generated greedily (BLEU and chrF via sacrebleu, exact match, ROUGE-L).
 BUILTIN_METRICS = ("eval_loss", "bleu", "chrf", "exact_match", "rouge_l")
+
+
+#: Names other libraries give the built-in metrics (evaluate, sacrebleu, the Trainer).
+_METRIC_NAMES = {"rougel": "rouge_l", "rouge": "rouge_l", "loss": "eval_loss",
+                 "sacrebleu": "bleu", "em": "exact_match", "exact": "exact_match"}  # fmt: skip
+
+
+def _close_metric(name: str) -> str | None:
+    """The built-in metric ``name`` most likely means (case, dashes and underscores aside)."""
+    import difflib
+
+    def bare(text: str) -> str:
+        return text.lower().replace("-", "").replace("_", "")
+
+    if bare(name) in _METRIC_NAMES:
+        return _METRIC_NAMES[bare(name)]
+    by_bare = {bare(m): m for m in BUILTIN_METRICS}
+    close = difflib.get_close_matches(bare(name), list(by_bare), n=1, cutoff=0.7)
+    return by_bare[close[0]] if close else None
 
 
 def _builtin_direction(metric: Any) -> Literal["minimize", "maximize"]:
@@ -79,8 +101,9 @@ class ObjectiveConfig(_Strict):
     #: The largest difference in the metric that does not matter: candidates whose paired
     #: difference is shown to be within it are equivalent, and only then does the cheaper
     #: one win (fewer epochs, the faster batch). In the metric's units (``0.02``) or as a
-    #: share of the best candidate's value (``"2%"``). Default: half the typical seed
-    #: standard deviation of the phase's candidates.
+    #: share of the best candidate's value (``"2%"``). Default: the paired noise of one seed
+    #: (the seed model's, on the phase's candidates), at most one seed standard deviation;
+    #: every decision states the seeds equivalence needs at that margin.
     equivalence_margin: float | str | None = None
     #: Racing: when the best configuration and a contender are neither equivalent nor told
     #: apart, both get more paired seeds, one at a time, up to this many in all (no racing
@@ -111,9 +134,11 @@ class ObjectiveConfig(_Strict):
         module, _, function = metric.partition(":")
         names = [*module.split("."), function]
         if not function or not all(n.isidentifier() for n in names):
+            close = _close_metric(metric)
+            hint = f"did you mean {close!r}? " if close else ""
             raise ValueError(
-                f"unknown metric; use one of {', '.join(BUILTIN_METRICS)}, or your function as "
-                "'module:function' (e.g. 'my_metrics:f1')"
+                f"unknown metric; {hint}use one of {', '.join(BUILTIN_METRICS)}, or your "
+                "function as 'module:function' (e.g. 'my_metrics:f1')"
             )
         return metric
 
@@ -197,18 +222,27 @@ class TrainingConfig(_Strict):
     device: str | None = None
     #: The starting learning rate (default: the method's preset).
     learning_rate: float | None = Field(None, gt=0, lt=1)
-    #: The starting per-device batch size (default: from the presets and the memory).
-    batch_size: int | None = Field(None, gt=0)
+    #: The starting per-device batch size (default: from the presets and the memory; also
+    #: read as ``per_device_train_batch_size``).
+    batch_size: int | None = Field(
+        None, gt=0, validation_alias=AliasChoices("batch_size", "per_device_train_batch_size")
+    )
     #: Batches accumulated per optimizer step (effective batch = batch x accumulation).
     gradient_accumulation_steps: int | None = Field(None, gt=0)
-    #: The starting number of epochs (default: from the training set's size).
-    epochs: int | None = Field(None, gt=0)
+    #: The starting number of epochs (default: from the training set's size; also read as
+    #: ``num_train_epochs``).
+    epochs: int | None = Field(
+        None, gt=0, validation_alias=AliasChoices("epochs", "num_train_epochs")
+    )
     #: The share of optimizer steps spent warming the learning rate up.
     warmup_ratio: float | None = Field(None, ge=0, lt=1)
     #: AdamW's decoupled weight decay.
     weight_decay: float | None = Field(None, ge=0, lt=1)
-    #: The learning-rate schedule after warmup (transformers' ``get_scheduler`` names).
-    scheduler: SchedulerName = "linear"
+    #: The learning-rate schedule after warmup (transformers' ``get_scheduler`` names; also
+    #: read as ``lr_scheduler_type``).
+    scheduler: SchedulerName = Field(
+        "linear", validation_alias=AliasChoices("scheduler", "lr_scheduler_type")
+    )
     #: Gradient clipping by global norm; None turns clipping off.
     max_grad_norm: float | None = Field(1.0, gt=0)
     #: Train on the first N training examples only (quick checks, demos).
