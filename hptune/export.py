@@ -111,6 +111,7 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
             "lora_dropout": method.dropout,
             "target_modules": method.target_modules,
             "task_type": "CAUSAL_LM",
+            **method.lora,
         }
     if config.method.type == "qlora":
         exported["bnb_config"] = {

@@ -44,7 +44,77 @@ class MethodConfig(_Strict):
     )
     #: The modules that get an adapter: names (e.g. ``q_proj``) or ``all-linear``.
     target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
+    #: Any other ``peft.LoraConfig`` key, passed through as given: ``use_rslora``,
+    #: ``use_dora``, ``modules_to_save``, ``bias``, ``layers_to_transform``,
+    #: ``init_lora_weights``... (checked against the installed peft; the rank, alpha, dropout
+    #: and target modules are the keys above). The export's ``lora_config`` carries them.
+    lora: dict[str, Any] = {}
 
+    @field_validator("lora")
+    @classmethod
+    def _lora_keys(cls, lora: dict[str, Any]) -> dict[str, Any]:
+        if not lora:
+            return lora
+        import dataclasses
+        import difflib
+
+        import peft
+
+        for key in lora:
+            if key in _LORA_KEYS_OWNED:
+                raise ValueError(f"{key!r} is {_LORA_KEYS_OWNED[key]}; set it there")
+        known = [f.name for f in dataclasses.fields(peft.LoraConfig)]
+        for key in lora:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(
+                    f"{key!r} is not a LoraConfig key of the installed peft "
+                    f"{peft.__version__}; {hint}see peft's LoraConfig for the keys"
+                )
+        try:  # peft checks the values when the config is built
+            peft.LoraConfig(r=8, target_modules=["q_proj"], **lora)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"peft's LoraConfig refuses it: {exc}") from None
+        return lora
+
+    @model_validator(mode="after")
+    def _lora_needs_an_adapter(self) -> MethodConfig:
+        if self.lora and self.type == "full":
+            raise ValueError(
+                "lora: LoRA keys apply to method.type lora or qlora, not full; remove them"
+            )
+        return self
+
+    def reuses_base(self) -> bool:
+        """Whether a run's adapter leaves the base model's weights as loaded (so one copy of
+        the base serves every run): LoRA, with no LoRA key that trains or rewrites base
+        weights (``modules_to_save``, a ``bias`` other than ``none``, an initialisation that
+        changes the base such as PiSSA or LoftQ)."""
+        if self.type != "lora":
+            return False
+        return set(self.lora) <= _LORA_KEYS_BASE_UNCHANGED and self.lora.get(
+            "init_lora_weights", True
+        ) in (True, False, "gaussian")
+
+
+#: LoraConfig keys hptune sets itself: where to set them instead.
+_LORA_KEYS_OWNED = {
+    "r": "the rank, method.r",
+    "lora_alpha": "method.alpha",
+    "lora_dropout": "method.dropout",
+    "target_modules": "method.target_modules",
+    "task_type": "set by hptune (CAUSAL_LM)",
+    "peft_type": "set by hptune (LORA)",
+    "base_model_name_or_path": "the model, model.path",
+    "revision": "set by hptune (the model at model.path)",
+    "inference_mode": "set by hptune (training)",
+}
+#: LoraConfig keys that shape the adapter but leave every base weight as loaded.
+_LORA_KEYS_BASE_UNCHANGED = {
+    "use_rslora", "use_dora", "layers_to_transform", "layers_pattern", "rank_pattern",
+    "alpha_pattern", "exclude_modules", "fan_in_fan_out", "init_lora_weights", "lora_bias",
+}  # fmt: skip
 
 #: The metrics hptune computes itself: the validation loss, and text metrics on answers
 #: generated greedily (BLEU and chrF via sacrebleu, exact match, ROUGE-L).

@@ -140,6 +140,7 @@ def add_adapter(base: Any, method: MethodConfig) -> Any:
         lora_dropout=method.dropout,
         target_modules=method.target_modules,
         task_type="CAUSAL_LM",
+        **method.lora,
     )
     try:
         with warnings.catch_warnings():

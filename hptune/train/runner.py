@@ -175,7 +175,7 @@ class RunnerBase(ABC):
     def _reuses_base(self) -> bool:
         # Sound for LoRA: the base's weights are frozen. Not for full fine-tuning (they train),
         # QLoRA or gradient checkpointing (both change the base in place when preparing it).
-        return self.config.method.type == "lora" and not self.config.training.gradient_checkpointing
+        return self.config.method.reuses_base() and not self.config.training.gradient_checkpointing
 
     def load_run_model(self) -> Any:
         """The model a run starts from: the base with a fresh adapter (LoRA, QLoRA), or the
