@@ -11,6 +11,12 @@ from typing import Any, Literal
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from hptune.config._base import SchedulerName, _Strict
+from hptune.config._passthrough import (
+    LORA_KEYS_BASE_UNCHANGED,
+    check_lora_keys,
+    check_training_args,
+    lift_same_args,
+)
 
 
 class ModelConfig(_Strict):
@@ -55,27 +61,7 @@ class MethodConfig(_Strict):
     def _lora_keys(cls, lora: dict[str, Any]) -> dict[str, Any]:
         if not lora:
             return lora
-        import dataclasses
-        import difflib
-
-        import peft
-
-        for key in lora:
-            if key in _LORA_KEYS_OWNED:
-                raise ValueError(f"{key!r} is {_LORA_KEYS_OWNED[key]}; set it there")
-        known = [f.name for f in dataclasses.fields(peft.LoraConfig)]
-        for key in lora:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise ValueError(
-                    f"{key!r} is not a LoraConfig key of the installed peft "
-                    f"{peft.__version__}; {hint}see peft's LoraConfig for the keys"
-                )
-        try:  # peft checks the values when the config is built
-            peft.LoraConfig(r=8, target_modules=["q_proj"], **lora)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"peft's LoraConfig refuses it: {exc}") from None
+        check_lora_keys(lora)
         return lora
 
     @model_validator(mode="after")
@@ -93,28 +79,10 @@ class MethodConfig(_Strict):
         changes the base such as PiSSA or LoftQ)."""
         if self.type != "lora":
             return False
-        return set(self.lora) <= _LORA_KEYS_BASE_UNCHANGED and self.lora.get(
+        return set(self.lora) <= LORA_KEYS_BASE_UNCHANGED and self.lora.get(
             "init_lora_weights", True
         ) in (True, False, "gaussian")
 
-
-#: LoraConfig keys hptune sets itself: where to set them instead.
-_LORA_KEYS_OWNED = {
-    "r": "the rank, method.r",
-    "lora_alpha": "method.alpha",
-    "lora_dropout": "method.dropout",
-    "target_modules": "method.target_modules",
-    "task_type": "set by hptune (CAUSAL_LM)",
-    "peft_type": "set by hptune (LORA)",
-    "base_model_name_or_path": "the model, model.path",
-    "revision": "set by hptune (the model at model.path)",
-    "inference_mode": "set by hptune (training)",
-}
-#: LoraConfig keys that shape the adapter but leave every base weight as loaded.
-_LORA_KEYS_BASE_UNCHANGED = {
-    "use_rslora", "use_dora", "layers_to_transform", "layers_pattern", "rank_pattern",
-    "alpha_pattern", "exclude_modules", "fan_in_fan_out", "init_lora_weights", "lora_bias",
-}  # fmt: skip
 
 #: The metrics hptune computes itself: the validation loss, and text metrics on answers
 #: generated greedily (BLEU and chrF via sacrebleu, exact match, ROUGE-L).
@@ -333,6 +301,19 @@ class TrainingConfig(_Strict):
     #: Save every epoch of every trial (safetensors) under `<output_dir>/checkpoints`, keeping
     #: the best and the last of each run; pruned and failed trials' checkpoints are removed.
     checkpoints: bool = True
+    #: The optimizer, by the Trainer's ``optim`` name (default: the Trainer's own,
+    #: ``adamw_torch_fused``). hptune's loop trains ``adamw_torch`` or ``adamw_torch_fused``;
+    #: the Trainer backends any name the installed transformers has (the 8-bit and paged
+    #: ones need bitsandbytes and a GPU).
+    optim: str | None = None
+    #: Any other ``TrainingArguments`` key (``SFTConfig`` with ``backend: sft``), passed to
+    #: each trial's Trainer and to the export as given: ``adam_beta2``,
+    #: ``lr_scheduler_kwargs``, ``neftune_noise_alpha``... (checked against the installed
+    #: class; a key that means a ``training`` key, e.g. ``lr_scheduler_type``, is read as
+    #: it; other keys hptune sets are refused with the key to use). hptune's own loop honours
+    #: ``adam_beta1``, ``adam_beta2``, ``adam_epsilon`` and ``lr_scheduler_kwargs``, and
+    #: refuses the others by name.
+    args: dict[str, Any] = {}
     #: Trackers to log each trial and seed to, through Accelerate, under `<output_dir>/logs`:
     #: tensorboard (pip install tensorboard), wandb, mlflow.
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = []
@@ -374,6 +355,17 @@ class TrainingConfig(_Strict):
                 "pip install 'hptune[sft]' (or trl), or use backend: trainer"
             )
         return backend
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_same_args(cls, values: Any) -> Any:
+        return lift_same_args(values) if isinstance(values, dict) else values
+
+    @model_validator(mode="after")
+    def _passed_through(self) -> TrainingConfig:
+        if self.args or self.optim is not None:
+            check_training_args(self.args, self.optim, self.backend)
+        return self
 
     @model_validator(mode="after")
     def _one_trainer(self) -> TrainingConfig:

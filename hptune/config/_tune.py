@@ -140,6 +140,16 @@ class TuneConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _schedulers_have_their_kwargs(self) -> TuneConfig:
+        from hptune.config._passthrough import check_scheduler_kwargs
+
+        schedulers: set[str] = {self.training.scheduler}
+        if "regularization" in self.phases.run:
+            schedulers |= set(self.phases.regularization.schedulers)
+        check_scheduler_kwargs(self.training.args, schedulers)
+        return self
+
     @property
     def stale_after(self) -> float:
         """Seconds a running trial's heartbeat may stand still before it counts as dead."""

@@ -63,14 +63,27 @@ def training_arguments(
         "weight_decay": hp.weight_decay,
         "lr_scheduler_type": hp.scheduler,
         "max_grad_norm": hp.max_grad_norm or 0.0,
-        "optim": default_optimizer(),
+        "optim": config.training.optim or default_optimizer(),
         "seed": seed,
         "data_seed": seed,
         **_checkpointing(config.training.gradient_checkpointing),
     }
     if precision != "unknown":
         keys.update(bf16=precision == "bf16", fp16=precision == "fp16")
+    keys.update(_passed_through(config, sft=False))
     return keys
+
+
+def _passed_through(config: TuneConfig, *, sft: bool) -> dict[str, Any]:
+    """``training.args``: the ``TrainingArguments`` keys, or (``sft``) the ``SFTConfig``
+    keys beyond them."""
+    args = config.training.args
+    if not args:
+        return {}
+    from hptune.config._passthrough import trainer_fields
+
+    base = trainer_fields("trainer")
+    return {k: v for k, v in args.items() if (k not in base) == sft}
 
 
 def sft_arguments(config: TuneConfig, data_format: str) -> dict[str, Any]:
@@ -89,6 +102,7 @@ def sft_arguments(config: TuneConfig, data_format: str) -> dict[str, Any]:
         keys["assistant_only_loss"] = True
     else:
         keys["completion_only_loss"] = True
+    keys.update(_passed_through(config, sft=True))
     return keys
 
 

@@ -104,7 +104,7 @@ class Runner(RunnerBase):
         train_loader = DataLoader(self.data.train, batch_size=hp.batch_size, sampler=sampler,
                                   collate_fn=self.collator())  # fmt: skip
         loaders = self.eval_loaders(hp, accelerator.device, test=evaluate_test)
-        optimizer = _adamw(model, hp)
+        optimizer = _adamw(model, hp, training.optim, training.args)
         model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
         # As the Trainer: the steps of this process's shard of the data, and a scheduler that
         # steps once per update (not prepared, which would step it once per process).
@@ -115,6 +115,7 @@ class Runner(RunnerBase):
             # TrainingArguments.get_warmup_steps: the ceiling, not the rounding.
             num_warmup_steps=math.ceil(hp.warmup_ratio * steps),
             num_training_steps=steps,
+            scheduler_specific_kwargs=training.args.get("lr_scheduler_kwargs"),
         )
         self._loss_kwargs = accepts_loss_kwargs(accelerator.unwrap_model(model))
         result = RunResult(seed=seed, processes=accelerator.num_processes)
@@ -279,7 +280,9 @@ def accepts_loss_kwargs(model: Any) -> bool:
     return any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def _adamw(model: Any, hp: HParams) -> Any:
+def _adamw(model: Any, hp: HParams, optim: str | None, args: dict[str, Any]) -> Any:
+    """AdamW as the Trainer builds it for ``optim`` (``adamw_torch`` or ``_fused``), with
+    ``training.args``' betas and epsilon (the Trainer's defaults otherwise)."""
     import torch
 
     decay = set(decay_parameter_names(model))
@@ -290,7 +293,11 @@ def _adamw(model: Any, hp: HParams) -> Any:
     ]
     # The Trainer's default optimizer ("adamw_torch_fused" on torch >= 2.8).
     return torch.optim.AdamW(
-        groups, lr=hp.learning_rate, fused=default_optimizer() == "adamw_torch_fused"
+        groups,
+        lr=hp.learning_rate,
+        betas=(args.get("adam_beta1", 0.9), args.get("adam_beta2", 0.999)),
+        eps=args.get("adam_epsilon", 1e-8),
+        fused=(optim or default_optimizer()) == "adamw_torch_fused",
     )
 
 

@@ -72,7 +72,7 @@ def test_biases_and_norm_weights_are_not_decayed(demo_path, tmp_path) -> None:
     norms = [n for n, _ in model.named_parameters() if "norm" in n]
     assert norms and not names & set(norms)
     assert any(n.endswith("proj.weight") for n in names)
-    optimizer = _adamw(model, HP)
+    optimizer = _adamw(model, HP, None, {})
     decayed, exempt = optimizer.param_groups
     assert decayed["weight_decay"] == HP.weight_decay and exempt["weight_decay"] == 0.0
     assert len(exempt["params"]) == len(norms)

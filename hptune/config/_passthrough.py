@@ -1,0 +1,231 @@
+"""The keys passed through to peft and transformers as given (``method.lora``,
+``training.args``, ``training.optim``), checked against the installed libraries' own classes.
+
+Each check names the key, the nearest known name, and where hptune's own key is when hptune
+sets it; the libraries are imported only when there is something to check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+#: LoraConfig keys hptune sets itself: where to set them instead.
+LORA_KEYS_OWNED = {
+    "r": "the rank, method.r",
+    "lora_alpha": "method.alpha",
+    "lora_dropout": "method.dropout",
+    "target_modules": "method.target_modules",
+    "task_type": "set by hptune (CAUSAL_LM)",
+    "peft_type": "set by hptune (LORA)",
+    "base_model_name_or_path": "set by hptune (the model at model.path)",
+    "revision": "set by hptune (the model at model.path)",
+    "inference_mode": "set by hptune (training)",
+}
+#: LoraConfig keys that shape the adapter but leave every base weight as loaded.
+LORA_KEYS_BASE_UNCHANGED = {
+    "use_rslora", "use_dora", "layers_to_transform", "layers_pattern", "rank_pattern",
+    "alpha_pattern", "exclude_modules", "fan_in_fan_out", "init_lora_weights", "lora_bias",
+}  # fmt: skip
+
+_TUNED = "tuned by hptune: the starting value is"
+_SCORED = (
+    "set by hptune, which validates every epoch itself (training.eval_steps adds looks) and "
+    "keeps each seed's best epoch; hptune export writes it for your Trainer"
+)
+#: TrainingArguments / SFTConfig keys hptune sets itself, with no ``training`` key of the
+#: same meaning (those are read as it, `ARGS_SAME`): where to set them instead.
+ARGS_OWNED = {
+    "warmup_steps": f"{_TUNED} training.warmup_ratio",
+    "report_to": "training.report_to",
+    "seed": "objective.seeds (every configuration trains on each)",
+    "data_seed": "set by hptune (each seed of objective.seeds orders the data)",
+    "output_dir": "set by hptune (under output_dir)",
+    "bf16": "set by hptune from the machine (bf16 where the GPU has it); the weights' dtype "
+    "is model.dtype",
+    "fp16": "set by hptune from the machine (bf16 where the GPU has it, else fp16)",
+    "eval_strategy": _SCORED,
+    "save_strategy": _SCORED,
+    "load_best_model_at_end": _SCORED,
+    "metric_for_best_model": "objective.metric",
+    "max_steps": "set by hptune, which trains whole epochs (training.epochs)",
+    "use_cpu": "set by hptune from the machine",
+    "max_length": "data.max_length",
+    "max_seq_length": "data.max_length",
+    "completion_only_loss": "set by hptune from the data's format (the tokens it scores)",
+    "assistant_only_loss": "set by hptune from the data's format (the tokens it scores)",
+    "dataset_text_field": "set by hptune from the data's format",
+}
+#: TrainingArguments keys that mean the same as a ``training`` key: read as that key.
+ARGS_SAME = {
+    "learning_rate": "learning_rate",
+    "per_device_train_batch_size": "batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "num_train_epochs": "epochs",
+    "warmup_ratio": "warmup_ratio",
+    "weight_decay": "weight_decay",
+    "lr_scheduler_type": "scheduler",
+    "max_grad_norm": "max_grad_norm",
+    "optim": "optim",
+    "gradient_checkpointing": "gradient_checkpointing",
+    "activation_checkpointing": "gradient_checkpointing",
+    "eval_steps": "eval_steps",
+}
+
+
+def lift_same_args(training: dict[str, Any]) -> dict[str, Any]:
+    """``training`` with each ``args`` key that means a ``training`` key moved there.
+
+    Raises:
+        ValueError: Both given, with different values.
+    """
+    args = training.get("args")
+    if not isinstance(args, dict) or not set(args) & set(ARGS_SAME):
+        return training
+    training, args = dict(training), dict(args)
+    for key in [k for k in args if k in ARGS_SAME]:
+        field = ARGS_SAME[key]
+        names = {field, key}  # the field may be given under its alias too
+        given = [n for n in names if n in training]
+        value = args.pop(key)
+        if given and training[given[0]] != value:
+            raise ValueError(
+                f"args: {key} ({value!r}) is training.{field}, which is given too "
+                f"({training[given[0]]!r}); keep one"
+            )
+        if not given:
+            training[field] = value
+    training["args"] = args
+    return training
+
+
+#: The keys hptune's own loop honours; the rest need a Trainer backend.
+LOOP_ARGS = ("adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_kwargs")
+#: The optimizers hptune's own loop trains with (AdamW, fused or not).
+LOOP_OPTIMIZERS = ("adamw_torch", "adamw_torch_fused")
+#: Schedulers that need ``lr_scheduler_kwargs``, and one key of each that will do.
+SCHEDULER_KWARGS = {
+    "cosine_with_min_lr": ("min_lr", "min_lr_rate"),
+    "cosine_warmup_with_min_lr": ("min_lr", "min_lr_rate"),
+    "warmup_stable_decay": ("num_decay_steps",),
+}
+
+
+def _unknown(key: str, known: list[str], what: str) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{key!r} is not a {what}; {hint}see its documentation for the keys"
+
+
+def check_lora_keys(lora: dict[str, Any]) -> None:
+    """Refuse a ``method.lora`` key the installed peft's ``LoraConfig`` lacks or hptune sets.
+
+    Raises:
+        ValueError: The key, the nearest name or hptune's key, or peft's own complaint.
+    """
+    import peft
+
+    for key in lora:
+        if key in LORA_KEYS_OWNED:
+            raise ValueError(f"{key!r} is {LORA_KEYS_OWNED[key]}; set it there")
+    known = [f.name for f in dataclasses.fields(peft.LoraConfig)]
+    for key in lora:
+        if key not in known:
+            raise ValueError(
+                _unknown(key, known, f"LoraConfig key of the installed peft {peft.__version__}")
+            )
+    try:  # peft checks the values when the config is built
+        peft.LoraConfig(r=8, target_modules=["q_proj"], **lora)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"peft's LoraConfig refuses it: {exc}") from None
+
+
+def trainer_fields(backend: str) -> set[str]:
+    """The keys of the installed ``TrainingArguments`` (``SFTConfig`` with backend sft)."""
+    if backend == "sft":
+        from trl import SFTConfig
+
+        return {f.name for f in dataclasses.fields(SFTConfig)}
+    from transformers import TrainingArguments
+
+    return {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+def check_training_args(args: dict[str, Any], optim: str | None, backend: str) -> None:
+    """Refuse ``training.args`` / ``training.optim`` that the backend cannot honour.
+
+    Args:
+        args: ``training.args``.
+        optim: ``training.optim``.
+        backend: ``training.backend`` (``accelerate``: hptune's loop).
+
+    Raises:
+        ValueError: The key, what is wrong, and the fix.
+    """
+    for key in args:
+        if key in ARGS_OWNED:
+            raise ValueError(f"args: {key!r} is {ARGS_OWNED[key]}; set it there")
+    if args:
+        known = sorted(trainer_fields("sft" if backend == "sft" else "trainer"))
+        what = "SFTConfig key" if backend == "sft" else "TrainingArguments key"
+        for key in args:
+            if key not in known:
+                from importlib.metadata import version
+
+                library = "trl" if backend == "sft" else "transformers"
+                raise ValueError(
+                    "args: " + _unknown(key, known, f"{what} of {library} {version(library)}")
+                )
+    if backend == "accelerate":
+        others = [k for k in args if k not in LOOP_ARGS]
+        if others:
+            raise ValueError(
+                f"args: {', '.join(others)} is honoured by the Trainer backends only; set "
+                f"training.backend: trainer (or sft), or remove it (hptune's own loop honours "
+                f"{', '.join(LOOP_ARGS)})"
+            )
+        if optim is not None and optim not in LOOP_OPTIMIZERS:
+            raise ValueError(
+                f"optim: hptune's own loop trains with {' or '.join(LOOP_OPTIMIZERS)}, not "
+                f"{optim!r}; set training.backend: trainer (or sft) for any Trainer optimizer"
+            )
+    elif optim is not None:
+        _check_trainer_optimizer(optim)
+
+
+def check_scheduler_kwargs(args: dict[str, Any], schedulers: set[str]) -> None:
+    """Refuse a scheduler that needs ``lr_scheduler_kwargs`` the configuration lacks.
+
+    Args:
+        args: ``training.args``.
+        schedulers: Every scheduler the run may train with (the starting one and the
+            regularization phase's).
+
+    Raises:
+        ValueError: The scheduler and the keyword it needs.
+    """
+    kwargs = args.get("lr_scheduler_kwargs") or {}
+    for scheduler in sorted(schedulers & set(SCHEDULER_KWARGS)):
+        needed = SCHEDULER_KWARGS[scheduler]
+        if not any(k in kwargs for k in needed):
+            raise ValueError(
+                f"the {scheduler} scheduler needs training.args.lr_scheduler_kwargs with "
+                f"{' or '.join(needed)} (e.g. {{{needed[-1]}: 0.1}})"
+            )
+
+
+def _check_trainer_optimizer(optim: str) -> None:
+    import importlib.util
+
+    from transformers.training_args import OptimizerNames
+
+    names = [o.value for o in OptimizerNames]
+    if optim not in names:
+        raise ValueError("optim: " + _unknown(optim, names, "Trainer optimizer name"))
+    needs_bnb = "8bit" in optim or "paged" in optim
+    if needs_bnb and importlib.util.find_spec("bitsandbytes") is None:
+        raise ValueError(
+            f"optim: {optim} needs bitsandbytes (and a CUDA GPU); pip install bitsandbytes, "
+            "or use adamw_torch"
+        )
