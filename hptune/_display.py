@@ -194,6 +194,8 @@ def describe_hparams(hp: HParams, phase: str = "") -> str:
     text = f"lr={hp.learning_rate:g} bs={hp.batch_size}x{accumulation} ep={hp.epochs}"
     if phase in ("regularization", "final"):
         text += f" wd={hp.weight_decay:.3g} {hp.scheduler} warmup={hp.warmup_ratio:.3g}"
+    if hp.lora_r is not None:
+        text += f" r={hp.lora_r} alpha={hp.lora_alpha}"
     return text
 
 

@@ -106,8 +106,8 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
     if config.method.type != "full":
         method = config.method
         exported["lora_config"] = {
-            "r": method.r,
-            "lora_alpha": method.alpha,
+            "r": hp.lora_r or method.r,  # a lora_rank phase's decision, else the method's
+            "lora_alpha": hp.lora_alpha or method.alpha,
             "lora_dropout": method.dropout,
             "target_modules": method.target_modules,
             "task_type": "CAUSAL_LM",

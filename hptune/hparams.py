@@ -23,6 +23,8 @@ class HParams:
         scheduler: The learning-rate schedule: ``linear``, ``cosine`` or
             ``constant_with_warmup``.
         max_grad_norm: Gradients are clipped to this norm; None does not clip.
+        lora_r: The LoRA rank of this run; None: the method's (``method.r``).
+        lora_alpha: The LoRA alpha of this run; None: the method's (``method.alpha``).
 
     Raises:
         ValueError: A learning rate that is not positive, or a batch size, accumulation or
@@ -37,6 +39,8 @@ class HParams:
     weight_decay: float
     scheduler: str = "linear"
     max_grad_norm: float | None = 1.0
+    lora_r: int | None = None
+    lora_alpha: int | None = None
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:
@@ -46,6 +50,9 @@ class HParams:
                 "batch_size, gradient_accumulation_steps and epochs must be at least 1, got "
                 f"{self.batch_size=}, {self.gradient_accumulation_steps=}, {self.epochs=}"
             )
+        if any(v is not None and v < 1 for v in (self.lora_r, self.lora_alpha)):
+            raise ValueError(f"lora_r and lora_alpha must be at least 1, got {self.lora_r=}, "
+                             f"{self.lora_alpha=}")  # fmt: skip
 
     @property
     def effective_batch_size(self) -> int:
@@ -71,9 +78,15 @@ class HParams:
         """Every field by name, as stored on trials and studies.
 
         Returns:
-            A JSON-serialisable dict that ``from_dict`` turns back into the configuration.
+            A JSON-serialisable dict that ``from_dict`` turns back into the configuration;
+            the LoRA rank and alpha only when a phase set them (runs that never tune them
+            store what they always stored).
         """
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        for key in ("lora_r", "lora_alpha"):
+            if values[key] is None:
+                del values[key]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> HParams:

@@ -20,6 +20,7 @@ from hptune.config._phases import (
     EpochsPhaseConfig,
     GuardrailsConfig,
     LearningRatePhaseConfig,
+    LoraRankPhaseConfig,
     PhasesConfig,
     RegularizationPhaseConfig,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "EpochsPhaseConfig",
     "GuardrailsConfig",
     "LearningRatePhaseConfig",
+    "LoraRankPhaseConfig",
     "MethodConfig",
     "ModelConfig",
     "ObjectiveConfig",

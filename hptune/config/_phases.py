@@ -13,9 +13,13 @@ from pydantic import Field, field_validator, model_validator
 from hptune.config._base import SchedulerName, _Strict
 from hptune.presets import DEFAULT_LEARNING_RATE_GRID
 
-#: The phases of the method, in order.
-PHASE_NAMES = ("baseline", "learning_rate", "batch_size", "epochs", "regularization")
-PhaseName = Literal["baseline", "learning_rate", "batch_size", "epochs", "regularization"]
+#: The phases of the method, in order, and the extra phases that may follow them.
+PHASE_NAMES = ("baseline", "learning_rate", "batch_size", "epochs", "regularization", "lora_rank")
+#: The phases a run runs unless ``phases.run`` says otherwise: the method's five.
+METHOD_PHASES = PHASE_NAMES[:5]
+PhaseName = Literal[
+    "baseline", "learning_rate", "batch_size", "epochs", "regularization", "lora_rank"
+]
 
 
 class LearningRatePhaseConfig(_Strict):
@@ -128,15 +132,36 @@ class RegularizationPhaseConfig(_Strict):
         return value
 
 
+class LoraRankPhaseConfig(_Strict):
+    """Options of the LoRA rank phase (an extra phase: add ``lora_rank`` to phases.run)."""
+
+    #: The ranks tried, each on every seed.
+    ranks: list[int] = [4, 8, 16, 32]
+    #: How alpha follows the rank: ``same_scale`` keeps the adapter's scale alpha / r of
+    #: method.alpha / method.r (alpha = r x that ratio), ``fixed`` keeps method.alpha (the
+    #: scale then falls as the rank grows; with method.lora.use_rslora the scale is alpha /
+    #: sqrt(r)).
+    alpha: Literal["same_scale", "fixed"] = "same_scale"
+
+    @field_validator("ranks")
+    @classmethod
+    def _ranks_valid(cls, ranks: list[int]) -> list[int]:
+        if len(ranks) < 2 or min(ranks) < 1 or len(set(ranks)) != len(ranks):
+            raise ValueError("give two or more different ranks, each at least 1")
+        return sorted(ranks)
+
+
 class PhasesConfig(_Strict):
     """Which phases run, in the method's order, and their options."""
 
-    #: The phases to run, put in the method's order.
-    run: list[PhaseName] = list(PHASE_NAMES)  # type: ignore[arg-type]
+    #: The phases to run, put in the method's order (default: the method's five; the LoRA
+    #: rank phase, ``lora_rank``, runs after them when listed).
+    run: list[PhaseName] = list(METHOD_PHASES)  # type: ignore[arg-type]
     learning_rate: LearningRatePhaseConfig = Field(default_factory=LearningRatePhaseConfig)
     batch_size: BatchSizePhaseConfig = Field(default_factory=BatchSizePhaseConfig)
     epochs: EpochsPhaseConfig = Field(default_factory=EpochsPhaseConfig)
     regularization: RegularizationPhaseConfig = Field(default_factory=RegularizationPhaseConfig)
+    lora_rank: LoraRankPhaseConfig = Field(default_factory=LoraRankPhaseConfig)
     #: After the phases, train the chosen configuration on the seeds and evaluate it once on
     #: the test split (when data.test is given); never used for any decision.
     test_evaluation: bool = True

@@ -141,6 +141,15 @@ class TuneConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _lora_rank_needs_lora(self) -> TuneConfig:
+        if "lora_rank" in self.phases.run and self.method.type == "full":
+            raise ValueError(
+                "phases.run: lora_rank tunes a LoRA adapter's rank, and method.type is full "
+                "(no adapter); remove lora_rank, or use method.type: lora"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _schedulers_have_their_kwargs(self) -> TuneConfig:
         from hptune.config._passthrough import check_scheduler_kwargs
 

@@ -18,6 +18,7 @@ from hptune.phases._batch_size import BatchSizePhase, batch_candidates, memory_l
 from hptune.phases._epochs import EpochsPhase, default_epoch_range
 from hptune.phases._final import TestEvaluation
 from hptune.phases._learning_rate import LearningRatePhase
+from hptune.phases._lora_rank import LoraRankPhase
 from hptune.phases._ranking import (
     NoiseRanking,
     racing_trials_at_most,
@@ -34,6 +35,7 @@ __all__ = [
     "Decision",
     "EpochsPhase",
     "LearningRatePhase",
+    "LoraRankPhase",
     "NoiseRanking",
     "Phase",
     "PhaseBudget",

@@ -10,6 +10,7 @@ from hptune.phases._batch_size import BatchSizePhase
 from hptune.phases._epochs import EpochsPhase
 from hptune.phases._final import TestEvaluation
 from hptune.phases._learning_rate import LearningRatePhase
+from hptune.phases._lora_rank import LoraRankPhase
 from hptune.phases._regularization import RegularizationPhase
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ PHASES: dict[str, type[Phase]] = {
         BatchSizePhase,
         EpochsPhase,
         RegularizationPhase,
+        LoraRankPhase,
         TestEvaluation,
     )
 }

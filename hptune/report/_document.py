@@ -60,6 +60,7 @@ _TITLES = {
     "batch_size": "3. Batch size",
     "epochs": "4. Epochs",
     "regularization": "5. Weight decay, scheduler, warmup",
+    "lora_rank": "Extra: LoRA rank",
     "final": "Final evaluation on the test split",
 }
 

@@ -24,11 +24,12 @@ R = TypeVar("R")
 
 _DIVERGED = "#d62728"
 _PRUNED = "#7f7f7f"
-_LOG_PARAMS = {"learning_rate", "weight_decay"}
+_LOG_PARAMS = {"learning_rate", "weight_decay", "lora_r"}
 _LABELS = {
     "learning_rate": "learning rate",
     "batch_size": "batch size (per device)",
     "epochs": "epochs",
+    "lora_r": "LoRA rank",
     "weight_decay": "weight decay",
     "eval_loss": "validation loss",
     "bleu": "validation BLEU",
@@ -285,6 +286,7 @@ _PHASE_PARAM = {
     "learning_rate": "learning_rate",
     "epochs": "epochs",
     "regularization": "weight_decay",
+    "lora_rank": "lora_r",
 }
 
 
@@ -298,7 +300,7 @@ def phase_figures(evidence: PhaseEvidence, metric: str) -> list[tuple[str, str]]
     elif evidence.phase in _PHASE_PARAM:
         param = _PHASE_PARAM[evidence.phase]
         svg = param_figure(evidence, param, metric, chosen=chosen.get(param))
-        figures.append((f"{_label(param).capitalize()} against the metric", svg))
+        figures.append((f"{_label(param)[:1].upper() + _label(param)[1:]} against the metric", svg))
     elif evidence.phase == "final":
         figures.append(("Validation and test per seed", final_figure(evidence, metric)))
     caption = "Epoch curves per trial" if evidence.phase == "epochs" else "Learning curves"

@@ -96,7 +96,7 @@ class Runner(RunnerBase):
             hparams = {k: v for k, v in hp.to_dict().items() if v is not None}
             accelerator.init_trackers(f"{run_name}/seed-{seed}", config=hparams)
         set_seed(seed)
-        model = self.load_run_model()
+        model = self.load_run_model(hp)
         set_seed(seed)  # as the Trainer does once it has the model: dropout starts from the seed
         # The data order of epoch e is the permutation seeded by seed + e: the sampler the
         # Trainer uses (Accelerate's), so both backends see the same batches.

@@ -177,16 +177,25 @@ class RunnerBase(ABC):
         # QLoRA or gradient checkpointing (both change the base in place when preparing it).
         return self.config.method.reuses_base() and not self.config.training.gradient_checkpointing
 
-    def load_run_model(self) -> Any:
+    def load_run_model(self, hp: HParams | None = None) -> Any:
         """The model a run starts from: the base with a fresh adapter (LoRA, QLoRA), or the
         whole pretrained model (full). Call after seeding: the adapter's initialisation
-        draws from the global random state."""
+        draws from the global random state.
+
+        Args:
+            hp: The run's hyperparameters: their LoRA rank and alpha, where a phase set
+                them, replace the method's.
+        """
+        method = self.config.method
+        if hp is not None and (hp.lora_r is not None or hp.lora_alpha is not None):
+            method = method.model_copy(update={"r": hp.lora_r or method.r,
+                                               "alpha": hp.lora_alpha or method.alpha})  # fmt: skip
         if not self._reuses_base():
-            model = load_model(self.config.model, self.config.method)
+            model = load_model(self.config.model, method)
         else:
             if self._base is None:
-                self._base = load_base_model(self.config.model, self.config.method)
-            model = add_adapter(self._base, self.config.method)
+                self._base = load_base_model(self.config.model, method)
+            model = add_adapter(self._base, method)
         if self.config.training.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             if hasattr(model, "enable_input_require_grads"):

@@ -67,7 +67,7 @@ class TrialRun:
         from transformers import set_seed
 
         set_seed(self.seed)
-        model = self._runner.load_run_model()
+        model = self._runner.load_run_model(self.hparams)
         self._models.append(model)
         return model
 

@@ -1,0 +1,90 @@
+"""The LoRA rank phase: each rank's adapter trained on the same seeds, alpha by its rule,
+the smallest rank equivalent to the best chosen, and the export's adapter at that rank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hptune.config import config_from_dict
+from hptune.exceptions import ConfigError
+from hptune.hparams import HParams
+from hptune.keys import TrialStatus
+from hptune.phases import LoraRankPhase, TrialOutcome
+from hptune.phases._lora_rank import alpha_for
+from hptune.train import make_runner
+
+BASE = HParams(learning_rate=5e-3, batch_size=16, gradient_accumulation_steps=1, epochs=1,
+               warmup_ratio=0.0, weight_decay=0.0)  # fmt: skip
+
+
+def test_alpha_keeps_the_scale_or_stays_fixed() -> None:
+    assert [alpha_for(r, "same_scale", 8, 16) for r in (4, 8, 16, 32)] == [8, 16, 32, 64]
+    assert [alpha_for(r, "fixed", 8, 16) for r in (4, 32)] == [16, 16]
+    assert alpha_for(1, "same_scale", 16, 8) == 1  # never under 1
+
+
+def test_a_run_trains_the_rank_and_alpha_its_hyperparameters_name(tiny_config_dict) -> None:
+    from peft.tuners.lora import LoraLayer
+
+    runner = make_runner(config_from_dict(tiny_config_dict))
+    model = runner.load_run_model(BASE.replace(lora_r=4, lora_alpha=12))
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    assert layers and {(m.r["default"], m.scaling["default"]) for m in layers} == {(4, 3.0)}
+    runner.release_run_model(model)
+    plain = runner.load_run_model(BASE)  # the method's rank, on the same shared base
+    assert {m.r["default"] for m in plain.modules() if isinstance(m, LoraLayer)} == {8}
+
+
+def _outcome(number: int, rank: int, values: list[float]) -> TrialOutcome:
+    return TrialOutcome(number=number, params={"lora_r": rank}, status=TrialStatus.OK,
+                        seed_values=dict(enumerate(values)))  # fmt: skip
+
+
+def test_the_smallest_rank_equivalent_to_the_best_wins() -> None:
+    phase = LoraRankPhase([4, 8, 16], margin=0.5)
+    outcomes = [_outcome(0, 4, [2.00, 2.10, 1.90]), _outcome(1, 8, [1.98, 2.09, 1.88]),
+                _outcome(2, 16, [2.40, 2.50, 2.30])]  # fmt: skip
+    decision = phase.decide(outcomes, BASE, "minimize")
+    assert decision.case == "smallest_equivalent"
+    assert decision.params == {"lora_r": 4, "lora_alpha": 8}
+    assert decision.apply(BASE).lora_r == 4
+
+
+def test_lora_rank_with_full_fine_tuning_is_refused(tiny_config_dict) -> None:
+    tiny_config_dict["method"]["type"] = "full"
+    tiny_config_dict["phases"]["run"] = ["baseline", "lora_rank"]
+    with pytest.raises(ConfigError, match="lora_rank tunes a LoRA adapter's rank"):
+        config_from_dict(tiny_config_dict)
+
+
+def test_the_phase_end_to_end_decides_a_rank_and_exports_its_adapter(tiny_config_dict) -> None:
+    from peft import LoraConfig
+
+    from hptune.export import exported_config
+    from hptune.pipeline import tune
+
+    tiny_config_dict["phases"] = {"run": ["baseline", "lora_rank"],
+                                  "lora_rank": {"ranks": [2, 8]}}  # fmt: skip
+    config = config_from_dict(tiny_config_dict)
+    result = tune(config)
+    decision = result.phases[-1].decision
+    assert decision.phase == "lora_rank" and decision.case != "no_valid_trial"
+    rank = decision.params["lora_r"]
+    assert rank in (2, 8) and decision.params["lora_alpha"] == 2 * rank
+    assert [row["lora_r"] for row in decision.summary["table"]] == [2, 8]
+    import optuna
+
+    study = optuna.load_study(study_name="tiny.lora_rank", storage=config.storage_url)
+    trained = sorted((t.user_attrs["hparams"]["lora_r"], t.user_attrs["hparams"]["lora_alpha"])
+                     for t in study.trials)  # fmt: skip
+    assert trained == [(2, 4), (8, 16)]  # each rank trained with alpha by the rule
+    lora = exported_config(config)["lora_config"]
+    assert (lora["r"], lora["lora_alpha"]) == (rank, 2 * rank)
+    assert LoraConfig(**lora).r == rank
+    from hptune.report import write_report
+
+    (markdown,) = write_report(config, tiny_config_dict["output_dir"] + "/run.md")
+    text = Path(markdown).read_text()
+    assert "Extra: LoRA rank" in text and "LoRA rank" in text.split("Extra: LoRA rank", 1)[1]
