@@ -196,6 +196,7 @@ def describe_hparams(hp: HParams, phase: str = "") -> str:
         text += f" wd={hp.weight_decay:.3g} {hp.scheduler} warmup={hp.warmup_ratio:.3g}"
     if hp.lora_r is not None:
         text += f" r={hp.lora_r} alpha={hp.lora_alpha}"
+    text += "".join(f" {k}={v:g}" if isinstance(v, float) else f" {k}={v}" for k, v in hp.args)
     return text
 
 

@@ -25,6 +25,8 @@ class HParams:
         max_grad_norm: Gradients are clipped to this norm; None does not clip.
         lora_r: The LoRA rank of this run; None: the method's (``method.r``).
         lora_alpha: The LoRA alpha of this run; None: the method's (``method.alpha``).
+        args: ``TrainingArguments`` values a phase searched (``phases.regularization.space``),
+            over ``training.args``; given as a dict or as ``(key, value)`` pairs.
 
     Raises:
         ValueError: A learning rate that is not positive, or a batch size, accumulation or
@@ -41,8 +43,11 @@ class HParams:
     max_grad_norm: float | None = 1.0
     lora_r: int | None = None
     lora_alpha: int | None = None
+    args: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.args, dict):  # frozen: set once, as sorted pairs (hashable, stable)
+            object.__setattr__(self, "args", tuple(sorted(self.args.items())))
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate=}")
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1 or self.epochs < 1:
@@ -79,13 +84,16 @@ class HParams:
 
         Returns:
             A JSON-serialisable dict that ``from_dict`` turns back into the configuration;
-            the LoRA rank and alpha only when a phase set them (runs that never tune them
-            store what they always stored).
+            the LoRA rank and alpha, and the searched ``args``, only when a phase set them
+            (runs that never tune them store what they always stored).
         """
         values = dataclasses.asdict(self)
         for key in ("lora_r", "lora_alpha"):
             if values[key] is None:
                 del values[key]
+        values["args"] = dict(self.args)
+        if not self.args:
+            del values["args"]
         return values
 
     @classmethod

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -99,6 +99,23 @@ class EpochsPhaseConfig(_Strict):
         return value
 
 
+class SearchRange(_Strict):
+    """A numeric range a phase searches: ``{low: 0.9, high: 0.999}`` (``log: true`` for a log
+    scale; integers when both ends are)."""
+
+    low: float | int
+    high: float | int
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchRange:
+        if not self.low < self.high:
+            raise ValueError(f"give low < high, got low {self.low} and high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("a log scale needs low > 0")
+        return self
+
+
 class RegularizationPhaseConfig(_Strict):
     """Options of the weight decay / scheduler / warmup phase."""
 
@@ -116,6 +133,20 @@ class RegularizationPhaseConfig(_Strict):
     #: The seed of the phase's TPE sampler: the same seed proposes the same trials; another
     #: repeats the search with other proposals.
     sampler_seed: int = Field(0, ge=0)
+    #: More ``TrainingArguments`` keys searched with the three, each a range
+    #: (``{low: 0.95, high: 0.999}``) or a list of choices: e.g. ``adam_beta2``,
+    #: ``neftune_noise_alpha`` (checked as ``training.args`` is: hptune's own loop searches
+    #: ``adam_beta1``, ``adam_beta2``, ``adam_epsilon``). The incoming value of each is
+    #: ``training.args``' or the Trainer's default.
+    space: dict[str, SearchRange | list[Any]] = {}
+
+    @field_validator("space")
+    @classmethod
+    def _choices_valid(cls, space: dict[str, Any]) -> dict[str, Any]:
+        for key, spec in space.items():
+            if isinstance(spec, list) and (not spec or len(set(map(repr, spec))) != len(spec)):
+                raise ValueError(f"{key}: give one or more choices, without repeats")
+        return space
 
     @field_validator("weight_decay", "warmup_ratio")
     @classmethod

@@ -159,6 +159,25 @@ class TuneConfig(_Strict):
         check_scheduler_kwargs(self.training.args, schedulers)
         return self
 
+    @model_validator(mode="after")
+    def _space_keys_honoured(self) -> TuneConfig:
+        from hptune.config._passthrough import ARGS_SAME, check_training_args
+
+        space = self.phases.regularization.space
+        if space and "regularization" in self.phases.run:
+            tuned = [k for k in space if k in ARGS_SAME]
+            if tuned:
+                raise ValueError(
+                    f"phases.regularization.space: {', '.join(tuned)} is training."
+                    f"{ARGS_SAME[tuned[0]]}, which hptune's phases decide; search other keys "
+                    "there (weight decay, scheduler and warmup are the phase's own ranges)"
+                )
+            try:
+                check_training_args(dict.fromkeys(space), None, self.training.backend)
+            except ValueError as exc:
+                raise ValueError(f"phases.regularization.space: {exc}") from None
+        return self
+
     @property
     def stale_after(self) -> float:
         """Seconds a running trial's heartbeat may stand still before it counts as dead."""

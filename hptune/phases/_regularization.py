@@ -43,6 +43,10 @@ class RegularizationPhase(Phase):
             and ``constant_with_warmup``.
         pruning: Stop trials that fall behind with the paired pruner.
         sampler_seed: The seed of the TPE sampler.
+        space: More ``TrainingArguments`` keys searched with the three: each a
+            ``(low, high, log)`` range or a list of choices.
+        defaults: Each ``space`` key's value when the incoming configuration has none
+            (``training.args``', else the Trainer's default).
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
         margin: The equivalence margin of the decision; None derives it from the seed noise.
@@ -64,6 +68,8 @@ class RegularizationPhase(Phase):
         schedulers: list[str] | None = None,
         pruning: bool = True,
         sampler_seed: int = 0,
+        space: dict[str, tuple[float, float, bool] | list[Any]] | None = None,
+        defaults: dict[str, Any] | None = None,
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
@@ -80,6 +86,8 @@ class RegularizationPhase(Phase):
         self.schedulers = list(schedulers or ["linear", "cosine", "constant_with_warmup"])
         self.pruning = pruning
         self.sampler_seed = sampler_seed
+        self.space = dict(space or {})
+        self.defaults = dict(defaults or {})
 
     @classmethod
     def from_config(
@@ -112,6 +120,10 @@ class RegularizationPhase(Phase):
             notes.append(f"the incoming configuration overfits, so weight decay was searched in "
                          f"[{middle:g}, {weight_decay[1]:g}]")  # fmt: skip
             weight_decay = (middle, weight_decay[1])
+        space: dict[str, tuple[float, float, bool] | list[Any]] = {
+            key: spec if isinstance(spec, list) else (spec.low, spec.high, spec.log)
+            for key, spec in options.space.items()
+        }
         return cls(
             n_trials=options.n_trials,
             weight_decay=weight_decay,
@@ -119,6 +131,8 @@ class RegularizationPhase(Phase):
             schedulers=list(options.schedulers),
             pruning=options.pruning,
             sampler_seed=options.sampler_seed,
+            space=space,
+            defaults=_trainer_defaults(config, list(space)),
             **cls.shared_options(config),
             notes=notes,
         )
@@ -164,16 +178,22 @@ class RegularizationPhase(Phase):
         return [params] if self._in_space(params) else []
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
+        searched = {key: _suggest(trial, key, spec) for key, spec in self.space.items()}
         return base.replace(
             weight_decay=trial.suggest_float("weight_decay", *self.weight_decay, log=True),
             scheduler=trial.suggest_categorical("scheduler", self.schedulers),
             warmup_ratio=trial.suggest_float("warmup_ratio", *self.warmup_ratio),
+            args={**dict(base.args), **searched},
         )
+
+    @property
+    def _params(self) -> tuple[str, ...]:
+        return (*_PARAMS, *self.space)
 
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
         table = [
             {
-                **{k: o.params.get(k) for k in _PARAMS},
+                **{k: o.params.get(k) for k in self._params},
                 "status": str(o.status),
                 "mean": o.mean,
                 "seed_values": {str(s): v for s, v in o.seed_values.items()},
@@ -183,7 +203,7 @@ class RegularizationPhase(Phase):
         ok = [
             o
             for o in outcomes
-            if o.status == TrialStatus.OK and all(k in o.params for k in _PARAMS)
+            if o.status == TrialStatus.OK and all(k in o.params for k in self._params)
         ]
         n_pruned = sum(1 for o in outcomes if o.status == TrialStatus.PRUNED)
         pruned = f"; {n_pruned} of {len(outcomes)} trials pruned" if n_pruned else ""
@@ -196,7 +216,7 @@ class RegularizationPhase(Phase):
         ranking = rank_within_noise(ok, direction, self.margin)
         best = ranking.best
         incoming = self._params_of(base)
-        reference = next((o for o in ok if _same(o.params, incoming)), None)
+        reference = next((o for o in ok if _same(o.params, incoming, self._params)), None)
         summary = {"table": table, "best_by_mean": best.params, **ranking.figures()}
         evidence = ranking.evidence(lambda o: _describe(o.params), limit=2)
         if reference is not None and reference is not best and ranking.n_seeds > 1:
@@ -209,7 +229,9 @@ class RegularizationPhase(Phase):
                     f"({ranking.describe(reference.number)}; {evidence}){pruned}",
                     summary,
                 )  # fmt: skip
-        chosen = {k: best.params[k] for k in _PARAMS}
+        chosen: dict[str, Any] = {k: best.params[k] for k in _PARAMS}
+        if self.space:  # the searched TrainingArguments values, over the incoming ones
+            chosen["args"] = {**dict(base.args), **{k: best.params[k] for k in self.space}}
         if ranking.n_seeds < 2:
             case, why = "single_seed", "with one seed there is no noise estimate"
         elif reference is best:
@@ -239,26 +261,60 @@ class RegularizationPhase(Phase):
         )
 
     def _params_of(self, hp: HParams) -> dict[str, Any]:
+        args = dict(hp.args)
         return {"weight_decay": hp.weight_decay, "scheduler": hp.scheduler,
-                "warmup_ratio": hp.warmup_ratio}  # fmt: skip
+                "warmup_ratio": hp.warmup_ratio,
+                **{k: args.get(k, self.defaults.get(k)) for k in self.space}}  # fmt: skip
 
     def _in_space(self, params: dict[str, Any]) -> bool:
         return (
             self.weight_decay[0] <= params["weight_decay"] <= self.weight_decay[1]
             and self.warmup_ratio[0] <= params["warmup_ratio"] <= self.warmup_ratio[1]
             and params["scheduler"] in self.schedulers
+            and all(_within(params[k], spec) for k, spec in self.space.items())
         )
 
 
-def _same(params: dict[str, Any], other: dict[str, Any]) -> bool:
+def _suggest(trial: optuna.Trial, key: str, spec: tuple[float, float, bool] | list[Any]) -> Any:
+    if isinstance(spec, list):
+        return trial.suggest_categorical(key, spec)
+    low, high, log = spec
+    if isinstance(low, int) and isinstance(high, int):
+        return trial.suggest_int(key, low, high, log=log)
+    return trial.suggest_float(key, low, high, log=log)
+
+
+def _within(value: Any, spec: tuple[float, float, bool] | list[Any]) -> bool:
+    if isinstance(spec, list):
+        return value in spec
+    return isinstance(value, int | float) and spec[0] <= value <= spec[1]
+
+
+def _trainer_defaults(config: TuneConfig, keys: list[str]) -> dict[str, Any]:
+    """Each key's value in ``training.args``, else the installed Trainer's default."""
+    if not keys:
+        return {}
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    fields = {f.name: f.default for f in dataclasses.fields(TrainingArguments)}
+    return {k: config.training.args.get(k, fields.get(k)) for k in keys}
+
+
+def _same(params: dict[str, Any], other: dict[str, Any], names: Sequence[str]) -> bool:
     return all(
         abs(params[k] - other[k]) < 1e-12 if isinstance(other[k], float) else params[k] == other[k]
-        for k in _PARAMS
+        for k in names
     )
 
 
 def _describe(params: dict[str, Any]) -> str:
+    searched = {**params.get("args", {}), **{k: v for k, v in params.items()
+                                             if k not in (*_PARAMS, "args")}}  # fmt: skip
+    more = "".join(f", {k} {v:.3g}" if isinstance(v, float) else f", {k} {v}"
+                   for k, v in searched.items())  # fmt: skip
     return (
         f"weight decay {params['weight_decay']:.3g}, {params['scheduler']}, "
-        f"warmup {params['warmup_ratio']:.3g}"
+        f"warmup {params['warmup_ratio']:.3g}{more}"
     )

@@ -71,6 +71,7 @@ def training_arguments(
     if precision != "unknown":
         keys.update(bf16=precision == "bf16", fp16=precision == "fp16")
     keys.update(_passed_through(config, sft=False))
+    keys.update(dict(hp.args))  # a phase's searched values, over training.args
     return keys
 
 

@@ -104,7 +104,7 @@ class Runner(RunnerBase):
         train_loader = DataLoader(self.data.train, batch_size=hp.batch_size, sampler=sampler,
                                   collate_fn=self.collator())  # fmt: skip
         loaders = self.eval_loaders(hp, accelerator.device, test=evaluate_test)
-        optimizer = _adamw(model, hp, training.optim, training.args)
+        optimizer = _adamw(model, hp, training.optim, {**training.args, **dict(hp.args)})
         model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
         # As the Trainer: the steps of this process's shard of the data, and a scheduler that
         # steps once per update (not prepared, which would step it once per process).
