@@ -9,7 +9,10 @@ Two ways, both run here on the demo's model and data:
   ``run.training_arguments(...)`` (which carries the values being tuned); hptune adds its
   callback, trains it and measures each epoch.
 
-Run ``python examples/own_training.py train`` or ``python examples/own_training.py trainer``.
+- ``make_sft_trainer(run)``: your own TRL ``SFTTrainer`` on your own prompt-completion
+  records, built with ``run.training_arguments(SFTConfig, ...)``; TRL masks the prompt.
+
+Run ``python examples/own_training.py train`` (or ``trainer``, or ``sft``).
 From the command line, ``examples/own_training.yaml`` names ``own_training:train`` as its
 ``training.train_fn``.
 """
@@ -80,6 +83,28 @@ def make_trainer(run: hptune.TrialRun):
     )
 
 
+def make_sft_trainer(run: hptune.TrialRun):
+    """Your own TRL SFTTrainer on your own records: TRL tokenizes the prompt-completion
+    pairs and masks the prompt (only the completion carries the loss), as your script does.
+    hptune scores every trial on its own validation, the same for any backend."""
+    from datasets import load_dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from hptune.demo import resolve_demo_path
+
+    records = load_dataset("json", data_files=resolve_demo_path("demo://data/train.jsonl"),
+                           split="train").select(range(256))  # fmt: skip
+    records = records.map(
+        lambda r: {"prompt": f"Question: {r['question']}\nAnswer: ", "completion": r["answer"]},
+        remove_columns=records.column_names,
+    )
+    args = run.training_arguments(
+        SFTConfig, completion_only_loss=True, max_length=96, packing=False, save_strategy="no"
+    )
+    return SFTTrainer(model=run.model(), args=args, train_dataset=records,
+                      processing_class=run.tokenizer)  # fmt: skip
+
+
 config = hptune.TuneConfig(
     name="own_training",
     model={"path": "demo://model"},
@@ -100,7 +125,8 @@ config = hptune.TuneConfig(
 
 if __name__ == "__main__":
     how = sys.argv[1] if len(sys.argv) > 1 else "train"
-    hooks = {"train": {"train_fn": train}, "trainer": {"trainer_factory": make_trainer}}[how]
+    hooks = {"train": {"train_fn": train}, "trainer": {"trainer_factory": make_trainer},
+             "sft": {"trainer_factory": make_sft_trainer}}[how]  # fmt: skip
     named = config.model_copy(update={"name": f"own_training_{how}"})
     result = hptune.run(named, **hooks)
     print("chosen configuration:", result.hparams.to_dict())

@@ -100,7 +100,7 @@ def test_the_demo_with_a_trainer_backend_decides_as_the_built_in_loop(
 
 def test_the_docs_train_fn_sample_tunes_a_phase(demo_path, tmp_path) -> None:
     import hptune
-    from examples.own_training import config, make_trainer, train
+    from examples.own_training import config, make_sft_trainer, make_trainer, train
 
     training = config.training.model_copy(update={"max_train_examples": 96, "epochs": 1})
     config = config.model_copy(update={"output_dir": str(tmp_path / "out"), "training": training})
@@ -108,7 +108,19 @@ def test_the_docs_train_fn_sample_tunes_a_phase(demo_path, tmp_path) -> None:
                               quiet=True)  # fmt: skip
     by_factory = hptune.run(config.model_copy(update={"name": "factory"}),
                              trainer_factory=make_trainer, quiet=True)  # fmt: skip
-    for result in (by_function, by_factory):
+    built = []
+
+    def sft_factory(run):
+        built.append(make_sft_trainer(run))
+        return built[-1]
+
+    by_sft = hptune.run(config.model_copy(update={"name": "sft"}), trainer_factory=sft_factory,
+                        quiet=True)  # fmt: skip
+    # TRL tokenized the records and masks the prompt: only the completion carries the loss
+    labels = built[0].train_dataset[0]["labels"]
+    trained = [label != -100 for label in labels]
+    assert not trained[0] and trained[-1] and 0 < sum(trained) < len(labels)
+    for result in (by_function, by_factory, by_sft):
         assert [p.phase for p in result.phases] == ["baseline", "learning_rate"]
         assert result.hparams.learning_rate in (5e-3, 1e-2, 5e-2)
     # the factory's Trainer is a plain one built from run.training_arguments(): it trains as

@@ -102,20 +102,24 @@ class TrialRun:
         )
         return keys
 
-    def training_arguments(self, **overrides: Any) -> Any:
-        """``TrainingArguments`` for this run, with your own keys added.
+    def training_arguments(self, arguments_class: type | None = None, **overrides: Any) -> Any:
+        """``TrainingArguments`` (or a subclass, e.g. TRL's ``SFTConfig``) for this run, with
+        your own keys added.
 
         Args:
-            overrides: Any other ``TrainingArguments`` keys (``output_dir``, logging...).
+            arguments_class: The class to build, a ``TrainingArguments`` subclass such as
+                ``trl.SFTConfig`` (default: ``TrainingArguments``).
+            overrides: Any other keys of that class (``output_dir``, logging, SFT keys...).
                 The tuned values (learning rate, batch size...) must not be changed: hptune
                 refuses a Trainer that does not train them.
 
         Returns:
-            A ``transformers.TrainingArguments``.
+            An instance of ``arguments_class``.
         """
         from transformers import TrainingArguments
 
-        return TrainingArguments(**{**self.training_keys(), **overrides})
+        cls = arguments_class or TrainingArguments
+        return cls(**{**self.training_keys(), **overrides})
 
     def measure(self, model: Any) -> dict[str, float | None]:
         """hptune's validation of ``model`` now: the loss over every target token, the text
