@@ -170,6 +170,11 @@ def check_training_args(args: dict[str, Any], optim: str | None, backend: str) -
         known = sorted(trainer_fields("sft" if backend == "sft" else "trainer"))
         what = "SFTConfig key" if backend == "sft" else "TrainingArguments key"
         for key in args:
+            if key not in known and backend != "sft" and _is_sft_key(key):
+                raise ValueError(
+                    f"args: {key!r} is a key of TRL's SFTConfig, which the sft backend "
+                    "trains with; set training.backend: sft"
+                )
             if key not in known:
                 from importlib.metadata import version
 
@@ -213,6 +218,12 @@ def check_scheduler_kwargs(args: dict[str, Any], schedulers: set[str]) -> None:
                 f"the {scheduler} scheduler needs training.args.lr_scheduler_kwargs with "
                 f"{' or '.join(needed)} (e.g. {{{needed[-1]}: 0.1}})"
             )
+
+
+def _is_sft_key(key: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("trl") is not None and key in trainer_fields("sft")
 
 
 def _check_trainer_optimizer(optim: str) -> None:

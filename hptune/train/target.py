@@ -258,15 +258,18 @@ def memory_model(
         target: The target, when already resolved.
 
     Returns:
-        The model, at the target's dtype and the longest training example.
+        The model, at the target's dtype and the longest training example (with packing,
+        ``data.max_length``: a packed row fills it).
     """
     from hptune.train.memory import MemoryModel
 
     target = target or resolve_target(config)
+    # Packed rows (TRL's packing) fill data.max_length whatever the examples' lengths.
+    packing = bool(config.training.args.get("packing"))
     model = MemoryModel.for_model(
         config.model,
         config.method,
-        sequence_length=runner.data.max_train_length,
+        sequence_length=config.data.max_length if packing else runner.data.max_train_length,
         gradient_checkpointing=config.training.gradient_checkpointing,
         dtype=target.dtype(config.model),
     )

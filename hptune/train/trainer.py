@@ -191,6 +191,9 @@ class _EpochWatch(TrainerCallback):
         self.runner, self.hp, self.result, self.on_epoch = runner, hp, result, on_epoch
         self.loaders, self.checkpoint_dir = loaders, checkpoint_dir
         self.watch = DivergenceWatch(start=result.initial_eval_loss)
+        #: TRL packs the examples into rows (``training.args.packing``): throughput and the
+        #: budget count the examples, not the rows.
+        self.packed = bool(runner.config.training.args.get("packing"))
         self.log: Any = None
         self._trainer: Any = None
         self._batch: dict[str, Any] | None = None  # the training batch the model just saw
@@ -275,7 +278,12 @@ class _EpochWatch(TrainerCallback):
         self.loss_sum += share_value
         self.batches += 1
         input_ids = inputs["input_ids"]
-        self.result.train_examples += int(input_ids.shape[0]) * processes
+        positions = inputs.get("position_ids")
+        if self.packed and positions is not None:  # a packed row holds several examples:
+            examples = int((positions == 0).sum())  # each starts at position 0
+        else:
+            examples = int(input_ids.shape[0])
+        self.result.train_examples += examples * processes
         mask = inputs.get("attention_mask")
         tokens = int(mask.sum()) if mask is not None else input_ids.numel()
         self.result.train_tokens += tokens * processes
