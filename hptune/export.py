@@ -137,8 +137,11 @@ def _data(config: TuneConfig, data_format: str) -> dict[str, Any]:
         described["loss_on"] = "the completion only"
     elif data_format == "chat":
         described["loss_on"] = "every assistant turn"
-    if data.chat_template is not None:
-        described["chat_template"] = data.chat_template
+    if data.chat_template is not None:  # its text, where a file was named: the export stands alone
+        template = data.chat_template
+        if "{" not in template and Path(template).is_file():
+            template = Path(template).read_text(encoding="utf-8")
+        described["chat_template"] = template
     if data.drop_long:  # left out, not cut: SFTConfig's max_length would truncate them
         described["drop_long"] = True
     return described

@@ -2,6 +2,7 @@
 own path (the YAML file, its relative chat template, the demo's data in each format)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -81,3 +82,50 @@ def test_the_readme_shows_what_plan_prints(demo_path) -> None:
     assert demo is not None
     flat = " ".join(readme.split())
     assert f"`{demo.example.replace(chr(10), chr(92) + 'n')}`" in flat
+
+
+def test_the_chat_sft_example_tunes_and_its_export_trains_with_trl_alone(
+    tmp_path, demo_path
+) -> None:
+    # backend sft, packing, adamw_torch and a LoRA rank phase, quick; then the exported
+    # recipe trained by a plain SFTTrainer script that never imports hptune.
+    import subprocess
+    import sys
+
+    from hptune.demo import resolve_demo_path
+
+    raw = yaml.safe_load((EXAMPLES / "chat_sft.yaml").read_text())
+    raw["objective"].update(seeds=2, max_seeds=2)
+    raw["training"].update(max_train_examples=48, max_validation_examples=32, epochs=1,
+                           batch_size=8, gradient_accumulation_steps=1)  # fmt: skip
+    raw["phases"] = {"run": ["baseline", "learning_rate", "lora_rank"],
+                     "learning_rate": {"grid": [5e-3, 5e-2], "extend_edges": 0},
+                     "lora_rank": {"ranks": [4, 8]}}  # fmt: skip
+    raw["guardrails"] = {"ignore": ["high_learning_rate", "two_seeds"]}
+    raw["output_dir"] = str(tmp_path / "out")
+    raw["data"]["chat_template"] = str(EXAMPLES / raw["data"]["chat_template"])
+    config = tmp_path / "chat_sft.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    assert main(["run", "-q", str(config)]) == 0
+    assert main(["export", str(config), "-o", str(tmp_path / "export")]) == 0
+    [recipe] = (tmp_path / "export").glob("*.json")
+    exported = json.loads(recipe.read_text())
+    assert exported["hptune"]["backend"] == "sft" and exported["sft_config"]["packing"] is True
+    assert exported["training_args"]["optim"] == "adamw_torch"
+    assert exported["lora_config"]["r"] in (4, 8)
+    script = EXAMPLES / "train_from_export.py"
+    code = [line for line in script.read_text().splitlines()
+            if line.strip() and not line.startswith(("#", '"""', "    ", " "))]  # fmt: skip
+    assert "hptune" not in script.read_text().split('"""')[-1]  # imports no hptune
+    train = tmp_path / "train.jsonl"  # the run's slice of the training data
+    rows = resolve_demo_path("demo://data/chat/train.jsonl")
+    lines = Path(rows).read_text(encoding="utf-8").splitlines(keepends=True)
+    train.write_text("".join(lines[:48]))
+    done = subprocess.run(
+        [sys.executable, str(script), str(recipe), resolve_demo_path("demo://model"), str(train),
+         resolve_demo_path("demo://data/chat/validation.jsonl"), str(tmp_path / "trl")],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "eval_loss" in json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(code) <= 22, code  # a short script: imports and a dozen statements
