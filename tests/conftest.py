@@ -157,7 +157,7 @@ _COST: dict[str, float] = {
     "tests/train/test_memory_between_trials.py": 40,
     "tests/train/test_distributed.py": 28,
     "tests/train/test_backend_parity.py": 28,
-    "tests/test_examples_formats.py": 27,
+    "tests/test_examples_formats.py": 90,
     "tests/test_heartbeat.py": 18,
     "tests/train/test_checkpoints.py": 16,
     "tests/train/test_loop.py": 14,
