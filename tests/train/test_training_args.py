@@ -112,3 +112,19 @@ def test_an_8bit_optimizer_without_bitsandbytes_says_what_to_install(tiny_config
         pytest.skip("bitsandbytes is installed here")
     with pytest.raises(ConfigError, match="paged_adamw_8bit needs bitsandbytes"):
         config_from_dict(_raw(tiny_config_dict, "trainer", optim="paged_adamw_8bit"))
+
+
+def test_a_scheduler_given_as_a_trainer_key_runs_on_the_trainer_backend(tiny_config_dict):
+    import optuna
+
+    from hptune.pipeline import tune
+
+    args = {"lr_scheduler_type": "cosine_with_restarts", "lr_scheduler_kwargs": {"num_cycles": 2}}
+    raw = _raw(tiny_config_dict, "trainer", args=args)
+    raw["phases"] = {"run": ["baseline"]}
+    config = config_from_dict(raw)
+    tune(config)
+    study = optuna.load_study(study_name="tiny.baseline", storage=config.storage_url)
+    [trial] = study.trials
+    assert trial.state.name == "COMPLETE"
+    assert trial.user_attrs["hparams"]["scheduler"] == "cosine_with_restarts"
