@@ -50,11 +50,11 @@ def epochs_trained(study_name: str, storage: object, examples_per_epoch: int | N
             continue
         for run in trial.user_attrs.get("runs", []):
             if examples_per_epoch is None:
-                total += len(run["epochs"])
+                total += len(run["epochs"])  # whole epochs: printed as a count
             else:  # rates x seconds: the examples the run trained
                 examples = run["examples_per_second"] * run["seconds"]
                 total += examples / examples_per_epoch
-    return total
+    return total if examples_per_epoch is not None else int(total)
 
 
 def run_variant(pruning: bool, args: argparse.Namespace, workdir: Path,
