@@ -108,6 +108,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             memory.add_row(str(row["batch_size"]), f"{row['predicted_gb']:.4g}",
                            "yes" if row["fits"] else "no")  # fmt: skip
         console.print(memory)
+    if plan.lora_ranks:
+        ranks = Table(title="LoRA ranks: trainable parameters and predicted memory of a step "
+                            f"(batch {plan.hparams.batch_size})")  # fmt: skip
+        for column in ("rank", "alpha", "trainable parameters", "predicted GB"):
+            ranks.add_column(column)
+        for row in plan.lora_ranks:
+            trainable, memory = f"{row['trainable_parameters']:,}", f"{row['predicted_gb']:.4g}"
+            ranks.add_row(str(row["r"]), str(row["lora_alpha"]), trainable, memory)
+        console.print(ranks)
     compute = (
         f"compute: at most {plan.seed_epochs} seed-epochs = {plan.train_examples:,} training "
         f"examples ({plan.n_train:,} per epoch); pruning, early stopping and configurations "

@@ -146,6 +146,8 @@ class Plan:
             assumed, ``source``.
         budget: How the phases were fitted into ``budget``; None without one.
         throughput: ``(examples per second, source)`` to plan time with; None if unknown.
+        lora_ranks: The LoRA rank phase's ranks: each with its alpha, trainable parameters
+            and predicted memory of a step at the starting batch (when the phase runs).
     """
 
     hparams: HParams
@@ -160,6 +162,7 @@ class Plan:
     target: dict[str, Any] = field(default_factory=dict)
     budget: BudgetFit | None = None
     throughput: tuple[float, str] | None = None
+    lora_ranks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def seed_epochs(self) -> int:
@@ -197,6 +200,7 @@ class Plan:
             else {"examples_per_second": self.throughput[0], "source": self.throughput[1]},
             "hours_at_most": self.hours,
             "batch_sizes": [dict(row) for row in self.memory],
+            "lora_ranks": [dict(row) for row in self.lora_ranks],
             "budget": None if self.budget is None else self.budget.to_dict(),
             "findings": [f.to_dict() for f in self.guardrails],
             "data": None if self.data is None else dataclasses.asdict(self.data),
@@ -315,6 +319,7 @@ def make_plan(
         assert isinstance(batch_phase, BatchSizePhase)
         memory = batch_phase.memory_table()
     target = start.target
+    ranks = _lora_ranks(config, hp, runner, target) if "lora_rank" in config.phases.run else []
     return Plan(
         hparams=hp,
         sources=start.sources,
@@ -328,4 +333,26 @@ def make_plan(
         target=target.to_dict(config.model),
         budget=start.budget,
         throughput=(examples_per_second, "given") if examples_per_second else start.throughput,
+        lora_ranks=ranks,
     )
+
+
+def _lora_ranks(config: TuneConfig, hp: HParams, runner: Any, target: Any) -> list[dict[str, Any]]:
+    """Each rank of the LoRA rank phase: its alpha, trainable parameters, and the predicted
+    memory of a training step at the starting batch."""
+    from hptune.phases._lora_rank import alpha_for
+    from hptune.train.memory import trainable_parameters
+    from hptune.train.target import memory_model
+
+    options, method = config.phases.lora_rank, config.method
+    rows = []
+    for rank in options.ranks:
+        alpha = alpha_for(rank, options.alpha, method.r, method.alpha)
+        ranked = config.model_copy(
+            update={"method": method.model_copy(update={"r": rank, "alpha": alpha})}
+        )
+        memory = memory_model(ranked, runner, target=target)
+        rows.append({"r": rank, "lora_alpha": alpha,
+                     "trainable_parameters": trainable_parameters(ranked.model, ranked.method),
+                     "predicted_gb": round(memory.predict(hp.batch_size) / 1e9, 4)})  # fmt: skip
+    return rows

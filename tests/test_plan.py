@@ -60,3 +60,21 @@ def test_the_schema_refuses_what_it_does_not_document(demo_path) -> None:
     assert not validator.is_valid({k: v for k, v in plan.items() if k != "target"})
     assert not validator.is_valid({**plan, "surprise": 1})
     assert not validator.is_valid({**plan, "phases": [{**plan["phases"][0], "trials": "1"}]})
+
+
+def test_the_plan_shows_each_lora_rank_s_trainable_parameters_and_memory(
+    tiny_config_dict,
+) -> None:
+    from hptune.config import config_from_dict
+    from hptune.plan import make_plan
+
+    tiny_config_dict["phases"] = {"run": ["baseline", "lora_rank"],
+                                  "lora_rank": {"ranks": [4, 8, 16]}}  # fmt: skip
+    plan = make_plan(config_from_dict(tiny_config_dict))
+    as_json = json.loads(json.dumps(plan.to_dict()))
+    jsonschema.Draft202012Validator(SCHEMA).validate(as_json)
+    rows = as_json["lora_ranks"]
+    assert [(r["r"], r["lora_alpha"]) for r in rows] == [(4, 8), (8, 16), (16, 32)]
+    trainable = [r["trainable_parameters"] for r in rows]
+    assert trainable[0] > 0 and trainable[1] == 2 * trainable[0] == trainable[2] / 2
+    assert rows[0]["predicted_gb"] <= rows[1]["predicted_gb"] <= rows[2]["predicted_gb"]

@@ -227,11 +227,25 @@ def _count_parameters(model: ModelConfig, method: MethodConfig) -> tuple[Any, in
                     lora_dropout=method.dropout,
                     target_modules=method.target_modules,
                     task_type="CAUSAL_LM",
+                    **method.lora,
                 ),
             )
     n_params = sum(p.numel() for p in empty.parameters())
     n_trainable = sum(p.numel() for p in empty.parameters() if p.requires_grad)
     return config, n_params, n_trainable
+
+
+def trainable_parameters(model: ModelConfig, method: MethodConfig) -> int:
+    """The parameters ``method`` trains on ``model`` (counted on the meta device).
+
+    Args:
+        model: The model section (its ``config.json`` is read, not its weights).
+        method: The method: full fine-tuning trains every parameter, LoRA its adapter.
+
+    Returns:
+        The trainable parameters.
+    """
+    return _count_parameters(model, method)[2]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
