@@ -114,8 +114,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         for column in ("rank", "alpha", "trainable parameters", "predicted GB"):
             ranks.add_column(column)
         for row in plan.lora_ranks:
-            trainable, memory = f"{row['trainable_parameters']:,}", f"{row['predicted_gb']:.4g}"
-            ranks.add_row(str(row["r"]), str(row["lora_alpha"]), trainable, memory)
+            trainable, gb = f"{row['trainable_parameters']:,}", f"{row['predicted_gb']:.4g}"
+            ranks.add_row(str(row["r"]), str(row["lora_alpha"]), trainable, gb)
         console.print(ranks)
     compute = (
         f"compute: at most {plan.seed_epochs} seed-epochs = {plan.train_examples:,} training "
