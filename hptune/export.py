@@ -113,6 +113,13 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
             "task_type": "CAUSAL_LM",
             **method.lora,
         }
+    if config.method.loraplus_lr_ratio:
+        exported["loraplus"] = {
+            "loraplus_lr_ratio": config.method.loraplus_lr_ratio,
+            "optimizer": "peft.optimizers.create_loraplus_optimizer(model, torch.optim.AdamW, "
+            "lr=learning_rate, loraplus_lr_ratio=..., loraplus_weight_decay=weight_decay), "
+            "passed to the Trainer as optimizers=(optimizer, None)",
+        }
     if config.method.type == "qlora":
         exported["bnb_config"] = {
             "load_in_4bit": True,

@@ -55,6 +55,9 @@ class MethodConfig(_Strict):
     #: ``init_lora_weights``... (checked against the installed peft; the rank, alpha, dropout
     #: and target modules are the keys above). The export's ``lora_config`` carries them.
     lora: dict[str, Any] = {}
+    #: LoRA+: the adapter's B matrices learn this many times faster than its A matrices
+    #: (peft's ``create_loraplus_optimizer``; e.g. 16). None: plain LoRA.
+    loraplus_lr_ratio: float | None = Field(None, gt=0)
 
     @field_validator("lora")
     @classmethod
@@ -66,9 +69,10 @@ class MethodConfig(_Strict):
 
     @model_validator(mode="after")
     def _lora_needs_an_adapter(self) -> MethodConfig:
-        if self.lora and self.type == "full":
+        if (self.lora or self.loraplus_lr_ratio) and self.type == "full":
             raise ValueError(
-                "lora: LoRA keys apply to method.type lora or qlora, not full; remove them"
+                "lora, loraplus_lr_ratio: LoRA keys apply to method.type lora or qlora, not "
+                "full; remove them"
             )
         return self
 

@@ -141,6 +141,24 @@ class TuneConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _loraplus_where_hptune_builds_the_optimizer(self) -> TuneConfig:
+        training = self.training
+        if self.method.loraplus_lr_ratio is None:
+            return self
+        if training.train_fn or training.trainer_factory:
+            raise ValueError(
+                "method.loraplus_lr_ratio: hptune builds the LoRA+ optimizer in its own loop "
+                "and Trainer backends; your own training builds its optimizer: use "
+                "peft.optimizers.create_loraplus_optimizer there, and leave this key out"
+            )
+        if training.optim not in (None, "adamw_torch", "adamw_torch_fused"):
+            raise ValueError(
+                f"method.loraplus_lr_ratio: LoRA+ trains with AdamW, not training.optim "
+                f"{training.optim!r}; leave training.optim out, or use adamw_torch"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _lora_rank_needs_lora(self) -> TuneConfig:
         if "lora_rank" in self.phases.run and self.method.type == "full":
             raise ValueError(

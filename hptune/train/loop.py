@@ -104,7 +104,8 @@ class Runner(RunnerBase):
         train_loader = DataLoader(self.data.train, batch_size=hp.batch_size, sampler=sampler,
                                   collate_fn=self.collator())  # fmt: skip
         loaders = self.eval_loaders(hp, accelerator.device, test=evaluate_test)
-        optimizer = _adamw(model, hp, training.optim, {**training.args, **dict(hp.args)})
+        optimizer = build_adamw(model, hp, training.optim, {**training.args, **dict(hp.args)},
+                           self.config.method.loraplus_lr_ratio)  # fmt: skip
         model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
         # As the Trainer: the steps of this process's shard of the data, and a scheduler that
         # steps once per update (not prepared, which would step it once per process).
@@ -280,10 +281,30 @@ def accepts_loss_kwargs(model: Any) -> bool:
     return any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def _adamw(model: Any, hp: HParams, optim: str | None, args: dict[str, Any]) -> Any:
+def build_adamw(
+    model: Any,
+    hp: HParams,
+    optim: str | None,
+    args: dict[str, Any],
+    loraplus_lr_ratio: float | None = None,
+) -> Any:
     """AdamW as the Trainer builds it for ``optim`` (``adamw_torch`` or ``_fused``), with
-    ``training.args``' betas and epsilon (the Trainer's defaults otherwise)."""
+    ``training.args``' betas and epsilon (the Trainer's defaults otherwise); with
+    ``loraplus_lr_ratio``, peft's LoRA+ groups (B matrices at that many times the rate)."""
     import torch
+
+    options = {
+        "betas": (args.get("adam_beta1", 0.9), args.get("adam_beta2", 0.999)),
+        "eps": args.get("adam_epsilon", 1e-8),
+        "fused": (optim or default_optimizer()) == "adamw_torch_fused",
+    }
+    if loraplus_lr_ratio:
+        from peft.optimizers import create_loraplus_optimizer
+
+        return create_loraplus_optimizer(
+            model, torch.optim.AdamW, lr=hp.learning_rate, loraplus_lr_ratio=loraplus_lr_ratio,
+            loraplus_weight_decay=hp.weight_decay, **options,
+        )  # fmt: skip
 
     decay = set(decay_parameter_names(model))
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -292,13 +313,7 @@ def _adamw(model: Any, hp: HParams, optim: str | None, args: dict[str, Any]) -> 
         {"params": [p for n, p in trainable if n not in decay], "weight_decay": 0.0},
     ]
     # The Trainer's default optimizer ("adamw_torch_fused" on torch >= 2.8).
-    return torch.optim.AdamW(
-        groups,
-        lr=hp.learning_rate,
-        betas=(args.get("adam_beta1", 0.9), args.get("adam_beta2", 0.999)),
-        eps=args.get("adam_epsilon", 1e-8),
-        fused=(optim or default_optimizer()) == "adamw_torch_fused",
-    )
+    return torch.optim.AdamW(groups, lr=hp.learning_rate, **options)
 
 
 def _windows(loader: Any, size: int) -> Any:

@@ -158,7 +158,8 @@ class TrainerRunner(RunnerBase):
                     remove_columns=["labels"],
                 )
                 return SFTTrainer(model=model, args=args, train_dataset=train,
-                                  processing_class=self.tokenizer)  # fmt: skip
+                                  processing_class=self.tokenizer,
+                                  optimizers=self._optimizers(model, run))  # fmt: skip
             finally:
                 enable_progress_bar()
         from transformers import Trainer, TrainingArguments
@@ -169,7 +170,20 @@ class TrainerRunner(RunnerBase):
             train_dataset=self.data.train,
             data_collator=self.collator(),
             processing_class=self.tokenizer,
+            optimizers=self._optimizers(model, run),
         )
+
+    def _optimizers(self, model: Any, run: TrialRun) -> tuple[Any, None]:
+        """``(optimizer, None)`` for the Trainer: the LoRA+ optimizer when configured (the
+        Trainer then builds the scheduler on it), else none (the Trainer builds its own)."""
+        ratio = self.config.method.loraplus_lr_ratio
+        if not ratio:
+            return (None, None)
+        from hptune.train.loop import build_adamw
+
+        training = self.config.training
+        args = {**training.args, **dict(run.hparams.args)}
+        return (build_adamw(model, run.hparams, training.optim, args, ratio), None)
 
 
 class _Diverged(Exception):

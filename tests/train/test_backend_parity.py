@@ -64,7 +64,7 @@ def test_batch_4_x_4_takes_the_same_step_as_batch_16_x_1(demo_path, tmp_path) ->
 
 
 def test_biases_and_norm_weights_are_not_decayed(demo_path, tmp_path) -> None:
-    from hptune.train.loop import _adamw, decay_parameter_names
+    from hptune.train.loop import build_adamw, decay_parameter_names
 
     runner = make_runner(_config(tmp_path, "accelerate", method="full"))  # norms train too
     model = runner.load_run_model()
@@ -72,7 +72,7 @@ def test_biases_and_norm_weights_are_not_decayed(demo_path, tmp_path) -> None:
     norms = [n for n, _ in model.named_parameters() if "norm" in n]
     assert norms and not names & set(norms)
     assert any(n.endswith("proj.weight") for n in names)
-    optimizer = _adamw(model, HP, None, {})
+    optimizer = build_adamw(model, HP, None, {})
     decayed, exempt = optimizer.param_groups
     assert decayed["weight_decay"] == HP.weight_decay and exempt["weight_decay"] == 0.0
     assert len(exempt["params"]) == len(norms)

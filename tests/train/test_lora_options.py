@@ -92,3 +92,48 @@ def test_an_rslora_run_on_the_trainer_backend_exports_its_lora_config(tmp_path, 
     exported = exported_config(config)["lora_config"]
     assert exported["use_rslora"] is True
     assert LoraConfig(**exported).use_rslora  # a plain peft script builds it as it is
+
+
+def _curve(tmp_path, tiny_config_dict, backend, ratio):
+    from hptune.hparams import HParams
+
+    raw = {**tiny_config_dict, "output_dir": str(tmp_path / backend / str(ratio))}
+    raw["method"] = {**tiny_config_dict["method"], "loraplus_lr_ratio": ratio}
+    raw["training"] = {**tiny_config_dict["training"], "backend": backend, "checkpoints": False}
+    hp = HParams(learning_rate=2e-3, batch_size=16, gradient_accumulation_steps=1, epochs=2,
+                 warmup_ratio=0.0, weight_decay=0.01)  # fmt: skip
+    runner = make_runner(config_from_dict(raw))
+    return [e.eval_loss for e in runner.train(hp, 0).epochs]
+
+
+def test_loraplus_trains_the_b_matrices_faster_alike_in_the_loop_and_the_trainer(
+    tmp_path, tiny_config_dict
+) -> None:
+    from hptune.hparams import HParams
+    from hptune.train.loop import build_adamw
+
+    model = make_runner(config_from_dict(tiny_config_dict)).load_run_model()
+    hp = HParams(learning_rate=1e-3, batch_size=4, gradient_accumulation_steps=1, epochs=1,
+                 warmup_ratio=0.0, weight_decay=0.01)  # fmt: skip
+    groups = build_adamw(model, hp, None, {}, 16.0).param_groups
+    rates = {g["lr"] for g in groups if g["params"]}
+    assert sorted(rates) == [1e-3, 16e-3]  # A at the rate, B at 16 x
+    loop = _curve(tmp_path, tiny_config_dict, "accelerate", 16.0)
+    trainer = _curve(tmp_path, tiny_config_dict, "trainer", 16.0)
+    plain = _curve(tmp_path, tiny_config_dict, "accelerate", None)
+    assert loop == pytest.approx(trainer, rel=1e-3)  # the same optimizer in both backends
+    assert abs(loop[-1] - plain[-1]) > 1e-3  # and not plain LoRA's
+
+
+def test_loraplus_with_your_own_training_or_another_optimizer_is_refused(
+    tiny_config_dict,
+) -> None:
+    tiny_config_dict["method"]["loraplus_lr_ratio"] = 16
+    tiny_config_dict["training"]["optim"] = "adafactor"
+    tiny_config_dict["training"]["backend"] = "trainer"
+    with pytest.raises(ConfigError, match="LoRA\\+ trains with AdamW"):
+        config_from_dict(tiny_config_dict)
+    del tiny_config_dict["training"]["optim"]
+    tiny_config_dict["training"].update(backend="accelerate", trainer_factory="mine:make")
+    with pytest.raises(ConfigError, match="create_loraplus_optimizer there"):
+        config_from_dict(tiny_config_dict)

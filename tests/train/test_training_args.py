@@ -34,14 +34,14 @@ def loop_curve(demo_path, tmp_path_factory):
 
 
 def test_the_loop_honours_betas_epsilon_and_scheduler_kwargs(loop_curve, tiny_config_dict):
-    from hptune.train.loop import _adamw
+    from hptune.train.loop import build_adamw
 
     # cosine down to min_lr_rate x the rate, not to 0
     assert loop_curve[-1].learning_rate == pytest.approx(0.2 * HP.learning_rate)
     import torch
 
     model = torch.nn.Linear(2, 2)
-    group = _adamw(model, HP, "adamw_torch", ARGS).param_groups[0]
+    group = build_adamw(model, HP, "adamw_torch", ARGS).param_groups[0]
     assert group["betas"] == (0.9, 0.95) and group["eps"] == 1e-6
     assert not group["fused"]
 
