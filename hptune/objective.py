@@ -182,6 +182,9 @@ class SeedObjective:
         runs = [RunResult.from_dict(r) for r in stored_runs]
         from hptune.search import report_seed_epoch
 
+        looked = next((len(m.looks) for r in runs for m in r.epochs if m.looks), 0)
+        if looked:  # as the trial that trained them recorded it, for the pruner's positions
+            trial.set_user_attr(keys.LOOKS_PER_EPOCH, looked + 1)
         for index, run in enumerate(runs):
             for metrics in run.epochs:
                 for value in metrics.looks:

@@ -172,4 +172,8 @@ class StoredTrial:
         run was not stored (the trial failed, ran out of memory or was interrupted in it)."""
         stored_seeds = {run.seed for run in self.runs or []}
         curves = self.frozen.user_attrs.get(keys.SEED_CURVES, [])
-        return sum(len(values) for seed, values in curves if int(seed) not in stored_seeds)
+        # With looks within epochs a curve has several positions per epoch; an epoch begun
+        # counts whole (the budget errs on the side of what was spent).
+        per_epoch = int(self.frozen.user_attrs.get(keys.LOOKS_PER_EPOCH, 1))
+        return sum(-(-len(values) // per_epoch) for seed, values in curves
+                   if int(seed) not in stored_seeds)  # fmt: skip

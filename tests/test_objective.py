@@ -139,6 +139,7 @@ def test_a_hopeless_trial_is_pruned_at_a_look_within_an_epoch(config) -> None:
     again = optuna.create_study()
     again.optimize(SeedObjective(runner, phase, BASE, reuse=lookup), n_trials=1)
     assert again.trials[0].user_attrs["seed_curves"] == stored.user_attrs["seed_curves"]
+    assert again.trials[0].user_attrs["looks_per_epoch"] == 2  # its positions read as such
 
 
 def test_out_of_memory_is_recorded_not_fatal(config) -> None:

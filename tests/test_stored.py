@@ -54,3 +54,16 @@ def test_a_stored_run_counts_gpu_seconds_and_examples_over_its_processes() -> No
     assert read.gpu_seconds == pytest.approx(20.0)
     assert read.examples == pytest.approx(800.0)  # over both processes
     assert view.unstored_epochs == 0 and not view.reused and view.state == "running"
+
+
+def test_unstored_epochs_count_epochs_not_looks_within_them() -> None:
+    # A trial that failed in seed 1 with looks (2 positions per epoch): seed 0's run is
+    # stored; seed 1 recorded 3 positions, that is 1 epoch and one begun (counted whole).
+    curves = [[0, [3.0, 2.8, 2.5, 2.2]], [1, [3.1, 2.9, 2.6]]]
+    runs = [{"seed": 0, "epochs": [], "seconds": 1.0}]
+    attrs = {keys.SEED_CURVES: curves, keys.RUNS: runs, keys.LOOKS_PER_EPOCH: 2}
+    trial = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs=attrs)
+    assert stored.StoredTrial(trial).unstored_epochs == 2
+    del attrs[keys.LOOKS_PER_EPOCH]  # per-epoch curves: each position an epoch
+    plain = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs=attrs)
+    assert stored.StoredTrial(plain).unstored_epochs == 3

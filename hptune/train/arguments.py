@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "default_optimizer",
     "mixed_precision",
+    "scheduler_kwargs",
     "sft_arguments",
     "training_arguments",
 ]
@@ -72,7 +73,33 @@ def training_arguments(
         keys.update(bf16=precision == "bf16", fp16=precision == "fp16")
     keys.update(_passed_through(config, sft=False))
     keys.update(dict(hp.args))  # a phase's searched values, over training.args
+    if "lr_scheduler_kwargs" in keys:
+        keys["lr_scheduler_kwargs"] = scheduler_kwargs(hp.scheduler, keys["lr_scheduler_kwargs"])
     return keys
+
+
+def scheduler_kwargs(scheduler: str, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``lr_scheduler_kwargs`` that ``scheduler`` takes: the regularization phase tries
+    several schedules with one ``training.args``, and a schedule function refuses a keyword
+    it does not have (``min_lr_rate`` for ``linear``).
+
+    Args:
+        scheduler: A transformers scheduler name.
+        kwargs: ``training.args.lr_scheduler_kwargs``.
+
+    Returns:
+        The keywords of ``kwargs`` its schedule function has.
+    """
+    if not kwargs:
+        return {}
+    import inspect
+
+    from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
+    from transformers.trainer_utils import SchedulerType
+
+    function = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(scheduler)]
+    accepted = inspect.signature(function).parameters  # type: ignore[arg-type]
+    return {k: v for k, v in kwargs.items() if k in accepted}
 
 
 def _passed_through(config: TuneConfig, *, sft: bool) -> dict[str, Any]:

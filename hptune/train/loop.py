@@ -22,7 +22,7 @@ from hptune.train._divergence import DivergenceWatch
 from hptune.train._looks import looks_per_epoch
 from hptune.train._results import EpochCallback, EpochMetrics, RunResult
 from hptune.train._run_state import _resume, _RunState
-from hptune.train.arguments import default_optimizer, mixed_precision
+from hptune.train.arguments import default_optimizer, mixed_precision, scheduler_kwargs
 from hptune.train.checkpoints import drop_training_state
 from hptune.train.runner import RunnerBase
 
@@ -116,7 +116,9 @@ class Runner(RunnerBase):
             # TrainingArguments.get_warmup_steps: the ceiling, not the rounding.
             num_warmup_steps=math.ceil(hp.warmup_ratio * steps),
             num_training_steps=steps,
-            scheduler_specific_kwargs=training.args.get("lr_scheduler_kwargs"),
+            scheduler_specific_kwargs=scheduler_kwargs(
+                hp.scheduler, {**training.args, **dict(hp.args)}.get("lr_scheduler_kwargs")
+            ),
         )
         self._loss_kwargs = accepts_loss_kwargs(accelerator.unwrap_model(model))
         result = RunResult(seed=seed, processes=accelerator.num_processes)

@@ -145,7 +145,8 @@ class TrainerRunner(RunnerBase):
             from datasets.utils.logging import disable_progress_bar, enable_progress_bar
             from trl import SFTConfig, SFTTrainer
 
-            keys = {**run.training_keys(), **sft_arguments(self.config, self.data.format)}
+            keys = {**run.training_keys(), **sft_arguments(self.config, self.data.format),
+                    **dict(run.hparams.args)}  # a phase's searched values win  # fmt: skip
             # SFTTrainer's collator builds the labels from a completion mask: the tokens
             # hptune trains on (its labels, every assistant turn of a conversation too) are
             # the completion, so the examples go in tokenized, as completions.

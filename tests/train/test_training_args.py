@@ -92,6 +92,8 @@ def test_a_key_that_means_a_training_key_is_read_as_it(tiny_config_dict) -> None
         ("accelerate", {"args": {"neftune_noise_alpha": 5.0}},
          "neftune_noise_alpha is honoured by the Trainer backends only; set training.backend"),
         ("accelerate", {"optim": "adafactor"}, "hptune's own loop trains with adamw_torch"),
+        ("trainer", {"args": {"dataloader_num_workers": 4}}, "'dataloader_num_workers' is set "
+         "by hptune"),
         ("trainer", {"optim": "adamw_torh"}, "did you mean 'adamw_torch'"),
         ("trainer", {"scheduler": "warmup_stable_decay"},
          "warmup_stable_decay scheduler needs training.args.lr_scheduler_kwargs with "
@@ -128,3 +130,19 @@ def test_a_scheduler_given_as_a_trainer_key_runs_on_the_trainer_backend(tiny_con
     [trial] = study.trials
     assert trial.state.name == "COMPLETE"
     assert trial.user_attrs["hparams"]["scheduler"] == "cosine_with_restarts"
+
+
+def test_scheduler_kwargs_go_to_the_schedules_that_take_them(tiny_config_dict) -> None:
+    from hptune.train.arguments import scheduler_kwargs
+
+    kwargs = {"min_lr_rate": 0.1, "num_cycles": 0.5}
+    assert scheduler_kwargs("linear", kwargs) == {}
+    assert scheduler_kwargs("cosine", kwargs) == {"num_cycles": 0.5}
+    assert scheduler_kwargs("cosine_with_min_lr", kwargs) == kwargs
+    # a linear trial of a run whose kwargs are for cosine_with_min_lr trains, in both paths
+    raw = _raw(tiny_config_dict, args={"lr_scheduler_kwargs": {"min_lr_rate": 0.2}})
+    config = config_from_dict(raw)
+    linear = HP.replace(scheduler="linear", epochs=1)
+    assert training_arguments(config, linear, 0)["lr_scheduler_kwargs"] == {}
+    [epoch] = make_runner(config).train(linear, 0).epochs
+    assert epoch.learning_rate == 0.0  # linear decays to 0, no min_lr_rate
