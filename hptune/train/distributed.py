@@ -39,17 +39,24 @@ def run_data_parallel(
 
     # Joins the process group: NCCL on GPUs; gloo on CPUs (where `cpu` must be said).
     state = PartialState(cpu=not torch.cuda.is_available())
-    runner = runner or make_runner(config)
-    if not state.is_main_process:
-        followed: T = _follow(runner)
-        return followed
-    runner.leader = True
-    result: T | None = None
     try:
-        result = body(runner)
+        runner = runner or make_runner(config)
+        if not state.is_main_process:
+            followed: T = _follow(runner)
+            return followed
+        runner.leader = True
+        result: T | None = None
+        try:
+            result = body(runner)
+        finally:
+            broadcast(("stop", result))  # also when the leader fails: nobody waits for ever
+        return result
     finally:
-        broadcast(("stop", result))  # also when the leader fails: nobody waits for ever
-    return result
+        # Every process leaves together and closes the group: a process exiting while a peer
+        # still holds its gloo connections aborted the peer at exit ("terminate called without
+        # an active exception", seen in CI once in a few runs).
+        state.wait_for_everyone()
+        state.destroy_process_group()
 
 
 def _follow(runner: RunnerBase) -> Any:
