@@ -1,7 +1,8 @@
 """Do the backends train the same thing? The demo's baseline (LoRA, batch 4 x 8, warmup,
 weight decay, dropout) trained on each seed by hptune's loop, a ``transformers.Trainer`` and
-TRL's ``SFTTrainer``: each epoch's validation loss per seed, the largest relative difference
-between backends, and the spread between seeds it is to be compared with.
+TRL's ``SFTTrainer`` (on the raw records, TRL's data path; every backend trains TRL's tokens,
+``data.tokenization: trl``): each epoch's validation loss per seed, the largest relative
+difference between backends, and the spread between seeds it is to be compared with.
 
     .venv/bin/python benchmarks/backend_parity.py [--quick]
 """
@@ -30,6 +31,7 @@ def main() -> None:
     raw = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
     raw["training"]["checkpoints"] = False
     raw["objective"]["eval_samples"] = 1
+    raw["data"]["tokenization"] = "trl"  # the tokens SFTTrainer trains from the raw records
     seeds, epochs = ([0, 1], 1) if args.quick else ([0, 1, 2], 2)
     if args.quick:
         raw["training"]["max_train_examples"] = 128

@@ -24,6 +24,7 @@ def _demo_quick(tmp_path: Path, backend: str) -> Path:
     raw["training"].update(backend=backend, max_train_examples=64, max_validation_examples=48,
                            epochs=2, checkpoints=False)  # fmt: skip
     raw["objective"].update(seeds=2)
+    raw["data"]["tokenization"] = "trl"  # every backend on the tokens SFTTrainer trains
     raw["phases"] = {"run": ["baseline", "learning_rate"],
                      "learning_rate": {"grid": [1.0e-2, 5.0e-2], "extend_edges": 0}}  # fmt: skip
     raw["guardrails"] = {"ignore": ["high_learning_rate"]}

@@ -104,6 +104,25 @@ class DataConfig(_Strict):
     )
     #: Leave out examples longer than ``max_length`` (``hptune plan`` says how many).
     drop_long: bool = False
+    #: Whose rules turn records into trained tokens: ``trl`` hands SFTTrainer the raw records
+    #: (``messages``, ``prompt``/``completion``) to format, mask and pack as a user's
+    #: SFTTrainer script does, and validates by the same rules (``hptune.train.trl_data``);
+    #: ``hptune`` renders each piece itself (every assistant turn trains with its line end, a
+    #: BOS token is always added). ``auto``: ``trl`` with ``training.backend: sft``.
+    tokenization: Literal["auto", "hptune", "trl"] = "auto"
+
+    def tokenization_for(self, backend: str) -> Literal["hptune", "trl"]:
+        """The tokenization rules a run on ``backend`` uses (``auto`` resolved).
+
+        Args:
+            backend: ``training.backend``.
+
+        Returns:
+            ``trl`` or ``hptune``.
+        """
+        if self.tokenization != "auto":
+            return self.tokenization
+        return "trl" if backend == "sft" else "hptune"
 
     @field_validator("template")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from hptune.config import DataConfig
 
 __all__ = ["PreparedData", "fingerprint", "prepare_data", "split_overlaps"]
+
+#: How the format's line ends under ``data.tokenization: trl``.
+_TRL_RULES = "; tokenized by TRL's rules (SFTTrainer formats, masks and packs the raw records)"
 
 #: The seed of the validation subset text metrics generate answers for (the same every trial).
 EVAL_SUBSET_SEED = 0
@@ -60,6 +64,11 @@ class PreparedData:
     example: Tokenized | None = None
     #: Validation examples in all, and how many text metrics score.
     n_validation: int = 0
+    #: ``data.tokenization: trl``: the training records in TRL's shape, for SFTTrainer to
+    #: format, mask and pack itself (``hptune.train.trl_data``); else None.
+    train_records: list[dict[str, Any]] | None = None
+    #: The chat template TRL trains conversations with (``trl`` tokenization, chat data).
+    trl_chat_template: str | None = None
 
     @property
     def n_train(self) -> int:
@@ -150,6 +159,7 @@ def prepare_data(
     max_train_examples: int | None = None,
     max_validation_examples: int | None = None,
     eval_samples: int | None = None,
+    tokenization: str = "hptune",
 ) -> PreparedData:
     """Read, check and tokenize every split; labels cover the answer tokens only.
 
@@ -160,6 +170,8 @@ def prepare_data(
         max_validation_examples: Keep only the first this many validation examples.
         eval_samples: How many validation examples text metrics score (a seeded subset, the
             same for every trial); ``None`` scores all.
+        tokenization: ``hptune`` (its own rendering) or ``trl`` (TRL's rules; the training
+            records are kept in TRL's shape for SFTTrainer).
 
     Returns:
         The tokenized splits with the prompts and references for text metrics.
@@ -179,9 +191,15 @@ def prepare_data(
     if max_validation_examples is not None and max_validation_examples < len(held.records):
         sources["validation"] = held.take(list(range(max_validation_examples)))
     fields = fmt.fields()
-    tokenized = {name: _tokenized(name, source, fmt, tokenizer)
+    tokenize_record, template = _tokenizer_of(fmt, tokenizer, tokenization)
+    tokenized = {name: _tokenized(name, source, tokenize_record)
                  for name, source in sources.items()}  # fmt: skip
     dropped = _drop_long(tokenized, sources, config)
+    train_records = None
+    if tokenization == "trl":
+        from hptune.train.trl_data import trl_record
+
+        train_records = [trl_record(fmt, r, tokenizer) for r in sources["train"].records]
     tables = {
         name: datasets.Dataset.from_dict(
             {
@@ -209,21 +227,63 @@ def prepare_data(
         fingerprints={name: fingerprint(r, fields) for name, r in records.items()},
         overlaps=split_overlaps(records, fields),
         format=fmt.name,
-        format_description=fmt.describe(),
+        format_description=_described(fmt, tokenization, tokenized["train"]),
         dropped=dropped,
         train_lengths=sorted(len(t.input_ids) for t in tokenized["train"]),
         example=tokenized["train"][0],
         n_validation=len(validation),
+        train_records=train_records,
+        trl_chat_template=template,
     )
 
 
-def _tokenized(name: str, source: Source, fmt: DataFormat, tokenizer: Any) -> list[Tokenized]:
+def _described(fmt: DataFormat, tokenization: str, train: list[Tokenized]) -> str:
+    """The format's line for ``hptune plan`` and the setup: the rules, and TRL's prompt cuts."""
+    if tokenization != "trl":
+        return fmt.describe()
+    cut = sum(t.prompt_cut for t in train)
+    return (
+        fmt.describe()
+        + _TRL_RULES
+        + (
+            f"; the end of {cut} of {len(train)} training prompts merges with the answer's first "
+            "tokens, and TRL leaves it out of training as at generation (end each prompt on a "
+            "token boundary, e.g. without a trailing space, to keep it)"
+            if cut
+            else ""
+        )
+    )
+
+
+def _tokenizer_of(
+    fmt: DataFormat, tokenizer: Any, tokenization: str
+) -> tuple[Callable[[dict[str, Any]], Tokenized], str | None]:
+    """How a record becomes tokens (hptune's rendering, or TRL's rules), and the chat
+    template TRL is to train with (None when hptune's rules apply or no template is used)."""
+    if tokenization != "trl":
+        return (lambda record: tokenize(fmt.render(record, tokenizer), tokenizer)), None
+    from hptune.train.trl_data import training_template, trl_record, trl_tokenize
+
+    conversations = getattr(fmt, "conversations", None)
+    template = conversations.chat_template if conversations is not None else None
+    if fmt.name == "chat":
+        template = training_template(tokenizer, template)
+
+    def tokenize_record(record: dict[str, Any]) -> Tokenized:
+        return trl_tokenize(trl_record(fmt, record, tokenizer), tokenizer, template)
+
+    return tokenize_record, template
+
+
+def _tokenized(
+    name: str, source: Source, tokenize_record: Callable[[dict[str, Any]], Tokenized]
+) -> list[Tokenized]:
     """Every record of a split rendered and tokenized; a record the chat template refuses is
     named by its file and line."""
     rows = []
     for index, record in enumerate(source.records):
         try:
-            rows.append(tokenize(fmt.render(record, tokenizer), tokenizer))
+            rows.append(tokenize_record(record))
         except DataError as exc:
             raise DataError(f"data.{name}: {source.where[index]}: {exc}") from None
         except Exception as exc:  # a chat template's own checks raise anything (Jinja, ...)

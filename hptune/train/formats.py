@@ -72,6 +72,9 @@ class Tokenized:
     #: The tokens before the last answer: what generation continues.
     prompt_ids: list[int]
     reference: str
+    #: TRL's rules: the prompt's own tokens were not a prefix of the example's (they merge
+    #: across its end), so its last tokens are left out as TRL leaves them out.
+    prompt_cut: bool = False
 
 
 class DataFormat(ABC):

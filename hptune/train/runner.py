@@ -80,6 +80,7 @@ class RunnerBase(ABC):
             max_train_examples=config.training.max_train_examples,
             max_validation_examples=config.training.max_validation_examples,
             eval_samples=objective.eval_samples,
+            tokenization=config.data.tokenization_for(config.training.backend),
         )
         #: Scores generated answers; ``None`` when the metric is the validation loss.
         self.text_metric = (

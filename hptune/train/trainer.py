@@ -25,6 +25,7 @@ from hptune.train._results import EpochCallback, RunResult
 from hptune.train.arguments import sft_arguments
 from hptune.train.checkpoints import drop_training_state
 from hptune.train.runner import RunnerBase
+from hptune.train.trl_data import sft_dataset, sft_tokenizer
 from hptune.train.user import TrialRun
 
 __all__ = ["TrainerFactory", "TrainerRunner"]
@@ -147,19 +148,18 @@ class TrainerRunner(RunnerBase):
 
             keys = {**run.training_keys(), **sft_arguments(self.config, self.data.format),
                     **dict(run.hparams.args)}  # a phase's searched values win  # fmt: skip
-            # SFTTrainer's collator builds the labels from a completion mask: the tokens
-            # hptune trains on (its labels, every assistant turn of a conversation too) are
-            # the completion, so the examples go in tokenized, as completions.
-            keys.update(completion_only_loss=True, assistant_only_loss=False)
+            records = self.data.train_records
+            if records is None:
+                # hptune's own tokenization: the tokens it trains on (its labels, every
+                # assistant turn of a conversation too) go in as completions.
+                keys.update(completion_only_loss=True, assistant_only_loss=False)
             args = SFTConfig(**keys)
             disable_progress_bar()  # its preprocessing, once per run: hptune prints progress
             try:
-                train = self.data.train.map(
-                    lambda row: {"completion_mask": [int(x != -100) for x in row["labels"]]},
-                    remove_columns=["labels"],
-                )
+                train = sft_dataset(self.data.train, records)
+                tokenizer = sft_tokenizer(self.tokenizer, self.data.trl_chat_template)
                 return SFTTrainer(model=model, args=args, train_dataset=train,
-                                  processing_class=self.tokenizer,
+                                  processing_class=tokenizer,
                                   optimizers=self._optimizers(model, run))  # fmt: skip
             finally:
                 enable_progress_bar()

@@ -23,6 +23,7 @@ def _config(tmp_path, backend: str, *, dropout: float = 0.05, method: str = "lor
     raw["method"].update(type=method, dropout=dropout)  # dropout's random state must line up
     raw["training"].update({"max_train_examples": 96, "checkpoints": False, "backend": backend})
     raw["training"].update(training)
+    raw["data"]["tokenization"] = "trl"  # every backend on the tokens SFTTrainer trains
     return config_from_dict(raw)
 
 
@@ -90,13 +91,14 @@ def test_warmup_takes_the_ceiling_of_its_share_of_the_steps(demo_path, tmp_path)
 def test_the_sft_backend_trains_chat_data_on_the_assistant_turns_as_the_loop(
     demo_path, tmp_path
 ) -> None:
-    # hptune hands SFTTrainer the tokenized conversations with their completion mask (every
-    # assistant turn), so chat data trains as in the loop, not as TRL's raw-messages path
+    # data.tokenization: hptune hands SFTTrainer hptune's tokenized conversations with their
+    # completion mask (every assistant turn), so chat data trains as in the loop
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     raw = yaml.safe_load((root / "examples" / "chat.yaml").read_text())
     raw["data"]["chat_template"] = str(root / "examples" / "chat_template.jinja")
+    raw["data"]["tokenization"] = "hptune"
     raw["objective"] = {"metric": "eval_loss", "seeds": 1}
     raw["training"].update(max_train_examples=48, checkpoints=False)
     raw["output_dir"] = str(tmp_path / "out")

@@ -21,6 +21,7 @@ def _raw(tiny_config_dict, backend="accelerate", **training):
     raw = tiny_config_dict
     raw["training"].update({"max_train_examples": 96, "checkpoints": False, "backend": backend})
     raw["training"].update(training)
+    raw["data"]["tokenization"] = "trl"  # every backend on the tokens SFTTrainer trains
     return raw
 
 
