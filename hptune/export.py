@@ -144,6 +144,9 @@ def _data(config: TuneConfig, data_format: str) -> dict[str, Any]:
         described["loss_on"] = "the completion only"
     elif data_format == "chat":
         described["loss_on"] = "every assistant turn"
+    # Whose rules made the tokens: TRL's (SFTTrainer on the raw records, as a script given
+    # sft_config trains) or hptune's (every assistant turn with its line end; a BOS always).
+    described["tokenization"] = data.tokenization_for(config.training.backend)
     if data.chat_template is not None:  # its text, where a file was named: the export stands alone
         template = data.chat_template
         if "{" not in template and Path(template).is_file():

@@ -159,7 +159,8 @@ def test_export_builds_trainer_and_peft_configs(five, tmp_path) -> None:
     assert exported["data"] == {"format": "template", "max_length": 96,
                                 "template": "Question: {question}\nAnswer: ",
                                 "response_field": "answer",
-                                "loss_on": "the completion only"}  # fmt: skip
+                                "loss_on": "the completion only",
+                                "tokenization": "hptune"}  # fmt: skip
     lora = LoraConfig(**exported["lora_config"])
     assert (lora.r, lora.lora_alpha) == (config.method.r, config.method.alpha)
     assert "test" in exported["hptune"]["decisions"]["final"]
