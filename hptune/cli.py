@@ -115,7 +115,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             ranks.add_column(column)
         for row in plan.lora_ranks:
             trainable, gb = f"{row['trainable_parameters']:,}", f"{row['predicted_gb']:.4g}"
-            ranks.add_row(str(row["r"]), str(row["lora_alpha"]), trainable, gb)
+            alpha = ", ".join(map(str, row.get("lora_alphas", [row["lora_alpha"]])))
+            ranks.add_row(str(row["r"]), alpha, trainable, gb)
         console.print(ranks)
     compute = (
         f"compute: at most {plan.seed_epochs} seed-epochs = {plan.train_examples:,} training "

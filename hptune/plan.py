@@ -348,6 +348,8 @@ def _lora_ranks(config: TuneConfig, hp: HParams, runner: Any, target: Any) -> li
     rows = []
     for rank in options.ranks:
         alpha = alpha_for(rank, options.alpha, method.r, method.alpha)
+        if options.alphas:  # searched: alpha changes neither the parameters nor the memory
+            alpha = options.alphas[0]
         ranked = config.model_copy(
             update={"method": method.model_copy(update={"r": rank, "alpha": alpha})}
         )
@@ -355,4 +357,6 @@ def _lora_ranks(config: TuneConfig, hp: HParams, runner: Any, target: Any) -> li
         rows.append({"r": rank, "lora_alpha": alpha,
                      "trainable_parameters": trainable_parameters(ranked.model, ranked.method),
                      "predicted_gb": round(memory.predict(hp.batch_size) / 1e9, 4)})  # fmt: skip
+        if options.alphas:
+            rows[-1]["lora_alphas"] = list(options.alphas)
     return rows

@@ -78,3 +78,17 @@ def test_the_plan_shows_each_lora_rank_s_trainable_parameters_and_memory(
     trainable = [r["trainable_parameters"] for r in rows]
     assert trainable[0] > 0 and trainable[1] == 2 * trainable[0] == trainable[2] / 2
     assert rows[0]["predicted_gb"] <= rows[1]["predicted_gb"] <= rows[2]["predicted_gb"]
+
+
+def test_the_plan_shows_searched_alphas_and_counts_the_grid(tiny_config_dict) -> None:
+    from hptune.config import config_from_dict
+    from hptune.plan import make_plan
+
+    tiny_config_dict["phases"] = {"run": ["baseline", "lora_rank"],
+                                  "lora_rank": {"ranks": [4, 8], "alphas": [8, 32]}}  # fmt: skip
+    plan = make_plan(config_from_dict(tiny_config_dict))
+    as_json = json.loads(json.dumps(plan.to_dict()))
+    jsonschema.Draft202012Validator(SCHEMA).validate(as_json)
+    assert [r["lora_alphas"] for r in as_json["lora_ranks"]] == [[8, 32], [8, 32]]
+    [phase] = [p for p in as_json["phases"] if p["phase"] == "lora_rank"]
+    assert phase["trials"] == 4 and "x alphas 8, 32" in phase["what"]

@@ -173,6 +173,18 @@ class LoraRankPhaseConfig(_Strict):
     #: scale then falls as the rank grows; with method.lora.use_rslora the scale is alpha /
     #: sqrt(r)).
     alpha: Literal["same_scale", "fixed"] = "same_scale"
+    #: Search alpha too: every rank is tried with every alpha of this list (a grid of ranks x
+    #: alphas, each on every seed) instead of alpha following the rank by ``alpha``'s rule.
+    alphas: list[int] | None = None
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas_valid(cls, alphas: list[int] | None) -> list[int] | None:
+        if alphas is not None and (
+            not alphas or min(alphas) < 1 or len(set(alphas)) != len(alphas)
+        ):
+            raise ValueError("give one or more different alphas, each at least 1")
+        return None if alphas is None else sorted(alphas)
 
     @field_validator("ranks")
     @classmethod

@@ -93,21 +93,28 @@ def to_retry(
 
 
 def grid_remaining(
-    trials: list[optuna.trial.FrozenTrial], param: str, grid: list[Any], max_retries: int
+    trials: list[optuna.trial.FrozenTrial],
+    param: str | tuple[str, ...],
+    grid: list[Any],
+    max_retries: int,
 ) -> int:
     """Grid points of ``param`` that are neither done nor failed for good.
 
     Args:
         trials: The study's trials.
-        param: The parameter the grid is of.
-        grid: Its values.
+        param: The parameter the grid is of, or several (a grid of tuples of their values).
+        grid: Its values (tuples, in ``param``'s order, for several).
         max_retries: How often a failed trial is queued again.
 
     Returns:
         How many grid points still have to run.
     """
+    names = (param,) if isinstance(param, str) else param
     settled = _settled_keys(trials, max_retries)
     settled_values = {
-        t.params.get(param) for t in trials if params_key(t.params) in settled and param in t.params
+        tuple(t.params[n] for n in names)
+        for t in trials
+        if params_key(t.params) in settled and all(n in t.params for n in names)
     }
-    return sum(1 for value in grid if value not in settled_values)
+    points = [(value,) if isinstance(param, str) else tuple(value) for value in grid]
+    return sum(1 for point in points if point not in settled_values)

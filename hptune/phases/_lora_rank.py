@@ -43,17 +43,20 @@ class LoraRankPhase(Phase):
     """An extra phase: the LoRA adapter's rank, every rank of a list on the same seeds.
 
     Alpha follows the rank by a stated rule (``same_scale``: the adapter's scale alpha / r
-    stays the configured one; ``fixed``: alpha stays the configured one). A larger rank
-    trains more parameters, takes more memory and saves a larger adapter.
+    stays the configured one; ``fixed``: alpha stays the configured one), or is searched:
+    with ``alphas``, every rank is tried with every alpha (a grid). A larger rank trains more
+    parameters, takes more memory and saves a larger adapter; alpha changes neither.
 
     Decision rule: the smallest rank among those shown equivalent to the best (within the
-    equivalence margin): the adapter that trains as well for the fewest parameters. A rank
+    equivalence margin): the adapter that trains as well for the fewest parameters; with
+    alphas searched, that rank's best mean among the equivalent ones picks its alpha. A rank
     merely not told apart from the best (after racing) does not win on size: the best mean
     does.
 
     Args:
         ranks: The ranks to try (sorted here).
         alpha: ``same_scale`` or ``fixed``: how alpha follows the rank.
+        alphas: The alphas to try with every rank (searched); None: alpha follows ``alpha``.
         method_r: The configured rank, for the alpha rule.
         method_alpha: The configured alpha, for the alpha rule.
         max_retries: How often a failed trial is queued again with the same parameters.
@@ -71,6 +74,7 @@ class LoraRankPhase(Phase):
         ranks: Sequence[int] = (4, 8, 16, 32),
         *,
         alpha: str = "same_scale",
+        alphas: Sequence[int] | None = None,
         method_r: int = 8,
         method_alpha: int = 16,
         max_retries: int = 2,
@@ -83,8 +87,11 @@ class LoraRankPhase(Phase):
             raise ValueError(f"give two or more different ranks, each at least 1, got {ranks=}")
         if alpha not in ("same_scale", "fixed"):
             raise ValueError(f"alpha must be 'same_scale' or 'fixed', got {alpha=}")
+        if alphas is not None and (not alphas or min(alphas) < 1):
+            raise ValueError(f"give one or more alphas, each at least 1, got {alphas=}")
         self.ranks = ranks
         self.alpha = alpha
+        self.alphas = sorted(set(alphas)) if alphas is not None else None
         self.method_r, self.method_alpha = method_r, method_alpha
 
     @classmethod
@@ -97,7 +104,8 @@ class LoraRankPhase(Phase):
         incoming: Sequence[Diagnosis] = (),
     ) -> LoraRankPhase:
         options = config.phases.lora_rank
-        return cls(options.ranks, alpha=options.alpha, method_r=config.method.r,
+        return cls(options.ranks, alpha=options.alpha, alphas=options.alphas,
+                   method_r=config.method.r,
                    method_alpha=config.method.alpha, **cls.shared_options(config))  # fmt: skip
 
     @classmethod
@@ -108,8 +116,10 @@ class LoraRankPhase(Phase):
             if options.alpha == "same_scale"
             else f"alpha {config.method.alpha}"
         )
+        if options.alphas is not None:
+            rule = f"x alphas {', '.join(map(str, options.alphas))}"
         what = f"LoRA ranks {', '.join(map(str, options.ranks))} ({rule})"
-        trials = len(options.ranks)
+        trials = len(options.ranks) * len(options.alphas or [None])
         return PhaseBudget(trials, (base.epochs, base.epochs), trials * base.epochs, what)
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
@@ -119,32 +129,47 @@ class LoraRankPhase(Phase):
         return optuna.samplers.RandomSampler(seed=0)
 
     def initial_params(self, base: HParams) -> list[dict[str, Any]]:
-        return [{"lora_r": r} for r in self.ranks]
+        if self.alphas is None:
+            return [{"lora_r": r} for r in self.ranks]
+        return [{"lora_r": r, "lora_alpha": a} for r in self.ranks for a in self.alphas]
 
     def n_trials(self) -> int:
-        return len(self.ranks)
+        return len(self.ranks) * len(self.alphas or [None])
 
     def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        return grid_remaining(trials, "lora_r", self.ranks, self.max_retries)
+        if self.alphas is None:
+            return grid_remaining(trials, "lora_r", self.ranks, self.max_retries)
+        pairs = [(r, a) for r in self.ranks for a in self.alphas]
+        return grid_remaining(trials, ("lora_r", "lora_alpha"), pairs, self.max_retries)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         rank = trial.suggest_int("lora_r", self.ranks[0], self.ranks[-1], log=True)
-        alpha = alpha_for(rank, self.alpha, self.method_r, self.method_alpha)
+        if self.alphas is None:
+            return base.replace(lora_r=rank, lora_alpha=self._alpha(rank, {}))
+        alpha = trial.suggest_int("lora_alpha", self.alphas[0], self.alphas[-1], log=True)
         return base.replace(lora_r=rank, lora_alpha=alpha)
 
-    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        def alpha(rank: int) -> int:
-            return alpha_for(rank, self.alpha, self.method_r, self.method_alpha)
+    def _alpha(self, rank: int, params: dict[str, Any]) -> int:
+        """The alpha a trial trained with: its searched one, or the rule's for its rank."""
+        if "lora_alpha" in params:
+            return int(params["lora_alpha"])
+        return alpha_for(rank, self.alpha, self.method_r, self.method_alpha)
 
+    def _named(self, outcome: TrialOutcome) -> str:
+        rank = f"rank {outcome.params['lora_r']}"
+        return rank if self.alphas is None else f"{rank} alpha {outcome.params['lora_alpha']}"
+
+    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
         table = [
             {
                 "lora_r": o.params["lora_r"],
-                "lora_alpha": alpha(int(o.params["lora_r"])),
+                "lora_alpha": self._alpha(int(o.params["lora_r"]), o.params),
+                "number": o.number,
                 "status": str(o.status),
                 "mean": o.mean,
                 "seed_values": {str(s): v for s, v in o.seed_values.items()},
             }
-            for o in sorted(outcomes, key=lambda o: o.params.get("lora_r", 0))
+            for o in sorted(outcomes, key=_grid_order)
             if "lora_r" in o.params
         ]
         ok = [o for o in outcomes if o.status == TrialStatus.OK and "lora_r" in o.params]
@@ -155,32 +180,44 @@ class LoraRankPhase(Phase):
             )  # fmt: skip
         ranking = rank_within_noise(ok, direction, self.margin)
         for row in table:
-            number = next(o.number for o in outcomes if o.params.get("lora_r") == row["lora_r"])
-            gap = ranking.comparisons.get(number)
+            gap = ranking.comparisons.get(row.pop("number"))
             row["verdict"] = None if gap is None else str(gap.verdict)
-        chosen = min(ranking.equivalent, key=lambda o: int(o.params["lora_r"]))
-        rank, best = int(chosen.params["lora_r"]), int(ranking.best.params["lora_r"])
-        evidence = ranking.evidence(lambda o: f"rank {o.params['lora_r']}")
+        sign = 1.0 if direction == "minimize" else -1.0
+        chosen = min(  # the smallest rank; its best mean among them (alphas searched)
+            ranking.equivalent, key=lambda o: (int(o.params["lora_r"]), sign * (o.mean or 0.0))
+        )
+        rank = int(chosen.params["lora_r"])
+        evidence = ranking.evidence(self._named)
         if ranking.n_seeds < 2:
             case = "single_seed"
-            reason = f"rank {rank} has the best value; with one seed there is no noise estimate"
+            reason = (
+                f"{self._named(chosen)} has the best value; with one seed there is no noise "
+                "estimate"
+            )
         elif chosen is not ranking.best:
             case = "smallest_equivalent"
             reason = (
-                f"rank {best} has the best mean and rank {rank} is equivalent to it: chose "
+                f"{self._named(ranking.best)} has the best mean and {self._named(chosen)} is "
+                "equivalent to it: chose "
                 f"the smaller adapter, same performance, fewer parameters ({evidence})"
             )
         elif ranking.undecided:
             case = "best_mean_undecided"
             reason = (
-                f"rank {rank} has the best mean; the ranks not told apart from it with "
+                f"{self._named(chosen)} has the best mean; the ranks not told apart from it with "
                 f"{ranking.n_seeds} seeds are not shown equivalent, so the best mean wins "
                 f"({evidence})"
             )
         else:
             case = "best"
-            reason = f"rank {rank} is best and no smaller rank is equivalent ({evidence})"
+            reason = f"{self._named(chosen)} is best and no smaller rank is equivalent ({evidence})"
         return Decision(
-            self.name, {"lora_r": rank, "lora_alpha": alpha(rank)}, chosen.mean, case, reason,
-            {"table": table, "alpha_rule": self.alpha, **ranking.figures()},
+            self.name, {"lora_r": rank, "lora_alpha": self._alpha(rank, chosen.params)},
+            chosen.mean, case, reason,
+            {"table": table, "alpha_rule": "searched" if self.alphas else self.alpha,
+             **ranking.figures()},
         )  # fmt: skip
+
+
+def _grid_order(outcome: TrialOutcome) -> tuple[int, int]:
+    return (int(outcome.params.get("lora_r", 0)), int(outcome.params.get("lora_alpha", 0)))

@@ -22,7 +22,7 @@ BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=4, 
 SEEDS = [0, 1, 2]
 
 
-def _config(tmp_path):
+def _config(tmp_path, **lora_rank):
     return config_from_dict(
         {
             "name": "contract",
@@ -35,15 +35,18 @@ def _config(tmp_path):
                 "batch_size": {"probe": False, "memory_limit_gb": 80, "n_trials": 2},
                 "epochs": {"range": [1, 3]},
                 "regularization": {"n_trials": 3},
+                "lora_rank": {"ranks": [4, 8, 16], **lora_rank},
             },
         }
     )
 
 
-@pytest.fixture(params=list(PHASES))
+@pytest.fixture(params=[*PHASES, "lora_rank+alphas"])
 def phase(request, demo_path, tmp_path) -> Phase:
     runner = SimpleNamespace(data=SimpleNamespace(n_train=200, max_train_length=64))
-    return make_phase(request.param, _config(tmp_path), runner, BASE)  # type: ignore[arg-type]
+    name, _, alphas = request.param.partition("+")  # the rank phase with alpha searched too
+    config = _config(tmp_path, **({"alphas": [8, 32]} if alphas else {}))
+    return make_phase(name, config, runner, BASE)  # type: ignore[arg-type]
 
 
 def test_the_registry_names_every_configurable_phase_and_the_final_evaluation() -> None:
@@ -113,7 +116,9 @@ def test_decisions_on_real_trials_round_trip_through_json(phase: Phase, directio
 
 
 def test_the_plan_budget_is_the_phase_budget(phase: Phase, tmp_path) -> None:
-    budget = type(phase).planned(_config(tmp_path), BASE, 200)
+    alphas = getattr(phase, "alphas", None)  # the rank phase with alpha searched
+    budget = type(phase).planned(_config(tmp_path, **({"alphas": alphas} if alphas else {})),
+                                 BASE, 200)  # fmt: skip
     assert budget.trials == phase.n_trials() + phase.extend_edges  # edge extensions at most
     low, high = budget.epochs
     assert high == phase.max_epochs(BASE)

@@ -52,6 +52,49 @@ def test_the_smallest_rank_equivalent_to_the_best_wins() -> None:
     assert decision.apply(BASE).lora_r == 4
 
 
+def test_searched_alphas_make_a_grid_and_the_smallest_rank_takes_its_best_alpha() -> None:
+    phase = LoraRankPhase([4, 8], alphas=[32, 8], margin=0.5)
+    grid = phase.initial_params(BASE)
+    assert grid == [{"lora_r": r, "lora_alpha": a} for r in (4, 8) for a in (8, 32)]
+    assert phase.n_trials() == 4
+
+    def outcome(number: int, rank: int, alpha: int, values: list[float]) -> TrialOutcome:
+        return TrialOutcome(number=number, params={"lora_r": rank, "lora_alpha": alpha},
+                            status=TrialStatus.OK, seed_values=dict(enumerate(values)))  # fmt: skip
+
+    outcomes = [outcome(0, 4, 8, [2.10, 2.20, 2.00]), outcome(1, 4, 32, [1.99, 2.10, 1.89]),
+                outcome(2, 8, 8, [1.98, 2.09, 1.88]),
+                outcome(3, 8, 32, [2.40, 2.50, 2.30])]  # fmt: skip
+    decision = phase.decide(outcomes, BASE, "minimize")
+    assert decision.case == "smallest_equivalent"
+    assert decision.params == {"lora_r": 4, "lora_alpha": 32}  # rank 4's better alpha
+    assert "rank 4 alpha 32" in decision.reason
+    assert [(row["lora_r"], row["lora_alpha"]) for row in decision.summary["table"]] == [
+        (4, 8), (4, 32), (8, 8), (8, 32)]  # fmt: skip
+    assert decision.summary["alpha_rule"] == "searched"
+
+
+def test_the_grid_of_ranks_and_alphas_is_counted_through_real_trials() -> None:
+    import optuna
+
+    phase = LoraRankPhase([4, 8], alphas=[8, 32])
+    study = optuna.create_study()
+    for params in phase.initial_params(BASE)[:3]:
+        study.enqueue_trial(params)
+    for _ in range(3):
+        trial = study.ask()
+        hp = phase.suggest(trial, BASE)
+        assert hp.lora_alpha == trial.params["lora_alpha"]
+        study.tell(trial, 1.0)
+    assert phase.n_remaining(study.trials) == 1  # rank 8 with alpha 32 is left
+
+
+def test_alphas_are_checked(tiny_config_dict) -> None:
+    tiny_config_dict["phases"]["lora_rank"] = {"alphas": [16, 16]}
+    with pytest.raises(ConfigError, match="different alphas"):
+        config_from_dict(tiny_config_dict)
+
+
 def test_lora_rank_with_full_fine_tuning_is_refused(tiny_config_dict) -> None:
     tiny_config_dict["method"]["type"] = "full"
     tiny_config_dict["phases"]["run"] = ["baseline", "lora_rank"]
