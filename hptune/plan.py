@@ -345,7 +345,7 @@ def _lora_ranks(config: TuneConfig, hp: HParams, runner: Any, target: Any) -> li
     from hptune.train.target import memory_model
 
     options, method = config.phases.lora_rank, config.method
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rank in options.ranks:
         alpha = alpha_for(rank, options.alpha, method.r, method.alpha)
         if options.alphas:  # searched: alpha changes neither the parameters nor the memory
