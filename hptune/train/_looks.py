@@ -79,7 +79,8 @@ class EpochLooks:
         """After optimizer step ``step`` (1-based, within ``epoch``): look if one falls here.
 
         Returns:
-            False when the callback stopped the run at this look (``result.stopped_early``).
+            False when the run ends at this look: its validation is not finite
+            (``result.diverged``), or the callback stopped it (``result.stopped_early``).
         """
         if self.eval_steps is None or step % self.eval_steps or step >= self.steps_per_epoch:
             return True
@@ -90,8 +91,10 @@ class EpochLooks:
         with torch.random.fork_rng():
             value = self.measure(model)
         model.train()
-        if not math.isfinite(value):  # the epoch's end judges a diverged validation
-            return True
+        if not math.isfinite(value):  # diverged, as at an epoch's end: skipping the look
+            # would shift every later position of the curve against the other trials'.
+            result.diverged, result.diverged_at = True, f"epoch {epoch}, step {step} (validation)"
+            return False
         self.values.append(value)
         stop = self.callback is not None and (
             self.callback(result.seed, epoch, value, self.per_epoch) is False

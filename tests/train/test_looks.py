@@ -105,3 +105,18 @@ def test_a_train_fn_cannot_look_within_epochs(demo_path, tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="training.eval_steps"):
         FunctionRunner(_config(tmp_path, eval_steps=2), lambda run: None)
+
+
+def test_a_non_finite_look_ends_the_run_as_diverged_without_shifting_the_curve() -> None:
+    from hptune.train._looks import EpochLooks
+    from hptune.train._results import RunResult
+
+    values = iter([2.0, float("nan"), 1.5])  # a later finite look would take the NaN's place
+    recorder = Recorder()
+    looks = EpochLooks(8, 2, recorder, lambda model: next(values))
+    result = RunResult(seed=0)
+    model = type("Model", (), {"train": lambda self: None})()
+    assert looks.after_step(model, result, 1, 2)
+    assert not looks.after_step(model, result, 1, 4)
+    assert result.diverged and result.diverged_at == "epoch 1, step 4 (validation)"
+    assert recorder.looks == [(1, 2.0, 4)]
