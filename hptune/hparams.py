@@ -46,8 +46,9 @@ class HParams:
     args: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.args, dict):  # frozen: set once, as sorted pairs (hashable, stable)
-            object.__setattr__(self, "args", tuple(sorted(self.args.items())))
+        # Frozen: set once, as pairs sorted by key (hashable; equal whatever order they came in)
+        pairs = self.args.items() if isinstance(self.args, dict) else self.args
+        object.__setattr__(self, "args", tuple(sorted(((str(k), v) for k, v in pairs), key=_key)))
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate=}")
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1 or self.epochs < 1:
@@ -111,3 +112,7 @@ class HParams:
             ValueError: A value out of range (as for the constructor).
         """
         return cls(**values)
+
+
+def _key(pair: tuple[str, Any]) -> str:
+    return pair[0]

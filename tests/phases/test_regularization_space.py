@@ -83,3 +83,14 @@ def test_a_searched_key_trains_and_exports_as_decided(tiny_config_dict) -> None:
     decided = result.phases[-1].decision.params.get("args", {}).get("adam_beta2", 0.999)
     exported = exported_config(config)["training_args"]
     assert exported.get("adam_beta2", 0.999) == decided
+
+
+def test_searched_values_are_the_same_hyperparameters_whatever_order_they_come_in() -> None:
+    from hptune.hparams import HParams
+
+    base = dict(learning_rate=1e-3, batch_size=4, gradient_accumulation_steps=1, epochs=1,
+                warmup_ratio=0.0, weight_decay=0.0)  # fmt: skip
+    pairs = HParams(**base, args=(("adam_beta2", 0.95), ("adam_beta1", 0.9)))
+    mapping = HParams(**base, args={"adam_beta1": 0.9, "adam_beta2": 0.95})
+    assert pairs == mapping and hash(pairs) == hash(mapping)
+    assert pairs.args == (("adam_beta1", 0.9), ("adam_beta2", 0.95))
