@@ -264,8 +264,12 @@ def memory_model(
     from hptune.train.memory import MemoryModel
 
     target = target or resolve_target(config)
-    # Packed rows (TRL's packing) fill data.max_length whatever the examples' lengths.
-    packing = bool(config.training.args.get("packing"))
+    # Packed rows (TRL's packing) fill data.max_length whatever the examples' lengths; a
+    # space that may search packing on plans for packed rows.
+    searched = config.phases.regularization.space.get("packing")
+    packing = bool(config.training.args.get("packing")) or (
+        isinstance(searched, list) and any(bool(v) for v in searched)
+    )
     model = MemoryModel.for_model(
         config.model,
         config.method,

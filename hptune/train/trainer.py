@@ -206,9 +206,9 @@ class _EpochWatch(TrainerCallback):
         self.runner, self.hp, self.result, self.on_epoch = runner, hp, result, on_epoch
         self.loaders, self.checkpoint_dir = loaders, checkpoint_dir
         self.watch = DivergenceWatch(start=result.initial_eval_loss)
-        #: TRL packs the examples into rows (``training.args.packing``): throughput and the
-        #: budget count the examples, not the rows.
-        self.packed = bool(runner.config.training.args.get("packing"))
+        #: TRL packs the examples into rows (``training.args.packing``, or a searched value):
+        #: throughput and the budget count the examples, not the rows.
+        self.packed = bool({**runner.config.training.args, **dict(hp.args)}.get("packing"))
         self.log: Any = None
         self._trainer: Any = None
         self._batch: dict[str, Any] | None = None  # the training batch the model just saw

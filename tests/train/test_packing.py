@@ -46,3 +46,15 @@ def test_packing_outside_the_sft_backend_names_it(tiny_config_dict) -> None:
     tiny_config_dict["training"].update(backend="trainer", args={"packing": True})
     with pytest.raises(ConfigError, match="'packing' is a key of TRL's SFTConfig.*backend: sft"):
         config_from_dict(tiny_config_dict)
+
+
+def test_packing_searched_by_a_phase_is_counted_and_planned_as_packing(tiny_config_dict) -> None:
+    from hptune.train.target import memory_model
+
+    space = {"packing": [True, False]}
+    tiny_config_dict["phases"] = {"run": ["regularization"], "regularization": {"space": space}}
+    config = _config(tiny_config_dict, args={})
+    runner = make_runner(config)
+    packed = runner.train(HP.replace(args={"packing": True}), 0)
+    assert packed.train_examples == 96  # examples, not the packed rows
+    assert memory_model(config, runner).sequence_length == config.data.max_length
