@@ -4,8 +4,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from hptune.keys import TrialStatus
-from hptune.phases._accounting import grid_remaining
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._base import Decision, PhaseBudget, TrialOutcome
+from hptune.phases._grid import GridPhase
 from hptune.phases._ranking import NoiseRanking, rank_within_noise
 from hptune.presets import epochs_range_for
 
@@ -56,7 +56,7 @@ def default_epoch_range(n_train_examples: int) -> tuple[int, int]:
     return low, max(high, low + 2)
 
 
-class EpochsPhase(Phase):
+class EpochsPhase(GridPhase):
     """Phase 4: how many epochs, each run with its own learning-rate schedule length.
 
     Every epoch count of the range is a trial. Inside a trial, early stopping keeps each
@@ -162,12 +162,6 @@ class EpochsPhase(Phase):
         return PhaseBudget(high - low + 1 + len(beyond), (low, most), seed_epochs, what,
                            {"epochs": most})  # fmt: skip
 
-    def create_sampler(self) -> optuna.samplers.BaseSampler:
-        import optuna
-
-        # Every epoch count is queued by initial_params, so the sampler is never consulted.
-        return optuna.samplers.RandomSampler(seed=0)
-
     def create_pruner(self) -> optuna.pruners.BasePruner:
         from hptune.search import epoch_pruner
 
@@ -175,19 +169,13 @@ class EpochsPhase(Phase):
             return super().create_pruner()
         return epoch_pruner(schedule_param="epochs")
 
-    def initial_params(self, base: HParams) -> list[dict[str, object]]:
+    def grid_points(self) -> list[dict[str, Any]]:
         # Longest first: a short run compared with a long one at the same epoch is ahead (its
         # rate has decayed further), so the long runs set the pruner's reference first.
         return [{"epochs": e} for e in sorted(self.values, reverse=True)]
 
     def max_epochs(self, base: HParams) -> int:
         return max([self.values[-1], *extended_epochs(self.values[-1], self.extend_edges)])
-
-    def n_trials(self) -> int:
-        return len(self.values)
-
-    def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        return grid_remaining(trials, "epochs", self.values, self.max_retries)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         epochs = trial.suggest_int("epochs", self.values[0], self.max_epochs(base))

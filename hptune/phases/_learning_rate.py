@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hptune.keys import TrialStatus
-from hptune.phases._accounting import grid_remaining
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._base import Decision, PhaseBudget, TrialOutcome
+from hptune.phases._grid import GridPhase
 from hptune.phases._ranking import NoiseRanking, rank_within_noise
 from hptune.presets import DEFAULT_LEARNING_RATE_GRID
 
@@ -25,7 +25,7 @@ __all__ = ["EDGE_FACTOR", "LearningRatePhase"]
 EDGE_FACTOR = 2.0
 
 
-class LearningRatePhase(Phase):
+class LearningRatePhase(GridPhase):
     """Phase 2: every learning rate of a grid, each on the same seeds.
 
     Decision rule: every rate costs the same to train, so the rate with the best seed mean
@@ -105,21 +105,8 @@ class LearningRatePhase(Phase):
         trials = len(grid) + extend
         return PhaseBudget(trials, (base.epochs, base.epochs), trials * base.epochs, what)
 
-    def create_sampler(self) -> optuna.samplers.BaseSampler:
-        import optuna
-
-        # Every grid point is queued with its rate fixed (initial_params), each exactly once
-        # even with many workers, so the sampler is never consulted.
-        return optuna.samplers.RandomSampler(seed=0)
-
-    def initial_params(self, base: HParams) -> list[dict[str, Any]]:
+    def grid_points(self) -> list[dict[str, Any]]:
         return [{"learning_rate": lr} for lr in self.grid]
-
-    def n_trials(self) -> int:
-        return len(self.grid)
-
-    def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        return grid_remaining(trials, "learning_rate", self.grid, self.max_retries)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         low, high = self._reach()

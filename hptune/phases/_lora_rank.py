@@ -3,8 +3,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from hptune.keys import TrialStatus
-from hptune.phases._accounting import grid_remaining
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._base import Decision, PhaseBudget, TrialOutcome
+from hptune.phases._grid import GridPhase
 from hptune.phases._ranking import rank_within_noise
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def alpha_for(rank: int, rule: str, method_r: int, method_alpha: int) -> int:
     return max(1, round(rank * method_alpha / method_r))
 
 
-class LoraRankPhase(Phase):
+class LoraRankPhase(GridPhase):
     """An extra phase: the LoRA adapter's rank, every rank of a list on the same seeds.
 
     Alpha follows the rank by a stated rule (``same_scale``: the adapter's scale alpha / r
@@ -122,25 +122,10 @@ class LoraRankPhase(Phase):
         trials = len(options.ranks) * len(options.alphas or [None])
         return PhaseBudget(trials, (base.epochs, base.epochs), trials * base.epochs, what)
 
-    def create_sampler(self) -> optuna.samplers.BaseSampler:
-        import optuna
-
-        # Every rank is queued by initial_params, so the sampler is never consulted.
-        return optuna.samplers.RandomSampler(seed=0)
-
-    def initial_params(self, base: HParams) -> list[dict[str, Any]]:
+    def grid_points(self) -> list[dict[str, Any]]:
         if self.alphas is None:
             return [{"lora_r": r} for r in self.ranks]
         return [{"lora_r": r, "lora_alpha": a} for r in self.ranks for a in self.alphas]
-
-    def n_trials(self) -> int:
-        return len(self.ranks) * len(self.alphas or [None])
-
-    def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
-        if self.alphas is None:
-            return grid_remaining(trials, "lora_r", self.ranks, self.max_retries)
-        pairs = [(r, a) for r in self.ranks for a in self.alphas]
-        return grid_remaining(trials, ("lora_r", "lora_alpha"), pairs, self.max_retries)
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         rank = trial.suggest_int("lora_r", self.ranks[0], self.ranks[-1], log=True)
