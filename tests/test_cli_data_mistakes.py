@@ -58,6 +58,32 @@ def metric_module_missing(tmp_path, data):
     return r"objective\.metric: cannot import 'no_such_metrics'"
 
 
+def beyond_context(tmp_path, data):  # the demo model reads 256 positions
+    data["max_length"] = 100000
+    return (r"data\.max_length = 100000 is more than the model's context: .* reads at most 256 "
+            r"tokens.*set data\.max_length to at most 256")  # fmt: skip
+
+
+def folder_as_data_file(tmp_path, data):
+    (tmp_path / "saved").mkdir()
+    data["train"] = str(tmp_path / "saved")
+    return r"data\.train: .*saved' is a folder, not a file.*data\.dataset"
+
+
+def metric_that_raises(tmp_path, data):
+    (tmp_path / "raising_metric.py").write_text(
+        "def f1(predictions, references):\n    return {}['f1']\n"
+    )
+    return (r"objective\.metric raising_metric:f1: the function raised KeyError: 'f1' "
+            r"\(raising_metric\.py, line 2\)")  # fmt: skip
+
+
+def metric_module_broken(tmp_path, data):
+    (tmp_path / "broken_metric.py").write_text("import no_such_package_here\n")
+    return (r"objective\.metric: importing 'broken_metric' failed: ModuleNotFoundError: "
+            r"No module named 'no_such_package_here' \(broken_metric\.py, line 1\)")  # fmt: skip
+
+
 MISTAKES = [
     chat_named_as_fields,
     chat_without_template,
@@ -66,7 +92,13 @@ MISTAKES = [
     missing_local_model,
     overlong,
     metric_module_missing,
+    beyond_context,
+    folder_as_data_file,
+    metric_that_raises,
+    metric_module_broken,
 ]
+METRICS = {metric_module_missing: "no_such_metrics:f1", metric_that_raises: "raising_metric:f1",
+           metric_module_broken: "broken_metric:f1"}  # fmt: skip
 
 
 @pytest.mark.parametrize("mistake", MISTAKES, ids=lambda m: m.__name__)
@@ -77,8 +109,8 @@ def test_a_data_mistake_is_one_paragraph_and_exit_2(mistake, command, tmp_path, 
     message = mistake(tmp_path, raw["data"])
     if mistake is missing_local_model:
         raw["model"]["path"] = "models/llama-3-8b"
-    if mistake is metric_module_missing:
-        raw["objective"].update(metric="no_such_metrics:f1", direction="maximize")
+    if mistake in METRICS:
+        raw["objective"].update(metric=METRICS[mistake], direction="maximize")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     assert main([command, str(tmp_path / "c.yaml")]) == 2
     err = capsys.readouterr().err

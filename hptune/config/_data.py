@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
@@ -177,3 +178,25 @@ class DataConfig(_Strict):
                     "name it with data.split_names"
                     + (" or set data.validation_fraction" if split == "validation" else "")
                 )
+
+
+def folder_as_file(split: str, path: Path) -> str:
+    """What to say when ``data.<split>`` names a folder: a ``save_to_disk`` folder is
+    ``data.dataset``'s; anything else needs a file.
+
+    Args:
+        split: ``train``, ``validation`` or ``test``.
+        path: The folder.
+
+    Returns:
+        One sentence naming the problem and the fix.
+    """
+    saved = (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file()
+    fix = (
+        "it holds a dataset written by save_to_disk: give it as data.dataset (and leave "
+        "data.train out)"
+        if saved
+        else "give a .jsonl, .json, .csv or .parquet file, or, for a folder written by "
+        "Dataset.save_to_disk, data.dataset"
+    )
+    return f"data.{split}: {str(path)!r} is a folder, not a file; {fix}"

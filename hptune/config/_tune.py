@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from hptune.config._base import _Strict
-from hptune.config._data import DataConfig
+from hptune.config._data import DataConfig, folder_as_file
 from hptune.config._phases import (
     BudgetConfig,
     DiagnosticsConfig,
@@ -262,7 +262,9 @@ class TuneConfig(_Strict):
             if value is None:
                 continue
             path = Path(resolve_demo_path(value)).expanduser()
-            if not path.is_file():
+            if path.is_dir():
+                problems.append(folder_as_file(split, path))
+            elif not path.is_file():
                 problems.append(
                     f"data.{split}: file {value!r} does not exist; fix the path "
                     "(relative paths are relative to the configuration file)"

@@ -26,11 +26,15 @@ def import_function(
         sys.path.insert(0, str(search_dir))
     try:
         module = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module: any error while importing it
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name.split(".")[0] and exc.name != module_name:
+            raise ConfigError(_failed_import(key, module_name, exc)) from None
         raise ConfigError(
             f"{key}: cannot import {module_name!r} ({type(exc).__name__}: {exc}); put "
             f"{module_name}.py beside the configuration file or on PYTHONPATH"
         ) from None
+    except Exception as exc:  # the user's module: any error while importing it
+        raise ConfigError(_failed_import(key, module_name, exc)) from None
     finally:
         if added:
             sys.path.remove(str(search_dir))
@@ -42,3 +46,40 @@ def import_function(
             f"{key}: {module_name} has no function {function!r}; define {function}{signature} there"
         )
     return fn
+
+
+def _failed_import(key: str, module_name: str, exc: BaseException) -> str:
+    return (
+        f"{key}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        f"{where_raised(exc)}; the module was found, its own code failed: fix it"
+    )
+
+
+def where_raised(exc: BaseException) -> str:
+    """`` (file.py, line N)``: the innermost frame of the user's code that ``exc`` came
+    through (outside hptune and the libraries), or nothing when there is none.
+
+    Args:
+        exc: A caught exception.
+
+    Returns:
+        The place, as text to append to a message.
+    """
+    import traceback
+    from pathlib import Path
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if _is_users(f.filename)]
+    if not mine:
+        return ""
+    frame = mine[-1]
+    return f" ({Path(frame.filename).name}, line {frame.lineno})"
+
+
+def _is_users(filename: str) -> bool:
+    from pathlib import Path
+
+    parts = Path(filename).parts
+    library = "lib" in parts and any(p.startswith("python3") for p in parts)
+    ours = "hptune" in parts and "tests" not in parts
+    return not (filename.startswith("<") or "site-packages" in parts or ours or library)

@@ -69,6 +69,8 @@ class PreparedData:
     train_records: list[dict[str, Any]] | None = None
     #: The chat template TRL trains conversations with (``trl`` tokenization, chat data).
     trl_chat_template: str | None = None
+    #: The longest example's tokens, over every split kept.
+    longest: int = 0
 
     @property
     def n_train(self) -> int:
@@ -234,6 +236,7 @@ def prepare_data(
         n_validation=len(validation),
         train_records=train_records,
         trl_chat_template=template,
+        longest=max(len(t.input_ids) for rows in tokenized.values() for t in rows),
     )
 
 

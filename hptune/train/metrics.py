@@ -176,11 +176,21 @@ def score_answers(
     """``fn(predictions, references)`` as a finite float.
 
     Raises:
-        ConfigError: The metric returned something else (a user function's mistake).
+        ConfigError: The metric raised, or returned something else (a user function's
+            mistake): the message is the function's own, with where it raised.
     """
     import math
 
-    value = fn(list(predictions), list(references))
+    try:
+        value = fn(list(predictions), list(references))
+    except Exception as exc:  # the user's function: any error it raises, told as theirs
+        from hptune.train._imports import where_raised
+
+        raise ConfigError(
+            f"objective.metric {name}: the function raised {type(exc).__name__}: {exc}"
+            f"{where_raised(exc)}, called with predictions and references, two lists of "
+            f"{len(predictions)} strings; fix the function"
+        ) from None
     try:  # a float, an int, a numpy scalar or a one-element tensor
         number = float(value) if not isinstance(value, (bool, str, bytes)) else math.nan
     except (TypeError, ValueError):

@@ -79,6 +79,62 @@ def load_tokenizer(config: ModelConfig) -> Any:
     return tokenizer
 
 
+#: Where model configurations keep the number of positions they were trained on.
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def model_context(config: ModelConfig) -> int | None:
+    """The tokens the model reads at most (its ``max_position_embeddings``), or None when its
+    configuration does not say.
+
+    Raises:
+        ModelError: The configuration cannot be loaded.
+    """
+    from transformers import AutoConfig
+
+    path, options = model_source(config)
+    try:
+        loaded = AutoConfig.from_pretrained(path, **options)
+    except (OSError, ValueError) as exc:
+        raise _load_error(config, "configuration", exc) from None
+    text = loaded.get_text_config() if hasattr(loaded, "get_text_config") else loaded
+    for key in _CONTEXT_KEYS:
+        value = getattr(text, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def check_context(config: ModelConfig, max_length: int, longest: int) -> None:
+    """Refuse a ``data.max_length`` beyond the model's context.
+
+    Args:
+        config: The model section.
+        max_length: ``data.max_length``.
+        longest: The longest example's tokens (any split).
+
+    Raises:
+        ConfigError: ``max_length`` is more than the model's positions.
+    """
+    context = model_context(config)
+    if context is None or max_length <= context:
+        return
+    from hptune.exceptions import ConfigError
+
+    over = (
+        f"the longest example has {longest} tokens, more than the model reads: lower "
+        f"data.max_length to at most {context} and set data.drop_long: true to leave the "
+        "longer examples out"
+        if longest > context
+        else f"every example fits (the longest has {longest} tokens): set data.max_length to "
+        f"at most {context}"
+    )
+    raise ConfigError(
+        f"data.max_length = {max_length} is more than the model's context: {config.path!r} "
+        f"reads at most {context} tokens (max_position_embeddings); {over}"
+    )
+
+
 def _torch_dtype(config: ModelConfig) -> Any:
     import torch
 

@@ -28,6 +28,7 @@ from hptune.train.data import PreparedData, prepare_data
 from hptune.train.metrics import evaluate_loss, generate_answers, resolve_metric, score_answers
 from hptune.train.model import (
     add_adapter,
+    check_context,
     check_method_supported,
     load_base_model,
     load_model,
@@ -82,6 +83,7 @@ class RunnerBase(ABC):
             eval_samples=objective.eval_samples,
             tokenization=config.data.tokenization_for(config.training.backend),
         )
+        check_context(config.model, config.data.max_length, self.data.longest)
         #: Scores generated answers; ``None`` when the metric is the validation loss.
         self.text_metric = (
             resolve_metric(objective.metric, objective.search_dir)

@@ -170,6 +170,10 @@ def _load_named_dataset(name: str) -> Any:
 
 def _read_file(split: str, value: str) -> Source:
     path = Path(resolve_demo_path(value)).expanduser()
+    if path.is_dir():
+        from hptune.config._data import folder_as_file
+
+        raise DataError(folder_as_file(split, path))
     if path.suffix.lower() not in SUFFIXES:
         raise DataError(
             f"data.{split}: {str(path)!r} has an unknown extension; use one of "
