@@ -230,7 +230,11 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     console.print(
         f"warmup: {p.WARMUP_RATIO_RANGE[0]:.0%}-{p.WARMUP_RATIO_RANGE[1]:.0%} of all steps; "
         f"weight decay: {p.WEIGHT_DECAY_RANGE[0]:g}-{p.WEIGHT_DECAY_RANGE[1]:g}; "
-        f"learning-rate grid: {', '.join(f'{x:g}' for x in p.DEFAULT_LEARNING_RATE_GRID)}"
+        "learning-rate grids: "
+        + "; ".join(
+            f"{method} {', '.join(f'{x:g}' for x in grid)}"
+            for method, grid in p.LEARNING_RATE_GRID_BY_METHOD.items()
+        )
     )
     return 0
 

@@ -17,6 +17,7 @@ __all__ = [
     "EPOCHS_BY_TRAIN_SIZE",
     "GPUS",
     "LEARNING_RATE_BY_METHOD",
+    "LEARNING_RATE_GRID_BY_METHOD",
     "SITUATIONS",
     "WARMUP_RATIO_RANGE",
     "WEIGHT_DECAY_RANGE",
@@ -72,8 +73,17 @@ GPUS: dict[str, tuple[float, bool, float]] = {
 #: The devices ``training.device`` accepts: the CPU, any CUDA GPU, or a GPU by name.
 DEVICE_NAMES: tuple[str, ...] = ("cpu", "cuda", *GPUS)
 
-#: The learning-rate grid of the method's phase 2, for 7B-scale models.
-DEFAULT_LEARNING_RATE_GRID: tuple[float, ...] = (1e-5, 5e-5, 1e-4, 5e-4)
+#: The learning-rate grid of phase 2 for each method (7B-scale models), around its preset
+#: rate and under its danger level (``hptune.guardrails.DANGER_LEARNING_RATE``): the
+#: lecture's grid is 1e-5, 5e-5, 1e-4, 5e-4, but its own table shows 5e-4 diverging for LoRA,
+#: so the top rate is 3x the preset; a best rate at the top is extended past it (x2).
+LEARNING_RATE_GRID_BY_METHOD: dict[str, tuple[float, ...]] = {
+    "lora": (1e-5, 5e-5, 1e-4, 3e-4),
+    "qlora": (2e-5, 1e-4, 2e-4, 6e-4),
+    "full": (1e-6, 5e-6, 1e-5, 3e-5),
+}
+#: LoRA's grid, the default where no method is known.
+DEFAULT_LEARNING_RATE_GRID: tuple[float, ...] = LEARNING_RATE_GRID_BY_METHOD["lora"]
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """The "never do" list, checked before training: warnings, strict refusals, plan output."""
 
+from pathlib import Path
+
 import pytest
 
 from hptune import guardrails
@@ -132,3 +134,42 @@ def test_every_check_can_be_ignored_by_name() -> None:
 
     (names,) = typing.get_args(GuardrailsConfig.model_fields["ignore"].annotation)
     assert typing.get_args(names) == guardrails.CHECKS
+
+
+def test_the_default_grids_never_trip_the_guardrail_for_any_method(tiny_config_dict) -> None:
+    from hptune.guardrails import DANGER_LEARNING_RATE
+    from hptune.presets import LEARNING_RATE_BY_METHOD
+
+    for method in ("lora", "full"):  # qlora needs a GPU: its grid is checked below
+        raw = {**tiny_config_dict, "method": {"type": method, "target_modules": "all-linear"}}
+        raw.pop("phases", None)  # the defaults: the method's grid
+        raw["training"] = {**raw["training"], "learning_rate": LEARNING_RATE_BY_METHOD[method]}
+        raw["objective"] = {**raw["objective"], "seeds": 3}
+        raw["guardrails"] = {"strict": True}
+        assert findings_for(raw) == [], method
+    for method, danger in DANGER_LEARNING_RATE.items():
+        raw = {k: v for k, v in tiny_config_dict.items() if k != "phases"}
+        config = config_from_dict({**raw, "method": {"type": method}})
+        grid = config.phases.learning_rate.grid
+        assert max(grid) < danger and min(grid) < LEARNING_RATE_BY_METHOD[method] < max(grid)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted([*(ROOT / "examples").glob("*.yaml"), *(ROOT / "docs/examples").glob("*.yaml")])
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_example_plans_under_strict_guardrails_but_what_it_ignores_on_purpose(
+    path, demo_path, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("HPTUNE_STORAGE", f"sqlite:///{tmp_path / 'workers.db'}")
+    from hptune.config import load_config
+    from hptune.plan import make_plan
+
+    config = load_config(path)
+    config.guardrails.strict = True
+    ignored = set(config.guardrails.ignore)
+    # the tiny demo model's rates x100, and 2 seeds in the quick examples, each said so
+    assert ignored <= {"high_learning_rate", "two_seeds"}
+    plan = make_plan(config)
+    assert [f for f in plan.guardrails if f.level == "error"] == [], path

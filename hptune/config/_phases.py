@@ -25,7 +25,9 @@ PhaseName = Literal[
 class LearningRatePhaseConfig(_Strict):
     """Options of the learning-rate phase."""
 
-    #: The learning rates tried, each on every seed (default: the method's grid).
+    #: The learning rates tried, each on every seed (default: the method's grid, under its
+    #: danger level: LoRA 1e-5, 5e-5, 1e-4, 3e-4; QLoRA 2e-5, 1e-4, 2e-4, 6e-4; full 1e-6,
+    #: 5e-6, 1e-5, 3e-5).
     grid: list[float] = list(DEFAULT_LEARNING_RATE_GRID)
     #: Among rates shown equivalent to the best (within objective.equivalence_margin): the
     #: best mean, or the lowest (further from divergence). Rates not told apart from the best

@@ -24,7 +24,7 @@ from hptune.config._sections import (
     TrainingConfig,
 )
 from hptune.exceptions import ConfigError
-from hptune.presets import SITUATIONS
+from hptune.presets import LEARNING_RATE_GRID_BY_METHOD, SITUATIONS
 
 
 class TuneConfig(_Strict):
@@ -128,6 +128,15 @@ class TuneConfig(_Strict):
             if situation in SITUATIONS:
                 values = {**values, "method": {"type": SITUATIONS[situation].method}}
         return values
+
+    @model_validator(mode="after")
+    def _method_grid(self) -> TuneConfig:
+        # The learning-rate grid not given: the method's (LoRA's is the field's default).
+        options = self.phases.learning_rate
+        if "grid" not in options.model_fields_set:
+            options.grid = list(LEARNING_RATE_GRID_BY_METHOD[self.method.type])
+            options.model_fields_set.discard("grid")  # still the default when dumped
+        return self
 
     @model_validator(mode="after")
     def _stale_after_beats(self) -> TuneConfig:
