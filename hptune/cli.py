@@ -68,6 +68,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(size: float) -> str:
+    return f"{size / 1e9:.3g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
@@ -95,6 +99,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     for p in plan.phases:
         phases.add_row(p.phase, str(p.trials), p.epochs, str(p.seed_epochs), p.what)
     console.print(f"target: {plan.target['described']}", highlight=False, markup=False)
+    console.print(f"method: {plan.method['described']}", highlight=False, markup=False)
+    kept = plan.method["checkpoints"]
+    disk = (
+        "checkpoints: off (training.checkpoints: false)"
+        if kept is None
+        else f"checkpoints: at most {_size(kept['at_most_bytes'])} on disk ({kept['kept_at_most']} "
+        f"kept at most, the best and last epoch of each seed of each completed trial, "
+        f"{_size(kept['per_checkpoint_bytes'])} each)"
+    )
+    console.print(disk, highlight=False, markup=False)
     if plan.data is not None:
         for line in plan.data.lines():
             console.print(line, highlight=False, markup=False)

@@ -148,6 +148,8 @@ class Plan:
         throughput: ``(examples per second, source)`` to plan time with; None if unknown.
         lora_ranks: The LoRA rank phase's ranks: each with its alpha, trainable parameters
             and predicted memory of a step at the starting batch (when the phase runs).
+        method: The method trained: its settings, parameters, who chose it, and the disk
+            its kept checkpoints take at most (``hptune._plan_method.method_summary``).
     """
 
     hparams: HParams
@@ -163,6 +165,7 @@ class Plan:
     budget: BudgetFit | None = None
     throughput: tuple[float, str] | None = None
     lora_ranks: list[dict[str, Any]] = field(default_factory=list)
+    method: dict[str, Any] = field(default_factory=dict)
 
     @property
     def seed_epochs(self) -> int:
@@ -201,6 +204,7 @@ class Plan:
             "hours_at_most": self.hours,
             "batch_sizes": [dict(row) for row in self.memory],
             "lora_ranks": [dict(row) for row in self.lora_ranks],
+            "method": dict(self.method),
             "budget": None if self.budget is None else self.budget.to_dict(),
             "findings": [f.to_dict() for f in self.guardrails],
             "data": None if self.data is None else dataclasses.asdict(self.data),
@@ -320,6 +324,10 @@ def make_plan(
         memory = batch_phase.memory_table()
     target = start.target
     ranks = _lora_ranks(config, hp, runner, target) if "lora_rank" in config.phases.run else []
+    from hptune._plan_method import method_summary
+
+    trials = sum(p.trials for p in phases)
+    method = method_summary(config, target.dtype(config.model), trials)
     return Plan(
         hparams=hp,
         sources=start.sources,
@@ -334,6 +342,7 @@ def make_plan(
         budget=start.budget,
         throughput=(examples_per_second, "given") if examples_per_second else start.throughput,
         lora_ranks=ranks,
+        method=method,
     )
 
 

@@ -92,3 +92,35 @@ def test_the_plan_shows_searched_alphas_and_counts_the_grid(tiny_config_dict) ->
     assert [r["lora_alphas"] for r in as_json["lora_ranks"]] == [[8, 32], [8, 32]]
     [phase] = [p for p in as_json["phases"] if p["phase"] == "lora_rank"]
     assert phase["trials"] == 4 and "x alphas 8, 32" in phase["what"]
+
+
+def test_the_plan_shows_the_method_who_chose_it_and_the_disk_of_its_checkpoints(
+    tiny_config_dict,
+) -> None:
+    from hptune.config import config_from_dict
+    from hptune.plan import make_plan
+
+    plan = json.loads(json.dumps(make_plan(config_from_dict(tiny_config_dict)).to_dict()))
+    jsonschema.Draft202012Validator(SCHEMA).validate(plan)
+    method = plan["method"]
+    assert (method["type"], method["r"], method["alpha"], method["chosen_by"]) == (
+        "lora", 8, 16, "method.type")  # fmt: skip
+    assert "r 8, alpha 16" in method["described"] and "target modules all-linear" in method[
+        "described"]  # fmt: skip
+    trials = sum(p["trials"] for p in plan["phases"])
+    kept = method["checkpoints"]
+    assert kept["kept_at_most"] == trials * 5 * 2  # every seed racing may add, best and last
+    assert kept["per_checkpoint_bytes"] == method["trainable_parameters"] * 4
+
+    tiny_config_dict["method"] = {"type": "full"}
+    full = make_plan(config_from_dict(tiny_config_dict)).to_dict()["method"]
+    assert full["trainable_parameters"] == full["total_parameters"]
+    assert full["checkpoints"]["per_checkpoint_bytes"] == full["total_parameters"] * 4  # fp32
+
+    tiny_config_dict.pop("method")
+    tiny_config_dict["training"].update(situation="colab_free", device="t4",
+                                        checkpoints=False)  # fmt: skip
+    qlora = make_plan(config_from_dict(tiny_config_dict)).to_dict()["method"]
+    assert qlora["type"] == "qlora" and qlora["chosen_by"] == "training.situation colab_free"
+    assert "4-bit NF4 base" in qlora["described"] and "set method.type" in qlora["described"]
+    assert qlora["checkpoints"] is None

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hptune.config import MethodConfig, ModelConfig
 
-__all__ = ["MemoryModel", "is_out_of_memory", "probe_peak_memory"]
+__all__ = [
+    "MemoryModel",
+    "is_out_of_memory",
+    "parameter_counts",
+    "probe_peak_memory",
+    "trainable_parameters",
+]
 
 # Saved activations per token and layer, in units of the hidden size and of the MLP width
 # (a Llama block keeps about 10 hidden-sized and 5 MLP-sized tensors; LoRA dropout adds more).
@@ -233,6 +239,20 @@ def _count_parameters(model: ModelConfig, method: MethodConfig) -> tuple[Any, in
     n_params = sum(p.numel() for p in empty.parameters())
     n_trainable = sum(p.numel() for p in empty.parameters() if p.requires_grad)
     return config, n_params, n_trainable
+
+
+def parameter_counts(model: ModelConfig, method: MethodConfig) -> tuple[int, int]:
+    """All of the model's parameters (the adapter's included) and those ``method`` trains.
+
+    Args:
+        model: The model section (its ``config.json`` is read, not its weights).
+        method: The method.
+
+    Returns:
+        ``(total, trainable)``.
+    """
+    _, total, trainable = _count_parameters(model, method)
+    return total, trainable
 
 
 def trainable_parameters(model: ModelConfig, method: MethodConfig) -> int:

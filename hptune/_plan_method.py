@@ -1,0 +1,93 @@
+"""What ``hptune plan`` says of the method: the adapter (or full fine-tuning) it trains, its
+parameters, who chose it, and the disk its kept checkpoints take at most."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hptune.config import TuneConfig
+
+__all__ = ["method_summary"]
+
+#: Bytes per trained value a finished run's checkpoint keeps: LoRA adapters are trained and
+#: saved in float32 (peft casts them up); a full fine-tune saves the model in its dtype.
+_ADAPTER_BYTES = 4
+_DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+#: AdamW's two float32 moments per trained value: the resume state kept beside the newest
+#: checkpoint of the run in progress (``training_state.pt``), dropped when the run ends.
+_OPTIMIZER_BYTES = 8
+
+
+def method_summary(config: TuneConfig, dtype: str, trials: int) -> dict[str, Any]:
+    """The method as the plan shows it.
+
+    Args:
+        config: The run's configuration.
+        dtype: The weights' dtype on the target (``Target.dtype``).
+        trials: The trials the plan runs at most (each keeps its checkpoints).
+
+    Returns:
+        ``type``, ``described`` (one line), the LoRA settings (``r``, ``alpha``, ``dropout``,
+        ``target_modules``, ``lora``), ``trainable_parameters``, ``total_parameters``,
+        ``chosen_by`` and ``checkpoints`` (``per_checkpoint_bytes``, ``kept_at_most``,
+        ``at_most_bytes``; None when ``training.checkpoints`` is off).
+    """
+    from hptune.presets import SITUATIONS
+    from hptune.train.memory import parameter_counts
+
+    method, training = config.method, config.training
+    total, trainable = parameter_counts(config.model, method)
+    situation = SITUATIONS.get(training.situation or "")
+    chosen_by = (
+        f"training.situation {training.situation}"
+        if situation is not None and situation.method == method.type
+        else "method.type"
+    )
+    share = f"{trainable:,} of {total:,} parameters train ({trainable / total:.2%})"
+    if method.type == "full":
+        described = f"full fine-tuning: {share}"
+    else:
+        base = "4-bit NF4 base (QLoRA), " if method.type == "qlora" else ""
+        modules = method.target_modules
+        extra = "".join(f", {k} {v}" for k, v in method.lora.items())
+        described = (
+            f"{method.type}: {base}r {method.r}, alpha {method.alpha}, dropout "
+            f"{method.dropout:g}, target modules "
+            f"{modules if isinstance(modules, str) else ', '.join(modules)}{extra}; {share}"
+        )
+    if chosen_by != "method.type":
+        described += f" ({chosen_by} chose {method.type}; set method.type to choose another)"
+    summary: dict[str, Any] = {
+        "type": method.type,
+        "described": described,
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "chosen_by": chosen_by,
+        "checkpoints": _checkpoints(config, dtype, trials, total, trainable),
+    }
+    if method.type != "full":
+        summary.update(r=method.r, alpha=method.alpha, dropout=method.dropout,
+                       target_modules=method.target_modules, lora=dict(method.lora))  # fmt: skip
+    return summary
+
+
+def _checkpoints(
+    config: TuneConfig, dtype: str, trials: int, total: int, trainable: int
+) -> dict[str, Any] | None:
+    """The disk kept checkpoints take at most: every trial that completes keeps the best and
+    the last epoch of each seed (diverged and pruned trials keep none)."""
+    if not config.training.checkpoints:
+        return None
+    if config.method.type == "full":
+        one = total * _DTYPE_BYTES.get(dtype, 4)
+    else:
+        one = trainable * _ADAPTER_BYTES
+    seeds = len(config.objective.seed_list) + len(config.objective.racing_seeds)
+    kept = trials * seeds * 2
+    at_most = kept * one + trainable * _OPTIMIZER_BYTES
+    return {
+        "per_checkpoint_bytes": int(one),
+        "kept_at_most": kept,
+        "at_most_bytes": int(at_most),
+    }
