@@ -83,13 +83,17 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
     training_args = training_arguments(
         config, hp, objective.seed_list[0], precision=environment.get("precision", "unknown")
     )
+    text_metric = objective.metric != "eval_loss"
     training_args.update(
-        # The method's tips: evaluate and save every epoch, keep the best by validation.
+        # The method's tips: evaluate and save every epoch, keep the best by validation. A
+        # plain Trainer measures the validation loss only (a text metric needs answers
+        # generated), so a run decided by one keeps the best epoch by the loss; "kept_by"
+        # below says how to keep it by the metric.
         eval_strategy="epoch",
         save_strategy="epoch",
         load_best_model_at_end=True,
-        metric_for_best_model="eval_loss" if objective.metric == "eval_loss" else "eval_score",
-        greater_is_better=objective.goal == "maximize",
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
     )
     exported: dict[str, Any] = {
         "model": config.model.path,
@@ -130,8 +134,31 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
     exported["hptune"] = {"name": config.name, "metric": objective.metric_name,
                           "seeds": objective.seed_list,
                           "backend": environment.get("backend", "accelerate"),
+                          "written_for": _versions(),
                           "decisions": decisions}  # fmt: skip
+    if text_metric:
+        exported["hptune"]["kept_by"] = (
+            f"the run was decided by {objective.metric_name} on generated answers; "
+            "training_args keep the best epoch by eval_loss, which a plain Trainer measures. "
+            "To keep it by the metric, generate answers in compute_metrics (e.g. a "
+            "Seq2SeqTrainer with predict_with_generate) and set metric_for_best_model to "
+            f"its key, greater_is_better: {objective.goal == 'maximize'}"
+        )
     return exported
+
+
+def _versions() -> dict[str, str]:
+    """The library versions whose keys the export writes (``TrainingArguments``,
+    ``SFTConfig``, ``LoraConfig`` names change between major versions)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("transformers", "peft", "trl", "hptune"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:  # trl is optional
+            continue
+    return found
 
 
 def _data(config: TuneConfig, data_format: str) -> dict[str, Any]:

@@ -126,3 +126,46 @@ def test_chrf_decides_on_short_answers_where_bleu_sees_nothing(tmp_path, demo_pa
     assert means[1e-4] != means[5e-2]  # chrF does
     decided = json.loads(study.user_attrs[keys.DECISION])["params"]["learning_rate"]
     assert decided == max(means, key=means.get)
+
+
+def test_a_chrf_decided_export_trains_an_epoch_under_a_plain_trainer(tmp_path, demo_path) -> None:
+    # A plain Trainer measures eval_loss only: keeping the best epoch by a generated-answer
+    # metric it never computes failed at its first save. The export keeps by the loss and
+    # says how to keep by the metric.
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from hptune.config import load_config
+    from hptune.demo import resolve_demo_path
+    from hptune.train import make_runner
+
+    raw = tiny_config(tmp_path)
+    raw["objective"].update(metric="chrf", seeds=1, max_seeds=1, eval_samples=4)
+    raw["training"].update(epochs=1, max_train_examples=32, max_validation_examples=16)
+    raw["phases"] = {"run": ["baseline"], "test_evaluation": False}
+    raw["guardrails"] = {"ignore": ["high_learning_rate", "single_seed"]}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["run", "-q", str(tmp_path / "c.yaml")]) == 0
+    assert main(["export", str(tmp_path / "c.yaml"), "-o", str(tmp_path / "export")]) == 0
+    exported = json.loads((tmp_path / "export" / "tiny-best.json").read_text())
+    assert "chrf" in exported["hptune"]["kept_by"]
+    assert exported["hptune"]["written_for"]["transformers"].split(".")[0] == "5"
+
+    data = make_runner(load_config(tmp_path / "c.yaml")).data
+    model_dir = resolve_demo_path("demo://model")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
+                           LoraConfig(**exported["lora_config"]))  # fmt: skip
+    args = TrainingArguments(output_dir=str(tmp_path / "plain"), report_to=[],
+                             **{**exported["training_args"], "num_train_epochs": 1})  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=data.train,
+                      eval_dataset=data.validation, processing_class=tokenizer,
+                      data_collator=DataCollatorForSeq2Seq(tokenizer))  # fmt: skip
+    trainer.train()  # evaluates and saves after the epoch, keeps the best
+    assert trainer.state.best_metric is not None
