@@ -70,6 +70,13 @@ def configuration_reference() -> str:
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 nested.append((annotation, f"{prefix}{name}."))
                 continue
+            section = _optional_section(annotation)
+            if section is not None:  # e.g. budget: a section that is off unless given
+                nested.append((section, f"{prefix}{name}."))
+                comment = comments[model.__module__].get((model.__name__, name), "")
+                rows.append(f"| `{prefix}{name}` | section or None | `None` (off) | {comment} "
+                            f"(its keys: [`{prefix}{name}`](#{prefix}{name}).) |")  # fmt: skip
+                continue
             default = "required" if field.is_required() else f"`{field.get_default()!r}`"
             kind = _type_name(annotation)
             comment = comments[model.__module__].get((model.__name__, name), "")
@@ -83,6 +90,18 @@ def configuration_reference() -> str:
 
     describe(config.TuneConfig, "")
     return "\n".join(sections)
+
+
+def _optional_section(annotation: Any) -> Any:
+    """The section model of ``Section | None``, else None."""
+    import typing
+
+    from pydantic import BaseModel
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return args[0]
+    return None
 
 
 def _type_name(annotation: Any) -> str:

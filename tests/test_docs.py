@@ -312,3 +312,31 @@ def test_the_configuration_reference_explains_every_key() -> None:
     assert len(rows) > 40 and all(len(cells) == 4 for cells in rows)
     unexplained = [key.strip() for key, _, _, meaning in rows if not meaning.strip()]
     assert unexplained == [], f"add a #: comment above each in hptune/config/: {unexplained}"
+
+
+def test_the_configuration_reference_lists_every_key_of_every_section() -> None:
+    # Optional sections (budget: off unless given) too: their keys are what users look up.
+    import typing
+
+    from pydantic import BaseModel
+
+    from hptune.config import TuneConfig
+
+    sys.path.insert(0, str(DOCS))
+    try:
+        import _hooks
+    finally:
+        sys.path.pop(0)
+    listed = set(re.findall(r"^\| `([^`]+)` \|", _hooks.configuration_reference(), re.M))
+
+    def keys(model: type[BaseModel], prefix: str) -> list[str]:
+        found = []
+        for name, field in model.model_fields.items():
+            inner = [a for a in (field.annotation, *typing.get_args(field.annotation))
+                     if isinstance(a, type) and issubclass(a, BaseModel)]  # fmt: skip
+            found += keys(inner[0], f"{prefix}{name}.") if inner else [f"{prefix}{name}"]
+        return found
+
+    every = keys(TuneConfig, "")
+    assert "budget.gpu_hours" in every
+    assert [key for key in every if key not in listed] == []
