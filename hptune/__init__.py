@@ -27,8 +27,9 @@ from hptune.seeds import SeedSummary, paired_difference, summarize
 
 if TYPE_CHECKING:
     from hptune._api import PhaseStatus, run, run_phase, status, tune
+    from hptune._export import export
     from hptune.config import TuneConfig, load_config
-    from hptune.export import export
+    from hptune.diagnose import diagnose as diagnose_trials
     from hptune.phases import (
         PHASES,
         BaselinePhase,
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
         TestEvaluation,
         TrialOutcome,
     )
+    from hptune.plan import Plan, make_plan
+    from hptune.report import write_report
     from hptune.search import MemoryBoundedBatchSampler, PairedPruner, epoch_pruner
     from hptune.train.user import TrialRun
 
@@ -68,6 +71,7 @@ __all__ = [
     "PairedPruner",
     "Phase",
     "PhaseStatus",
+    "Plan",
     "RegularizationPhase",
     "SeedSummary",
     "StaleResultDropped",
@@ -76,15 +80,18 @@ __all__ = [
     "TrialRun",
     "TuneConfig",
     "UnsupportedError",
+    "diagnose_trials",
     "epoch_pruner",
     "export",
     "load_config",
+    "make_plan",
     "paired_difference",
     "run",
     "run_phase",
     "status",
     "summarize",
     "tune",
+    "write_report",
 ]
 
 _LAZY = {
@@ -109,8 +116,16 @@ _LAZY = {
     "MemoryBoundedBatchSampler": "hptune.search",
     "PairedPruner": "hptune.search",
     "epoch_pruner": "hptune.search",
-    "export": "hptune.export",
+    "export": "hptune._export",
+    # Under names no submodule has (hptune.plan, hptune.report and hptune.diagnose are
+    # modules: importing one would replace a function of its name on the package).
+    "make_plan": "hptune.plan",
+    "Plan": "hptune.plan",
+    "write_report": "hptune.report",
+    "diagnose_trials": "hptune.diagnose",
 }
+#: Names on the package whose function has another name in its module.
+_RENAMED = {"diagnose_trials": "diagnose"}
 
 
 def __dir__() -> list[str]:
@@ -121,5 +136,5 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'hptune' has no attribute {name!r}")

@@ -53,7 +53,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from hptune.export import export
+    from hptune._export import export
 
     for path in export(args.config, args.output):
         print(path)
@@ -264,6 +264,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hptune", description="Systematic hyperparameter tuning for LLM fine-tuning."
     )
+    from hptune import __version__
+
+    parser.add_argument("--version", action="version", version=f"hptune {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the configured phases (resumes a stopped run)")
     run.add_argument("config", help="the YAML configuration file")

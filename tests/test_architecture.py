@@ -276,3 +276,20 @@ def test_the_warning_check_sees_a_bare_warning(tmp_path) -> None:
     path = tmp_path / "m.py"
     path.write_text('import warnings\nwarnings.warn("x", stacklevel=2)\n')
     assert _warning_categories(path) == [(2, None)]
+
+
+def test_no_name_of_the_package_is_shadowed_by_a_submodule() -> None:
+    # Importing hptune.X sets the package's attribute X to the module: a function called X
+    # on the package would turn into a module once anything imported it (hptune.export did).
+    import importlib
+    import pkgutil
+
+    import hptune
+
+    submodules = {m.name for m in pkgutil.iter_modules(hptune.__path__)}
+    assert set(hptune.__all__) & submodules == set()
+    for name in ("make_plan", "write_report", "diagnose_trials", "export"):
+        module = importlib.import_module(hptune._LAZY[name])
+        importlib.import_module(module.__name__)
+        assert callable(getattr(hptune, name)), name
+    assert hptune.diagnose_trials.__module__ == "hptune.diagnose"

@@ -340,3 +340,28 @@ def test_the_configuration_reference_lists_every_key_of_every_section() -> None:
     every = keys(TuneConfig, "")
     assert "budget.gpu_hours" in every
     assert [key for key in every if key not in listed] == []
+
+
+@pytest.mark.slow
+def test_the_package_installs_into_a_fresh_environment(tmp_path) -> None:
+    """README's "Install into your own environment": the package builds, installs into
+    another environment and its command runs there. The dependencies come from this
+    environment (a .pth file naming its site-packages), so nothing is downloaded."""
+    import site
+    import venv
+
+    env = tmp_path / "env"
+    venv.create(env)  # pip and setuptools too come from this environment
+    [env_site] = (env / "lib").glob("python*/site-packages")
+    (env_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    pip = [str(env / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
+           "--no-build-isolation", "--no-index", str(ROOT)]  # fmt: skip
+    done = subprocess.run(pip, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    version = subprocess.run([str(env / "bin" / "hptune"), "--version"], capture_output=True,
+                             text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert version.stdout.strip() == "hptune 0.1.0", version.stderr[-2000:]
+    code = "import hptune; print(hptune.__file__)"
+    where = subprocess.run([str(env / "bin" / "python"), "-c", code], capture_output=True,
+                           text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert where.stdout.strip().startswith(str(env_site)), where  # the installed copy

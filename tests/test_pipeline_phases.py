@@ -126,7 +126,7 @@ def test_export_builds_trainer_and_peft_configs(five, tmp_path) -> None:
     from peft import LoraConfig
     from transformers import TrainingArguments
 
-    from hptune.export import export
+    from hptune._export import export
 
     config, result, _ = five
     yaml_path, json_path = export(config, tmp_path / "export")

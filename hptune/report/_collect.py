@@ -117,7 +117,7 @@ def collect(config: TuneConfig) -> ReportData:
 
 
 def _exported(config: TuneConfig) -> dict[str, Any] | None:
-    from hptune.export import exported_config
+    from hptune._export import exported_config
 
     try:
         return exported_config(config)

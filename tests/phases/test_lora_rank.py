@@ -105,7 +105,7 @@ def test_lora_rank_with_full_fine_tuning_is_refused(tiny_config_dict) -> None:
 def test_the_phase_end_to_end_decides_a_rank_and_exports_its_adapter(tiny_config_dict) -> None:
     from peft import LoraConfig
 
-    from hptune.export import exported_config
+    from hptune._export import exported_config
     from hptune.pipeline import tune
 
     tiny_config_dict["phases"] = {"run": ["baseline", "lora_rank"],

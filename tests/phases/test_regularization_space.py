@@ -66,7 +66,7 @@ def test_the_decision_carries_the_searched_value_and_applies_it() -> None:
 
 
 def test_a_searched_key_trains_and_exports_as_decided(tiny_config_dict) -> None:
-    from hptune.export import exported_config
+    from hptune._export import exported_config
     from hptune.pipeline import tune
 
     tiny_config_dict["phases"] = {

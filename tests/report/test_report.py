@@ -52,7 +52,7 @@ def test_every_phase_has_its_decision_table_and_plots(report) -> None:
 
 
 def test_the_final_test_result_and_the_export_are_shown(report) -> None:
-    from hptune.export import exported_config
+    from hptune._export import exported_config
 
     config, result, page, _ = report
     test_values = result.final.decision.summary["test"]["values"]

@@ -81,7 +81,7 @@ def test_plan_refuses_an_unknown_lora_key_with_the_nearest_name(tmp_path, tiny_c
 def test_an_rslora_run_on_the_trainer_backend_exports_its_lora_config(tmp_path, tiny_config_dict):
     from peft import LoraConfig
 
-    from hptune.export import exported_config
+    from hptune._export import exported_config
     from hptune.pipeline import tune
 
     tiny_config_dict["method"]["lora"] = {"use_rslora": True}
