@@ -281,3 +281,17 @@ def test_a_metric_name_from_another_library_gets_did_you_mean(
     tiny_config_dict["objective"]["metric"] = given
     with pytest.raises(ConfigError, match=f"did you mean '{meant}'"):
         config_from_dict(tiny_config_dict)
+
+
+def test_a_configuration_built_in_python_is_refused_as_from_yaml() -> None:
+    import pydantic
+
+    from hptune import ConfigError, TuneConfig
+
+    with pytest.raises(ConfigError, match=r"training\.num_epochs: unknown key; did you mean "
+                                          r"'epochs'\?") as caught:  # fmt: skip
+        TuneConfig(model={"path": "demo://model"},
+                   data={"train": "a.jsonl", "validation": "v.jsonl"},
+                   training={"num_epochs": 3})  # fmt: skip
+    assert not isinstance(caught.value, pydantic.ValidationError)
+    assert str(caught.value).count("\n") == 1  # one line per problem, one problem

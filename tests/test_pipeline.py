@@ -222,3 +222,23 @@ def test_hptune_dashboard_serves_the_storage_on_loopback(finished) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_result_is_optuna_shaped(finished) -> None:
+    import pytest
+
+    _, result, _ = finished
+    assert result.phases["learning_rate"] is result.phases[1]  # by name, or in order
+    with pytest.raises(KeyError, match="no phase 'epochs' ran; the phases that ran: baseline, "
+                                       "learning_rate"):  # fmt: skip
+        result.phases["epochs"]
+    study = result.study("learning_rate")
+    assert isinstance(study, optuna.Study) and study.study_name == "tiny.learning_rate"
+    assert len(study.trials) == len(result.phases["learning_rate"].outcomes)
+    params = result.best_params  # TrainingArguments names
+    assert params["learning_rate"] == result.hparams.learning_rate
+    assert params["per_device_train_batch_size"] == result.hparams.batch_size
+    assert params["num_train_epochs"] == result.hparams.epochs
+    from transformers import TrainingArguments
+
+    TrainingArguments(output_dir="unused", use_cpu=True, **params)  # every key is one of its

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -16,3 +17,16 @@ SchedulerName = Literal[
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def redact_url(url: str) -> str:
+    """Mask the password of a database URL (``user:pw@host`` or ``?password=pw``).
+
+    Args:
+        url: A storage URL.
+
+    Returns:
+        The URL with ``***`` in place of the password.
+    """
+    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)

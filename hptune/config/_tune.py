@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from hptune.config._base import _Strict
+from hptune.config._base import _Strict, redact_url
 from hptune.config._data import DataConfig, folder_as_file
+from hptune.config._errors import describe_errors
 from hptune.config._phases import (
     BudgetConfig,
     DiagnosticsConfig,
@@ -53,12 +54,20 @@ class TuneConfig(_Strict):
         max_retries: How often a failed trial is run again before it stays failed.
 
     Raises:
-        pydantic.ValidationError: A value is invalid (an unknown key, a wrong type, an
-            impossible value, an unset environment variable in ``storage``).
+        ConfigError: A value is invalid (an unknown key, a wrong type, an impossible value,
+            an unset environment variable in ``storage``): one line per problem, with the fix.
     """
 
     #: The run's name: its studies are ``<name>.<phase>`` in the storage.
     name: str = "hptune"
+
+    def __init__(self, **data: Any) -> None:
+        # Built in Python, a mistake is told as config_from_dict and load_config tell it.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(describe_errors(exc, type(self))) from None
+
     model: ModelConfig
     method: MethodConfig = Field(default_factory=MethodConfig)
     data: DataConfig
@@ -296,19 +305,6 @@ class TuneConfig(_Strict):
 STALE_AFTER_BEATS = 4
 STALE_FLOOR_SECONDS = 60
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def redact_url(url: str) -> str:
-    """Mask the password of a database URL (``user:pw@host`` or ``?password=pw``).
-
-    Args:
-        url: A storage URL.
-
-    Returns:
-        The URL with ``***`` in place of the password.
-    """
-    url = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 
 
 def _looks_local(path: str) -> bool:

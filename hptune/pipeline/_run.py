@@ -81,7 +81,8 @@ def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerB
     findings = check_guardrails(config, hp, runner.data, progress, start.memory)
     with single_worker_guard(config):
         storage = open_storage(config)
-        result = TuneResult(hparams=hp, sources=sources, guardrails=findings, budget=start.budget)
+        result = TuneResult(hparams=hp, sources=sources, guardrails=findings, budget=start.budget,
+                            storage=storage)  # fmt: skip
         if progress is not None:
             has_test = runner.data.test is not None
             plan = planned_phases(config, hp, runner.data.n_train, has_test=has_test)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "default_optimizer",
+    "hparam_arguments",
     "mixed_precision",
     "scheduler_kwargs",
     "sft_arguments",
@@ -39,6 +40,29 @@ def default_optimizer() -> str:
     return str(getattr(default, "value", default))
 
 
+def hparam_arguments(hp: HParams) -> dict[str, Any]:
+    """The ``TrainingArguments`` keys of the hyperparameters hptune tunes.
+
+    Args:
+        hp: The hyperparameters.
+
+    Returns:
+        ``learning_rate``, ``per_device_train_batch_size``, ``gradient_accumulation_steps``,
+        ``num_train_epochs``, the warmup, ``weight_decay``, ``lr_scheduler_type`` and
+        ``max_grad_norm``.
+    """
+    return {
+        "learning_rate": hp.learning_rate,
+        "per_device_train_batch_size": hp.batch_size,
+        "gradient_accumulation_steps": hp.gradient_accumulation_steps,
+        "num_train_epochs": hp.epochs,
+        **_warmup(hp.warmup_ratio),
+        "weight_decay": hp.weight_decay,
+        "lr_scheduler_type": hp.scheduler,
+        "max_grad_norm": hp.max_grad_norm or 0.0,
+    }
+
+
 def training_arguments(
     config: TuneConfig, hp: HParams, seed: int, *, precision: str | None = None
 ) -> dict[str, Any]:
@@ -56,14 +80,7 @@ def training_arguments(
     """
     precision = precision or mixed_precision()
     keys: dict[str, Any] = {
-        "learning_rate": hp.learning_rate,
-        "per_device_train_batch_size": hp.batch_size,
-        "gradient_accumulation_steps": hp.gradient_accumulation_steps,
-        "num_train_epochs": hp.epochs,
-        **_warmup(hp.warmup_ratio),
-        "weight_decay": hp.weight_decay,
-        "lr_scheduler_type": hp.scheduler,
-        "max_grad_norm": hp.max_grad_norm or 0.0,
+        **hparam_arguments(hp),
         "optim": config.training.optim or default_optimizer(),
         "seed": seed,
         "data_seed": seed,
