@@ -85,7 +85,8 @@ def resolve_margin(margin: Margin | None, best_value: float) -> float | None:
 
 
 # Quantiles of Student's t for 1..30 degrees of freedom (97.5%: two-sided 95% intervals;
-# 95%: one-sided tests of equivalence); beyond, the series in t_quantile.
+# 95%: one-sided tests of equivalence), as printed tables give them (3 decimals): every stored
+# decision and figure so far was computed with these; beyond 30, scipy's exact quantile.
 _T_TABLES = {
     0.975: (
         12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -98,8 +99,6 @@ _T_TABLES = {
         1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697,
     ),
 }  # fmt: skip
-#: The normal's quantiles.
-_Z = {0.975: 1.959963984540054, 0.95: 1.6448536269514722}
 
 
 def t_quantile(degrees_of_freedom: int, probability: float = 0.975) -> float:
@@ -110,9 +109,8 @@ def t_quantile(degrees_of_freedom: int, probability: float = 0.975) -> float:
         probability: 0.975 or 0.95.
 
     Returns:
-        The quantile, from a table up to 30 degrees of freedom; beyond, the Cornish-Fisher
-        expansion of t around the normal (within 1e-4 of the exact value from 10 degrees of
-        freedom on), never the normal's quantile itself.
+        The quantile, from a table (3 decimals) up to 30 degrees of freedom; beyond,
+        ``scipy.stats.t.ppf``.
 
     Raises:
         ValueError: Fewer than one degree of freedom, or another probability.
@@ -124,16 +122,9 @@ def t_quantile(degrees_of_freedom: int, probability: float = 0.975) -> float:
     table = _T_TABLES[probability]
     if degrees_of_freedom <= len(table):
         return table[degrees_of_freedom - 1]
-    # Hand-written rather than scipy.stats.t.ppf: four terms of a textbook series
-    # (Abramowitz & Stegun 26.7.5) are exact to 4 decimals here, and scipy is not a dependency.
-    z, v = _Z[probability], float(degrees_of_freedom)
-    terms = (
-        (z**3 + z) / 4,
-        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
-        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
-        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
-    )
-    return z + sum(term / v ** (k + 1) for k, term in enumerate(terms))
+    from scipy import stats
+
+    return float(stats.t.ppf(probability, degrees_of_freedom))
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ def _split_off_validation(splits: dict[str, Source], config: DataConfig) -> dict
             "to hold out part of the training data"
         )
     train = splits["train"]
+    # A seeded shuffle of indices rather than Dataset.train_test_split: the records stay
+    # hptune's (each with the file and line a message names), not rows of an Arrow table.
     order = list(range(len(train.records)))
     random.Random(config.split_seed).shuffle(order)
     n_validation = max(1, round(fraction * len(order)))

@@ -113,3 +113,23 @@ def test_a_metric_may_return_a_numpy_scalar_and_the_metric_may_change_later() ->
     assert objective.goal == "maximize"
     objective.metric = "eval_loss"
     assert objective.goal == "minimize"
+
+
+def test_rouge_l_is_the_reference_implementation_s_on_word_answers() -> None:
+    # hptune's ROUGE-L (a longest common subsequence over lowercased words) against
+    # rouge-score, the reference package, F1 without stemming.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    words = st.lists(st.sampled_from(["the", "margin", "is", "30", "percent", "Profit", "rose"]),
+                     min_size=1, max_size=8).map(" ".join)  # fmt: skip
+
+    @settings(max_examples=200, deadline=None)
+    @given(words, words)
+    def same(hypothesis: str, reference: str) -> None:
+        expected = 100 * scorer.score(reference, hypothesis)["rougeL"].fmeasure
+        assert rouge_l_score([hypothesis], [reference]) == pytest.approx(expected, abs=1e-9)
+
+    same()
