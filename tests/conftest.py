@@ -161,4 +161,6 @@ _COST: dict[str, float] = {
     "tests/test_heartbeat.py": 18,
     "tests/train/test_checkpoints.py": 16,
     "tests/train/test_loop.py": 14,
+    "tests/train/test_trl_data.py": 14,
+    "tests/test_pipeline_metrics.py": 20,
 }
