@@ -280,6 +280,11 @@ def test_clocks_minutes_apart_judge_heartbeats_alike(
         recovered = time.monotonic() - killed
         print(f"{backend}, runner {runner_skew:+d} s: failed {recovered:.2f} s after the kill")
         dead = _one_trial(storage)
+        # The failing worker lists the trial on the study after failing it (a trial that
+        # finished meanwhile is never listed): the list follows the state by a write.
+        while keys.STALE_TRIALS not in _study(storage).user_attrs:
+            assert time.monotonic() - killed < 60, "the failed trial was never listed as stale"
+            time.sleep(0.1)
         assert dead.state.name == "FAIL" and _study(storage).user_attrs[keys.STALE_TRIALS] == [0]
         # its last beat was at most one interval before the kill; then stale_seconds (2
         # intervals here) still, and the checker looks once a second; on a loaded machine
