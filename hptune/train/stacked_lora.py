@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["StackedLoRALinear", "seed_losses", "stack_adapters"]
+__all__ = ["StackedLoRALinear", "clip_per_seed", "seed_losses", "stack_adapters", "stacked_batch"]
 
 
 class StackedLoRALinear(nn.Module):
@@ -114,3 +114,23 @@ def stacked_batch(batches: list[dict[str, Any]], pad_id: int) -> dict[str, torch
         "attention_mask": torch.cat([pad(b["attention_mask"], 0) for b in batches]),
         "labels": torch.cat([pad(b["labels"], -100) for b in batches]),
     }
+
+
+def clip_per_seed(parameters: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Clip each seed's gradient to ``max_norm`` as ``clip_grad_norm_`` clips one model's:
+    seed k's norm is over slice k of every stacked parameter.
+
+    Args:
+        parameters: The stacked adapters' parameters (``[K, ...]`` each, with gradients).
+        max_norm: The largest norm a seed's gradient keeps.
+
+    Returns:
+        ``[K]``: each seed's norm before clipping.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    k = grads[0].shape[0]
+    norms = torch.stack([g.reshape(k, -1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s own epsilon
+    for g in grads:
+        g.mul_(scale.reshape(k, *([1] * (g.dim() - 1))))
+    return norms
