@@ -148,3 +148,24 @@ def test_seeds_together_quick(demo_path) -> None:
         assert float(sequential) > 0 and float(together) > 0
         assert float(ratio) == pytest.approx(float(together) / float(sequential), rel=0.01)
         assert float(diff) < 1e-3  # each seed's validation loss as trained alone
+
+
+def test_the_gpu_check_runs_dry_without_a_gpu(tmp_path) -> None:
+    # The prepared GPU script runs here on the CPU (predictions only) so that it cannot rot.
+    import json
+
+    out = tmp_path / "gpu.json"
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry", "--out",
+                           str(out)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(out.read_text())
+    assert found["environment"]["dry"] is True and found["environment"]["device"] == "cpu"
+    sections = [key for key in found if key.startswith("memory/")]
+    assert sections == ["memory/llama-tiny/lora-bf16", "memory/llama-tiny/lora-bf16-checkpointing"]
+    for key in sections:
+        rows = found[key]["batches"]
+        assert [r["batch_size"] for r in rows] == [1, 2]
+        assert 0 < rows[0]["predicted_bytes"] < rows[1]["predicted_bytes"]
+        assert all(r["measured_bytes"] is None for r in rows)  # nothing measured without CUDA
+    plain, recomputed = (found[k]["batches"][1]["predicted_bytes"] for k in sections)
+    assert recomputed < plain  # checkpointing keeps fewer activations

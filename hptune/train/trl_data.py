@@ -19,6 +19,7 @@ the memory model and the budget:
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from hptune.exceptions import DataError
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["sft_dataset", "sft_tokenizer", "training_template", "trl_record", "trl_tokenize"]
 
-_MARKER = "{% generation %}"
+# TRL's own test of a template (trl.chat_template_utils.has_generation_markers: trim variants
+# included), written here as TRL is optional.
+_MARKERS = r"\{%-?\s*generation\s*-?%\}"
 
 
 def trl_record(fmt: DataFormat, record: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def training_template(tokenizer: Any, template: str | None) -> str:
             "the tokenizer has no chat template, so chat data cannot be rendered; give one as "
             "data.chat_template (a Jinja string, or the path of a .jinja file)"
         )
-    if _MARKER in template.replace("{%- generation %}", _MARKER):
+    if re.search(_MARKERS, template):
         return str(template)
     try:
         from trl.chat_template_utils import get_training_chat_template

@@ -1,0 +1,178 @@
+"""One prepared GPU check: hptune's memory model against the peak memory torch measures, for
+Llama-shaped models built from their configuration's shapes (random weights: nothing is
+downloaded), and the largest batch it fits against the largest that ran.
+
+    bash scripts/gpu_check.sh [--dry] [--out FILE.json]
+
+Each section is appended to the JSON file as soon as it is done, so a run cut off by its
+time limit still returns what it measured. ``--dry`` (or no CUDA) runs the same code on the
+CPU with a 2-layer model of the same family: predictions only, every measurement null; it
+runs in the test suite so that the script cannot rot.
+
+Sections: ``environment``; ``memory/<model>/<variant>`` (LoRA r 8 on all linear layers,
+bfloat16, with and without gradient checkpointing; QLoRA 4-bit where bitsandbytes imports):
+per batch, the predicted and measured peak and their ratio, the largest batch the memory
+model fits in 90% of the GPU and the largest that ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+#: Llama 3.2 1B and Llama 3.1 8B shapes (their config.json), with random weights.
+SHAPES = {
+    "llama-1b": {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+                 "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256},
+    "llama-8b": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                 "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256},
+}  # fmt: skip
+DRY_SHAPES = {"llama-tiny": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                             "num_attention_heads": 4, "num_key_value_heads": 2,
+                             "vocab_size": 512}}  # fmt: skip
+SEQUENCE, BATCHES = 512, [1, 2, 4, 8, 16, 32]
+DRY_SEQUENCE, DRY_BATCHES = 32, [1, 2]
+
+
+def _append(out: Path, key: str, value: Any) -> None:
+    data = json.loads(out.read_text()) if out.exists() else {}
+    data[key] = value
+    out.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _environment(dry: bool) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    from hptune import __version__
+
+    cuda = torch.cuda.is_available() and not dry
+    return {
+        "dry": not cuda,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "hptune": __version__,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "memory_bytes": torch.cuda.get_device_properties(0).total_memory if cuda else None,
+    }
+
+
+def _variants(dry: bool) -> list[tuple[str, str, bool]]:
+    variants = [("lora-bf16", "lora", False), ("lora-bf16-checkpointing", "lora", True)]
+    try:
+        import bitsandbytes  # noqa: F401
+
+        if not dry:
+            variants.append(("qlora-4bit", "qlora", False))
+    except ImportError:
+        pass
+    return variants
+
+
+def _memory(name: str, shape: dict[str, int], variant: tuple[str, str, bool], folder: Path,
+            environment: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    import torch
+    from transformers import LlamaConfig
+
+    from hptune.config._sections import MethodConfig, ModelConfig
+    from hptune.train.memory import MemoryModel, probe_peak_memory
+
+    _, method_type, checkpointing = variant
+    dry = environment["dry"]
+    sequence, batches = (DRY_SEQUENCE, DRY_BATCHES) if dry else (SEQUENCE, BATCHES)
+    directory = folder / name
+    LlamaConfig(**shape, max_position_embeddings=4096).save_pretrained(directory)
+    model = ModelConfig(path=str(directory), dtype="bfloat16")
+    method = MethodConfig(type=method_type, r=8, alpha=16, target_modules="all-linear")
+    estimate = MemoryModel.for_model(
+        model,
+        method,
+        sequence_length=sequence,
+        gradient_checkpointing=checkpointing,
+        dtype="bfloat16",
+    )
+    predicted = {b: estimate.predict(b) for b in batches}
+    measured: dict[int, float] = {}
+    started = time.perf_counter()
+    if not dry:
+        network = _build(directory, method_type, checkpointing)
+
+        def batch_of(b: int) -> dict[str, Any]:
+            ids = torch.randint(0, shape["vocab_size"], (b, sequence))
+            return {"input_ids": ids, "labels": ids}
+
+        measured = probe_peak_memory(network, batch_of, batches)
+        del network
+        torch.cuda.empty_cache()
+    limit = environment["memory_bytes"]
+    return {
+        "sequence_length": sequence,
+        "batches": [
+            {
+                "batch_size": b,
+                "predicted_bytes": round(predicted[b]),
+                "measured_bytes": measured.get(b),
+                "ratio": None if b not in measured else round(predicted[b] / measured[b], 4),
+            }
+            for b in batches
+        ],
+        "largest_predicted_to_fit": None
+        if limit is None
+        else estimate.largest_batch(0.9 * limit, batches),
+        "largest_that_ran": max(measured) if measured else None,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _build(directory: Path, method_type: str, checkpointing: bool) -> Any:
+    """The model on the GPU with random weights: LoRA on a bfloat16 base, or on a 4-bit one."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoConfig, AutoModelForCausalLM, BitsAndBytesConfig
+
+    config = AutoConfig.from_pretrained(directory)
+    if method_type == "qlora":  # 4-bit loading reads weights: save random ones first
+        AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).save_pretrained(directory)
+        quantized = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                       bnb_4bit_compute_dtype=torch.bfloat16)  # fmt: skip
+        base = AutoModelForCausalLM.from_pretrained(directory, quantization_config=quantized,
+                                                    device_map={"": 0})  # fmt: skip
+        base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=checkpointing)
+    else:
+        with torch.device("cuda"):
+            base = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        if checkpointing:
+            base.gradient_checkpointing_enable()
+            base.enable_input_require_grads()
+    lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(base, lora)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dry", action="store_true", help="no GPU: predictions only")
+    parser.add_argument("--out", default="gpu_check.json", help="the JSON file appended to")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.unlink(missing_ok=True)
+    environment = _environment(args.dry)
+    _append(out, "environment", environment)
+    shapes = DRY_SHAPES if environment["dry"] else SHAPES
+    with tempfile.TemporaryDirectory(prefix="hptune-gpu-check-") as folder:
+        for name, shape in shapes.items():
+            for variant in _variants(environment["dry"]):
+                key = f"memory/{name}/{variant[0]}"
+                try:
+                    _append(out, key, _memory(name, shape, variant, Path(folder), environment))
+                except Exception as exc:  # a section that fails is said; the next one runs
+                    _append(out, key, {"error": f"{type(exc).__name__}: {exc}"[:500]})
+                print(key, "done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
