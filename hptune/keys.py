@@ -43,6 +43,7 @@ __all__ = [
     "REUSED_FROM",
     "RUNS",
     "SCORING",
+    "SEEDS_TOGETHER",
     "SEED_CURVES",
     "SEED_VALUES",
     "SETUP",
@@ -119,6 +120,10 @@ SEED_CURVES = "seed_curves"
 """Each seed's validation value per epoch (and per look within one, with
 ``training.eval_steps``) so far, ``[[seed, [values...]], ...]`` in training
 order, written every epoch for ``hptune.search.PairedPruner``."""
+SEEDS_TOGETHER = "seeds_together"
+"""True on a trial whose seeds trained together (``training.seeds_together``): their curves
+grow side by side, so a running trial's every seed may still be on its way; absent: one after
+the other."""
 LOOKS_PER_EPOCH = "looks_per_epoch"
 """The positions each epoch adds to ``seed_curves`` with ``training.eval_steps`` (its looks
 within and its end); absent: one, the epoch's end."""

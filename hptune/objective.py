@@ -117,11 +117,23 @@ class SeedObjective:
         """
         from hptune.search import record_out_of_memory
         from hptune.train.memory import is_out_of_memory
+        from hptune.train.together import train_together, trains_together
 
         runs: list[RunResult] = []
         retry_of = trial.storage.get_trial_system_attrs(trial_id(trial)).get(keys.RETRY_OF)
+        together = trains_together(self.runner, seeds)
         try:
-            for index, seed in enumerate(seeds):
+            if together:  # one loop; each seed still measured and reported as its own run
+                trial.set_user_attr(keys.SEEDS_TOGETHER, True)
+                for index, seed in enumerate(seeds):
+                    self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
+                runs = train_together(
+                    self.runner, hp, seeds,
+                    [self._epoch_callback(trial, hp, i, state) for i in range(len(seeds))],
+                    evaluate_test=self.phase.evaluate_test, run_name=self._run_name(trial),
+                    stopped=lambda: state.pruned,
+                )  # fmt: skip
+            for index, seed in enumerate([] if together else seeds):
                 self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
                 run = self.runner.train(
                     hp,
@@ -155,7 +167,8 @@ class SeedObjective:
         """
         import optuna
 
-        last = runs[-1]
+        # the seed that diverged (seeds trained together stop with it), else the last
+        last = next((r for r in runs if r.diverged), runs[-1])
         if last.diverged or state.pruned:
             self._remove_checkpoints(trial)  # never needed again: keep the disk bounded
         if last.diverged:

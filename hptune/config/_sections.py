@@ -45,9 +45,8 @@ class MethodConfig(_Strict):
     #: read as ``lora_alpha``).
     alpha: int = Field(16, gt=0, validation_alias=AliasChoices("alpha", "lora_alpha"))
     #: Dropout on the adapter's input during training (also read as ``lora_dropout``).
-    dropout: float = Field(
-        0.05, ge=0, lt=1, validation_alias=AliasChoices("dropout", "lora_dropout")
-    )
+    dropout: float = Field(0.05, ge=0, lt=1,
+                           validation_alias=AliasChoices("dropout", "lora_dropout"))  # fmt: skip
     #: The modules that get an adapter: names (e.g. ``q_proj``) or ``all-linear``.
     target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
     #: Any other ``peft.LoraConfig`` key, passed through as given: ``use_rslora``,
@@ -302,6 +301,9 @@ class TrainingConfig(_Strict):
     eval_steps: int | None = Field(None, gt=0)
     #: Recompute activations in the backward pass: less memory, slower steps.
     gradient_checkpointing: bool = False
+    #: Train a trial's K seeds as K LoRA adapters over one base, one step over their K
+    #: sub-batches (hptune's loop); ``auto``: wherever the run allows it.
+    seeds_together: bool | Literal["auto"] = False
     #: Save every epoch of every trial (safetensors) under `<output_dir>/checkpoints`, keeping
     #: the best and the last of each run; pruned and failed trials' checkpoints are removed.
     checkpoints: bool = True
@@ -374,9 +376,7 @@ class TrainingConfig(_Strict):
     @model_validator(mode="after")
     def _one_trainer(self) -> TrainingConfig:
         if self.train_fn is not None and self.trainer_factory is not None:
-            raise ValueError(
-                "train_fn and trainer_factory both train each run: give only one of them"
-            )
+            raise ValueError("train_fn and trainer_factory both train each run: give one of them")
         if self.train_fn is not None and self.backend != "accelerate":
             raise ValueError(
                 f"train_fn trains each run itself, so backend: {self.backend} would not be "

@@ -177,6 +177,18 @@ class TuneConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _seeds_together_possible(self) -> TuneConfig:
+        from hptune.config._together import why_not_together
+
+        why = why_not_together(self) if self.training.seeds_together is True else None
+        if why is not None:
+            raise ValueError(
+                f"training.seeds_together: true, but this run's seeds cannot train together: "
+                f"{why}. Set it to auto (together wherever a run allows it), or leave it out"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _lora_rank_needs_lora(self) -> TuneConfig:
         if "lora_rank" in self.phases.run and self.method.type == "full":
             raise ValueError(

@@ -24,8 +24,9 @@ Curves = list[tuple[int, list[float]]]
 def report_seed_epoch(trial: optuna.Trial, seed: int, value: float) -> None:
     """Record one epoch's validation value of ``seed`` for ``PairedPruner``.
 
-    Call it after every epoch of every seed, seeds one after the other, then
-    ``trial.report(...)`` and ``trial.should_prune()`` as usual.
+    Call it after every epoch of every seed, then ``trial.report(...)`` and
+    ``trial.should_prune()`` as usual. Seeds go one after the other, or side by side when
+    the trial's ``seeds_together`` user attribute is true (each value joins its seed's curve).
 
     Args:
         trial: The running trial.
@@ -40,8 +41,9 @@ def report_seed_epoch(trial: optuna.Trial, seed: int, value: float) -> None:
     curves: list[tuple[int, list[float]]] = [
         (int(s), [float(x) for x in v]) for s, v in trial.user_attrs.get(keys.SEED_CURVES, [])
     ]
-    if curves and curves[-1][0] == seed:
-        curves[-1][1].append(float(value))
+    mine = [values for s, values in curves if s == seed]
+    if mine and (curves[-1][0] == seed or trial.user_attrs.get(keys.SEEDS_TOGETHER)):
+        mine[-1].append(float(value))
     else:
         curves.append((seed, [float(value)]))
     trial.set_user_attr(keys.SEED_CURVES, [[s, v] for s, v in curves])
@@ -281,10 +283,11 @@ def _known_seeds(reference: FrozenTrial, epoch: int, sign: float) -> dict[int, f
     (finished, or past ``epoch``)."""
     curves = _best_so_far(seed_curves(reference), sign)
     complete = state_of(reference) == "complete"
+    together = bool(reference.user_attrs.get(keys.SEEDS_TOGETHER))  # every seed on its way
     return {
         seed: curve[min(epoch, len(curve)) - 1]
         for index, (seed, curve) in enumerate(curves)
-        if len(curve) >= epoch or complete or index < len(curves) - 1
+        if len(curve) >= epoch or complete or (index < len(curves) - 1 and not together)
     }
 
 
@@ -313,6 +316,9 @@ def _values_at(reference: FrozenTrial, seeds: list[int], epoch: int, sign: float
     curves = dict(_best_so_far(seed_curves(reference), sign))
     order = [s for s, _ in seed_curves(reference)]
     running = is_running(reference)
+    # Seeds trained together are all on their way until the trial ends; one after the other,
+    # every seed but the last has ended.
+    together = bool(reference.user_attrs.get(keys.SEEDS_TOGETHER))
     values = []
     for seed in seeds:
         if seed not in curves:
@@ -321,10 +327,10 @@ def _values_at(reference: FrozenTrial, seeds: list[int], epoch: int, sign: float
                 _WAIT if running and all(s in order for s in seeds[: seeds.index(seed)]) else None
             )
         curve = curves[seed]
-        finished_seed = not running or order[-1] != seed
-        if len(curve) < epoch and not finished_seed:
+        last = together or order[-1] == seed
+        if len(curve) < epoch and running and last:
             return _WAIT
-        if len(curve) < epoch and state_of(reference) == "pruned" and order[-1] == seed:
+        if len(curve) < epoch and state_of(reference) == "pruned" and last:
             return None  # pruned during this seed, before this epoch
         values.append(curve[min(epoch, len(curve)) - 1])
     return values

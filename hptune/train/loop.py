@@ -49,6 +49,7 @@ class Runner(RunnerBase):
     """
 
     backend = "accelerate"
+    stacks_seeds = True  # hptune.train.together
     #: Whether the model takes ``num_items_in_batch`` (set per run; the Trainer's test).
     _loss_kwargs = True
 

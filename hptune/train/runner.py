@@ -62,6 +62,8 @@ class RunnerBase(ABC):
     #: they train alike (hptune's loop, the Trainer and the SFTTrainer do; a user's hook may
     #: not; hptune's loop before it trained as the Trainer did not).
     trains_as = "trainer-equivalent"
+    #: Whether it can train a trial's seeds together (``training.seeds_together``).
+    stacks_seeds = False
 
     def __init__(self, config: TuneConfig, *, check_method: bool = True) -> None:
         self.config = config

@@ -108,7 +108,7 @@ def test_a_train_fn_may_return_its_validation_loss(demo_path, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("training", "message"),
     [
-        ({"train_fn": "a:b", "trainer_factory": "c:d"}, "give only one of them"),
+        ({"train_fn": "a:b", "trainer_factory": "c:d"}, "give one of them"),
         ({"train_fn": "a:b", "backend": "trainer"}, "leave training.backend out"),
     ],
 )

@@ -1,0 +1,58 @@
+"""Whether a run's seeds can train together (``training.seeds_together``), and why not."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hptune.config._tune import TuneConfig
+
+__all__ = ["trains_together", "why_not_together"]
+
+
+def why_not_together(config: TuneConfig) -> str | None:
+    """Why the configuration's seeds cannot train together; None when they can.
+
+    Seeds train together as K LoRA adapters over one frozen base in hptune's own loop, so
+    what trains the base, trains each seed elsewhere or measures one seed at a time blocks it.
+
+    Args:
+        config: The run's configuration.
+
+    Returns:
+        The reason in a few words, or None.
+    """
+    method, training = config.method, config.training
+    reasons = [
+        (method.type == "full", "full fine-tuning trains the base itself (method.type: full)"),
+        (training.train_fn is not None, "training.train_fn trains each seed itself"),
+        (training.trainer_factory is not None, "training.trainer_factory trains each seed"),
+        (training.backend != "accelerate", f"backend {training.backend} trains one seed per "
+         "Trainer (seeds train together in hptune's loop: backend accelerate)"),
+        (method.loraplus_lr_ratio is not None, "LoRA+ (method.loraplus_lr_ratio) gives A and "
+         "B rates of their own"),
+        (training.eval_steps is not None, "looks within an epoch (training.eval_steps) "
+         "measure one seed at a time"),
+        (bool(training.report_to), "trackers (training.report_to) log one seed's run each"),
+        (bool(method.lora.get("use_dora")), "DoRA (method.lora.use_dora) is no plain LoRA"),
+        (method.type == "lora" and not method.reuses_base(), "method.lora trains or rewrites "
+         "base weights (modules_to_save, bias, PiSSA or LoftQ)"),
+        (training.gradient_checkpointing, "gradient checkpointing is for one seed's steps"),
+    ]  # fmt: skip
+    return next((why for blocked, why in reasons if blocked), None)
+
+
+def trains_together(config: TuneConfig) -> bool:
+    """Whether the run's trials train their seeds together: ``training.seeds_together`` is
+    true, or ``auto`` and nothing blocks it (`why_not_together`), and there are two seeds.
+
+    Args:
+        config: The run's configuration.
+
+    Returns:
+        True when they do.
+    """
+    wanted = config.training.seeds_together
+    if not wanted or len(config.objective.seed_list) < 2:
+        return False
+    return why_not_together(config) is None

@@ -1,0 +1,269 @@
+"""Seeds together (``training.seeds_together``): the seeds of one trial as K LoRA adapters over
+one frozen base, trained in one loop by hptune's Accelerate backend.
+
+Each step stacks the K seeds' micro-batches (each seed's own data order: the permutation
+seeded by ``seed + epoch``, as one seed's run reads it) and runs one forward and backward
+over them; each seed's loss is the mean over the target tokens of its own accumulation
+window, so each adapter gets the gradient its own run would. Each seed has its own dropout
+stream, its gradient clipped by its own norm, its divergence watched alone; AdamW is
+element-wise, so one optimizer over the stacked tensors steps each seed as its own would, on
+the one schedule they share. After every epoch each seed's adapter goes back into the peft
+model, which is measured, checkpointed and reported exactly as one seed's run is
+(`RunnerBase.close_epoch`): curves, checkpoints, pruning and early stopping stay per seed.
+
+What it does not do: resume from a checkpoint (its checkpoints hold weights, not the
+optimizer: a retried trial trains again from the start); a seed stopped early still rides
+along in the stack (its results are final, its compute is spent) until every seed stops.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from hptune._signals import raise_if_interrupted
+from hptune.train._divergence import DivergenceWatch
+from hptune.train._results import EpochCallback, RunResult
+from hptune.train.loop import _targets, _windows  # the loop's own window and target rules
+
+if TYPE_CHECKING:
+    from hptune.hparams import HParams
+    from hptune.train.runner import RunnerBase
+
+__all__ = ["train_together", "trains_together"]
+
+
+def trains_together(runner: RunnerBase, seeds: Sequence[int]) -> bool:
+    """Whether ``runner`` trains ``seeds`` together: the configuration asks for it and allows
+    it (`hptune.config.trains_together`), the backend can, there are two seeds or more, and
+    this is a single process (a data-parallel launch trains one seed at a time).
+
+    Args:
+        runner: The run's trainer.
+        seeds: A trial's seeds.
+
+    Returns:
+        True when they train together.
+    """
+    from hptune.config._together import trains_together as configured
+    from hptune.train._parallel import is_data_parallel
+
+    return (runner.stacks_seeds and len(seeds) > 1 and configured(runner.config)
+            and not is_data_parallel())  # fmt: skip
+
+
+def train_together(
+    runner: RunnerBase,
+    hp: HParams,
+    seeds: Sequence[int],
+    on_epoch: Sequence[EpochCallback | None],
+    *,
+    evaluate_test: bool = False,
+    run_name: str | None = None,
+    stopped: Callable[[], bool] | None = None,
+) -> list[RunResult]:
+    """Train ``hp`` on every seed of ``seeds`` at once; see the module's docstring.
+
+    Args:
+        runner: hptune's Accelerate runner (its model, data and measures).
+        hp: The configuration to train.
+        seeds: The seeds, in order.
+        on_epoch: Each seed's epoch callback (False stops that seed).
+        evaluate_test: Measure the test split after every epoch too.
+        run_name: Where checkpoints go (as `RunnerBase.train`'s).
+        stopped: Whether the trial is over (pruned): every seed stops at once.
+
+    Returns:
+        Each seed's run, in the order of ``seeds``.
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import get_scheduler
+
+    from hptune.train.arguments import mixed_precision, scheduler_kwargs
+    from hptune.train.loop import build_adamw
+    from hptune.train.stacked_lora import SeedStreams, StackedAdapters
+
+    training = runner.config.training
+    accelerator = Accelerator(mixed_precision=mixed_precision(), cpu=not torch.cuda.is_available())
+    accelerator.gradient_state.sync_gradients = True  # as the loop: it accumulates itself
+    dirs = [runner.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
+            for seed in seeds]  # fmt: skip
+    # Each seed's adapter starts as its own run's does: the global state seeded, then built.
+    adapters, model = [], None
+    for seed in seeds:
+        if model is not None:
+            runner.release_run_model(model)
+        set_seed(seed)
+        model = runner.load_run_model(hp)
+        adapters.append(StackedAdapters.adapter_of(model))
+    assert model is not None
+    model = model.to(accelerator.device)
+    streams = SeedStreams([torch.Generator(accelerator.device).manual_seed(s) for s in seeds])
+    device = accelerator.device
+    on_device = [[(a.to(device), b.to(device)) for a, b in seed] for seed in adapters]
+    stack = StackedAdapters(model, on_device, streams)
+    set_seed(seeds[0])  # the base's own dropout, if it has any, draws from the global state
+    loaders = runner.eval_loaders(hp, accelerator.device, test=evaluate_test)
+    results = [RunResult(seed=s) for s in seeds]
+    try:
+        initial = runner.initial_loss(stack.seed_model(0), loaders)
+        for result in results:
+            result.initial_eval_loss = initial
+        trained = stack.stacked()
+        optimizer = build_adamw(trained, hp, training.optim, {**training.args, **dict(hp.args)})
+        trained, optimizer = accelerator.prepare(trained, optimizer)
+        data = _SeedData(runner, hp, seeds)
+        steps = math.ceil(len(data) / hp.gradient_accumulation_steps) * hp.epochs
+        scheduler = get_scheduler(
+            hp.scheduler, optimizer=optimizer, num_warmup_steps=math.ceil(hp.warmup_ratio * steps),
+            num_training_steps=steps, scheduler_specific_kwargs=scheduler_kwargs(
+                hp.scheduler, {**training.args, **dict(hp.args)}.get("lr_scheduler_kwargs")),
+        )  # fmt: skip
+        loop = _Loop(runner, hp, stack, optimizer, scheduler, data, results,
+                     [DivergenceWatch(start=initial) for _ in seeds], accelerator)  # fmt: skip
+        for epoch in range(1, hp.epochs + 1):
+            if not loop.epoch(epoch, trained):
+                break
+            if not loop.close(epoch, loaders, on_epoch, dirs, stopped):
+                break
+    finally:
+        stack.seed_model(0)  # the peft layers back in place, for the base's release
+        accelerator.free_memory()
+        runner.release_run_model(model)
+    return results
+
+
+class _SeedData:
+    """Each seed's training batches, in its own order, zipped: one tuple of K per step."""
+
+    def __init__(self, runner: RunnerBase, hp: HParams, seeds: Sequence[int]) -> None:
+        from accelerate.data_loader import SeedableRandomSampler
+        from torch.utils.data import DataLoader
+
+        self.samplers = [SeedableRandomSampler(runner.data.train, data_seed=s) for s in seeds]
+        collate = runner.collator()
+        self.loaders = [DataLoader(runner.data.train, batch_size=hp.batch_size, sampler=sampler,
+                                   collate_fn=collate) for sampler in self.samplers]  # fmt: skip
+        self.pad_id = runner.tokenizer.pad_token_id or 0
+
+    def __len__(self) -> int:
+        return len(self.loaders[0])
+
+    def epoch(self, epoch: int, device: Any) -> Any:
+        """The epoch's steps: each a list of K batches (seed order), on ``device``."""
+        for sampler in self.samplers:
+            sampler.set_epoch(epoch - 1)
+        for batches in zip(*self.loaders, strict=True):
+            yield [{k: v.to(device) for k, v in b.items()} for b in batches]
+
+
+class _Loop:
+    """The stacked training loop's state across epochs."""
+
+    def __init__(self, runner: RunnerBase, hp: HParams, stack: Any, optimizer: Any,
+                 scheduler: Any, data: _SeedData, results: list[RunResult],
+                 watches: list[DivergenceWatch], accelerator: Any) -> None:  # fmt: skip
+        self.runner, self.hp, self.stack = runner, hp, stack
+        self.optimizer, self.scheduler, self.data = optimizer, scheduler, data
+        self.results, self.watches, self.accelerator = results, watches, accelerator
+        self.active = [True] * len(results)
+        self.train_losses: list[float] = [0.0] * len(results)
+        self.seconds = 0.0  # of the whole stack; each seed is given its share
+
+    def epoch(self, epoch: int, model: Any) -> bool:
+        """Train one epoch of every seed; False when a seed diverged (the trial ends)."""
+        import torch
+
+        from hptune.train.stacked_lora import clip_per_seed
+
+        k, hp = len(self.results), self.hp
+        model.train()
+        start = time.perf_counter()
+        sums = torch.zeros(k, dtype=torch.float64, device=self.accelerator.device)
+        n_steps = 0
+        try:
+            for window in _windows(self.data.epoch(epoch, self.accelerator.device),
+                                   hp.gradient_accumulation_steps):  # fmt: skip
+                # each seed's loss: the mean over every target token of its own window
+                n_items = torch.stack([sum(_targets(step[s]) for step in window)
+                                       for s in range(k)]).clamp(min=1)  # fmt: skip
+                for micro, step in enumerate(window, start=1):
+                    raise_if_interrupted()
+                    losses = self._backward(model, step, n_items)
+                    sums += losses.detach().double()
+                    if not self._watch(step, (losses * n_items).detach(), epoch, micro):
+                        return False
+                if hp.max_grad_norm:
+                    clip_per_seed(self.stack.parameters(), hp.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad()
+                n_steps += 1
+        finally:
+            self.seconds += time.perf_counter() - start
+            for result in self.results:  # the stack's time, shared alike
+                result.seconds = self.seconds / k
+        self.train_losses = [float(s) / max(n_steps, 1) for s in sums]
+        return True
+
+    def _backward(self, model: Any, step: list[dict[str, Any]], n_items: Any) -> Any:
+        """One forward and backward over the K sub-batches; each seed's share of its window's
+        mean token loss (a seed stopped early adds nothing)."""
+        import torch
+
+        from hptune.train.stacked_lora import stacked_batch
+
+        batch = stacked_batch(step, self.data.pad_id)
+        if self.stack.streams is not None:  # each seed's masks at its own batch's length
+            self.stack.streams.lengths = [int(sub["input_ids"].shape[1]) for sub in step]
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        k = len(step)
+        shifted, targets = logits[:, :-1].float(), batch["labels"][:, 1:]
+        tokens = torch.nn.functional.cross_entropy(
+            shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1), reduction="none"
+        ).reshape(k, -1)
+        losses = tokens.sum(dim=1) / n_items
+        active = torch.tensor(self.active, device=losses.device, dtype=losses.dtype)
+        self.accelerator.backward((losses * active).sum())
+        for s, (result, sub) in enumerate(zip(self.results, step, strict=True)):
+            if self.active[s]:
+                result.train_examples += int(sub["input_ids"].shape[0])
+                result.train_tokens += int(sub["attention_mask"].sum())
+        return losses
+
+    def _watch(self, step: list[dict[str, Any]], token_sums: Any, epoch: int, micro: int) -> bool:
+        """Each active seed's batch mean token loss to its watch; False once one diverged."""
+        for s, (sub, watch) in enumerate(zip(step, self.watches, strict=True)):
+            if not self.active[s]:
+                continue
+            why = watch.update(float(token_sums[s]) / max(int(_targets(sub)), 1))
+            if why is not None:
+                self.results[s].diverged = True
+                self.results[s].diverged_at = f"epoch {epoch}, step {micro} ({why})"
+                return False
+        return True
+
+    def close(self, epoch: int, loaders: Any, on_epoch: Sequence[EpochCallback | None],
+              dirs: Sequence[Any], stopped: Callable[[], bool] | None) -> bool:  # fmt: skip
+        """Each active seed's epoch measured, checkpointed and reported as its own run's;
+        False when no seed goes on (each stopped, one diverged, or the trial pruned)."""
+        learning_rate = self.scheduler.get_last_lr()[0]
+        for s, result in enumerate(self.results):
+            if not self.active[s]:
+                continue
+            model = self.stack.seed_model(s)
+            metrics = self.runner.measure_epoch(model, loaders, epoch=epoch,
+                                                train_loss=self.train_losses[s],
+                                                learning_rate=learning_rate)  # fmt: skip
+            going_on = self.runner.close_epoch(model, metrics, result, on_epoch[s],
+                                               checkpoint_dir=dirs[s])  # fmt: skip
+            self.active[s] = going_on
+            if result.diverged or (stopped is not None and stopped()):
+                self.stack.stacked()
+                return False
+        self.stack.stacked()
+        return any(self.active)

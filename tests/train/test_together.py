@@ -1,0 +1,151 @@
+"""Seeds together (training.seeds_together): K seeds' adapters over one base in one loop train
+each seed as its own run does, with its own dropout stream, and stop seed by seed."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+
+from hptune.config import config_from_dict
+from hptune.exceptions import ConfigError
+from hptune.hparams import HParams
+from hptune.train import Runner
+from hptune.train.together import train_together, trains_together
+
+HP = HParams(learning_rate=1e-2, batch_size=4, gradient_accumulation_steps=2, epochs=2,
+             warmup_ratio=0.1, weight_decay=0.01)  # fmt: skip
+
+
+def _raw(tmp_path, dropout: float = 0.0, **training) -> dict:
+    return {
+        "model": {"path": "demo://model"},
+        "method": {"type": "lora", "target_modules": "all-linear", "dropout": dropout},
+        "data": {"train": "demo://data/train.jsonl", "validation": "demo://data/validation.jsonl",
+                 "template": "Question: {question}\nAnswer: "},
+        "objective": {"seeds": 3},
+        "training": {"max_train_examples": 64, "max_validation_examples": 32,
+                     "seeds_together": True, **training},
+        "output_dir": str(tmp_path / "out"),
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def runner(demo_path, tmp_path_factory) -> Runner:
+    return Runner(config_from_dict(_raw(tmp_path_factory.mktemp("together"), checkpoints=False)))
+
+
+@pytest.fixture(scope="module")
+def dropout_runner(demo_path, tmp_path_factory) -> Runner:
+    path = tmp_path_factory.mktemp("dropout")
+    return Runner(config_from_dict(_raw(path, dropout=0.1, checkpoints=False)))
+
+
+def test_each_seed_trains_as_its_own_run_without_dropout(runner: Runner) -> None:
+    seeds = [0, 1, 2]
+    alone = [runner.train(HP, s) for s in seeds]
+    together = train_together(runner, HP, seeds, [None] * 3)
+    worst = max(
+        abs(a.eval_loss - b.eval_loss) / a.eval_loss
+        for x, y in zip(alone, together, strict=True)
+        for a, b in zip(x.epochs, y.epochs, strict=True)
+    )
+    print(f"largest relative difference of a seed's epoch validation loss: {worst:.2e}")
+    assert worst < 1e-3
+    for x, y in zip(alone, together, strict=True):
+        assert [e.epoch for e in y.epochs] == [1, 2]
+        assert y.train_examples == x.train_examples and y.train_tokens == x.train_tokens
+        assert [e.train_loss for e in y.epochs] == pytest.approx([e.train_loss for e in x.epochs],
+                                                                 rel=1e-3)  # fmt: skip
+        assert y.initial_eval_loss == x.initial_eval_loss
+    # the stack's time is shared alike: the seeds' seconds add up to it
+    assert len({r.seconds for r in together}) == 1 and together[0].seconds > 0
+
+
+def test_each_seed_draws_dropout_from_its_own_stream(dropout_runner: Runner) -> None:
+    hp = HP.replace(epochs=1)
+    with_one = train_together(dropout_runner, hp, [0, 1], [None] * 2)
+    with_five = train_together(dropout_runner, hp, [0, 5], [None] * 2)
+    # seed 0 is the same run whatever trains beside it ...
+    assert with_one[0].epochs[0].eval_loss == pytest.approx(with_five[0].epochs[0].eval_loss,
+                                                            rel=1e-6)  # fmt: skip
+    # ... and dropout does draw: seed 1 beside seed 0 is not seed 0's run
+    again = train_together(dropout_runner, hp, [1, 0], [None] * 2)
+    assert again[1].epochs[0].eval_loss == pytest.approx(with_one[0].epochs[0].eval_loss,
+                                                         rel=1e-6)  # fmt: skip
+
+
+def test_with_dropout_the_seeds_means_agree_within_noise(dropout_runner: Runner) -> None:
+    seeds = [0, 1, 2, 3]
+    alone = [r.epochs[-1].eval_loss for r in (dropout_runner.train(HP, s) for s in seeds)]
+    together = [r.epochs[-1].eval_loss for r in train_together(dropout_runner, HP, seeds,
+                                                                [None] * 4)]  # fmt: skip
+    gap = statistics.fmean(together) - statistics.fmean(alone)
+    noise = math.sqrt((statistics.variance(alone) + statistics.variance(together)) / len(seeds))
+    means = f"alone {statistics.fmean(alone):.4f}, together {statistics.fmean(together):.4f}"
+    print(f"seed means: {means}; gap {gap:+.4f}, its standard error {noise:.4f}")
+    assert together != pytest.approx(alone, rel=1e-4)  # other dropout masks
+    assert abs(gap) < 3 * noise
+
+
+def test_a_seed_stops_alone_and_the_trial_stops_all(runner: Runner) -> None:
+    hp = HP.replace(epochs=3)
+
+    def stop_after(epoch: int):
+        return lambda seed, metrics: metrics.epoch < epoch
+
+    runs = train_together(runner, hp, [0, 1, 2], [None, stop_after(1), None])
+    assert [len(r.epochs) for r in runs] == [3, 1, 3]
+    assert [r.stopped_early for r in runs] == [False, True, False]
+    pruned = {"now": False}
+
+    def prune_at_two(seed, metrics):
+        pruned["now"] = metrics.epoch == 2
+        return not pruned["now"]
+
+    runs = train_together(runner, hp, [0, 1, 2], [prune_at_two, None, None],
+                          stopped=lambda: pruned["now"])  # fmt: skip
+    assert [len(r.epochs) for r in runs] == [2, 1, 1]  # seeds 1 and 2 stop before epoch 2's end
+
+
+def test_one_diverging_seed_stops_the_stack(runner: Runner) -> None:
+    hp = HP.replace(learning_rate=1e30, max_grad_norm=None, warmup_ratio=0.0)
+    runs = train_together(runner, hp, [0, 1], [None, None])
+    diverged = [r for r in runs if r.diverged]
+    assert len(diverged) == 1 and diverged[0].diverged_at.startswith("epoch 1, step")
+    assert all(len(r.epochs) == 0 for r in runs)
+
+
+def test_checkpoints_are_each_seed_s_own_adapter(demo_path, tmp_path) -> None:
+    from hptune.train.checkpoints import latest_checkpoint, load_weights
+
+    runner = Runner(config_from_dict(_raw(tmp_path)))
+    hp = HP.replace(epochs=1)
+    together = train_together(runner, hp, [0, 1], [None, None], run_name="t/trial-0")
+    saved = [load_weights(latest_checkpoint(tmp_path / "out" / "checkpoints" / "t" / "trial-0" /
+                                            f"seed-{s}")) for s in (0, 1)]  # fmt: skip
+    assert saved[0].keys() == saved[1].keys() and any("lora_A" in k for k in saved[0])
+    name = next(k for k in saved[0] if "lora_B" in k)
+    assert not saved[0][name].equal(saved[1][name])
+    alone = runner.train(hp, 1, run_name="a/trial-0")
+    own = load_weights(latest_checkpoint(tmp_path / "out" / "checkpoints" / "a" / "trial-0" /
+                                         "seed-1"))  # fmt: skip
+    assert (own[name] - saved[1][name]).abs().max() < 1e-4
+    assert together[1].epochs[0].eval_loss == pytest.approx(alone.epochs[0].eval_loss, rel=1e-3)
+
+
+def test_only_runs_that_can_train_together_do(demo_path, tmp_path) -> None:
+    with pytest.raises(ConfigError, match="cannot train together: backend trainer"):
+        config_from_dict(_raw(tmp_path, backend="trainer"))
+    with pytest.raises(ConfigError, match="cannot train together: full fine-tuning"):
+        config_from_dict({**_raw(tmp_path), "method": {"type": "full"}})
+    auto = config_from_dict(_raw(tmp_path, backend="trainer", seeds_together="auto"))
+    assert auto.training.seeds_together == "auto"
+    from hptune.train.trainer import TrainerRunner
+
+    assert not trains_together(TrainerRunner(auto), [0, 1])
+    runner = Runner(config_from_dict(_raw(tmp_path, seeds_together="auto")))
+    assert trains_together(runner, [0, 1]) and not trains_together(runner, [0])
+    off = Runner(config_from_dict(_raw(tmp_path, seeds_together=False)))
+    assert not trains_together(off, [0, 1])
