@@ -163,4 +163,5 @@ _COST: dict[str, float] = {
     "tests/train/test_loop.py": 14,
     "tests/train/test_trl_data.py": 14,
     "tests/test_pipeline_metrics.py": 20,
+    "tests/train/test_together.py": 55,
 }

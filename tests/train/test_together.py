@@ -149,3 +149,47 @@ def test_only_runs_that_can_train_together_do(demo_path, tmp_path) -> None:
     assert trains_together(runner, [0, 1]) and not trains_together(runner, [0])
     off = Runner(config_from_dict(_raw(tmp_path, seeds_together=False)))
     assert not trains_together(off, [0, 1])
+
+
+def test_a_run_with_seeds_together_stores_what_one_seed_after_the_other_stores(
+    demo_path, tmp_path
+) -> None:
+    # Every stored seed value, status and decision, read with Optuna alone, as
+    # scripts/compare_runs.py compares two runs; the epochs phase prunes with seeds together.
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import optuna
+
+    from hptune import keys, run
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "compare_runs.py"
+    spec = importlib.util.spec_from_file_location("compare_runs", script)
+    assert spec is not None and spec.loader is not None
+    compare_runs = importlib.util.module_from_spec(spec)
+    sys.modules["compare_runs"] = compare_runs
+    spec.loader.exec_module(compare_runs)
+    stores = {}
+    for together in (False, True):
+        raw = _raw(tmp_path / str(together), seeds_together=together, learning_rate=1e-2,
+                   batch_size=4, gradient_accumulation_steps=2, epochs=2)  # fmt: skip
+        raw["objective"]["seeds"] = 2
+        raw["phases"] = {"run": ["baseline", "learning_rate", "epochs"],
+                         "learning_rate": {"grid": [1e-3, 1e-2], "extend_edges": 0},
+                         "epochs": {"range": [1, 3], "extend_edges": 0}}  # fmt: skip
+        run(config_from_dict(raw))
+        stores[together] = compare_runs.read(tmp_path / str(together) / "out" / "hptune.db")
+    assert compare_runs.differences(stores[False], stores[True], 1e-3) == []
+    url = f"sqlite:///{tmp_path / 'True' / 'out' / 'hptune.db'}"
+    trials = [t for s in optuna.get_all_study_summaries(url)
+              for t in optuna.load_study(study_name=s.study_name, storage=url).trials]  # fmt: skip
+    # (a trial read back from an earlier phase reports its seeds one after the other)
+    trained = [t for t in trials if keys.SEED_CURVES in t.user_attrs]
+    trained = [t for t in trained if keys.REUSED_FROM not in t.user_attrs]
+    assert trained and all(t.user_attrs.get(keys.SEEDS_TOGETHER) for t in trained)
+    for trial in trained:  # one curve per seed, as many values as the seed's epochs
+        curves = trial.user_attrs[keys.SEED_CURVES]
+        runs = trial.user_attrs[keys.RUNS]
+        assert [s for s, _ in curves] == [r["seed"] for r in runs] == [0, 1]
+        assert [len(v) for _, v in curves] == [len(r["epochs"]) for r in runs]
