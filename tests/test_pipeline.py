@@ -98,6 +98,15 @@ def test_a_changed_setup_is_refused_not_mixed(finished) -> None:
         tune(changed)
 
 
+def test_seeds_trained_together_are_not_mixed_with_seeds_one_after_the_other(finished) -> None:
+    config, _, _ = finished
+    together = config.model_copy(
+        update={"training": config.training.model_copy(update={"seeds_together": True})}
+    )
+    with pytest.raises(ConfigError, match="another seeds_together"):
+        tune(together)
+
+
 @pytest.mark.parametrize(
     ("section", "key", "value"),
     [("objective", "max_new_tokens", 3), ("data", "max_length", 80),

@@ -21,7 +21,7 @@ __all__ = ["check_same_setup"]
 
 #: Setup keys that studies started by an earlier hptune lack: not compared there, so such a
 #: run still resumes.
-_RECORDED_LATER = frozenset({"preparation"})
+_RECORDED_LATER = frozenset({"preparation", "seeds_together"})
 
 
 def _digest(text: str | None) -> str | None:
@@ -116,6 +116,7 @@ def _setup(
     budget_fit: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """What the phase starts from, as its setup record."""
+    from hptune.config._together import trains_together
     from hptune.train.data import chat_template_text
 
     setup: dict[str, Any] = {
@@ -148,6 +149,8 @@ def _setup(
     }
     if budget_fit is not None:
         setup[keys.SETUP_BUDGET_FIT] = budget_fit
+    # Seeds together draw other dropout streams: never mixed with seeds one after the other.
+    setup["seeds_together"] = trains_together(config)
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if processes > 1:  # the effective batch is per process: never mix with other launches
         setup["processes"] = processes
