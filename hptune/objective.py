@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hptune import keys
+from hptune._trial_state import TrialState
 from hptune.hparams import HParams
 from hptune.keys import TrialStatus
 from hptune.record import outcome_from_trial  # where it lived before hptune.record
@@ -91,7 +92,7 @@ class SeedObjective:
         runs = self._train_seeds(trial, hp, seeds, state)
         return self._record(trial, hp, runs, state)
 
-    def _start(self, trial: optuna.Trial) -> tuple[HParams, list[int], _TrialState]:
+    def _start(self, trial: optuna.Trial) -> tuple[HParams, list[int], TrialState]:
         """The trial's configuration (a remedy applied), its seeds and its epoch records."""
         hp = self.phase.suggest(trial, self.base)
         remedy = trial.user_attrs.get(keys.REMEDY)
@@ -105,46 +106,27 @@ class SeedObjective:
         # (its steps would not line up with the other trials').
         racing = trial.user_attrs.get(keys.RACE_SEEDS)
         seeds = [int(s) for s in racing] if racing else self.seeds
-        return hp, seeds, _TrialState(self.max_epochs(hp), self.direction, reports=not racing)
+        return hp, seeds, TrialState(self.max_epochs(hp), self.direction, reports=not racing)
 
     def _train_seeds(
-        self, trial: optuna.Trial, hp: HParams, seeds: list[int], state: _TrialState
+        self, trial: optuna.Trial, hp: HParams, seeds: list[int], state: TrialState
     ) -> list[RunResult]:
-        """Train ``hp`` on each seed in turn, until one diverges or the trial is pruned.
+        """Train ``hp`` on each seed in turn (or K at a time, ``training.seeds_together``),
+        until one diverges or the trial is pruned.
 
         Raises:
             TrialOutOfMemory: A seed ran out of memory (recorded on the trial).
         """
         from hptune.search import record_out_of_memory
         from hptune.train.memory import is_out_of_memory
-        from hptune.train.together import train_together, trains_together
+        from hptune.train.together import seeds_per_step
 
         runs: list[RunResult] = []
-        retry_of = trial.storage.get_trial_system_attrs(trial_id(trial)).get(keys.RETRY_OF)
-        together = trains_together(self.runner, seeds)
+        k = seeds_per_step(self.runner, hp, seeds)
         try:
-            if together:  # one loop; each seed still measured and reported as its own run
-                trial.set_user_attr(keys.SEEDS_TOGETHER, True)
-                for index, seed in enumerate(seeds):
-                    self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
-                runs = train_together(
-                    self.runner, hp, seeds,
-                    [self._epoch_callback(trial, hp, i, state) for i in range(len(seeds))],
-                    evaluate_test=self.phase.evaluate_test, run_name=self._run_name(trial),
-                    stopped=lambda: state.pruned,
-                )  # fmt: skip
-            for index, seed in enumerate([] if together else seeds):
-                self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
-                run = self.runner.train(
-                    hp,
-                    seed,
-                    on_epoch=self._epoch_callback(trial, hp, index, state),
-                    evaluate_test=self.phase.evaluate_test,
-                    run_name=self._run_name(trial),
-                    resume_from=self._checkpoints_of(retry_of, seed),
-                )
-                runs.append(run)
-                if run.diverged or state.pruned:
+            for first in range(0, len(seeds), k):
+                runs += self._train_group(trial, hp, seeds, first, seeds[first : first + k], state)
+                if any(r.diverged for r in runs) or state.pruned:
                     break
         except Exception as exc:
             if not is_out_of_memory(exc):
@@ -157,8 +139,43 @@ class SeedObjective:
         trial.set_user_attr(keys.RUNS, [r.to_dict() for r in runs])
         return runs
 
+    def _train_group(
+        self,
+        trial: optuna.Trial,
+        hp: HParams,
+        seeds: list[int],
+        first: int,
+        group: list[int],
+        state: TrialState,
+    ) -> list[RunResult]:
+        """Train the seeds of ``group`` (from index ``first`` of ``seeds``): one run, or
+        together in one loop, each seed still measured and reported as its own run."""
+        from hptune.train.together import train_together
+
+        indices = range(first, first + len(group))
+        for index in indices:
+            self._emit(trial, hp, seed=seeds[index], seed_index=index, event="seed_start")
+        if len(group) > 1:
+            trial.set_user_attr(keys.SEEDS_TOGETHER, True)
+            callbacks = [self._epoch_callback(trial, hp, i, state) for i in indices]
+            return train_together(
+                self.runner, hp, group, callbacks,
+                evaluate_test=self.phase.evaluate_test, run_name=self._run_name(trial),
+                stopped=lambda: state.pruned,
+            )  # fmt: skip
+        retry_of = trial.storage.get_trial_system_attrs(trial_id(trial)).get(keys.RETRY_OF)
+        run = self.runner.train(
+            hp,
+            group[0],
+            on_epoch=self._epoch_callback(trial, hp, first, state),
+            evaluate_test=self.phase.evaluate_test,
+            run_name=self._run_name(trial),
+            resume_from=self._checkpoints_of(retry_of, group[0]),
+        )
+        return [run]
+
     def _record(
-        self, trial: optuna.Trial, hp: HParams, runs: list[RunResult], state: _TrialState
+        self, trial: optuna.Trial, hp: HParams, runs: list[RunResult], state: TrialState
     ) -> float:
         """The trial's outcome: diverged or pruned (raised as pruned), else its seed mean.
 
@@ -186,7 +203,7 @@ class SeedObjective:
         self,
         trial: optuna.Trial,
         hp: HParams,
-        state: _TrialState,
+        state: TrialState,
         source: str,
         stored_runs: list[dict[str, Any]],
     ) -> float:
@@ -295,7 +312,7 @@ class SeedObjective:
         return summary.mean
 
     def _epoch_callback(
-        self, trial: optuna.Trial, hp: HParams, seed_index: int, state: _TrialState
+        self, trial: optuna.Trial, hp: HParams, seed_index: int, state: TrialState
     ) -> _SeedReports:
         return _SeedReports(self, trial, hp, seed_index, state)
 
@@ -316,7 +333,7 @@ class _SeedReports:
         trial: optuna.Trial,
         hp: HParams,
         seed_index: int,
-        state: _TrialState,
+        state: TrialState,
     ) -> None:
         self.objective, self.trial, self.hp = objective, trial, hp
         self.seed_index, self.state = seed_index, state
@@ -359,36 +376,6 @@ class _SeedReports:
         self.state.pruned_at = {"seed": seed, "epoch": epoch, **where}
         self.objective._emit(self.trial, self.hp, event="pruned", seed=seed, epoch=epoch)
         return True
-
-
-class _TrialState:
-    """Each seed's best-so-far curve, for reports, early stopping and pruning."""
-
-    def __init__(self, stride: int, direction: str, *, reports: bool = True) -> None:
-        self.stride = stride
-        self.reports = reports  # whether steps are reported to the pruner
-        self.better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
-        self.best_so_far: list[list[float]] = []
-        self.pruned = False
-        self.pruned_at: dict[str, Any] | None = None
-
-    def record(self, seed_index: int, value: float) -> None:
-        while len(self.best_so_far) <= seed_index:
-            self.best_so_far.append([])
-        curve = self.best_so_far[seed_index]
-        curve.append(value if not curve or self.better(value, curve[-1]) else curve[-1])
-
-    def running_mean(self, seed_index: int, epoch: int) -> float:
-        # Seeds that stopped early keep their best value for the later epochs.
-        values = [c[min(epoch, len(c)) - 1] for c in self.best_so_far[: seed_index + 1] if c]
-        return sum(values) / len(values)
-
-    def should_stop(self, seed_index: int, patience: int | None) -> bool:
-        """Whether the seed's metric has not improved for ``patience`` epochs."""
-        curve = self.best_so_far[seed_index]
-        if patience is None or len(curve) <= patience:
-            return False
-        return curve[-1] == curve[-1 - patience]
 
 
 def _test_value(metrics: EpochMetrics, metric: str) -> float | None:

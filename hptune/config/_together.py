@@ -5,24 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hptune.config._tune import TuneConfig
+    from hptune.config._sections import MethodConfig, TrainingConfig
 
 __all__ = ["trains_together", "why_not_together"]
 
 
-def why_not_together(config: TuneConfig) -> str | None:
+def why_not_together(method: MethodConfig, training: TrainingConfig) -> str | None:
     """Why the configuration's seeds cannot train together; None when they can.
 
     Seeds train together as K LoRA adapters over one frozen base in hptune's own loop, so
     what trains the base, trains each seed elsewhere or measures one seed at a time blocks it.
 
     Args:
-        config: The run's configuration.
+        method: The run's method section.
+        training: The run's training section.
 
     Returns:
         The reason in a few words, or None.
     """
-    method, training = config.method, config.training
     reasons = [
         (method.type == "full", "full fine-tuning trains the base itself (method.type: full)"),
         (training.train_fn is not None, "training.train_fn trains each seed itself"),
@@ -42,17 +42,18 @@ def why_not_together(config: TuneConfig) -> str | None:
     return next((why for blocked, why in reasons if blocked), None)
 
 
-def trains_together(config: TuneConfig) -> bool:
+def trains_together(method: MethodConfig, training: TrainingConfig, n_seeds: int) -> bool:
     """Whether the run's trials train their seeds together: ``training.seeds_together`` is
     true, or ``auto`` and nothing blocks it (`why_not_together`), and there are two seeds.
 
     Args:
-        config: The run's configuration.
+        method: The run's method section.
+        training: The run's training section.
+        n_seeds: The seeds of a trial.
 
     Returns:
         True when they do.
     """
-    wanted = config.training.seeds_together
-    if not wanted or len(config.objective.seed_list) < 2:
+    if not training.seeds_together or n_seeds < 2:
         return False
-    return why_not_together(config) is None
+    return why_not_together(method, training) is None

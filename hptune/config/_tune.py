@@ -180,7 +180,9 @@ class TuneConfig(_Strict):
     def _seeds_together_possible(self) -> TuneConfig:
         from hptune.config._together import why_not_together
 
-        why = why_not_together(self) if self.training.seeds_together is True else None
+        if self.training.seeds_together is not True:
+            return self
+        why = why_not_together(self.method, self.training)
         if why is not None:
             raise ValueError(
                 f"training.seeds_together: true, but this run's seeds cannot train together: "

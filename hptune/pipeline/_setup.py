@@ -150,7 +150,9 @@ def _setup(
     if budget_fit is not None:
         setup[keys.SETUP_BUDGET_FIT] = budget_fit
     # Seeds together draw other dropout streams: never mixed with seeds one after the other.
-    setup["seeds_together"] = trains_together(config)
+    setup["seeds_together"] = trains_together(
+        config.method, config.training, len(config.objective.seed_list)
+    )
     processes = int(os.environ.get("WORLD_SIZE", "1"))
     if processes > 1:  # the effective batch is per process: never mix with other launches
         setup["processes"] = processes

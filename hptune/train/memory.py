@@ -154,11 +154,15 @@ class MemoryModel:
             return self._fit[1]
         return self.activations_per_token * self.sequence_length
 
-    def predict(self, batch_size: int) -> float:
-        """Predicted peak bytes of one training step at ``batch_size``."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size=}")
-        return self.fixed + batch_size * self.per_example
+    def predict(self, batch_size: int, seeds: int = 1) -> float:
+        """Predicted peak bytes of one training step at ``batch_size``; with ``seeds`` K
+        trained together (``training.seeds_together``), K adapters with their gradients and
+        optimizer states, and K sub-batches' activations, over the one base."""
+        if batch_size < 1 or seeds < 1:
+            raise ValueError(f"batch_size and seeds must be at least 1, got {batch_size=}, "
+                             f"{seeds=}")  # fmt: skip
+        adapters = (seeds - 1) * self.optimizer_and_gradients
+        return self.fixed + adapters + seeds * batch_size * self.per_example
 
     def largest_batch(self, limit_bytes: float, candidates: list[int]) -> int | None:
         """The largest candidate predicted to fit in ``limit_bytes``, or None."""

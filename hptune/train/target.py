@@ -198,9 +198,10 @@ class MemoryCheck:
         """The limit times the safety margin."""
         return self.limit_bytes * self.safety_margin
 
-    def fits(self, batch_size: int) -> bool:
-        """Whether a step at ``batch_size`` is predicted to fit within the margin."""
-        return self.model.predict(batch_size) <= self.usable_bytes
+    def fits(self, batch_size: int, seeds: int = 1) -> bool:
+        """Whether a step at ``batch_size`` (of ``seeds`` trained together) is predicted to
+        fit within the margin."""
+        return self.model.predict(batch_size, seeds) <= self.usable_bytes
 
     def largest_batch(self) -> int:
         """The largest batch predicted to fit (0 when not even batch 1 fits)."""

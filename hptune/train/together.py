@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from hptune.hparams import HParams
     from hptune.train.runner import RunnerBase
 
-__all__ = ["train_together", "trains_together"]
+__all__ = ["seeds_per_step", "train_together", "trains_together"]
 
 
 def trains_together(runner: RunnerBase, seeds: Sequence[int]) -> bool:
@@ -50,8 +50,33 @@ def trains_together(runner: RunnerBase, seeds: Sequence[int]) -> bool:
     from hptune.config._together import trains_together as configured
     from hptune.train._parallel import is_data_parallel
 
-    return (runner.stacks_seeds and len(seeds) > 1 and configured(runner.config)
-            and not is_data_parallel())  # fmt: skip
+    config = runner.config
+    stacks = getattr(runner, "stacks_seeds", False)  # a runner of your own may not say
+    wanted = configured(config.method, config.training, len(seeds))
+    return bool(stacks and wanted and not is_data_parallel())
+
+
+def seeds_per_step(runner: RunnerBase, hp: HParams, seeds: Sequence[int]) -> int:
+    """How many of a trial's ``seeds`` train together (K): all of them, or as many as the
+    memory a step may use fits (`MemoryCheck.fits` with K seeds); 1 when they train one
+    after the other.
+
+    Args:
+        runner: The run's trainer.
+        hp: The trial's configuration (its batch).
+        seeds: The trial's seeds.
+
+    Returns:
+        K, from 1 to ``len(seeds)``.
+    """
+    if not trains_together(runner, seeds):
+        return 1
+    from hptune.train.target import memory_check
+
+    check = memory_check(runner.config, runner)  # None: no limit (a CPU without a stand-in)
+    fitting = [k for k in range(2, len(seeds) + 1)
+               if check is None or check.fits(hp.batch_size, seeds=k)]  # fmt: skip
+    return max(fitting, default=1)
 
 
 def train_together(

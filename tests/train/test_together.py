@@ -12,7 +12,7 @@ from hptune.config import config_from_dict
 from hptune.exceptions import ConfigError
 from hptune.hparams import HParams
 from hptune.train import Runner
-from hptune.train.together import train_together, trains_together
+from hptune.train.together import seeds_per_step, train_together, trains_together
 
 HP = HParams(learning_rate=1e-2, batch_size=4, gradient_accumulation_steps=2, epochs=2,
              warmup_ratio=0.1, weight_decay=0.01)  # fmt: skip
@@ -135,6 +135,18 @@ def test_checkpoints_are_each_seed_s_own_adapter(demo_path, tmp_path) -> None:
     assert together[1].epochs[0].eval_loss == pytest.approx(alone.epochs[0].eval_loss, rel=1e-3)
 
 
+def test_as_many_seeds_train_together_as_the_memory_limit_fits(demo_path, tmp_path) -> None:
+    raw = _raw(tmp_path)
+    raw["phases"] = {"batch_size": {"memory_limit_gb": 0.05}}  # 46 MB usable
+    runner = Runner(config_from_dict(raw))
+    # predicted for the demo model: 10.8 / 19.7 / 28.7 MB for 1 / 2 / 3 seeds at batch 4,
+    # 19.3 / 36.8 / 54.2 at batch 8, 36.4 / 70.9 at batch 16
+    assert [seeds_per_step(runner, HP.replace(batch_size=b), [0, 1, 2]) for b in (4, 8, 16)] == [
+        3, 2, 1]  # fmt: skip
+    unbounded = Runner(config_from_dict(_raw(tmp_path)))  # a CPU: no limit
+    assert seeds_per_step(unbounded, HP.replace(batch_size=64), [0, 1, 2]) == 3
+
+
 def test_only_runs_that_can_train_together_do(demo_path, tmp_path) -> None:
     with pytest.raises(ConfigError, match="cannot train together: backend trainer"):
         config_from_dict(_raw(tmp_path, backend="trainer"))
@@ -173,11 +185,12 @@ def test_a_run_with_seeds_together_stores_what_one_seed_after_the_other_stores(
     stores = {}
     for together in (False, True):
         raw = _raw(tmp_path / str(together), seeds_together=together, learning_rate=1e-2,
-                   batch_size=4, gradient_accumulation_steps=2, epochs=2)  # fmt: skip
-        raw["objective"]["seeds"] = 2
+                   batch_size=8, gradient_accumulation_steps=1, epochs=2)  # fmt: skip
+        # a 50 MB stand-in GPU fits two of the three seeds at batch 8: [0, 1] together, then 2
         raw["phases"] = {"run": ["baseline", "learning_rate", "epochs"],
                          "learning_rate": {"grid": [1e-3, 1e-2], "extend_edges": 0},
-                         "epochs": {"range": [1, 3], "extend_edges": 0}}  # fmt: skip
+                         "epochs": {"range": [1, 3], "extend_edges": 0},
+                         "batch_size": {"memory_limit_gb": 0.05}}  # fmt: skip
         run(config_from_dict(raw))
         stores[together] = compare_runs.read(tmp_path / str(together) / "out" / "hptune.db")
     assert compare_runs.differences(stores[False], stores[True], 1e-3) == []
@@ -191,5 +204,5 @@ def test_a_run_with_seeds_together_stores_what_one_seed_after_the_other_stores(
     for trial in trained:  # one curve per seed, as many values as the seed's epochs
         curves = trial.user_attrs[keys.SEED_CURVES]
         runs = trial.user_attrs[keys.RUNS]
-        assert [s for s, _ in curves] == [r["seed"] for r in runs] == [0, 1]
+        assert [s for s, _ in curves] == [r["seed"] for r in runs] == [0, 1, 2]
         assert [len(v) for _, v in curves] == [len(r["epochs"]) for r in runs]
