@@ -91,3 +91,44 @@ def _checkpoints(
         "kept_at_most": kept,
         "at_most_bytes": int(at_most),
     }
+
+
+def seeds_together_summary(config: TuneConfig, runner: Any, hp: Any) -> dict[str, Any]:
+    """How a trial's seeds train, as the plan shows it: one after the other, or K together
+    (``training.seeds_together``) at the starting batch, with why not where it cannot.
+
+    Args:
+        config: The run's (fitted) configuration.
+        runner: The run's trainer.
+        hp: The starting configuration (its batch).
+
+    Returns:
+        ``setting`` (the configured value), ``together`` (K at the starting batch; 1: one
+        after the other), ``of`` (the seeds of a trial), ``why_not`` (what blocks it, or
+        None) and ``described`` (one line).
+    """
+    from hptune.config._together import why_not_together
+    from hptune.train.together import seeds_per_step
+
+    setting, seeds = config.training.seeds_together, config.objective.seed_list
+    why = why_not_together(config.method, config.training)
+    k = seeds_per_step(runner, hp, seeds)
+    if k > 1:
+        described = (
+            f"seeds: {k} of {len(seeds)} trained together at the starting batch {hp.batch_size} "
+            f"({k} LoRA adapters over one base, one step over their sub-batches"
+            + ("" if k == len(seeds) else "; the memory limit fits no more, the rest follow")
+            + ")"
+        )
+    elif not setting:
+        described = f"seeds: {len(seeds)}, one after the other" + (
+            "" if why is not None or len(seeds) < 2
+            else " (training.seeds_together: auto would train them together)"
+        )  # fmt: skip
+    else:
+        reason = why or (
+            "one seed" if len(seeds) < 2 else f"the memory limit fits one at batch {hp.batch_size}"
+        )
+        described = f"seeds: one after the other (training.seeds_together: {setting}, but {reason})"
+    return {"setting": setting, "together": k, "of": len(seeds), "why_not": why,
+            "described": described}  # fmt: skip

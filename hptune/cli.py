@@ -109,6 +109,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         f"{_size(kept['per_checkpoint_bytes'])} each)"
     )
     console.print(disk, highlight=False, markup=False)
+    together = plan.method.get("seeds_together")
+    if together is not None:
+        console.print(together["described"], highlight=False, markup=False)
     if plan.data is not None:
         for line in plan.data.lines():
             console.print(line, highlight=False, markup=False)

@@ -324,10 +324,11 @@ def make_plan(
         memory = batch_phase.memory_table()
     target = start.target
     ranks = _lora_ranks(config, hp, runner, target) if "lora_rank" in config.phases.run else []
-    from hptune._plan_method import method_summary
+    from hptune._plan_method import method_summary, seeds_together_summary
 
     trials = sum(p.trials for p in phases)
     method = method_summary(config, target.dtype(config.model), trials)
+    method["seeds_together"] = seeds_together_summary(config, runner, hp)
     return Plan(
         hparams=hp,
         sources=start.sources,

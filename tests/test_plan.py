@@ -94,6 +94,33 @@ def test_the_plan_shows_searched_alphas_and_counts_the_grid(tiny_config_dict) ->
     assert phase["trials"] == 4 and "x alphas 8, 32" in phase["what"]
 
 
+def test_the_plan_says_how_many_seeds_train_together_and_why_not(tiny_config_dict) -> None:
+    from hptune.config import config_from_dict
+    from hptune.plan import make_plan
+
+    def together(**training) -> dict:
+        raw = {**tiny_config_dict, "objective": {**tiny_config_dict["objective"], "seeds": 3}}
+        raw["training"] = {**raw["training"], **training}
+        raw["phases"] = {**raw["phases"], "batch_size": {"memory_limit_gb": 0.05}}
+        plan = json.loads(json.dumps(make_plan(config_from_dict(raw)).to_dict()))
+        jsonschema.Draft202012Validator(SCHEMA).validate(plan)
+        return plan["method"]["seeds_together"]
+
+    off = together(batch_size=4)
+    assert (off["setting"], off["together"], off["of"]) == (False, 1, 3)
+    hint = "(training.seeds_together: auto would train them together)"
+    assert off["described"] == f"seeds: 3, one after the other {hint}"
+    three = together(batch_size=4, seeds_together="auto")  # 28.7 MB of a 46 MB stand-in
+    assert three["together"] == 3 and three["described"].startswith(
+        "seeds: 3 of 3 trained together at the starting batch 4")  # fmt: skip
+    two = together(batch_size=8, seeds_together=True)
+    assert two["together"] == 2 and "the rest follow" in two["described"]
+    blocked = together(batch_size=4, seeds_together="auto", backend="trainer")
+    assert blocked["together"] == 1 and blocked["why_not"].startswith("backend trainer")
+    but = "(training.seeds_together: auto, but backend trainer"
+    assert blocked["described"].startswith(f"seeds: one after the other {but}")
+
+
 def test_the_plan_shows_the_method_who_chose_it_and_the_disk_of_its_checkpoints(
     tiny_config_dict,
 ) -> None:
