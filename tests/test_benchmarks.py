@@ -142,9 +142,10 @@ def test_backend_parity_quick(demo_path) -> None:
 
 def test_seeds_together_quick(demo_path) -> None:
     out = _run("seeds_together.py", "--quick")
-    rows = re.findall(r"^ +(\d) +([\d.]+) +([\d.]+) +([\d.]+)x +(\S+) +(\S+)$", out, re.M)
+    rows = re.findall(r"^ +(\d) +([\d.]+) +([\d.]+) +([\d.]+)x +([\d.]+)x +(\S+)$", out, re.M)
     assert [int(k) for k, *_ in rows] == [1, 2]
-    for _, sequential, together, ratio, diff, _ in rows:
+    for _, sequential, together, ratio, steps, diff in rows:
+        assert float(steps) > 0
         assert float(sequential) > 0 and float(together) > 0
         assert float(ratio) == pytest.approx(float(together) / float(sequential), rel=0.01)
         assert float(diff) < 1e-3  # each seed's validation loss as trained alone
