@@ -12,7 +12,11 @@ runs in the test suite so that the script cannot rot.
 Sections: ``environment``; ``memory/<model>/<variant>`` (LoRA r 8 on all linear layers,
 bfloat16, with and without gradient checkpointing; QLoRA 4-bit where bitsandbytes imports):
 per batch, the predicted and measured peak and their ratio, the largest batch the memory
-model fits in 90% of the GPU and the largest that ran.
+model fits in 90% of the GPU and the largest that ran. ``throughput/<model>`` (LoRA on the
+demo's data, the model's shapes with the demo tokenizer's vocabulary): tokens per second of
+hptune's loop and of the Trainer backend for one seed, and seed-epochs per second of three
+seeds one after the other and together (``training.seeds_together``), with the largest
+relative difference of a seed's validation loss between the two.
 """
 
 from __future__ import annotations
@@ -128,6 +132,69 @@ def _memory(name: str, shape: dict[str, int], variant: tuple[str, str, bool], fo
     }
 
 
+def _throughput(name: str, shape: dict[str, int], folder: Path,
+                environment: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """hptune's loop against the Trainer (one seed), and three seeds in turn against
+    together, on the demo's data with the model's shapes (random weights)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from hptune.config import config_from_dict
+    from hptune.demo import ensure_demo
+    from hptune.hparams import HParams
+    from hptune.train import Runner
+    from hptune.train.together import train_together
+    from hptune.train.trainer import TrainerRunner
+
+    dry = environment["dry"]
+    dtype = "float32" if dry else "bfloat16"
+    tokenizer = AutoTokenizer.from_pretrained(ensure_demo() / "model")
+    directory = folder / f"{name}-weights"
+    torch.manual_seed(0)
+    config = LlamaConfig(**{**shape, "vocab_size": len(tokenizer)}, max_position_embeddings=4096)
+    AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype)).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    raw = {
+        "model": {"path": str(directory), "dtype": dtype},
+        "method": {"type": "lora", "target_modules": "all-linear", "dropout": 0.0},
+        "data": {"train": "demo://data/train.jsonl", "validation": "demo://data/validation.jsonl",
+                 "template": "Question: {question}\nAnswer: ", "response_field": "answer"},
+        "objective": {"seeds": 3},
+        "training": {"max_train_examples": 32 if dry else 512, "checkpoints": False,
+                     "max_validation_examples": 16 if dry else 64, "seeds_together": True},
+        "output_dir": str(folder / f"{name}-out"),
+    }  # fmt: skip
+    hp = HParams(learning_rate=1e-4, batch_size=8, gradient_accumulation_steps=1, epochs=1,
+                 warmup_ratio=0.0, weight_decay=0.0)  # fmt: skip
+    runner = Runner(config_from_dict(raw))
+    runner.train(hp, 0)  # untimed: the base loaded, the starting loss measured once
+    loop = runner.train(hp, 0)
+    by_trainer_config = {**raw["training"], "backend": "trainer", "seeds_together": False}
+    trainer = TrainerRunner(config_from_dict({**raw, "training": by_trainer_config}))
+    trainer.train(hp, 0)
+    by_trainer = trainer.train(hp, 0)
+    seeds = [0, 1, 2]
+    started = time.perf_counter()
+    alone = [runner.train(hp, s) for s in seeds]
+    sequential = time.perf_counter() - started
+    started = time.perf_counter()
+    stacked = train_together(runner, hp, seeds, [None] * 3)
+    together = time.perf_counter() - started
+    diff = max(abs(a.epochs[-1].eval_loss - b.epochs[-1].eval_loss) / abs(a.epochs[-1].eval_loss)
+               for a, b in zip(alone, stacked, strict=True))  # fmt: skip
+    return {
+        "examples": runner.data.n_train,
+        "batch_size": hp.batch_size,
+        "loop_tokens_per_second": round(loop.tokens_per_second, 1),
+        "trainer_tokens_per_second": round(by_trainer.tokens_per_second, 1),
+        "trainer_over_loop": round(by_trainer.tokens_per_second / loop.tokens_per_second, 3),
+        "seed_epochs_per_second_in_turn": round(len(seeds) / sequential, 4),
+        "seed_epochs_per_second_together": round(len(seeds) / together, 4),
+        "together_over_in_turn": round(sequential / together, 3),
+        "max_relative_difference": diff,
+    }
+
+
 def _build(directory: Path, method_type: str, checkpointing: bool) -> Any:
     """The model on the GPU with random weights: LoRA on a bfloat16 base, or on a 4-bit one."""
     import torch
@@ -171,6 +238,13 @@ def main() -> int:
                 except Exception as exc:  # a section that fails is said; the next one runs
                     _append(out, key, {"error": f"{type(exc).__name__}: {exc}"[:500]})
                 print(key, "done", flush=True)
+        for name, shape in shapes.items():
+            key = f"throughput/{name}"
+            try:
+                _append(out, key, _throughput(name, shape, Path(folder), environment))
+            except Exception as exc:  # said, as a memory section's failure is
+                _append(out, key, {"error": f"{type(exc).__name__}: {exc}"[:500]})
+            print(key, "done", flush=True)
     return 0
 
 

@@ -170,3 +170,8 @@ def test_the_gpu_check_runs_dry_without_a_gpu(tmp_path) -> None:
         assert all(r["measured_bytes"] is None for r in rows)  # nothing measured without CUDA
     plain, recomputed = (found[k]["batches"][1]["predicted_bytes"] for k in sections)
     assert recomputed < plain  # checkpointing keeps fewer activations
+    speed = found["throughput/llama-tiny"]  # hptune's real runs, on the CPU here
+    assert "error" not in speed, speed
+    assert speed["loop_tokens_per_second"] > 0 and speed["trainer_tokens_per_second"] > 0
+    assert speed["seed_epochs_per_second_together"] > 0
+    assert speed["max_relative_difference"] < 1e-3
