@@ -14,6 +14,8 @@
 #   pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 #   PYTHONPATH=/tmp/site:. HPTUNE_PYTHON=python3 bash scripts/gpu_check.sh --out $OUT/gpu.json
 # bitsandbytes (QLoRA) is about 105 MB: over a 64 MB carry, its section is then skipped.
+# The throughput sections read the demo's data through datasets (with pyarrow, ~45 MB more):
+# on an image without it they record the import error, and the memory sections stand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec "${HPTUNE_PYTHON:-.venv/bin/python}" scripts/gpu_check.py "$@"
