@@ -25,6 +25,10 @@ class TrialState:
         curve = self.best_so_far[seed_index]
         curve.append(value if not curve or self.better(value, curve[-1]) else curve[-1])
 
+    def has_reports(self, seed_indices: range) -> bool:
+        """Whether any of these seeds has reported an epoch."""
+        return any(i < len(self.best_so_far) and self.best_so_far[i] for i in seed_indices)
+
     def running_mean(self, seed_index: int, epoch: int) -> float:
         # Seeds that stopped early keep their best value for the later epochs.
         values = [c[min(epoch, len(c)) - 1] for c in self.best_so_far[: seed_index + 1] if c]

@@ -148,8 +148,10 @@ class SeedObjective:
         group: list[int],
         state: TrialState,
     ) -> list[RunResult]:
-        """Train the seeds of ``group`` (from index ``first`` of ``seeds``): one run, or
-        together in one loop, each seed still measured and reported as its own run."""
+        """Train the seeds of ``group`` (from index ``first`` of ``seeds``): together in one
+        loop, each seed still measured and reported as its own run; or in turn. Seeds that
+        run out of memory together before any report train in turn instead."""
+        from hptune.train.memory import is_out_of_memory
         from hptune.train.together import train_together
 
         indices = range(first, first + len(group))
@@ -157,22 +159,35 @@ class SeedObjective:
             self._emit(trial, hp, seed=seeds[index], seed_index=index, event="seed_start")
         if len(group) > 1:
             trial.set_user_attr(keys.SEEDS_TOGETHER, True)
-            callbacks = [self._epoch_callback(trial, hp, i, state) for i in indices]
-            return train_together(
-                self.runner, hp, group, callbacks,
-                evaluate_test=self.phase.evaluate_test, run_name=self._run_name(trial),
-                stopped=lambda: state.pruned,
-            )  # fmt: skip
+            try:
+                callbacks = [self._epoch_callback(trial, hp, i, state) for i in indices]
+                return train_together(
+                    self.runner, hp, group, callbacks,
+                    evaluate_test=self.phase.evaluate_test, run_name=self._run_name(trial),
+                    stopped=lambda: state.pruned,
+                )  # fmt: skip
+            except Exception as exc:
+                # The memory model's K was too many: one at a time may fit (this batch is no
+                # out-of-memory boundary). Once a seed has reported, its curve cannot restart.
+                if not is_out_of_memory(exc) or state.has_reports(indices):
+                    raise
+                self._emit(trial, hp, event="together_oom", message=str(exc)[:200])
+        runs: list[RunResult] = []
+        for index in indices:
+            runs.append(self._train_one(trial, hp, seeds[index], index, state))
+            if runs[-1].diverged or state.pruned:
+                break
+        return runs
+
+    def _train_one(
+        self, trial: optuna.Trial, hp: HParams, seed: int, index: int, state: TrialState
+    ) -> RunResult:
+        """One seed's run (going on from a failed trial's checkpoints when this retries it)."""
         retry_of = trial.storage.get_trial_system_attrs(trial_id(trial)).get(keys.RETRY_OF)
-        run = self.runner.train(
-            hp,
-            group[0],
-            on_epoch=self._epoch_callback(trial, hp, first, state),
-            evaluate_test=self.phase.evaluate_test,
-            run_name=self._run_name(trial),
-            resume_from=self._checkpoints_of(retry_of, group[0]),
-        )
-        return [run]
+        return self.runner.train(hp, seed, on_epoch=self._epoch_callback(trial, hp, index, state),
+                                 evaluate_test=self.phase.evaluate_test,
+                                 run_name=self._run_name(trial),
+                                 resume_from=self._checkpoints_of(retry_of, seed))  # fmt: skip
 
     def _record(
         self, trial: optuna.Trial, hp: HParams, runs: list[RunResult], state: TrialState

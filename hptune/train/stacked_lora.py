@@ -77,7 +77,7 @@ class StackedLoRALinear(nn.Module):
         keep = 1.0 - self.dropout
         if self.streams is None:
             return nn.functional.dropout(rows, self.dropout, training=True)
-        return rows * self.streams.masks(rows, keep) / keep
+        return rows.masked_fill(self.streams.dropped(rows, keep), 0.0) / keep
 
 
 class SeedStreams:
@@ -97,17 +97,19 @@ class SeedStreams:
         #: the stacked length.
         self.lengths: list[int] | None = None
 
-    def masks(self, rows: torch.Tensor, keep: float) -> torch.Tensor:
-        """Keep-masks for ``rows`` (``[K, b x T, features]``, seed k's tokens in block k)."""
+    def dropped(self, rows: torch.Tensor, keep: float) -> torch.Tensor:
+        """Where ``rows`` (``[K, b x T, features]``, seed k's tokens in block k) are dropped,
+        as a boolean mask (one byte a value, as peft's dropout keeps)."""
         k = len(self.generators)
         lengths = self.lengths or [0] * k
         length = max(lengths) or 1
-        blocks = rows.reshape(k, -1, length, rows.shape[-1])  # [K, b, T, features]
-        masks = []
-        for generator, own, block in zip(self.generators, lengths, blocks, strict=True):
-            mask = torch.empty_like(block[:, : own or length]).bernoulli_(keep, generator=generator)
-            masks.append(nn.functional.pad(mask, (0, 0, 0, length - mask.shape[1])))
-        return torch.stack(masks).reshape(rows.shape)
+        shape = (k, rows.shape[1] // length, length, rows.shape[-1])  # [K, b, T, features]
+        drop = torch.zeros(shape, dtype=torch.bool, device=rows.device)
+        for index, (generator, own) in enumerate(zip(self.generators, lengths, strict=True)):
+            own = own or length
+            draws = torch.rand((shape[1], own, shape[3]), generator=generator, device=rows.device)
+            drop[index, :, :own] = draws >= keep
+        return drop.reshape(rows.shape)
 
 
 def lora_layers(model: nn.Module) -> list[tuple[str, Any]]:
@@ -121,8 +123,10 @@ def lora_layers(model: nn.Module) -> list[tuple[str, Any]]:
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
     for name, layer in layers:
         adapter = layer.active_adapters[0]
-        if adapter not in layer.lora_A or getattr(layer, "lora_variant", {}).get(adapter):
-            raise ValueError(f"{name}: only plain LoRA linear adapters train together")
+        plain = adapter in layer.lora_A and not getattr(layer, "lora_variant", {}).get(adapter)
+        if not plain or getattr(layer, "lora_bias", {}).get(adapter):
+            raise ValueError(f"{name}: only plain LoRA linear adapters (no DoRA, no LoRA bias, "
+                             "no embedding) train together")  # fmt: skip
     return layers
 
 

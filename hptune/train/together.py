@@ -13,7 +13,8 @@ model, which is measured, checkpointed and reported exactly as one seed's run is
 
 What it does not do: resume from a checkpoint (its checkpoints hold weights, not the
 optimizer: a retried trial trains again from the start); a seed stopped early still rides
-along in the stack (its results are final, its compute is spent) until every seed stops.
+along in the stack (its results are final; the stack's time goes to the seeds still
+training) until every seed stops.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ __all__ = ["seeds_per_step", "train_together", "trains_together"]
 def trains_together(runner: RunnerBase, seeds: Sequence[int]) -> bool:
     """Whether ``runner`` trains ``seeds`` together: the configuration asks for it and allows
     it (`hptune.config.trains_together`), the backend can, there are two seeds or more, and
-    this is a single process (a data-parallel launch trains one seed at a time).
+    this is a single process not in float16 (a data-parallel launch, and float16's one loss
+    scaler, train one seed at a time).
 
     Args:
         runner: The run's trainer.
@@ -51,9 +53,13 @@ def trains_together(runner: RunnerBase, seeds: Sequence[int]) -> bool:
     from hptune.train._parallel import is_data_parallel
 
     config = runner.config
+    from hptune.train.arguments import mixed_precision
+
     stacks = getattr(runner, "stacks_seeds", False)  # a runner of your own may not say
     wanted = configured(config.method, config.training, len(seeds))
-    return bool(stacks and wanted and not is_data_parallel())
+    # float16's loss scaling is one scaler for all: an overflow in one seed would skip all
+    alone = is_data_parallel() or mixed_precision() == "fp16"
+    return bool(stacks and wanted and not alone)
 
 
 def seeds_per_step(runner: RunnerBase, hp: HParams, seeds: Sequence[int]) -> int:
@@ -105,42 +111,29 @@ def train_together(
     """
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
     from transformers import get_scheduler
 
     from hptune.train.arguments import mixed_precision, scheduler_kwargs
-    from hptune.train.loop import build_adamw
-    from hptune.train.stacked_lora import SeedStreams, StackedAdapters
+    from hptune.train.loop import accepts_loss_kwargs, build_adamw
 
     training = runner.config.training
     accelerator = Accelerator(mixed_precision=mixed_precision(), cpu=not torch.cuda.is_available())
     accelerator.gradient_state.sync_gradients = True  # as the loop: it accumulates itself
     dirs = [runner.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
             for seed in seeds]  # fmt: skip
-    # Each seed's adapter starts as its own run's does: the global state seeded, then built.
-    adapters, model = [], None
-    for seed in seeds:
-        if model is not None:
-            runner.release_run_model(model)
-        set_seed(seed)
-        model = runner.load_run_model(hp)
-        adapters.append(StackedAdapters.adapter_of(model))
-    assert model is not None
-    model = model.to(accelerator.device)
-    streams = SeedStreams([torch.Generator(accelerator.device).manual_seed(s) for s in seeds])
-    device = accelerator.device
-    on_device = [[(a.to(device), b.to(device)) for a, b in seed] for seed in adapters]
-    stack = StackedAdapters(model, on_device, streams)
-    set_seed(seeds[0])  # the base's own dropout, if it has any, draws from the global state
     loaders = runner.eval_loaders(hp, accelerator.device, test=evaluate_test)
     results = [RunResult(seed=s) for s in seeds]
+    built: list[Any] = []  # the peft model and its stack, once loaded: released in any case
     try:
-        initial = runner.initial_loss(stack.seed_model(0), loaders)
-        for result in results:
-            result.initial_eval_loss = initial
+        stack = _stack(runner, hp, seeds, accelerator.device, built)
         trained = stack.stacked()
         optimizer = build_adamw(trained, hp, training.optim, {**training.args, **dict(hp.args)})
         trained, optimizer = accelerator.prepare(trained, optimizer)
+        # measured as the loop measures it: after prepare (its autocast), before any step
+        initial = runner.initial_loss(stack.seed_model(0), loaders)
+        for result in results:
+            result.initial_eval_loss = initial
+        stack.stacked()
         data = _SeedData(runner, hp, seeds)
         steps = math.ceil(len(data) / hp.gradient_accumulation_steps) * hp.epochs
         scheduler = get_scheduler(
@@ -150,16 +143,44 @@ def train_together(
         )  # fmt: skip
         loop = _Loop(runner, hp, stack, optimizer, scheduler, data, results,
                      [DivergenceWatch(start=initial) for _ in seeds], accelerator)  # fmt: skip
+        loop.loss_kwargs = accepts_loss_kwargs(stack.model)
         for epoch in range(1, hp.epochs + 1):
             if not loop.epoch(epoch, trained):
                 break
             if not loop.close(epoch, loaders, on_epoch, dirs, stopped):
                 break
     finally:
-        stack.seed_model(0)  # the peft layers back in place, for the base's release
+        if len(built) > 1:
+            built[1].seed_model(0)  # the peft layers back in place, for the base's release
         accelerator.free_memory()
-        runner.release_run_model(model)
+        if built:
+            runner.release_run_model(built[0])
     return results
+
+
+def _stack(runner: RunnerBase, hp: HParams, seeds: Sequence[int], device: Any,
+           built: list[Any]) -> Any:  # fmt: skip
+    """The seeds' adapters stacked on one peft model, each initialised as its own run's (the
+    global random state seeded, then the adapter built); ``built`` gets the model, then the
+    stack, as soon as each exists (the caller releases them whatever fails)."""
+    import torch
+    from accelerate.utils import set_seed
+
+    from hptune.train.stacked_lora import SeedStreams, StackedAdapters
+
+    adapters = []
+    for seed in seeds:
+        if built:
+            runner.release_run_model(built.pop())  # one model at a time, even at the peak
+        set_seed(seed)
+        built.append(runner.load_run_model(hp))
+        adapters.append(StackedAdapters.adapter_of(built[0]))
+    model = built[0].to(device)
+    streams = SeedStreams([torch.Generator(device).manual_seed(s) for s in seeds])
+    on_device = [[(a.to(device), b.to(device)) for a, b in seed] for seed in adapters]
+    built.append(StackedAdapters(model, on_device, streams))
+    set_seed(seeds[0])  # the base's own dropout, if it has any, draws from the global state
+    return built[1]
 
 
 class _SeedData:
@@ -197,7 +218,7 @@ class _Loop:
         self.results, self.watches, self.accelerator = results, watches, accelerator
         self.active = [True] * len(results)
         self.train_losses: list[float] = [0.0] * len(results)
-        self.seconds = 0.0  # of the whole stack; each seed is given its share
+        self.loss_kwargs = True  # whether the model takes num_items_in_batch (the loop's test)
 
     def epoch(self, epoch: int, model: Any) -> bool:
         """Train one epoch of every seed; False when a seed diverged (the trial ends)."""
@@ -218,9 +239,9 @@ class _Loop:
                                        for s in range(k)]).clamp(min=1)  # fmt: skip
                 for micro, step in enumerate(window, start=1):
                     raise_if_interrupted()
-                    losses = self._backward(model, step, n_items)
+                    losses, token_sums = self._backward(model, step, n_items, len(window))
                     sums += losses.detach().double()
-                    if not self._watch(step, (losses * n_items).detach(), epoch, micro):
+                    if not self._watch(step, token_sums, epoch, micro):
                         return False
                 if hp.max_grad_norm:
                     clip_per_seed(self.stack.parameters(), hp.max_grad_norm)
@@ -229,15 +250,20 @@ class _Loop:
                 self.optimizer.zero_grad()
                 n_steps += 1
         finally:
-            self.seconds += time.perf_counter() - start
-            for result in self.results:  # the stack's time, shared alike
-                result.seconds = self.seconds / k
+            spent = time.perf_counter() - start
+            # the stack's time, on the seeds still training (a stopped one rides for free)
+            training = [r for r, on in zip(self.results, self.active, strict=True) if on]
+            for result in training or self.results:
+                result.seconds += spent / len(training or self.results)
         self.train_losses = [float(s) / max(n_steps, 1) for s in sums]
         return True
 
-    def _backward(self, model: Any, step: list[dict[str, Any]], n_items: Any) -> Any:
-        """One forward and backward over the K sub-batches; each seed's share of its window's
-        mean token loss (a seed stopped early adds nothing)."""
+    def _backward(
+        self, model: Any, step: list[dict[str, Any]], n_items: Any, window: int
+    ) -> tuple[Any, Any]:
+        """One forward and backward over the K sub-batches: each seed's share of its
+        window's mean token loss (a seed stopped early adds nothing), as the loop's; and each
+        seed's token loss sum over its sub-batch, for the divergence watch."""
         import torch
 
         from hptune.train.stacked_lora import stacked_batch
@@ -247,18 +273,25 @@ class _Loop:
             self.stack.streams.lengths = [int(sub["input_ids"].shape[1]) for sub in step]
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         k = len(step)
-        shifted, targets = logits[:, :-1].float(), batch["labels"][:, 1:]
+        # the labels shifted, not the logits (no copy of them), as transformers' causal-LM loss
+        targets = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=-100)
+        logits = logits.float()
         tokens = torch.nn.functional.cross_entropy(
-            shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1), reduction="none"
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
         ).reshape(k, -1)
-        losses = tokens.sum(dim=1) / n_items
+        sums = tokens.sum(dim=1)
+        if self.loss_kwargs:  # token sum / the window's tokens
+            losses = sums / n_items
+        else:  # a model without loss kwargs: its batch mean, as the Trainer (and the loop)
+            own = torch.stack([_targets(sub) for sub in step]).clamp(min=1)
+            losses = sums / own / window
         active = torch.tensor(self.active, device=losses.device, dtype=losses.dtype)
         self.accelerator.backward((losses * active).sum())
         for s, (result, sub) in enumerate(zip(self.results, step, strict=True)):
             if self.active[s]:
                 result.train_examples += int(sub["input_ids"].shape[0])
                 result.train_tokens += int(sub["attention_mask"].sum())
-        return losses
+        return losses, sums.detach()
 
     def _watch(self, step: list[dict[str, Any]], token_sums: Any, epoch: int, micro: int) -> bool:
         """Each active seed's batch mean token loss to its watch; False once one diverged."""

@@ -98,6 +98,9 @@ def test_a_seed_stops_alone_and_the_trial_stops_all(runner: Runner) -> None:
     runs = train_together(runner, hp, [0, 1, 2], [None, stop_after(1), None])
     assert [len(r.epochs) for r in runs] == [3, 1, 3]
     assert [r.stopped_early for r in runs] == [False, True, False]
+    # the stack's time goes to the seeds still training: a stopped seed rides for free
+    assert runs[1].seconds < runs[0].seconds == runs[2].seconds
+    assert runs[1].train_examples * 3 == runs[0].train_examples
     pruned = {"now": False}
 
     def prune_at_two(seed, metrics):
@@ -147,11 +150,16 @@ def test_as_many_seeds_train_together_as_the_memory_limit_fits(demo_path, tmp_pa
     assert seeds_per_step(unbounded, HP.replace(batch_size=64), [0, 1, 2]) == 3
 
 
-def test_only_runs_that_can_train_together_do(demo_path, tmp_path) -> None:
+def test_only_runs_that_can_train_together_do(demo_path, tmp_path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match="cannot train together: backend trainer"):
         config_from_dict(_raw(tmp_path, backend="trainer"))
     with pytest.raises(ConfigError, match="cannot train together: full fine-tuning"):
         config_from_dict({**_raw(tmp_path), "method": {"type": "full"}})
+    with pytest.raises(ConfigError, match="cannot train together: QLoRA's 4-bit base"):
+        config_from_dict({**_raw(tmp_path), "method": {"type": "qlora"}})
+    biased = {"type": "lora", "lora": {"lora_bias": True}}
+    with pytest.raises(ConfigError, match="cannot train together: a LoRA bias"):
+        config_from_dict({**_raw(tmp_path), "method": biased})
     auto = config_from_dict(_raw(tmp_path, backend="trainer", seeds_together="auto"))
     assert auto.training.seeds_together == "auto"
     from hptune.train.trainer import TrainerRunner
@@ -161,6 +169,26 @@ def test_only_runs_that_can_train_together_do(demo_path, tmp_path) -> None:
     assert trains_together(runner, [0, 1]) and not trains_together(runner, [0])
     off = Runner(config_from_dict(_raw(tmp_path, seeds_together=False)))
     assert not trains_together(off, [0, 1])
+    # float16 (a T4, a V100): one loss scaler for all seeds, so one after the other
+    monkeypatch.setattr("hptune.train.arguments.mixed_precision", lambda: "fp16")
+    assert not trains_together(runner, [0, 1])
+
+
+def test_seeds_out_of_memory_together_train_in_turn(demo_path, tmp_path, monkeypatch) -> None:
+    import torch
+
+    from hptune import keys, run
+
+    def too_many(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("hptune.train.together.train_together", too_many)
+    raw = _raw(tmp_path, batch_size=8, gradient_accumulation_steps=1, epochs=1)
+    raw["phases"] = {"run": ["baseline"]}
+    result = run(config_from_dict(raw))
+    [trial] = result.study("baseline").trials
+    assert trial.user_attrs[keys.STATUS] == "ok" and keys.OOM not in trial.user_attrs
+    assert [r["seed"] for r in trial.user_attrs[keys.RUNS]] == [0, 1, 2]
 
 
 def test_a_run_with_seeds_together_stores_what_one_seed_after_the_other_stores(
