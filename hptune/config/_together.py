@@ -34,14 +34,11 @@ def why_not_together(method: MethodConfig, training: TrainingConfig) -> str | No
         (training.eval_steps is not None, "looks within an epoch (training.eval_steps) "
          "measure one seed at a time"),
         (bool(training.report_to), "trackers (training.report_to) log one seed's run each"),
-        (method.type == "qlora", "QLoRA's 4-bit base is prepared with gradient "
-         "checkpointing, whose recomputed steps would draw other dropout masks"),
         (bool(method.lora.get("use_dora")), "DoRA (method.lora.use_dora) is no plain LoRA"),
         (bool(method.lora.get("lora_bias")), "a LoRA bias (method.lora.lora_bias) is no "
          "plain LoRA"),
         (method.type == "lora" and not method.reuses_base(), "method.lora trains or rewrites "
          "base weights (modules_to_save, bias, PiSSA or LoftQ)"),
-        (training.gradient_checkpointing, "gradient checkpointing is for one seed's steps"),
     ]  # fmt: skip
     return next((why for blocked, why in reasons if blocked), None)
 

@@ -26,8 +26,6 @@ __all__ = [
     "StackedLoRALinear",
     "clip_per_seed",
     "lora_layers",
-    "seed_losses",
-    "stack_adapters",
     "stacked_batch",
 ]
 
@@ -77,7 +75,7 @@ class StackedLoRALinear(nn.Module):
         keep = 1.0 - self.dropout
         if self.streams is None:
             return nn.functional.dropout(rows, self.dropout, training=True)
-        return rows.masked_fill(self.streams.dropped(rows, keep), 0.0) / keep
+        return rows.masked_fill(self.streams.dropped(rows, keep, id(self)), 0.0) / keep
 
 
 class SeedStreams:
@@ -85,7 +83,9 @@ class SeedStreams:
 
     Seed k's masks are drawn from its own generator at the shape its own batch has (``b``
     rows of its own padded length), then padded to the stacked batch's length: so what
-    trains beside a seed changes none of its masks.
+    trains beside a seed changes none of its masks. A layer's masks are kept for the step
+    (`new_step` clears them): gradient checkpointing runs a layer's forward again in the
+    backward pass, and must drop what the forward dropped.
 
     Args:
         generators: One random generator per seed, on the model's device.
@@ -96,10 +96,22 @@ class SeedStreams:
         #: Each seed's own padded length in the current step (set by the loop); None: all
         #: the stacked length.
         self.lengths: list[int] | None = None
+        self._drawn: dict[int, torch.Tensor] = {}  # this step's masks, by layer
 
-    def dropped(self, rows: torch.Tensor, keep: float) -> torch.Tensor:
-        """Where ``rows`` (``[K, b x T, features]``, seed k's tokens in block k) are dropped,
-        as a boolean mask (one byte a value, as peft's dropout keeps)."""
+    def new_step(self, lengths: list[int]) -> None:
+        """A new forward pass over batches of these lengths: new masks."""
+        self.lengths = lengths
+        self._drawn = {}
+
+    def dropped(self, rows: torch.Tensor, keep: float, layer: int) -> torch.Tensor:
+        """Where ``rows`` (``[K, b x T, features]``, seed k's tokens in block k) are dropped
+        in ``layer`` this step, as a boolean mask (one byte a value, as peft's dropout)."""
+        if layer in self._drawn:  # the layer's forward again (gradient checkpointing)
+            return self._drawn[layer]
+        self._drawn[layer] = self._draw(rows, keep)
+        return self._drawn[layer]
+
+    def _draw(self, rows: torch.Tensor, keep: float) -> torch.Tensor:
         k = len(self.generators)
         lengths = self.lengths or [0] * k
         length = max(lengths) or 1
@@ -193,60 +205,6 @@ class StackedAdapters:
                 layer.lora_B[adapter].weight.copy_(stacked.lora_B[k])
                 setattr(parent, child, layer)
         return self.model
-
-
-def stack_adapters(base: nn.Module, adapters: list[dict[str, torch.Tensor]], scaling: float) -> int:
-    """Put K seeds' LoRA adapters on ``base`` (frozen) as `StackedLoRALinear` layers.
-
-    Args:
-        base: The plain model (no peft wrapper); its weights are frozen here.
-        adapters: Each seed's adapter as peft saves it (``...q_proj.lora_A.weight`` names,
-            as ``get_peft_model_state_dict`` gives them), the same modules for every seed.
-        scaling: ``alpha / r``.
-
-    Returns:
-        How many layers were adapted.
-    """
-    for parameter in base.parameters():
-        parameter.requires_grad_(False)
-    prefix = "base_model.model."
-    modules = sorted({name.removeprefix(prefix).rsplit(".lora_A", 1)[0]
-                      for name in adapters[0] if ".lora_A" in name})  # fmt: skip
-    for name in modules:
-        parent_name, _, child = name.rpartition(".")
-        parent = base.get_submodule(parent_name)
-        linear = getattr(parent, child)
-        a = torch.stack([_weight(adapter, name, "lora_A") for adapter in adapters])
-        b = torch.stack([_weight(adapter, name, "lora_B") for adapter in adapters])
-        setattr(parent, child, StackedLoRALinear(linear, a, b, scaling))
-    return len(modules)
-
-
-def _weight(adapter: dict[str, torch.Tensor], module: str, which: str) -> torch.Tensor:
-    for key in (f"base_model.model.{module}.{which}.weight", f"{module}.{which}.weight"):
-        if key in adapter:
-            return adapter[key]
-    raise KeyError(f"{module}.{which} is missing from an adapter")
-
-
-def seed_losses(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """Each seed's mean token loss (the shifted causal-LM loss over its block of the batch).
-
-    Args:
-        logits: ``[K * b, T, vocab]``.
-        labels: ``[K * b, T]``, ``-100`` where nothing trains.
-        k: K.
-
-    Returns:
-        ``[K]`` losses; their sum is what the backward pass takes.
-    """
-    shifted = logits[:, :-1].float()
-    targets = labels[:, 1:]
-    tokens = nn.functional.cross_entropy(
-        shifted.reshape(-1, shifted.shape[-1]), targets.reshape(-1), reduction="none"
-    ).reshape(k, -1)
-    counted = (targets != -100).reshape(k, -1).sum(dim=1).clamp(min=1)
-    return tokens.sum(dim=1) / counted
 
 
 def stacked_batch(batches: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:

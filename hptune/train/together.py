@@ -51,10 +51,9 @@ def trains_together(runner: RunnerBase, seeds: Sequence[int]) -> bool:
     """
     from hptune.config._together import trains_together as configured
     from hptune.train._parallel import is_data_parallel
-
-    config = runner.config
     from hptune.train.arguments import mixed_precision
 
+    config = runner.config
     stacks = getattr(runner, "stacks_seeds", False)  # a runner of your own may not say
     wanted = configured(config.method, config.training, len(seeds))
     # float16's loss scaling is one scaler for all: an overflow in one seed would skip all
@@ -270,7 +269,7 @@ class _Loop:
 
         batch = stacked_batch(step, self.data.pad_id)
         if self.stack.streams is not None:  # each seed's masks at its own batch's length
-            self.stack.streams.lengths = [int(sub["input_ids"].shape[1]) for sub in step]
+            self.stack.streams.new_step([int(sub["input_ids"].shape[1]) for sub in step])
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         k = len(step)
         # the labels shifted, not the logits (no copy of them), as transformers' causal-LM loss

@@ -1,14 +1,13 @@
-"""Seeds together (prototype): K adapters stacked over one frozen base compute, for each
-seed's block of the batch, what that seed's own peft adapter computes, and train each seed as
-its own optimizer would."""
+"""Stacked LoRA layers: K adapters over one frozen base compute, for each seed's block of the
+batch, what that seed's own peft adapter computes, and give each adapter its own gradient."""
 
 from __future__ import annotations
 
 import torch
-from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from hptune.train.stacked_lora import StackedLoRALinear, seed_losses, stack_adapters
+from hptune.train.stacked_lora import StackedAdapters, StackedLoRALinear, clip_per_seed
 
 
 def _peft(model_dir: str, seed: int):
@@ -22,29 +21,39 @@ def _peft(model_dir: str, seed: int):
     return model
 
 
+def _token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    shifted = logits[:, :-1].reshape(-1, logits.shape[-1])
+    return torch.nn.functional.cross_entropy(shifted, labels[:, 1:].reshape(-1), reduction="sum")
+
+
 def test_each_seed_s_block_gets_its_own_adapter_s_output_and_gradient(demo_path) -> None:
     model_dir = str(demo_path / "model")
     seeds = [_peft(model_dir, seed) for seed in (0, 1, 2)]
-    adapters = [get_peft_model_state_dict(m) for m in seeds]
-    stacked = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    assert stack_adapters(stacked, adapters, 8 / 4) > 0
+    host = _peft(model_dir, 7)  # the model the stack lives in: its own adapter is replaced
+    stack = StackedAdapters(host, [StackedAdapters.adapter_of(m) for m in seeds])
+    stacked = stack.stacked()
     assert any(isinstance(m, StackedLoRALinear) for m in stacked.modules())
     ids = torch.randint(5, 200, (3, 2, 12), generator=torch.Generator().manual_seed(0))
-    labels = ids.clone()
     logits = stacked(input_ids=ids.reshape(6, 12)).logits
-    losses = seed_losses(logits, labels.reshape(6, 12), 3)
-    losses.sum().backward()
+    sum(_token_losses(logits[2 * k : 2 * k + 2], ids[k]) for k in range(3)).backward()
     for k, model in enumerate(seeds):
         own = model(input_ids=ids[k]).logits
         assert torch.allclose(logits[2 * k : 2 * k + 2], own, atol=1e-5)
-        own_loss = seed_losses(own, labels[k], 1)
-        assert torch.allclose(losses[k], own_loss[0], atol=1e-6)
-        own_loss.sum().backward()
-        grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-        [a_grad] = [
-            g
-            for n, g in grads.items()
-            if n.endswith("layers.0.self_attn.q_proj.lora_A.default.weight")
-        ]
-        layer = stacked.get_submodule("model.layers.0.self_attn.q_proj")
-        assert torch.allclose(layer.lora_A.grad[k], a_grad, atol=1e-6)
+        _token_losses(own, ids[k]).backward()
+        [a_grad] = [p.grad for n, p in model.named_parameters()
+                    if n.endswith("layers.0.self_attn.q_proj.lora_A.default.weight")]  # fmt: skip
+        layer = stacked.get_submodule("base_model.model.model.layers.0.self_attn.q_proj")
+        assert torch.allclose(layer.lora_A.grad[k], a_grad, atol=1e-5)
+    # each seed back in the peft model: its own adapter's output again
+    for k, model in enumerate(seeds):
+        alone = stack.seed_model(k)(input_ids=ids[k]).logits
+        assert torch.allclose(alone, model(input_ids=ids[k]).logits, atol=1e-5)
+
+
+def test_each_seed_is_clipped_by_its_own_norm() -> None:
+    a = torch.nn.Parameter(torch.zeros(2, 3))
+    a.grad = torch.tensor([[3.0, 4.0, 0.0], [0.3, 0.4, 0.0]])  # norms 5 and 0.5
+    norms = clip_per_seed([a], 1.0)
+    assert torch.allclose(norms, torch.tensor([5.0, 0.5]))
+    assert torch.allclose(a.grad[0].norm(), torch.tensor(1.0), atol=1e-5)
+    assert torch.allclose(a.grad[1], torch.tensor([0.3, 0.4, 0.0]))  # under the norm: kept

@@ -89,6 +89,19 @@ def test_with_dropout_the_seeds_means_agree_within_noise(dropout_runner: Runner)
     assert abs(gap) < 3 * noise
 
 
+def test_gradient_checkpointing_drops_what_the_forward_dropped(demo_path, tmp_path) -> None:
+    # Recomputed in the backward pass, a layer must drop the same inputs as in the forward
+    # (QLoRA's prepared base checkpoints too): the same seeds train alike with and without.
+    hp = HP.replace(epochs=1)
+    plain = Runner(config_from_dict(_raw(tmp_path / "plain", dropout=0.1, checkpoints=False)))
+    again = _raw(tmp_path / "again", dropout=0.1, checkpoints=False, gradient_checkpointing=True)
+    recomputed = Runner(config_from_dict(again))
+    without = train_together(plain, hp, [0, 1], [None, None])
+    with_it = train_together(recomputed, hp, [0, 1], [None, None])
+    for a, b in zip(without, with_it, strict=True):
+        assert b.epochs[0].eval_loss == pytest.approx(a.epochs[0].eval_loss, rel=1e-5)
+
+
 def test_a_seed_stops_alone_and_the_trial_stops_all(runner: Runner) -> None:
     hp = HP.replace(epochs=3)
 
@@ -155,8 +168,6 @@ def test_only_runs_that_can_train_together_do(demo_path, tmp_path, monkeypatch) 
         config_from_dict(_raw(tmp_path, backend="trainer"))
     with pytest.raises(ConfigError, match="cannot train together: full fine-tuning"):
         config_from_dict({**_raw(tmp_path), "method": {"type": "full"}})
-    with pytest.raises(ConfigError, match="cannot train together: QLoRA's 4-bit base"):
-        config_from_dict({**_raw(tmp_path), "method": {"type": "qlora"}})
     biased = {"type": "lora", "lora": {"lora_bias": True}}
     with pytest.raises(ConfigError, match="cannot train together: a LoRA bias"):
         config_from_dict({**_raw(tmp_path), "method": biased})
