@@ -19,17 +19,27 @@ def start(study: optuna.Study, epochs: int = 2, **user_attrs: object) -> optuna.
 
 
 def train(
-    study: optuna.Study, trial: optuna.Trial, curves: dict[int, list[float]], *, finish: bool = True
+    study: optuna.Study,
+    trial: optuna.Trial,
+    curves: dict[int, list[float]],
+    *,
+    finish: bool = True,
+    together: bool = False,
 ) -> str:
-    """Report every seed's curve in order, seeds one after the other, as hptune does."""
+    """Report every seed's curve in order, seeds one after the other as hptune does, or side
+    by side, epoch by epoch, as its seeds trained together do."""
     stride = trial.params["epochs"]
-    for index, (seed, values) in enumerate(curves.items()):
-        for epoch, value in enumerate(values, start=1):
-            report_seed_epoch(trial, seed, value)
-            trial.report(value, index * stride + epoch)
-            if trial.should_prune():
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                return "pruned"
+    reports = [(index, seed, epoch, value) for index, (seed, values) in enumerate(curves.items())
+               for epoch, value in enumerate(values, start=1)]  # fmt: skip
+    if together:
+        trial.set_user_attr(keys.SEEDS_TOGETHER, True)
+        reports.sort(key=lambda r: (r[2], r[0]))
+    for index, seed, epoch, value in reports:
+        report_seed_epoch(trial, seed, value)
+        trial.report(value, index * stride + epoch)
+        if trial.should_prune():
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return "pruned"
     if finish:
         study.tell(trial, sum(v[-1] for v in curves.values()) / len(curves))
     return "complete" if finish else "running"
@@ -210,31 +220,13 @@ def test_looks_within_epochs_are_positions_compared_only_with_as_many_looks() ->
     assert train(other, start(other, **{keys.LOOKS_PER_EPOCH: 2}), behind) == "complete"
 
 
-def train_together(study: optuna.Study, trial: optuna.Trial, curves: dict[int, list[float]],
-                   *, finish: bool = True) -> str:  # fmt: skip
-    """Report the seeds side by side, epoch by epoch, as hptune's seeds trained together do."""
-    trial.set_user_attr(keys.SEEDS_TOGETHER, True)
-    stride = trial.params["epochs"]
-    for epoch in range(1, max(len(v) for v in curves.values()) + 1):
-        for index, (seed, values) in enumerate(curves.items()):
-            if epoch <= len(values):
-                report_seed_epoch(trial, seed, values[epoch - 1])
-                trial.report(values[epoch - 1], index * stride + epoch)
-                if trial.should_prune():
-                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                    return "pruned"
-    if finish:
-        study.tell(trial, sum(v[-1] for v in curves.values()) / len(curves))
-    return "complete" if finish else "running"
-
-
 def test_seeds_reported_side_by_side_keep_one_curve_each_and_prune_alike() -> None:
     study = study_with_references(epoch_pruner())
-    assert train_together(study, start(study), {0: [3.5, 2.8], 1: [3.5, 2.8]}) == "pruned"
+    assert train(study, start(study), {0: [3.5, 2.8], 1: [3.5, 2.8]}, together=True) == "pruned"
     # pruned at seed 0's epoch 2, once both seeds had their first epoch
     assert seed_curves(study.trials[-1]) == [(0, [3.5, 2.8]), (1, [3.5])]
     level = {s: [v + 0.01 for v in c] for s, c in REFERENCE.items()}
-    assert train_together(study, start(study), level) == "complete"
+    assert train(study, start(study), level, together=True) == "complete"
     assert seed_curves(study.trials[-1]) == [(s, c) for s, c in level.items()]
 
 
@@ -243,7 +235,7 @@ def test_a_reference_training_its_seeds_together_is_waited_for_on_every_seed() -
     running = start(study)
     # side by side, every seed at epoch 1: none of them has ended, unlike seeds one after
     # the other, where seeds 0 and 1 would count as finished (stopped early) here
-    train_together(study, running, {0: [3.0], 1: [3.2], 2: [3.1]}, finish=False)
+    train(study, running, {0: [3.0], 1: [3.2], 2: [3.1]}, finish=False, together=True)
     behind = start(study)
     assert train(study, behind, {0: [3.5, 2.8]}, finish=False) == "running"
     for seed, value in ((0, 2.0), (1, 2.4), (2, 2.2)):
