@@ -81,7 +81,7 @@ def measure_backend(config: Any, backend: str) -> tuple[list[float], list[float]
     from transformers import TrainerCallback
 
     from hptune.pipeline import resolve_hparams, run_phase
-    from hptune.train.trainer import TrainerRunner
+    from hptune.train.backends import RUNNERS
 
     marks: list[tuple[str, float]] = []
 
@@ -94,7 +94,7 @@ def measure_backend(config: Any, backend: str) -> tuple[list[float], list[float]
                 marks.append(("step", time.perf_counter()))
                 self.first = False
 
-    class Timed(TrainerRunner):
+    class Timed(RUNNERS[backend]):  # type: ignore[misc,valid-type]
         def train(self, *args: Any, **kwargs: Any) -> Any:
             marks.append(("start", time.perf_counter()))
             try:

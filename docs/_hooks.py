@@ -34,9 +34,9 @@ def on_page_markdown(markdown: str, page: Any = None, **_: Any) -> str:
 
 def demo_report_section(phase: str, page_dir: str = "") -> str:
     """The demo report's section for ``phase``, its figure links made relative to the page."""
-    from hptune.report._document import _TITLES  # the report's own headings
+    from hptune.phases import PHASES  # each phase's title: the report's own headings
 
-    titles = {"summary": "Summary", **_TITLES}
+    titles = {"summary": "Summary", **{name: phase.title for name, phase in PHASES.items()}}
     if phase not in titles:
         raise ValueError(f"no such phase in the report: {phase=}; one of {list(titles)}")
     sections = re.split(r"^## ", DEMO_REPORT.read_text(encoding="utf-8"), flags=re.M)
@@ -77,10 +77,16 @@ def configuration_reference() -> str:
                 rows.append(f"| `{prefix}{name}` | section or None | `None` (off) | {comment} "
                             f"(its keys: [`{prefix}{name}`](#{prefix}{name}).) |")  # fmt: skip
                 continue
-            default = "required" if field.is_required() else f"`{field.get_default()!r}`"
+            default = (
+                "required"
+                if field.is_required()
+                else f"`{field.get_default(call_default_factory=True)!r}`"
+            )
             kind = _type_name(annotation)
             comment = comments[model.__module__].get((model.__name__, name), "")
             rows.append(f"| `{prefix}{name}` | {kind} | {default} | {comment} |")
+        if model is config.PhasesConfig:  # each registered phase's section, by its name
+            nested += [(m, f"{prefix}{n}.") for n, m in config.phase_section_models().items()]
         doc = inspect.getdoc(model) or ""
         title = prefix.rstrip(".") or "top level"
         table = "| key | type | default | meaning |\n|---|---|---|---|\n" + "\n".join(rows)

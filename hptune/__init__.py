@@ -6,6 +6,7 @@ name that needs them (``hptune.run``, ``hptune.load_config``, ...).
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from hptune.exceptions import (
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
         Decision,
         EpochsPhase,
         LearningRatePhase,
+        LoraRankPhase,
         Phase,
         RegularizationPhase,
         TestEvaluation,
@@ -65,6 +67,7 @@ __all__ = [
     "HptuneWarning",
     "Interrupted",
     "LearningRatePhase",
+    "LoraRankPhase",
     "MemoryBoundedBatchSampler",
     "ModelError",
     "NoStorageYet",
@@ -103,14 +106,8 @@ _LAZY = {
     "TrialRun": "hptune.train.user",
     "TuneConfig": "hptune.config",
     "load_config": "hptune.config",
-    "BaselinePhase": "hptune.phases",
-    "BatchSizePhase": "hptune.phases",
     "Decision": "hptune.phases",
-    "EpochsPhase": "hptune.phases",
-    "LearningRatePhase": "hptune.phases",
     "Phase": "hptune.phases",
-    "RegularizationPhase": "hptune.phases",
-    "TestEvaluation": "hptune.phases",
     "PHASES": "hptune.phases",
     "TrialOutcome": "hptune.phases",
     "MemoryBoundedBatchSampler": "hptune.search",
@@ -134,7 +131,10 @@ def __dir__() -> list[str]:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), _RENAMED.get(name, name))
+    if name.endswith(("Phase", "Evaluation")):  # a phase class, read from the registry
+        phases = importlib.import_module("hptune.phases").PHASES
+        found = [phase for phase in phases.values() if phase.__name__ == name]
+        if found:
+            return found[0]
     raise AttributeError(f"module 'hptune' has no attribute {name!r}")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hptune import pipeline
+from hptune._display import ProgressPrinter, make_console, print_phase
 from hptune.config import TuneConfig, load_config
+from hptune.exceptions import HptuneDeprecationWarning, NoStorageYet
+from hptune.plan import starting_point
+from hptune.record import RunRecord, configured_phases
 from hptune.stored import count_states, state_of
+from hptune.train import make_runner
 
 if TYPE_CHECKING:
     from hptune.hparams import HParams
-    from hptune.pipeline import PhaseResult, TuneResult
+    from hptune.results import PhaseResult, TuneResult
     from hptune.train.trainer import TrainerFactory
     from hptune.train.user import TrainFunction
 
@@ -61,9 +68,6 @@ def run(
         Interrupted: SIGINT or SIGTERM stopped the run at a safe point; running it again
             resumes it.
     """
-    from hptune._display import ProgressPrinter, make_console, print_phase
-    from hptune.pipeline import tune
-
     config = _as_config(config)
     out = make_console(quiet=quiet)
     progress = ProgressPrinter(
@@ -79,11 +83,9 @@ def run(
 
     runner = None
     if train_fn is not None or trainer_factory is not None:
-        from hptune.train import make_runner
-
         config.check_paths()
         runner = make_runner(config, train_fn=train_fn, trainer_factory=trainer_factory)
-    return tune(config, progress=on_event, runner=runner)
+    return pipeline.tune(config, progress=on_event, runner=runner)
 
 
 def tune(config: TuneConfig | str | os.PathLike[str], **options: Any) -> TuneResult:
@@ -96,10 +98,6 @@ def tune(config: TuneConfig | str | os.PathLike[str], **options: Any) -> TuneRes
     Returns:
         What `run` returns.
     """
-    import warnings
-
-    from hptune.exceptions import HptuneDeprecationWarning
-
     warnings.warn(
         "hptune.tune is now hptune.run (the same arguments); hptune.tune goes away in the "
         "next release",
@@ -141,16 +139,12 @@ def run_phase(
         ModelError: The model or its tokenizer cannot be loaded.
         UnsupportedError: The method cannot run on this machine (QLoRA without CUDA).
     """
-    from hptune.pipeline import run_phase as _run_phase
-    from hptune.plan import starting_point
-    from hptune.train import make_runner
-
     config = _as_config(config)
     config.check_paths()
     runner = make_runner(config, train_fn=train_fn, trainer_factory=trainer_factory)
     start = starting_point(config, runner)  # the configuration fitted into any budget
     config, runner = start.config, runner.with_config(start.config)
-    return _run_phase(config, phase, base or start.hparams, runner=runner)
+    return pipeline.run_phase(config, phase, base or start.hparams, runner=runner)
 
 
 @dataclass(frozen=True)
@@ -188,15 +182,14 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
     Raises:
         ConfigError: The configuration is invalid, or its storage cannot be opened.
     """
-    from hptune.exceptions import NoStorageYet
-    from hptune.record import RunRecord, configured_phases
-
     config = config if isinstance(config, TuneConfig) else load_config(config, check_paths=False)
     try:
         record = RunRecord(config)
     except NoStorageYet:  # nothing has run yet: every phase pending
-        return [PhaseStatus(p, config.study_name(p), "pending", {}, None, None)
-                for p in configured_phases(config)]  # fmt: skip
+        return [
+            PhaseStatus(p, config.study_name(p), "pending", {}, None, None)
+            for p in configured_phases(config)
+        ]
     choose = min if config.objective.goal == "minimize" else max
     rows = []
     for stored in record.phases():
@@ -204,6 +197,8 @@ def status(config: TuneConfig | str | os.PathLike[str]) -> list[PhaseStatus]:
         decision = stored.decision
         decided = None if decision is None else f"{decision.case}: {decision.params or 'nothing'}"
         best = [t.value for t in stored.trials if state_of(t) == "complete" and t.value is not None]
-        rows.append(PhaseStatus(stored.phase, stored.study_name, stored.state, counts,
-                                choose(best) if best else None, decided))  # fmt: skip
+        best_value = choose(best) if best else None
+        rows.append(
+            PhaseStatus(stored.phase, stored.study_name, stored.state, counts, best_value, decided)
+        )
     return rows

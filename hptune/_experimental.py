@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from hptune.exceptions import ExperimentalWarning
@@ -21,15 +22,15 @@ __all__ = ["experimental"]
 _T = TypeVar("_T")
 
 
-def experimental(version: str) -> Any:
+def experimental(version: str) -> Callable[[_T], _T]:
     """Mark a public function or class experimental.
 
     Args:
         version: The hptune version that added it.
 
     Returns:
-        A decorator: the function (or the class's ``__init__``) warns with
-        `ExperimentalWarning` when called from outside hptune.
+        A decorator that keeps the decorated object's type: the function (or the class's
+        ``__init__``) warns with `ExperimentalWarning` when called from outside hptune.
     """
 
     def decorate(obj: _T) -> _T:

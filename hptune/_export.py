@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import json
 import os
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from hptune.config import TuneConfig, load_config
 from hptune.hparams import HParams
+from hptune.record import RunRecord
+from hptune.train.arguments import sft_arguments, training_arguments
 
 __all__ = ["export", "exported_config", "final_hparams"]
 
@@ -37,8 +42,6 @@ def final_hparams(config: TuneConfig) -> tuple[HParams, dict[str, Any]]:
         NoStorageYet: Nothing has run yet.
         ConfigError: A configured phase has no decision yet.
     """
-    from hptune.record import RunRecord
-
     hp, decisions = RunRecord(config).decided_hparams()
     evidence: dict[str, Any] = {
         phase: {"case": d.case, "params": d.params, "value": d.value, "reason": d.reason}
@@ -70,36 +73,17 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
         NoStorageYet: Nothing has run yet.
         ConfigError: A configured phase has no decision yet.
     """
-    from hptune.record import RunRecord
-    from hptune.train.arguments import sft_arguments, training_arguments
-
     hp, decisions = final_hparams(config)
     record = RunRecord(config)
     environment = record.environment()
     config = record.fitted_config()  # the seeds (and sizes) the run ran, after its budget fit
     preparation = environment.get("preparation", {})
     data_format = preparation.get("format_name", config.data.format)
-    objective = config.objective
-    training_args = training_arguments(
-        config, hp, objective.seed_list[0], precision=environment.get("precision", "unknown")
-    )
-    text_metric = objective.metric != "eval_loss"
-    training_args.update(
-        # The method's tips: evaluate and save every epoch, keep the best by validation. A
-        # plain Trainer measures the validation loss only (a text metric needs answers
-        # generated), so a run decided by one keeps the best epoch by the loss; "kept_by"
-        # below says how to keep it by the metric.
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
-    )
     exported: dict[str, Any] = {
         "model": config.model.path,
         "method": config.method.type,
         "model_init": {"dtype": environment.get("dtype", config.model.dtype)},
-        "training_args": training_args,
+        "training_args": _training_args(config, hp, environment),
         "sft_config": sft_arguments(config, data_format),
         "data": _data(config, data_format),
     }
@@ -107,9 +91,39 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
         exported["early_stopping"] = {
             "early_stopping_patience": config.training.early_stopping_patience
         }
-    if config.method.type != "full":
-        method = config.method
-        exported["lora_config"] = {
+    exported.update(_method_keys(config, hp))
+    exported["hptune"] = _run_keys(config, environment, decisions)
+    return exported
+
+
+def _training_args(config: TuneConfig, hp: HParams, environment: dict[str, Any]) -> dict[str, Any]:
+    """``TrainingArguments`` keys: the decided values, the first seed, the precision, and
+    the method's tips on evaluating and keeping checkpoints."""
+    precision = environment.get("precision", "unknown")
+    training_args = training_arguments(
+        config, hp, config.objective.seed_list[0], precision=precision
+    )
+    training_args.update(
+        # The method's tips: evaluate and save every epoch, keep the best by validation. A
+        # plain Trainer measures the validation loss only (a text metric needs answers
+        # generated), so a run decided by one keeps the best epoch by the loss; "kept_by"
+        # in the run's keys says how to keep it by the metric.
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+    )
+    return training_args
+
+
+def _method_keys(config: TuneConfig, hp: HParams) -> dict[str, Any]:
+    """peft's ``LoraConfig`` (not for full fine-tuning), LoRA+'s optimizer, and QLoRA's
+    ``BitsAndBytesConfig``, each where the method has it."""
+    method = config.method
+    keys: dict[str, Any] = {}
+    if method.type != "full":
+        keys["lora_config"] = {
             "r": hp.lora_r or method.r,  # a lora_rank phase's decision, else the method's
             "lora_alpha": hp.lora_alpha or method.alpha,
             "lora_dropout": method.dropout,
@@ -117,41 +131,51 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
             "task_type": "CAUSAL_LM",
             **method.lora,
         }
-    if config.method.loraplus_lr_ratio:
-        exported["loraplus"] = {
-            "loraplus_lr_ratio": config.method.loraplus_lr_ratio,
+    if method.loraplus_lr_ratio:
+        keys["loraplus"] = {
+            "loraplus_lr_ratio": method.loraplus_lr_ratio,
             "optimizer": "peft.optimizers.create_loraplus_optimizer(model, torch.optim.AdamW, "
             "lr=learning_rate, loraplus_lr_ratio=..., loraplus_weight_decay=weight_decay), "
             "passed to the Trainer as optimizers=(optimizer, None)",
         }
-    if config.method.type == "qlora":
-        exported["bnb_config"] = {
+    if method.type == "qlora":
+        keys["bnb_config"] = {
             "load_in_4bit": True,
             "bnb_4bit_quant_type": "nf4",
             "bnb_4bit_compute_dtype": "bfloat16",
             "bnb_4bit_use_double_quant": True,
         }
-    exported["hptune"] = {"name": config.name, "metric": objective.metric_name,
-                          "seeds": objective.seed_list,
-                          "backend": environment.get("backend", "accelerate"),
-                          "written_for": _versions(),
-                          "decisions": decisions}  # fmt: skip
-    if text_metric:
-        exported["hptune"]["kept_by"] = (
+    return keys
+
+
+def _run_keys(
+    config: TuneConfig, environment: dict[str, Any], decisions: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's name, metric, seeds, backend, library versions and decisions; for a text
+    metric, how to keep the best epoch by it."""
+    objective = config.objective
+    keys: dict[str, Any] = {
+        "name": config.name,
+        "metric": objective.metric_name,
+        "seeds": objective.seed_list,
+        "backend": environment.get("backend", "accelerate"),
+        "written_for": _versions(),
+        "decisions": decisions,
+    }
+    if objective.metric != "eval_loss":
+        keys["kept_by"] = (
             f"the run was decided by {objective.metric_name} on generated answers; "
             "training_args keep the best epoch by eval_loss, which a plain Trainer measures. "
             "To keep it by the metric, generate answers in compute_metrics (e.g. a "
             "Seq2SeqTrainer with predict_with_generate) and set metric_for_best_model to "
             f"its key, greater_is_better: {objective.goal == 'maximize'}"
         )
-    return exported
+    return keys
 
 
 def _versions() -> dict[str, str]:
     """The library versions whose keys the export writes (``TrainingArguments``,
     ``SFTConfig``, ``LoraConfig`` names change between major versions)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     found = {}
     for package in ("transformers", "peft", "trl", "hptune"):
         try:
@@ -202,8 +226,6 @@ def export(
         ConfigError: The configuration is invalid, or a configured phase has no decision
             yet.
     """
-    import yaml
-
     if not isinstance(config, TuneConfig):
         config = load_config(config, check_paths=False)
     exported = exported_config(config)

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hptune.config._together import why_not_together
+from hptune.presets import SITUATIONS
+from hptune.train.memory import parameter_counts
+from hptune.train.together import seeds_per_step
+
 if TYPE_CHECKING:
     from hptune.config import TuneConfig
 
@@ -33,9 +38,6 @@ def method_summary(config: TuneConfig, dtype: str, trials: int) -> dict[str, Any
         ``chosen_by`` and ``checkpoints`` (``per_checkpoint_bytes``, ``kept_at_most``,
         ``at_most_bytes``; None when ``training.checkpoints`` is off).
     """
-    from hptune.presets import SITUATIONS
-    from hptune.train.memory import parameter_counts
-
     method, training = config.method, config.training
     total, trainable = parameter_counts(config.model, method)
     situation = SITUATIONS.get(training.situation or "")
@@ -67,8 +69,13 @@ def method_summary(config: TuneConfig, dtype: str, trials: int) -> dict[str, Any
         "checkpoints": _checkpoints(config, dtype, trials, total, trainable),
     }
     if method.type != "full":
-        summary.update(r=method.r, alpha=method.alpha, dropout=method.dropout,
-                       target_modules=method.target_modules, lora=dict(method.lora))  # fmt: skip
+        summary.update(
+            r=method.r,
+            alpha=method.alpha,
+            dropout=method.dropout,
+            target_modules=method.target_modules,
+            lora=dict(method.lora),
+        )
     return summary
 
 
@@ -107,9 +114,6 @@ def seeds_together_summary(config: TuneConfig, runner: Any, hp: Any) -> dict[str
         after the other), ``of`` (the seeds of a trial), ``why_not`` (what blocks it, or
         None) and ``described`` (one line).
     """
-    from hptune.config._together import why_not_together
-    from hptune.train.together import seeds_per_step
-
     setting, seeds = config.training.seeds_together, config.objective.seed_list
     why = why_not_together(config.method, config.training)
     k = seeds_per_step(runner, hp, seeds)
@@ -121,14 +125,19 @@ def seeds_together_summary(config: TuneConfig, runner: Any, hp: Any) -> dict[str
             + ")"
         )
     elif not setting:
+        auto = why is None and len(seeds) >= 2
         described = f"seeds: {len(seeds)}, one after the other" + (
-            "" if why is not None or len(seeds) < 2
-            else " (training.seeds_together: auto would train them together)"
-        )  # fmt: skip
+            " (training.seeds_together: auto would train them together)" if auto else ""
+        )
     else:
         reason = why or (
             "one seed" if len(seeds) < 2 else f"the memory limit fits one at batch {hp.batch_size}"
         )
         described = f"seeds: one after the other (training.seeds_together: {setting}, but {reason})"
-    return {"setting": setting, "together": k, "of": len(seeds), "why_not": why,
-            "described": described}  # fmt: skip
+    return {
+        "setting": setting,
+        "together": k,
+        "of": len(seeds),
+        "why_not": why,
+        "described": described,
+    }

@@ -15,19 +15,15 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hptune.exceptions import ConfigError
+from hptune.phases import PHASES, Cut, Phase, racing_trials_at_most
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from hptune.config import BudgetConfig, TuneConfig
     from hptune.hparams import HParams
 
 __all__ = ["BudgetFit", "Cut", "PlannedPhase", "apply_cuts", "fit_budget", "planned_phases"]
 
-#: The fewest a cut leaves: regularization trials, batch trials, grid points, seeds.
-MIN_REGULARIZATION_TRIALS = 2
-MIN_BATCH_TRIALS = 2
-MIN_GRID_POINTS = 2
+#: The fewest seeds a cut leaves (each phase states the fewest of its own: ``budget_cut``).
 MIN_SEEDS = 2
 
 
@@ -75,8 +71,6 @@ def planned_phases(
     Returns:
         One row per phase that would run, in order.
     """
-    from hptune.phases import PHASES, racing_trials_at_most
-
     n = len(config.objective.seed_list)
     extra = len(config.objective.racing_seeds)
     names: list[str] = list(config.phases.run)
@@ -95,41 +89,13 @@ def planned_phases(
         what = budget.what + (
             f", racing up to {config.objective.max_seeds} seeds" if racing else ""
         )
-        planned.append(PlannedPhase(name, budget.trials, epochs, n * budget.seed_epochs + racing,
-                                    what, n, high, racing))  # fmt: skip
+        seed_epochs = n * budget.seed_epochs + racing
+        planned.append(
+            PlannedPhase(name, budget.trials, epochs, seed_epochs, what, n, high, racing)
+        )
         hp = hp.replace(**budget.bounds)
         bounded |= set(budget.bounds)
     return planned
-
-
-@dataclass(frozen=True)
-class Cut:
-    """One cut of a budget fit: configuration fields set to new values.
-
-    A fit is stored as its cuts (in each phase's setup record) and reapplied from them, so
-    every start and every worker runs the configuration the first fit made.
-
-    Args:
-        changes: Each dotted field's new value, e.g. ``{"phases.regularization.n_trials": 6}``.
-        words: The cut in words, e.g. ``learning rate 0.001 off the grid``.
-        plan: The plan's seed-epochs at most once this cut is made.
-    """
-
-    changes: dict[str, Any]
-    words: str
-    plan: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.words}: plan now {self.plan} seed-epochs"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The cut as stored (JSON)."""
-        return {"changes": dict(self.changes), "words": self.words, "plan": self.plan}
-
-    @classmethod
-    def from_dict(cls, stored: dict[str, Any]) -> Cut:
-        """A cut as `to_dict` stored it."""
-        return cls(dict(stored["changes"]), stored["words"], stored["plan"])
 
 
 def apply_cuts(config: TuneConfig, cuts: list[Cut]) -> TuneConfig:
@@ -176,9 +142,13 @@ class BudgetFit:
         """What a phase's setup records of the fit: the budget it was made for, its limit in
         seed-epochs and its cuts (JSON), for `fit_budget` to make again."""
         assert self.config.budget is not None
-        return {"budget": self.config.budget.model_dump(mode="json"), "limit": self.limit,
-                "described": self.described, "examples_per_second": self.examples_per_second,
-                "cuts": [cut.to_dict() for cut in self.cuts]}  # fmt: skip
+        return {
+            "budget": self.config.budget.model_dump(mode="json"),
+            "limit": self.limit,
+            "described": self.described,
+            "examples_per_second": self.examples_per_second,
+            "cuts": [cut.to_dict() for cut in self.cuts],
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The fit without the configuration (JSON-serialisable)."""
@@ -232,18 +202,10 @@ def fit_budget(
     budget = config.budget
     if budget is None:
         return None
-
-    def cost(candidate: TuneConfig) -> int:
-        phases = planned_phases(candidate, hp, n_train, has_test=has_test)
-        return sum(p.seed_epochs for p in phases)
-
+    cost = _Cost(hp, n_train, has_test)
     if stored is not None and stored["budget"] == budget.model_dump(mode="json"):
-        cuts = [Cut.from_dict(c) for c in stored["cuts"]]
-        fitted = apply_cuts(config, cuts)
-        limit, described, rate = stored["limit"], stored["described"], stored["examples_per_second"]
-        fit = BudgetFit(fitted, limit, cost(config), cost(fitted), cuts, described, rate,
-                        reapplied=True)  # fmt: skip
-        if fit.planned <= limit:
+        fit = _refit(config, stored, cost)
+        if fit.planned <= fit.limit:
             return fit
         # A fit stored by an older hptune whose plan now costs more (e.g. no cut for the
         # edge extensions it did not have): cut on from it, the same way on every start.
@@ -253,10 +215,44 @@ def fit_budget(
         fit = BudgetFit(config, limit, unbudgeted, unbudgeted, [], described, rate)
         if unbudgeted <= limit:
             return fit
-        fitted = config
-    turns = [_fewer_regularization_trials, _narrower_epochs, _fewer_grid_points,
-             _fewer_batch_trials]  # fmt: skip
-    while cost(fitted) > limit:
+    return _cut_down(fit, cost)
+
+
+@dataclass(frozen=True)
+class _Cost:
+    """The plan's seed-epochs at most, for a configuration planned from ``hp``."""
+
+    hp: HParams
+    n_train: int
+    has_test: bool
+
+    def __call__(self, candidate: TuneConfig) -> int:
+        phases = planned_phases(candidate, self.hp, self.n_train, has_test=self.has_test)
+        return sum(p.seed_epochs for p in phases)
+
+
+def _refit(config: TuneConfig, stored: dict[str, Any], cost: _Cost) -> BudgetFit:
+    """The fit ``stored`` made again as it was."""
+    cuts = [Cut.from_dict(c) for c in stored["cuts"]]
+    fitted = apply_cuts(config, cuts)
+    limit, described, rate = stored["limit"], stored["described"], stored["examples_per_second"]
+    return BudgetFit(
+        fitted, limit, cost(config), cost(fitted), cuts, described, rate, reapplied=True
+    )
+
+
+def _cut_down(fit: BudgetFit, cost: _Cost) -> BudgetFit:
+    """``fit`` with cuts made (`_next_cut`) until its plan fits its limit.
+
+    Raises:
+        ConfigError: Nothing is left to cut and the plan is still over the limit.
+    """
+    fitted, hp, n_train, rate = fit.config, cost.hp, cost.n_train, fit.examples_per_second
+    turns = sorted(
+        (phase for phase in PHASES.values() if phase.cut_turn is not None),
+        key=lambda phase: phase.cut_turn or 0,
+    )
+    while cost(fitted) > fit.limit:
         cut = _next_cut(fitted, turns, hp, n_train)
         if cut is None:
             minimum = cost(fitted)
@@ -266,8 +262,8 @@ def fit_budget(
                 else ""
             )
             raise ConfigError(
-                f"budget: {described} is below the method's minimum for this run, "
-                f"{minimum} seed-epochs ({_minimum_text(fitted, hp, n_train, has_test)}). "
+                f"budget: {fit.described} is below the method's minimum for this run, "
+                f"{minimum} seed-epochs ({_minimum_text(fitted, hp, n_train, cost.has_test)}). "
                 f"Raise the budget to at least {minimum} seed-epochs{hours}, or run fewer "
                 "phases (phases.run)"
             )
@@ -301,16 +297,16 @@ def _limit(
 
 
 def _next_cut(
-    config: TuneConfig, turns: list[Callable[..., Cut | None]], hp: HParams, n_train: int
+    config: TuneConfig, turns: list[type[Phase]], hp: HParams, n_train: int
 ) -> Cut | None:
     """The next cut: racing off first, edge extensions next; then one notch of the first
-    kind in ``turns`` that has one left (``turns`` is rotated, so the next notch comes from
-    the next kind); seeds last. None when nothing is left to cut."""
+    phase in ``turns`` that runs and has one left (``turns`` is rotated, so the next notch
+    comes from the next phase); seeds last. None when nothing is left to cut."""
     cut = _no_racing(config) or _no_edge_extensions(config)
-    for turn in turns if cut is None else []:
-        cut = turn(config, hp, n_train)
+    for phase in turns if cut is None else []:
+        cut = phase.budget_cut(config, hp, n_train) if phase.name in config.phases.run else None
         if cut is not None:
-            turns.append(turns.pop(turns.index(turn)))
+            turns.append(turns.pop(turns.index(phase)))
             break
     strict = config.guardrails.strict and "two_seeds" not in config.guardrails.ignore
     # Under guardrails.strict, two seeds would be refused (two_seeds): keep three.
@@ -322,56 +318,17 @@ def _no_racing(config: TuneConfig) -> Cut | None:
     if not objective.racing_seeds:
         return None
     before, after = objective.max_seeds, len(objective.seed_list)
-    return Cut({"objective.max_seeds": after},
-               f"racing off (objective.max_seeds {before} -> {after})")  # fmt: skip
+    words = f"racing off (objective.max_seeds {before} -> {after})"
+    return Cut({"objective.max_seeds": after}, words)
 
 
 def _no_edge_extensions(config: TuneConfig) -> Cut | None:
-    phases = config.phases
-    changes = {f"phases.{name}.extend_edges": 0 for name in ("learning_rate", "epochs")
-               if name in phases.run and getattr(phases, name).extend_edges}  # fmt: skip
+    changes: dict[str, Any] = {}
+    for name in config.phases.run:  # in the order the phases run
+        changes.update(PHASES[name].edge_cut(config))
     if not changes:
         return None
     return Cut(changes, "edge extensions off (" + ", ".join(f"{k} 0" for k in changes) + ")")
-
-
-def _fewer_regularization_trials(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
-    before = config.phases.regularization.n_trials
-    if "regularization" not in config.phases.run or before <= MIN_REGULARIZATION_TRIALS:
-        return None
-    after = max(before - 2, MIN_REGULARIZATION_TRIALS)
-    return Cut({"phases.regularization.n_trials": after},
-               f"phases.regularization.n_trials {before} -> {after}")  # fmt: skip
-
-
-def _narrower_epochs(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
-    from hptune.phases import default_epoch_range
-
-    if "epochs" not in config.phases.run:
-        return None
-    low, high = config.phases.epochs.range or default_epoch_range(n_train)  # not extensions
-    if high - 1 <= low:
-        return None
-    return Cut({"phases.epochs.range": [low, high - 1]},
-               f"phases.epochs.range [{low}, {high}] -> [{low}, {high - 1}]")  # fmt: skip
-
-
-def _fewer_grid_points(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
-    grid = list(config.phases.learning_rate.grid)
-    if "learning_rate" not in config.phases.run or len(grid) <= MIN_GRID_POINTS:
-        return None
-    # The point farthest from the starting rate (on a log scale) goes; the higher on a tie.
-    farthest = max(grid, key=lambda lr: (abs(math.log(lr / hp.learning_rate)), lr))
-    return Cut({"phases.learning_rate.grid": [lr for lr in grid if lr != farthest]},
-               f"learning rate {farthest:g} off the grid")  # fmt: skip
-
-
-def _fewer_batch_trials(config: TuneConfig, hp: HParams, n_train: int) -> Cut | None:
-    before = config.phases.batch_size.n_trials
-    if "batch_size" not in config.phases.run or before <= MIN_BATCH_TRIALS:
-        return None
-    return Cut({"phases.batch_size.n_trials": before - 1},
-               f"phases.batch_size.n_trials {before} -> {before - 1}")  # fmt: skip
 
 
 def _fewer_seeds(config: TuneConfig, fewest: int) -> Cut | None:
@@ -379,8 +336,8 @@ def _fewer_seeds(config: TuneConfig, fewest: int) -> Cut | None:
     if len(seeds) <= fewest:
         return None
     # An explicit list: reapplied anywhere, the cut means the same seeds; no racing above it.
-    return Cut({"objective.seeds": seeds[:-1], "objective.max_seeds": len(seeds) - 1},
-               f"objective.seeds {len(seeds)} -> {len(seeds) - 1}")  # fmt: skip
+    changes = {"objective.seeds": seeds[:-1], "objective.max_seeds": len(seeds) - 1}
+    return Cut(changes, f"objective.seeds {len(seeds)} -> {len(seeds) - 1}")
 
 
 def _minimum_text(config: TuneConfig, hp: HParams, n_train: int, has_test: bool) -> str:

@@ -115,27 +115,61 @@ def diagnose_curves(
     """
     if len(train_loss) != len(eval_loss):
         raise ValueError(f"one value per epoch each, got {len(train_loss)=}, {len(eval_loss)=}")
-
-    def found(kind: Kind, evidence: str) -> Diagnosis:
+    problem = _not_finite(train_loss, eval_loss, diverged_at)
+    if problem is None and not eval_loss:
+        return Diagnosis("healthy", "no finished epoch to judge", seed=seed)
+    problem = (
+        problem
+        or _blown_up(train_loss, eval_loss, initial_eval_loss)
+        or _stalled_or_overfitting(train_loss, eval_loss, initial_eval_loss)
+    )
+    if problem is not None:
+        kind, evidence = problem
         remedy, text = remedy_for(kind, hparams, dropout=dropout, curves=(train_loss, eval_loss))
         return Diagnosis(kind, evidence, remedy, text, seed)
+    best = min(range(len(eval_loss)), key=lambda i: eval_loss[i])
+    return Diagnosis(
+        "healthy",
+        f"validation loss {eval_loss[0]:.4g} -> {eval_loss[-1]:.4g} "
+        f"(best {eval_loss[best]:.4g} at epoch {best + 1})",
+        seed=seed,
+    )
 
+
+def _not_finite(
+    train_loss: Sequence[float], eval_loss: Sequence[float], diverged_at: str | None
+) -> tuple[Kind, str] | None:
+    """A run the loop stopped, or a loss that is not finite: the kind and the evidence (as
+    for the other problems below); None for neither."""
     # A NaN training loss of a run that did not stop is one that was not measured (a user's
     # train_fn may report validation only): a diverged run has diverged_at.
     values = [*(v for v in train_loss if not math.isnan(v)), *eval_loss]
-    if diverged_at is not None or any(not math.isfinite(v) for v in values):
-        if diverged_at is not None:
-            return found("diverged", f"the run was stopped at {diverged_at}")
-        return found("diverged", f"non-finite loss at {_first_non_finite(train_loss, eval_loss)}")
-    if not eval_loss:
-        return Diagnosis("healthy", "no finished epoch to judge", seed=seed)
-    start = initial_eval_loss if initial_eval_loss is not None else None
+    if diverged_at is not None:
+        return "diverged", f"the run was stopped at {diverged_at}"
+    if all(math.isfinite(v) for v in values):
+        return None
+    return "diverged", f"non-finite loss at {_first_non_finite(train_loss, eval_loss)}"
+
+
+def _first_non_finite(train_loss: Sequence[float], eval_loss: Sequence[float]) -> str:
+    for epoch, (t, e) in enumerate(zip(train_loss, eval_loss, strict=True), start=1):
+        if not math.isfinite(t):
+            return f"epoch {epoch} (training)"
+        if not math.isfinite(e):
+            return f"epoch {epoch} (validation)"
+    return "an unknown step"
+
+
+def _blown_up(
+    train_loss: Sequence[float], eval_loss: Sequence[float], start: float | None
+) -> tuple[Kind, str] | None:
+    """A loss that rose past ``EXPLODE_FACTOR`` times its start (before training, or epoch 1)."""
     if start is not None and math.isfinite(start):
         peak = max(range(len(eval_loss)), key=lambda i: eval_loss[i])
         # Validation far above its start while training fell below it is overfitting (judged
         # below), not divergence: a too-high rate drives the training loss up as well.
         if eval_loss[peak] > EXPLODE_FACTOR * start and not train_loss[peak] < start:
-            return found(
+            return (
                 "diverged",
                 f"validation loss rose from {start:.4g} before training to {eval_loss[peak]:.4g}"
                 f" (epoch {peak + 1}), past {EXPLODE_FACTOR:g}x its start",
@@ -144,51 +178,54 @@ def diagnose_curves(
         peak = max(range(len(curve)), key=lambda i: curve[i])
         overfits = name == "validation" and train_loss[peak] < train_loss[0]
         if peak > 0 and curve[peak] > EXPLODE_FACTOR * curve[0] and not overfits:
-            return found(
+            return (
                 "diverged",
                 f"{name} loss rose from {curve[0]:.4g} (epoch 1) to {curve[peak]:.4g} "
                 f"(epoch {peak + 1}), past {EXPLODE_FACTOR:g}x its start",
             )
+    return None
+
+
+def _stalled_or_overfitting(
+    train_loss: Sequence[float], eval_loss: Sequence[float], start: float | None
+) -> tuple[Kind, str] | None:
+    """Never back to the start (the rate too high), not learning, or overfitting."""
     best = min(range(len(eval_loss)), key=lambda i: eval_loss[i])
     # Where the curves start: before training when measured, else the first epoch.
     measured_start = start is not None and math.isfinite(start)
-    if measured_start or len(eval_loss) >= 2:
-        first_train = start if measured_start else train_loss[0]
-        first_eval = start if measured_start else eval_loss[0]
-        assert first_train is not None and first_eval is not None
-        train_gain = (first_train - train_loss[-1]) / abs(first_train)
-        eval_gain = (first_eval - eval_loss[best]) / abs(first_eval)
-        since = "before training" if measured_start else "epoch 1"
-        # Worse than before training on every epoch, with training no better: the rate is
-        # too high (the guide: lower it), not too low.
-        if measured_start and train_gain < FLAT_TOLERANCE and -eval_gain > RISE_TOLERANCE:
-            return found(
-                "diverged",
-                f"validation loss never came back to its {first_eval:.4g} before training "
-                f"(best {eval_loss[best]:.4g}, last {eval_loss[-1]:.4g}) while training loss "
-                f"went {first_train:.4g} -> {train_loss[-1]:.4g}",
-            )
-        if train_gain < FLAT_TOLERANCE and eval_gain < FLAT_TOLERANCE:
-            return found(
-                "not_learning",
-                f"training loss {first_train:.4g} ({since}) -> {train_loss[-1]:.4g} and "
-                f"validation {first_eval:.4g} -> best {eval_loss[best]:.4g} over "
-                f"{len(eval_loss)} epochs (under {FLAT_TOLERANCE:.0%} better)",
-            )
-        rose = eval_loss[-1] > eval_loss[best] * (1 + RISE_TOLERANCE)
-        if best < len(eval_loss) - 1 and rose and train_loss[-1] < train_loss[best]:
-            return found(
-                "overfitting",
-                f"validation loss was lowest at epoch {best + 1} ({eval_loss[best]:.4g}) and "
-                f"rose to {eval_loss[-1]:.4g} by epoch {len(eval_loss)} while training loss "
-                f"fell from {train_loss[best]:.4g} to {train_loss[-1]:.4g}",
-            )
-    return Diagnosis(
-        "healthy",
-        f"validation loss {eval_loss[0]:.4g} -> {eval_loss[-1]:.4g} "
-        f"(best {eval_loss[best]:.4g} at epoch {best + 1})",
-        seed=seed,
-    )
+    if not measured_start and len(eval_loss) < 2:
+        return None
+    first_train = start if measured_start else train_loss[0]
+    first_eval = start if measured_start else eval_loss[0]
+    assert first_train is not None and first_eval is not None
+    train_gain = (first_train - train_loss[-1]) / abs(first_train)
+    eval_gain = (first_eval - eval_loss[best]) / abs(first_eval)
+    since = "before training" if measured_start else "epoch 1"
+    # Worse than before training on every epoch, with training no better: the rate is
+    # too high (the guide: lower it), not too low.
+    if measured_start and train_gain < FLAT_TOLERANCE and -eval_gain > RISE_TOLERANCE:
+        return (
+            "diverged",
+            f"validation loss never came back to its {first_eval:.4g} before training "
+            f"(best {eval_loss[best]:.4g}, last {eval_loss[-1]:.4g}) while training loss "
+            f"went {first_train:.4g} -> {train_loss[-1]:.4g}",
+        )
+    if train_gain < FLAT_TOLERANCE and eval_gain < FLAT_TOLERANCE:
+        return (
+            "not_learning",
+            f"training loss {first_train:.4g} ({since}) -> {train_loss[-1]:.4g} and "
+            f"validation {first_eval:.4g} -> best {eval_loss[best]:.4g} over "
+            f"{len(eval_loss)} epochs (under {FLAT_TOLERANCE:.0%} better)",
+        )
+    rose = eval_loss[-1] > eval_loss[best] * (1 + RISE_TOLERANCE)
+    if best < len(eval_loss) - 1 and rose and train_loss[-1] < train_loss[best]:
+        return (
+            "overfitting",
+            f"validation loss was lowest at epoch {best + 1} ({eval_loss[best]:.4g}) and "
+            f"rose to {eval_loss[-1]:.4g} by epoch {len(eval_loss)} while training loss "
+            f"fell from {train_loss[best]:.4g} to {train_loss[-1]:.4g}",
+        )
+    return None
 
 
 def remedy_for(
@@ -240,8 +277,10 @@ def remedy_for(
             )
         else:
             changes["method.type"] = "qlora"
-    text = ", ".join(f"{key} {_current(key, hparams, dropout)} -> {_fmt(value)}"
-                     for key, value in changes.items())  # fmt: skip
+    text = ", ".join(
+        f"{key} {_current(key, hparams, dropout)} -> {_fmt(value)}"
+        for key, value in changes.items()
+    )
     return changes, text + f" ({_GUIDE[kind]})"
 
 
@@ -264,15 +303,6 @@ def _current(key: str, hparams: HParams, dropout: float | None) -> str:
 
 def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _first_non_finite(train_loss: Sequence[float], eval_loss: Sequence[float]) -> str:
-    for epoch, (t, e) in enumerate(zip(train_loss, eval_loss, strict=True), start=1):
-        if not math.isfinite(t):
-            return f"epoch {epoch} (training)"
-        if not math.isfinite(e):
-            return f"epoch {epoch} (validation)"
-    return "an unknown step"
 
 
 def diagnose_trial(

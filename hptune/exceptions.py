@@ -8,6 +8,8 @@ Every warning hptune emits derives from ``HptuneWarning``, so that one filter
 
 from __future__ import annotations
 
+import signal
+
 __all__ = [
     "BudgetSpent",
     "ConfigError",
@@ -90,8 +92,6 @@ class Interrupted(KeyboardInterrupt):
     """
 
     def __init__(self, signal_number: int) -> None:
-        import signal
-
         self.signal_number = signal_number
         self.signal_name = signal.Signals(signal_number).name
         super().__init__(f"interrupted by {self.signal_name}")

@@ -32,8 +32,9 @@ batch_over_memory           the starting batch is predicted not to fit the targe
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from hptune.config import GuardrailCheck
 from hptune.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -48,17 +49,8 @@ __all__ = ["CHECKS", "DANGER_LEARNING_RATE", "Finding", "check", "enforce"]
 #: LoRA, scaled like the methods' recommended rates: QLoRA 2x, full fine-tuning 1/10).
 DANGER_LEARNING_RATE: dict[str, float] = {"lora": 5e-4, "qlora": 1e-3, "full": 5e-5}
 
-CHECKS = (
-    "high_learning_rate",
-    "no_warmup",
-    "single_seed",
-    "two_seeds",
-    "test_overlaps_validation",
-    "validation_is_training",
-    "trust_remote_code",
-    "short_bleu_references",
-    "batch_over_memory",
-)
+#: Every check, by name, in the order they run (``guardrails.ignore`` names them).
+CHECKS: tuple[GuardrailCheck, ...] = get_args(GuardrailCheck)
 
 
 @dataclass(frozen=True)
@@ -191,6 +183,22 @@ def _seeds(config: TuneConfig) -> list[Finding]:
     return []
 
 
+#: The pairs of splits that must not share examples: their check and its fix.
+_SPLIT_CHECKS = (
+    (
+        "validation/test",
+        "test_overlaps_validation",
+        "give a validation split with no test examples: tuning on the test set makes the "
+        "test result meaningless",
+    ),
+    (
+        "train/validation",
+        "validation_is_training",
+        "give a validation split with no training examples: judge by held-out data",
+    ),
+)
+
+
 def _splits(config: TuneConfig, data: PreparedData | None) -> list[Finding]:
     findings = []
     data_config = config.data
@@ -202,13 +210,7 @@ def _splits(config: TuneConfig, data: PreparedData | None) -> list[Finding]:
     }
     fingerprints = data.fingerprints if data is not None else {}
     overlaps = data.overlaps if data is not None else {}
-    for pair, check_name, fix in (
-        ("validation/test", "test_overlaps_validation",
-         "give a validation split with no test examples: tuning on the test set makes the "
-         "test result meaningless"),
-        ("train/validation", "validation_is_training",
-         "give a validation split with no training examples: judge by held-out data"),
-    ):  # fmt: skip
+    for pair, check_name, fix in _SPLIT_CHECKS:
         first, second = pair.split("/")
         equal = same_file[pair] or (
             first in fingerprints and fingerprints.get(first) == fingerprints.get(second)

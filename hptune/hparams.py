@@ -57,8 +57,9 @@ class HParams:
                 f"{self.batch_size=}, {self.gradient_accumulation_steps=}, {self.epochs=}"
             )
         if any(v is not None and v < 1 for v in (self.lora_r, self.lora_alpha)):
-            raise ValueError(f"lora_r and lora_alpha must be at least 1, got {self.lora_r=}, "
-                             f"{self.lora_alpha=}")  # fmt: skip
+            raise ValueError(
+                f"lora_r and lora_alpha must be at least 1, got {self.lora_r=}, {self.lora_alpha=}"
+            )
 
     @property
     def effective_batch_size(self) -> int:

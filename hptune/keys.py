@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
+from hptune._lazy import optuna
+
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial, Trial
 
@@ -219,9 +221,7 @@ def status_of(trial: FrozenTrial) -> TrialStatus:
         Its status for the decision.
     """
     status = stored_status(trial)
-    from optuna.trial import TrialState
-
-    if trial.state == TrialState.FAIL and status != TrialStatus.OOM:
+    if trial.state == optuna.trial.TrialState.FAIL and status != TrialStatus.OOM:
         return TrialStatus.FAILED
     return status or TrialStatus.FAILED
 

@@ -101,8 +101,7 @@ class BudgetLedger:
 
     def spent(self, *, running_cost: Any = None, exclude: int | None = None) -> dict[str, float]:
         """What the storage holds so far (see `trained_so_far`)."""
-        return trained_so_far(self.config, self.storage, running_cost=running_cost,
-                              exclude=exclude)  # fmt: skip
+        return trained_so_far(self.config, self.storage, running_cost=running_cost, exclude=exclude)
 
     def examples_per_second(self, spent: dict[str, float]) -> tuple[float, str] | None:
         """Examples per GPU-second: measured once runs are stored (their examples over their

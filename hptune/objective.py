@@ -7,27 +7,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hptune import keys
-from hptune._trial_state import TrialState
+from hptune._lazy import optuna
+from hptune._trial_state import SeedProgress, report_seed_epoch
+from hptune.exceptions import BudgetSpent
 from hptune.hparams import HParams
 from hptune.keys import TrialStatus
-from hptune.record import outcome_from_trial  # where it lived before hptune.record
+from hptune.search import record_out_of_memory
 from hptune.seeds import summarize
 from hptune.stored import trial_id
+from hptune.train import RunResult
+from hptune.train.checkpoints import checkpoint_path, remove_checkpoints, run_name
+from hptune.train.memory import is_out_of_memory
+from hptune.train.together import seeds_per_step, train_together
 
 if TYPE_CHECKING:
-    import optuna
-
     from hptune.ledger import BudgetLedger
     from hptune.phases import Phase
-    from hptune.train import EpochMetrics, RunnerBase, RunResult
+    from hptune.train import EpochMetrics, RunnerBase
 
-__all__ = [
-    "ProgressCallback",
-    "ReuseLookup",
-    "SeedObjective",
-    "TrialOutOfMemory",
-    "outcome_from_trial",
-]
+__all__ = ["ProgressCallback", "ReuseLookup", "SeedObjective", "TrialOutOfMemory"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 #: Finds an earlier finished trial of the same configuration on the same seeds: (where, its
@@ -43,9 +41,10 @@ class SeedObjective:
     """An Optuna objective: the phase's configuration trained on each of the paired seeds.
 
     While training, it records every seed's value after every epoch
-    (``hptune.search.report_seed_epoch``, for the paired pruner) and reports at step
-    ``seed_index x max_epochs + epoch`` the mean, over the seeds trained so far, of each
-    seed's best value up to that epoch (the curve optuna-dashboard shows). A racing trial
+    (``hptune.search.report_seed_epoch``, for the paired pruner) and reports with
+    ``trial.report`` at step ``seed_index x max_epochs + epoch`` the mean, over the seeds
+    trained so far, of each seed's best value up to that epoch (``hptune._trial_state``: the
+    curve optuna-dashboard shows, and the one Optuna's own pruners read). A racing trial
     (extra seeds for a configuration not yet told apart) trains only its seeds and is never
     pruned. Each seed stops early once the metric has not
     improved for ``training.early_stopping_patience`` epochs; its best epoch is its value.
@@ -92,24 +91,22 @@ class SeedObjective:
         runs = self._train_seeds(trial, hp, seeds, state)
         return self._record(trial, hp, runs, state)
 
-    def _start(self, trial: optuna.Trial) -> tuple[HParams, list[int], TrialState]:
+    def _start(self, trial: optuna.Trial) -> tuple[HParams, list[int], SeedProgress]:
         """The trial's configuration (a remedy applied), its seeds and its epoch records."""
         hp = self.phase.suggest(trial, self.base)
         remedy = trial.user_attrs.get(keys.REMEDY)
         if remedy:  # a diverged trial run again with the guide's remedy
             hp = hp.replace(**remedy)
-        if self.progress is not None:
-            self.progress({"event": "trial_start", "phase": self.phase.name, "hparams": hp,
-                           "trial": trial.number, "n_trials": self.phase.n_trials()})  # fmt: skip
+        self._emit(trial, hp, event="trial_start", n_trials=self.phase.n_trials())
         trial.set_user_attr(keys.HPARAMS, hp.to_dict())
         # A racing trial trains only the extra seeds it was queued with, and is never pruned
         # (its steps would not line up with the other trials').
         racing = trial.user_attrs.get(keys.RACE_SEEDS)
         seeds = [int(s) for s in racing] if racing else self.seeds
-        return hp, seeds, TrialState(self.max_epochs(hp), self.direction, reports=not racing)
+        return hp, seeds, SeedProgress(self.max_epochs(hp), self.direction, reports=not racing)
 
     def _train_seeds(
-        self, trial: optuna.Trial, hp: HParams, seeds: list[int], state: TrialState
+        self, trial: optuna.Trial, hp: HParams, seeds: list[int], state: SeedProgress
     ) -> list[RunResult]:
         """Train ``hp`` on each seed in turn (or K at a time, ``training.seeds_together``),
         until one diverges or the trial is pruned.
@@ -117,10 +114,6 @@ class SeedObjective:
         Raises:
             TrialOutOfMemory: A seed ran out of memory (recorded on the trial).
         """
-        from hptune.search import record_out_of_memory
-        from hptune.train.memory import is_out_of_memory
-        from hptune.train.together import seeds_per_step
-
         runs: list[RunResult] = []
         k = seeds_per_step(self.runner, hp, seeds)
         try:
@@ -146,14 +139,11 @@ class SeedObjective:
         seeds: list[int],
         first: int,
         group: list[int],
-        state: TrialState,
+        state: SeedProgress,
     ) -> list[RunResult]:
         """Train the seeds of ``group`` (from index ``first`` of ``seeds``): together in one
         loop, each seed still measured and reported as its own run; or in turn. Seeds that
         run out of memory together before any report train in turn instead."""
-        from hptune.train.memory import is_out_of_memory
-        from hptune.train.together import train_together
-
         indices = range(first, first + len(group))
         for index in indices:
             self._emit(trial, hp, seed=seeds[index], seed_index=index, event="seed_start")
@@ -162,10 +152,14 @@ class SeedObjective:
             try:
                 callbacks = [self._epoch_callback(trial, hp, i, state) for i in indices]
                 return train_together(
-                    self.runner, hp, group, callbacks,
-                    evaluate_test=self.phase.evaluate_test, run_name=self._run_name(trial),
+                    self.runner,
+                    hp,
+                    group,
+                    callbacks,
+                    evaluate_test=self.phase.evaluate_test,
+                    run_name=self._run_name(trial),
                     stopped=lambda: state.pruned,
-                )  # fmt: skip
+                )
             except Exception as exc:
                 # The memory model's K was too many: one at a time may fit (this batch is no
                 # out-of-memory boundary). Once a seed has reported, its curve cannot restart.
@@ -180,25 +174,27 @@ class SeedObjective:
         return runs
 
     def _train_one(
-        self, trial: optuna.Trial, hp: HParams, seed: int, index: int, state: TrialState
+        self, trial: optuna.Trial, hp: HParams, seed: int, index: int, state: SeedProgress
     ) -> RunResult:
         """One seed's run (going on from a failed trial's checkpoints when this retries it)."""
         retry_of = trial.storage.get_trial_system_attrs(trial_id(trial)).get(keys.RETRY_OF)
-        return self.runner.train(hp, seed, on_epoch=self._epoch_callback(trial, hp, index, state),
-                                 evaluate_test=self.phase.evaluate_test,
-                                 run_name=self._run_name(trial),
-                                 resume_from=self._checkpoints_of(retry_of, seed))  # fmt: skip
+        return self.runner.train(
+            hp,
+            seed,
+            on_epoch=self._epoch_callback(trial, hp, index, state),
+            evaluate_test=self.phase.evaluate_test,
+            run_name=self._run_name(trial),
+            resume_from=self._checkpoints_of(retry_of, seed),
+        )
 
     def _record(
-        self, trial: optuna.Trial, hp: HParams, runs: list[RunResult], state: TrialState
+        self, trial: optuna.Trial, hp: HParams, runs: list[RunResult], state: SeedProgress
     ) -> float:
         """The trial's outcome: diverged or pruned (raised as pruned), else its seed mean.
 
         Raises:
             optuna.TrialPruned: A seed diverged, or the pruner stopped the trial.
         """
-        import optuna
-
         # the seed that diverged (seeds trained together stop with it), else the last
         last = next((r for r in runs if r.diverged), runs[-1])
         if last.diverged or state.pruned:
@@ -218,15 +214,12 @@ class SeedObjective:
         self,
         trial: optuna.Trial,
         hp: HParams,
-        state: TrialState,
+        state: SeedProgress,
         source: str,
         stored_runs: list[dict[str, Any]],
     ) -> float:
-        from hptune.train import RunResult
-
+        """The trial read back from ``source``'s runs, reported as if it had trained them."""
         runs = [RunResult.from_dict(r) for r in stored_runs]
-        from hptune.search import report_seed_epoch
-
         looked = next((len(m.looks) for r in runs for m in r.epochs if m.looks), 0)
         if looked:  # as the trial that trained them recorded it, for the pruner's positions
             trial.set_user_attr(keys.LOOKS_PER_EPOCH, looked + 1)
@@ -234,13 +227,7 @@ class SeedObjective:
             for metrics in run.epochs:
                 for value in metrics.looks:
                     report_seed_epoch(trial, run.seed, value)
-                state.record(index, metrics.metric(self.metric))
-                report_seed_epoch(trial, run.seed, metrics.metric(self.metric))
-                if state.reports:
-                    trial.report(
-                        state.running_mean(index, metrics.epoch),
-                        step=index * state.stride + metrics.epoch,
-                    )
+                state.report(trial, run.seed, index, metrics.epoch, metrics.metric(self.metric))
         trial.set_user_attr(keys.RUNS, stored_runs)
         trial.set_user_attr(keys.REUSED_FROM, source)
         self._emit(trial, hp, event="reused", source=source)
@@ -248,21 +235,18 @@ class SeedObjective:
 
     def _run_name(self, trial: optuna.Trial | int) -> str:
         number = trial if isinstance(trial, int) else trial.number
-        return f"{self.runner.config.study_name(self.phase.name)}/trial-{number}"
+        return run_name(self.runner.config.study_name(self.phase.name), number)
 
     def _checkpoints_of(self, trial_number: int | None, seed: int) -> Path | None:
         """Where a failed trial (this one retries it) kept its epoch checkpoints for ``seed``:
         the retry goes on from the last one instead of training those epochs again."""
         if trial_number is None or not self.runner.config.training.checkpoints:
             return None
-        output = Path(self.runner.config.output_dir)
-        return output / "checkpoints" / self._run_name(int(trial_number)) / f"seed-{seed}"
+        name = self._run_name(int(trial_number))
+        return checkpoint_path(self.runner.config.output_dir, name, seed)
 
     def _remove_checkpoints(self, trial: optuna.Trial) -> None:
-        from hptune.train.checkpoints import remove_checkpoints
-
-        output = Path(self.runner.config.output_dir)
-        remove_checkpoints(output / "checkpoints" / self._run_name(trial))
+        remove_checkpoints(checkpoint_path(self.runner.config.output_dir, self._run_name(trial)))
 
     def max_epochs(self, hp: HParams) -> int:
         return max(self.phase.max_epochs(self.base), hp.epochs)
@@ -276,20 +260,20 @@ class SeedObjective:
             BudgetSpent: Refused, and the phase has nothing yet (the trial ends FAIL,
                 ``over_budget``, and runs when the command is run again with more budget).
         """
-        import optuna
-
-        from hptune.exceptions import BudgetSpent
-
         assert self.budget is not None
-        why = self.budget.refusal(n_seeds * hp.epochs, exclude=trial_id(trial),
-                                  running_cost=self._running_cost)  # fmt: skip
+        why = self.budget.refusal(
+            n_seeds * hp.epochs, exclude=trial_id(trial), running_cost=self._running_cost
+        )
         if why is None:
             return
         keys.set_status(trial, TrialStatus.OVER_BUDGET)
         trial.set_user_attr(keys.OVER_BUDGET, why)
         self._emit(trial, hp, event="over_budget", why=why)
-        finished = [t for t in trial.study.get_trials(deepcopy=False)
-                    if keys.stored_status(t) == TrialStatus.OK]  # fmt: skip
+        finished = [
+            t
+            for t in trial.study.get_trials(deepcopy=False)
+            if keys.stored_status(t) == TrialStatus.OK
+        ]
         if finished:
             raise optuna.TrialPruned(f"not started, over the compute budget: {why}")
         raise BudgetSpent(
@@ -317,8 +301,9 @@ class SeedObjective:
             keys.CI95, None if summary.ci_low is None else [summary.ci_low, summary.ci_high]
         )
         # per GPU, as the ledger and budget.examples_per_second count it
-        per_gpu = [(r.examples_per_second / r.processes, r.tokens_per_second / r.processes)
-                   for r in runs]  # fmt: skip
+        per_gpu = [
+            (r.examples_per_second / r.processes, r.tokens_per_second / r.processes) for r in runs
+        ]
         trial.set_user_attr(keys.EXAMPLES_PER_SECOND, sum(e for e, _ in per_gpu) / len(runs))
         trial.set_user_attr(keys.TOKENS_PER_SECOND, sum(t for _, t in per_gpu) / len(runs))
         if self.phase.evaluate_test:
@@ -327,7 +312,7 @@ class SeedObjective:
         return summary.mean
 
     def _epoch_callback(
-        self, trial: optuna.Trial, hp: HParams, seed_index: int, state: TrialState
+        self, trial: optuna.Trial, hp: HParams, seed_index: int, state: SeedProgress
     ) -> _SeedReports:
         return _SeedReports(self, trial, hp, seed_index, state)
 
@@ -348,34 +333,33 @@ class _SeedReports:
         trial: optuna.Trial,
         hp: HParams,
         seed_index: int,
-        state: TrialState,
+        state: SeedProgress,
     ) -> None:
         self.objective, self.trial, self.hp = objective, trial, hp
         self.seed_index, self.state = seed_index, state
 
     def __call__(self, seed: int, metrics: EpochMetrics) -> bool:
-        from hptune.search import report_seed_epoch
-
         objective, trial, state = self.objective, self.trial, self.state
         value = metrics.metric(objective.metric)
-        objective._emit(trial, self.hp, seed=seed, seed_index=self.seed_index, event="epoch",
-                        racing=not state.reports, epoch=metrics.epoch,
-                        train_loss=metrics.train_loss, eval_loss=metrics.eval_loss,
-                        score=metrics.score)  # fmt: skip
-        state.record(self.seed_index, value)
-        report_seed_epoch(trial, seed, value)
-        step = self.seed_index * state.stride + metrics.epoch
-        if not state.reports:
-            return not state.should_stop(self.seed_index, objective.patience)
-        trial.report(state.running_mean(self.seed_index, metrics.epoch), step=step)
-        if self._pruned(seed, metrics.epoch, step=step):
+        objective._emit(
+            trial,
+            self.hp,
+            seed=seed,
+            seed_index=self.seed_index,
+            event="epoch",
+            racing=not state.reports,
+            epoch=metrics.epoch,
+            train_loss=metrics.train_loss,
+            eval_loss=metrics.eval_loss,
+            score=metrics.score,
+        )
+        step = state.report(trial, seed, self.seed_index, metrics.epoch, value)
+        if state.reports and self._pruned(seed, metrics.epoch, step=step):
             return False
         return not state.should_stop(self.seed_index, objective.patience)
 
     def look(self, seed: int, epoch: int, value: float, looks_per_epoch: int) -> bool:
         """A look within ``epoch``: recorded for the pruner, which may stop the trial here."""
-        from hptune.search import report_seed_epoch
-
         trial = self.trial
         if keys.LOOKS_PER_EPOCH not in trial.user_attrs:
             trial.set_user_attr(keys.LOOKS_PER_EPOCH, looks_per_epoch)

@@ -7,8 +7,16 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hptune.budget import BudgetFit, PlannedPhase, planned_phases
+from hptune import guardrails
+from hptune._plan_method import method_summary, seeds_together_summary
+from hptune.budget import BudgetFit, PlannedPhase, fit_budget, planned_phases
 from hptune.config import TuneConfig, load_config
+from hptune.exceptions import ConfigError, NoStorageYet
+from hptune.phases import PHASES
+from hptune.record import RunRecord
+from hptune.start import resolve_hparams
+from hptune.train import make_runner
+from hptune.train.target import memory_check, memory_model, resolve_target, throughput_estimate
 
 if TYPE_CHECKING:
     from hptune.guardrails import Finding
@@ -93,8 +101,7 @@ def summarize_data(config: TuneConfig, data: Any, tokenizer: Any) -> DataSummary
             parts.append(f"{TRAINED_MARKS[0]}{text}{TRAINED_MARKS[1]}" if trained else text)
             start = end
     lengths = data.train_lengths
-    percentiles = {q: lengths[min(len(lengths) - 1, q * len(lengths) // 100)]
-                   for q in (50, 90, 99)}  # fmt: skip
+    percentiles = {q: lengths[min(len(lengths) - 1, q * len(lengths) // 100)] for q in (50, 90, 99)}
     percentiles[100] = lengths[-1]
     return DataSummary(
         format=data.format_description,
@@ -140,14 +147,14 @@ class Plan:
         n_train: Training examples.
         guardrails: The guardrails' findings.
         storage: The storage URL, its password masked.
-        memory: The batch phase's memory table (when it runs).
         data: The data's format, an example, its lengths and how it is scored.
         target: The machine planned for: ``name``, ``kind``, ``memory_gb``, ``dtype``
             assumed, ``source``.
         budget: How the phases were fitted into ``budget``; None without one.
         throughput: ``(examples per second, source)`` to plan time with; None if unknown.
-        lora_ranks: The LoRA rank phase's ranks: each with its alpha, trainable parameters
-            and predicted memory of a step at the starting batch (when the phase runs).
+        details: Each running phase's plan detail, by the phase's name
+            (``Phase.plan_detail``: the batch phase's memory table, the LoRA rank phase's
+            ranks with their parameters and memory).
         method: The method trained: its settings, parameters, who chose it, and the disk
             its kept checkpoints take at most (``hptune._plan_method.method_summary``).
     """
@@ -159,13 +166,22 @@ class Plan:
     n_train: int
     guardrails: list[Finding]
     storage: str
-    memory: list[dict[str, Any]] = field(default_factory=list)
     data: DataSummary | None = None
     target: dict[str, Any] = field(default_factory=dict)
     budget: BudgetFit | None = None
     throughput: tuple[float, str] | None = None
-    lora_ranks: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     method: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def memory(self) -> list[dict[str, Any]]:
+        """The batch phase's memory table (when it runs): ``details["batch_size"]``."""
+        return self.details.get("batch_size", [])
+
+    @property
+    def lora_ranks(self) -> list[dict[str, Any]]:
+        """The LoRA rank phase's ranks (when it runs): ``details["lora_rank"]``."""
+        return self.details.get("lora_rank", [])
 
     @property
     def seed_epochs(self) -> int:
@@ -202,8 +218,11 @@ class Plan:
             if self.throughput is None
             else {"examples_per_second": self.throughput[0], "source": self.throughput[1]},
             "hours_at_most": self.hours,
-            "batch_sizes": [dict(row) for row in self.memory],
-            "lora_ranks": [dict(row) for row in self.lora_ranks],
+            **{
+                phase.plan_key: [dict(row) for row in self.details.get(name, [])]
+                for name, phase in PHASES.items()
+                if phase.plan_key is not None
+            },
             "method": dict(self.method),
             "budget": None if self.budget is None else self.budget.to_dict(),
             "findings": [f.to_dict() for f in self.guardrails],
@@ -253,31 +272,25 @@ def starting_point(config: TuneConfig, runner: RunnerBase) -> Start:
     Raises:
         ConfigError: A budget that cannot be planned or is below the method's minimum.
     """
-    from hptune.budget import fit_budget
-    from hptune.start import resolve_hparams
-    from hptune.train.target import (
-        memory_check,
-        memory_model,
-        resolve_target,
-        throughput_estimate,
-    )
-
     # One way forward: each step takes what the one before produced.
     target = resolve_target(config)
     model = memory_model(config, runner, target=target)
     memory = memory_check(config, runner, target=target, model=model)
     hp, sources = resolve_hparams(config, runner.data.n_train, memory)
     throughput = throughput_estimate(config, runner, target=target, model=model)
-    fit = fit_budget(config, hp, runner.data.n_train, has_test=runner.data.test is not None,
-                     throughput=throughput, stored=_recorded_fit(config))  # fmt: skip
+    fit = fit_budget(
+        config,
+        hp,
+        runner.data.n_train,
+        has_test=runner.data.test is not None,
+        throughput=throughput,
+        stored=_recorded_fit(config),
+    )
     return Start(fit.config if fit else config, hp, sources, memory, fit, throughput, target)
 
 
 def _recorded_fit(config: TuneConfig) -> dict[str, Any] | None:
     """The budget fit a run of ``config``'s name recorded; None before anything ran."""
-    from hptune.exceptions import ConfigError, NoStorageYet
-    from hptune.record import RunRecord
-
     if config.budget is None:
         return None
     try:
@@ -305,10 +318,6 @@ def make_plan(
         ConfigError: The configuration is invalid, or its budget below the method's minimum.
         DataError: The data cannot be read.
     """
-    from hptune import guardrails
-    from hptune.phases import BatchSizePhase, make_phase
-    from hptune.train import make_runner
-
     if not isinstance(config, TuneConfig):
         config = load_config(config)
     config.check_paths()
@@ -317,15 +326,10 @@ def make_plan(
     start = starting_point(config, runner)
     config, hp = start.config, start.hparams
     phases = planned_phases(config, hp, runner.data.n_train, has_test=runner.data.test is not None)
-    memory = []
-    if "batch_size" in config.phases.run:
-        batch_phase = make_phase("batch_size", config, runner, hp)
-        assert isinstance(batch_phase, BatchSizePhase)
-        memory = batch_phase.memory_table()
     target = start.target
-    ranks = _lora_ranks(config, hp, runner, target) if "lora_rank" in config.phases.run else []
-    from hptune._plan_method import method_summary, seeds_together_summary
-
+    details = {
+        name: PHASES[name].plan_detail(config, hp, runner, target) for name in config.phases.run
+    }
     trials = sum(p.trials for p in phases)
     method = method_summary(config, target.dtype(config.model), trials)
     method["seeds_together"] = seeds_together_summary(config, runner, hp)
@@ -337,36 +341,10 @@ def make_plan(
         n_train=runner.data.n_train,
         guardrails=guardrails.check(config, hp, runner.data, start.memory),
         storage=config.storage_display,
-        memory=memory,
         data=summarize_data(config, runner.data, runner.tokenizer),
         target=target.to_dict(config.model),
         budget=start.budget,
         throughput=(examples_per_second, "given") if examples_per_second else start.throughput,
-        lora_ranks=ranks,
+        details={name: rows for name, rows in details.items() if rows},
         method=method,
     )
-
-
-def _lora_ranks(config: TuneConfig, hp: HParams, runner: Any, target: Any) -> list[dict[str, Any]]:
-    """Each rank of the LoRA rank phase: its alpha, trainable parameters, and the predicted
-    memory of a training step at the starting batch."""
-    from hptune.phases._lora_rank import alpha_for
-    from hptune.train.memory import trainable_parameters
-    from hptune.train.target import memory_model
-
-    options, method = config.phases.lora_rank, config.method
-    rows: list[dict[str, Any]] = []
-    for rank in options.ranks:
-        alpha = alpha_for(rank, options.alpha, method.r, method.alpha)
-        if options.alphas:  # searched: alpha changes neither the parameters nor the memory
-            alpha = options.alphas[0]
-        ranked = config.model_copy(
-            update={"method": method.model_copy(update={"r": rank, "alpha": alpha})}
-        )
-        memory = memory_model(ranked, runner, target=target)
-        rows.append({"r": rank, "lora_alpha": alpha,
-                     "trainable_parameters": trainable_parameters(ranked.model, ranked.method),
-                     "predicted_gb": round(memory.predict(hp.batch_size) / 1e9, 4)})  # fmt: skip
-        if options.alphas:
-            rows[-1]["lora_alphas"] = list(options.alphas)
-    return rows

@@ -51,23 +51,31 @@ WARMUP_RATIO_RANGE: tuple[float, float] = (0.05, 0.10)
 #: Weight decay against overfitting.
 WEIGHT_DECAY_RANGE: tuple[float, float] = (0.01, 0.1)
 
+# The data sheet behind GPUS, one GPU a line.
+_GPU_TABLE = """
+name       memory  bfloat16  TFLOPS
+t4             16        no      65
+v100-16gb      16        no     125
+v100-32gb      32        no     125
+a10g           24       yes      70
+l4             24       yes     121
+rtx3090        24       yes      71
+rtx4090        24       yes     165
+a100-40gb      40       yes     312
+l40s           48       yes     362
+a100-80gb      80       yes     312
+h100           80       yes     989
+h200          141       yes     989
+"""
 #: Known GPUs by the name ``training.device`` takes: (memory in GB as sold, bfloat16
 #: supported, dense 16-bit tensor TFLOPS from the maker's data sheet). torch sees a little
 #: less memory (an A100 80GB shows 79.2 GiB); the batch phase's safety margin covers the gap.
 #: A GPU not listed is ``cuda`` with ``training.gpu_memory_gb``.
 GPUS: dict[str, tuple[float, bool, float]] = {
-    "t4": (16, False, 65),
-    "v100-16gb": (16, False, 125),
-    "v100-32gb": (32, False, 125),
-    "a10g": (24, True, 70),
-    "l4": (24, True, 121),
-    "rtx3090": (24, True, 71),
-    "rtx4090": (24, True, 165),
-    "a100-40gb": (40, True, 312),
-    "l40s": (48, True, 362),
-    "a100-80gb": (80, True, 312),
-    "h100": (80, True, 989),
-    "h200": (141, True, 989),
+    name: (int(memory), bfloat16 == "yes", int(tflops))
+    for name, memory, bfloat16, tflops in (
+        line.split() for line in _GPU_TABLE.strip().splitlines()[1:]
+    )
 }
 
 #: The devices ``training.device`` accepts: the CPU, any CUDA GPU, or a GPU by name.

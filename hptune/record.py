@@ -13,19 +13,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from hptune import keys
+from hptune._lazy import optuna
+from hptune.diagnose import Diagnosis, diagnose_trial
 from hptune.exceptions import ConfigError
+from hptune.hparams import HParams
 from hptune.keys import TrialStatus
+from hptune.ledger import trained_so_far
+from hptune.phases import PHASES, Decision, TrialOutcome
+from hptune.storage import open_storage
 from hptune.stored import is_failed, is_scored
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import optuna
-
     from hptune.config import TuneConfig
-    from hptune.diagnose import Diagnosis
-    from hptune.hparams import HParams
-    from hptune.phases import Decision, TrialOutcome
 
 __all__ = [
     "PhaseState",
@@ -51,9 +52,6 @@ def outcome_from_trial(trial: optuna.trial.FrozenTrial) -> TrialOutcome:
     Returns:
         The trial as phases, tables and reports see it.
     """
-    from hptune.diagnose import diagnose_trial
-    from hptune.phases import TrialOutcome
-
     attrs = trial.user_attrs
     return TrialOutcome(
         trial.number,
@@ -132,11 +130,9 @@ def diagnosed_phases(phase: str | None = None, trial: int | None = None) -> list
     Raises:
         ConfigError: A trial number without a phase, or an unknown phase.
     """
-    from hptune.config import PHASE_NAMES
-
     if trial is not None and phase is None:
         raise ConfigError("--trial needs --phase: trial numbers count within a phase's study")
-    names = [*PHASE_NAMES, "final"]
+    names = list(PHASES)  # the method's phases, then "final"
     if phase is not None and phase not in names:
         raise ConfigError(f"unknown phase {phase!r}; use one of {', '.join(names)}")
     return [phase] if phase else names
@@ -180,8 +176,6 @@ class StoredPhase:
     @property
     def decision(self) -> Decision | None:
         """The phase's decision, once it has one."""
-        from hptune.phases import Decision
-
         text = self.user_attrs.get(keys.DECISION)
         return None if text is None else Decision.from_json(text)
 
@@ -213,8 +207,6 @@ class RunRecord:
     def __init__(
         self, config: TuneConfig, storage: optuna.storages.BaseStorage | None = None
     ) -> None:
-        from hptune.storage import open_storage
-
         self.config = config
         self.storage = storage if storage is not None else open_storage(config, must_exist=True)
 
@@ -224,8 +216,6 @@ class RunRecord:
         return configured_phases(self.config)
 
     def _existing(self) -> set[str]:
-        import optuna
-
         return {s.study_name for s in optuna.get_all_study_summaries(self.storage)}
 
     def phase(self, name: str, *, existing: set[str] | None = None) -> StoredPhase:
@@ -238,8 +228,6 @@ class RunRecord:
         Returns:
             The phase as stored.
         """
-        import optuna
-
         study_name = self.config.study_name(name)
         if study_name not in (existing if existing is not None else self._existing()):
             return StoredPhase(name, study_name, None)
@@ -266,8 +254,8 @@ class RunRecord:
         for stored in self.phases():
             if keys.ENVIRONMENT in stored.user_attrs:
                 setup = stored.user_attrs.get(keys.SETUP, {})
-                return {**stored.user_attrs[keys.ENVIRONMENT],
-                        "preparation": setup.get("preparation", {})}  # fmt: skip
+                preparation = setup.get("preparation", {})
+                return {**stored.user_attrs[keys.ENVIRONMENT], "preparation": preparation}
         return {}
 
     def budget_fit(self) -> dict[str, Any] | None:
@@ -291,8 +279,6 @@ class RunRecord:
         Returns:
             ``seed_epochs``, ``gpu_seconds``, ``examples``, ``seconds`` and ``reserved``.
         """
-        from hptune.ledger import trained_so_far
-
         return trained_so_far(self.config, self.storage)
 
     def decided_hparams(self) -> tuple[HParams, dict[str, Decision]]:
@@ -305,8 +291,6 @@ class RunRecord:
         Raises:
             ConfigError: A configured phase has no decision yet.
         """
-        from hptune.hparams import HParams
-
         hp: HParams | None = None
         decisions: dict[str, Decision] = {}
         for stored in self.phases([*self.config.phases.run, "final"]):
@@ -340,16 +324,14 @@ class RunRecord:
         Returns:
             Where it was (``study#number``) and its per-seed runs, or None.
         """
-        import optuna
-
-        from hptune.config import PHASE_NAMES
-
         wanted_seeds = {
             str(s) for s in (self.config.objective.seed_list if seeds is None else seeds)
         }
         wanted = hp.to_dict()
         existing = self._existing()
-        for phase in PHASE_NAMES:
+        for phase in PHASES:
+            if phase == "final":  # the test evaluation: never a configuration to reuse
+                continue
             name = self.config.study_name(phase)
             if name not in existing:
                 continue
@@ -380,8 +362,6 @@ class RunRecord:
         Raises:
             ConfigError: An unknown phase, a trial number without a phase, or no such trial.
         """
-        from hptune.diagnose import diagnose_trial
-
         names = diagnosed_phases(phase, trial)
         config = self.config
         dropout = config.method.dropout if config.method.type != "full" else None
@@ -389,8 +369,8 @@ class RunRecord:
         for stored in self.phases(names):
             for t in stored.trials:
                 if trial is None or t.number == trial:
-                    rows.extend((stored.phase, t.number, d)
-                                for d in diagnose_trial(t, dropout=dropout))  # fmt: skip
+                    diagnoses = diagnose_trial(t, dropout=dropout)
+                    rows.extend((stored.phase, t.number, d) for d in diagnoses)
         if trial is not None and not rows:
             raise ConfigError(f"phase {phase!r} has no trial {trial} with curves")
         return rows

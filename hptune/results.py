@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
-if TYPE_CHECKING:
-    import optuna
+from hptune._lazy import optuna
+from hptune.train.arguments import hparam_arguments
 
+if TYPE_CHECKING:
     from hptune.budget import BudgetFit
     from hptune.guardrails import Finding
     from hptune.hparams import HParams
@@ -85,8 +86,6 @@ class TuneResult:
         """The final configuration under ``TrainingArguments`` names (``learning_rate``,
         ``per_device_train_batch_size``, ``num_train_epochs``...), with any searched key, and
         ``lora_r`` / ``lora_alpha`` (TRL's names) when the LoRA rank phase decided them."""
-        from hptune.train.arguments import hparam_arguments
-
         params = {**hparam_arguments(self.hparams), **dict(self.hparams.args)}
         if self.hparams.lora_r is not None:
             params.update(lora_r=self.hparams.lora_r, lora_alpha=self.hparams.lora_alpha)
@@ -104,8 +103,6 @@ class TuneResult:
         Raises:
             KeyError: No such phase ran.
         """
-        import optuna
-
         ran = [*self.phases, *([self.final] if self.final is not None else [])]
         found = next((p for p in ran if p.phase == phase), None)
         if found is None or self.storage is None:

@@ -25,9 +25,13 @@ import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from hptune.seeds import Verdict
+from hptune._lazy import np, stats
+from hptune.seeds import Verdict, check_finite, seed_noise, t_quantile
+
+if TYPE_CHECKING:
+    from scipy import stats
 
 __all__ = [
     "ALPHA",
@@ -43,12 +47,6 @@ __all__ = [
 ]
 
 K = TypeVar("K")  # a configuration's key (e.g. a trial number)
-
-
-def _t(degrees_of_freedom: int, probability: float) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(probability, degrees_of_freedom))
 
 
 @dataclass(frozen=True)
@@ -114,14 +112,10 @@ def fit_seed_model(values_by_candidate: Mapping[K, Mapping[int, float]]) -> Seed
         ValueError: No configuration, one without a value, a value that is not finite, or
             configurations in groups that share no seed (they cannot be compared).
     """
-    import numpy as np
-
     keys = list(values_by_candidate)
     if not keys or any(not v for v in values_by_candidate.values()):
         raise ValueError("every configuration needs at least one seed value")
-    for key, values in values_by_candidate.items():
-        if any(not math.isfinite(v) for v in values.values()):
-            raise ValueError(f"seed values must be finite, got {key!r}: {dict(values)}")
+    check_finite(values_by_candidate)
     _check_connected(values_by_candidate)
     seeds = sorted({s for v in values_by_candidate.values() for s in v})
     rows, target = [], []
@@ -134,6 +128,9 @@ def fit_seed_model(values_by_candidate: Mapping[K, Mapping[int, float]]) -> Seed
             rows.append(row)
             target.append(value)
     x, y = np.array(rows), np.array(target)
+    # Not numpy.linalg.lstsq: this well-conditioned 0/1 design's inverse is the covariance
+    # anyway, and it gives configurations tied in exact arithmetic equal effects where lstsq's
+    # rounding parts them by 1e-15, changing which is best (calibration.py: 17 draws).
     unscaled = np.linalg.inv(x.T @ x)
     beta = unscaled @ x.T @ y
     df = len(y) - len(keys) - len(seeds) + 1
@@ -164,8 +161,10 @@ def _check_connected(values_by_candidate: Mapping[K, Mapping[int, float]]) -> No
                 frontier.append(key)
     if len(reached) != len(keys):
         apart = [k for k in keys if k not in reached]
-        raise ValueError(f"configurations {apart!r} share no seed with {keys[0]!r}'s group; "
-                         "they cannot be paired")  # fmt: skip
+        raise ValueError(
+            f"configurations {apart!r} share no seed with {keys[0]!r}'s group; "
+            "they cannot be paired"
+        )
 
 
 @dataclass(frozen=True)
@@ -234,41 +233,48 @@ def compare_with_best(
         raise ValueError(f"the equivalence margin must not be negative, got {margin=}")
     if best not in model.effects:
         raise ValueError(f"{best!r} is not a configuration of the model")
-    others = [k for k in model.effects if k != best]
     noisy = bool(model.variance)  # None (no df) or 0.0 (no noise left) estimate nothing
     critical = _tukey(len(model.effects), model.degrees_of_freedom, alpha) if noisy else 0.0
-    result: dict[K, ModelComparison] = {}
-    for key in others:
-        diff = model.effects[key] - model.effects[best]
-        se = model.standard_error(key, best) if noisy else None
-        if se is None:
-            tie = margin is not None and model.variance == 0.0 and abs(diff) <= margin
-            verdict = Verdict.EQUIVALENT if tie else Verdict.UNDECIDED
-            result[key] = ModelComparison(model.n_seeds[key], diff, None, None,
-                                          model.degrees_of_freedom, margin, verdict)  # fmt: skip
-            continue
-        df = model.degrees_of_freedom
-        if margin is not None and abs(diff) + _t(df, 1 - alpha) * se <= margin:
-            verdict = Verdict.EQUIVALENT
-        elif diff - critical * se > 0:
-            verdict = Verdict.WORSE
-        elif diff + critical * se < 0:
-            verdict = Verdict.BETTER
-        else:
-            verdict = Verdict.UNDECIDED
-        detectable = (critical + _t(df, POWER)) * se
-        low, high = diff - critical * se, diff + critical * se
-        result[key] = ModelComparison(model.n_seeds[key], diff, low, high, df, margin, verdict,
-                                      detectable)  # fmt: skip
-    return result
+    return {
+        key: _judged(model, key, best, margin, alpha, critical if noisy else None)
+        for key in model.effects
+        if key != best
+    }
+
+
+def _judged(
+    model: SeedModel,
+    key: Any,
+    best: Any,
+    margin: float | None,
+    alpha: float,
+    critical: float | None,
+) -> ModelComparison:
+    """``key`` against ``best`` (``critical``: Tukey's value; None without a noise estimate)."""
+    diff = model.effects[key] - model.effects[best]
+    df = model.degrees_of_freedom
+    se = None if critical is None else model.standard_error(key, best)
+    if critical is None or se is None:
+        tie = margin is not None and model.variance == 0.0 and abs(diff) <= margin
+        verdict = Verdict.EQUIVALENT if tie else Verdict.UNDECIDED
+        return ModelComparison(model.n_seeds[key], diff, None, None, df, margin, verdict)
+    if margin is not None and abs(diff) + t_quantile(df, 1 - alpha) * se <= margin:
+        verdict = Verdict.EQUIVALENT
+    elif diff - critical * se > 0:
+        verdict = Verdict.WORSE
+    elif diff + critical * se < 0:
+        verdict = Verdict.BETTER
+    else:
+        verdict = Verdict.UNDECIDED
+    detectable = (critical + t_quantile(df, POWER)) * se
+    low, high = diff - critical * se, diff + critical * se
+    return ModelComparison(model.n_seeds[key], diff, low, high, df, margin, verdict, detectable)
 
 
 @functools.lru_cache(maxsize=256)
 def _tukey(k: int, degrees_of_freedom: int, alpha: float) -> float:
     """Tukey's critical value for a difference of two of ``k`` means, in standard errors of
     that difference (the studentized range's quantile over sqrt(2); Student's t for k = 2)."""
-    from scipy import stats
-
     if k < 2:
         return 0.0
     return float(stats.studentized_range.ppf(1 - alpha, k, degrees_of_freedom)) / math.sqrt(2)
@@ -292,14 +298,15 @@ def seeds_for_equivalence(model: SeedModel, margin: float, alpha: float = ALPHA)
         The seeds (at most 1000); None without a noise estimate, with a margin of zero, or
         beyond 1000.
     """
-    from scipy import stats
-
     if not model.noise or margin <= 0:
         return None
+    # Not scipy's power functions: scipy has none for two one-sided tests (their power needs
+    # Owen's Q; the noncentral t gives one one-sided test's), and this closed form (Student's t
+    # plus the normal's quartile) is what every stored decision's figure was computed with.
     k, quartile = len(model.effects), float(stats.norm.ppf(0.75))
     for n in range(2, 1001):
         df = (k - 1) * (n - 1)
-        if (_t(df, 1 - alpha) + quartile) * model.noise * math.sqrt(2 / n) <= margin:
+        if (t_quantile(df, 1 - alpha) + quartile) * model.noise * math.sqrt(2 / n) <= margin:
             return n
     return None
 
@@ -319,17 +326,15 @@ def default_margin(
     Returns:
         The margin, in the metric's units; None without a noise estimate.
     """
-    import statistics
-
     if model.noise is None:
         return None
     paired = math.sqrt(2) * model.noise
-    stds = [statistics.stdev(v.values()) for v in values_by_candidate.values() if len(v) > 1]
-    if not stds:
+    median_std = seed_noise(values_by_candidate)
+    if median_std is None:
         return paired
     if paired == 0.0:  # exact shifts (a score in steps): the cap alone, else only exact ties
-        return statistics.median(stds)
-    return min(paired, statistics.median(stds))
+        return median_std
+    return min(paired, median_std)
 
 
 @dataclass(frozen=True)

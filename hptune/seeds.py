@@ -8,21 +8,27 @@ noise that unpaired means would carry.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+from hptune._lazy import stats
+
+if TYPE_CHECKING:
+    from scipy import stats
 
 __all__ = [
-    "Comparison",
     "Margin",
     "PairedDifference",
     "SeedSummary",
     "Verdict",
-    "compare_to_reference",
+    "best_so_far",
+    "check_finite",
     "paired_difference",
     "resolve_margin",
     "seed_noise",
@@ -84,47 +90,62 @@ def resolve_margin(margin: Margin | None, best_value: float) -> float | None:
     return float(margin)
 
 
-# Quantiles of Student's t for 1..30 degrees of freedom (97.5%: two-sided 95% intervals;
-# 95%: one-sided tests of equivalence), as printed tables give them (3 decimals): every stored
-# decision and figure so far was computed with these; beyond 30, scipy's exact quantile.
-_T_TABLES = {
-    0.975: (
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-    ),
-    0.95: (
-        6.314, 2.920, 2.353, 2.132, 2.015, 1.943, 1.895, 1.860, 1.833, 1.812,
-        1.796, 1.782, 1.771, 1.761, 1.753, 1.746, 1.740, 1.734, 1.729, 1.725,
-        1.721, 1.717, 1.714, 1.711, 1.708, 1.706, 1.703, 1.701, 1.699, 1.697,
-    ),
-}  # fmt: skip
+#: Up to these degrees of freedom the seed summaries' intervals use Student's t as printed
+#: tables give it (3 decimals), as every stored summary so far was computed.
+_PRINTED_UP_TO = 30
 
 
-def t_quantile(degrees_of_freedom: int, probability: float = 0.975) -> float:
-    """A quantile of Student's t: 97.5% (two-sided 95% intervals) or 95% (one-sided tests).
+def t_quantile(
+    degrees_of_freedom: int, probability: float = 0.975, *, printed: bool = False
+) -> float:
+    """A quantile of Student's t (``scipy.stats.t.ppf``), the one hptune computes with.
 
     Args:
         degrees_of_freedom: The number of values minus one (or a pooled count).
-        probability: 0.975 or 0.95.
+        probability: The quantile's probability, e.g. 0.975 for two-sided 95% intervals.
+        printed: The 97.5% quantile as printed tables give it (3 decimals) up to 30 degrees
+            of freedom, as the seed summaries' intervals have always been computed; exact
+            beyond.
 
     Returns:
-        The quantile, from a table (3 decimals) up to 30 degrees of freedom; beyond,
-        ``scipy.stats.t.ppf``.
+        The quantile.
 
     Raises:
-        ValueError: Fewer than one degree of freedom, or another probability.
+        ValueError: Fewer than one degree of freedom, a probability outside (0, 1), or
+            ``printed`` with another probability than 0.975.
     """
     if degrees_of_freedom < 1:
         raise ValueError(f"degrees of freedom must be at least 1, got {degrees_of_freedom=}")
-    if probability not in _T_TABLES:
-        raise ValueError(f"probability must be 0.975 or 0.95, got {probability=}")
-    table = _T_TABLES[probability]
-    if degrees_of_freedom <= len(table):
-        return table[degrees_of_freedom - 1]
-    from scipy import stats
+    if not 0 < probability < 1:
+        raise ValueError(f"probability must lie in (0, 1), got {probability=}")
+    if printed:
+        if probability != 0.975:
+            raise ValueError(f"the printed table is the 97.5% one, got {probability=}")
+        if degrees_of_freedom <= _PRINTED_UP_TO:  # the table's values are the exact ones rounded
+            return round(_exact_t(degrees_of_freedom, probability), 3)
+    return _exact_t(degrees_of_freedom, probability)
 
+
+@functools.lru_cache(maxsize=1024)
+def _exact_t(degrees_of_freedom: int, probability: float) -> float:
     return float(stats.t.ppf(probability, degrees_of_freedom))
+
+
+def best_so_far(values: Iterable[float], *, minimize: bool = True) -> list[float]:
+    """A curve as its best value so far (a value only replaces a strictly worse one).
+
+    Args:
+        values: The curve, e.g. one seed's validation value after each epoch.
+        minimize: Whether lower is better.
+
+    Returns:
+        At each point, the best value up to it.
+    """
+    best: list[float] = []
+    for value in values:
+        better = not best or (value < best[-1] if minimize else value > best[-1])
+        best.append(value if better else best[-1])
+    return best
 
 
 @dataclass(frozen=True)
@@ -184,7 +205,7 @@ def summarize(values: Sequence[float]) -> SeedSummary:
     if len(values) < 2:
         return SeedSummary(tuple(values), mean, None, None, None)
     std = statistics.stdev(values)
-    half = t_quantile(len(values) - 1) * std / math.sqrt(len(values))
+    half = t_quantile(len(values) - 1, printed=True) * std / math.sqrt(len(values))
     return SeedSummary(tuple(values), mean, std, mean - half, mean + half)
 
 
@@ -248,30 +269,6 @@ class Verdict(StrEnum):
     UNDECIDED = "undecided"
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """A candidate against a reference over their shared seeds, with the verdict.
-
-    Args:
-        n: The seeds both have.
-        mean: The mean of ``candidate - reference`` (oriented by the caller, e.g. so that
-            worse is positive).
-        ci_low: The low end of its 95% interval; None without a noise estimate.
-        ci_high: Its high end; None without a noise estimate.
-        degrees_of_freedom: Those of the noise estimate (pooled over candidates when it was).
-        margin: The equivalence margin the verdict used; None for none.
-        verdict: Worse, better, equivalent, or undecided.
-    """
-
-    n: int
-    mean: float
-    ci_low: float | None
-    ci_high: float | None
-    degrees_of_freedom: int
-    margin: float | None
-    verdict: Verdict
-
-
 def seed_noise(values_by_candidate: Mapping[K, Mapping[int, float]]) -> float | None:
     """The typical seed-to-seed standard deviation of one configuration: the median, over
     candidates with two seeds or more, of each one's sample standard deviation.
@@ -288,84 +285,20 @@ def seed_noise(values_by_candidate: Mapping[K, Mapping[int, float]]) -> float | 
     Raises:
         ValueError: A value that is not finite (NaN or infinite).
     """
-    for key, values in values_by_candidate.items():  # statistics.stdev raises AttributeError
-        if any(not math.isfinite(v) for v in values.values()):
-            raise ValueError(f"seed values must be finite, got {key!r}: {dict(values)}")
+    check_finite(values_by_candidate)  # statistics.stdev raises AttributeError on them
     stds = [statistics.stdev(v.values()) for v in values_by_candidate.values() if len(v) > 1]
     return statistics.median(stds) if stds else None
 
 
-def compare_to_reference(
-    candidates: Mapping[K, Mapping[int, float]],
-    reference: Mapping[int, float],
-    *,
-    margin: float | None,
-) -> dict[K, Comparison]:
-    """Compare every candidate with one reference, seed by seed, with a pooled noise estimate.
-
-    Each candidate's differences from the reference on their shared seeds are first judged on
-    their own (their own variance, ``n - 1`` degrees of freedom). The candidates that this
-    does not separate from the reference are judged again with the variance of the
-    differences pooled over all of them, which has more degrees of freedom (``sum(n - 1)``)
-    and so a narrower interval; pooling assumes their differences are about equally noisy.
-
-    A candidate is ``equivalent`` when the 90% interval of its mean difference lies within
-    ``[-margin, margin]`` (two one-sided tests at 5%), else ``worse`` or ``better`` when the
-    95% interval excludes zero, else ``undecided``. Equivalence is checked first: a
-    difference shown to be smaller than the margin does not matter, even when it is real.
+def check_finite(values_by_candidate: Mapping[K, Mapping[int, float]]) -> None:
+    """Refuse a seed value that is not finite, naming its candidate.
 
     Args:
-        candidates: Each candidate's value by seed, oriented as the caller wants the sign.
-        reference: The reference's value by seed.
-        margin: The largest difference that does not matter; None never finds equivalence.
-
-    Returns:
-        Each candidate's comparison, by the same keys.
+        values_by_candidate: Each candidate's value by seed.
 
     Raises:
-        ValueError: A candidate that shares no seed with the reference, a value that is not
-            finite, or a negative margin.
+        ValueError: A value that is NaN or infinite.
     """
-    if margin is not None and margin < 0:
-        raise ValueError(f"the equivalence margin must not be negative, got {margin=}")
-    diffs: dict[K, list[float]] = {}
-    for name, values in candidates.items():
-        common = sorted(set(values) & set(reference))
-        if not common:
-            raise ValueError(f"candidate {name!r} shares no seed with the reference")
-        diffs[name] = [values[s] - reference[s] for s in common]
-        if any(not math.isfinite(d) for d in diffs[name]):
-            raise ValueError(f"seed values must be finite, got {dict(values)=}")
-    result: dict[K, Comparison] = {}
-    in_question: list[K] = []
-    for name, d in diffs.items():
-        if len(d) < 2:
-            result[name] = Comparison(len(d), statistics.fmean(d), None, None, 0, margin,
-                                      Verdict.UNDECIDED)  # fmt: skip
-            continue
-        own = _judge(d, statistics.variance(d), len(d) - 1, margin)
-        result[name] = own
-        if own.verdict == Verdict.UNDECIDED:
-            in_question.append(name)
-    if len(in_question) > 1:
-        sums = [sum((x - statistics.fmean(diffs[n])) ** 2 for x in diffs[n]) for n in in_question]
-        pooled_df = sum(len(diffs[n]) - 1 for n in in_question)
-        pooled_variance = sum(sums) / pooled_df
-        for name in in_question:
-            result[name] = _judge(diffs[name], pooled_variance, pooled_df, margin)
-    return result
-
-
-def _judge(d: list[float], variance: float, df: int, margin: float | None) -> Comparison:
-    mean = statistics.fmean(d)
-    se = math.sqrt(variance / len(d))
-    half = t_quantile(df) * se
-    if margin is not None and abs(mean) + t_quantile(df, 0.95) * se <= margin:
-        verdict = Verdict.EQUIVALENT
-    elif mean - half > 0:
-        verdict = Verdict.WORSE
-    elif mean + half < 0:
-        verdict = Verdict.BETTER
-    else:
-        verdict = Verdict.UNDECIDED
-    return Comparison(len(d), mean, mean - half, mean + half, df, margin, verdict)
+    for key, values in values_by_candidate.items():
+        if any(not math.isfinite(v) for v in values.values()):
+            raise ValueError(f"seed values must be finite, got {key!r}: {dict(values)}")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hptune.hparams import HParams
 from hptune.presets import fill_training
 
 if TYPE_CHECKING:
     from hptune.config import TuneConfig
-    from hptune.hparams import HParams
     from hptune.train.target import MemoryCheck
 
 __all__ = ["resolve_hparams"]
@@ -36,8 +36,6 @@ def resolve_hparams(
     Returns:
         The configuration, and for each filled key the preset it came from.
     """
-    from hptune.hparams import HParams
-
     training = config.training
     gpu_memory_gb = training.gpu_memory_gb
     if gpu_memory_gb is None and memory is not None and memory.target.kind == "cuda":

@@ -175,5 +175,6 @@ class StoredTrial:
         # With looks within epochs a curve has several positions per epoch; an epoch begun
         # counts whole (the budget errs on the side of what was spent).
         per_epoch = int(self.frozen.user_attrs.get(keys.LOOKS_PER_EPOCH, 1))
-        return sum(-(-len(values) // per_epoch) for seed, values in curves
-                   if int(seed) not in stored_seeds)  # fmt: skip
+        return sum(
+            -(-len(values) // per_epoch) for seed, values in curves if int(seed) not in stored_seeds
+        )

@@ -8,16 +8,25 @@ import pytest
 from hptune.diagnose import Diagnosis, diagnose, diagnose_curves, diagnose_trial
 from hptune.hparams import HParams
 
-HP = HParams(learning_rate=1e-4, batch_size=8, gradient_accumulation_steps=2, epochs=4,
-             warmup_ratio=0.05, weight_decay=0.01, max_grad_norm=None)  # fmt: skip
+HP = HParams(
+    learning_rate=1e-4,
+    batch_size=8,
+    gradient_accumulation_steps=2,
+    epochs=4,
+    warmup_ratio=0.05,
+    weight_decay=0.01,
+    max_grad_norm=None,
+)
 
 
 def test_nan_is_diverged_with_lr_cut_and_clipping() -> None:
     d = diagnose_curves([2.0, math.nan], [1.9, math.nan], hparams=HP)
     assert d.kind == "diverged"
     assert "epoch 2 (training)" in d.evidence
-    assert d.remedy == {"training.learning_rate": pytest.approx(1e-5),
-                        "training.max_grad_norm": 1.0}  # fmt: skip
+    assert d.remedy == {
+        "training.learning_rate": pytest.approx(1e-5),
+        "training.max_grad_norm": 1.0,
+    }
     assert "training.learning_rate 0.0001 -> 1e-05" in d.remedy_text
 
 
@@ -69,8 +78,7 @@ def test_rising_validation_with_falling_training_is_overfitting() -> None:
     d = diagnose_curves([2.0, 1.5, 1.0, 0.6], [1.9, 1.6, 1.7, 1.9], hparams=HP, dropout=0.05)
     assert d.kind == "overfitting"
     assert "lowest at epoch 2 (1.6)" in d.evidence
-    assert d.remedy == {"training.epochs": 2, "training.weight_decay": 0.03,
-                        "method.dropout": 0.1}  # fmt: skip
+    assert d.remedy == {"training.epochs": 2, "training.weight_decay": 0.03, "method.dropout": 0.1}
 
 
 def test_a_falling_validation_curve_is_healthy() -> None:
@@ -99,14 +107,25 @@ def test_out_of_memory_trial_halves_the_batch() -> None:
 
 def test_a_trial_is_diagnosed_per_seed_and_a_study_per_trial() -> None:
     runs = [
-        {"seed": 0, "diverged": False, "epochs": [
-            {"train_loss": 2.0, "eval_loss": 1.9}, {"train_loss": 1.5, "eval_loss": 1.5}]},
-        {"seed": 1, "diverged": True, "diverged_at": "epoch 2, step 7", "epochs": [
-            {"train_loss": 2.0, "eval_loss": 1.9}]},
-    ]  # fmt: skip
+        {
+            "seed": 0,
+            "diverged": False,
+            "epochs": [
+                {"train_loss": 2.0, "eval_loss": 1.9},
+                {"train_loss": 1.5, "eval_loss": 1.5},
+            ],
+        },
+        {
+            "seed": 1,
+            "diverged": True,
+            "diverged_at": "epoch 2, step 7",
+            "epochs": [{"train_loss": 2.0, "eval_loss": 1.9}],
+        },
+    ]
     study = optuna.create_study()
-    study.add_trial(optuna.trial.create_trial(
-        value=1.5, user_attrs={"runs": runs, "hparams": HP.to_dict()}))  # fmt: skip
+    study.add_trial(
+        optuna.trial.create_trial(value=1.5, user_attrs={"runs": runs, "hparams": HP.to_dict()})
+    )
     by_trial = diagnose(study)
     assert [d.kind for d in by_trial[0]] == ["healthy", "diverged"]
     assert by_trial[0][1].seed == 1 and "epoch 2, step 7" in by_trial[0][1].evidence

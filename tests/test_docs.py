@@ -320,7 +320,7 @@ def test_the_configuration_reference_lists_every_key_of_every_section() -> None:
 
     from pydantic import BaseModel
 
-    from hptune.config import TuneConfig
+    from hptune.config import PhasesConfig, TuneConfig, phase_section_models
 
     sys.path.insert(0, str(DOCS))
     try:
@@ -335,6 +335,9 @@ def test_the_configuration_reference_lists_every_key_of_every_section() -> None:
             inner = [a for a in (field.annotation, *typing.get_args(field.annotation))
                      if isinstance(a, type) and issubclass(a, BaseModel)]  # fmt: skip
             found += keys(inner[0], f"{prefix}{name}.") if inner else [f"{prefix}{name}"]
+        if model is PhasesConfig:  # each registered phase's section
+            for name, section in phase_section_models().items():
+                found += keys(section, f"{prefix}{name}.")
         return found
 
     every = keys(TuneConfig, "")

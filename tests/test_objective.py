@@ -14,8 +14,14 @@ from hptune.objective import SeedObjective, TrialOutOfMemory
 from hptune.phases import BaselinePhase, EpochsPhase
 from hptune.train import EpochMetrics, RunResult
 
-BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=1, epochs=4,
-               warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+BASE = HParams(
+    learning_rate=1e-4,
+    batch_size=4,
+    gradient_accumulation_steps=1,
+    epochs=4,
+    warmup_ratio=0.05,
+    weight_decay=0.01,
+)
 
 
 class ScriptedRunner:
@@ -93,6 +99,32 @@ def test_a_hopeless_trial_is_pruned_after_its_first_seed(config) -> None:
     assert runner.epochs_trained == 2  # of the 6 a full trial would train
 
 
+def test_a_plain_median_pruner_prunes_on_the_reported_seed_means(config) -> None:
+    """Optuna's own pruner reads the channel hptune._trial_state documents: seed ``i``'s epoch
+    ``e`` at step ``i x stride + e``, the mean of seeds ``0..i``'s best-so-far values."""
+    good = [
+        {0: [3.0, 2.0, 1.5, 1.4], 1: [3.2, 2.2, 1.7, 1.6]},
+        {0: [3.1, 2.1, 1.6, 1.5], 1: [3.3, 2.3, 1.8, 1.9]},
+    ]
+    bad = {0: [3.0, 2.9, 3.1, 2.8], 1: [3.0, 2.9, 2.8, 2.7]}
+    study = optuna.create_study(pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    for curves in good:
+        study.optimize(SeedObjective(ScriptedRunner(config, curves), BaselinePhase(), BASE), 1)
+    runner = ScriptedRunner(config, bad)
+    study.optimize(SeedObjective(runner, BaselinePhase(), BASE), n_trials=1)
+    complete, pruned = study.trials[1], study.trials[-1]
+    # steps 1-4: seed 0 alone; 5-8: both seeds' mean (seed 1's last epoch: its best, 1.8)
+    assert complete.intermediate_values == pytest.approx(
+        {1: 3.1, 2: 2.1, 3: 1.6, 4: 1.5, 5: 3.2, 6: 2.2, 7: 1.7, 8: 1.65}
+    )
+    # at step 2 its best so far (2.9) is behind the complete trials' median there (2.05)
+    assert pruned.state == optuna.trial.TrialState.PRUNED
+    assert pruned.user_attrs["status"] == "pruned"
+    assert pruned.user_attrs["pruned_at"] == {"seed": 0, "epoch": 2, "step": 2}
+    assert pruned.intermediate_values == {1: 3.0, 2: 2.9}
+    assert runner.epochs_trained == 2
+
+
 class LookingRunner(ScriptedRunner):
     """Plays ``curves[seed]`` as positions of epochs of two: a look within, then the end."""
 
@@ -145,8 +177,9 @@ def test_a_hopeless_trial_is_pruned_at_a_look_within_an_epoch(config) -> None:
 def test_out_of_memory_is_recorded_not_fatal(config) -> None:
     runner = ScriptedRunner(config, {0: [1.0], 1: [1.0]}, oom_from_batch=4)
     study = optuna.create_study()
-    study.optimize(SeedObjective(runner, BaselinePhase(), BASE), n_trials=1,
-                   catch=(TrialOutOfMemory,))  # fmt: skip
+    study.optimize(
+        SeedObjective(runner, BaselinePhase(), BASE), n_trials=1, catch=(TrialOutOfMemory,)
+    )
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["status"] == "oom"

@@ -17,16 +17,22 @@ from hptune.seeds import Verdict
 
 
 def test_the_seed_model_of_a_full_table_is_the_two_way_analysis() -> None:
-    values = {"a": {0: 1.0, 1: 2.0, 2: 3.3}, "b": {0: 1.2, 1: 2.1, 2: 3.6},
-              "c": {0: 0.9, 1: 2.2, 2: 3.1}}  # fmt: skip
+    values = {
+        "a": {0: 1.0, 1: 2.0, 2: 3.3},
+        "b": {0: 1.2, 1: 2.1, 2: 3.6},
+        "c": {0: 0.9, 1: 2.2, 2: 3.1},
+    }
     model = fit_seed_model(values)
     for key, by_seed in values.items():  # every configuration has every seed: effects are means
         assert model.effects[key] == pytest.approx(statistics.fmean(by_seed.values()))
     assert model.degrees_of_freedom == (3 - 1) * (3 - 1)
     grand = statistics.fmean(v for by_seed in values.values() for v in by_seed.values())
     seed_mean = {s: statistics.fmean(values[k][s] for k in values) for s in range(3)}
-    residual = sum((values[k][s] - model.effects[k] - seed_mean[s] + grand) ** 2
-                   for k in values for s in range(3))  # fmt: skip
+    residual = sum(
+        (values[k][s] - model.effects[k] - seed_mean[s] + grand) ** 2
+        for k in values
+        for s in range(3)
+    )
     assert model.variance == pytest.approx(residual / 4)
     # a difference's standard error: the noise times sqrt(2 / n)
     assert model.standard_error("a", "b") == pytest.approx(math.sqrt(model.variance * 2 / 3))
@@ -51,8 +57,10 @@ def _phases_with_a_false_worse(k: int, n: int, draws: int, common_share: float =
     with_worse = 0
     for _ in range(draws):
         common = [rng.gauss(0, math.sqrt(common_share)) for _ in range(n)]
-        values = {c: {s: common[s] + rng.gauss(0, math.sqrt(1 - common_share)) for s in range(n)}
-                  for c in range(k)}  # fmt: skip
+        values = {
+            c: {s: common[s] + rng.gauss(0, math.sqrt(1 - common_share)) for s in range(n)}
+            for c in range(k)
+        }
         ranking = rank_with_model(values)
         with_worse += any(c.verdict == Verdict.WORSE for c in ranking.comparisons.values())
     return with_worse / draws
@@ -69,9 +77,11 @@ def test_equal_configurations_are_called_worse_in_at_most_five_percent_of_phases
 
 
 def test_a_clear_gap_is_found_and_its_detectable_difference_stated() -> None:
-    values = {"best": {0: 1.00, 1: 1.50, 2: 0.80, 3: 1.20},
-              "far": {0: 1.52, 1: 1.98, 2: 1.35, 3: 1.70},
-              "near": {0: 1.03, 1: 1.49, 2: 0.84, 3: 1.22}}  # fmt: skip
+    values = {
+        "best": {0: 1.00, 1: 1.50, 2: 0.80, 3: 1.20},
+        "far": {0: 1.52, 1: 1.98, 2: 1.35, 3: 1.70},
+        "near": {0: 1.03, 1: 1.49, 2: 0.84, 3: 1.22},
+    }
     result = compare_with_best(fit_seed_model(values), "best", margin=0.1)
     assert result["far"].verdict == Verdict.WORSE
     assert result["near"].verdict == Verdict.EQUIVALENT
@@ -82,14 +92,19 @@ def test_a_clear_gap_is_found_and_its_detectable_difference_stated() -> None:
 def test_a_wild_configuration_leaves_and_the_rest_are_judged_on_their_own_noise() -> None:
     """A rate near divergence (seed values 3.2-3.9) is worse; once it has left, the close
     configurations are told apart on their own noise (the demo's 0.005 and 0.01)."""
-    values = {"0.005": {0: 2.371, 1: 2.405, 2: 2.364}, "0.01": {0: 2.201, 1: 2.262, 2: 2.215},
-              "0.05": {0: 3.4, 1: 3.9, 2: 3.2}}  # fmt: skip
+    values = {
+        "0.005": {0: 2.371, 1: 2.405, 2: 2.364},
+        "0.01": {0: 2.201, 1: 2.262, 2: 2.215},
+        "0.05": {0: 3.4, 1: 3.9, 2: 3.2},
+    }
     one_step = compare_with_best(fit_seed_model(values), "0.01", margin=None)
     assert one_step["0.005"].verdict == Verdict.UNDECIDED  # the wild one's noise swamps it
     ranking = rank_with_model(values)
     assert ranking.best == "0.01"
     assert {k: c.verdict for k, c in ranking.comparisons.items()} == {
-        "0.005": Verdict.WORSE, "0.05": Verdict.WORSE}  # fmt: skip
+        "0.005": Verdict.WORSE,
+        "0.05": Verdict.WORSE,
+    }
 
 
 def test_differences_without_noise_decide_nothing() -> None:
@@ -106,8 +121,10 @@ def test_shifts_exact_but_for_rounding_have_no_noise_either() -> None:
     """Three seeds each 0.001 apart, configurations 0.09 apart: in floating point the model
     leaves residuals of about 1e-16, which must not become a noise estimate (an interval of
     1e-15 would call every difference worse)."""
-    values = {k: {s: base + 0.001 * s for s in range(3)} for k, base in
-              (("lr=1e-4", 2.09), ("lr=1e-3", 2.0), ("lr=1e-2", 2.9))}  # fmt: skip
+    values = {
+        k: {s: base + 0.001 * s for s in range(3)}
+        for k, base in (("lr=1e-4", 2.09), ("lr=1e-3", 2.0), ("lr=1e-2", 2.9))
+    }
     model = fit_seed_model(values)
     assert model.variance == 0.0
     ranking = rank_with_model(values)

@@ -28,14 +28,19 @@ def test_summary_refuses_empty_and_nan() -> None:
 
 
 def test_t_quantiles() -> None:
-    assert t_quantile(2) == 4.303
-    assert t_quantile(30) == 2.042
+    # the seed summaries' intervals: as printed tables give it up to 30 degrees of freedom
+    assert t_quantile(2, printed=True) == 4.303
+    assert t_quantile(30, printed=True) == 2.042
+    assert t_quantile(2) == pytest.approx(4.302653, abs=1e-6)
     # beyond the table, Student's t (exact values to 4 decimals), never the normal's 1.96
     for df, exact in ((31, 2.0395), (40, 2.0211), (60, 2.0003), (120, 1.9799), (1000, 1.9623)):
-        assert t_quantile(df) == pytest.approx(exact, abs=1e-4)
+        assert t_quantile(df, printed=True) == t_quantile(df) == pytest.approx(exact, abs=1e-4)
     assert t_quantile(30) > t_quantile(31) > t_quantile(1000) > 1.96
+    assert t_quantile(4, 0.95) == pytest.approx(2.131847, abs=1e-6)
     with pytest.raises(ValueError):
         t_quantile(0)
+    with pytest.raises(ValueError):
+        t_quantile(3, 0.95, printed=True)
 
 
 def test_pairing_removes_shared_seed_noise() -> None:
@@ -66,7 +71,9 @@ def test_a_seed_value_that_is_not_finite_is_refused_by_name(bad) -> None:
 
     with pytest.raises(ValueError, match="seed values must be finite"):
         seed_noise({"a": {0: 1.0, 1: bad}, "b": {0: 1.0, 1: 2.0}})
-    outcomes = [TrialOutcome(0, {}, {0: 1.0, 1: bad}, TrialStatus.OK),
-                TrialOutcome(1, {}, {0: 1.0, 1: 2.0}, TrialStatus.OK)]  # fmt: skip
+    outcomes = [
+        TrialOutcome(0, {}, {0: 1.0, 1: bad}, TrialStatus.OK),
+        TrialOutcome(1, {}, {0: 1.0, 1: 2.0}, TrialStatus.OK),
+    ]
     with pytest.raises(ValueError, match="seed values must be finite"):
         rank_within_noise(outcomes, "minimize")

@@ -19,6 +19,7 @@ from hptune.storage import (
     heartbeat_storage,
     open_storage,
     queue_lock,
+    worker_id,
 )
 
 
@@ -56,10 +57,10 @@ def test_claims_under_the_queue_lock_never_hand_out_a_trial_twice(setup) -> None
     def claim_all() -> None:
         while True:
             with queue_lock(config, storage, "s.x"):
-                trial_id = claim_waiting_trial(study, storage)
-            if trial_id is None:
+                trial = claim_waiting_trial(study, storage)
+            if trial is None:
                 return
-            claimed.append(trial_id)
+            claimed.append(stored.trial_id(trial))
 
     threads = [threading.Thread(target=claim_all) for _ in range(4)]
     for t in threads:
@@ -70,11 +71,25 @@ def test_claims_under_the_queue_lock_never_hand_out_a_trial_twice(setup) -> None
     assert {t.state.name for t in study.trials} == {"RUNNING"}
 
 
+def test_a_claim_is_optuna_s_ask_for_the_oldest_queued_trial(setup) -> None:
+    _, storage, study = setup
+    assert claim_waiting_trial(study, storage) is None  # nothing queued: ask() is not called
+    assert study.trials == []  # (it would have created an empty trial)
+    study.enqueue_trial({"x": 1.0})
+    study.enqueue_trial({"x": 2.0})
+    trial = claim_waiting_trial(study, storage)
+    assert isinstance(trial, optuna.Trial) and trial.number == 0
+    assert trial.suggest_float("x", 0.0, 3.0) == 1.0  # the queued parameters
+    assert trial.user_attrs[keys.WORKER] == worker_id()  # the trial's own copy knows it too
+    assert keys.HEARTBEAT in storage.get_trial(stored.trial_id(trial)).system_attrs
+    assert [t.state.name for t in study.trials] == ["RUNNING", "WAITING"]
+
+
 def test_only_trials_whose_heartbeat_stood_still_for_the_grace_period_are_failed(setup) -> None:
     _, storage, study = setup
     study.enqueue_trial({"x": 1})
     study.enqueue_trial({"x": 2})
-    live, dead = claim_waiting_trial(study, storage), claim_waiting_trial(study, storage)
+    live, dead = (stored.trial_id(claim_waiting_trial(study, storage)) for _ in range(2))
     watch = StaleWatch(grace_seconds=0.6)
     with Heartbeat(storage, live, interval=0.2):
         assert fail_dead_trials(study, storage, watch) == []  # first look: nothing judged
@@ -107,8 +122,9 @@ class _CompletesFirst:
 def test_a_trial_that_completes_as_it_is_failed_stale_is_never_listed_stale(setup) -> None:
     _, storage, study = setup
     study.enqueue_trial({"x": 1})
-    late = claim_waiting_trial(study, storage)
-    assert late is not None
+    claimed = claim_waiting_trial(study, storage)
+    assert claimed is not None
+    late = stored.trial_id(claimed)
     watch = StaleWatch(grace_seconds=0.0)
     assert fail_dead_trials(study, storage, watch) == []  # first look: nothing judged
     time.sleep(0.01)
@@ -123,7 +139,8 @@ def test_a_trial_failed_under_its_worker_is_dropped_not_crashing(setup) -> None:
 
     _, storage, study = setup
     study.enqueue_trial({"x": 1.0})
-    trial = optuna.Trial(study, claim_waiting_trial(study, storage))
+    trial = claim_waiting_trial(study, storage)
+    assert trial is not None
 
     def objective(trial: optuna.Trial) -> float:
         # another worker thinks it died: it has watched its heartbeat stand still too long

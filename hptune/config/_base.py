@@ -10,9 +10,17 @@ from pydantic import BaseModel, ConfigDict
 #: transformers' schedulers that step with the optimizer (``get_scheduler`` names); those that
 #: step on an evaluation metric are left out (hptune's runs evaluate per epoch themselves).
 SchedulerName = Literal[
-    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
-    "inverse_sqrt", "cosine_with_min_lr", "cosine_warmup_with_min_lr", "warmup_stable_decay",
-]  # fmt: skip
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "warmup_stable_decay",
+]
 
 
 class _Strict(BaseModel):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
+from hptune.config._backends import BACKENDS
 from hptune.config._base import _Strict
 
 __all__ = ["SPLIT_ALIASES", "DataConfig", "template_fields"]
@@ -116,14 +117,14 @@ class DataConfig(_Strict):
         """The tokenization rules a run on ``backend`` uses (``auto`` resolved).
 
         Args:
-            backend: ``training.backend``.
+            backend: ``training.backend``: ``auto`` is what it declares (``trl`` for sft).
 
         Returns:
             ``trl`` or ``hptune``.
         """
         if self.tokenization != "auto":
             return self.tokenization
-        return "trl" if backend == "sft" else "hptune"
+        return BACKENDS[backend].tokenization
 
     @field_validator("template")
     @classmethod

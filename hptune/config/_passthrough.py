@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any
+import importlib.util
+from importlib.metadata import version
+from typing import TYPE_CHECKING, Any
+
+from hptune._lazy import peft, transformers, trl
+from hptune.config._backends import BACKENDS
+
+if TYPE_CHECKING:
+    import transformers.training_args
 
 #: LoraConfig keys hptune sets itself: where to set them instead.
 LORA_KEYS_OWNED = {
@@ -25,9 +33,17 @@ LORA_KEYS_OWNED = {
 }
 #: LoraConfig keys that shape the adapter but leave every base weight as loaded.
 LORA_KEYS_BASE_UNCHANGED = {
-    "use_rslora", "use_dora", "layers_to_transform", "layers_pattern", "rank_pattern",
-    "alpha_pattern", "exclude_modules", "fan_in_fan_out", "init_lora_weights", "lora_bias",
-}  # fmt: skip
+    "use_rslora",
+    "use_dora",
+    "layers_to_transform",
+    "layers_pattern",
+    "rank_pattern",
+    "alpha_pattern",
+    "exclude_modules",
+    "fan_in_fan_out",
+    "init_lora_weights",
+    "lora_bias",
+}
 
 _TUNED = "tuned by hptune: the starting value is"
 _SCORED = (
@@ -105,10 +121,6 @@ def lift_same_args(training: dict[str, Any]) -> dict[str, Any]:
     return training
 
 
-#: The keys hptune's own loop honours; the rest need a Trainer backend.
-LOOP_ARGS = ("adam_beta1", "adam_beta2", "adam_epsilon", "lr_scheduler_kwargs")
-#: The optimizers hptune's own loop trains with (AdamW, fused or not).
-LOOP_OPTIMIZERS = ("adamw_torch", "adamw_torch_fused")
 #: Schedulers that need ``lr_scheduler_kwargs``, and one key of each that will do.
 SCHEDULER_KWARGS = {
     "cosine_with_min_lr": ("min_lr", "min_lr_rate"),
@@ -129,8 +141,6 @@ def check_lora_keys(lora: dict[str, Any]) -> None:
     Raises:
         ValueError: The key, the nearest name or hptune's key, or peft's own complaint.
     """
-    import peft
-
     for key in lora:
         if key in LORA_KEYS_OWNED:
             raise ValueError(f"{key!r} is {LORA_KEYS_OWNED[key]}; set it there")
@@ -146,15 +156,17 @@ def check_lora_keys(lora: dict[str, Any]) -> None:
         raise ValueError(f"peft's LoraConfig refuses it: {exc}") from None
 
 
-def trainer_fields(backend: str) -> set[str]:
-    """The keys of the installed ``TrainingArguments`` (``SFTConfig`` with backend sft)."""
-    if backend == "sft":
-        from trl import SFTConfig
+def trainer_fields(arguments: str = "TrainingArguments") -> set[str]:
+    """The keys of the installed ``TrainingArguments`` (or TRL's ``SFTConfig``).
 
-        return {f.name for f in dataclasses.fields(SFTConfig)}
-    from transformers import TrainingArguments
+    Args:
+        arguments: ``TrainingArguments`` or ``SFTConfig`` (a backend's ``arguments``).
 
-    return {f.name for f in dataclasses.fields(TrainingArguments)}
+    Returns:
+        The class's field names.
+    """
+    cls = trl.SFTConfig if arguments == "SFTConfig" else transformers.TrainingArguments
+    return {f.name for f in dataclasses.fields(cls)}
 
 
 def check_training_args(args: dict[str, Any], optim: str | None, backend: str) -> None:
@@ -163,45 +175,61 @@ def check_training_args(args: dict[str, Any], optim: str | None, backend: str) -
     Args:
         args: ``training.args``.
         optim: ``training.optim``.
-        backend: ``training.backend`` (``accelerate``: hptune's loop).
+        backend: ``training.backend``; what it honours is its declaration's
+            (`hptune.config._backends`).
 
     Raises:
         ValueError: The key, what is wrong, and the fix.
     """
+    declared = BACKENDS[backend]
     for key in args:
         if key in ARGS_OWNED:
             raise ValueError(f"args: {key!r} is {ARGS_OWNED[key]}; set it there")
     if args:
-        known = sorted(trainer_fields("sft" if backend == "sft" else "trainer"))
-        what = "SFTConfig key" if backend == "sft" else "TrainingArguments key"
-        for key in args:
-            if key not in known and backend != "sft" and _is_sft_key(key):
-                raise ValueError(
-                    f"args: {key!r} is a key of TRL's SFTConfig, which the sft backend "
-                    "trains with; set training.backend: sft"
-                )
-            if key not in known:
-                from importlib.metadata import version
-
-                library = "trl" if backend == "sft" else "transformers"
-                raise ValueError(
-                    "args: " + _unknown(key, known, f"{what} of {library} {version(library)}")
-                )
-    if backend == "accelerate":
-        others = [k for k in args if k not in LOOP_ARGS]
-        if others:
+        _check_known_args(args, declared.arguments)
+    # the backends that take any key of their class, for the way out
+    free = [b.name for b in BACKENDS.values() if b.honoured_args is None]
+    others = f"{free[0]} (or {', '.join(free[1:])})" if len(free) > 1 else free[0]
+    if declared.honoured_args is not None:
+        refused = [k for k in args if k not in declared.honoured_args]
+        if refused:
             raise ValueError(
-                f"args: {', '.join(others)} is honoured by the Trainer backends only; set "
-                f"training.backend: trainer (or sft), or remove it (hptune's own loop honours "
-                f"{', '.join(LOOP_ARGS)})"
+                f"args: {', '.join(refused)} is honoured by the Trainer backends only; set "
+                f"training.backend: {others}, or remove it ({declared.label} honours "
+                f"{', '.join(declared.honoured_args)})"
             )
-        if optim is not None and optim not in LOOP_OPTIMIZERS:
+    if declared.optimizers is not None:
+        if optim is not None and optim not in declared.optimizers:
             raise ValueError(
-                f"optim: hptune's own loop trains with {' or '.join(LOOP_OPTIMIZERS)}, not "
-                f"{optim!r}; set training.backend: trainer (or sft) for any Trainer optimizer"
+                f"optim: {declared.label} trains with {' or '.join(declared.optimizers)}, not "
+                f"{optim!r}; set training.backend: {others} for any Trainer optimizer"
             )
     elif optim is not None:
         _check_trainer_optimizer(optim)
+
+
+def _check_known_args(args: dict[str, Any], arguments: str) -> None:
+    """Refuse a key the backend's arguments class lacks: a key of another backend's class
+    says which backend takes it; another, the nearest known name."""
+    known = sorted(trainer_fields(arguments))
+    library = "trl" if arguments == "SFTConfig" else "transformers"
+    for key in args:
+        if key in known:
+            continue
+        elsewhere = [
+            b
+            for b in BACKENDS.values()
+            if b.arguments != arguments and _is_key_of(key, b.arguments)
+        ]
+        if elsewhere:
+            raise ValueError(
+                f"args: {key!r} is a key of TRL's {elsewhere[0].arguments}, which the "
+                f"{elsewhere[0].name} backend trains with; set training.backend: "
+                f"{elsewhere[0].name}"
+            )
+        raise ValueError(
+            "args: " + _unknown(key, known, f"{arguments} key of {library} {version(library)}")
+        )
 
 
 def check_scheduler_kwargs(args: dict[str, Any], schedulers: set[str]) -> None:
@@ -225,18 +253,15 @@ def check_scheduler_kwargs(args: dict[str, Any], schedulers: set[str]) -> None:
             )
 
 
-def _is_sft_key(key: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("trl") is not None and key in trainer_fields("sft")
+def _is_key_of(key: str, arguments: str) -> bool:
+    """Whether ``key`` is a key of ``arguments`` (False where its library is not installed)."""
+    if arguments == "SFTConfig" and importlib.util.find_spec("trl") is None:
+        return False
+    return key in trainer_fields(arguments)
 
 
 def _check_trainer_optimizer(optim: str) -> None:
-    import importlib.util
-
-    from transformers.training_args import OptimizerNames
-
-    names = [o.value for o in OptimizerNames]
+    names = [o.value for o in transformers.training_args.OptimizerNames]
     if optim not in names:
         raise ValueError("optim: " + _unknown(optim, names, "Trainer optimizer name"))
     needs_bnb = "8bit" in optim or "paged" in optim

@@ -1,4 +1,9 @@
-"""The phases to run and their options; the guardrails and diagnostics sections."""
+"""The phases to run and their options; the guardrails, diagnostics and budget sections.
+
+A phase's options are its own model (a ``PhaseOptions``), named by the phase class
+(``options_model``); ``PhasesConfig`` validates the section of every registered phase with
+it (``hptune.config._registry``), so a phase is added without a change here.
+"""
 
 # Pydantic copies a field's mutable default for each instance; ruff knows that only of models
 # whose pydantic base is in the same file, and _Strict is in another.
@@ -6,207 +11,37 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import difflib
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from hptune.config._base import SchedulerName, _Strict
-from hptune.presets import DEFAULT_LEARNING_RATE_GRID
+from hptune.config._base import _Strict
+from hptune.config._phase_options import (
+    BatchSizePhaseConfig,
+    EpochsPhaseConfig,
+    LearningRatePhaseConfig,
+    PhaseOptions,
+    RegularizationPhaseConfig,
+)
+from hptune.config._registry import method_phase_names, phase_names, phase_section_models
 
-#: The phases of the method, in order, and the extra phases that may follow them.
-PHASE_NAMES = ("baseline", "learning_rate", "batch_size", "epochs", "regularization", "lora_rank")
-#: The phases a run runs unless ``phases.run`` says otherwise: the method's five.
-METHOD_PHASES = PHASE_NAMES[:5]
-PhaseName = Literal[
-    "baseline", "learning_rate", "batch_size", "epochs", "regularization", "lora_rank"
-]
-
-
-class LearningRatePhaseConfig(_Strict):
-    """Options of the learning-rate phase."""
-
-    #: The learning rates tried, each on every seed (default: the method's grid, under its
-    #: danger level: LoRA 1e-5, 5e-5, 1e-4, 3e-4; QLoRA 2e-5, 1e-4, 2e-4, 6e-4; full 1e-6,
-    #: 5e-6, 1e-5, 3e-5).
-    grid: list[float] = list(DEFAULT_LEARNING_RATE_GRID)
-    #: Among rates shown equivalent to the best (within objective.equivalence_margin): the
-    #: best mean, or the lowest (further from divergence). Rates not told apart from the best
-    #: never win over it.
-    tie_break: Literal["lowest", "best_mean"] = "best_mean"
-    #: When the best rate is the highest (or lowest) tried, try one more rate past it (x2,
-    #: or /2), up to this many in all, before the phase decides (0: never).
-    extend_edges: int = Field(2, ge=0)
-
-    @field_validator("grid")
-    @classmethod
-    def _grid_valid(cls, grid: list[float]) -> list[float]:
-        if len(grid) < 2:
-            raise ValueError("the learning-rate grid needs at least two values")
-        if any(not 0 < lr < 1 for lr in grid):
-            raise ValueError("every learning rate must be between 0 and 1 (exclusive)")
-        if len(set(grid)) != len(grid):
-            raise ValueError("the learning-rate grid has a repeated value")
-        return sorted(grid)
-
-
-class BatchSizePhaseConfig(_Strict):
-    """Options of the batch-size phase."""
-
-    #: Batch sizes to train (largest that fits first, then smaller ones).
-    n_trials: int = Field(3, gt=0)
-    #: The memory a training step may use; default: training.gpu_memory_gb, else the GPU's
-    #: own memory, else (CPU) no limit.
-    memory_limit_gb: float | None = Field(None, gt=0)
-    #: The share of the limit a predicted step may use.
-    safety_margin: float = Field(0.9, gt=0, le=1)
-    #: Keep batch x gradient accumulation equal to the decided effective batch (the batch
-    #: then only changes speed); false keeps the accumulation and lets the effective batch grow.
-    keep_effective_batch: bool = True
-    #: With keep_effective_batch, also try batches above the effective batch when the memory
-    #: model says they fit (powers of two up to the largest that fits): they train without
-    #: accumulation, so the effective batch grows with them; false never grows it.
-    larger_batches: bool = True
-    #: Batch sizes to consider; default: divisors of the effective batch (kept), with the
-    #: larger batches that fit, or powers of two up to 256.
-    candidates: list[int] | None = None
-    #: On a GPU, measure two small batches to calibrate the memory model.
-    probe: bool = True
-
-    @field_validator("candidates")
-    @classmethod
-    def _candidates_valid(cls, candidates: list[int] | None) -> list[int] | None:
-        if candidates is not None and (not candidates or min(candidates) < 1):
-            raise ValueError("give one or more positive batch sizes")
-        return None if candidates is None else sorted(set(candidates))
-
-
-class EpochsPhaseConfig(_Strict):
-    """Options of the epochs phase."""
-
-    #: [fewest, most] epochs to try; default: the presets' range for the training-set size,
-    #: widened to at least three values.
-    range: tuple[int, int] | None = None
-    #: Stop trials behind the earlier, at least as long, trials on the same seeds and epoch
-    #: (hptune.search.PairedPruner).
-    pruning: bool = True
-    #: When the best count is the most tried, try one more past it (1.5x, rounded up), up to
-    #: this many in all, before the phase decides (0: never).
-    extend_edges: int = Field(2, ge=0)
-
-    @field_validator("range")
-    @classmethod
-    def _range_valid(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and not 1 <= value[0] < value[1]:
-            raise ValueError("give [fewest, most] epochs with 1 <= fewest < most")
-        return value
-
-
-class SearchRange(_Strict):
-    """A numeric range a phase searches: ``{low: 0.9, high: 0.999}`` (``log: true`` for a log
-    scale; integers when both ends are)."""
-
-    low: float | int
-    high: float | int
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SearchRange:
-        if not self.low < self.high:
-            raise ValueError(f"give low < high, got low {self.low} and high {self.high}")
-        if self.log and self.low <= 0:
-            raise ValueError("a log scale needs low > 0")
-        return self
-
-
-class RegularizationPhaseConfig(_Strict):
-    """Options of the weight decay / scheduler / warmup phase."""
-
-    #: Trials of the joint search (the first is the incoming configuration).
-    n_trials: int = Field(8, ge=2)
-    #: The weight-decay range [low, high], searched on a log scale.
-    weight_decay: tuple[float, float] = (0.01, 0.1)
-    #: The warmup-ratio range [low, high].
-    warmup_ratio: tuple[float, float] = (0.05, 0.10)
-    #: The schedules tried.
-    schedulers: list[SchedulerName] = ["linear", "cosine", "constant_with_warmup"]
-    #: Stop trials behind the earlier trials on the same seeds and epoch
-    #: (hptune.search.PairedPruner).
-    pruning: bool = True
-    #: The seed of the phase's TPE sampler: the same seed proposes the same trials; another
-    #: repeats the search with other proposals.
-    sampler_seed: int = Field(0, ge=0)
-    #: More ``TrainingArguments`` keys searched with the three, each a range
-    #: (``{low: 0.95, high: 0.999}``) or a list of choices: e.g. ``adam_beta2``,
-    #: ``neftune_noise_alpha`` (checked as ``training.args`` is: hptune's own loop searches
-    #: ``adam_beta1``, ``adam_beta2``, ``adam_epsilon``). The incoming value of each is
-    #: ``training.args``' or the Trainer's default.
-    space: dict[str, SearchRange | list[Any]] = {}
-
-    @field_validator("space")
-    @classmethod
-    def _choices_valid(cls, space: dict[str, Any]) -> dict[str, Any]:
-        for key, spec in space.items():
-            if isinstance(spec, list) and (not spec or len(set(map(repr, spec))) != len(spec)):
-                raise ValueError(f"{key}: give one or more choices, without repeats")
-        return space
-
-    @field_validator("weight_decay", "warmup_ratio")
-    @classmethod
-    def _range_valid(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not 0 < value[0] < value[1] < 1:
-            raise ValueError("give [low, high] with 0 < low < high < 1")
-        return value
-
-    @field_validator("schedulers")
-    @classmethod
-    def _schedulers_valid(cls, value: list[str]) -> list[str]:
-        if not value or len(set(value)) != len(value):
-            raise ValueError("give one or more schedulers, without repeats")
-        return value
-
-
-class LoraRankPhaseConfig(_Strict):
-    """Options of the LoRA rank phase (an extra phase: add ``lora_rank`` to phases.run)."""
-
-    #: The ranks tried, each on every seed.
-    ranks: list[int] = [4, 8, 16, 32]
-    #: How alpha follows the rank: ``same_scale`` keeps the adapter's scale alpha / r of
-    #: method.alpha / method.r (alpha = r x that ratio), ``fixed`` keeps method.alpha (the
-    #: scale then falls as the rank grows; with method.lora.use_rslora the scale is alpha /
-    #: sqrt(r)).
-    alpha: Literal["same_scale", "fixed"] = "same_scale"
-    #: Search alpha too: every rank is tried with every alpha of this list (a grid of ranks x
-    #: alphas, each on every seed) instead of alpha following the rank by ``alpha``'s rule.
-    alphas: list[int] | None = None
-
-    @field_validator("alphas")
-    @classmethod
-    def _alphas_valid(cls, alphas: list[int] | None) -> list[int] | None:
-        if alphas is not None and (
-            not alphas or min(alphas) < 1 or len(set(alphas)) != len(alphas)
-        ):
-            raise ValueError("give one or more different alphas, each at least 1")
-        return None if alphas is None else sorted(alphas)
-
-    @field_validator("ranks")
-    @classmethod
-    def _ranks_valid(cls, ranks: list[int]) -> list[int]:
-        if len(ranks) < 2 or min(ranks) < 1 or len(set(ranks)) != len(ranks):
-            raise ValueError("give two or more different ranks, each at least 1")
-        return sorted(ranks)
+SectionT = TypeVar("SectionT", bound="PhaseOptions")
 
 
 class PhasesConfig(_Strict):
-    """Which phases run, in the method's order, and their options."""
+    """Which phases run, in the method's order, and their options: a section for each
+    registered phase with options (``phases.learning_rate``, ``phases.lora_rank``, ...)."""
+
+    # A phase's section is not a field here: each registered phase brings its own model
+    # (hptune.config._registry), read by _sections_of_the_phases when a configuration is
+    # validated; the sections are kept as pydantic's extra values.
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     #: The phases to run, put in the method's order (default: the method's five; the LoRA
     #: rank phase, ``lora_rank``, runs after them when listed).
-    run: list[PhaseName] = list(METHOD_PHASES)  # type: ignore[arg-type]
-    learning_rate: LearningRatePhaseConfig = Field(default_factory=LearningRatePhaseConfig)
-    batch_size: BatchSizePhaseConfig = Field(default_factory=BatchSizePhaseConfig)
-    epochs: EpochsPhaseConfig = Field(default_factory=EpochsPhaseConfig)
-    regularization: RegularizationPhaseConfig = Field(default_factory=RegularizationPhaseConfig)
-    lora_rank: LoraRankPhaseConfig = Field(default_factory=LoraRankPhaseConfig)
+    run: list[str] = Field(default_factory=method_phase_names)
     #: After the phases, train the chosen configuration on the seeds and evaluate it once on
     #: the test split (when data.test is given); never used for any decision.
     test_evaluation: bool = True
@@ -216,7 +51,124 @@ class PhasesConfig(_Strict):
     def _in_order(cls, run: list[str]) -> list[str]:
         if not run or len(set(run)) != len(run):
             raise ValueError("list each phase at most once, and at least one")
-        return sorted(run, key=PHASE_NAMES.index)
+        names = phase_names()
+        unknown = [name for name in run if name not in names]
+        if unknown:
+            raise ValueError(f"unknown phase {unknown[0]!r}; use one of {', '.join(names)}")
+        return sorted(run, key=names.index)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sections_of_the_phases(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        models = phase_section_models()
+        errors: list[InitErrorDetails] = []
+        for key, value in values.items():
+            if key not in cls.model_fields and key not in models:
+                errors.append(_unknown_key(key, value, [*cls.model_fields, *models]))
+        sections: dict[str, Any] = {}
+        for name, model in models.items():
+            try:
+                sections[name] = model.model_validate(values.get(name, {}))
+            except ValidationError as exc:
+                errors += [_within(name, error, model) for error in exc.errors()]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return {**{k: v for k, v in values.items() if k in cls.model_fields}, **sections}
+
+    def sections(self) -> dict[str, PhaseOptions]:
+        """Every registered phase's section, by the phase's name, in the order they run.
+
+        Returns:
+            The sections (the configuration's own objects, not copies).
+        """
+        return dict(self.__pydantic_extra__ or {})
+
+    def running_sections(self) -> list[PhaseOptions]:
+        """The sections of the phases that run (``run``), in the order they run.
+
+        Returns:
+            The sections.
+        """
+        sections = self.sections()
+        return [sections[name] for name in self.run if name in sections]
+
+    def section(self, name: str, model: type[SectionT]) -> SectionT:
+        """A phase's section, typed: ``config.phases.section("lora_rank", LoraRankPhaseConfig)``.
+
+        Args:
+            name: The phase's name.
+            model: Its options model.
+
+        Returns:
+            The section.
+
+        Raises:
+            KeyError: No registered phase of that name has a section.
+            TypeError: The section is not a ``model``.
+        """
+        section = self.sections()[name]
+        if not isinstance(section, model):
+            raise TypeError(f"phases.{name} is a {type(section).__name__}, not a {model.__name__}")
+        return section
+
+    # Typed access to the method's own sections (any other: ``section``).
+    @property
+    def learning_rate(self) -> LearningRatePhaseConfig:
+        """The learning-rate phase's options."""
+        return self.section("learning_rate", LearningRatePhaseConfig)
+
+    @property
+    def batch_size(self) -> BatchSizePhaseConfig:
+        """The batch-size phase's options."""
+        return self.section("batch_size", BatchSizePhaseConfig)
+
+    @property
+    def epochs(self) -> EpochsPhaseConfig:
+        """The epochs phase's options."""
+        return self.section("epochs", EpochsPhaseConfig)
+
+    @property
+    def regularization(self) -> RegularizationPhaseConfig:
+        """The weight decay / scheduler / warmup phase's options."""
+        return self.section("regularization", RegularizationPhaseConfig)
+
+
+def _unknown_key(key: str, value: Any, known: list[str]) -> InitErrorDetails:
+    """An unknown key under ``phases:`` (or in a phase's section), told as an unknown key of
+    any other section is (``hptune.config._errors``), with the nearest known key."""
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    message = f"unknown key; {hint}known keys here: {', '.join(sorted(known))}"
+    return {"type": PydanticCustomError("unknown_key", message), "loc": (key,), "input": value}
+
+
+def _within(name: str, error: Any, model: type[BaseModel]) -> InitErrorDetails:
+    """An error of the section ``name``, located under it."""
+    loc = (name, *error["loc"])
+    if error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
+        unknown = _unknown_key(str(error["loc"][0]), error["input"], list(model.model_fields))
+        return {**unknown, "loc": loc}
+    details: InitErrorDetails = {"type": error["type"], "loc": loc, "input": error["input"]}
+    if "ctx" in error:
+        details["ctx"] = error["ctx"]
+    return details
+
+
+#: The "never do" checks by name, in the order they run: what guardrails.ignore takes, and
+#: what hptune.guardrails checks (its CHECKS).
+GuardrailCheck = Literal[
+    "high_learning_rate",
+    "no_warmup",
+    "single_seed",
+    "two_seeds",
+    "test_overlaps_validation",
+    "validation_is_training",
+    "trust_remote_code",
+    "short_bleu_references",
+    "batch_over_memory",
+]
 
 
 class GuardrailsConfig(_Strict):
@@ -225,19 +177,7 @@ class GuardrailsConfig(_Strict):
     #: Refuse the run on any finding instead of warning.
     strict: bool = False
     #: Checks to skip, by name (e.g. high_learning_rate for a tiny model).
-    ignore: list[
-        Literal[
-            "high_learning_rate",
-            "no_warmup",
-            "single_seed",
-            "two_seeds",
-            "test_overlaps_validation",
-            "validation_is_training",
-            "trust_remote_code",
-            "short_bleu_references",
-            "batch_over_memory",
-        ]
-    ] = []
+    ignore: list[GuardrailCheck] = []
 
 
 class DiagnosticsConfig(_Strict):

@@ -1,4 +1,5 @@
-"""The sections of a configuration: the model, the method, the data, the objective, training."""
+"""The sections of a configuration: the model, the method and training (the data's is
+`hptune.config._data`, the objective's `hptune.config._objective`)."""
 
 # Pydantic copies a field's mutable default for each instance; ruff knows that only of models
 # whose pydantic base is in the same file, and _Strict is in another.
@@ -6,10 +7,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Literal
 
-from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from hptune.config._backends import ACCELERATE, BACKENDS, BackendName
 from hptune.config._base import SchedulerName, _Strict
 from hptune.config._passthrough import (
     LORA_KEYS_BASE_UNCHANGED,
@@ -17,6 +20,7 @@ from hptune.config._passthrough import (
     check_training_args,
     lift_same_args,
 )
+from hptune.presets import DEVICE_NAMES
 
 
 class ModelConfig(_Strict):
@@ -45,8 +49,9 @@ class MethodConfig(_Strict):
     #: read as ``lora_alpha``).
     alpha: int = Field(16, gt=0, validation_alias=AliasChoices("alpha", "lora_alpha"))
     #: Dropout on the adapter's input during training (also read as ``lora_dropout``).
-    dropout: float = Field(0.05, ge=0, lt=1,
-                           validation_alias=AliasChoices("dropout", "lora_dropout"))  # fmt: skip
+    dropout: float = Field(
+        0.05, ge=0, lt=1, validation_alias=AliasChoices("dropout", "lora_dropout")
+    )
     #: The modules that get an adapter: names (e.g. ``q_proj``) or ``all-linear``.
     target_modules: list[str] | Literal["all-linear"] = ["q_proj", "v_proj"]
     #: Any other ``peft.LoraConfig`` key, passed through as given: ``use_rslora``,
@@ -85,166 +90,6 @@ class MethodConfig(_Strict):
         return set(self.lora) <= LORA_KEYS_BASE_UNCHANGED and self.lora.get(
             "init_lora_weights", True
         ) in (True, False, "gaussian")
-
-
-#: The metrics hptune computes itself: the validation loss, and text metrics on answers
-#: generated greedily (BLEU and chrF via sacrebleu, exact match, ROUGE-L).
-BUILTIN_METRICS = ("eval_loss", "bleu", "chrf", "exact_match", "rouge_l")
-
-
-#: Names other libraries give the built-in metrics (evaluate, sacrebleu, the Trainer).
-_METRIC_NAMES = {"rougel": "rouge_l", "rouge": "rouge_l", "loss": "eval_loss",
-                 "sacrebleu": "bleu", "em": "exact_match", "exact": "exact_match"}  # fmt: skip
-
-
-def _close_metric(name: str) -> str | None:
-    """The built-in metric ``name`` most likely means (case, dashes and underscores aside)."""
-    import difflib
-
-    def bare(text: str) -> str:
-        return text.lower().replace("-", "").replace("_", "")
-
-    if bare(name) in _METRIC_NAMES:
-        return _METRIC_NAMES[bare(name)]
-    by_bare = {bare(m): m for m in BUILTIN_METRICS}
-    close = difflib.get_close_matches(bare(name), list(by_bare), n=1, cutoff=0.7)
-    return by_bare[close[0]] if close else None
-
-
-def _builtin_direction(metric: Any) -> Literal["minimize", "maximize"]:
-    return "minimize" if metric == "eval_loss" else "maximize"
-
-
-class ObjectiveConfig(_Strict):
-    """What trials are scored on: a validation metric, over several paired seeds."""
-
-    model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, arbitrary_types_allowed=True
-    )
-
-    #: ``eval_loss`` (minimized), ``bleu``, ``chrf``, ``exact_match``, ``rouge_l`` (maximized,
-    #: 0-100), or your function as ``"module:function"`` (importable from the configuration's
-    #: folder or ``sys.path``; from Python, the function itself), called as
-    #: ``fn(predictions: list[str], references: list[str]) -> float``.
-    metric: Any = "eval_loss"
-    #: ``maximize`` or ``minimize``: required for your own metric, fixed for the built-in ones
-    #: (read the resolved one as ``goal``).
-    direction: Literal["minimize", "maximize"] | None = None
-    #: Paired seeds per configuration: a count N (seeds 0 to N-1) or a list of seeds.
-    seeds: int | list[int] = 3
-    #: Validation examples a text metric scores each epoch: a seeded random subset, the same
-    #: for every trial (the test split is scored whole). ``bleu_samples`` is an older name.
-    eval_samples: int = Field(
-        64, gt=0, validation_alias=AliasChoices("eval_samples", "bleu_samples")
-    )
-    #: The longest answer generated for a text metric, in tokens.
-    max_new_tokens: int = Field(32, gt=0)
-    #: The largest difference in the metric that does not matter: candidates whose paired
-    #: difference is shown to be within it are equivalent, and only then does the cheaper
-    #: one win (fewer epochs, the faster batch). In the metric's units (``0.02``) or as a
-    #: share of the best candidate's value (``"2%"``). Default: the paired noise of one seed
-    #: (the seed model's, on the phase's candidates), at most one seed standard deviation;
-    #: every decision states the seeds equivalence needs at that margin.
-    equivalence_margin: float | str | None = None
-    #: Racing: when the best configuration and a contender are neither equivalent nor told
-    #: apart, both get more paired seeds, one at a time, up to this many in all (no racing
-    #: when it is not above the number of seeds).
-    max_seeds: int = Field(5, ge=1)
-    #: Where ``"module:function"`` is imported from first: the configuration file's folder.
-    _search_dir: str | None = PrivateAttr(None)
-
-    @field_validator("equivalence_margin")
-    @classmethod
-    def _margin(cls, value: float | str | None) -> float | str | None:
-        from hptune.seeds import resolve_margin
-
-        resolve_margin(value, 1.0)  # a negative number or a bad percentage says how to fix it
-        return value
-
-    @field_validator("metric")
-    @classmethod
-    def _metric_known(cls, metric: Any) -> Any:
-        if callable(metric):
-            return metric
-        if not isinstance(metric, str):
-            raise ValueError(
-                f"must be a metric name or 'module:function', not a {type(metric).__name__}"
-            )
-        if metric in BUILTIN_METRICS:
-            return metric
-        module, _, function = metric.partition(":")
-        names = [*module.split("."), function]
-        if not function or not all(n.isidentifier() for n in names):
-            close = _close_metric(metric)
-            hint = f"did you mean {close!r}? " if close else ""
-            raise ValueError(
-                f"unknown metric; {hint}use one of {', '.join(BUILTIN_METRICS)}, or your "
-                "function as 'module:function' (e.g. 'my_metrics:f1')"
-            )
-        return metric
-
-    @model_validator(mode="after")
-    def _direction_given(self) -> ObjectiveConfig:
-        builtin = self.metric in BUILTIN_METRICS if isinstance(self.metric, str) else False
-        if not builtin and self.direction is None:
-            raise ValueError(
-                "objective.direction is required with your own metric: 'maximize' (higher is "
-                "better, like accuracy) or 'minimize' (like an error rate)"
-            )
-        if builtin and self.direction not in (None, _builtin_direction(self.metric)):
-            raise ValueError(
-                f"objective.direction: {self.metric} is always "
-                f"{_builtin_direction(self.metric)}d; leave direction out"
-            )
-        return self
-
-    @property
-    def goal(self) -> Literal["minimize", "maximize"]:
-        """The metric's direction: fixed for a built-in metric, else ``direction``."""
-        if self.direction is not None:
-            return self.direction
-        return _builtin_direction(self.metric)
-
-    @property
-    def metric_name(self) -> str:
-        """The metric as stored and shown: its name, ``module:function``, or the callable's."""
-        if callable(self.metric):
-            return f"{self.metric.__module__}:{self.metric.__qualname__}"
-        return str(self.metric)
-
-    @property
-    def search_dir(self) -> str | None:
-        """The folder ``"module:function"`` is imported from first (the configuration's)."""
-        return self._search_dir
-
-    @property
-    def is_text_metric(self) -> bool:
-        """Scored on generated answers (anything but the validation loss)."""
-        return self.metric != "eval_loss"
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds_valid(cls, seeds: int | list[int]) -> int | list[int]:
-        if isinstance(seeds, int) and seeds < 1:
-            raise ValueError("needs at least one seed (three are recommended)")
-        if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
-            raise ValueError("the seed list must be non-empty and without repeats")
-        return seeds
-
-    @property
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
-
-    @property
-    def racing_seeds(self) -> list[int]:
-        """The seeds racing may add, in order: the next integers not already in use."""
-        used = self.seed_list
-        extra: list[int] = []
-        candidate = max(used) + 1
-        while len(used) + len(extra) < self.max_seeds:
-            extra.append(candidate)
-            candidate += 1
-        return extra
 
 
 class TrainingConfig(_Strict):
@@ -325,8 +170,9 @@ class TrainingConfig(_Strict):
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = []
     #: Who trains each run: hptune's Accelerate loop (``accelerate``), a transformers
     #: ``Trainer`` (``trainer``) or TRL's ``SFTTrainer`` (``sft``: pip install 'hptune[sft]').
-    #: All three train the same way and are scored by hptune's validation alike.
-    backend: Literal["accelerate", "trainer", "sft"] = "accelerate"
+    #: All three train the same way and are scored by hptune's validation alike; what each
+    #: can do is declared in `hptune.config._backends`.
+    backend: BackendName = "accelerate"
     #: Your own training of one seed, as ``"module:function"`` (beside this file or on
     #: PYTHONPATH): ``function(run)`` trains ``run.hparams`` with ``run.seed`` and calls
     #: ``run.report(epoch, model=model)`` after each epoch. From Python: ``train_fn=``.
@@ -338,8 +184,6 @@ class TrainingConfig(_Strict):
     @field_validator("device")
     @classmethod
     def _device_known(cls, device: str | None) -> str | None:
-        from hptune.presets import DEVICE_NAMES
-
         if device is None:
             return None
         name = device.strip().lower()
@@ -352,14 +196,10 @@ class TrainingConfig(_Strict):
 
     @field_validator("backend")
     @classmethod
-    def _trl_installed(cls, backend: str) -> str:
-        import importlib.util
-
-        if backend == "sft" and importlib.util.find_spec("trl") is None:
-            raise ValueError(
-                "the sft backend trains with TRL's SFTTrainer, which is not installed; "
-                "pip install 'hptune[sft]' (or trl), or use backend: trainer"
-            )
+    def _backend_installed(cls, backend: str) -> str:
+        requires = BACKENDS[backend].requires
+        if requires is not None and importlib.util.find_spec(requires[0]) is None:
+            raise ValueError(requires[1])
         return backend
 
     @model_validator(mode="before")
@@ -377,7 +217,7 @@ class TrainingConfig(_Strict):
     def _one_trainer(self) -> TrainingConfig:
         if self.train_fn is not None and self.trainer_factory is not None:
             raise ValueError("train_fn and trainer_factory both train each run: give one of them")
-        if self.train_fn is not None and self.backend != "accelerate":
+        if self.train_fn is not None and self.backend != ACCELERATE.name:
             raise ValueError(
                 f"train_fn trains each run itself, so backend: {self.backend} would not be "
                 "used: leave training.backend out"
@@ -387,8 +227,6 @@ class TrainingConfig(_Strict):
     @field_validator("report_to")
     @classmethod
     def _trackers_installed(cls, report_to: list[str]) -> list[str]:
-        import importlib.util
-
         missing = [t for t in report_to if importlib.util.find_spec(t) is None]
         if missing:
             raise ValueError(

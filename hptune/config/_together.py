@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hptune.config._backends import BACKENDS
+
 if TYPE_CHECKING:
     from hptune.config._sections import MethodConfig, TrainingConfig
 
@@ -23,23 +25,36 @@ def why_not_together(method: MethodConfig, training: TrainingConfig) -> str | No
     Returns:
         The reason in a few words, or None.
     """
+    backend = BACKENDS[training.backend]
+    together = " or ".join(b.name for b in BACKENDS.values() if b.seeds_together)
     reasons = [
         (method.type == "full", "full fine-tuning trains the base itself (method.type: full)"),
         (training.train_fn is not None, "training.train_fn trains each seed itself"),
         (training.trainer_factory is not None, "training.trainer_factory trains each seed"),
-        (training.backend != "accelerate", f"backend {training.backend} trains one seed per "
-         "Trainer (seeds train together in hptune's loop: backend accelerate)"),
-        (method.loraplus_lr_ratio is not None, "LoRA+ (method.loraplus_lr_ratio) gives A and "
-         "B rates of their own"),
-        (training.eval_steps is not None, "looks within an epoch (training.eval_steps) "
-         "measure one seed at a time"),
+        (
+            not backend.seeds_together,
+            f"backend {backend.name} trains one seed per Trainer (seeds train together in "
+            f"hptune's loop: backend {together})",
+        ),
+        (
+            method.loraplus_lr_ratio is not None,
+            "LoRA+ (method.loraplus_lr_ratio) gives A and B rates of their own",
+        ),
+        (
+            training.eval_steps is not None,
+            "looks within an epoch (training.eval_steps) measure one seed at a time",
+        ),
         (bool(training.report_to), "trackers (training.report_to) log one seed's run each"),
         (bool(method.lora.get("use_dora")), "DoRA (method.lora.use_dora) is no plain LoRA"),
-        (bool(method.lora.get("lora_bias")), "a LoRA bias (method.lora.lora_bias) is no "
-         "plain LoRA"),
-        (method.type == "lora" and not method.reuses_base(), "method.lora trains or rewrites "
-         "base weights (modules_to_save, bias, PiSSA or LoftQ)"),
-    ]  # fmt: skip
+        (
+            bool(method.lora.get("lora_bias")),
+            "a LoRA bias (method.lora.lora_bias) is no plain LoRA",
+        ),
+        (
+            method.type == "lora" and not method.reuses_base(),
+            "method.lora trains or rewrites base weights (modules_to_save, bias, PiSSA or LoftQ)",
+        ),
+    ]
     return next((why for blocked, why in reasons if blocked), None)
 
 

@@ -12,20 +12,19 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from hptune.config._base import _Strict, redact_url
 from hptune.config._data import DataConfig, folder_as_file
 from hptune.config._errors import describe_errors
+from hptune.config._objective import ObjectiveConfig
+from hptune.config._passthrough import check_scheduler_kwargs
 from hptune.config._phases import (
     BudgetConfig,
     DiagnosticsConfig,
     GuardrailsConfig,
     PhasesConfig,
 )
-from hptune.config._sections import (
-    MethodConfig,
-    ModelConfig,
-    ObjectiveConfig,
-    TrainingConfig,
-)
+from hptune.config._sections import MethodConfig, ModelConfig, TrainingConfig
+from hptune.config._together import why_not_together
+from hptune.demo import resolve_demo_path
 from hptune.exceptions import ConfigError
-from hptune.presets import LEARNING_RATE_GRID_BY_METHOD, SITUATIONS
+from hptune.presets import SITUATIONS
 
 
 class TuneConfig(_Strict):
@@ -139,12 +138,10 @@ class TuneConfig(_Strict):
         return values
 
     @model_validator(mode="after")
-    def _method_grid(self) -> TuneConfig:
-        # The learning-rate grid not given: the method's (LoRA's is the field's default).
-        options = self.phases.learning_rate
-        if "grid" not in options.model_fields_set:
-            options.grid = list(LEARNING_RATE_GRID_BY_METHOD[self.method.type])
-            options.model_fields_set.discard("grid")  # still the default when dumped
+    def _sections_fit_the_rest(self) -> TuneConfig:
+        # e.g. the learning-rate grid not given: the method's.
+        for section in self.phases.sections().values():
+            section.fit_to(self)
         return self
 
     @model_validator(mode="after")
@@ -178,8 +175,6 @@ class TuneConfig(_Strict):
 
     @model_validator(mode="after")
     def _seeds_together_possible(self) -> TuneConfig:
-        from hptune.config._together import why_not_together
-
         if self.training.seeds_together is not True:
             return self
         why = why_not_together(self.method, self.training)
@@ -191,41 +186,17 @@ class TuneConfig(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _lora_rank_needs_lora(self) -> TuneConfig:
-        if "lora_rank" in self.phases.run and self.method.type == "full":
-            raise ValueError(
-                "phases.run: lora_rank tunes a LoRA adapter's rank, and method.type is full "
-                "(no adapter); remove lora_rank, or use method.type: lora"
-            )
+    def _running_phases_fit(self) -> TuneConfig:
+        for section in self.phases.running_sections():
+            section.check(self)
         return self
 
     @model_validator(mode="after")
     def _schedulers_have_their_kwargs(self) -> TuneConfig:
-        from hptune.config._passthrough import check_scheduler_kwargs
-
         schedulers: set[str] = {self.training.scheduler}
-        if "regularization" in self.phases.run:
-            schedulers |= set(self.phases.regularization.schedulers)
+        for section in self.phases.running_sections():
+            schedulers |= section.schedulers_tried()
         check_scheduler_kwargs(self.training.args, schedulers)
-        return self
-
-    @model_validator(mode="after")
-    def _space_keys_honoured(self) -> TuneConfig:
-        from hptune.config._passthrough import ARGS_SAME, check_training_args
-
-        space = self.phases.regularization.space
-        if space and "regularization" in self.phases.run:
-            tuned = [k for k in space if k in ARGS_SAME]
-            if tuned:
-                raise ValueError(
-                    f"phases.regularization.space: {', '.join(tuned)} is training."
-                    f"{ARGS_SAME[tuned[0]]}, which hptune's phases decide; search other keys "
-                    "there (weight decay, scheduler and warmup are the phase's own ranges)"
-                )
-            try:
-                check_training_args(dict.fromkeys(space), None, self.training.backend)
-            except ValueError as exc:
-                raise ValueError(f"phases.regularization.space: {exc}") from None
         return self
 
     @property
@@ -286,8 +257,6 @@ class TuneConfig(_Strict):
         Raises:
             ConfigError: Every missing file and model path, one line each, with the fix.
         """
-        from hptune.demo import resolve_demo_path
-
         problems = []
         for split in ("train", "validation", "test"):
             value = getattr(self.data, split)

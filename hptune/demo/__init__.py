@@ -12,6 +12,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hptune._lazy import filelock, transformers
+from hptune.demo._data import write_formats, write_splits
+from hptune.demo._model import build_model, build_tokenizer
+
 __all__ = ["DEMO_SCHEME", "demo_dir", "ensure_demo", "resolve_demo_path"]
 
 DEMO_SCHEME = "demo://"
@@ -31,10 +35,8 @@ def ensure_demo() -> Path:
     target = demo_dir()
     if (target / "COMPLETE").exists():
         return target
-    from filelock import FileLock
-
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
+    with filelock.FileLock(str(target) + ".lock"):
         if (target / "COMPLETE").exists():  # another process built it while we waited
             return target
         print(f"hptune: building the demo model and data into {target} (once)...", flush=True)
@@ -58,12 +60,7 @@ def resolve_demo_path(value: str) -> str:
 
 
 def _build(directory: Path) -> None:
-    import transformers
-
     transformers.logging.disable_progress_bar()
-    from hptune.demo._data import write_formats, write_splits
-    from hptune.demo._model import build_model, build_tokenizer
-
     write_splits(directory / "data", seed=_SEED)
     write_formats(directory / "data")
     tokenizer = build_tokenizer(directory / "model", seed=_SEED)

@@ -23,17 +23,38 @@ __all__ = [
 ]
 
 _COMPANIES = [
-    "Acme", "Borealis", "Cobalt", "Dunmore", "Everly", "Fairway", "Granite", "Harbor",
-    "Ironwood", "Juniper", "Keystone", "Lakeside", "Meridian", "Northgate", "Oakridge",
-    "Pinecrest", "Quarry", "Redwood", "Summit", "Trident",
-]  # fmt: skip
+    "Acme",
+    "Borealis",
+    "Cobalt",
+    "Dunmore",
+    "Everly",
+    "Fairway",
+    "Granite",
+    "Harbor",
+    "Ironwood",
+    "Juniper",
+    "Keystone",
+    "Lakeside",
+    "Meridian",
+    "Northgate",
+    "Oakridge",
+    "Pinecrest",
+    "Quarry",
+    "Redwood",
+    "Summit",
+    "Trident",
+]
+
+
+# Each kind of question draws its figures and says them as a statement, with the answer;
+# the question is the statement and what QUESTION_KINDS asks about it.
 
 
 def _profit(rng: random.Random, firm: str) -> tuple[str, str]:
     revenue = rng.randrange(100, 1000, 10)
     cost = rng.randrange(10, revenue, 10)
     return (
-        f"{firm} had revenue of {revenue} and costs of {cost}. What is the profit?",
+        f"{firm} had revenue of {revenue} and costs of {cost}.",
         f"The profit is {revenue - cost}.",
     )
 
@@ -42,7 +63,7 @@ def _margin(rng: random.Random, firm: str) -> tuple[str, str]:
     revenue = rng.choice([100, 200, 400, 500, 800, 1000])
     profit = rng.randrange(10, revenue // 2, 10)
     return (
-        f"{firm} earned a profit of {profit} on revenue of {revenue}. What is the profit margin?",
+        f"{firm} earned a profit of {profit} on revenue of {revenue}.",
         f"The profit margin is {round(100 * profit / revenue)} percent.",
     )
 
@@ -51,7 +72,7 @@ def _roi(rng: random.Random, firm: str) -> tuple[str, str]:
     cost = rng.choice([100, 200, 250, 400, 500])
     gain = rng.randrange(10, cost, 10)
     return (
-        f"{firm} invested {cost} and gained {gain}. What is the return on investment?",
+        f"{firm} invested {cost} and gained {gain}.",
         f"The return on investment is {round(100 * gain / cost)} percent.",
     )
 
@@ -61,39 +82,36 @@ def _interest(rng: random.Random, firm: str) -> tuple[str, str]:
     rate = rng.randrange(1, 10)
     years = rng.randrange(1, 6)
     return (
-        f"{firm} lends {principal} at {rate} percent simple interest for {years} years. "
-        "How much interest is earned?",
+        f"{firm} lends {principal} at {rate} percent simple interest for {years} years.",
         f"The interest earned is {principal * rate * years // 100}.",
     )
 
 
 def _coupon(rng: random.Random, firm: str) -> tuple[str, str]:
-    face = rng.choice([100, 500, 1000])
-    rate = rng.randrange(1, 9)
+    face, rate = rng.choice([100, 500, 1000]), rng.randrange(1, 9)
     return (
-        f"A bond from {firm} has a face value of {face} and a coupon rate of {rate} percent. "
-        "What is the annual coupon payment?",
+        f"A bond from {firm} has a face value of {face} and a coupon rate of {rate} percent.",
         f"The annual coupon payment is {face * rate // 100}.",
     )
 
 
 def _current_ratio(rng: random.Random, firm: str) -> tuple[str, str]:
-    liabilities = rng.randrange(10, 200, 10)
-    ratio = rng.randrange(1, 5)
+    liabilities, ratio = rng.randrange(10, 200, 10), rng.randrange(1, 5)
     return (
         f"{firm} has current assets of {liabilities * ratio} and current liabilities of "
-        f"{liabilities}. What is the current ratio?",
+        f"{liabilities}.",
         f"The current ratio is {ratio}.",
     )
 
 
-QUESTION_KINDS: dict[str, Callable[[random.Random, str], tuple[str, str]]] = {
-    "profit": _profit,
-    "margin": _margin,
-    "roi": _roi,
-    "interest": _interest,
-    "coupon": _coupon,
-    "current_ratio": _current_ratio,
+#: Each kind of question: what it asks, and the draw of its statement and answer.
+QUESTION_KINDS: dict[str, tuple[str, Callable[[random.Random, str], tuple[str, str]]]] = {
+    "profit": ("What is the profit?", _profit),
+    "margin": ("What is the profit margin?", _margin),
+    "roi": ("What is the return on investment?", _roi),
+    "interest": ("How much interest is earned?", _interest),
+    "coupon": ("What is the annual coupon payment?", _coupon),
+    "current_ratio": ("What is the current ratio?", _current_ratio),
 }
 
 
@@ -106,8 +124,9 @@ def generate_examples(n: int, *, seed: int) -> list[dict[str, str]]:
     records = []
     for _ in range(n):
         kind = rng.choice(kinds)
-        question, answer = QUESTION_KINDS[kind](rng, rng.choice(_COMPANIES))
-        records.append({"kind": kind, "question": question, "answer": answer})
+        ask, draw = QUESTION_KINDS[kind]
+        statement, answer = draw(rng, rng.choice(_COMPANIES))
+        records.append({"kind": kind, "question": f"{statement} {ask}", "answer": answer})
     return records
 
 

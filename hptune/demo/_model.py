@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hptune._lazy import tokenizers, torch, transformers
 from hptune.demo._data import generate_corpus, generate_examples
 
 __all__ = ["build_model", "build_tokenizer"]
@@ -23,18 +24,16 @@ SPECIAL_TOKENS = {
 
 def build_tokenizer(directory: Path, *, seed: int, vocab_size: int = 512) -> Any:
     """Train a byte-level BPE tokenizer (digits split one by one) and save it to ``directory``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS["unk_token"]))
+    pre_tokenizers = tokenizers.pre_tokenizers
+    tokenizer = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token=SPECIAL_TOKENS["unk_token"]))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Digits(individual_digits=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
         ]
     )
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
+    tokenizer.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=list(SPECIAL_TOKENS.values()),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
@@ -44,7 +43,7 @@ def build_tokenizer(directory: Path, *, seed: int, vocab_size: int = 512) -> Any
     texts = list(generate_corpus(4000, seed=seed))
     texts += [r["question"] + " " + r["answer"] for r in generate_examples(2000, seed=seed + 7)]
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, **SPECIAL_TOKENS)
     fast.save_pretrained(directory)
     return fast
 
@@ -59,11 +58,8 @@ def build_model(
     steps: int = 400,
 ) -> None:
     """Pre-train a tiny Llama on the generic corpus for ``steps`` steps and save it."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     torch.manual_seed(seed)
-    config = LlamaConfig(
+    config = transformers.LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
@@ -76,7 +72,7 @@ def build_model(
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
-    model = LlamaForCausalLM(config)
+    model = transformers.LlamaForCausalLM(config)
     sentences = list(generate_corpus(steps * 16, seed=seed + 1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     model.train()

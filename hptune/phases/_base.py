@@ -3,157 +3,32 @@
 from __future__ import annotations
 
 import abc
-import json
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from hptune import keys
-from hptune.hparams import HParams
-from hptune.keys import TrialStatus
+from hptune._lazy import optuna
+from hptune.exceptions import ConfigError
 from hptune.phases._accounting import n_settled, to_retry
+from hptune.phases._outcome import Decision, PhaseBudget, TrialOutcome
+from hptune.phases._ranking import NoiseRanking
 from hptune.seeds import Margin, resolve_margin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import optuna
-
-    from hptune.config import TuneConfig
+    from hptune.config import PhaseOptions, TuneConfig
     from hptune.diagnose import Diagnosis
+    from hptune.hparams import HParams
+    from hptune.phases._cut import Cut
     from hptune.train import RunnerBase
+    from hptune.train.target import Target
 
 __all__ = [
-    "DECISION_ATTR",
     "Decision",
     "Phase",
     "PhaseBudget",
+    "SingleRunPhase",
     "TrialOutcome",
 ]
-
-#: The study user attribute that holds a phase's decision (JSON); its presence means "done".
-DECISION_ATTR = keys.DECISION
-
-
-@dataclass(frozen=True)
-class TrialOutcome:
-    """A finished trial as phases see it: its parameters and its value on every seed.
-
-    Args:
-        number: The trial's number in its study.
-        params: Its parameters, as the phase suggested them.
-        seed_values: Its best validation value on each seed; empty when it diverged or failed.
-        status: How it ended.
-        examples_per_second: Training throughput per GPU, averaged over the seeds.
-        tokens_per_second: The same in tokens.
-        test_values: Each seed's test-split value (the final evaluation only).
-        diagnoses: Each seed's curve diagnosis (see ``hptune.diagnose``).
-    """
-
-    number: int
-    params: dict[str, Any]
-    seed_values: dict[int, float]  # empty when the trial diverged or failed
-    status: TrialStatus
-    examples_per_second: float | None = None
-    tokens_per_second: float | None = None
-    test_values: dict[int, float] = field(default_factory=dict)  # final evaluation only
-    diagnoses: tuple[str, ...] = ()  # each seed's curve diagnosis (hptune.diagnose)
-
-    @property
-    def diagnosis(self) -> str | None:
-        """The most common diagnosis over the seeds, or None without curves."""
-        if not self.diagnoses:
-            return None
-        return max(set(self.diagnoses), key=self.diagnoses.count)
-
-    @property
-    def mean(self) -> float | None:
-        """The mean of the seed values, or None without any."""
-        if not self.seed_values:
-            return None
-        return sum(self.seed_values.values()) / len(self.seed_values)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a phase fixes for the phases after it, with its evidence and the rule applied.
-
-    ``case`` names the branch of the decision rule (for example ``clear_winner`` or
-    ``tie_within_noise``) so that a reader knows how much the evidence supports it.
-
-    Args:
-        phase: The phase's name.
-        params: The hyperparameters it fixes (``HParams`` field names); empty to fix none.
-        value: The chosen configuration's seed mean, or None when no trial finished.
-        case: The branch of the decision rule that applied.
-        reason: The decision in a sentence, with its evidence.
-        summary: The evidence as data (tables, proposals, the test result...).
-    """
-
-    phase: str
-    params: dict[str, Any]
-    value: float | None
-    case: str
-    reason: str
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def apply(self, hp: HParams) -> HParams:
-        """``hp`` with the decided parameters.
-
-        Args:
-            hp: The configuration the phase started from.
-
-        Returns:
-            A copy of ``hp`` with ``params`` applied.
-
-        Raises:
-            TypeError: A parameter that is not a field of ``HParams``.
-            ValueError: A decided value out of range.
-        """
-        return hp.replace(**self.params)
-
-    def to_json(self) -> str:
-        """The decision as JSON, as stored on the phase's study.
-
-        Returns:
-            A JSON object with every field.
-        """
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Decision:
-        """The decision that ``to_json`` wrote.
-
-        Args:
-            text: A JSON object with every field.
-
-        Returns:
-            The decision.
-
-        Raises:
-            ValueError: Text that is not JSON.
-            TypeError: A field missing or unknown.
-        """
-        return cls(**json.loads(text))
-
-
-@dataclass(frozen=True)
-class PhaseBudget:
-    """What a phase will cost at most, for ``hptune plan``: trials and epochs per seed.
-
-    Args:
-        trials: Trials it runs at most.
-        epochs: The fewest and the most epochs a trial trains.
-        seed_epochs: Epochs of all its trials, for one seed.
-        what: The phase in a few words.
-        bounds: Upper bounds of what it may decide (e.g. ``{"epochs": 5}``), for the phases
-            after it.
-    """
-
-    trials: int
-    epochs: tuple[int, int]  # fewest and most epochs a trial trains
-    seed_epochs: int  # epochs of all its trials, for one seed
-    what: str  # the phase in a few words
-    bounds: dict[str, Any] = field(default_factory=dict)  # upper bounds it may decide
 
 
 class Phase(abc.ABC):
@@ -162,7 +37,9 @@ class Phase(abc.ABC):
     A phase never trains anything itself: the pipeline asks it for a sampler and a budget,
     runs its trials through the shared objective, then hands it the finished trials. Its
     constructor sets everything it needs; ``from_config`` builds it from a run's
-    configuration. Phases are registered by name in ``hptune.phases.PHASES``.
+    configuration. A phase class declares what the rest of the package reads of it (its
+    name, title, parameters, section under ``phases:``, budget cuts and plan detail) and
+    registers with ``@hptune.phases.register_phase``; ``hptune.phases.PHASES`` lists them.
 
     Args:
         max_retries: How often a failed trial is queued again with the same parameters.
@@ -170,12 +47,31 @@ class Phase(abc.ABC):
             to the decision's reason.
         margin: The equivalence margin of its decision (``objective.equivalence_margin``);
             None derives it from the seed noise.
+        extend_edges: The most trials it adds past an edge of its values (a phase that
+            extends its edges passes it on).
 
     Raises:
-        ValueError: A negative ``max_retries`` or ``margin``.
+        ValueError: A negative ``max_retries``, ``margin`` or ``extend_edges``.
     """
 
+    #: Its name: its study is ``<run>.<name>``; ``phases.run`` names it.
     name: ClassVar[str]
+    #: Where it runs: the phases run (and ``phases.run`` is put) in this order.
+    order: ClassVar[float]
+    #: Its heading in the report.
+    title: ClassVar[str] = ""
+    #: The ``HParams`` fields it varies; the report plots the first against the metric.
+    params: ClassVar[tuple[str, ...]] = ()
+    #: Its section under ``phases:`` (a ``hptune.config.PhaseOptions`` model); None: none.
+    options_model: ClassVar[type[PhaseOptions] | None] = None
+    #: One of the method's phases: it runs unless ``phases.run`` says otherwise.
+    in_method: ClassVar[bool] = False
+    #: Whether ``phases.run`` may name it (not the final test evaluation, which follows).
+    listed: ClassVar[bool] = True
+    #: Its turn among the budget's notch cuts (``budget_cut``; lower first); None: none.
+    cut_turn: ClassVar[int | None] = None
+    #: The key of its plan detail in ``hptune plan --json`` (``plan_detail``); None: none.
+    plan_key: ClassVar[str | None] = None
     #: Whether trials also measure the test split (only the final evaluation does).
     evaluate_test: ClassVar[bool] = False
     #: Whether the phase is set up from how the incoming configuration trained.
@@ -190,14 +86,22 @@ class Phase(abc.ABC):
     extend_edges: int = 0
 
     def __init__(
-        self, *, max_retries: int = 2, notes: Sequence[str] = (), margin: Margin | None = None
+        self,
+        *,
+        max_retries: int = 2,
+        notes: Sequence[str] = (),
+        margin: Margin | None = None,
+        extend_edges: int = 0,
     ) -> None:
         if max_retries < 0:
             raise ValueError(f"max_retries must be 0 or more, got {max_retries=}")
         resolve_margin(margin, 1.0)  # a negative number, or a string that is no percentage
+        if extend_edges < 0:
+            raise ValueError(f"extend_edges must be 0 or more, got {extend_edges=}")
         self.max_retries = max_retries
         self.notes = tuple(notes)
         self.margin = margin
+        self.extend_edges = extend_edges
 
     @classmethod
     def from_config(
@@ -207,8 +111,9 @@ class Phase(abc.ABC):
         base: HParams,
         runner: RunnerBase,
         incoming: Sequence[Diagnosis] = (),
-    ) -> Phase:
-        """The phase as ``config`` sets it up, starting from the configuration ``base``.
+    ) -> Self:
+        """The phase as ``config`` sets it up, starting from the configuration ``base``: its
+        own options (``configured``) and the shared ones (``shared_options``).
 
         Args:
             config: The run's configuration (its ``phases`` section).
@@ -222,7 +127,29 @@ class Phase(abc.ABC):
         Raises:
             ConfigError: The phase's options do not fit ``base``.
         """
-        return cls(**cls.shared_options(config))
+        options = cls.configured(config, base, runner, incoming)
+        try:
+            return cls(**options, **cls.shared_options(config))
+        except ValueError as exc:
+            raise ConfigError(f"phases.{cls.name}: {exc}") from None
+
+    @classmethod
+    def configured(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, incoming: Sequence[Diagnosis]
+    ) -> dict[str, Any]:
+        """The constructor's own arguments as ``config`` sets them (``from_config`` adds the
+        shared ones; default: none).
+
+        Args:
+            config: The run's configuration (the phase's section).
+            base: The configuration the phase starts from.
+            runner: The run's trainer.
+            incoming: How ``base`` trained in an earlier phase, seed by seed.
+
+        Returns:
+            Keyword arguments of the phase's constructor.
+        """
+        return {}
 
     @staticmethod
     def shared_options(config: TuneConfig) -> dict[str, Any]:
@@ -249,7 +176,51 @@ class Phase(abc.ABC):
         Returns:
             Its trials and epochs, at most.
         """
-        return PhaseBudget(1, (base.epochs, base.epochs), base.epochs, cls.__doc__ or cls.name)
+        return PhaseBudget.full(1, base.epochs, cls.__doc__ or cls.name)
+
+    @classmethod
+    def edge_cut(cls, config: TuneConfig) -> dict[str, Any]:
+        """What a budget fit sets to turn this phase's edge extensions off (made with every
+        phase's, after racing; default: nothing).
+
+        Args:
+            config: The run's configuration (the phase runs).
+
+        Returns:
+            Dotted fields and their new values; empty when there is nothing to turn off.
+        """
+        return {}
+
+    @classmethod
+    def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
+        """One notch off this phase's size, for a budget fit (in its ``cut_turn``).
+
+        Args:
+            config: The run's configuration, with the cuts so far (the phase runs).
+            base: The starting configuration.
+            n_train: Training examples.
+
+        Returns:
+            The cut, or None when the phase is at its smallest (default: always).
+        """
+        return None
+
+    @classmethod
+    def plan_detail(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, target: Target
+    ) -> list[dict[str, Any]]:
+        """What ``hptune plan`` shows of this phase beyond its budget (under ``plan_key``).
+
+        Args:
+            config: The run's (fitted) configuration.
+            base: The starting configuration.
+            runner: The run's trainer.
+            target: The machine planned for.
+
+        Returns:
+            One row per value the phase would try (default: none).
+        """
+        return []
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         """The sampler of this phase's study (default: Optuna's default).
@@ -257,8 +228,6 @@ class Phase(abc.ABC):
         Returns:
             A new sampler (by default a TPE sampler seeded with 0).
         """
-        import optuna
-
         return optuna.samplers.TPESampler(seed=0)
 
     def create_pruner(self) -> optuna.pruners.BasePruner:
@@ -267,8 +236,6 @@ class Phase(abc.ABC):
         Returns:
             A new pruner (by default Optuna's ``NopPruner``).
         """
-        import optuna
-
         return optuna.pruners.NopPruner()
 
     def max_epochs(self, base: HParams) -> int:
@@ -326,14 +293,14 @@ class Phase(abc.ABC):
         """
         return to_retry(trials, self.max_retries)
 
-    def edge_extension(self, ranking: Any, outcomes: list[TrialOutcome]) -> dict[str, Any] | None:
+    def edge_extension(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
+    ) -> dict[str, Any] | None:
         """One more trial past the edge of the values tried, when the best lies there
         (called once every trial is done, at most ``extend_edges`` times; default: never).
 
         Args:
-            ranking: The phase's ranking of its finished trials (a
-                ``hptune.phases.NoiseRanking``; typed loosely here, as the ranking module
-                builds on this one).
+            ranking: The phase's ranking of its finished trials.
             outcomes: Every finished trial (failed, diverged and pruned ones too): the
                 values tried.
 
@@ -367,3 +334,21 @@ class Phase(abc.ABC):
         Returns:
             The decision; it fixes nothing when no trial finished.
         """
+
+
+class SingleRunPhase(Phase):
+    """A phase of one trial at the configuration it starts from (the baseline, the final
+    evaluation); it takes ``Phase``'s arguments."""
+
+    #: The phase in a few words, for ``hptune plan``.
+    what: ClassVar[str]
+
+    @classmethod
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        return PhaseBudget.full(1, base.epochs, cls.what)
+
+    def n_trials(self) -> int:
+        return 1
+
+    def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
+        return base

@@ -2,43 +2,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hptune.config import register_phase
 from hptune.keys import TrialStatus
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._base import Decision, SingleRunPhase, TrialOutcome
 from hptune.seeds import summarize
 
 if TYPE_CHECKING:
-    import optuna
-
-    from hptune.config import TuneConfig
     from hptune.hparams import HParams
 
 __all__ = ["BaselinePhase"]
 
 
-class BaselinePhase(Phase):
+@register_phase
+class BaselinePhase(SingleRunPhase):
     """Phase 1: one trial at the preset configuration, the reference every later phase beats.
 
-    It fixes nothing; its decision records the baseline's value and seed spread.
-
-    Args:
-        max_retries: How often a failed trial is queued again with the same parameters.
-        notes: Why the phase was set up as it was; added to the decision's reason.
-
-    Raises:
-        ValueError: A negative ``max_retries``.
+    It fixes nothing; its decision records the baseline's value and seed spread. It takes
+    ``Phase``'s arguments.
     """
 
     name = "baseline"
-
-    @classmethod
-    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
-        return PhaseBudget(1, (base.epochs, base.epochs), base.epochs, "the presets' configuration")
-
-    def n_trials(self) -> int:
-        return 1
-
-    def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
-        return base
+    order = 1
+    title = "1. Baseline (the presets)"
+    what = "the presets' configuration"
+    in_method = True
 
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
         finished = [o for o in outcomes if o.status == TrialStatus.OK]

@@ -4,12 +4,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hptune import keys
-from hptune.keys import TrialStatus
+from hptune.config import BatchSizePhaseConfig, register_phase
 from hptune.phases._accounting import n_settled
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
-from hptune.phases._ranking import rank_within_noise
+from hptune.phases._base import PhaseBudget, TrialOutcome
+from hptune.phases._cut import Cut
+from hptune.phases._ranked import Choice, RankedPhase, preference_case
+from hptune.phases._ranking import NoiseRanking
 from hptune.search import MemoryBoundedBatchSampler, oom_boundary
 from hptune.stored import is_pending
+from hptune.train.target import memory_check, memory_model, resolve_target
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     from hptune.hparams import HParams
     from hptune.seeds import Margin
     from hptune.train import RunnerBase
+    from hptune.train.target import Target
 
 __all__ = ["BatchSizePhase", "batch_candidates", "memory_limit_bytes"]
 
@@ -30,6 +34,8 @@ MAX_BATCH = 256
 #: A batch above the incoming effective batch must leave this many optimizer steps per epoch:
 #: warmup and the schedule need steps to act on.
 MIN_STEPS_PER_EPOCH = 8
+#: The fewest batch trials a budget's cut leaves.
+MIN_BATCH_TRIALS = 2
 
 
 def memory_limit_bytes(config: TuneConfig) -> float | None:
@@ -42,8 +48,6 @@ def memory_limit_bytes(config: TuneConfig) -> float | None:
     Returns:
         Bytes, or None on a CPU with no configured limit.
     """
-    from hptune.train.target import resolve_target
-
     gb = config.phases.batch_size.memory_limit_gb or resolve_target(config).memory_gb
     return None if gb is None else gb * 2**30
 
@@ -86,7 +90,8 @@ def batch_candidates(
     return sorted(candidates)
 
 
-class BatchSizePhase(Phase):
+@register_phase
+class BatchSizePhase(RankedPhase):
     """Phase 3: the largest batch that fits memory, and the fastest that trains as well.
 
     The ``hptune.search.MemoryBoundedBatchSampler`` proposes the largest candidate the
@@ -122,6 +127,14 @@ class BatchSizePhase(Phase):
     """
 
     name = "batch_size"
+    order = 3
+    title = "3. Batch size"
+    params = ("batch_size", "gradient_accumulation_steps")
+    options_model = BatchSizePhaseConfig
+    in_method = True
+    cut_turn = 3
+    plan_key = "batch_sizes"
+    trial_columns = ("examples_per_second", "tokens_per_second")
 
     def __init__(
         self,
@@ -170,14 +183,24 @@ class BatchSizePhase(Phase):
         self.memory_limit_bytes = memory_limit_bytes
 
     @classmethod
-    def from_config(
-        cls,
-        config: TuneConfig,
-        *,
-        base: HParams,
-        runner: RunnerBase,
-        incoming: Sequence[Diagnosis] = (),
-    ) -> BatchSizePhase:
+    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
+        options = config.phases.batch_size
+        what = f"largest fitting batch first, effective batch {base.effective_batch_size}" + (
+            (" kept (a larger batch that fits grows it)" if options.larger_batches else " kept")
+            if options.keep_effective_batch
+            else " free"
+        )
+        return PhaseBudget.full(options.n_trials, base.epochs, what)
+
+    @classmethod
+    def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
+        """One batch trial fewer, while more than ``MIN_BATCH_TRIALS`` are left."""
+        return Cut.fewer_trials(cls.name, config.phases.batch_size.n_trials, 1, MIN_BATCH_TRIALS)
+
+    @classmethod
+    def configured(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, incoming: Sequence[Diagnosis]
+    ) -> dict[str, Any]:
         """Candidates bounded by the memory model of the configured model and method
         (calibrated on two probe steps when ``phases.batch_size.probe``).
 
@@ -188,15 +211,8 @@ class BatchSizePhase(Phase):
             incoming: Not used by this phase.
 
         Returns:
-            The phase, ready to run.
-
-        Raises:
-            ConfigError: The options do not fit ``base`` (e.g. a candidate that does not
-                divide the effective batch).
+            The constructor's arguments.
         """
-        from hptune.exceptions import ConfigError
-        from hptune.train.target import memory_check, memory_model
-
         options = config.phases.batch_size
         check = memory_check(config, runner, probe=options.probe)
         memory = check.model if check is not None else memory_model(config, runner)
@@ -208,30 +224,22 @@ class BatchSizePhase(Phase):
             else check.largest_batch(),
             n_train=runner.data.n_train,
         )
-        try:
-            return cls(
-                base,
-                n_trials=options.n_trials,
-                predict_bytes=memory.predict,
-                memory_limit_bytes=None if check is None else check.limit_bytes,
-                safety_margin=options.safety_margin,
-                keep_effective_batch=options.keep_effective_batch,
-                candidates=candidates,
-                **cls.shared_options(config),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"phases.batch_size: {exc}") from None
+        return {
+            "base": base,
+            "n_trials": options.n_trials,
+            "predict_bytes": memory.predict,
+            "memory_limit_bytes": None if check is None else check.limit_bytes,
+            "safety_margin": options.safety_margin,
+            "keep_effective_batch": options.keep_effective_batch,
+            "candidates": candidates,
+        }
 
     @classmethod
-    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
-        options = config.phases.batch_size
-        what = f"largest fitting batch first, effective batch {base.effective_batch_size}" + (
-            (" kept (a larger batch that fits grows it)" if options.larger_batches else " kept")
-            if options.keep_effective_batch
-            else " free"
-        )
-        epochs = (base.epochs, base.epochs)
-        return PhaseBudget(options.n_trials, epochs, options.n_trials * base.epochs, what)
+    def plan_detail(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, target: Target
+    ) -> list[dict[str, Any]]:
+        """Each candidate batch with its predicted memory (``memory_table``)."""
+        return cls.from_config(config, base=base, runner=runner).memory_table()
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
         return self.sampler
@@ -288,78 +296,71 @@ class BatchSizePhase(Phase):
             )
         return rows
 
-    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        table = [
-            {
-                "batch_size": o.params["batch_size"],
-                "gradient_accumulation_steps": self._accumulation(o.params["batch_size"], base),
-                "status": str(o.status),
-                "mean": o.mean,
-                "seed_values": {str(s): v for s, v in o.seed_values.items()},
-                "examples_per_second": o.examples_per_second,
-                "tokens_per_second": o.tokens_per_second,
-            }
-            for o in sorted(outcomes, key=lambda o: o.params.get("batch_size", 0))
-            if "batch_size" in o.params
-        ]
-        summary = {
-            "table": table,
-            "memory": self.memory_table(),
-            "limit_bytes": self.memory_limit_bytes,
-        }
-        ok = [o for o in outcomes if o.status == TrialStatus.OK]
-        if not ok:
-            return Decision(
-                self.name, {}, None, "no_valid_trial",
-                f"no batch size finished; keeping batch {base.batch_size}. Lower the memory "
-                "limit or the sequence length, or use gradient checkpointing.",
-                summary,
-            )  # fmt: skip
-        ranking = rank_within_noise(ok, direction, self.margin)
-        summary.update(ranking.figures())
+    def _tabled(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
+        return sorted(
+            (o for o in outcomes if "batch_size" in o.params), key=lambda o: o.params["batch_size"]
+        )
+
+    def _columns(self, outcome: TrialOutcome, base: HParams) -> dict[str, Any]:
+        batch = outcome.params["batch_size"]
+        return {"batch_size": batch, "gradient_accumulation_steps": self._accumulation(batch, base)}
+
+    def _none_finished(self, base: HParams) -> str:
+        return (
+            f"no batch size finished; keeping batch {base.batch_size}. Lower the memory "
+            "limit or the sequence length, or use gradient checkpointing."
+        )
+
+    def _summary_head(self, ranking: NoiseRanking | None) -> dict[str, Any]:
+        return {"memory": self.memory_table(), "limit_bytes": self.memory_limit_bytes}
+
+    def _choose(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome], base: HParams, direction: str
+    ) -> Choice:
         fastest = max(ranking.equivalent, key=lambda o: o.examples_per_second or 0.0)
         batch = int(fastest.params["batch_size"])
-        speed = {int(o.params["batch_size"]): o.examples_per_second or 0.0 for o in ok}
+        speed = {
+            int(o.params["batch_size"]): o.examples_per_second or 0.0
+            for o in self._finished(outcomes)
+        }
         evidence = ranking.evidence(lambda o: f"batch {o.params['batch_size']}")
-        if ranking.n_seeds < 2:
-            case = "single_seed"
+        case = preference_case(ranking, fastest, "fastest_equivalent")
+        if case == "single_seed":
             reason = f"batch {batch} has the best value; with one seed there is no noise estimate"
-        elif fastest is not ranking.best:
-            case = "fastest_equivalent"
+        elif case == "fastest_equivalent":
+            best = ranking.best.params["batch_size"]
             reason = (
                 f"batch {batch} is the fastest ({speed[batch]:.1f} examples/s) of the batches "
-                f"equivalent to the best (batch {ranking.best.params['batch_size']}, "
-                f"{speed[int(ranking.best.params['batch_size'])]:.1f} examples/s): same "
+                f"equivalent to the best (batch {best}, {speed[int(best)]:.1f} examples/s): same "
                 f"performance, faster ({evidence})"
             )
-        elif ranking.undecided:
-            case = "best_mean_undecided"
+        elif case == "best_mean_undecided":
             reason = (
                 f"batch {batch} has the best mean ({speed[batch]:.1f} examples/s); the batches "
                 f"not told apart from it are not shown equivalent, so the best mean wins "
                 f"({evidence})"
             )
         else:
-            case = "best"
             reason = (
                 f"batch {batch} is best ({speed[batch]:.1f} examples/s) and no faster batch is "
                 f"equivalent ({evidence})"
             )
+        params = {
+            "batch_size": batch,
+            "gradient_accumulation_steps": self._accumulation(batch, base),
+        }
+        return Choice(params, fastest.mean, case, reason + self._effective_note(batch))
+
+    def _effective_note(self, batch: int) -> str:
+        """What the chosen batch does to the effective batch."""
         if self.keep_effective_batch and batch > self.effective_batch:
-            reason += (
+            return (
                 f"; the effective batch grows from {self.effective_batch} to {batch} (no "
                 "accumulation), the learning rate as decided at the incoming one"
             )
-        elif self.keep_effective_batch:
-            reason += f"; effective batch kept at {self.effective_batch}"
-        return Decision(
-            self.name,
-            {"batch_size": batch, "gradient_accumulation_steps": self._accumulation(batch, base)},
-            fastest.mean,
-            case,
-            reason,
-            summary,
-        )
+        if self.keep_effective_batch:
+            return f"; effective batch kept at {self.effective_batch}"
+        return ""
 
     def _accumulation(self, batch: int, base: HParams) -> int:
         if self.keep_effective_batch:

@@ -3,11 +3,16 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from hptune.config import EpochsPhaseConfig, register_phase
+from hptune.diagnose import overfit_epochs
 from hptune.keys import TrialStatus
-from hptune.phases._base import Decision, PhaseBudget, TrialOutcome
+from hptune.phases._base import PhaseBudget, TrialOutcome
+from hptune.phases._cut import Cut
 from hptune.phases._grid import GridPhase
-from hptune.phases._ranking import NoiseRanking, rank_within_noise
+from hptune.phases._ranked import Choice, Preference
+from hptune.phases._ranking import NoiseRanking
 from hptune.presets import epochs_range_for
+from hptune.search import epoch_pruner
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,6 +61,7 @@ def default_epoch_range(n_train_examples: int) -> tuple[int, int]:
     return low, max(high, low + 2)
 
 
+@register_phase
 class EpochsPhase(GridPhase):
     """Phase 4: how many epochs, each run with its own learning-rate schedule length.
 
@@ -86,6 +92,12 @@ class EpochsPhase(GridPhase):
     """
 
     name = "epochs"
+    order = 4
+    title = "4. Epochs"
+    params = ("epochs",)
+    options_model = EpochsPhaseConfig
+    in_method = True
+    cut_turn = 1
     uses_incoming = True
 
     def __init__(
@@ -93,15 +105,14 @@ class EpochsPhase(GridPhase):
         epoch_range: tuple[int, int],
         *,
         pruning: bool = True,
+        extend_edges: int = 2,
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
-        extend_edges: int = 2,
     ) -> None:
-        super().__init__(max_retries=max_retries, notes=notes, margin=margin)
-        if extend_edges < 0:
-            raise ValueError(f"extend_edges must be 0 or more, got {extend_edges=}")
-        self.extend_edges = extend_edges
+        super().__init__(
+            max_retries=max_retries, notes=notes, margin=margin, extend_edges=extend_edges
+        )
         low, high = epoch_range
         if not 1 <= low < high:
             raise ValueError(f"need 1 <= fewest < most epochs, got {epoch_range=}")
@@ -109,14 +120,9 @@ class EpochsPhase(GridPhase):
         self.pruning = pruning
 
     @classmethod
-    def from_config(
-        cls,
-        config: TuneConfig,
-        *,
-        base: HParams,
-        runner: RunnerBase,
-        incoming: Sequence[Diagnosis] = (),
-    ) -> EpochsPhase:
+    def configured(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, incoming: Sequence[Diagnosis]
+    ) -> dict[str, Any]:
         """The configured range (or the presets'); when the incoming configuration overfits,
         the range starts at the epoch where its validation was best.
 
@@ -127,10 +133,8 @@ class EpochsPhase(GridPhase):
             incoming: How ``base`` trained in an earlier phase, seed by seed.
 
         Returns:
-            The phase, ready to run.
+            The constructor's arguments.
         """
-        from hptune.diagnose import overfit_epochs
-
         options = config.phases.epochs
         low, high = options.range or default_epoch_range(runner.data.n_train)
         overfits = overfit_epochs(incoming)
@@ -141,13 +145,12 @@ class EpochsPhase(GridPhase):
                 f"{min(overfits)}), so the range starts there instead of {low}"
             )
             low = min(overfits)
-        return cls(
-            (low, max(high, low + 1)),
-            pruning=options.pruning,
-            extend_edges=options.extend_edges,
-            **cls.shared_options(config),
-            notes=notes,
-        )
+        return {
+            "epoch_range": (low, max(high, low + 1)),
+            "pruning": options.pruning,
+            "extend_edges": options.extend_edges,
+            "notes": notes,
+        }
 
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
@@ -159,12 +162,27 @@ class EpochsPhase(GridPhase):
             what += ", up to " + ", ".join(map(str, beyond)) + " past the top"
         seed_epochs = sum(range(low, high + 1)) + sum(beyond)
         most = max([high, *beyond])
-        return PhaseBudget(high - low + 1 + len(beyond), (low, most), seed_epochs, what,
-                           {"epochs": most})  # fmt: skip
+        return PhaseBudget(
+            high - low + 1 + len(beyond), (low, most), seed_epochs, what, {"epochs": most}
+        )
+
+    @classmethod
+    def edge_cut(cls, config: TuneConfig) -> dict[str, Any]:
+        return {"phases.epochs.extend_edges": 0} if config.phases.epochs.extend_edges else {}
+
+    @classmethod
+    def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
+        """One epoch off the top of the range (its edge extensions aside), while the range
+        keeps two counts."""
+        low, high = config.phases.epochs.range or default_epoch_range(n_train)
+        if high - 1 <= low:
+            return None
+        return Cut(
+            {"phases.epochs.range": [low, high - 1]},
+            f"phases.epochs.range [{low}, {high}] -> [{low}, {high - 1}]",
+        )
 
     def create_pruner(self) -> optuna.pruners.BasePruner:
-        from hptune.search import epoch_pruner
-
         if not self.pruning:
             return super().create_pruner()
         return epoch_pruner(schedule_param="epochs")
@@ -192,65 +210,57 @@ class EpochsPhase(GridPhase):
         following = [e for e in beyond if e > best and e not in tried]
         return {"epochs": following[0]} if following else None
 
-    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        table = [
-            {
-                "epochs": o.params["epochs"],
-                "status": str(o.status),
-                "mean": o.mean,
-                "seed_values": {str(s): v for s, v in o.seed_values.items()},
-            }
-            for o in sorted(outcomes, key=lambda o: o.params.get("epochs", 0))
-            if "epochs" in o.params
-        ]
-        ok = [o for o in outcomes if o.status == TrialStatus.OK]
-        if not ok:
-            return Decision(
-                self.name, {}, None, "no_valid_trial",
-                f"no epoch count finished; keeping {base.epochs} epochs",
-                {"table": table},
-            )  # fmt: skip
-        ranking = rank_within_noise(ok, direction, self.margin)
-        for row in table:
-            number = next(o.number for o in outcomes if o.params.get("epochs") == row["epochs"])
-            gap = ranking.comparisons.get(number)
-            row["verdict"] = None if gap is None else str(gap.verdict)
+    def _tabled(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
+        return sorted(
+            (o for o in outcomes if "epochs" in o.params), key=lambda o: o.params["epochs"]
+        )
+
+    def _none_finished(self, base: HParams) -> str:
+        return f"no epoch count finished; keeping {base.epochs} epochs"
+
+    def _compared_trial(
+        self, row: dict[str, Any], outcome: TrialOutcome, outcomes: list[TrialOutcome]
+    ) -> int | None:
+        epochs = outcome.params["epochs"]  # the first trial of the count
+        return next(o.number for o in outcomes if o.params.get("epochs") == epochs)
+
+    def _choose(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome], base: HParams, direction: str
+    ) -> Choice:
         chosen = min(ranking.equivalent, key=lambda o: int(o.params["epochs"]))
-        epochs, best = int(chosen.params["epochs"]), int(ranking.best.params["epochs"])
-        n_pruned = sum(1 for o in outcomes if o.status == TrialStatus.PRUNED)
-        pruned = f"; {n_pruned} trial(s) pruned" if n_pruned else ""
-        evidence = ranking.evidence(lambda o: f"{o.params['epochs']} epochs")
-        if ranking.n_seeds < 2:
-            case = "single_seed"
-            reason = f"{epochs} epochs has the best value; with one seed there is no noise estimate"
-        elif chosen is not ranking.best:
-            case = "fewest_equivalent"
-            reason = (
-                f"{best} epochs has the best mean and {epochs} epochs is equivalent to it: "
-                f"chose the fewer epochs, same performance, cheaper ({evidence})"
-            )
-        elif ranking.undecided:
-            case = "best_mean_undecided"
-            reason = (
-                f"{epochs} epochs has the best mean; the counts not told apart from it with "
-                f"{ranking.n_seeds} seeds are not shown equivalent, so the best mean wins "
-                f"({evidence})"
-            )
-        else:
-            case = "best"
-            reason = f"{epochs} epochs is best and no fewer count is equivalent ({evidence})"
-        extended = sorted(int(o.params["epochs"]) for o in outcomes
-                          if int(o.params.get("epochs", 0)) > self.values[-1])  # fmt: skip
+        case, reason = _FEWEST.choose(ranking, chosen, _count)
+        epochs = int(chosen.params["epochs"])
+        return Choice(
+            {"epochs": epochs}, chosen.mean, case, reason + self._notes(ranking, outcomes, epochs)
+        )
+
+    def _notes(self, ranking: NoiseRanking, outcomes: list[TrialOutcome], epochs: int) -> str:
+        """The counts tried past the range, a hint to widen it, and the trials pruned."""
+        notes = ""
+        extended = sorted(
+            int(o.params["epochs"])
+            for o in outcomes
+            if int(o.params.get("epochs", 0)) > self.values[-1]
+        )
         if extended:
-            reason += ("; tried past the range's top, as the best lay there: "
-                       + ", ".join(f"{e} epochs" for e in extended))  # fmt: skip
+            notes += "; tried past the range's top, as the best lay there: " + ", ".join(
+                f"{e} epochs" for e in extended
+            )
         top = max([self.values[-1], *extended])
         if epochs == top and not ranking.undecided and len(ranking.equivalent) == 1:
-            reason += (
+            notes += (
                 f"; it is the most tried, so more epochs may do better still: widen "
                 f"phases.epochs.range (e.g. [{self.values[0]}, {2 * top}])"
             )
-        return Decision(
-            self.name, {"epochs": epochs}, chosen.mean, case, reason + pruned,
-            {"table": table, **ranking.figures()},
-        )  # fmt: skip
+        n_pruned = sum(1 for o in outcomes if o.status == TrialStatus.PRUNED)
+        return notes + (f"; {n_pruned} trial(s) pruned" if n_pruned else "")
+
+
+#: The rule: the fewest epochs among the counts equivalent to the best.
+_FEWEST = Preference(
+    "fewest_equivalent", "the fewer epochs, same performance, cheaper", "counts", "fewer count"
+)
+
+
+def _count(outcome: TrialOutcome) -> str:
+    return f"{outcome.params['epochs']} epochs"

@@ -2,52 +2,43 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hptune.config import register_phase
 from hptune.keys import TrialStatus
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
+from hptune.phases._base import Decision, SingleRunPhase, TrialOutcome
 from hptune.seeds import summarize
 
 if TYPE_CHECKING:
-    import optuna
-
-    from hptune.config import TuneConfig
     from hptune.hparams import HParams
 
 __all__ = ["TestEvaluation"]
 
 
-class TestEvaluation(Phase):
+@register_phase
+class TestEvaluation(SingleRunPhase):
     """After the phases: the chosen configuration on every seed, measured once on the test split.
 
     Each seed's test value is taken at its best validation epoch. The result is reported
-    apart and never feeds a decision; it is what the user can quote.
-
-    Args:
-        max_retries: How often a failed trial is queued again with the same parameters.
-        notes: Why the phase was set up as it was; added to the decision's reason.
-
-    Raises:
-        ValueError: A negative ``max_retries``.
+    apart and never feeds a decision; it is what the user can quote. It takes ``Phase``'s
+    arguments.
     """
 
     name = "final"
+    order = 100
+    title = "Final evaluation on the test split"
+    what = "the chosen configuration, measured on the test split"
+    listed = False
     evaluate_test = True
-
-    @classmethod
-    def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
-        what = "the chosen configuration, measured on the test split"
-        return PhaseBudget(1, (base.epochs, base.epochs), base.epochs, what)
-
-    def n_trials(self) -> int:
-        return 1
-
-    def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
-        return base
 
     def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
         ok = [o for o in outcomes if o.status == TrialStatus.OK]
         if not ok:
-            return Decision(self.name, {}, None, "final_failed",
-                            "the final configuration did not train to the end")  # fmt: skip
+            return Decision(
+                self.name,
+                {},
+                None,
+                "final_failed",
+                "the final configuration did not train to the end",
+            )
         final = ok[-1]
         validation = summarize(list(final.seed_values.values())).to_dict()
         summary: dict[str, Any] = {"validation": validation, "hparams": base.to_dict()}

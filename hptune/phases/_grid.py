@@ -5,24 +5,24 @@ from __future__ import annotations
 import abc
 from typing import TYPE_CHECKING, Any
 
+from hptune._lazy import optuna
 from hptune.phases._accounting import grid_remaining
-from hptune.phases._base import Phase
+from hptune.phases._ranked import RankedPhase
 
 if TYPE_CHECKING:
-    import optuna
-
     from hptune.hparams import HParams
 
 __all__ = ["GridPhase"]
 
 
-class GridPhase(Phase):
+class GridPhase(RankedPhase):
     """A phase that tries each point of a grid exactly once (learning rates, epoch counts,
     LoRA ranks): every point is queued with its values fixed, so each runs once even with many
     workers, and a failed point is retried up to ``max_retries`` times.
 
     Subclasses give the points (:meth:`grid_points`); what a phase adds beyond its grid (the
-    learning rate's edge extensions) goes through ``suggest`` as usual.
+    learning rate's edge extensions) goes through ``suggest`` as usual. It decides by the
+    ranking template (``RankedPhase``).
     """
 
     @abc.abstractmethod
@@ -34,8 +34,6 @@ class GridPhase(Phase):
         """
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
-        import optuna
-
         # Every point is queued by initial_params, so the sampler is never consulted.
         return optuna.samplers.RandomSampler(seed=0)
 

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
+from hptune.config import LearningRatePhaseConfig, register_phase
 from hptune.keys import TrialStatus
-from hptune.phases._base import Decision, PhaseBudget, TrialOutcome
+from hptune.phases._base import PhaseBudget, TrialOutcome
+from hptune.phases._cut import Cut
 from hptune.phases._grid import GridPhase
-from hptune.phases._ranking import NoiseRanking, rank_within_noise
+from hptune.phases._ranked import Choice
+from hptune.phases._ranking import NoiseRanking
 from hptune.presets import DEFAULT_LEARNING_RATE_GRID
 
 if TYPE_CHECKING:
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
     from hptune.hparams import HParams
+    from hptune.seed_model import ModelComparison
     from hptune.seeds import Margin
     from hptune.train import RunnerBase
 
@@ -23,8 +28,11 @@ __all__ = ["EDGE_FACTOR", "LearningRatePhase"]
 
 #: An edge extension's step: twice the highest rate tried, or half the lowest.
 EDGE_FACTOR = 2.0
+#: The fewest grid points a budget's cut leaves.
+MIN_GRID_POINTS = 2
 
 
+@register_phase
 class LearningRatePhase(GridPhase):
     """Phase 2: every learning rate of a grid, each on the same seeds.
 
@@ -53,6 +61,13 @@ class LearningRatePhase(GridPhase):
     """
 
     name = "learning_rate"
+    order = 2
+    title = "2. Learning rate"
+    params = ("learning_rate",)
+    options_model = LearningRatePhaseConfig
+    in_method = True
+    cut_turn = 2
+    trial_columns = ("diagnosis",)
     #: A diverged rate is evidence that the rate is too high, not a trial to remedy.
     remedies_divergence = False
 
@@ -66,9 +81,9 @@ class LearningRatePhase(GridPhase):
         margin: Margin | None = None,
         extend_edges: int = 2,
     ) -> None:
-        super().__init__(max_retries=max_retries, notes=notes, margin=margin)
-        if extend_edges < 0:
-            raise ValueError(f"extend_edges must be 0 or more, got {extend_edges=}")
+        super().__init__(
+            max_retries=max_retries, notes=notes, margin=margin, extend_edges=extend_edges
+        )
         grid = sorted(grid or DEFAULT_LEARNING_RATE_GRID)
         if len(grid) < 2 or any(not 0 < lr < 1 for lr in grid):
             raise ValueError(f"the grid needs two or more rates in (0, 1), got {grid=}")
@@ -76,24 +91,17 @@ class LearningRatePhase(GridPhase):
             raise ValueError(f"tie_break must be 'lowest' or 'best_mean', got {tie_break=}")
         self.grid = grid
         self.tie_break = tie_break
-        self.extend_edges = extend_edges
 
     @classmethod
-    def from_config(
-        cls,
-        config: TuneConfig,
-        *,
-        base: HParams,
-        runner: RunnerBase,
-        incoming: Sequence[Diagnosis] = (),
-    ) -> LearningRatePhase:
+    def configured(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, incoming: Sequence[Diagnosis]
+    ) -> dict[str, Any]:
         options = config.phases.learning_rate
-        return cls(
-            options.grid,
-            tie_break=options.tie_break,
-            extend_edges=options.extend_edges,
-            **cls.shared_options(config),
-        )
+        return {
+            "grid": options.grid,
+            "tie_break": options.tie_break,
+            "extend_edges": options.extend_edges,
+        }
 
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
@@ -103,7 +111,26 @@ class LearningRatePhase(GridPhase):
         if extend:
             what += f", up to {extend} more past an edge"
         trials = len(grid) + extend
-        return PhaseBudget(trials, (base.epochs, base.epochs), trials * base.epochs, what)
+        return PhaseBudget.full(trials, base.epochs, what)
+
+    @classmethod
+    def edge_cut(cls, config: TuneConfig) -> dict[str, Any]:
+        return (
+            {"phases.learning_rate.extend_edges": 0}
+            if config.phases.learning_rate.extend_edges
+            else {}
+        )
+
+    @classmethod
+    def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
+        """The grid point farthest from the starting rate (on a log scale; the higher on a
+        tie), while more than ``MIN_GRID_POINTS`` are left."""
+        grid = list(config.phases.learning_rate.grid)
+        if len(grid) <= MIN_GRID_POINTS:
+            return None
+        farthest = max(grid, key=lambda lr: (abs(math.log(lr / base.learning_rate)), lr))
+        changes = {"phases.learning_rate.grid": [lr for lr in grid if lr != farthest]}
+        return Cut(changes, f"learning rate {farthest:g} off the grid")
 
     def grid_points(self) -> list[dict[str, Any]]:
         return [{"learning_rate": lr} for lr in self.grid]
@@ -132,104 +159,130 @@ class LearningRatePhase(GridPhase):
             return {"learning_rate": best / EDGE_FACTOR}
         return None
 
-    def _choose(self, ranking: NoiseRanking) -> tuple[float, str, str]:
+    def _rule(self, ranking: NoiseRanking) -> tuple[float, str, str]:
         """The chosen rate, the case of the rule, and the reason with its numbers."""
         best_lr = ranking.best.params["learning_rate"]
         n_seeds = ranking.n_seeds
         if n_seeds < 2:
-            return best_lr, "single_seed", (
-                f"learning rate {best_lr:g} has the best value, but with one seed there is no "
-                "noise estimate: the ranking may be luck. Use 3 seeds."
-            )  # fmt: skip
+            return (
+                best_lr,
+                "single_seed",
+                (
+                    f"learning rate {best_lr:g} has the best value, but with one seed there is no "
+                    "noise estimate: the ranking may be luck. Use 3 seeds."
+                ),
+            )
         evidence = ranking.evidence(_rate)
         equivalent = sorted(o.params["learning_rate"] for o in ranking.equivalent)
         undecided = [o.params["learning_rate"] for o in ranking.undecided]
         if self.tie_break == "lowest" and len(equivalent) > 1:
             chosen = equivalent[0]
-            return chosen, "lowest_equivalent", (
-                f"learning rate {best_lr:g} has the best mean and {chosen:g} is equivalent to "
-                f"it: chose the lowest equivalent rate, further from divergence (tie_break: "
-                f"lowest; {evidence})"
-            )  # fmt: skip
+            return (
+                chosen,
+                "lowest_equivalent",
+                (
+                    f"learning rate {best_lr:g} has the best mean and {chosen:g} is equivalent to "
+                    f"it: chose the lowest equivalent rate, further from divergence (tie_break: "
+                    f"lowest; {evidence})"
+                ),
+            )
         if undecided:
-            names = ", ".join(f"{lr:g}" for lr in sorted(undecided))
-            return best_lr, "best_mean_undecided", (
-                f"learning rate {best_lr:g} has the best mean; {names} not told apart from it "
-                f"with {n_seeds} seeds (neither worse beyond seed noise nor within the "
-                f"equivalence margin): the best mean wins ({evidence})"
-            )  # fmt: skip
+            names = _listed(sorted(undecided))
+            return (
+                best_lr,
+                "best_mean_undecided",
+                (
+                    f"learning rate {best_lr:g} has the best mean; {names} not told apart from it "
+                    f"with {n_seeds} seeds (neither worse beyond seed noise nor within the "
+                    f"equivalence margin): the best mean wins ({evidence})"
+                ),
+            )
         if len(equivalent) > 1:
-            return best_lr, "best_mean_equivalent", (
-                f"learning rate {best_lr:g} has the best mean; the rates equivalent to it "
-                f"cost the same, so the best mean wins ({evidence})"
-            )  # fmt: skip
-        return best_lr, "clear_winner", (
-            f"learning rate {best_lr:g} is best; every other rate that finished is worse beyond "
-            "seed noise "
-            f"({n_seeds} paired seeds; {evidence})"
-        )  # fmt: skip
-
-    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        table = [
-            {
-                "learning_rate": o.params["learning_rate"],
-                "status": str(o.status),
-                "mean": o.mean,
-                "seed_values": {str(s): v for s, v in o.seed_values.items()},
-                "diagnosis": o.diagnosis,
-            }
-            for o in sorted(outcomes, key=lambda o: o.params["learning_rate"])
-        ]
-        if not any(o.status == TrialStatus.OK for o in outcomes):
-            return Decision(
-                self.name,
-                {},
-                None,
-                "no_valid_trial",
-                "every learning rate diverged or failed; keeping the baseline's rate "
-                f"{base.learning_rate:g}. Lower the grid (divide it by 10) and run again.",
-                {"table": table},
+            return (
+                best_lr,
+                "best_mean_equivalent",
+                (
+                    f"learning rate {best_lr:g} has the best mean; the rates equivalent to it "
+                    f"cost the same, so the best mean wins ({evidence})"
+                ),
             )
-        ranking = rank_within_noise(outcomes, direction, self.margin)
-        for row in table:
-            number = next(
-                o.number for o in outcomes if o.params["learning_rate"] == row["learning_rate"]
-            )
-            gap = ranking.comparisons.get(number)
-            row["gap_to_best"] = None if gap is None else [gap.mean, gap.ci_low, gap.ci_high]
-            row["verdict"] = None if gap is None else str(gap.verdict)
-        best_lr = ranking.best.params["learning_rate"]
-        chosen, case, reason = self._choose(ranking)
-        diverged = sorted(o.params["learning_rate"] for o in outcomes
-                          if o.status == TrialStatus.DIVERGED)  # fmt: skip
-        if diverged:  # on any seed, racing seeds included: unstable, never chosen
-            names = ", ".join(f"{lr:g}" for lr in diverged)
-            reason += f"; diverged on a seed, so never chosen: {names}"
-        chosen_outcome = next(o for o in outcomes if o.params["learning_rate"] == chosen)
-        summary: dict[str, object] = {"table": table, "best_by_mean": best_lr,
-                                      **ranking.figures()}  # fmt: skip
-        top = max(o.params["learning_rate"] for o in outcomes)
-        extended = sorted(o.params["learning_rate"] for o in outcomes
-                          if o.params["learning_rate"] not in self.grid)  # fmt: skip
-        if extended:
-            names = ", ".join(f"{lr:g}" for lr in extended)
-            reason += f"; tried past the grid's edge, as the best lay there: {names}"
-        if best_lr == top:
-            higher = [top * 2, top * 3]
-            summary["proposal"] = {"extend_grid": higher}
-            if ranking.best.diagnosis == "not_learning":
-                reason += (
-                    f"; at the top of the grid the loss still does not fall (diagnosis: not "
-                    f"learning): try rates 2-3x higher, {higher[0]:g} and {higher[1]:g}"
-                )
-            else:
-                reason += (
-                    f"; the best rate is the highest tried, so a higher one may do better: "
-                    f"add {higher[0]:g} and {higher[1]:g} to phases.learning_rate.grid"
-                )
-        return Decision(
-            self.name, {"learning_rate": chosen}, chosen_outcome.mean, case, reason, summary
+        return (
+            best_lr,
+            "clear_winner",
+            (
+                f"learning rate {best_lr:g} is best; every other rate that finished is worse "
+                f"beyond seed noise ({n_seeds} paired seeds; {evidence})"
+            ),
         )
+
+    def _tabled(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
+        return sorted(outcomes, key=lambda o: o.params["learning_rate"])
+
+    def _none_finished(self, base: HParams) -> str:
+        return (
+            "every learning rate diverged or failed; keeping the baseline's rate "
+            f"{base.learning_rate:g}. Lower the grid (divide it by 10) and run again."
+        )
+
+    def _summary_head(self, ranking: NoiseRanking | None) -> dict[str, Any]:
+        return {} if ranking is None else {"best_by_mean": ranking.best.params["learning_rate"]}
+
+    def _compared_trial(
+        self, row: dict[str, Any], outcome: TrialOutcome, outcomes: list[TrialOutcome]
+    ) -> int | None:
+        rate = outcome.params["learning_rate"]  # the first trial of the rate
+        return next(o.number for o in outcomes if o.params["learning_rate"] == rate)
+
+    def _verdict_columns(self, comparison: ModelComparison | None) -> dict[str, Any]:
+        gap = None
+        if comparison is not None:
+            gap = [comparison.mean, comparison.ci_low, comparison.ci_high]
+        return {"gap_to_best": gap, **super()._verdict_columns(comparison)}
+
+    def _choose(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome], base: HParams, direction: str
+    ) -> Choice:
+        chosen, case, reason = self._rule(ranking)
+        chosen_outcome = next(o for o in outcomes if o.params["learning_rate"] == chosen)
+        notes, proposal = self._notes(ranking, outcomes)
+        return Choice(
+            {"learning_rate": chosen}, chosen_outcome.mean, case, reason + notes, proposal
+        )
+
+    def _notes(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
+    ) -> tuple[str, dict[str, Any]]:
+        """The rates that diverged or were tried past the grid, and, when the best is the
+        highest tried, a proposal of higher rates (with its summary entry)."""
+        rates = [o.params["learning_rate"] for o in outcomes]
+        notes = ""
+        diverged = sorted(
+            o.params["learning_rate"] for o in outcomes if o.status == TrialStatus.DIVERGED
+        )
+        if diverged:  # on any seed, racing seeds included: unstable, never chosen
+            notes += f"; diverged on a seed, so never chosen: {_listed(diverged)}"
+        extended = sorted(lr for lr in rates if lr not in self.grid)
+        if extended:
+            notes += f"; tried past the grid's edge, as the best lay there: {_listed(extended)}"
+        top = max(rates)
+        if ranking.best.params["learning_rate"] != top:
+            return notes, {}
+        higher = [top * 2, top * 3]
+        if ranking.best.diagnosis == "not_learning":
+            notes += (
+                f"; at the top of the grid the loss still does not fall (diagnosis: not "
+                f"learning): try rates 2-3x higher, {higher[0]:g} and {higher[1]:g}"
+            )
+        else:
+            notes += (
+                f"; the best rate is the highest tried, so a higher one may do better: "
+                f"add {higher[0]:g} and {higher[1]:g} to phases.learning_rate.grid"
+            )
+        return notes, {"proposal": {"extend_grid": higher}}
+
+
+def _listed(rates: list[float]) -> str:
+    return ", ".join(f"{lr:g}" for lr in rates)
 
 
 def _rate(outcome: TrialOutcome) -> str:

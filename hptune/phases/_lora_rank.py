@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune.keys import TrialStatus
-from hptune.phases._base import Decision, PhaseBudget, TrialOutcome
+from hptune.config import LoraRankPhaseConfig, register_phase
+from hptune.phases._base import PhaseBudget, TrialOutcome
 from hptune.phases._grid import GridPhase
-from hptune.phases._ranking import rank_within_noise
+from hptune.phases._ranked import Choice, Preference
+from hptune.phases._ranking import NoiseRanking
+from hptune.train.memory import trainable_parameters
+from hptune.train.target import memory_model
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
     from hptune.hparams import HParams
     from hptune.seeds import Margin
     from hptune.train import RunnerBase
+    from hptune.train.target import Target
 
 __all__ = ["LoraRankPhase", "alpha_for"]
 
@@ -39,6 +43,7 @@ def alpha_for(rank: int, rule: str, method_r: int, method_alpha: int) -> int:
     return max(1, round(rank * method_alpha / method_r))
 
 
+@register_phase
 class LoraRankPhase(GridPhase):
     """An extra phase: the LoRA adapter's rank, every rank of a list on the same seeds.
 
@@ -68,6 +73,11 @@ class LoraRankPhase(GridPhase):
     """
 
     name = "lora_rank"
+    order = 6
+    title = "Extra: LoRA rank"
+    params = ("lora_r", "lora_alpha")
+    options_model = LoraRankPhaseConfig
+    plan_key = "lora_ranks"
 
     def __init__(
         self,
@@ -95,22 +105,21 @@ class LoraRankPhase(GridPhase):
         self.method_r, self.method_alpha = method_r, method_alpha
 
     @classmethod
-    def from_config(
-        cls,
-        config: TuneConfig,
-        *,
-        base: HParams,
-        runner: RunnerBase,
-        incoming: Sequence[Diagnosis] = (),
-    ) -> LoraRankPhase:
-        options = config.phases.lora_rank
-        return cls(options.ranks, alpha=options.alpha, alphas=options.alphas,
-                   method_r=config.method.r,
-                   method_alpha=config.method.alpha, **cls.shared_options(config))  # fmt: skip
+    def configured(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, incoming: Sequence[Diagnosis]
+    ) -> dict[str, Any]:
+        options = config.phases.section(cls.name, LoraRankPhaseConfig)
+        return {
+            "ranks": options.ranks,
+            "alpha": options.alpha,
+            "alphas": options.alphas,
+            "method_r": config.method.r,
+            "method_alpha": config.method.alpha,
+        }
 
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
-        options = config.phases.lora_rank
+        options = config.phases.section(cls.name, LoraRankPhaseConfig)
         rule = (
             f"alpha = {config.method.alpha / config.method.r:g} x r"
             if options.alpha == "same_scale"
@@ -120,7 +129,36 @@ class LoraRankPhase(GridPhase):
             rule = f"x alphas {', '.join(map(str, options.alphas))}"
         what = f"LoRA ranks {', '.join(map(str, options.ranks))} ({rule})"
         trials = len(options.ranks) * len(options.alphas or [None])
-        return PhaseBudget(trials, (base.epochs, base.epochs), trials * base.epochs, what)
+        return PhaseBudget.full(trials, base.epochs, what)
+
+    @classmethod
+    def plan_detail(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, target: Target
+    ) -> list[dict[str, Any]]:
+        """Each rank with its alpha, trainable parameters, and the predicted memory of a
+        training step at the starting batch (alphas searched: each rank's rows name them;
+        alpha changes neither the parameters nor the memory)."""
+        options, method = config.phases.section(cls.name, LoraRankPhaseConfig), config.method
+        rows: list[dict[str, Any]] = []
+        for rank in options.ranks:
+            alpha = alpha_for(rank, options.alpha, method.r, method.alpha)
+            if options.alphas:
+                alpha = options.alphas[0]
+            ranked = config.model_copy(
+                update={"method": method.model_copy(update={"r": rank, "alpha": alpha})}
+            )
+            memory = memory_model(ranked, runner, target=target)
+            rows.append(
+                {
+                    "r": rank,
+                    "lora_alpha": alpha,
+                    "trainable_parameters": trainable_parameters(ranked.model, ranked.method),
+                    "predicted_gb": round(memory.predict(base.batch_size) / 1e9, 4),
+                }
+            )
+            if options.alphas:
+                rows[-1]["lora_alphas"] = list(options.alphas)
+        return rows
 
     def grid_points(self) -> list[dict[str, Any]]:
         if self.alphas is None:
@@ -144,64 +182,48 @@ class LoraRankPhase(GridPhase):
         rank = f"rank {outcome.params['lora_r']}"
         return rank if self.alphas is None else f"{rank} alpha {outcome.params['lora_alpha']}"
 
-    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        table = [
-            {
-                "lora_r": o.params["lora_r"],
-                "lora_alpha": self._alpha(int(o.params["lora_r"]), o.params),
-                "number": o.number,
-                "status": str(o.status),
-                "mean": o.mean,
-                "seed_values": {str(s): v for s, v in o.seed_values.items()},
-            }
-            for o in sorted(outcomes, key=_grid_order)
-            if "lora_r" in o.params
-        ]
-        ok = [o for o in outcomes if o.status == TrialStatus.OK and "lora_r" in o.params]
-        if not ok:
-            return Decision(
-                self.name, {}, None, "no_valid_trial",
-                "no rank finished; keeping the configured rank", {"table": table},
-            )  # fmt: skip
-        ranking = rank_within_noise(ok, direction, self.margin)
-        for row in table:
-            gap = ranking.comparisons.get(row.pop("number"))
-            row["verdict"] = None if gap is None else str(gap.verdict)
+    def _tabled(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
+        return sorted((o for o in outcomes if "lora_r" in o.params), key=_grid_order)
+
+    def _columns(self, outcome: TrialOutcome, base: HParams) -> dict[str, Any]:
+        rank = outcome.params["lora_r"]
+        alpha = self._alpha(int(rank), outcome.params)
+        return {"lora_r": rank, "lora_alpha": alpha, "number": outcome.number}
+
+    def _decidable(self, outcome: TrialOutcome) -> bool:
+        return "lora_r" in outcome.params
+
+    def _none_finished(self, base: HParams) -> str:
+        return "no rank finished; keeping the configured rank"
+
+    def _summary_head(self, ranking: NoiseRanking | None) -> dict[str, Any]:
+        return {} if ranking is None else {"alpha_rule": "searched" if self.alphas else self.alpha}
+
+    def _compared_trial(
+        self, row: dict[str, Any], outcome: TrialOutcome, outcomes: list[TrialOutcome]
+    ) -> int | None:
+        return int(row.pop("number"))  # the column stays only while no trial finished
+
+    def _choose(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome], base: HParams, direction: str
+    ) -> Choice:
         sign = 1.0 if direction == "minimize" else -1.0
         chosen = min(  # the smallest rank; its best mean among them (alphas searched)
             ranking.equivalent, key=lambda o: (int(o.params["lora_r"]), sign * (o.mean or 0.0))
         )
         rank = int(chosen.params["lora_r"])
-        evidence = ranking.evidence(self._named)
-        if ranking.n_seeds < 2:
-            case = "single_seed"
-            reason = (
-                f"{self._named(chosen)} has the best value; with one seed there is no noise "
-                "estimate"
-            )
-        elif chosen is not ranking.best:
-            case = "smallest_equivalent"
-            reason = (
-                f"{self._named(ranking.best)} has the best mean and {self._named(chosen)} is "
-                "equivalent to it: chose "
-                f"the smaller adapter, same performance, fewer parameters ({evidence})"
-            )
-        elif ranking.undecided:
-            case = "best_mean_undecided"
-            reason = (
-                f"{self._named(chosen)} has the best mean; the ranks not told apart from it with "
-                f"{ranking.n_seeds} seeds are not shown equivalent, so the best mean wins "
-                f"({evidence})"
-            )
-        else:
-            case = "best"
-            reason = f"{self._named(chosen)} is best and no smaller rank is equivalent ({evidence})"
-        return Decision(
-            self.name, {"lora_r": rank, "lora_alpha": self._alpha(rank, chosen.params)},
-            chosen.mean, case, reason,
-            {"table": table, "alpha_rule": "searched" if self.alphas else self.alpha,
-             **ranking.figures()},
-        )  # fmt: skip
+        case, reason = _SMALLEST.choose(ranking, chosen, self._named)
+        params = {"lora_r": rank, "lora_alpha": self._alpha(rank, chosen.params)}
+        return Choice(params, chosen.mean, case, reason)
+
+
+#: The rule: the smallest rank among the ranks equivalent to the best.
+_SMALLEST = Preference(
+    "smallest_equivalent",
+    "the smaller adapter, same performance, fewer parameters",
+    "ranks",
+    "smaller rank",
+)
 
 
 def _grid_order(outcome: TrialOutcome) -> tuple[int, int]:

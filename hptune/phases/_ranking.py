@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hptune.keys import TrialStatus
-from hptune.phases._base import TrialOutcome
+from hptune.phases._outcome import TrialOutcome
 from hptune.seed_model import (
     ModelComparison,
     SeedModel,
@@ -68,8 +68,11 @@ class NoiseRanking:
         Returns:
             Those trials, in ranking order.
         """
-        return [o for o in self.ranked if o is not self.best
-                and self.comparisons[o.number].verdict in verdicts]  # fmt: skip
+        return [
+            o
+            for o in self.ranked
+            if o is not self.best and self.comparisons[o.number].verdict in verdicts
+        ]
 
     @property
     def equivalent(self) -> list[TrialOutcome]:
@@ -193,8 +196,7 @@ def rank_within_noise(
     values = {o.number: {s: sign * v for s, v in o.seed_values.items()} for o in ok}
     by_number = {o.number: o for o in ok}
     if len(ok) == 1:
-        return NoiseRanking(ok[0], ok, {}, resolve_margin(margin, ok[0].mean or 0.0), noise,
-                            margin)  # fmt: skip
+        return NoiseRanking(ok[0], ok, {}, resolve_margin(margin, ok[0].mean or 0.0), noise, margin)
     first = fit_seed_model(values)
     leader = by_number[min(first.effects, key=lambda k: first.effects[k])]
     absolute = resolve_margin(margin, leader.mean or 0.0)
@@ -205,8 +207,16 @@ def rank_within_noise(
     needed = None
     if ranking.margin is not None:
         needed = seeds_for_equivalence(ranking.model, ranking.margin)
-    return NoiseRanking(best, ranked, dict(ranking.comparisons), ranking.margin, noise, margin,
-                        ranking.model, needed)  # fmt: skip
+    return NoiseRanking(
+        best,
+        ranked,
+        dict(ranking.comparisons),
+        ranking.margin,
+        noise,
+        margin,
+        ranking.model,
+        needed,
+    )
 
 
 def racing_trials_at_most(racing_seeds: int, n_candidates: int) -> int:

@@ -1,17 +1,12 @@
-"""The phases by name, and building one from a run's configuration."""
+"""The phases by name, read from the registry, and building one from a run's configuration."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, cast
 
+from hptune.config import registered_phases
 from hptune.phases._base import Phase
-from hptune.phases._baseline import BaselinePhase
-from hptune.phases._batch_size import BatchSizePhase
-from hptune.phases._epochs import EpochsPhase
-from hptune.phases._final import TestEvaluation
-from hptune.phases._learning_rate import LearningRatePhase
-from hptune.phases._lora_rank import LoraRankPhase
-from hptune.phases._regularization import RegularizationPhase
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -23,21 +18,32 @@ if TYPE_CHECKING:
 
 __all__ = ["PHASES", "make_phase"]
 
+
+class _Phases(Mapping[str, type[Phase]]):
+    """Every registered phase by its name, in the order they run (``final`` last): a live
+    view of the registry (``hptune.config.registered_phases``), so a phase registered later
+    (``@register_phase``) is in it too."""
+
+    def _read(self) -> dict[str, type[Phase]]:
+        return cast("dict[str, type[Phase]]", registered_phases())
+
+    def __getitem__(self, name: str) -> type[Phase]:
+        return self._read()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+    def __repr__(self) -> str:
+        return f"PHASES({', '.join(self._read())})"
+
+
 #: Every phase by its name, in the method's order; ``final`` (the test evaluation) last.
-#: Adding a phase: its module here, its options model in ``hptune.config``, its name in
-#: ``hptune.config.PHASE_NAMES`` (the contract tests check the three agree).
-PHASES: dict[str, type[Phase]] = {
-    phase.name: phase
-    for phase in (
-        BaselinePhase,
-        LearningRatePhase,
-        BatchSizePhase,
-        EpochsPhase,
-        RegularizationPhase,
-        LoraRankPhase,
-        TestEvaluation,
-    )
-}
+#: Adding a phase: its module with its class registered (``@register_phase``), and its
+#: options model (a ``hptune.config.PhaseOptions``) named by the class.
+PHASES: Mapping[str, type[Phase]] = _Phases()
 
 
 def make_phase(

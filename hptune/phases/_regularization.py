@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from typing import TYPE_CHECKING, Any
 
+from hptune._lazy import optuna, transformers
+from hptune.config import RegularizationPhaseConfig, register_phase
+from hptune.diagnose import overfit_epochs
 from hptune.keys import TrialStatus
-from hptune.phases._base import Decision, Phase, PhaseBudget, TrialOutcome
-from hptune.phases._ranking import rank_within_noise
+from hptune.phases._base import PhaseBudget, TrialOutcome
+from hptune.phases._cut import Cut
+from hptune.phases._ranked import Choice, RankedPhase
+from hptune.phases._ranking import NoiseRanking
+from hptune.search import epoch_pruner
 from hptune.seeds import Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    import optuna
 
     from hptune.config import TuneConfig
     from hptune.diagnose import Diagnosis
@@ -21,9 +27,12 @@ if TYPE_CHECKING:
 __all__ = ["RegularizationPhase"]
 
 _PARAMS = ("weight_decay", "scheduler", "warmup_ratio")
+#: The fewest trials a budget's cut leaves.
+MIN_REGULARIZATION_TRIALS = 2
 
 
-class RegularizationPhase(Phase):
+@register_phase
+class RegularizationPhase(RankedPhase):
     """Phase 5: weight decay, scheduler and warmup, sampled jointly under a trial budget.
 
     Multivariate TPE models the three together (warmup and scheduler interact); the first
@@ -57,6 +66,12 @@ class RegularizationPhase(Phase):
     """
 
     name = "regularization"
+    order = 5
+    title = "5. Weight decay, scheduler, warmup"
+    params = _PARAMS
+    options_model = RegularizationPhaseConfig
+    in_method = True
+    cut_turn = 0
     uses_incoming = True
 
     def __init__(
@@ -68,11 +83,11 @@ class RegularizationPhase(Phase):
         schedulers: list[str] | None = None,
         pruning: bool = True,
         sampler_seed: int = 0,
-        space: dict[str, tuple[float, float, bool] | list[Any]] | None = None,
-        defaults: dict[str, Any] | None = None,
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
+        space: dict[str, tuple[float, float, bool] | list[Any]] | None = None,
+        defaults: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(max_retries=max_retries, notes=notes, margin=margin)
         if n_trials < 2:
@@ -90,14 +105,9 @@ class RegularizationPhase(Phase):
         self.defaults = dict(defaults or {})
 
     @classmethod
-    def from_config(
-        cls,
-        config: TuneConfig,
-        *,
-        base: HParams,
-        runner: RunnerBase,
-        incoming: Sequence[Diagnosis] = (),
-    ) -> RegularizationPhase:
+    def configured(
+        cls, config: TuneConfig, base: HParams, runner: RunnerBase, incoming: Sequence[Diagnosis]
+    ) -> dict[str, Any]:
         """The configured space; when the incoming configuration overfits, weight decay is
         searched in the upper half of its range (from the geometric middle).
 
@@ -108,34 +118,33 @@ class RegularizationPhase(Phase):
             incoming: How ``base`` trained in an earlier phase, seed by seed.
 
         Returns:
-            The phase, ready to run.
+            The constructor's arguments.
         """
-        from hptune.diagnose import overfit_epochs
-
         options = config.phases.regularization
         weight_decay = options.weight_decay
         notes = []
         if overfit_epochs(incoming):
             middle = round((weight_decay[0] * weight_decay[1]) ** 0.5, 4)
-            notes.append(f"the incoming configuration overfits, so weight decay was searched in "
-                         f"[{middle:g}, {weight_decay[1]:g}]")  # fmt: skip
+            notes.append(
+                f"the incoming configuration overfits, so weight decay was searched in "
+                f"[{middle:g}, {weight_decay[1]:g}]"
+            )
             weight_decay = (middle, weight_decay[1])
         space: dict[str, tuple[float, float, bool] | list[Any]] = {
             key: spec if isinstance(spec, list) else (spec.low, spec.high, spec.log)
             for key, spec in options.space.items()
         }
-        return cls(
-            n_trials=options.n_trials,
-            weight_decay=weight_decay,
-            warmup_ratio=options.warmup_ratio,
-            schedulers=list(options.schedulers),
-            pruning=options.pruning,
-            sampler_seed=options.sampler_seed,
-            space=space,
-            defaults=_trainer_defaults(config, list(space)),
-            **cls.shared_options(config),
-            notes=notes,
-        )
+        return {
+            "n_trials": options.n_trials,
+            "weight_decay": weight_decay,
+            "warmup_ratio": options.warmup_ratio,
+            "schedulers": list(options.schedulers),
+            "pruning": options.pruning,
+            "sampler_seed": options.sampler_seed,
+            "space": space,
+            "defaults": _trainer_defaults(config, list(space)),
+            "notes": notes,
+        }
 
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
@@ -143,14 +152,15 @@ class RegularizationPhase(Phase):
         what = "weight decay, scheduler, warmup (multivariate TPE" + (
             ", paired pruning)" if options.pruning else ")"
         )
-        epochs = (base.epochs, base.epochs)
-        return PhaseBudget(options.n_trials, epochs, options.n_trials * base.epochs, what)
+        return PhaseBudget.full(options.n_trials, base.epochs, what)
+
+    @classmethod
+    def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
+        """Two trials fewer, down to ``MIN_REGULARIZATION_TRIALS``."""
+        before = config.phases.regularization.n_trials
+        return Cut.fewer_trials(cls.name, before, 2, MIN_REGULARIZATION_TRIALS)
 
     def create_sampler(self) -> optuna.samplers.BaseSampler:
-        import warnings
-
-        import optuna
-
         with warnings.catch_warnings():
             # multivariate and constant_liar are marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -162,8 +172,6 @@ class RegularizationPhase(Phase):
             )
 
     def create_pruner(self) -> optuna.pruners.BasePruner:
-        from hptune.search import epoch_pruner
-
         if not self.pruning:
             return super().create_pruner()
         # A constant rate is behind a decaying one mid-run whatever its end: compare like
@@ -190,81 +198,54 @@ class RegularizationPhase(Phase):
     def _params(self) -> tuple[str, ...]:
         return (*_PARAMS, *self.space)
 
-    def decide(self, outcomes: list[TrialOutcome], base: HParams, direction: str) -> Decision:
-        table = [
-            {
-                **{k: o.params.get(k) for k in self._params},
-                "status": str(o.status),
-                "mean": o.mean,
-                "seed_values": {str(s): v for s, v in o.seed_values.items()},
-            }
-            for o in outcomes
-        ]
-        ok = [
-            o
-            for o in outcomes
-            if o.status == TrialStatus.OK and all(k in o.params for k in self._params)
-        ]
+    def _columns(self, outcome: TrialOutcome, base: HParams) -> dict[str, Any]:
+        return {k: outcome.params.get(k) for k in self._params}
+
+    def _decidable(self, outcome: TrialOutcome) -> bool:
+        return all(k in outcome.params for k in self._params)
+
+    def _none_finished(self, base: HParams) -> str:
+        return "no trial finished; keeping the incoming weight decay, scheduler and warmup"
+
+    def _summary_head(self, ranking: NoiseRanking | None) -> dict[str, Any]:
+        return {} if ranking is None else {"best_by_mean": ranking.best.params}
+
+    def _choose(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome], base: HParams, direction: str
+    ) -> Choice:
         n_pruned = sum(1 for o in outcomes if o.status == TrialStatus.PRUNED)
         pruned = f"; {n_pruned} of {len(outcomes)} trials pruned" if n_pruned else ""
-        if not ok:
-            return Decision(
-                self.name, {}, None, "no_valid_trial",
-                "no trial finished; keeping the incoming weight decay, scheduler and warmup",
-                {"table": table},
-            )  # fmt: skip
-        ranking = rank_within_noise(ok, direction, self.margin)
         best = ranking.best
         incoming = self._params_of(base)
-        reference = next((o for o in ok if _same(o.params, incoming, self._params)), None)
-        summary = {"table": table, "best_by_mean": best.params, **ranking.figures()}
+        finished = self._finished(outcomes)
+        reference = next((o for o in finished if _same(o.params, incoming, self._params)), None)
         evidence = ranking.evidence(lambda o: _describe(o.params), limit=2)
         if reference is not None and reference is not best and ranking.n_seeds > 1:
             verdict = ranking.comparisons[reference.number].verdict
             if verdict == Verdict.EQUIVALENT:
-                return Decision(
-                    self.name, {}, reference.mean, "no_change_equivalent",
+                return Choice(
+                    {},
+                    reference.mean,
+                    "no_change_equivalent",
                     f"the best trial ({_describe(best.params)}) is equivalent to the incoming "
                     f"configuration ({_describe(incoming)}): kept the incoming one "
                     f"({ranking.describe(reference.number)}; {evidence}){pruned}",
-                    summary,
-                )  # fmt: skip
+                )
         chosen: dict[str, Any] = {k: best.params[k] for k in _PARAMS}
         if self.space:  # the searched TrainingArguments values, over the incoming ones
             chosen["args"] = {**dict(base.args), **{k: best.params[k] for k in self.space}}
-        if ranking.n_seeds < 2:
-            case, why = "single_seed", "with one seed there is no noise estimate"
-        elif reference is best:
-            case, why = "incoming_is_best", "the incoming configuration is best"
-        elif reference is None:
-            case, why = "best_mean", "the incoming configuration was outside the search space"
-        elif ranking.comparisons[reference.number].verdict == Verdict.WORSE:
-            case, why = (
-                "better_beyond_noise",
-                (f"the incoming configuration is {ranking.describe(reference.number)}"),
-            )
-        else:
-            case, why = (
-                "best_mean_undecided",
-                (
-                    f"the incoming configuration is not told apart from it nor shown equivalent "
-                    f"({ranking.describe(reference.number)}), so the best mean wins"
-                ),
-            )
-        return Decision(
-            self.name,
-            chosen,
-            best.mean,
-            case,
-            f"{_describe(chosen)} has the best mean; {why} ({evidence}){pruned}",
-            summary,
-        )
+        case, why = _case(ranking, reference)
+        reason = f"{_describe(chosen)} has the best mean; {why} ({evidence}){pruned}"
+        return Choice(chosen, best.mean, case, reason)
 
     def _params_of(self, hp: HParams) -> dict[str, Any]:
         args = dict(hp.args)
-        return {"weight_decay": hp.weight_decay, "scheduler": hp.scheduler,
-                "warmup_ratio": hp.warmup_ratio,
-                **{k: args.get(k, self.defaults.get(k)) for k in self.space}}  # fmt: skip
+        return {
+            "weight_decay": hp.weight_decay,
+            "scheduler": hp.scheduler,
+            "warmup_ratio": hp.warmup_ratio,
+            **{k: args.get(k, self.defaults.get(k)) for k in self.space},
+        }
 
     def _in_space(self, params: dict[str, Any]) -> bool:
         return (
@@ -273,6 +254,24 @@ class RegularizationPhase(Phase):
             and params["scheduler"] in self.schedulers
             and all(_within(params[k], spec) for k, spec in self.space.items())
         )
+
+
+def _case(ranking: NoiseRanking, reference: TrialOutcome | None) -> tuple[str, str]:
+    """The branch of the rule when the best trial wins, and why, against the incoming one."""
+    if ranking.n_seeds < 2:
+        return "single_seed", "with one seed there is no noise estimate"
+    if reference is ranking.best:
+        return "incoming_is_best", "the incoming configuration is best"
+    if reference is None:
+        return "best_mean", "the incoming configuration was outside the search space"
+    if ranking.comparisons[reference.number].verdict == Verdict.WORSE:
+        return "better_beyond_noise", (
+            f"the incoming configuration is {ranking.describe(reference.number)}"
+        )
+    return "best_mean_undecided", (
+        f"the incoming configuration is not told apart from it nor shown equivalent "
+        f"({ranking.describe(reference.number)}), so the best mean wins"
+    )
 
 
 def _suggest(trial: optuna.Trial, key: str, spec: tuple[float, float, bool] | list[Any]) -> Any:
@@ -294,11 +293,7 @@ def _trainer_defaults(config: TuneConfig, keys: list[str]) -> dict[str, Any]:
     """Each key's value in ``training.args``, else the installed Trainer's default."""
     if not keys:
         return {}
-    import dataclasses
-
-    from transformers import TrainingArguments
-
-    fields = {f.name: f.default for f in dataclasses.fields(TrainingArguments)}
+    fields = {f.name: f.default for f in dataclasses.fields(transformers.TrainingArguments)}
     return {k: config.training.args.get(k, fields.get(k)) for k in keys}
 
 
@@ -310,10 +305,13 @@ def _same(params: dict[str, Any], other: dict[str, Any], names: Sequence[str]) -
 
 
 def _describe(params: dict[str, Any]) -> str:
-    searched = {**params.get("args", {}), **{k: v for k, v in params.items()
-                                             if k not in (*_PARAMS, "args")}}  # fmt: skip
-    more = "".join(f", {k} {v:.3g}" if isinstance(v, float) else f", {k} {v}"
-                   for k, v in searched.items())  # fmt: skip
+    searched = {
+        **params.get("args", {}),
+        **{k: v for k, v in params.items() if k not in (*_PARAMS, "args")},
+    }
+    more = "".join(
+        f", {k} {v:.3g}" if isinstance(v, float) else f", {k} {v}" for k, v in searched.items()
+    )
     return (
         f"weight decay {params['weight_decay']:.3g}, {params['scheduler']}, "
         f"warmup {params['warmup_ratio']:.3g}{more}"

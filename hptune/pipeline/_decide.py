@@ -7,25 +7,27 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from hptune import keys
+from hptune._display import describe_decision, outcome_cells, outcome_columns
+from hptune._lazy import optuna_dashboard
+from hptune.phases import Decision
 from hptune.pipeline._remedies import with_remedy
+from hptune.record import decision_outcomes
 from hptune.results import PhaseResult
 from hptune.stored import state_of
+from hptune.train.checkpoints import checkpoint_path, remove_checkpoints, run_name
 
 if TYPE_CHECKING:
     import optuna
 
     from hptune.config import TuneConfig
     from hptune.hparams import HParams
-    from hptune.phases import Decision, Phase, TrialOutcome
+    from hptune.phases import Phase, TrialOutcome
 
 __all__ = ["decide", "stored_result"]
 
 
 def stored_result(study: optuna.Study, phase: Phase, *, reused: bool) -> PhaseResult | None:
     """The phase's result as its study holds it, or None while it has no decision."""
-    from hptune.phases import Decision
-    from hptune.record import decision_outcomes
-
     text = study.user_attrs.get(keys.DECISION)
     if text is None:
         return None
@@ -38,8 +40,6 @@ def decide(study: optuna.Study, phase: Phase, base: HParams, config: TuneConfig)
 
     Call it under the study's queue lock, with nothing queued or running.
     """
-    from hptune.record import decision_outcomes
-
     outcomes = decision_outcomes(study.get_trials(deepcopy=False))
     decision = with_remedy(phase.decide(outcomes, base, config.objective.goal), study, base)
     notes = [*phase.notes, *_flat_metric(outcomes, config), *_over_budget(study)]
@@ -68,8 +68,11 @@ def _flat_metric(outcomes: list[TrialOutcome], config: TuneConfig) -> list[str]:
 def _over_budget(study: optuna.Study) -> list[str]:
     """A note when the compute budget kept trials from starting: the phase decided on what
     it had."""
-    stopped = [t for t in study.get_trials(deepcopy=False)
-               if t.user_attrs.get(keys.STATUS) == keys.TrialStatus.OVER_BUDGET]  # fmt: skip
+    stopped = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get(keys.STATUS) == keys.TrialStatus.OVER_BUDGET
+    ]
     if not stopped:
         return []
     return [
@@ -82,24 +85,16 @@ def _remove_unfinished_checkpoints(study: optuna.Study, config: TuneConfig) -> N
     """Once a phase is decided, a failed or interrupted trial's checkpoints (kept so far in
     case it ran again) are never needed: remove them, so disk holds only finished trials'
     best and last epochs."""
-    from pathlib import Path
-
-    from hptune.train.checkpoints import remove_checkpoints
-
-    root = Path(config.output_dir) / "checkpoints" / study.study_name
     for trial in study.get_trials(deepcopy=False):
         if state_of(trial) != "complete":
-            remove_checkpoints(root / f"trial-{trial.number}")
+            name = run_name(study.study_name, trial.number)
+            remove_checkpoints(checkpoint_path(config.output_dir, name))
 
 
 def _save_dashboard_note(
     study: optuna.Study, decision: Decision, outcomes: list[TrialOutcome], metric: str
 ) -> None:
     """The decision and its evidence as the study's optuna-dashboard note (Markdown)."""
-    from optuna_dashboard import save_note
-
-    from hptune._display import describe_decision, outcome_cells, outcome_columns
-
     columns = outcome_columns(metric)
     lines = [
         f"# {study.study_name}",
@@ -113,4 +108,4 @@ def _save_dashboard_note(
     ]
     for o in sorted(outcomes, key=lambda o: o.number):
         lines.append("| " + " | ".join(outcome_cells(o)) + " |")
-    save_note(study, "\n".join(lines) + "\n")
+    optuna_dashboard.save_note(study, "\n".join(lines) + "\n")

@@ -11,53 +11,38 @@ the edge.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from hptune.keys import TrialStatus
+from hptune.record import finished_outcomes
 
 if TYPE_CHECKING:
-    import optuna
+    from optuna.trial import FrozenTrial
 
-    from hptune.config import TuneConfig
-    from hptune.phases import Phase
+    from hptune.phases import NoiseRanking, Phase
 
-__all__ = ["queue_edge_extension"]
+__all__ = ["edge_extension"]
 
 
-def queue_edge_extension(
-    study: optuna.Study,
-    phase: Phase,
-    config: TuneConfig,
-    trials: list[optuna.trial.FrozenTrial],
-) -> int:
-    """Queue one trial past the edge where the phase's best lies, if the phase proposes one.
-
-    Call it under the study's queue lock, with nothing queued or running.
+def edge_extension(
+    phase: Phase, ranking: NoiseRanking, trials: list[FrozenTrial]
+) -> dict[str, Any] | None:
+    """The parameters of one trial past the edge where the phase's best lies, if the phase
+    proposes one its study has not tried yet.
 
     Args:
-        study: The phase's study.
-        phase: The phase (its ``edge_extension`` and margin).
-        config: The run's configuration (the objective's direction).
-        trials: The study's trials, as read under the lock.
+        phase: A phase that extends its edges (``phase.extend_edges``; its
+            ``edge_extension``).
+        ranking: Its trials that trained, ranked within seed noise.
+        trials: The study's trials, with nothing queued or running.
 
     Returns:
-        How many trials were queued (0 or 1).
+        The new trial's parameters, or None.
     """
-    from hptune.phases import rank_within_noise
-    from hptune.record import decision_outcomes, finished_outcomes
-
-    if not phase.extend_edges:
-        return 0
-    ok = [o for o in decision_outcomes(trials) if o.status == TrialStatus.OK and o.seed_values]
-    if not ok:  # one is enough: the lowest rate alone trained, every higher one diverged
-        return 0
-    ranking = rank_within_noise(ok, config.objective.goal, phase.margin)
     # Every value tried counts as an edge, failed ones too: no extension past a crash.
     params = phase.edge_extension(ranking, finished_outcomes(trials))
     if params is None:
-        return 0
+        return None
     tried = {json.dumps(t.params, sort_keys=True) for t in trials}
     if json.dumps(params, sort_keys=True) in tried:  # run (or refused by the budget) already
-        return 0
-    study.enqueue_trial(params)
-    return 1
+        return None
+    return params

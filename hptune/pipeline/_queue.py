@@ -3,11 +3,12 @@
 The invariant, kept under the study's lock: **queued + running = what remains** of the
 phase (``Phase.n_remaining``, counted in ``hptune.phases._accounting``). Each pass of a
 worker, under the lock: fail trials whose heartbeat went stale, top the queue up
-(``fill_queue``), claim the oldest queued trial and sample its parameters; then, outside
-the lock, train it (``run_claimed``). With nothing queued or running, a trial past the edge
-where the best lies may be queued (``queue_edge_extension``), then racing may queue more
-paired seeds for configurations not yet told apart (``queue_racing``); once neither queues
-anything, the phase is decided, once, under the lock; every worker returns that decision.
+(``fill_queue``), claim the oldest queued trial (Optuna's ``Study.ask``) and sample its
+parameters; then, outside the lock, train it (``run_claimed``). With nothing queued or
+running, a trial past the edge where the best lies may be queued (``edge_extension``), then
+racing may queue more paired seeds for configurations not yet told apart
+(``queue_racing``); once neither queues anything, the phase is decided, once, under the
+lock; every worker returns that decision.
 """
 
 from __future__ import annotations
@@ -15,15 +16,23 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from hptune import keys
+from hptune._lazy import optuna
 from hptune._signals import raise_if_interrupted
+from hptune.config import TuneConfig
 from hptune.exceptions import StaleResultDropped
+from hptune.hparams import HParams
+from hptune.keys import TrialStatus
+from hptune.objective import ProgressCallback, TrialOutOfMemory
+from hptune.phases import Phase, rank_within_noise
 from hptune.pipeline._decide import decide, stored_result
-from hptune.pipeline._edges import queue_edge_extension
+from hptune.pipeline._edges import edge_extension
 from hptune.pipeline._racing import queue_racing
 from hptune.pipeline._remedies import queue_remedies
+from hptune.record import decision_outcomes
+from hptune.results import PhaseResult
 from hptune.storage import (
     Heartbeat,
     StaleWatch,
@@ -32,18 +41,7 @@ from hptune.storage import (
     heartbeat_storage,
     queue_lock,
 )
-from hptune.stored import is_pending, trial_id
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    import optuna
-
-    from hptune.config import TuneConfig
-    from hptune.hparams import HParams
-    from hptune.objective import ProgressCallback
-    from hptune.phases import Phase
-    from hptune.results import PhaseResult
+from hptune.stored import is_pending, is_running, trial_id
 
 __all__ = ["fill_queue", "run_claimed", "work_through_queue"]
 
@@ -83,36 +81,70 @@ def work_through_queue(
         Interrupted: SIGINT or SIGTERM (during ``tune``): raised between trials, or from the
             trial in progress once it is marked interrupted.
     """
-    import optuna
-    from optuna.trial import TrialState
-
     watch = StaleWatch(config.stale_after)  # timed on this process's clock
     while True:
         raise_if_interrupted()  # between trials: nothing is running, nothing to mark
         with queue_lock(config, storage, study.study_name):
-            decided = stored_result(study, phase, reused=False)  # another worker decided
-            if decided is not None:
-                return decided
-            # One read of the trials, again only after a change: the lock is held briefly.
-            trials = study.get_trials(deepcopy=False)
-            if fail_dead_trials(study, storage, watch, trials):
-                trials = study.get_trials(deepcopy=False)
-            if fill_queue(study, phase, base, config, trials):
-                trials = study.get_trials(deepcopy=False)
-            claimed = claim_waiting_trial(study, storage, trials)
-            if claimed is None and not any(t.state == TrialState.RUNNING for t in trials):
-                extended = queue_edge_extension(study, phase, config, trials)
-                if not extended and not queue_racing(study, phase, config, trials):
-                    return decide(study, phase, base, config)
-                claimed = claim_waiting_trial(study, storage, study.get_trials(deepcopy=False))
-            if claimed is not None:
-                trial = optuna.Trial(study, claimed)
-                phase.suggest(trial, base)  # sampled under the lock: no two workers alike
-        if claimed is not None:
-            run_claimed(study, storage, trial, objective, config.heartbeat_seconds,
-                        beat_storage=heartbeat_storage(config, storage))  # fmt: skip
+            step = _next_step(config, storage, study, phase, base, watch)
+        if isinstance(step, PhaseResult):
+            return step
+        if step is not None:
+            beat_storage = heartbeat_storage(config, storage)
+            run_claimed(
+                study, storage, step, objective, config.heartbeat_seconds, beat_storage=beat_storage
+            )
         else:
             _wait_for_running(study, config.heartbeat_seconds, progress)
+
+
+def _next_step(
+    config: TuneConfig,
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    phase: Phase,
+    base: HParams,
+    watch: StaleWatch,
+) -> PhaseResult | optuna.Trial | None:
+    """One pass under the queue lock: the phase's decision once it has one; else the next
+    trial claimed, its parameters sampled (under the lock: no two workers alike); else None
+    while trials run elsewhere."""
+    decided = stored_result(study, phase, reused=False)  # another worker decided
+    if decided is not None:
+        return decided
+    # One read of the trials, again only after a change: the lock is held briefly.
+    trials = study.get_trials(deepcopy=False)
+    if fail_dead_trials(study, storage, watch, trials):
+        trials = study.get_trials(deepcopy=False)
+    if fill_queue(study, phase, base, config, trials):
+        trials = study.get_trials(deepcopy=False)
+    trial = claim_waiting_trial(study, storage, trials)
+    if trial is None and not any(is_running(t) for t in trials):
+        if not _queue_more_evidence(study, phase, config, trials):
+            return decide(study, phase, base, config)
+        trial = claim_waiting_trial(study, storage)
+    if trial is not None:
+        phase.suggest(trial, base)
+    return trial
+
+
+def _queue_more_evidence(
+    study: optuna.Study,
+    phase: Phase,
+    config: TuneConfig,
+    trials: list[optuna.trial.FrozenTrial],
+) -> bool:
+    """With every trial done: one trial past the edge where the best lies, else more paired
+    seeds for the undecided (racing); whether anything was queued (if not, decide)."""
+    ok = [o for o in decision_outcomes(trials) if o.status == TrialStatus.OK and o.seed_values]
+    extends = bool(phase.extend_edges) and len(ok) >= 1  # one: the lowest rate alone trained
+    races = bool(config.objective.racing_seeds) and len(ok) >= 2
+    if not (extends or races):
+        return False
+    ranking = rank_within_noise(ok, config.objective.goal, phase.margin)
+    if extends and (params := edge_extension(phase, ranking, trials)) is not None:
+        study.enqueue_trial(params)
+        return True
+    return races and queue_racing(study, config, ranking, trials) > 0
 
 
 def fill_queue(
@@ -187,32 +219,17 @@ def run_claimed(
     Warns:
         StaleResultDropped: Another worker failed the trial as stale; its result is dropped.
     """
-    import optuna
-    from optuna.trial import TrialState
-
-    from hptune.objective import TrialOutOfMemory
-
-    state, value, lost = TrialState.FAIL, None, False
+    state, value, lost = optuna.trial.TrialState.FAIL, None, False
     try:
         with Heartbeat(beat_storage or storage, trial_id(trial), heartbeat_seconds):
             try:
-                value = objective(trial)
-                state = TrialState.COMPLETE
-            except optuna.TrialPruned:
-                state = TrialState.PRUNED
-            except TrialOutOfMemory:
-                state = TrialState.FAIL  # recorded on the trial; bounds later batch proposals
+                state, value = _train(storage, trial, objective)
             except optuna.exceptions.UpdateFinishedTrialError:
                 lost = True  # failed as stale by another worker while we wrote to it
-            except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: ends FAIL, runs again
-                if not storage.get_trial(trial_id(trial)).state.is_finished():
-                    keys.set_status(trial, keys.TrialStatus.INTERRUPTED)
-                    trial.set_user_attr(keys.INTERRUPTED_BY, getattr(exc, "signal_name", "SIGINT"))
-                raise
     finally:  # also on Ctrl-C or an error: never left RUNNING by this process
         lost = lost or storage.get_trial(trial_id(trial)).state.is_finished()
         if not lost:
-            study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+            study.tell(trial, value, state=state)
     if lost:
         warnings.warn(
             f"trial {trial.number} of {study.study_name} was failed by another worker (its "
@@ -221,6 +238,28 @@ def run_claimed(
             StaleResultDropped,
             stacklevel=2,
         )
+
+
+def _train(
+    storage: optuna.storages.BaseStorage,
+    trial: optuna.Trial,
+    objective: Callable[[optuna.Trial], float],
+) -> tuple[optuna.trial.TrialState, float | None]:
+    """Train the trial: the state to tell and its value (a value only when COMPLETE).
+
+    A Ctrl-C or SIGTERM marks a trial still running interrupted, then is raised again.
+    """
+    try:
+        return optuna.trial.TrialState.COMPLETE, objective(trial)
+    except optuna.TrialPruned:
+        return optuna.trial.TrialState.PRUNED, None
+    except TrialOutOfMemory:  # recorded on the trial; bounds later batch proposals
+        return optuna.trial.TrialState.FAIL, None
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: ends FAIL, runs again
+        if not storage.get_trial(trial_id(trial)).state.is_finished():
+            keys.set_status(trial, keys.TrialStatus.INTERRUPTED)
+            trial.set_user_attr(keys.INTERRUPTED_BY, getattr(exc, "signal_name", "SIGINT"))
+        raise
 
 
 def _wait_for_running(
@@ -234,8 +273,6 @@ def _wait_for_running(
 
 def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
     """Queue a failed trial again with its parameters and its sampler state (e.g. grid id)."""
-    import optuna
-
     # The sampler's state (e.g. a grid id) lives in the system attributes. Neither call warns
     # (create_trial's system_attrs argument is not deprecated, add_trial is no longer
     # experimental), so no warning is filtered here.

@@ -15,22 +15,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hptune import keys
-from hptune.keys import TrialStatus
 from hptune.stored import is_failed, is_scored
 
 if TYPE_CHECKING:
     import optuna
 
     from hptune.config import TuneConfig
-    from hptune.phases import Phase, TrialOutcome
+    from hptune.phases import NoiseRanking, TrialOutcome
 
 __all__ = ["queue_racing"]
 
 
 def queue_racing(
     study: optuna.Study,
-    phase: Phase,
     config: TuneConfig,
+    ranking: NoiseRanking,
     trials: list[optuna.trial.FrozenTrial],
 ) -> int:
     """Queue one more paired seed for the best configuration and its undecided contenders.
@@ -39,24 +38,15 @@ def queue_racing(
 
     Args:
         study: The phase's study.
-        phase: The phase (its equivalence margin).
-        config: The run's configuration (seeds, ``objective.max_seeds``, retries).
+        config: The run's configuration (racing seeds, retries).
+        ranking: The phase's trials that trained, at least two, ranked within seed noise.
         trials: The study's trials, as read under the lock.
 
     Returns:
         How many racing trials were queued (0: the phase may decide).
     """
-    from hptune.phases import rank_within_noise
-    from hptune.record import decision_outcomes
-
     extra = config.objective.racing_seeds
-    if not extra:
-        return 0
-    ok = [o for o in decision_outcomes(trials) if o.status == TrialStatus.OK and o.seed_values]
-    if len(ok) < 2:
-        return 0
-    ranking = rank_within_noise(ok, config.objective.goal, phase.margin)
-    if ranking.n_seeds < 2:
+    if not extra or ranking.n_seeds < 2:
         return 0
     contenders = sorted(ranking.undecided, key=lambda o: abs(ranking.comparisons[o.number].mean))
     plans = [

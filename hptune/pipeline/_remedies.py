@@ -7,6 +7,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from hptune import keys
+from hptune.diagnose import remedy_for
 from hptune.hparams import HParams
 from hptune.keys import TrialStatus
 
@@ -24,8 +25,6 @@ def queue_remedies(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) 
     Returns:
         How many were queued.
     """
-    from hptune.diagnose import remedy_for
-
     queued = 0
     remedied = {t.user_attrs.get(keys.REMEDY_OF) for t in trials}
     for t in trials:

@@ -6,31 +6,34 @@ again, so ``hptune run`` after an interruption goes on with the first undecided 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+from typing import Any
 
+from hptune import guardrails
 from hptune._signals import deferred_interrupts
-from hptune.phases import make_phase
+from hptune.budget import BudgetFit
+from hptune.config import TuneConfig
+from hptune.diagnose import Diagnosis, diagnose_curves
+from hptune.guardrails import Finding
+from hptune.hparams import HParams
+from hptune.ledger import BudgetLedger
+from hptune.objective import ProgressCallback, SeedObjective
+from hptune.phases import PHASES, Phase, make_phase
 from hptune.pipeline._decide import stored_result
 from hptune.pipeline._queue import work_through_queue
 from hptune.pipeline._setup import check_same_setup
+from hptune.plan import Start, planned_phases, starting_point
+from hptune.record import RunRecord
 from hptune.results import PhaseResult, TuneResult
 from hptune.storage import open_storage, single_worker_guard
+from hptune.train import RunnerBase, make_runner
+from hptune.train.data import PreparedData
+from hptune.train.distributed import is_data_parallel, run_data_parallel
+from hptune.train.target import throughput_estimate
 
-if TYPE_CHECKING:
-    import optuna
+__all__ = ["incoming_diagnoses", "run_phase", "tune"]
 
-    from hptune.budget import BudgetFit
-    from hptune.config import TuneConfig
-    from hptune.diagnose import Diagnosis
-    from hptune.guardrails import Finding
-    from hptune.hparams import HParams
-    from hptune.objective import ProgressCallback
-    from hptune.phases import Phase
-    from hptune.train import RunnerBase
-    from hptune.train.data import PreparedData
-    from hptune.train.target import MemoryCheck
-
-__all__ = ["check_guardrails", "incoming_diagnoses", "run_phase", "tune"]
+from hptune._lazy import optuna
 
 
 def tune(
@@ -61,9 +64,6 @@ def tune(
         Interrupted: SIGINT or SIGTERM stopped the run at a safe point; running it again
             resumes it.
     """
-    from hptune.train import make_runner
-    from hptune.train.distributed import is_data_parallel, run_data_parallel
-
     config.check_paths()
     with deferred_interrupts():
         if is_data_parallel():  # accelerate launch: process 0 runs the pipeline, others follow
@@ -72,63 +72,57 @@ def tune(
 
 
 def _tune(config: TuneConfig, progress: ProgressCallback | None, runner: RunnerBase) -> TuneResult:
-    from hptune.plan import planned_phases, starting_point
-
     start = starting_point(config, runner)  # a budget fit the run recorded is made again
     # The configuration fitted into the budget is the one every phase (and the runner) uses.
     config, runner = start.config, runner.with_config(start.config)
-    hp, sources = start.hparams, start.sources
-    findings = check_guardrails(config, hp, runner.data, progress, start.memory)
+    hp = start.hparams
+    findings = _check_guardrails(config, start, runner.data, progress)
     with single_worker_guard(config):
         storage = open_storage(config)
-        result = TuneResult(hparams=hp, sources=sources, guardrails=findings, budget=start.budget,
-                            storage=storage)  # fmt: skip
+        result = TuneResult(
+            hp, start.sources, guardrails=findings, budget=start.budget, storage=storage
+        )
         if progress is not None:
-            has_test = runner.data.test is not None
-            plan = planned_phases(config, hp, runner.data.n_train, has_test=has_test)
-            if start.budget is not None:
-                progress({"event": "budget", "fit": start.budget})
-            progress({"event": "run_start", "seed_epochs": {p.phase: p.seed_epochs for p in plan},
-                      "without_racing": {p.phase: p.seed_epochs - p.racing for p in plan},
-                      "n_seeds": len(config.objective.seed_list),
-                      "throughput": start.throughput})  # fmt: skip
+            _announce_run(config, start, runner, progress)
+        run = functools.partial(
+            run_phase, runner=runner, storage=storage, progress=progress, budget=start.budget
+        )
         for name in config.phases.run:
-            phase_result = run_phase(config, name, hp, runner=runner, storage=storage,
-                                     progress=progress, budget=start.budget)  # fmt: skip
+            phase_result = run(config, name, hp)
             result.phases.append(phase_result)
             hp = phase_result.decision.apply(hp)
         result.hparams = hp
         if config.phases.test_evaluation and runner.data.test is not None:
-            result.final = run_phase(config, "final", hp, runner=runner, storage=storage,
-                                     progress=progress, budget=start.budget)  # fmt: skip
+            result.final = run(config, "final", hp)
         return result
 
 
-def check_guardrails(
-    config: TuneConfig,
-    hp: HParams,
-    data: PreparedData,
-    progress: ProgressCallback | None = None,
-    memory: MemoryCheck | None = None,
+def _announce_run(
+    config: TuneConfig, start: Start, runner: RunnerBase, progress: ProgressCallback
+) -> None:
+    """The run's budget fit and what each phase will train, as progress events."""
+    has_test = runner.data.test is not None
+    plan = planned_phases(config, start.hparams, runner.data.n_train, has_test=has_test)
+    if start.budget is not None:
+        progress({"event": "budget", "fit": start.budget})
+    progress(
+        {
+            "event": "run_start",
+            "seed_epochs": {p.phase: p.seed_epochs for p in plan},
+            "without_racing": {p.phase: p.seed_epochs - p.racing for p in plan},
+            "n_seeds": len(config.objective.seed_list),
+            "throughput": start.throughput,
+        }
+    )
+
+
+def _check_guardrails(
+    config: TuneConfig, start: Start, data: PreparedData, progress: ProgressCallback | None
 ) -> list[Finding]:
-    """Check the "never do" list; report each finding; refuse errors (strict) before storage.
-
-    Args:
-        config: The run's configuration (its ``guardrails`` section).
-        hp: The configuration the run starts from.
-        data: The prepared splits (for the split checks).
-        progress: Called with a ``guardrail`` event for each finding.
-        memory: The memory model against the target's limit (the batch check).
-
-    Returns:
-        The findings (warnings, and errors when not strict).
-
-    Raises:
-        ConfigError: An error finding under ``guardrails.strict``.
-    """
-    from hptune import guardrails
-
-    findings = guardrails.check(config, hp, data, memory)
+    """Check the "never do" list for the run's start; report each finding as a ``guardrail``
+    event; refuse errors (``guardrails.strict``, raising ``ConfigError``) before the storage
+    is opened. Returns the findings (warnings, and errors when not strict)."""
+    findings = guardrails.check(config, start.hparams, data, start.memory)
     if progress is not None:
         for finding in findings:
             progress({"event": "guardrail", "finding": finding})
@@ -149,9 +143,6 @@ def incoming_diagnoses(
     Returns:
         One diagnosis per seed of the trial that trained ``hp``; empty when none did.
     """
-    from hptune.diagnose import diagnose_curves
-    from hptune.record import RunRecord
-
     found = RunRecord(config, storage).find_trained(hp)
     if found is None:
         return []
@@ -198,9 +189,6 @@ def run_phase(
         DataError: The data cannot be read (when no ``runner`` is given).
         ModelError: The tokenizer cannot be loaded (when no ``runner`` is given).
     """
-    from hptune.phases import PHASES
-    from hptune.train import make_runner
-
     runner = runner or make_runner(config)
     storage = storage or open_storage(config)
     uses_incoming = name in PHASES and PHASES[name].uses_incoming
@@ -222,11 +210,6 @@ def _run_phase(
     progress: ProgressCallback | None,
     budget_fit: dict[str, Any] | None,
 ) -> PhaseResult:
-    import optuna
-
-    from hptune.objective import SeedObjective
-    from hptune.record import RunRecord
-
     study = optuna.create_study(
         storage=storage,
         study_name=config.study_name(phase.name),
@@ -240,19 +223,33 @@ def _run_phase(
     if decided is not None:
         return decided
     if progress is not None:
-        progress({"event": "phase_start", "phase": phase.name, "n_trials": phase.n_trials(),
-                  "seed_epochs": phase.n_remaining(study.get_trials(deepcopy=False))
-                  * len(config.objective.seed_list) * phase.max_epochs(base)})  # fmt: skip
+        remaining = phase.n_remaining(study.get_trials(deepcopy=False))
+        seed_epochs = remaining * len(config.objective.seed_list) * phase.max_epochs(base)
+        progress(
+            {
+                "event": "phase_start",
+                "phase": phase.name,
+                "n_trials": phase.n_trials(),
+                "seed_epochs": seed_epochs,
+            }
+        )
     reuse = RunRecord(config, storage).find_trained
-    ledger = None
-    if config.budget is not None:
-        from hptune.ledger import BudgetLedger
-        from hptune.train.target import throughput_estimate
-
-        # the throughput the fit converted GPU hours at, until the run measures its own
-        rate = (budget_fit or {}).get("examples_per_second")
-        if rate is None and (estimate := throughput_estimate(config, runner)) is not None:
-            rate = estimate[0]
-        ledger = BudgetLedger(config, storage, runner.data.n_train, rate)
+    ledger = _ledger(config, storage, runner, budget_fit)
     objective = SeedObjective(runner, phase, base, progress=progress, reuse=reuse, budget=ledger)
     return work_through_queue(config, storage, study, phase, base, objective, progress)
+
+
+def _ledger(
+    config: TuneConfig,
+    storage: optuna.storages.BaseStorage,
+    runner: RunnerBase,
+    budget_fit: dict[str, Any] | None,
+) -> BudgetLedger | None:
+    """What the run has trained, kept to its compute budget; None without a budget."""
+    if config.budget is None:
+        return None
+    # the throughput the fit converted GPU hours at, until the run measures its own
+    rate = (budget_fit or {}).get("examples_per_second")
+    if rate is None and (estimate := throughput_estimate(config, runner)) is not None:
+        rate = estimate[0]
+    return BudgetLedger(config, storage, runner.data.n_train, rate)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import TYPE_CHECKING, Any
 
 from hptune import keys
+from hptune.config._together import trains_together
 from hptune.exceptions import ConfigError
+from hptune.plan import scoring
+from hptune.train.data import chat_template_text
+from hptune.train.environment import describe_environment
+from hptune.train.metrics import bleu_signature
+from hptune.train.model import resolved_dtype
 
 if TYPE_CHECKING:
     import optuna
@@ -27,8 +34,6 @@ _RECORDED_LATER = frozenset({"preparation", "seeds_together"})
 def _digest(text: str | None) -> str | None:
     """The template's content hash: the same template from another path is the same setup,
     an edited one is not."""
-    import hashlib
-
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -74,17 +79,7 @@ def check_same_setup(
     if stored is None:
         _record_first(study, setup, config, runner)
         return
-    changed = sorted(
-        k
-        for k in setup
-        if k != keys.SETUP_BUDGET_FIT
-        and (k in stored or k not in _RECORDED_LATER)
-        and json.dumps(_shared(stored.get(k), setup[k]))
-        != json.dumps(_shared(setup[k], stored.get(k)))
-    )
-    old, new = stored.get("seeds", []), setup["seeds"]
-    if changed == ["seeds"] and old[: len(new)] != new and new[: len(old)] != old:
-        changed = ["seeds (not a budget's cut: one list does not extend the other)"]
+    changed = _changed(stored, setup)
     if changed == ["seeds"]:  # a budget cut seeds, or gave them back
         if keys.DECISION in study.user_attrs:
             return  # decided on its own seeds: kept, read back as decided
@@ -108,6 +103,24 @@ def check_same_setup(
     )
 
 
+def _changed(stored: dict[str, Any], setup: dict[str, Any]) -> list[str]:
+    """What differs between the stored setup and this one, sorted; the budget fit is never
+    compared (a later start may refit it), nor what an earlier hptune did not record.
+    ``["seeds"]`` alone only when one seed list extends the other (a budget's cut)."""
+    changed = sorted(
+        k
+        for k in setup
+        if k != keys.SETUP_BUDGET_FIT
+        and (k in stored or k not in _RECORDED_LATER)
+        and json.dumps(_shared(stored.get(k), setup[k]))
+        != json.dumps(_shared(setup[k], stored.get(k)))
+    )
+    old, new = stored.get("seeds", []), setup["seeds"]
+    if changed == ["seeds"] and old[: len(new)] != new and new[: len(old)] != old:
+        return ["seeds (not a budget's cut: one list does not extend the other)"]
+    return changed
+
+
 def _setup(
     phase: Phase,
     base: HParams,
@@ -116,9 +129,6 @@ def _setup(
     budget_fit: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """What the phase starts from, as its setup record."""
-    from hptune.config._together import trains_together
-    from hptune.train.data import chat_template_text
-
     setup: dict[str, Any] = {
         "phase": phase.name,
         "base_hparams": base.to_dict(),
@@ -164,15 +174,9 @@ def _record_first(
 ) -> None:
     """The first worker's record: the setup, the environment and the data's checks."""
     study.set_user_attr(keys.SETUP, setup)
-    from hptune.plan import scoring
-    from hptune.train.environment import describe_environment
-    from hptune.train.metrics import bleu_signature
-
     study.set_user_attr(keys.BLEU_SIGNATURE, bleu_signature())
     study.set_user_attr(keys.SCORING, scoring(config, runner.data))
     study.set_user_attr(keys.SPLIT_OVERLAPS, runner.data.overlaps)
-    from hptune.train.model import resolved_dtype
-
     environment = describe_environment()
     environment.update(backend=runner.backend, dtype=resolved_dtype(config.model))
     study.set_user_attr(keys.ENVIRONMENT, environment)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hptune import keys
+from hptune._export import exported_config
 from hptune.exceptions import ConfigError
+from hptune.record import RunRecord, finished_outcomes
 
 if TYPE_CHECKING:
     import optuna
@@ -77,8 +79,6 @@ def collect(config: TuneConfig) -> ReportData:
         NoStorageYet: There is no storage.
         ConfigError: The storage holds no phase of this run.
     """
-    from hptune.record import RunRecord, finished_outcomes
-
     record = RunRecord(config)
     stored = record.phases()
     if all(p.state == "pending" for p in stored):
@@ -117,8 +117,6 @@ def collect(config: TuneConfig) -> ReportData:
 
 
 def _exported(config: TuneConfig) -> dict[str, Any] | None:
-    from hptune._export import exported_config
-
     try:
         return exported_config(config)
     except ConfigError:

@@ -6,6 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from hptune._display import (
+    DIAGNOSIS_COLUMNS,
+    describe_decision,
+    diagnosis_cells,
+    outcome_cells,
+    outcome_columns,
+    sorted_outcomes,
+)
+from hptune.phases import PHASES
+from hptune.report._figures import phase_figures
 from hptune.stored import count_states
 
 if TYPE_CHECKING:
@@ -54,16 +66,6 @@ class Code:
 
 Block = Heading | Text | Decided | Table | Figure | Code
 
-_TITLES = {
-    "baseline": "1. Baseline (the presets)",
-    "learning_rate": "2. Learning rate",
-    "batch_size": "3. Batch size",
-    "epochs": "4. Epochs",
-    "regularization": "5. Weight decay, scheduler, warmup",
-    "lora_rank": "Extra: LoRA rank",
-    "final": "Final evaluation on the test split",
-}
-
 
 def build_blocks(data: ReportData) -> list[Block]:
     """Every section of the report, in reading order."""
@@ -85,8 +87,6 @@ def build_blocks(data: ReportData) -> list[Block]:
 
 
 def _summary(data: ReportData) -> list[Block]:
-    from hptune._display import describe_decision
-
     rows = []
     for p in data.phases:
         trials = ", ".join(f"{n} {state}" for state, n in _counts(p).items()) or "-"
@@ -107,15 +107,7 @@ def _counts(evidence: PhaseEvidence) -> dict[str, int]:
 
 
 def _phase(evidence: PhaseEvidence, metric: str) -> list[Block]:
-    from hptune._display import (
-        describe_decision,
-        outcome_cells,
-        outcome_columns,
-        sorted_outcomes,
-    )
-    from hptune.report._figures import phase_figures
-
-    title = _TITLES.get(evidence.phase, evidence.phase)
+    title = PHASES[evidence.phase].title if evidence.phase in PHASES else evidence.phase
     blocks: list[Block] = [Heading(2, f"{title}", evidence.phase)]
     if evidence.state == "pending":
         return [*blocks, Text(f"Not started: study {evidence.study_name} is not in the storage.")]
@@ -130,8 +122,12 @@ def _phase(evidence: PhaseEvidence, metric: str) -> list[Block]:
         blocks.append(Table(outcome_columns(metric), cells))
     for index, (caption, svg) in enumerate(phase_figures(evidence, metric)):
         blocks.append(Figure(f"{evidence.phase}-{index + 1}", caption, svg))
-    blocks.append(Text(f"Study {evidence.study_name}: 'hptune dashboard CONFIG' opens it in "
-                       "optuna-dashboard with every trial's parameters and values."))  # fmt: skip
+    blocks.append(
+        Text(
+            f"Study {evidence.study_name}: 'hptune dashboard CONFIG' opens it in "
+            "optuna-dashboard with every trial's parameters and values."
+        )
+    )
     return blocks
 
 
@@ -147,19 +143,21 @@ def _diagnostics(data: ReportData) -> list[Block]:
         ),
     ]
     if findings:
-        rows = [(phase, str(n), "-" if d.seed is None else str(d.seed), d.kind, d.evidence,
-                 d.remedy_text or "-") for phase, n, d in findings]  # fmt: skip
-        blocks.append(Table(("phase", "trial", "seed", "diagnosis", "evidence", "remedy"), rows))
+        rows = [diagnosis_cells(phase, n, d) for phase, n, d in findings]
+        blocks.append(Table(DIAGNOSIS_COLUMNS, rows))
     return blocks
 
 
 def _exported(data: ReportData) -> list[Block]:
-    import yaml
-
     blocks: list[Block] = [Heading(2, "Exported configuration", "exported")]
     if data.exported is None:
-        return [*blocks, Text("Not yet: a phase has no decision. 'hptune export' works once "
-                              "every phase has decided.")]  # fmt: skip
+        return [
+            *blocks,
+            Text(
+                "Not yet: a phase has no decision. 'hptune export' works once every phase "
+                "has decided."
+            ),
+        ]
     text = yaml.safe_dump(data.exported, sort_keys=False, allow_unicode=True)
     return [
         *blocks,

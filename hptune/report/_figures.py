@@ -8,9 +8,15 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from hptune._display import describe_params
+from hptune._lazy import matplotlib, mpl_figure, ticker
 from hptune.keys import TrialStatus
+from hptune.phases import PHASES
+from hptune.seeds import summarize
 
 if TYPE_CHECKING:
+    from matplotlib import figure as mpl_figure
+    from matplotlib import ticker
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -40,10 +46,8 @@ _LABELS = {
 
 
 def _figure(n_panels: int, *, height: float = 3.6) -> tuple[Figure, list[Axes]]:
-    from matplotlib.figure import Figure
-
     # Sized to be read at 100% zoom on a 1200 px page: one panel ~770 px wide, two ~1080 px.
-    figure = Figure(figsize=(5.6 * n_panels if n_panels > 1 else 8.0, height), dpi=100)
+    figure = mpl_figure.Figure(figsize=(5.6 * n_panels if n_panels > 1 else 8.0, height), dpi=100)
     axes = figure.subplots(1, n_panels, squeeze=False)[0]
     return figure, list(axes)
 
@@ -64,8 +68,6 @@ def _styled(draw: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(draw)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        import matplotlib
-
         with matplotlib.rc_context(_STYLE):  # type: ignore[arg-type]
             return draw(*args, **kwargs)
 
@@ -89,8 +91,7 @@ def _label(name: str) -> str:
 def _describe(o: TrialOutcome) -> str:
     """``#3 learning_rate=0.005 (ok)``; just ``#3 (ok)`` when the parameters would crowd the
     plot out (several parameters): the phase's table beside the plot has them."""
-    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in o.params.items()) or "preset"  # fmt: skip
+    params = describe_params(o.params)
     if len(params) > 32:
         return f"#{o.number} ({o.status})"
     return f"#{o.number} {params} ({o.status})"
@@ -103,8 +104,9 @@ def curves_figure(evidence: PhaseEvidence, metric: str) -> str | None:
     figure, axes = _figure(len(panels))
     drawn = False
     colors = _colors(len(evidence.outcomes))
-    for color, outcome in zip(colors, sorted(evidence.outcomes, key=lambda o: o.number),
-                              strict=True):  # fmt: skip
+    for color, outcome in zip(
+        colors, sorted(evidence.outcomes, key=lambda o: o.number), strict=True
+    ):
         runs = evidence.runs(outcome.number)
         style = {TrialStatus.PRUNED: "--", TrialStatus.DIVERGED: "-"}.get(outcome.status, "-")
         if outcome.status == TrialStatus.DIVERGED:
@@ -132,15 +134,17 @@ def curves_figure(evidence: PhaseEvidence, metric: str) -> str | None:
                 _mark_end(ax, outcome.status, xs, ys, color)
     if not drawn:
         return None
-    from matplotlib.ticker import MaxNLocator
-
-    last_epoch = max(e["epoch"] for o in evidence.outcomes for r in evidence.runs(o.number)
-                     for e in r.get("epochs", []))  # fmt: skip
+    last_epoch = max(
+        e["epoch"]
+        for o in evidence.outcomes
+        for r in evidence.runs(o.number)
+        for e in r.get("epochs", [])
+    )
     for ax, key in zip(axes, panels, strict=True):
         ax.set_xlabel("epoch")
         named = {"train_loss": "training loss", "score": _label(metric)}
         ax.set_ylabel(named.get(key, _label(key)))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True, min_n_ticks=1))
         ax.set_xlim(0.5, last_epoch + 0.5)
         ax.grid(alpha=0.3)
     axes[-1].legend(loc="best", ncols=1 + len(evidence.outcomes) // 8)
@@ -169,12 +173,12 @@ def _finite(value: Any) -> float:
 
 def _colors(n: int) -> list[Any]:
     """One colour per trial, never the red that marks a diverged trial."""
-    from matplotlib import colormaps
-
     if n <= 9:
-        palette = [colormaps["tab10"](i) for i in range(10) if i != 3]  # 3 is tab10's red
+        palette = [
+            matplotlib.colormaps["tab10"](i) for i in range(10) if i != 3
+        ]  # 3 is tab10's red
         return palette[:n]
-    viridis = colormaps["viridis"]
+    viridis = matplotlib.colormaps["viridis"]
     return [viridis(i / max(n - 1, 1)) for i in range(n)]
 
 
@@ -183,8 +187,6 @@ def param_figure(
     evidence: PhaseEvidence, param: str, metric: str, *, chosen: Any = None, ax: Axes | None = None
 ) -> str | None:
     """``param`` against the metric: each seed's value, and the mean with its 95% interval."""
-    from hptune.seeds import summarize
-
     outcomes = [o for o in evidence.outcomes if param in o.params]
     if not outcomes:
         return None
@@ -202,13 +204,27 @@ def param_figure(
             low = s.mean - (s.ci_low if s.ci_low is not None else s.mean)
             high = (s.ci_high if s.ci_high is not None else s.mean) - s.mean
             face = "#1f77b4" if o.status == TrialStatus.OK else "white"
-            ax.errorbar([x], [s.mean], yerr=[[low], [high]], fmt="o", color="#1f77b4",
-                        markerfacecolor=face, capsize=4)  # fmt: skip
+            ax.errorbar(
+                [x],
+                [s.mean],
+                yerr=[[low], [high]],
+                fmt="o",
+                color="#1f77b4",
+                markerfacecolor=face,
+                capsize=4,
+            )
         else:
             color = _DIVERGED if o.status in (TrialStatus.DIVERGED, TrialStatus.OOM) else _PRUNED
             ax.plot([x], [top], "X", color=color, markersize=9)
-            ax.annotate(o.status, (x, top), textcoords="offset points", xytext=(0, 7),
-                        ha="center", color=color, fontsize=8)  # fmt: skip
+            ax.annotate(
+                o.status,
+                (x, top),
+                textcoords="offset points",
+                xytext=(0, 7),
+                ha="center",
+                color=color,
+                fontsize=8,
+            )
     if chosen is not None:
         ax.axvline(chosen, color="#2ca02c", linestyle=":", linewidth=1.5, label="chosen")
         ax.legend(loc="best")
@@ -230,15 +246,22 @@ def batch_figure(evidence: PhaseEvidence, metric: str, *, chosen: Any = None) ->
     if not outcomes:
         return None
     figure, (speed_ax, metric_ax) = _figure(2)
-    fast = sorted((o.params["batch_size"], o.examples_per_second) for o in outcomes
-                  if o.examples_per_second)  # fmt: skip
+    fast = sorted(
+        (o.params["batch_size"], o.examples_per_second) for o in outcomes if o.examples_per_second
+    )
     speed_ax.plot([b for b, _ in fast], [speed for _, speed in fast], "o-", color="#ff7f0e")
     for o in outcomes:
         if o.status == TrialStatus.OOM:
             speed_ax.plot([o.params["batch_size"]], [0], "X", color=_DIVERGED, markersize=9)
-            speed_ax.annotate("out of memory", (o.params["batch_size"], 0), ha="center",
-                              textcoords="offset points", xytext=(0, 7), color=_DIVERGED,
-                              fontsize=8)  # fmt: skip
+            speed_ax.annotate(
+                "out of memory",
+                (o.params["batch_size"], 0),
+                ha="center",
+                textcoords="offset points",
+                xytext=(0, 7),
+                color=_DIVERGED,
+                fontsize=8,
+            )
     _batch_axis(speed_ax, [o.params["batch_size"] for o in outcomes])
     speed_ax.set_xlabel(_label("batch_size"))
     speed_ax.set_ylabel("training examples / s")
@@ -251,12 +274,10 @@ def batch_figure(evidence: PhaseEvidence, metric: str, *, chosen: Any = None) ->
 
 def _batch_axis(ax: Axes, batches: list[int]) -> None:
     """A log-2 axis labelled with the batch sizes themselves (4, 8, 16, not 2^2...)."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(set(batches)))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
 
 
 @_styled
@@ -270,8 +291,9 @@ def final_figure(evidence: PhaseEvidence, metric: str) -> str | None:
     ax.plot(seeds, [outcome.seed_values[s] for s in seeds], "o-", label="validation")
     if outcome.test_values:
         tested = sorted(outcome.test_values)
-        ax.plot(tested, [outcome.test_values[s] for s in tested], "s--",
-                label="test (reported only)")  # fmt: skip
+        ax.plot(
+            tested, [outcome.test_values[s] for s in tested], "s--", label="test (reported only)"
+        )
     ax.set_xticks(seeds)
     ax.set_xlabel("seed")
     ax.set_ylabel(f"{_label(metric).removeprefix('validation ')} at the best validation epoch")
@@ -281,15 +303,6 @@ def final_figure(evidence: PhaseEvidence, metric: str) -> str | None:
     return _svg(figure)
 
 
-#: The parameter each phase varies, shown against the metric.
-_PHASE_PARAM = {
-    "learning_rate": "learning_rate",
-    "epochs": "epochs",
-    "regularization": "weight_decay",
-    "lora_rank": "lora_r",
-}
-
-
 def phase_figures(evidence: PhaseEvidence, metric: str) -> list[tuple[str, str]]:
     """The plots of one phase, as ``(caption, svg)`` pairs."""
     figures: list[tuple[str, str | None]] = []
@@ -297,8 +310,8 @@ def phase_figures(evidence: PhaseEvidence, metric: str) -> list[tuple[str, str]]
     if evidence.phase == "batch_size":
         svg = batch_figure(evidence, metric, chosen=chosen.get("batch_size"))
         figures.append(("Batch size against throughput and the metric", svg))
-    elif evidence.phase in _PHASE_PARAM:
-        param = _PHASE_PARAM[evidence.phase]
+    elif evidence.phase in PHASES and PHASES[evidence.phase].params:
+        param = PHASES[evidence.phase].params[0]  # the parameter it varies first
         svg = param_figure(evidence, param, metric, chosen=chosen.get(param))
         figures.append((f"{_label(param)[:1].upper() + _label(param)[1:]} against the metric", svg))
     elif evidence.phase == "final":

@@ -85,8 +85,10 @@ def to_markdown(blocks: list[Block], figures_dir: Path, link_prefix: str) -> str
         elif isinstance(block, Decided):
             parts.append(f"> **{block.summary}.** {block.reason}")
         elif isinstance(block, Table):
-            lines = ["| " + " | ".join(_md_cell(c) for c in block.columns) + " |",
-                     "|" + " --- |" * len(block.columns)]  # fmt: skip
+            lines = [
+                "| " + " | ".join(_md_cell(c) for c in block.columns) + " |",
+                "|" + " --- |" * len(block.columns),
+            ]
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             parts.append("\n".join(lines))
         elif isinstance(block, Figure):

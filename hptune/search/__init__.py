@@ -9,16 +9,15 @@
   hptune's phases use.
 """
 
+from hptune._trial_state import report_seed_epoch, seed_curves
 from hptune.search._memory_bounded import (
-    OOM_STATUS,
     MemoryBoundedBatchSampler,
     oom_boundary,
     record_out_of_memory,
 )
-from hptune.search._pruners import PairedPruner, epoch_pruner, report_seed_epoch, seed_curves
+from hptune.search._pruners import PairedPruner, epoch_pruner
 
 __all__ = [
-    "OOM_STATUS",
     "MemoryBoundedBatchSampler",
     "PairedPruner",
     "epoch_pruner",

@@ -3,20 +3,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+# A sampler subclasses Optuna's base class, so this module imports optuna when it loads (it
+# is never loaded by ``import hptune``: ``hptune.search`` loads on first use).
+import optuna
+from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.samplers import BaseSampler
 
 from hptune import keys
 from hptune.stored import state_of
 
 if TYPE_CHECKING:
-    import optuna
     from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial
 
-__all__ = ["OOM_STATUS", "MemoryBoundedBatchSampler", "oom_boundary", "record_out_of_memory"]
-
-#: The value of the ``status`` user attribute of a trial that ran out of memory.
-OOM_STATUS: str = keys.TrialStatus.OOM.value
+__all__ = ["MemoryBoundedBatchSampler", "oom_boundary", "record_out_of_memory"]
 
 
 def record_out_of_memory(trial: optuna.Trial, batch_size: int, message: str = "") -> None:
@@ -81,8 +81,6 @@ class MemoryBoundedBatchSampler(BaseSampler):
         safety_margin: float = 0.9,
         base_sampler: optuna.samplers.BaseSampler | None = None,
     ) -> None:
-        import optuna
-
         if not candidates or any(int(c) < 1 for c in candidates):
             raise ValueError(f"candidates must be positive batch sizes, got {candidates=}")
         if not 0 < safety_margin <= 1:
@@ -194,8 +192,6 @@ class MemoryBoundedBatchSampler(BaseSampler):
 
 
 def _contains(distribution: BaseDistribution, value: int) -> bool:
-    from optuna.distributions import CategoricalDistribution, IntDistribution
-
     if isinstance(distribution, CategoricalDistribution):
         return value in distribution.choices
     if isinstance(distribution, IntDistribution):

@@ -1,64 +1,25 @@
 from __future__ import annotations
 
-import functools
 import math
 import statistics
 from typing import TYPE_CHECKING, Any
 
+# A pruner subclasses Optuna's base class, so this module imports optuna when it loads (it is
+# never loaded by ``import hptune``: ``hptune.search`` loads on first use).
+import optuna
 from optuna.pruners import BasePruner
 
 from hptune import keys
 from hptune._experimental import experimental
+from hptune._trial_state import Curves, seed_curves
+from hptune.seed_model import fit_seed_model
+from hptune.seeds import best_so_far, t_quantile
 from hptune.stored import is_running, state_of
 
 if TYPE_CHECKING:
-    import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["PairedPruner", "epoch_pruner", "report_seed_epoch", "seed_curves"]
-
-#: A trial's curves: ``[[seed, [value of epoch 1, epoch 2, ...]], ...]`` in training order.
-Curves = list[tuple[int, list[float]]]
-
-
-def report_seed_epoch(trial: optuna.Trial, seed: int, value: float) -> None:
-    """Record one epoch's validation value of ``seed`` for ``PairedPruner``.
-
-    Call it after every epoch of every seed, then ``trial.report(...)`` and
-    ``trial.should_prune()`` as usual. Seeds go one after the other, or side by side when
-    the trial's ``seeds_together`` user attribute is true (each value joins its seed's curve).
-
-    Args:
-        trial: The running trial.
-        seed: The seed being trained.
-        value: Its validation value after this epoch.
-
-    Raises:
-        ValueError: A value that is not finite.
-    """
-    if not math.isfinite(value):
-        raise ValueError(f"the value must be finite, got {value=}")
-    curves: list[tuple[int, list[float]]] = [
-        (int(s), [float(x) for x in v]) for s, v in trial.user_attrs.get(keys.SEED_CURVES, [])
-    ]
-    mine = [values for s, values in curves if s == seed]
-    if mine and (curves[-1][0] == seed or trial.user_attrs.get(keys.SEEDS_TOGETHER)):
-        mine[-1].append(float(value))
-    else:
-        curves.append((seed, [float(value)]))
-    trial.set_user_attr(keys.SEED_CURVES, [[s, v] for s, v in curves])
-
-
-def seed_curves(trial: FrozenTrial) -> Curves:
-    """The curves ``report_seed_epoch`` recorded on ``trial``.
-
-    Args:
-        trial: A trial.
-
-    Returns:
-        Each seed with its per-epoch values, in training order.
-    """
-    return [(int(s), [float(x) for x in v]) for s, v in trial.user_attrs.get(keys.SEED_CURVES, [])]
+__all__ = ["PairedPruner", "epoch_pruner"]
 
 
 @experimental("0.1.0")
@@ -129,8 +90,10 @@ class PairedPruner(BasePruner):
         shape_params: tuple[str, ...] = (),
     ) -> None:
         if n_startup_trials < 1 or min_epoch < 1:
-            raise ValueError(f"need n_startup_trials >= 1 and min_epoch >= 1, got "
-                             f"{n_startup_trials=}, {min_epoch=}")  # fmt: skip
+            raise ValueError(
+                f"need n_startup_trials >= 1 and min_epoch >= 1, got {n_startup_trials=}, "
+                f"{min_epoch=}"
+            )
         if margin < 0:
             raise ValueError(f"the margin must not be negative, got {margin=}")
         if not 0 < alpha < 1:
@@ -144,11 +107,9 @@ class PairedPruner(BasePruner):
         self._settled: dict[tuple[str, int], set[tuple[int, int]]] = {}
 
     def prune(self, study: optuna.study.Study, trial: FrozenTrial) -> bool:
-        from optuna.study import StudyDirection
-
         if keys.RACE_OF in trial.user_attrs:
             return False
-        sign = 1.0 if study.direction == StudyDirection.MINIMIZE else -1.0
+        sign = 1.0 if study.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
         mine = _best_so_far(seed_curves(trial), sign)
         if not mine:
             return False
@@ -162,8 +123,11 @@ class PairedPruner(BasePruner):
         references = [t for t in earlier if self._comparable(t, trial)]
         n_seeds, n_epochs = self._design(trial, mine, references)
         looks = n_seeds * max(1, n_epochs - self.min_epoch + 1)
-        positions = [(i, e) for i, (_, curve) in enumerate(mine)
-                     for e in range(self.min_epoch, len(curve) + 1)]  # fmt: skip
+        positions = [
+            (i, e)
+            for i, (_, curve) in enumerate(mine)
+            for e in range(self.min_epoch, len(curve) + 1)
+        ]
         noise_at: dict[int, tuple[float, int] | None] = {}  # by epoch: one fit per report
         # A position judged with every reference known is not judged again (its values are
         # final), so a report costs the positions it adds, not all of them again.
@@ -171,8 +135,7 @@ class PairedPruner(BasePruner):
         for index, epoch in positions:
             if (index, epoch) in settled:
                 continue
-            verdict = self._behind(mine, index, epoch, references, earlier, sign, looks,
-                                   noise_at)  # fmt: skip
+            verdict = self._behind(mine, index, epoch, references, earlier, sign, looks, noise_at)
             if verdict:
                 return True
             if verdict is not None:
@@ -234,14 +197,14 @@ class PairedPruner(BasePruner):
         # The trial itself is left out: the bound does not depend on its own values, so one
         # erratic seed of it cannot widen its own bound.
         if epoch not in noise_at:
-            noise_at[epoch] = _paired_noise({t.number: _known_seeds(t, epoch, sign)
-                                             for t in earlier})  # fmt: skip
+            noise_at[epoch] = _paired_noise(
+                {t.number: _known_seeds(t, epoch, sign) for t in earlier}
+            )
         noise = noise_at[epoch]
         if noise is None:
             return False
-        bound = self.margin + _quantile(1 - self.alpha / looks, noise[1]) * noise[0] * math.sqrt(
-            2 / len(seeds)
-        )
+        t = t_quantile(noise[1], 1 - self.alpha / looks)
+        bound = self.margin + t * noise[0] * math.sqrt(2 / len(seeds))
         return self._verdict(gaps, bound)
 
     def _verdict(self, gaps: list[float], bound: float) -> bool:
@@ -257,8 +220,6 @@ def _looks_per_epoch(trial: FrozenTrial) -> int:
 def _paired_noise(values: dict[int, dict[int, float]]) -> tuple[float, int] | None:
     """The seed model's noise of ``values`` (configuration + seed + noise) and its degrees of
     freedom; None without any (or with none left: exact shifts)."""
-    from hptune.seed_model import fit_seed_model
-
     values = {k: v for k, v in values.items() if v}
     if len(values) < 2:
         return None
@@ -269,13 +230,6 @@ def _paired_noise(values: dict[int, dict[int, float]]) -> tuple[float, int] | No
     if not model.noise:
         return None
     return model.noise, model.degrees_of_freedom
-
-
-@functools.lru_cache(maxsize=1024)
-def _quantile(probability: float, degrees_of_freedom: int) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(probability, degrees_of_freedom))
 
 
 def _known_seeds(reference: FrozenTrial, epoch: int, sign: float) -> dict[int, float]:
@@ -296,13 +250,10 @@ _WAIT = object()
 
 def _best_so_far(curves: Curves, sign: float) -> Curves:
     """Each curve as its best value so far, oriented so that lower is better."""
-    result = []
-    for seed, values in curves:
-        best: list[float] = []
-        for v in values:
-            best.append(min(sign * v, best[-1]) if best else sign * v)
-        result.append((seed, best))
-    return result
+    return [
+        (seed, [sign * b for b in best_so_far(values, minimize=sign > 0)])
+        for seed, values in curves
+    ]
 
 
 def _at(curves: Curves, index: int, epoch: int) -> float:
@@ -362,5 +313,6 @@ def epoch_pruner(
         Experimental: the rule it prunes by is being recalibrated (hptune.ExperimentalWarning
         when called from your code).
     """
-    return PairedPruner(n_startup_trials=n_startup_trials, schedule_param=schedule_param,
-                        shape_params=shape_params)  # fmt: skip
+    return PairedPruner(
+        n_startup_trials=n_startup_trials, schedule_param=schedule_param, shape_params=shape_params
+    )

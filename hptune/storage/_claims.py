@@ -1,4 +1,4 @@
-"""Claiming a queued trial: a compare-and-set in the storage, made under the queue lock."""
+"""Claiming a queued trial: Optuna's ``Study.ask()``, made under the queue lock."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from hptune import keys
 from hptune.storage._heartbeat import HEARTBEAT_ATTR
-from hptune.stored import trial_id
+from hptune.stored import state_of, trial_id
 
 if TYPE_CHECKING:
     import optuna
@@ -24,24 +24,30 @@ def claim_waiting_trial(
     study: optuna.Study,
     storage: optuna.storages.BaseStorage,
     trials: list[optuna.trial.FrozenTrial] | None = None,
-) -> int | None:
-    """Move the oldest queued trial to RUNNING; its id, or None if none is left.
+) -> optuna.Trial | None:
+    """Claim the oldest queued trial through ``study.ask()``; None if none is queued.
 
-    Call it under `queue_lock`: the state change is a compare-and-set on PostgreSQL,
-    and a journal, but SQLite has no row locks and could hand one trial to two callers.
+    Optuna's ``ask`` moves the oldest WAITING trial to RUNNING with a compare-and-set in the
+    storage; with none waiting it would create a new, empty trial, so it is called only
+    when one is queued. The claimed trial then gets its first heartbeat and its worker
+    (``keys.WORKER``).
+    Call it under `queue_lock`: the state change is a compare-and-set on PostgreSQL and a
+    journal, but SQLite has no row locks and could hand one trial to two callers, and only
+    the lock keeps the queue from emptying between the look and the claim.
+
+    Args:
+        study: The phase's study.
+        storage: Its storage.
+        trials: The study's trials as just read under the lock; read now when None.
+
+    Returns:
+        The claimed trial, RUNNING, its parameters not yet sampled; None when none waits.
     """
-    import optuna
-
-    if trials is None:  # else: the study's trials as just read under the lock
-        trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    waiting = [t for t in trials if t.state == optuna.trial.TrialState.WAITING]
-    for trial in sorted(waiting, key=lambda t: t.number):
-        try:
-            # False when another worker took it first (compare-and-set in the storage).
-            if storage.set_trial_state_values(trial_id(trial), optuna.trial.TrialState.RUNNING):
-                storage.set_trial_system_attr(trial_id(trial), HEARTBEAT_ATTR, [0, time.time()])
-                storage.set_trial_user_attr(trial_id(trial), keys.WORKER, worker_id())
-                return trial_id(trial)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return None
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
+    if not any(state_of(t) == "waiting" for t in trials):
+        return None
+    trial = study.ask()
+    storage.set_trial_system_attr(trial_id(trial), HEARTBEAT_ATTR, [0, time.time()])
+    trial.set_user_attr(keys.WORKER, worker_id())  # through the trial: its cached copy too
+    return trial

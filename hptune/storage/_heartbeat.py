@@ -9,13 +9,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hptune import keys
-from hptune.stored import trial_id
-
-if TYPE_CHECKING:
-    import optuna
+from hptune._lazy import optuna
+from hptune.stored import is_running, trial_id
 
 _log = logging.getLogger("hptune.storage")
 
@@ -80,12 +78,10 @@ def fail_dead_trials(
         The numbers of the trials failed, each then added to the study's
         ``hptune.stale_trials`` (call under the queue lock: one worker writes it at a time).
     """
-    import optuna
-
     failed: list[int] = []
     if trials is None:
         trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for trial in [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]:
+    for trial in [t for t in trials if is_running(t)]:
         if not watch.is_stale(trial):
             continue
         try:
@@ -122,8 +118,6 @@ class Heartbeat:
         self._thread.join()
 
     def _beat(self) -> None:
-        import optuna
-
         beat, last = 0, time.monotonic()
         while not self._stop.wait(self.interval):
             beat += 1  # a new value each time, whatever this machine's clock says
@@ -139,8 +133,11 @@ class Heartbeat:
                     "heartbeat of trial %s not written (%s: %s); %d beat(s) failed so far, the "
                     "next one tries again. Other workers fail a trial whose heartbeat stands "
                     "still for stale_seconds",
-                    self.trial_id, type(exc).__name__, exc, self.failed_writes,
-                )  # fmt: skip
+                    self.trial_id,
+                    type(exc).__name__,
+                    exc,
+                    self.failed_writes,
+                )
                 continue
 
     def _written(self, last: float) -> float:
@@ -151,6 +148,8 @@ class Heartbeat:
             _log.warning(
                 "heartbeat of trial %s written %.1f s after the previous one (every %g s): "
                 "this process or its storage was held up; other workers wait stale_seconds",
-                self.trial_id, gap, self.interval,
-            )  # fmt: skip
+                self.trial_id,
+                gap,
+                self.interval,
+            )
         return now

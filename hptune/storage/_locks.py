@@ -11,12 +11,15 @@ import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from filelock import FileLock, Timeout
+
+from hptune._lazy import optuna, sqlalchemy
 from hptune.config import TuneConfig
 from hptune.exceptions import ConfigError
 from hptune.storage._urls import Backend, _file_of, backend
 
 if TYPE_CHECKING:
-    import optuna
+    import optuna.storages.journal
 
 #: Seconds after which a journal queue lock whose holder died is taken over.
 JOURNAL_LOCK_GRACE = 30
@@ -27,16 +30,12 @@ def _schema_lock(url: str) -> Iterator[None]:
     """Serialize Optuna's table creation among workers on one database server."""
     kind = backend(url)
     if kind == "sqlite":
-        from filelock import FileLock
-
         with FileLock(f"{_file_of(url)}.schema.lock"):
             yield
         return
     if kind != "postgresql":
         yield
         return
-    import sqlalchemy
-
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as connection, _server_lock(connection, kind, "hptune.schema"):
@@ -48,16 +47,14 @@ def _schema_lock(url: str) -> Iterator[None]:
 @contextlib.contextmanager
 def _server_lock(connection: Any, kind: Backend, name: str) -> Iterator[None]:
     """A lock held in the database server (released if this process dies)."""
-    from sqlalchemy import text
-
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     params: dict[str, object] = {"key": key}
     acquire, release = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
-    connection.execute(text(acquire), params)
+    connection.execute(sqlalchemy.text(acquire), params)
     try:
         yield
     finally:
-        connection.execute(text(release), params)
+        connection.execute(sqlalchemy.text(release), params)
         connection.commit()
 
 
@@ -72,11 +69,11 @@ def queue_lock(
         # Optuna's journal lock: a file created with O_EXCL, which holds on NFS (v3 and later)
         # where flock does nothing on a share mounted `nolock`. A holder that died is released
         # after its grace period; the queue is held for milliseconds.
-        from optuna.storages.journal import JournalFileOpenLock
-
         path = _file_of(url)
         assert path is not None
-        lock = JournalFileOpenLock(f"{path}.{name}.queue", grace_period=JOURNAL_LOCK_GRACE)
+        lock = optuna.storages.journal.JournalFileOpenLock(
+            f"{path}.{name}.queue", grace_period=JOURNAL_LOCK_GRACE
+        )
         lock.acquire()
         try:
             yield
@@ -84,8 +81,6 @@ def queue_lock(
             lock.release()
         return
     if kind == "sqlite":  # one worker only (single_worker_guard): a local lock suffices
-        from filelock import FileLock
-
         path = _file_of(url)
         assert path is not None
         with FileLock(f"{path}.{name}.lock"):
@@ -106,8 +101,6 @@ def single_worker_guard(config: TuneConfig) -> Iterator[None]:
     if backend(url) != "sqlite":
         yield
         return
-    from filelock import FileLock, Timeout
-
     path = _file_of(url)
     assert path is not None
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hptune._lazy import optuna, sqlalchemy
 from hptune.config import TuneConfig, redact_url
 from hptune.exceptions import ConfigError, NoStorageYet
 from hptune.storage._locks import _schema_lock
 from hptune.storage._urls import _file_of, backend, driver_url
 
 if TYPE_CHECKING:
-    import optuna
+    import optuna.storages.journal
 
 
 def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.storages.BaseStorage:
@@ -28,8 +30,6 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
         ConfigError: a missing database driver, or a database that cannot be reached; the
             message never shows the password.
     """
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = driver_url(config.storage_url)
     path = _file_of(url)
@@ -42,10 +42,8 @@ def open_storage(config: TuneConfig, *, must_exist: bool = False) -> optuna.stor
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         if backend(url) == "journal":
-            from optuna.storages.journal import JournalFileBackend
-
             assert path is not None
-            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+            return _journal_storage(path)
         if must_exist:
             return _rdb_storage(url, skip_table_creation=True)
         with _schema_lock(url):  # workers starting together would create the tables twice
@@ -77,9 +75,6 @@ def _rdb_storage(url: str, *, skip_table_creation: bool) -> optuna.storages.RDBS
     moment a worker creates it makes one of them fail on a unique constraint. The second
     attempt finds the tables and the stamp in place.
     """
-    import optuna
-    import sqlalchemy.exc
-
     for attempt in range(_CREATION_RACE_RETRIES + 1):
         try:
             return optuna.storages.RDBStorage(url, skip_table_creation=skip_table_creation)
@@ -109,17 +104,15 @@ def heartbeat_storage(
     Returns:
         The storage for the heartbeat's writes.
     """
-    if backend(config.storage_url) != "journal" or not isinstance(storage, _journal()):
+    journal = backend(config.storage_url) == "journal"
+    if not journal or not isinstance(storage, optuna.storages.JournalStorage):
         return storage
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-
     path = _file_of(driver_url(config.storage_url))
     assert path is not None
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    return _journal_storage(path)
 
 
-def _journal() -> type:
-    import optuna
-
-    return optuna.storages.JournalStorage
+def _journal_storage(path: Path) -> optuna.storages.JournalStorage:
+    """Optuna's journal storage on the file ``path``."""
+    backend_file = optuna.storages.journal.JournalFileBackend(str(path))
+    return optuna.storages.JournalStorage(backend_file)

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Literal
 
 JOURNAL_PREFIX = "journal://"
-#: Seconds after which a journal queue lock whose holder died is taken over.
-JOURNAL_LOCK_GRACE = 30
 
 Backend = Literal["sqlite", "journal", "postgresql", "other"]
 

@@ -36,8 +36,9 @@ def looks_per_epoch(steps_per_epoch: int, eval_steps: int | None) -> int:
     return math.ceil(steps_per_epoch / eval_steps)
 
 
-def replay_epoch(on_epoch: EpochCallback | None, seed: int, metrics: EpochMetrics,
-                 per_epoch: int) -> bool:  # fmt: skip
+def replay_epoch(
+    on_epoch: EpochCallback | None, seed: int, metrics: EpochMetrics, per_epoch: int
+) -> bool:
     """Hand a stored epoch (its looks, then its end) to ``on_epoch`` again, as a resumed
     run does; False when the callback stops the run there."""
     if on_epoch is None:

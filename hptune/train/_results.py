@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hptune.hparams import HParams
 
 
 @dataclass
@@ -111,3 +115,21 @@ class RunResult:
 #: It may also have a ``look(seed, epoch, value, looks_per_epoch)`` method, called at each
 #: ``training.eval_steps`` look within an epoch (returning False stops the run there too).
 EpochCallback = Callable[[int, EpochMetrics], "bool | None"]
+
+
+@dataclass
+class RunJob:
+    """One run a backend trains (`RunnerBase.train` builds it; a backend's ``train_job``
+    trains it): a configuration, a seed, who hears of each epoch, and where it saves."""
+
+    hp: HParams
+    seed: int
+    on_epoch: EpochCallback | None = None
+    #: Measure the test split after every epoch too (the final evaluation).
+    evaluate_test: bool = False
+    #: ``<study>/trial-<n>``: where checkpoints and tracker logs go.
+    run_name: str | None = None
+    #: The checkpoints of an interrupted run of the same configuration and seed.
+    resume_from: Path | None = None
+    #: Where this run's epoch checkpoints go; None when they are off.
+    checkpoint_dir: Path | None = None

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hptune._lazy import peft, torch
 from hptune.train._divergence import DivergenceWatch
 from hptune.train._looks import replay_epoch
 from hptune.train._results import EpochCallback, RunResult
@@ -23,8 +24,6 @@ class _RunState:
     watch: DivergenceWatch
 
     def training_state(self, result: RunResult) -> dict[str, Any]:
-        import torch
-
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -53,8 +52,6 @@ def _resume(
     The earlier epochs (each with its ``per_epoch - 1`` looks) are replayed through
     ``on_epoch``, which may stop the run there.
     """
-    import torch
-
     checkpoint = latest_checkpoint(checkpoint_dir) if checkpoint_dir.is_dir() else None
     if checkpoint is None or not (checkpoint / TRAINING_STATE).is_file():
         return None
@@ -62,9 +59,7 @@ def _resume(
     model = accelerator.unwrap_model(run.model)
     weights = load_weights(checkpoint)
     if hasattr(model, "peft_config"):
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(model, weights)
+        peft.set_peft_model_state_dict(model, weights)
     else:
         model.load_state_dict(weights, strict=False)  # tied weights are saved once
     run.optimizer.load_state_dict(state["optimizer"])

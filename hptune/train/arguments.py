@@ -6,7 +6,17 @@ backends to build each trial's run, and by ``hptune export`` to hand it over.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
+
+from hptune._lazy import (
+    torch,
+    transformers,
+    transformers_optimization,
+    transformers_trainer_utils,
+)
+from hptune.config._passthrough import trainer_fields
 
 if TYPE_CHECKING:
     from hptune.config import TuneConfig
@@ -16,6 +26,7 @@ __all__ = [
     "default_optimizer",
     "hparam_arguments",
     "mixed_precision",
+    "run_args",
     "scheduler_kwargs",
     "sft_arguments",
     "training_arguments",
@@ -24,8 +35,6 @@ __all__ = [
 
 def mixed_precision() -> str:
     """``bf16`` or ``fp16`` on a GPU (bf16 where it is supported), ``no`` on a CPU."""
-    import torch
-
     if not torch.cuda.is_available():
         return "no"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -34,9 +43,7 @@ def mixed_precision() -> str:
 def default_optimizer() -> str:
     """The Trainer's default optimizer here: ``adamw_torch_fused`` (torch >= 2.8) or
     ``adamw_torch``; hptune's own loop uses the same."""
-    from transformers import TrainingArguments
-
-    default = TrainingArguments.__dataclass_fields__["optim"].default
+    default = transformers.TrainingArguments.__dataclass_fields__["optim"].default
     return str(getattr(default, "value", default))
 
 
@@ -95,6 +102,20 @@ def training_arguments(
     return keys
 
 
+def run_args(config: TuneConfig, hp: HParams) -> dict[str, Any]:
+    """The ``training.args`` a run trains with: the configuration's, with a phase's searched
+    values (``hp.args``) over them.
+
+    Args:
+        config: The run's configuration.
+        hp: The run's hyperparameters.
+
+    Returns:
+        The merged keys.
+    """
+    return {**config.training.args, **dict(hp.args)}
+
+
 def scheduler_kwargs(scheduler: str, kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """The ``lr_scheduler_kwargs`` that ``scheduler`` takes: the regularization phase tries
     several schedules with one ``training.args``, and a schedule function refuses a keyword
@@ -109,12 +130,8 @@ def scheduler_kwargs(scheduler: str, kwargs: dict[str, Any] | None) -> dict[str,
     """
     if not kwargs:
         return {}
-    import inspect
-
-    from transformers.optimization import TYPE_TO_SCHEDULER_FUNCTION
-    from transformers.trainer_utils import SchedulerType
-
-    function = TYPE_TO_SCHEDULER_FUNCTION[SchedulerType(scheduler)]
+    kind = transformers_trainer_utils.SchedulerType(scheduler)
+    function = transformers_optimization.TYPE_TO_SCHEDULER_FUNCTION[kind]
     accepted = inspect.signature(function).parameters  # type: ignore[arg-type]
     return {k: v for k, v in kwargs.items() if k in accepted}
 
@@ -125,9 +142,7 @@ def _passed_through(config: TuneConfig, *, sft: bool) -> dict[str, Any]:
     args = config.training.args
     if not args:
         return {}
-    from hptune.config._passthrough import trainer_fields
-
-    base = trainer_fields("trainer")
+    base = trainer_fields()
     return {k: v for k, v in args.items() if (k not in base) == sft}
 
 
@@ -153,8 +168,6 @@ def sft_arguments(config: TuneConfig, data_format: str) -> dict[str, Any]:
 
 def _warmup(ratio: float) -> dict[str, Any]:
     # transformers 5 takes a ratio as a float warmup_steps; earlier versions had warmup_ratio.
-    from importlib.metadata import version
-
     if int(version("transformers").split(".")[0]) >= 5:
         return {"warmup_steps": ratio}
     return {"warmup_ratio": ratio}
@@ -163,9 +176,7 @@ def _warmup(ratio: float) -> dict[str, Any]:
 def _checkpointing(enabled: bool) -> dict[str, Any]:
     # Said either way: TRL's SFTConfig turns it on by default. It takes the name the
     # installed transformers uses (5.x renamed it and warns on the old one).
-    from transformers import TrainingArguments
-
-    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    names = {f.name for f in dataclasses.fields(transformers.TrainingArguments)}
     key = (
         "activation_checkpointing"
         if "activation_checkpointing" in names

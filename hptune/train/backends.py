@@ -1,18 +1,25 @@
-"""Which backend trains a configuration's runs: `make_runner`."""
+"""Which backend trains a configuration's runs: `make_runner`, by what each backend class
+declares (``RunnerBase.declared``, from `hptune.config._backends`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hptune.config import TuneConfig
+from hptune.exceptions import ConfigError
 from hptune.train._imports import import_function
+from hptune.train.loop import Runner
+from hptune.train.runner import RunnerBase
+from hptune.train.sft import SFTRunner
+from hptune.train.trainer import TrainerFactory, TrainerRunner
+from hptune.train.user import FunctionRunner, TrainFunction
 
-if TYPE_CHECKING:
-    from hptune.train.runner import RunnerBase
-    from hptune.train.trainer import TrainerFactory
-    from hptune.train.user import TrainFunction
+__all__ = ["RUNNERS", "make_runner"]
 
-__all__ = ["make_runner"]
+#: The backend class of each ``training.backend`` name, by the name it declares.
+RUNNERS: dict[str, type[RunnerBase]] = {
+    runner.declared.name: runner for runner in (Runner, TrainerRunner, SFTRunner)
+}
 
 
 def make_runner(
@@ -38,34 +45,25 @@ def make_runner(
     Raises:
         ConfigError: Both hooks were given, or a configured hook cannot be imported.
     """
-    from hptune.exceptions import ConfigError
-
-    training = config.training
     if train_fn is None and trainer_factory is None:
-        search_dir = config.objective.search_dir
-        if training.train_fn is not None:
-            train_fn = import_function(training.train_fn, search_dir, key="training.train_fn",
-                                       signature="(run: hptune.TrialRun) -> None")  # fmt: skip
-        if training.trainer_factory is not None:
-            trainer_factory = import_function(
-                training.trainer_factory,
-                search_dir,
-                key="training.trainer_factory",
-                signature="(run: hptune.TrialRun) -> transformers.Trainer",
-            )
+        train_fn = _configured(config, "train_fn", "(run: hptune.TrialRun) -> None")
+        trainer_factory = _configured(
+            config, "trainer_factory", "(run: hptune.TrialRun) -> transformers.Trainer"
+        )
     if train_fn is not None and trainer_factory is not None:
         raise ConfigError("give train_fn or trainer_factory, not both: each trains every run")
-    runner: Any
     if train_fn is not None:
-        from hptune.train.user import FunctionRunner
+        return FunctionRunner(config, train_fn, check_method=check_method)
+    if trainer_factory is not None:
+        return TrainerRunner(config, trainer_factory, check_method=check_method)
+    return RUNNERS[config.training.backend](config, check_method=check_method)
 
-        runner = FunctionRunner(config, train_fn, check_method=check_method)
-    elif trainer_factory is not None or training.backend in ("trainer", "sft"):
-        from hptune.train.trainer import TrainerRunner
 
-        runner = TrainerRunner(config, trainer_factory, check_method=check_method)
-    else:
-        from hptune.train.loop import Runner
-
-        runner = Runner(config, check_method=check_method)
-    return runner
+def _configured(config: TuneConfig, hook: str, signature: str) -> Any:
+    """The function ``training.<hook>`` names, imported (None when it names none)."""
+    name = getattr(config.training, hook)
+    if name is None:
+        return None
+    return import_function(
+        name, config.objective.search_dir, key=f"training.{hook}", signature=signature
+    )

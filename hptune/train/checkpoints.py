@@ -19,17 +19,20 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from hptune._lazy import safetensors_torch, torch
 from hptune.exceptions import HptuneError
 
 __all__ = [
     "TRAINING_STATE",
     "CheckpointError",
+    "checkpoint_path",
     "drop_training_state",
     "latest_checkpoint",
     "load_weights",
     "remove_checkpoints",
     "remove_leftovers",
     "retain_best_and_last",
+    "run_name",
     "save_checkpoint",
 ]
 
@@ -40,6 +43,34 @@ TRAINING_STATE = "training_state.pt"
 
 class CheckpointError(HptuneError):
     """A checkpoint is missing, incomplete, or in a format hptune does not load (pickle)."""
+
+
+def run_name(study_name: str, trial_number: int) -> str:
+    """A trial's name in the storage and on disk: ``<study>/trial-<n>``.
+
+    Args:
+        study_name: The phase's study.
+        trial_number: The trial's number in it.
+
+    Returns:
+        The name its checkpoints and tracker logs go under.
+    """
+    return f"{study_name}/trial-{trial_number}"
+
+
+def checkpoint_path(output_dir: str | Path, name: str, seed: int | None = None) -> Path:
+    """Where epoch checkpoints go: ``<output_dir>/checkpoints/<name>[/seed-<seed>]``.
+
+    Args:
+        output_dir: The run's ``output_dir``.
+        name: A trial's `run_name` (its seeds' folders), or a study's name (its trials').
+        seed: One seed's folder of the trial.
+
+    Returns:
+        The folder (it may not exist).
+    """
+    path = Path(output_dir) / "checkpoints" / name
+    return path if seed is None else path / f"seed-{seed}"
 
 
 def save_checkpoint(
@@ -58,8 +89,6 @@ def save_checkpoint(
     model.save_pretrained(temporary, safe_serialization=True)
     (temporary / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     if training_state is not None:
-        import torch
-
         torch.save(training_state, temporary / TRAINING_STATE)
     if final.exists():
         _discard(final)
@@ -122,8 +151,6 @@ def load_weights(checkpoint: Path) -> dict[str, Any]:
     Raises `CheckpointError` when the directory holds no ``.safetensors`` file,
     naming any pickle-based weight file it refused to load.
     """
-    from safetensors.torch import load_file
-
     files = sorted(checkpoint.glob("*.safetensors"))
     if not files:
         pickled = sorted(p.name for p in checkpoint.iterdir() if p.suffix in _PICKLE_SUFFIXES)
@@ -137,7 +164,7 @@ def load_weights(checkpoint: Path) -> dict[str, Any]:
         )
     weights: dict[str, Any] = {}
     for path in files:
-        weights.update(load_file(path))
+        weights.update(safetensors_torch.load_file(path))
     return weights
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hptune._lazy import datasets
 from hptune.exceptions import DataError
 from hptune.train.formats import (
     DataFormat,
@@ -24,6 +25,7 @@ from hptune.train.formats import (
     tokenize,
 )
 from hptune.train.sources import Source, read_sources
+from hptune.train.trl_data import training_template, trl_record, trl_tokenize
 
 if TYPE_CHECKING:
     from hptune.config import DataConfig
@@ -181,41 +183,17 @@ def prepare_data(
     Raises:
         DataError: A file or record is malformed, or examples exceed ``data.max_length``.
     """
-    import datasets
-
-    sources = read_sources(config)
-    fmt = resolve_format(config, sources["train"].columns)
-    for name, source in sources.items():
-        _check_records(name, source, fmt, config)
-    if max_train_examples is not None and max_train_examples < len(sources["train"].records):
-        sources["train"] = sources["train"].take(list(range(max_train_examples)))
-    held = sources["validation"]
-    if max_validation_examples is not None and max_validation_examples < len(held.records):
-        sources["validation"] = held.take(list(range(max_validation_examples)))
+    sources, fmt = _read_checked(config, max_train_examples, max_validation_examples)
     fields = fmt.fields()
     tokenize_record, template = _tokenizer_of(fmt, tokenizer, tokenization)
-    tokenized = {name: _tokenized(name, source, tokenize_record)
-                 for name, source in sources.items()}  # fmt: skip
+    tokenized = {n: _tokenized(n, source, tokenize_record) for n, source in sources.items()}
     dropped = _drop_long(tokenized, sources, config)
     train_records = None
     if tokenization == "trl":
-        from hptune.train.trl_data import trl_record
-
         train_records = [trl_record(fmt, r, tokenizer) for r in sources["train"].records]
-    tables = {
-        name: datasets.Dataset.from_dict(
-            {
-                "input_ids": [t.input_ids for t in rows],
-                "attention_mask": [[1] * len(t.input_ids) for t in rows],
-                "labels": [t.labels for t in rows],
-            }
-        )
-        for name, rows in tokenized.items()
-    }
+    tables = {name: _table(rows) for name, rows in tokenized.items()}
     validation = tokenized["validation"]
-    chosen = list(range(len(validation)))
-    if eval_samples is not None and eval_samples < len(chosen):
-        chosen = sorted(random.Random(EVAL_SUBSET_SEED).sample(chosen, eval_samples))
+    chosen = _scored_subset(len(validation), eval_samples)
     test = tokenized.get("test", [])
     records = {name: source.records for name, source in sources.items()}
     return PreparedData(
@@ -237,6 +215,41 @@ def prepare_data(
         train_records=train_records,
         trl_chat_template=template,
         longest=max(len(t.input_ids) for rows in tokenized.values() for t in rows),
+    )
+
+
+def _scored_subset(n_validation: int, eval_samples: int | None) -> list[int]:
+    """The validation examples text metrics score: a seeded subset (the same for every
+    trial) of ``eval_samples``, or all."""
+    chosen = list(range(n_validation))
+    if eval_samples is not None and eval_samples < len(chosen):
+        chosen = sorted(random.Random(EVAL_SUBSET_SEED).sample(chosen, eval_samples))
+    return chosen
+
+
+def _read_checked(
+    config: DataConfig, max_train: int | None, max_validation: int | None
+) -> tuple[dict[str, Source], DataFormat]:
+    """Every split read, its format resolved and each record checked; then only the first
+    ``max_train`` / ``max_validation`` records kept (all with None)."""
+    sources = read_sources(config)
+    fmt = resolve_format(config, sources["train"].columns)
+    for name, source in sources.items():
+        _check_records(name, source, fmt, config)
+    for split, limit in (("train", max_train), ("validation", max_validation)):
+        if limit is not None and limit < len(sources[split].records):
+            sources[split] = sources[split].take(list(range(limit)))
+    return sources, fmt
+
+
+def _table(rows: list[Tokenized]) -> Any:
+    """A split's tokens as a ``datasets.Dataset``: input ids, attention mask, labels."""
+    return datasets.Dataset.from_dict(
+        {
+            "input_ids": [t.input_ids for t in rows],
+            "attention_mask": [[1] * len(t.input_ids) for t in rows],
+            "labels": [t.labels for t in rows],
+        }
     )
 
 
@@ -265,8 +278,6 @@ def _tokenizer_of(
     template TRL is to train with (None when hptune's rules apply or no template is used)."""
     if tokenization != "trl":
         return (lambda record: tokenize(fmt.render(record, tokenizer), tokenizer)), None
-    from hptune.train.trl_data import training_template, trl_record, trl_tokenize
-
     conversations = getattr(fmt, "conversations", None)
     template = conversations.chat_template if conversations is not None else None
     if fmt.name == "chat":

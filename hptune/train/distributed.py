@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hptune.train._parallel import broadcast, is_data_parallel
+from hptune.train.backends import make_runner
 
 if TYPE_CHECKING:
     from hptune.config import TuneConfig
@@ -34,8 +35,6 @@ def run_data_parallel(
     """
     import torch
     from accelerate import PartialState
-
-    from hptune.train.backends import make_runner
 
     # Joins the process group: NCCL on GPUs; gloo on CPUs (where `cpu` must be said).
     state = PartialState(cpu=not torch.cuda.is_available())

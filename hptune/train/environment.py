@@ -7,6 +7,8 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from hptune.train.arguments import mixed_precision
+
 __all__ = ["LIBRARIES", "describe_environment"]
 
 #: The libraries whose versions change what a trial computes.
@@ -44,8 +46,6 @@ def describe_environment() -> dict[str, Any]:
         )
     else:
         device = f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    from hptune.train.arguments import mixed_precision
-
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from hptune.train.model import model_source
+
 if TYPE_CHECKING:
     from hptune.config import MethodConfig, ModelConfig
 
@@ -159,8 +161,9 @@ class MemoryModel:
         trained together (``training.seeds_together``), K adapters with their gradients and
         optimizer states, and K sub-batches' activations, over the one base."""
         if batch_size < 1 or seeds < 1:
-            raise ValueError(f"batch_size and seeds must be at least 1, got {batch_size=}, "
-                             f"{seeds=}")  # fmt: skip
+            raise ValueError(
+                f"batch_size and seeds must be at least 1, got {batch_size=}, {seeds=}"
+            )
         adapters = (seeds - 1) * self.optimizer_and_gradients
         return self.fixed + adapters + seeds * batch_size * self.per_example
 
@@ -209,8 +212,6 @@ def _count_parameters(model: ModelConfig, method: MethodConfig) -> tuple[Any, in
 
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from hptune.train.model import model_source
 
     path, options = model_source(model)
     config = AutoConfig.from_pretrained(path, **options)

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from hptune._signals import raise_if_interrupted
 from hptune.exceptions import ConfigError
+from hptune.train._imports import import_function, where_raised
 
 __all__ = [
     "BUILTIN_TEXT_METRICS",
@@ -167,8 +168,6 @@ def resolve_metric(metric: Any, search_dir: str | None = None) -> TextMetric:
         return cast(TextMetric, metric)
     if metric in BUILTIN_TEXT_METRICS:
         return BUILTIN_TEXT_METRICS[metric]
-    from hptune.train._imports import import_function
-
     signature = "(predictions: list[str], references: list[str]) -> float"
     fn = import_function(str(metric), search_dir, key="objective.metric", signature=signature)
     return cast(TextMetric, fn)
@@ -188,8 +187,6 @@ def score_answers(
     try:
         value = fn(list(predictions), list(references))
     except Exception as exc:  # the user's function: any error it raises, told as theirs
-        from hptune.train._imports import where_raised
-
         raise ConfigError(
             f"objective.metric {name}: the function raised {type(exc).__name__}: {exc}"
             f"{where_raised(exc)}, called with predictions and references, two lists of "

@@ -9,7 +9,7 @@ from typing import Any
 
 from hptune.config import MethodConfig, ModelConfig
 from hptune.demo import resolve_demo_path
-from hptune.exceptions import ModelError, UnsupportedError
+from hptune.exceptions import ConfigError, ModelError, UnsupportedError
 
 __all__ = [
     "add_adapter",
@@ -119,8 +119,6 @@ def check_context(config: ModelConfig, max_length: int, longest: int) -> None:
     context = model_context(config)
     if context is None or max_length <= context:
         return
-    from hptune.exceptions import ConfigError
-
     over = (
         f"the longest example has {longest} tokens, more than the model reads: lower "
         f"data.max_length to at most {context} and set data.drop_long: true to leave the "

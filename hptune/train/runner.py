@@ -2,29 +2,40 @@
 run, and the measurement at the end of each epoch that the decisions are taken on.
 
 A backend (`hptune.train.loop.Runner`, hptune's own Accelerate loop;
-`hptune.train.trainer.TrainerRunner`, a transformers ``Trainer`` or TRL
-``SFTTrainer``; `hptune.train.user.FunctionRunner`, the user's own training) only
-implements `RunnerBase.train`. Validation is always measured here, the same way, so
+`hptune.train.trainer.TrainerRunner`, a transformers ``Trainer``;
+`hptune.train.sft.SFTRunner`, TRL's ``SFTTrainer``; `hptune.train.user.FunctionRunner`, the
+user's own training) declares what it can do (``declared``, from `hptune.config._backends`)
+and implements `RunnerBase.train_job`. Validation is always measured here, the same way, so
 trials trained by different backends are scored alike.
 """
 
 from __future__ import annotations
 
+import copy
 import gc
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from hptune._lazy import torch, transformers
 from hptune.config import TuneConfig
+from hptune.config._backends import Declared
 from hptune.hparams import HParams
+from hptune.train._eval_loaders import EvalLoaders, eval_loaders
 from hptune.train._looks import EpochLooks
 from hptune.train._parallel import broadcast, is_main_process
-from hptune.train._results import EpochCallback, EpochMetrics, RunResult
-from hptune.train.checkpoints import remove_leftovers, retain_best_and_last, save_checkpoint
+from hptune.train._results import EpochCallback, EpochMetrics, RunJob, RunResult
+from hptune.train.checkpoints import (
+    checkpoint_path,
+    remove_leftovers,
+    retain_best_and_last,
+    save_checkpoint,
+)
 from hptune.train.data import PreparedData, prepare_data
+from hptune.train.memory import probe_peak_memory
 from hptune.train.metrics import evaluate_loss, generate_answers, resolve_metric, score_answers
 from hptune.train.model import (
     add_adapter,
@@ -35,7 +46,7 @@ from hptune.train.model import (
     load_tokenizer,
 )
 
-__all__ = ["EXPLODED_VALIDATION", "RunnerBase"]
+__all__ = ["EXPLODED_VALIDATION", "EvalLoaders", "RunnerBase"]
 
 #: A validation loss this many times the one before training ends the run as diverged
 #: (the same threshold as `hptune.diagnose`).
@@ -56,17 +67,19 @@ class RunnerBase(ABC):
         UnsupportedError: The method cannot run on this machine.
     """
 
-    #: The backend's name, as ``training.backend`` spells it.
-    backend = "accelerate"
+    #: What the backend can do, declared where the configuration reads it too
+    #: (`hptune.config._backends`): its name, tokenization, seeds together, the keys it
+    #: honours. Every backend class sets its own.
+    declared: ClassVar[Declared]
     #: What trains the runs, in the study's setup: runs are mixed in one study only when
     #: they train alike (hptune's loop, the Trainer and the SFTTrainer do; a user's hook may
     #: not; hptune's loop before it trained as the Trainer did not).
     trains_as = "trainer-equivalent"
-    #: Whether it can train a trial's seeds together (``training.seeds_together``).
-    stacks_seeds = False
 
     def __init__(self, config: TuneConfig, *, check_method: bool = True) -> None:
         self.config = config
+        #: The backend's name, as ``training.backend`` spells it (recorded with the run).
+        self.backend = self.declared.name
         #: Set on process 0 of a data-parallel launch: it tells the others what to train.
         self.leader = False
         #: A LoRA run's frozen base model, kept across runs and seeds: each run adds a fresh
@@ -108,13 +121,10 @@ class RunnerBase(ABC):
         Returns:
             A shallow copy with ``config``.
         """
-        import copy
-
         twin = copy.copy(self)
         twin.config = config
         return twin
 
-    @abstractmethod
     def train(
         self,
         hp: HParams,
@@ -142,6 +152,21 @@ class RunnerBase(ABC):
                 ``training.checkpoints`` is on, tracker logs under ``<output_dir>/logs``.
             resume_from: The checkpoint directory of an interrupted run of the same
                 configuration and seed, for backends that can go on from it.
+
+        Returns:
+            Each epoch's metrics, and whether the run diverged or was stopped early.
+        """
+        checkpoint_dir = self.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
+        job = RunJob(hp, seed, on_epoch, evaluate_test, run_name, resume_from, checkpoint_dir)
+        return self.train_job(job)
+
+    @abstractmethod
+    def train_job(self, job: RunJob) -> RunResult:
+        """Train one run (`train` has told the other processes and cleared its checkpoint
+        directory); what each backend implements.
+
+        Args:
+            job: The run: its configuration, seed, callback and checkpoint directory.
 
         Returns:
             Each epoch's metrics, and whether the run diverged or was stopped early.
@@ -193,8 +218,8 @@ class RunnerBase(ABC):
         """
         method = self.config.method
         if hp is not None and (hp.lora_r is not None or hp.lora_alpha is not None):
-            method = method.model_copy(update={"r": hp.lora_r or method.r,
-                                               "alpha": hp.lora_alpha or method.alpha})  # fmt: skip
+            update = {"r": hp.lora_r or method.r, "alpha": hp.lora_alpha or method.alpha}
+            method = method.model_copy(update=update)
         if not self._reuses_base():
             model = load_model(self.config.model, method)
         else:
@@ -209,8 +234,6 @@ class RunnerBase(ABC):
 
     def release_run_model(self, model: Any) -> None:
         """Free a finished run's model; a reused base keeps its weights, without the adapter."""
-        import torch
-
         if self._reuses_base() and hasattr(model, "unload"):
             self._base = model.unload()  # the adapter's layers out, the base as loaded
         gc.collect()
@@ -221,37 +244,15 @@ class RunnerBase(ABC):
 
     def collator(self) -> Any:
         """Pads input ids and labels (``-100`` on padding) of a batch."""
-        from transformers import DataCollatorForSeq2Seq
-
-        return DataCollatorForSeq2Seq(self.tokenizer, padding=True, label_pad_token_id=-100)
+        return transformers.DataCollatorForSeq2Seq(
+            self.tokenizer, padding=True, label_pad_token_id=-100
+        )
 
     def eval_loaders(self, hp: HParams, device: Any, *, test: bool) -> EvalLoaders:
         """The validation (and, with ``test``, test) batches of a run, on ``device``."""
-        import torch
-        from torch.utils.data import DataLoader
-
-        collate = self.collator()
-        size = max(hp.batch_size, 16)
-
-        def on_device(dataset: Any, batch_size: int, fixed: bool) -> _OnDevice:
-            # A fixed generator keeps iterating it off the global random state, which drives
-            # dropout. The validation loader draws from the global state on purpose: so does
-            # the Trainer's, and the two backends then train alike.
-            generator = torch.Generator().manual_seed(0) if fixed else None
-            loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate,
-                                generator=generator)  # fmt: skip
-            return _OnDevice(loader, device)
-
-        return EvalLoaders(
-            validation=on_device(self.data.validation, size, fixed=False),
-            # Every run starts from the same function (the pretrained model; a new LoRA
-            # adapter adds exactly zero), so it is measured once per runner, at batch 16.
-            initial=on_device(self.data.validation, 16, fixed=True),
-            test=(
-                on_device(self.data.test, size, fixed=True)
-                if test and self.data.test is not None
-                else None
-            ),
+        test_split = self.data.test if test else None
+        return eval_loaders(
+            self.data.validation, test_split, self.collator(), hp.batch_size, device
         )
 
     def initial_loss(self, model: Any, loaders: EvalLoaders) -> float:
@@ -345,19 +346,15 @@ class RunnerBase(ABC):
         """Where a run's epoch checkpoints go, or None when they are off."""
         if not self.config.training.checkpoints or run_name is None:
             return None
-        return Path(self.config.output_dir) / "checkpoints" / run_name / f"seed-{seed}"
+        return checkpoint_path(self.config.output_dir, run_name, seed)
 
     def probe_memory(self, batch_sizes: list[int]) -> dict[int, float]:
         """Peak GPU memory of one training step per batch size, on the longest examples.
 
         Returns an empty dict without CUDA. The probed model is freed afterwards.
         """
-        import torch
-
         if not torch.cuda.is_available():
             return {}
-        from hptune.train.memory import probe_peak_memory
-
         collate = self.collator()
         lengths = [len(ids) for ids in self.data.train["input_ids"]]
         longest = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -376,24 +373,3 @@ class RunnerBase(ABC):
             del model
             gc.collect()
             torch.cuda.empty_cache()
-
-
-class EvalLoaders:
-    """A run's evaluation batches: validation, the pre-training measure, and test."""
-
-    def __init__(self, validation: Any, initial: Any, test: Any) -> None:
-        self.validation = validation
-        self.initial = initial
-        self.test = test
-
-
-class _OnDevice:
-    """Iterate a DataLoader with each batch moved to ``device``."""
-
-    def __init__(self, loader: Any, device: Any) -> None:
-        self.loader = loader
-        self.device = device
-
-    def __iter__(self) -> Any:
-        for batch in self.loader:
-            yield {k: v.to(self.device) for k, v in batch.items()}

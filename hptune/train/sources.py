@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hptune.config import SPLIT_ALIASES
+from hptune.config._data import folder_as_file
 from hptune.demo import resolve_demo_path
 from hptune.exceptions import DataError
 
@@ -173,8 +174,6 @@ def _load_named_dataset(name: str) -> Any:
 def _read_file(split: str, value: str) -> Source:
     path = Path(resolve_demo_path(value)).expanduser()
     if path.is_dir():
-        from hptune.config._data import folder_as_file
-
         raise DataError(folder_as_file(split, path))
     if path.suffix.lower() not in SUFFIXES:
         raise DataError(
@@ -234,6 +233,18 @@ def _is_json_lines(text: str) -> bool:
     return False
 
 
+def _parsed(text: str, where: str, expected: str, *, line_of_error: bool) -> Any:
+    """``text`` as JSON; a DataError says where it is not (with the error's line, when
+    ``where`` is a whole file's) and what was expected."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = f"{where}:{exc.lineno}" if line_of_error else where
+        raise DataError(
+            f"{at}: not valid JSON ({exc.msg} at column {exc.colno}); {expected}"
+        ) from None
+
+
 def _json_lines(text: str, where: str) -> list[tuple[int | str, dict[str, Any]]]:
     records: list[tuple[int | str, dict[str, Any]]] = []
     # split on newlines only: JSON strings may hold U+2028 and other characters that
@@ -241,26 +252,16 @@ def _json_lines(text: str, where: str) -> list[tuple[int | str, dict[str, Any]]]
     for line, content in enumerate(text.split("\n"), 1):
         if not content.strip():
             continue
-        try:
-            record = json.loads(content)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{where}:{line}: not valid JSON ({exc.msg} at column {exc.colno}); each line "
-                "must be one JSON object"
-            ) from None
+        at = f"{where}:{line}"
+        record = _parsed(content, at, "each line must be one JSON object", line_of_error=False)
         _check_object(record, f"{where}:{line}")
         records.append((line, record))
     return records
 
 
 def _json_array(text: str, where: str) -> list[tuple[int | str, dict[str, Any]]]:
-    try:
-        loaded = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{where}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); the "
-            "file must be one JSON array of objects, or JSON Lines"
-        ) from None
+    expected = "the file must be one JSON array of objects, or JSON Lines"
+    loaded = _parsed(text, where, expected, line_of_error=True)
     if isinstance(loaded, dict):  # {"data": [...]}, as some exports write it; else one record
         lists = [v for v in loaded.values() if isinstance(v, list)]
         # {"messages": [...]} is one chat record: its turns are no records of their own.

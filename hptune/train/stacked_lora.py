@@ -137,8 +137,10 @@ def lora_layers(model: nn.Module) -> list[tuple[str, Any]]:
         adapter = layer.active_adapters[0]
         plain = adapter in layer.lora_A and not getattr(layer, "lora_variant", {}).get(adapter)
         if not plain or getattr(layer, "lora_bias", {}).get(adapter):
-            raise ValueError(f"{name}: only plain LoRA linear adapters (no DoRA, no LoRA bias, "
-                             "no embedding) train together")  # fmt: skip
+            raise ValueError(
+                f"{name}: only plain LoRA linear adapters (no DoRA, no LoRA bias, "
+                "no embedding) train together"
+            )
     return layers
 
 
@@ -182,8 +184,12 @@ class StackedAdapters:
         weights = []
         for _, layer in lora_layers(model):
             adapter = layer.active_adapters[0]
-            weights.append((layer.lora_A[adapter].weight.detach().clone(),
-                            layer.lora_B[adapter].weight.detach().clone()))  # fmt: skip
+            weights.append(
+                (
+                    layer.lora_A[adapter].weight.detach().clone(),
+                    layer.lora_B[adapter].weight.detach().clone(),
+                )
+            )
         return weights
 
     def parameters(self) -> list[nn.Parameter]:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from hptune.presets import GPUS, SITUATIONS
+from hptune.train.memory import MemoryModel
 
 if TYPE_CHECKING:
     from hptune.config import ModelConfig, TuneConfig
-    from hptune.train.memory import MemoryModel
     from hptune.train.runner import RunnerBase
 
 #: The share of a GPU's peak FLOPS a fine-tuning step is taken to use for a throughput
@@ -151,17 +151,23 @@ def resolve_target(config: TuneConfig) -> Target:
         if torch.cuda.is_available():
             props = torch.cuda.get_device_properties(torch.cuda.current_device())
             memory = round(props.total_memory / 2**30, 1)
-            target = Target("cuda", f"{props.name} (this machine)", memory,
-                            torch.cuda.is_bf16_supported(), "this machine",
-                            _known_tflops(props.name))  # fmt: skip
+            target = Target(
+                "cuda",
+                f"{props.name} (this machine)",
+                memory,
+                torch.cuda.is_bf16_supported(),
+                "this machine",
+                _known_tflops(props.name),
+            )
         elif device == "cuda":
             target = Target("cuda", "cuda", None, True, "training.device")
         else:
             target = Target("cpu", "cpu (this machine)", None, False, "this machine")
     if training.gpu_memory_gb is not None:
         source = f"{target.source}; memory from training.gpu_memory_gb"
-        return Target(target.kind, target.name, training.gpu_memory_gb, target.bf16, source,
-                      target.tflops)  # fmt: skip
+        return Target(
+            target.kind, target.name, training.gpu_memory_gb, target.bf16, source, target.tflops
+        )
     return target
 
 
@@ -262,8 +268,6 @@ def memory_model(
         The model, at the target's dtype and the longest training example (with packing,
         ``data.max_length``: a packed row fills it).
     """
-    from hptune.train.memory import MemoryModel
-
     target = target or resolve_target(config)
     # Packed rows (TRL's packing) fill data.max_length whatever the examples' lengths; a
     # space that may search packing on plans for packed rows.

@@ -19,19 +19,36 @@ training) until every seed stops.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hptune._lazy import LazyImport, accelerate_data_loader, accelerate_utils, torch, torch_data
 from hptune._signals import raise_if_interrupted
+from hptune.config._together import trains_together as configured
+from hptune.hparams import HParams
 from hptune.train._divergence import DivergenceWatch
+from hptune.train._eval_loaders import EvalLoaders
+from hptune.train._parallel import is_data_parallel
 from hptune.train._results import EpochCallback, RunResult
-from hptune.train.loop import _targets, _windows  # the loop's own window and target rules
+from hptune.train.arguments import mixed_precision, run_args
+from hptune.train.runner import RunnerBase
+from hptune.train.steps import (
+    accepts_loss_kwargs,
+    build_adamw,
+    build_scheduler,
+    make_accelerator,
+    targets,
+    windows,
+)
+from hptune.train.target import memory_check
 
 if TYPE_CHECKING:
-    from hptune.hparams import HParams
-    from hptune.train.runner import RunnerBase
+    from hptune.train import stacked_lora
+else:
+    # Its layers subclass torch's nn.Module: importing it imports torch, which importing this
+    # module (for `seeds_per_step`, when a run is planned) must not.
+    stacked_lora = LazyImport("hptune.train.stacked_lora")
 
 __all__ = ["seeds_per_step", "train_together", "trains_together"]
 
@@ -49,12 +66,9 @@ def trains_together(runner: RunnerBase, seeds: Sequence[int]) -> bool:
     Returns:
         True when they train together.
     """
-    from hptune.config._together import trains_together as configured
-    from hptune.train._parallel import is_data_parallel
-    from hptune.train.arguments import mixed_precision
-
     config = runner.config
-    stacks = getattr(runner, "stacks_seeds", False)  # a runner of your own may not say
+    declared = getattr(runner, "declared", None)  # a runner of your own may not say
+    stacks = declared is not None and declared.seeds_together
     wanted = configured(config.method, config.training, len(seeds))
     # float16's loss scaling is one scaler for all: an overflow in one seed would skip all
     alone = is_data_parallel() or mixed_precision() == "fp16"
@@ -76,11 +90,10 @@ def seeds_per_step(runner: RunnerBase, hp: HParams, seeds: Sequence[int]) -> int
     """
     if not trains_together(runner, seeds):
         return 1
-    from hptune.train.target import memory_check
-
     check = memory_check(runner.config, runner)  # None: no limit (a CPU without a stand-in)
-    fitting = [k for k in range(2, len(seeds) + 1)
-               if check is None or check.fits(hp.batch_size, seeds=k)]  # fmt: skip
+    fitting = [
+        k for k in range(2, len(seeds) + 1) if check is None or check.fits(hp.batch_size, seeds=k)
+    ]
     return max(fitting, default=1)
 
 
@@ -108,43 +121,17 @@ def train_together(
     Returns:
         Each seed's run, in the order of ``seeds``.
     """
-    import torch
-    from accelerate import Accelerator
-    from transformers import get_scheduler
-
-    from hptune.train.arguments import mixed_precision, scheduler_kwargs
-    from hptune.train.loop import accepts_loss_kwargs, build_adamw
-
-    training = runner.config.training
-    accelerator = Accelerator(mixed_precision=mixed_precision(), cpu=not torch.cuda.is_available())
-    accelerator.gradient_state.sync_gradients = True  # as the loop: it accumulates itself
-    dirs = [runner.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
-            for seed in seeds]  # fmt: skip
+    accelerator = make_accelerator()
+    dirs = [
+        runner.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name) for seed in seeds
+    ]
     loaders = runner.eval_loaders(hp, accelerator.device, test=evaluate_test)
     results = [RunResult(seed=s) for s in seeds]
     built: list[Any] = []  # the peft model and its stack, once loaded: released in any case
     try:
-        stack = _stack(runner, hp, seeds, accelerator.device, built)
-        trained = stack.stacked()
-        optimizer = build_adamw(trained, hp, training.optim, {**training.args, **dict(hp.args)})
-        trained, optimizer = accelerator.prepare(trained, optimizer)
-        # measured as the loop measures it: after prepare (its autocast), before any step
-        initial = runner.initial_loss(stack.seed_model(0), loaders)
-        for result in results:
-            result.initial_eval_loss = initial
-        stack.stacked()
-        data = _SeedData(runner, hp, seeds)
-        steps = math.ceil(len(data) / hp.gradient_accumulation_steps) * hp.epochs
-        scheduler = get_scheduler(
-            hp.scheduler, optimizer=optimizer, num_warmup_steps=math.ceil(hp.warmup_ratio * steps),
-            num_training_steps=steps, scheduler_specific_kwargs=scheduler_kwargs(
-                hp.scheduler, {**training.args, **dict(hp.args)}.get("lr_scheduler_kwargs")),
-        )  # fmt: skip
-        loop = _Loop(runner, hp, stack, optimizer, scheduler, data, results,
-                     [DivergenceWatch(start=initial) for _ in seeds], accelerator)  # fmt: skip
-        loop.loss_kwargs = accepts_loss_kwargs(stack.model)
+        loop = _start(runner, hp, seeds, accelerator, loaders, results, built)
         for epoch in range(1, hp.epochs + 1):
-            if not loop.epoch(epoch, trained):
+            if not loop.epoch(epoch):
                 break
             if not loop.close(epoch, loaders, on_epoch, dirs, stopped):
                 break
@@ -157,28 +144,56 @@ def train_together(
     return results
 
 
-def _stack(runner: RunnerBase, hp: HParams, seeds: Sequence[int], device: Any,
-           built: list[Any]) -> Any:  # fmt: skip
+def _start(
+    runner: RunnerBase,
+    hp: HParams,
+    seeds: Sequence[int],
+    accelerator: Any,
+    loaders: EvalLoaders,
+    results: list[RunResult],
+    built: list[Any],
+) -> _Loop:
+    """The stack built and prepared with its optimizer and schedule, where it starts
+    measured (after prepare, its autocast, before any step, as the loop measures it)."""
+    training = runner.config.training
+    stack = _stack(runner, hp, seeds, accelerator.device, built)
+    args = run_args(runner.config, hp)
+    trained = stack.stacked()
+    optimizer = build_adamw(trained, hp, training.optim, args)
+    trained, optimizer = accelerator.prepare(trained, optimizer)
+    initial = runner.initial_loss(stack.seed_model(0), loaders)
+    for result in results:
+        result.initial_eval_loss = initial
+    stack.stacked()
+    data = _SeedData(runner, hp, seeds)
+    scheduler = build_scheduler(optimizer, hp, len(data), args)
+    watches = [DivergenceWatch(start=initial) for _ in seeds]
+    prepared = (trained, optimizer, scheduler)
+    loop = _Loop(runner, hp, stack, prepared, data, results, watches, accelerator)
+    loop.loss_kwargs = accepts_loss_kwargs(stack.model)
+    return loop
+
+
+def _stack(
+    runner: RunnerBase, hp: HParams, seeds: Sequence[int], device: Any, built: list[Any]
+) -> Any:
     """The seeds' adapters stacked on one peft model, each initialised as its own run's (the
     global random state seeded, then the adapter built); ``built`` gets the model, then the
     stack, as soon as each exists (the caller releases them whatever fails)."""
-    import torch
-    from accelerate.utils import set_seed
-
-    from hptune.train.stacked_lora import SeedStreams, StackedAdapters
-
     adapters = []
     for seed in seeds:
         if built:
             runner.release_run_model(built.pop())  # one model at a time, even at the peak
-        set_seed(seed)
+        accelerate_utils.set_seed(seed)
         built.append(runner.load_run_model(hp))
-        adapters.append(StackedAdapters.adapter_of(built[0]))
+        adapters.append(stacked_lora.StackedAdapters.adapter_of(built[0]))
     model = built[0].to(device)
-    streams = SeedStreams([torch.Generator(device).manual_seed(s) for s in seeds])
+    streams = stacked_lora.SeedStreams([torch.Generator(device).manual_seed(s) for s in seeds])
     on_device = [[(a.to(device), b.to(device)) for a, b in seed] for seed in adapters]
-    built.append(StackedAdapters(model, on_device, streams))
-    set_seed(seeds[0])  # the base's own dropout, if it has any, draws from the global state
+    built.append(stacked_lora.StackedAdapters(model, on_device, streams))
+    accelerate_utils.set_seed(
+        seeds[0]
+    )  # the base's own dropout, if it has any, draws from the global state
     return built[1]
 
 
@@ -186,19 +201,21 @@ class _SeedData:
     """Each seed's training batches, in its own order, zipped: one tuple of K per step."""
 
     def __init__(self, runner: RunnerBase, hp: HParams, seeds: Sequence[int]) -> None:
-        from accelerate.data_loader import SeedableRandomSampler
-        from torch.utils.data import DataLoader
-
-        self.samplers = [SeedableRandomSampler(runner.data.train, data_seed=s) for s in seeds]
+        train = runner.data.train
+        self.samplers = [
+            accelerate_data_loader.SeedableRandomSampler(train, data_seed=s) for s in seeds
+        ]
         collate = runner.collator()
-        self.loaders = [DataLoader(runner.data.train, batch_size=hp.batch_size, sampler=sampler,
-                                   collate_fn=collate) for sampler in self.samplers]  # fmt: skip
+        self.loaders = [
+            torch_data.DataLoader(train, batch_size=hp.batch_size, sampler=s, collate_fn=collate)
+            for s in self.samplers
+        ]
         self.pad_id = runner.tokenizer.pad_token_id or 0
 
     def __len__(self) -> int:
         return len(self.loaders[0])
 
-    def epoch(self, epoch: int, device: Any) -> Any:
+    def epoch(self, epoch: int, device: Any) -> Iterator[list[dict[str, Any]]]:
         """The epoch's steps: each a list of K batches (seed order), on ``device``."""
         for sampler in self.samplers:
             sampler.set_epoch(epoch - 1)
@@ -209,33 +226,38 @@ class _SeedData:
 class _Loop:
     """The stacked training loop's state across epochs."""
 
-    def __init__(self, runner: RunnerBase, hp: HParams, stack: Any, optimizer: Any,
-                 scheduler: Any, data: _SeedData, results: list[RunResult],
-                 watches: list[DivergenceWatch], accelerator: Any) -> None:  # fmt: skip
-        self.runner, self.hp, self.stack = runner, hp, stack
-        self.optimizer, self.scheduler, self.data = optimizer, scheduler, data
+    def __init__(
+        self,
+        runner: RunnerBase,
+        hp: HParams,
+        stack: Any,
+        prepared: tuple[Any, Any, Any],
+        data: _SeedData,
+        results: list[RunResult],
+        watches: list[DivergenceWatch],
+        accelerator: Any,
+    ) -> None:
+        self.runner, self.hp, self.stack, self.data = runner, hp, stack, data
+        #: The stacked model and its optimizer, as Accelerate prepared them, and the schedule.
+        self.model, self.optimizer, self.scheduler = prepared
         self.results, self.watches, self.accelerator = results, watches, accelerator
         self.active = [True] * len(results)
         self.train_losses: list[float] = [0.0] * len(results)
         self.loss_kwargs = True  # whether the model takes num_items_in_batch (the loop's test)
 
-    def epoch(self, epoch: int, model: Any) -> bool:
+    def epoch(self, epoch: int) -> bool:
         """Train one epoch of every seed; False when a seed diverged (the trial ends)."""
-        import torch
-
-        from hptune.train.stacked_lora import clip_per_seed
-
-        k, hp = len(self.results), self.hp
+        k, hp, model = len(self.results), self.hp, self.model
         model.train()
         start = time.perf_counter()
         sums = torch.zeros(k, dtype=torch.float64, device=self.accelerator.device)
         n_steps = 0
         try:
-            for window in _windows(self.data.epoch(epoch, self.accelerator.device),
-                                   hp.gradient_accumulation_steps):  # fmt: skip
+            steps = self.data.epoch(epoch, self.accelerator.device)
+            for window in windows(steps, hp.gradient_accumulation_steps):
                 # each seed's loss: the mean over every target token of its own window
-                n_items = torch.stack([sum(_targets(step[s]) for step in window)
-                                       for s in range(k)]).clamp(min=1)  # fmt: skip
+                own = [sum(targets(step[s]) for step in window) for s in range(k)]
+                n_items = torch.stack(own).clamp(min=1)
                 for micro, step in enumerate(window, start=1):
                     raise_if_interrupted()
                     losses, token_sums = self._backward(model, step, n_items, len(window))
@@ -243,7 +265,7 @@ class _Loop:
                     if not self._watch(step, token_sums, epoch, micro):
                         return False
                 if hp.max_grad_norm:
-                    clip_per_seed(self.stack.parameters(), hp.max_grad_norm)
+                    stacked_lora.clip_per_seed(self.stack.parameters(), hp.max_grad_norm)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad()
@@ -263,26 +285,22 @@ class _Loop:
         """One forward and backward over the K sub-batches: each seed's share of its
         window's mean token loss (a seed stopped early adds nothing), as the loop's; and each
         seed's token loss sum over its sub-batch, for the divergence watch."""
-        import torch
-
-        from hptune.train.stacked_lora import stacked_batch
-
-        batch = stacked_batch(step, self.data.pad_id)
+        batch = stacked_lora.stacked_batch(step, self.data.pad_id)
         if self.stack.streams is not None:  # each seed's masks at its own batch's length
             self.stack.streams.new_step([int(sub["input_ids"].shape[1]) for sub in step])
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         k = len(step)
         # the labels shifted, not the logits (no copy of them), as transformers' causal-LM loss
-        targets = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=-100)
+        shifted = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=-100)
         logits = logits.float()
         tokens = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+            logits.reshape(-1, logits.shape[-1]), shifted.reshape(-1), reduction="none"
         ).reshape(k, -1)
         sums = tokens.sum(dim=1)
         if self.loss_kwargs:  # token sum / the window's tokens
             losses = sums / n_items
         else:  # a model without loss kwargs: its batch mean, as the Trainer (and the loop)
-            own = torch.stack([_targets(sub) for sub in step]).clamp(min=1)
+            own = torch.stack([targets(sub) for sub in step]).clamp(min=1)
             losses = sums / own / window
         active = torch.tensor(self.active, device=losses.device, dtype=losses.dtype)
         self.accelerator.backward((losses * active).sum())
@@ -297,15 +315,21 @@ class _Loop:
         for s, (sub, watch) in enumerate(zip(step, self.watches, strict=True)):
             if not self.active[s]:
                 continue
-            why = watch.update(float(token_sums[s]) / max(int(_targets(sub)), 1))
+            why = watch.update(float(token_sums[s]) / max(int(targets(sub)), 1))
             if why is not None:
                 self.results[s].diverged = True
                 self.results[s].diverged_at = f"epoch {epoch}, step {micro} ({why})"
                 return False
         return True
 
-    def close(self, epoch: int, loaders: Any, on_epoch: Sequence[EpochCallback | None],
-              dirs: Sequence[Any], stopped: Callable[[], bool] | None) -> bool:  # fmt: skip
+    def close(
+        self,
+        epoch: int,
+        loaders: EvalLoaders,
+        on_epoch: Sequence[EpochCallback | None],
+        dirs: Sequence[Any],
+        stopped: Callable[[], bool] | None,
+    ) -> bool:
         """Each active seed's epoch measured, checkpointed and reported as its own run's;
         False when no seed goes on (each stopped, one diverged, or the trial pruned)."""
         learning_rate = self.scheduler.get_last_lr()[0]
@@ -313,11 +337,13 @@ class _Loop:
             if not self.active[s]:
                 continue
             model = self.stack.seed_model(s)
-            metrics = self.runner.measure_epoch(model, loaders, epoch=epoch,
-                                                train_loss=self.train_losses[s],
-                                                learning_rate=learning_rate)  # fmt: skip
-            going_on = self.runner.close_epoch(model, metrics, result, on_epoch[s],
-                                               checkpoint_dir=dirs[s])  # fmt: skip
+            train_loss = self.train_losses[s]
+            metrics = self.runner.measure_epoch(
+                model, loaders, epoch=epoch, train_loss=train_loss, learning_rate=learning_rate
+            )
+            going_on = self.runner.close_epoch(
+                model, metrics, result, on_epoch[s], checkpoint_dir=dirs[s]
+            )
             self.active[s] = going_on
             if result.diverged or (stopped is not None and stopped()):
                 self.stack.stacked()

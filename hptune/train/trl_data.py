@@ -51,8 +51,10 @@ def trl_record(fmt: DataFormat, record: dict[str, Any], tokenizer: Any) -> dict[
     if fmt.name == "prompt_completion":
         prompt, completion = record["prompt"], record["completion"]
         if isinstance(prompt, list):
-            return {"prompt": [_message(m) for m in prompt],
-                    "completion": [_message(m) for m in completion]}  # fmt: skip
+            return {
+                "prompt": [_message(m) for m in prompt],
+                "completion": [_message(m) for m in completion],
+            }
         return {"prompt": prompt, "completion": completion}
     rendered = fmt.render(record, tokenizer)  # alpaca, template: the prompt text, the answer
     first = next(i for i, (_, trained) in enumerate(rendered.pieces) if trained)
@@ -136,12 +138,17 @@ def trl_tokenize(example: dict[str, Any], tokenizer: Any, template: str | None) 
         labels = [t if m else -100 for t, m in zip(ids, mask, strict=True)]
         prompt = _chat(tokenizer, messages[:-1], template, add_generation_prompt=True)
         start = _common_prefix(list(prompt["input_ids"]), ids)
-        return Tokenized(input_ids=ids, labels=labels, prompt_ids=ids[:start],
-                         reference=str(messages[-1]["content"]))  # fmt: skip
+        return Tokenized(
+            input_ids=ids,
+            labels=labels,
+            prompt_ids=ids[:start],
+            reference=str(messages[-1]["content"]),
+        )
     prompt, completion = example["prompt"], example["completion"]
     if isinstance(prompt, list):
-        prompt_ids = list(_chat(tokenizer, prompt, template, add_generation_prompt=True)
-                          ["input_ids"])  # fmt: skip
+        prompt_ids = list(
+            _chat(tokenizer, prompt, template, add_generation_prompt=True)["input_ids"]
+        )
         ids = list(_chat(tokenizer, prompt + completion, template)["input_ids"])
         reference = str(completion[-1]["content"])
     else:
@@ -152,8 +159,13 @@ def trl_tokenize(example: dict[str, Any], tokenizer: Any, template: str | None) 
         reference = completion
     start = _common_prefix(prompt_ids, ids)
     labels = [-100] * start + ids[start:]
-    return Tokenized(input_ids=ids, labels=labels, prompt_ids=ids[:start], reference=reference,
-                     prompt_cut=start < len(prompt_ids))  # fmt: skip
+    return Tokenized(
+        input_ids=ids,
+        labels=labels,
+        prompt_ids=ids[:start],
+        reference=reference,
+        prompt_cut=start < len(prompt_ids),
+    )
 
 
 def _chat(tokenizer: Any, messages: list[Any], template: str | None, **options: Any) -> Any:

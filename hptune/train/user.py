@@ -12,9 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hptune._lazy import torch, transformers
+from hptune.config._backends import TRAIN_FN
 from hptune.exceptions import ConfigError
 from hptune.hparams import HParams
-from hptune.train._results import EpochCallback, EpochMetrics, RunResult
+from hptune.train._results import EpochCallback, EpochMetrics, RunJob, RunResult
 from hptune.train.arguments import training_arguments
 from hptune.train.runner import RunnerBase
 
@@ -64,9 +66,7 @@ class TrialRun:
         Returns:
             A model ready to train, as hptune's own backends start from.
         """
-        from transformers import set_seed
-
-        set_seed(self.seed)
+        transformers.set_seed(self.seed)
         model = self._runner.load_run_model(self.hparams)
         self._models.append(model)
         return model
@@ -79,8 +79,6 @@ class TrialRun:
     def training_keys(self) -> dict[str, Any]:
         """The ``TrainingArguments`` keys of this run: the trial's values, its seed, the
         precision, and hptune's settings (it measures validation itself, saves nothing)."""
-        import torch
-
         config = self._runner.config
         trackers = list(config.training.report_to) if self.run_name is not None else []
         keys = training_arguments(config, self.hparams, self.seed)
@@ -116,9 +114,7 @@ class TrialRun:
         Returns:
             An instance of ``arguments_class``.
         """
-        from transformers import TrainingArguments
-
-        cls = arguments_class or TrainingArguments
+        cls = arguments_class or transformers.TrainingArguments
         return cls(**{**self.training_keys(), **overrides})
 
     def measure(self, model: Any) -> dict[str, float | None]:
@@ -135,12 +131,17 @@ class TrialRun:
         began = time.perf_counter()
         device = next(model.parameters()).device
         loaders = runner.eval_loaders(self.hparams, device, test=self.evaluate_test)
-        metrics = runner.measure_epoch(model, loaders, epoch=0, train_loss=math.nan,
-                                       learning_rate=math.nan)  # fmt: skip
+        metrics = runner.measure_epoch(
+            model, loaders, epoch=0, train_loss=math.nan, learning_rate=math.nan
+        )
         model.train()
         self.measuring_seconds += time.perf_counter() - began
-        return {"eval_loss": metrics.eval_loss, "score": metrics.score,
-                "test_loss": metrics.test_loss, "test_score": metrics.test_score}  # fmt: skip
+        return {
+            "eval_loss": metrics.eval_loss,
+            "score": metrics.score,
+            "test_loss": metrics.test_loss,
+            "test_score": metrics.test_score,
+        }
 
     def report(
         self,
@@ -183,6 +184,21 @@ class TrialRun:
             measured = self.measure(model)
             eval_loss, score = measured["eval_loss"], measured["score"]
             test_loss, test_score = measured["test_loss"], measured["test_score"]
+        checked = self._checked(eval_loss, score)
+        metrics = EpochMetrics(
+            epoch=epoch,
+            train_loss=math.nan if train_loss is None else float(train_loss),
+            eval_loss=checked,
+            score=None if score is None else float(score),
+            learning_rate=math.nan if learning_rate is None else float(learning_rate),
+            test_loss=test_loss,
+            test_score=test_score,
+        )
+        return self._report(metrics)
+
+    def _checked(self, eval_loss: float | None, score: float | None) -> float:
+        """The reported validation loss; a report without the values the objective is scored
+        on is refused."""
         if eval_loss is None:
             raise ConfigError(
                 "TrialRun.report: pass model= (hptune measures it) or eval_loss= (your own "
@@ -193,16 +209,7 @@ class TrialRun:
             raise ConfigError(
                 f"TrialRun.report: the objective is {name}: pass model= or score= as well"
             )
-        metrics = EpochMetrics(
-            epoch=epoch,
-            train_loss=math.nan if train_loss is None else float(train_loss),
-            eval_loss=float(eval_loss),
-            score=None if score is None else float(score),
-            learning_rate=math.nan if learning_rate is None else float(learning_rate),
-            test_loss=test_loss,
-            test_score=test_score,
-        )
-        return self._report(metrics)
+        return float(eval_loss)
 
 
 #: The user's training of one seed of one trial: reports each epoch through ``run.report``
@@ -229,7 +236,7 @@ class FunctionRunner(RunnerBase):
         ConfigError: ``training.eval_steps`` is set (a train_fn reports per epoch).
     """
 
-    backend = "train_fn"
+    declared = TRAIN_FN
     trains_as = "train_fn"
 
     def __init__(self, config: Any, train_fn: TrainFunction, *, check_method: bool = True) -> None:
@@ -242,49 +249,14 @@ class FunctionRunner(RunnerBase):
         super().__init__(config, check_method=check_method)
         self.train_fn = train_fn
 
-    def train(
-        self,
-        hp: HParams,
-        seed: int,
-        on_epoch: EpochCallback | None = None,
-        *,
-        evaluate_test: bool = False,
-        run_name: str | None = None,
-        resume_from: Path | None = None,
-    ) -> RunResult:
-        """Call ``train_fn`` for ``hp`` and ``seed``; see `RunnerBase.train`."""
-        self.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name)
+    def train_job(self, job: RunJob) -> RunResult:
+        """Call ``train_fn`` for one run; see `RunnerBase.train`."""
+        hp, seed = job.hp, job.seed
         if self._initial_eval_loss is None:  # where the loss starts, for the watch and diagnosis
-            import torch
-
-            model = self.load_run_model()
-            if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
-                model.to("cuda")  # measured where the user's run will train
-            device = next(model.parameters()).device
-            self.initial_loss(model, self.eval_loaders(hp, device, test=False))
-            self.release_run_model(model)
-            del model
+            self._measure_initial(hp)
         result = RunResult(seed=seed, initial_eval_loss=self._initial_eval_loss)
-        run = TrialRun(self, hp, seed, evaluate_test=evaluate_test, run_name=run_name)
-        going = [True]
-        started, measuring = time.perf_counter(), [0.0]
-        lengths = self.data.train_lengths
-
-        def report(metrics: EpochMetrics) -> bool:
-            if not going[0]:
-                return False  # already stopped: later reports are ignored
-            began = time.perf_counter()
-            # training time only: neither hptune's validation nor this bookkeeping
-            result.seconds = began - started - measuring[0] - run.measuring_seconds
-            # The user's loop trained on the training split once per epoch (its throughput
-            # is what the batch phase weighs among equivalent batches).
-            result.train_examples = len(lengths) * metrics.epoch
-            result.train_tokens = sum(lengths) * metrics.epoch
-            going[0] = self.close_epoch(None, metrics, result, on_epoch)
-            measuring[0] += time.perf_counter() - began
-            return going[0]
-
-        run._report = report
+        run = TrialRun(self, hp, seed, evaluate_test=job.evaluate_test, run_name=job.run_name)
+        run._report = self._reporter(run, result, job.on_epoch)
         with tempfile.TemporaryDirectory(prefix="hptune-train-fn-") as scratch:
             run.output_dir = scratch
             try:
@@ -307,3 +279,38 @@ class FunctionRunner(RunnerBase):
                 "loss)"
             )
         return result
+
+    def _measure_initial(self, hp: HParams) -> None:
+        """The validation loss before training, measured where the user's run will train."""
+        model = self.load_run_model()
+        if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
+            model.to("cuda")
+        device = next(model.parameters()).device
+        self.initial_loss(model, self.eval_loaders(hp, device, test=False))
+        self.release_run_model(model)
+        del model
+
+    def _reporter(
+        self, run: TrialRun, result: RunResult, on_epoch: EpochCallback | None
+    ) -> Callable[[EpochMetrics], bool]:
+        """What ``run.report`` hands each epoch to: it closes the epoch as every backend does,
+        counting training time only, and False once the run has stopped."""
+        going = [True]
+        started, measuring = time.perf_counter(), [0.0]
+        lengths = self.data.train_lengths
+
+        def report(metrics: EpochMetrics) -> bool:
+            if not going[0]:
+                return False  # already stopped: later reports are ignored
+            began = time.perf_counter()
+            # training time only: neither hptune's validation nor this bookkeeping
+            result.seconds = began - started - measuring[0] - run.measuring_seconds
+            # The user's loop trained on the training split once per epoch (its throughput
+            # is what the batch phase weighs among equivalent batches).
+            result.train_examples = len(lengths) * metrics.epoch
+            result.train_tokens = sum(lengths) * metrics.epoch
+            going[0] = self.close_epoch(None, metrics, result, on_epoch)
+            measuring[0] += time.perf_counter() - began
+            return going[0]
+
+        return report

@@ -152,7 +152,7 @@ def test_a_dead_worker_s_trial_goes_stale_and_runs_again(tmp_path) -> None:
     storage, study = _study(config, phase)
     study.enqueue_trial({})
     dead = claim_waiting_trial(study, storage)  # claimed by a worker that then died
-    assert dead is not None
+    assert dead is not None and dead.number == 0
     calls: list[HParams] = []  # its heartbeat stands still: failed after 3 s of watching
     started = time.monotonic()
     result = work_through_queue(config, storage, study, phase, BASE,

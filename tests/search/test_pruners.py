@@ -29,8 +29,11 @@ def train(
     """Report every seed's curve in order, seeds one after the other as hptune does, or side
     by side, epoch by epoch, as its seeds trained together do."""
     stride = trial.params["epochs"]
-    reports = [(index, seed, epoch, value) for index, (seed, values) in enumerate(curves.items())
-               for epoch, value in enumerate(values, start=1)]  # fmt: skip
+    reports = [
+        (index, seed, epoch, value)
+        for index, (seed, values) in enumerate(curves.items())
+        for epoch, value in enumerate(values, start=1)
+    ]
     if together:
         trial.set_user_attr(keys.SEEDS_TOGETHER, True)
         reports.sort(key=lambda r: (r[2], r[0]))
@@ -109,8 +112,11 @@ def test_shorter_schedules_are_never_the_reference_of_longer_ones() -> None:
     # The same curve among 3-epoch references is pruned.
     same = optuna.create_study(pruner=pruner)
     for shift in range(3):
-        train(same, start(same, epochs=3), {s: [v + JITTER[shift][s] for v in [*c, c[-1] - 0.1]]
-                                            for s, c in REFERENCE.items()})  # fmt: skip
+        train(
+            same,
+            start(same, epochs=3),
+            {s: [v + JITTER[shift][s] for v in [*c, c[-1] - 0.1]] for s, c in REFERENCE.items()},
+        )
     assert train(same, start(same, epochs=3), long) == "pruned"
 
 
@@ -130,8 +136,11 @@ def test_fewer_references_than_the_startup_count_prune_nothing() -> None:
 def test_maximize_direction() -> None:
     study = optuna.create_study(direction="maximize", pruner=epoch_pruner())
     for shift in range(3):
-        train(study, start(study), {s: [-v - JITTER[shift][s] for v in c]
-                                    for s, c in REFERENCE.items()})  # fmt: skip
+        train(
+            study,
+            start(study),
+            {s: [-v - JITTER[shift][s] for v in c] for s, c in REFERENCE.items()},
+        )
     assert train(study, start(study), {0: [-3.5, -2.8], 1: [-3.5, -2.8]}) == "pruned"
     assert train(study, start(study), {0: [-2.5, -1.8], 1: [-2.5, -1.8]}) == "complete"
 
@@ -192,8 +201,10 @@ def test_a_trial_equal_to_its_references_is_pruned_at_most_alpha_of_the_time() -
             study = optuna.create_study(pruner=epoch_pruner())
             seed_effect = {s: rng.gauss(0, 0.2) for s in range(3)}
             for _ in range(5):
-                curves = {s: [3.0 - 0.2 * e + seed_effect[s] + rng.gauss(0, 0.1)
-                              for e in range(4)] for s in range(3)}  # fmt: skip
+                curves = {
+                    s: [3.0 - 0.2 * e + seed_effect[s] + rng.gauss(0, 0.1) for e in range(4)]
+                    for s in range(3)
+                }
                 state = train(study, start(study, epochs=4), curves)
             pruned += state == "pruned"
     assert pruned / draws <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / draws)

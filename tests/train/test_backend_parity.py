@@ -65,7 +65,7 @@ def test_batch_4_x_4_takes_the_same_step_as_batch_16_x_1(demo_path, tmp_path) ->
 
 
 def test_biases_and_norm_weights_are_not_decayed(demo_path, tmp_path) -> None:
-    from hptune.train.loop import build_adamw, decay_parameter_names
+    from hptune.train.steps import build_adamw, decay_parameter_names
 
     runner = make_runner(_config(tmp_path, "accelerate", method="full"))  # norms train too
     model = runner.load_run_model()

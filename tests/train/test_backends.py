@@ -249,3 +249,14 @@ def test_your_compute_loss_func_computes_the_loss_and_the_watch_reads_it(
     assert result.diverged and calls["n"] == 3  # the third batch's NaN stopped the run there
     assert "step 3" in (result.diverged_at or "")
     assert built[0].compute_loss_func is my_loss  # given back as it was
+
+
+def test_every_declared_backend_has_its_class_and_its_name() -> None:
+    from typing import get_args
+
+    from hptune.config._backends import BACKENDS, BackendName
+    from hptune.train.backends import RUNNERS
+
+    assert get_args(BackendName) == tuple(BACKENDS) == tuple(RUNNERS)
+    for name, runner in RUNNERS.items():
+        assert runner.declared is BACKENDS[name]

@@ -110,7 +110,7 @@ def test_loraplus_trains_the_b_matrices_faster_alike_in_the_loop_and_the_trainer
     tmp_path, tiny_config_dict
 ) -> None:
     from hptune.hparams import HParams
-    from hptune.train.loop import build_adamw
+    from hptune.train.steps import build_adamw
 
     model = make_runner(config_from_dict(tiny_config_dict)).load_run_model()
     hp = HParams(learning_rate=1e-3, batch_size=4, gradient_accumulation_steps=1, epochs=1,

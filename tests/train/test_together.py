@@ -181,7 +181,7 @@ def test_only_runs_that_can_train_together_do(demo_path, tmp_path, monkeypatch) 
     off = Runner(config_from_dict(_raw(tmp_path, seeds_together=False)))
     assert not trains_together(off, [0, 1])
     # float16 (a T4, a V100): one loss scaler for all seeds, so one after the other
-    monkeypatch.setattr("hptune.train.arguments.mixed_precision", lambda: "fp16")
+    monkeypatch.setattr("hptune.train.together.mixed_precision", lambda: "fp16")
     assert not trains_together(runner, [0, 1])
 
 

@@ -35,7 +35,7 @@ def loop_curve(demo_path, tmp_path_factory):
 
 
 def test_the_loop_honours_betas_epsilon_and_scheduler_kwargs(loop_curve, tiny_config_dict):
-    from hptune.train.loop import build_adamw
+    from hptune.train.steps import build_adamw
 
     # cosine down to min_lr_rate x the rate, not to 0
     assert loop_curve[-1].learning_rate == pytest.approx(0.2 * HP.learning_rate)
