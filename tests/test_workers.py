@@ -3,6 +3,7 @@ takes the same decision, a killed worker's trial is retried, and SQLite stays si
 The PostgreSQL tests run against a real server started on loopback (tests/postgres.py)."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -133,6 +134,8 @@ def test_a_killed_worker_s_trial_is_retried_by_the_others(
 
 
 def _wait_for_a_running_trial_of(pid: int, storage: str) -> tuple[str, int]:
+    """A trial the worker ``pid`` is running, with the worker stopped (SIGSTOP) while it still
+    runs it: on a loaded machine the trial could otherwise end between the look and the kill."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
@@ -143,7 +146,10 @@ def _wait_for_a_running_trial_of(pid: int, storage: str) -> tuple[str, int]:
             study = optuna.load_study(study_name=summary.study_name, storage=_open(storage))
             for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                 if t.user_attrs.get("worker", "").endswith(f":{pid}") and t.params:
-                    return summary.study_name, t.number
+                    os.kill(pid, signal.SIGSTOP)
+                    if study.get_trials()[t.number].state == optuna.trial.TrialState.RUNNING:
+                        return summary.study_name, t.number
+                    os.kill(pid, signal.SIGCONT)  # it ended meanwhile: wait for its next one
         time.sleep(0.2)
     raise AssertionError(f"worker {pid} never ran a trial")
 
