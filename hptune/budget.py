@@ -1,11 +1,12 @@
-"""What the phases cost, and a compute budget: fitted before the run, kept to during it.
+"""What the phases cost, and a compute budget: fitted before the run, filled during it.
 
 Costs are counted in seed-epochs: one epoch of one seed's run over the training set. Each
-phase states its own upper bound (``hptune.phases.Phase.planned``); `planned_phases`
-adds racing's extra seeds. With ``budget:`` in the configuration, `fit_budget` cuts the
-run down until that bound fits (racing first, then regularization trials, the epoch range,
-learning-rate grid points and batch trials in turn, seeds last), or refuses a budget below
-the method's minimum. During the run, ``hptune.ledger.BudgetLedger`` keeps to it.
+phase states its own upper bound (``hptune.phases.Phase.planned``); `planned_phases` shows
+what racing's extra seeds may add ("up to"). With ``budget:``, `fit_budget` cuts the plan
+without racing until it fits (edge extensions, then seeds down to two, then regularization
+trials, the epoch range, grid points and batch trials in turn), or refuses a budget below
+the method's minimum. During the run ``hptune.ledger.BudgetLedger`` keeps to it, and racing
+is paid from what it leaves once the phases still to come are paid for (`planned_after`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ if TYPE_CHECKING:
     from hptune.config import BudgetConfig, TuneConfig
     from hptune.hparams import HParams
 
-__all__ = ["BudgetFit", "Cut", "PlannedPhase", "apply_cuts", "fit_budget", "planned_phases"]
+__all__ = [
+    "BudgetFit",
+    "Cut",
+    "PlannedPhase",
+    "apply_cuts",
+    "fit_budget",
+    "planned_after",
+    "planned_phases",
+]
 
 #: The fewest seeds a cut leaves (each phase states the fewest of its own: ``budget_cut``).
 MIN_SEEDS = 2
@@ -35,11 +44,12 @@ class PlannedPhase:
         phase: The phase's name.
         trials: Trials it runs at most.
         epochs: Epochs per trial, as shown: ``2``, ``2-4`` or ``<= 4``.
-        seed_epochs: Epochs of all its trials on every seed.
+        seed_epochs: Epochs of all its trials on every seed, racing's "up to" included.
         what: The phase in a few words.
         seeds: Paired seeds per trial (racing may add up to ``objective.max_seeds``).
         most_epochs: The most epochs a trial trains.
-        racing: The part of ``seed_epochs`` racing's extra seeds may take.
+        racing: The part of ``seed_epochs`` racing's extra seeds may take (a budget fit
+            leaves it out: under a budget, racing takes what the budget has left).
     """
 
     phase: str
@@ -51,6 +61,11 @@ class PlannedPhase:
     most_epochs: int = 0
     racing: int = 0
 
+    @property
+    def without_racing(self) -> int:
+        """Seed-epochs of its planned trials on their seeds, racing left out."""
+        return self.seed_epochs - self.racing
+
 
 def planned_phases(
     config: TuneConfig, hp: HParams, n_train: int, *, has_test: bool
@@ -59,8 +74,8 @@ def planned_phases(
 
     Each phase states its own budget (``hptune.phases.Phase.planned``); a phase that
     decides the epochs passes its upper bound to the phases after it. Racing's extra seeds
-    (``objective.max_seeds``) are counted: the best and up to three contenders, each once
-    per extra seed, at the phase's longest run.
+    (``objective.max_seeds``) are shown apart (``PlannedPhase.racing``): the best and every
+    contender, each once per extra seed, at the phase's longest run.
 
     Args:
         config: The run's configuration.
@@ -71,11 +86,45 @@ def planned_phases(
     Returns:
         One row per phase that would run, in order.
     """
-    n = len(config.objective.seed_list)
-    extra = len(config.objective.racing_seeds)
+    return _planned(config, hp, n_train, _phase_names(config, has_test))
+
+
+def planned_after(
+    config: TuneConfig, base: HParams, n_train: int, phase: str, *, has_test: bool
+) -> dict[str, int]:
+    """The seed-epochs (racing left out) each phase after ``phase`` is planned to train.
+
+    Planned from ``base``, the configuration ``phase`` starts from, with ``phase``'s own
+    bounds applied (the epochs phase passes its longest run on): what racing in ``phase``
+    must leave to the phases still to come.
+
+    Args:
+        config: The run's (fitted) configuration.
+        base: The configuration ``phase`` starts from.
+        n_train: Training examples.
+        phase: The phase that asks; every phase of the run when it is not one of them.
+        has_test: Whether the data has a test split (the final evaluation runs).
+
+    Returns:
+        ``{phase name: seed-epochs}``, in the order they run.
+    """
+    names = _phase_names(config, has_test)
+    start = names.index(phase) if phase in names else 0  # its own bounds, then the rest
+    rows = _planned(config, base, n_train, names[start:])[1 if phase in names else 0 :]
+    return {p.phase: p.without_racing for p in rows}
+
+
+def _phase_names(config: TuneConfig, has_test: bool) -> list[str]:
     names: list[str] = list(config.phases.run)
     if config.phases.test_evaluation and has_test:
         names.append("final")
+    return names
+
+
+def _planned(config: TuneConfig, hp: HParams, n_train: int, names: list[str]) -> list[PlannedPhase]:
+    """The rows of `planned_phases` for ``names``, planned in turn from ``hp``."""
+    n = len(config.objective.seed_list)
+    extra = len(config.objective.racing_seeds)
     bounded: set[str] = set()
     planned = []
     for name in names:
@@ -120,8 +169,8 @@ class BudgetFit:
     Args:
         config: The configuration with the cuts made (the same object when none was).
         limit: The budget in seed-epochs (GPU hours converted at ``examples_per_second``).
-        unbudgeted: The plan's seed-epochs at most, before the cuts.
-        planned: The plan's seed-epochs at most, after them.
+        unbudgeted: The plan's seed-epochs at most, racing left out, before the cuts.
+        planned: The plan's seed-epochs at most, racing left out, after them.
         cuts: What was cut, in order.
         described: The budget in words, e.g. ``gpu_hours 2 = 360 seed-epochs at ...``.
         examples_per_second: The throughput GPU hours were converted at; None for a
@@ -137,6 +186,11 @@ class BudgetFit:
     described: str = ""
     examples_per_second: float | None = None
     reapplied: bool = False
+
+    @property
+    def racing(self) -> int:
+        """What racing may use at run time, at most: the budget less the plan."""
+        return max(self.limit - self.planned, 0)
 
     def to_stored(self) -> dict[str, Any]:
         """What a phase's setup records of the fit: the budget it was made for, its limit in
@@ -156,6 +210,7 @@ class BudgetFit:
             "limit_seed_epochs": self.limit,
             "unbudgeted_seed_epochs": self.unbudgeted,
             "planned_seed_epochs": self.planned,
+            "racing_seed_epochs": self.racing,
             "cuts": [str(cut) for cut in self.cuts],
             "described": self.described,
             "examples_per_second": self.examples_per_second,
@@ -171,17 +226,21 @@ def fit_budget(
     throughput: tuple[float, str] | None = None,
     stored: dict[str, Any] | None = None,
 ) -> BudgetFit | None:
-    """Cut ``config`` until its planned seed-epochs fit ``config.budget``.
+    """Cut ``config`` until its planned seed-epochs, racing left out, fit ``config.budget``.
 
     A fit made earlier for the same budget (``stored``, from `BudgetFit.to_stored`) is made
     again as it was, whatever the throughput estimate says now: every start and every worker
     of a run plans alike. Another budget is fitted afresh: a larger one cuts less (and may
     give back seeds), a smaller one more.
 
-    The cuts, in order: racing off; then one notch at a time in turn, two fewer
-    regularization trials, one epoch off the top of the epochs phase's range, the
-    learning-rate grid point farthest from the starting rate, one batch trial fewer; seeds
-    last, down to two. Only the phases that run are cut.
+    Racing is neither counted nor cut: at run time it queues a paired seed only while the
+    budget, less the plan of the phases still to come, can pay it (it may use up to
+    ``limit - planned``, `BudgetFit.racing`). The cuts, in order: edge extensions off; then
+    one seed at a time, down to two (three under ``guardrails.strict``), ``max_seeds`` kept
+    (racing may give the seeds back to the configurations in question); then one notch at a
+    time in turn, two fewer regularization trials, one epoch off the top of the epochs
+    phase's range, the learning-rate grid point farthest from the starting rate, one batch
+    trial fewer. Only the phases that run are cut.
 
     Args:
         config: The run's configuration (``budget``, the phases' sizes).
@@ -220,7 +279,8 @@ def fit_budget(
 
 @dataclass(frozen=True)
 class _Cost:
-    """The plan's seed-epochs at most, for a configuration planned from ``hp``."""
+    """The plan's seed-epochs at most, racing left out, for a configuration planned from
+    ``hp``."""
 
     hp: HParams
     n_train: int
@@ -228,7 +288,7 @@ class _Cost:
 
     def __call__(self, candidate: TuneConfig) -> int:
         phases = planned_phases(candidate, self.hp, self.n_train, has_test=self.has_test)
-        return sum(p.seed_epochs for p in phases)
+        return sum(p.without_racing for p in phases)
 
 
 def _refit(config: TuneConfig, stored: dict[str, Any], cost: _Cost) -> BudgetFit:
@@ -299,27 +359,18 @@ def _limit(
 def _next_cut(
     config: TuneConfig, turns: list[type[Phase]], hp: HParams, n_train: int
 ) -> Cut | None:
-    """The next cut: racing off first, edge extensions next; then one notch of the first
-    phase in ``turns`` that runs and has one left (``turns`` is rotated, so the next notch
-    comes from the next phase); seeds last. None when nothing is left to cut."""
-    cut = _no_racing(config) or _no_edge_extensions(config)
+    """The next cut: edge extensions off first; then seeds, down to the fewest; then one
+    notch of the first phase in ``turns`` that runs and has one left (``turns`` is rotated,
+    so the next notch comes from the next phase). None when nothing is left to cut."""
+    strict = config.guardrails.strict and "two_seeds" not in config.guardrails.ignore
+    fewest = MIN_SEEDS + 1 if strict else MIN_SEEDS  # strict refuses two seeds: keep three
+    cut = _no_edge_extensions(config) or _fewer_seeds(config, fewest)
     for phase in turns if cut is None else []:
         cut = phase.budget_cut(config, hp, n_train) if phase.name in config.phases.run else None
         if cut is not None:
             turns.append(turns.pop(turns.index(phase)))
             break
-    strict = config.guardrails.strict and "two_seeds" not in config.guardrails.ignore
-    # Under guardrails.strict, two seeds would be refused (two_seeds): keep three.
-    return cut or _fewer_seeds(config, MIN_SEEDS + 1 if strict else MIN_SEEDS)
-
-
-def _no_racing(config: TuneConfig) -> Cut | None:
-    objective = config.objective
-    if not objective.racing_seeds:
-        return None
-    before, after = objective.max_seeds, len(objective.seed_list)
-    words = f"racing off (objective.max_seeds {before} -> {after})"
-    return Cut({"objective.max_seeds": after}, words)
+    return cut
 
 
 def _no_edge_extensions(config: TuneConfig) -> Cut | None:
@@ -335,12 +386,12 @@ def _fewer_seeds(config: TuneConfig, fewest: int) -> Cut | None:
     seeds = config.objective.seed_list
     if len(seeds) <= fewest:
         return None
-    # An explicit list: reapplied anywhere, the cut means the same seeds; no racing above it.
-    changes = {"objective.seeds": seeds[:-1], "objective.max_seeds": len(seeds) - 1}
-    return Cut(changes, f"objective.seeds {len(seeds)} -> {len(seeds) - 1}")
+    # An explicit list: reapplied anywhere, the cut means the same seeds. max_seeds stays:
+    # racing may give the seed cut back to the configurations still in question.
+    return Cut({"objective.seeds": seeds[:-1]}, f"objective.seeds {len(seeds)} -> {len(seeds) - 1}")
 
 
 def _minimum_text(config: TuneConfig, hp: HParams, n_train: int, has_test: bool) -> str:
     phases = planned_phases(config, hp, n_train, has_test=has_test)
-    parts = ", ".join(f"{p.phase} {p.seed_epochs}" for p in phases)
-    return f"{len(config.objective.seed_list)} seeds, no racing: {parts}"
+    parts = ", ".join(f"{p.phase} {p.without_racing}" for p in phases)
+    return f"{len(config.objective.seed_list)} seeds, racing left out: {parts}"

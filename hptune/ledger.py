@@ -2,13 +2,18 @@
 
 Before a trial starts, `BudgetLedger` counts what every study of the run has trained
 (`trained_so_far`) and refuses the trial when the rest of ``budget`` cannot finish it;
-``hptune.budget`` fits the phases into the budget before the run.
+racing asks it what is left (`BudgetLedger.left`) before it queues a paired seed.
+``hptune.budget`` fits the phases into the budget before the run; `trained_by_phase` says
+what each phase trained.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from hptune import keys
 from hptune.stored import StoredTrial
 
 if TYPE_CHECKING:
@@ -16,7 +21,7 @@ if TYPE_CHECKING:
 
     from hptune.config import TuneConfig
 
-__all__ = ["BudgetLedger", "trained_so_far"]
+__all__ = ["BudgetLedger", "trained_by_phase", "trained_so_far"]
 
 
 def trained_so_far(
@@ -45,28 +50,62 @@ def trained_so_far(
     names = ("seed_epochs", "gpu_seconds", "examples", "measured_gpu_seconds", "reserved")
     totals = dict.fromkeys(names, 0.0)
     unstored = 0
-    for phase in (*config.phases.run, "final"):
-        try:
-            study_id = storage.get_study_id_from_name(config.study_name(phase))
-        except KeyError:  # not started yet
+    for _, trial in _stored_trials(config, storage):
+        if trial.id == exclude or trial.reused:
             continue
-        for trial in map(StoredTrial, storage.get_all_trials(study_id, deepcopy=False)):
-            if trial.id == exclude or trial.reused:
-                continue
-            if trial.state == "running":
-                totals["reserved"] += running_cost(trial.frozen) if running_cost is not None else 0
-                continue
-            # a seed failed or interrupted mid-run: what its curves recorded
-            unstored += trial.unstored_epochs
-            for run in trial.runs or []:  # what each stored run trained itself
-                totals["seed_epochs"] += run.trained_epochs
-                totals["gpu_seconds"] += run.gpu_seconds
-                totals["examples"] += run.trained_examples
+        if trial.state == "running":
+            totals["reserved"] += running_cost(trial.frozen) if running_cost is not None else 0
+            continue
+        # a seed failed or interrupted mid-run: what its curves recorded
+        unstored += trial.unstored_epochs
+        for run in trial.runs or []:  # what each stored run trained itself
+            totals["seed_epochs"] += run.trained_epochs
+            totals["gpu_seconds"] += run.gpu_seconds
+            totals["examples"] += run.trained_examples
     totals["measured_gpu_seconds"] = totals["gpu_seconds"]
     if unstored and totals["seed_epochs"]:
         totals["gpu_seconds"] += unstored * totals["gpu_seconds"] / totals["seed_epochs"]
     totals["seed_epochs"] += unstored
     return totals
+
+
+def trained_by_phase(
+    config: TuneConfig, storage: optuna.storages.BaseStorage
+) -> dict[str, dict[str, float]]:
+    """What each phase of the run has trained, counted as `trained_so_far` counts it.
+
+    Args:
+        config: The run's configuration (its study names).
+        storage: The run's storage.
+
+    Returns:
+        ``{phase: {"seed_epochs": ..., "racing": ...}}`` for each phase started, in the
+        order they run: its seed-epochs trained (trials read back and running ones left
+        out), and the part its racing trials trained.
+    """
+    spent: dict[str, dict[str, float]] = {}
+    for phase, trial in _stored_trials(config, storage):
+        row = spent.setdefault(phase, {"seed_epochs": 0.0, "racing": 0.0})
+        if trial.reused or trial.state == "running":
+            continue
+        epochs = trial.unstored_epochs + sum(run.trained_epochs for run in trial.runs or [])
+        row["seed_epochs"] += epochs
+        if keys.RACE_OF in trial.frozen.user_attrs:
+            row["racing"] += epochs
+    return spent
+
+
+def _stored_trials(
+    config: TuneConfig, storage: optuna.storages.BaseStorage
+) -> Iterator[tuple[str, StoredTrial]]:
+    """Every trial of every study of the run started so far, with its phase's name."""
+    for phase in (*config.phases.run, "final"):
+        try:
+            study_id = storage.get_study_id_from_name(config.study_name(phase))
+        except KeyError:  # not started yet
+            continue
+        for trial in storage.get_all_trials(study_id, deepcopy=False):
+            yield phase, StoredTrial(trial)
 
 
 class BudgetLedger:
@@ -83,6 +122,8 @@ class BudgetLedger:
         storage: The run's storage.
         n_train: Training examples (an epoch's examples, for GPU hours).
         examples_per_second: The throughput to expect before any run is measured.
+        has_test: Whether the data has a test split (the final evaluation runs, and racing
+            leaves it its share of the budget).
     """
 
     def __init__(
@@ -91,6 +132,8 @@ class BudgetLedger:
         storage: optuna.storages.BaseStorage,
         n_train: int,
         examples_per_second: float | None = None,
+        *,
+        has_test: bool = True,
     ) -> None:
         assert config.budget is not None, "a ledger needs a budget"
         self.config = config
@@ -98,10 +141,48 @@ class BudgetLedger:
         self.storage = storage
         self.n_train = n_train
         self.estimate = examples_per_second or self.budget.examples_per_second
+        self.has_test = has_test
 
     def spent(self, *, running_cost: Any = None, exclude: int | None = None) -> dict[str, float]:
         """What the storage holds so far (see `trained_so_far`)."""
         return trained_so_far(self.config, self.storage, running_cost=running_cost, exclude=exclude)
+
+    def running_cost(self, trial: optuna.trial.FrozenTrial) -> int:
+        """Seed-epochs a running trial may still take (its whole cost, at most): its seeds
+        (a racing trial's own) x the epochs it recorded at its start."""
+        seeds = trial.user_attrs.get(keys.RACE_SEEDS) or self.config.objective.seed_list
+        return len(seeds) * int(trial.user_attrs.get(keys.HPARAMS, {}).get("epochs", 0))
+
+    def started(self, phase: str) -> bool:
+        """Whether ``phase``'s study exists in the storage (a worker started it)."""
+        try:
+            self.storage.get_study_id_from_name(self.config.study_name(phase))
+        except KeyError:
+            return False
+        return True
+
+    def left(self, *, later: float = 0) -> float:
+        """Seed-epochs the budget has left: less what the storage holds as trained, the
+        running trials at their whole cost, and ``later``.
+
+        GPU hours are converted at the measured throughput (else the estimate).
+
+        Args:
+            later: Seed-epochs to keep for what comes after (the phases still to come).
+
+        Returns:
+            The seed-epochs left (below 0 when ``later`` cannot be paid in full); infinite
+            for GPU hours with nothing measured and no estimate.
+        """
+        spent = self.spent(running_cost=self.running_cost)
+        if self.budget.seed_epochs is not None:
+            return self.budget.seed_epochs - spent["seed_epochs"] - spent["reserved"] - later
+        assert self.budget.gpu_hours is not None
+        throughput = self.examples_per_second(spent)
+        if throughput is None:
+            return math.inf  # nothing to convert at: each trial's start checks again
+        seconds = self.budget.gpu_hours * 3600 - spent["gpu_seconds"]
+        return seconds * throughput[0] / self.n_train - spent["reserved"] - later
 
     def examples_per_second(self, spent: dict[str, float]) -> tuple[float, str] | None:
         """Examples per GPU-second: measured once runs are stored (their examples over their

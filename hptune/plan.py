@@ -185,8 +185,10 @@ class Plan:
 
     @property
     def seed_epochs(self) -> int:
-        """Epochs of every phase's trials on every seed, at most."""
-        return sum(p.seed_epochs for p in self.phases)
+        """Epochs of every phase's trials on every seed, at most: racing's included, and no
+        more than a budget's limit (racing takes only what the budget has left)."""
+        total = sum(p.seed_epochs for p in self.phases)
+        return total if self.budget is None else min(total, self.budget.limit)
 
     @property
     def train_examples(self) -> int:

@@ -99,8 +99,8 @@ def test_a_table_from_a_config_the_race_never_saw_builds_resumes_and_races(
         assert set(rows) == {"hptune (3 seeds)", "hptune (2 seeds)",
                              "coordinate search, no statistics (3 seeds)",
                              "HF hyperparameter_search (defaults)", "Optuna TPE + MedianPruner",
-                             "random search", "Hyperband",
-                             "exhaustive on the seen seeds (ceiling, any budget)",
+                             "random search", "random search (longest epochs, best checkpoint)",
+                             "Hyperband", "exhaustive on the seen seeds (ceiling, any budget)",
                              "starting configuration (untuned)"}  # fmt: skip
         limit = figures["budgets"][budget]["seed_epochs"]
         for label, row in rows.items():

@@ -36,24 +36,54 @@ def _stored_seed_epochs(config) -> int:
     return total
 
 
-def test_a_quarter_of_the_bound_gives_a_plan_within_it_with_cuts(demo_path, tmp_path) -> None:
+def test_a_quarter_of_the_plan_gives_a_plan_within_it_seeds_cut_before_any_notch(
+    demo_path, tmp_path
+) -> None:
+    """The fit counts the plan without racing; it cuts the edge extensions, then seeds, and
+    only then the phases' notches; racing is neither counted nor cut."""
     from hptune.plan import make_plan
 
     unbudgeted = make_plan(config_from_dict(_demo(tmp_path)))
-    limit = unbudgeted.seed_epochs // 4
+    without_racing = sum(p.without_racing for p in unbudgeted.phases)
+    assert without_racing < unbudgeted.seed_epochs  # racing's "up to" is shown apart
+    limit = without_racing // 4
     plan = make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": limit})))
-    assert plan.seed_epochs <= limit < unbudgeted.seed_epochs
     fit = plan.budget
-    assert fit is not None and fit.unbudgeted == unbudgeted.seed_epochs
-    assert fit.planned == plan.seed_epochs and fit.limit == limit
-    assert str(fit.cuts[0]).startswith("racing off (objective.max_seeds 5 -> 3)")
-    assert str(fit.cuts[1]).startswith("edge extensions off")
-    assert any(str(c).startswith("phases.regularization.n_trials 8 -> 6") for c in fit.cuts)
-    assert plan.seeds == [0, 1, 2]  # seeds are cut last, and were not needed here
-    # the cuts are the plan's: fewer regularization trials, no racing
-    by_phase = {p.phase: p for p in plan.phases}
-    assert "racing" not in by_phase["learning_rate"].what
-    assert by_phase["regularization"].trials < 8
+    assert fit is not None and fit.unbudgeted == without_racing and fit.limit == limit
+    assert fit.planned == sum(p.without_racing for p in plan.phases) <= limit
+    assert plan.seed_epochs == limit  # racing may fill the rest; the budget bounds it
+    assert fit.racing == limit - fit.planned == fit.to_dict()["racing_seed_epochs"]
+    words = [str(cut) for cut in fit.cuts]
+    assert words[0].startswith("edge extensions off")
+    assert words[1].startswith("objective.seeds 3 -> 2")  # seeds before any phase's notch
+    assert len(words) > 2 and not any("racing" in w or "max_seeds" in w for w in words)
+    assert plan.seeds == [0, 1]
+    # racing is kept: it may give the seed cut back to the configurations in question
+    assert fit.config.objective.max_seeds == 5
+    assert "racing up to 5 seeds" in {p.phase: p for p in plan.phases}["learning_rate"].what
+    # just enough for the plan on two seeds: the seeds alone are cut, no phase's notch
+    seeds_only = fit.cuts[1].plan
+    plan = make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": seeds_only})))
+    assert plan.budget is not None and [str(c) for c in plan.budget.cuts] == words[:2]
+
+
+def test_the_phases_after_one_are_planned_from_where_it_starts(demo_path, tmp_path) -> None:
+    """What racing must leave: the plan's rows after the phase, racing left out; the epochs
+    phase passes its longest run on to the phases after it."""
+    from hptune.budget import planned_after
+    from hptune.plan import make_plan
+
+    config = config_from_dict(_demo(tmp_path))
+    plan = make_plan(config)
+    rows = {p.phase: p.without_racing for p in plan.phases}
+    names = list(rows)
+    after = planned_after(config, plan.hparams, plan.n_train, "learning_rate", has_test=True)
+    assert after == {name: rows[name] for name in names[names.index("learning_rate") + 1 :]}
+    longest = plan.hparams.replace(epochs=1)  # planned from the epochs phase's own start
+    after_epochs = planned_after(config, longest, plan.n_train, "epochs", has_test=True)
+    assert after_epochs["regularization"] == rows["regularization"]
+    assert "final" in after_epochs and "final" not in planned_after(
+        config, longest, plan.n_train, "epochs", has_test=False)  # fmt: skip
 
 
 def test_a_budget_below_the_minimum_is_refused_with_the_number_needed(demo_path, tmp_path) -> None:
@@ -85,21 +115,27 @@ def test_gpu_hours_are_planned_with_a_throughput(demo_path, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_a_run_under_a_seed_epoch_budget_never_exceeds_it(demo_path, tmp_path) -> None:
-    """All five phases (of the shared small configuration) under half their bound, counted
-    from the storage."""
+    """All five phases (of the shared small configuration) one seed-epoch below their plan
+    without racing (a cut is made; racing may fill the rest), counted from the storage,
+    phase by phase too."""
+    from hptune.ledger import trained_by_phase
     from hptune.pipeline import tune
     from hptune.plan import make_plan
+    from hptune.storage import open_storage
     from tests.conftest import five_phase_config
 
     raw = five_phase_config(tmp_path)
     raw["training"]["checkpoints"] = False
-    limit = make_plan(config_from_dict(raw)).seed_epochs // 2
+    limit = sum(p.without_racing for p in make_plan(config_from_dict(raw)).phases) - 1
     config = config_from_dict({**raw, "budget": {"seed_epochs": limit}})
     result = tune(config)
     assert result.budget is not None and result.budget.cuts
     spent = _stored_seed_epochs(config)
     assert 0 < spent <= limit
-    print(f"budget {limit} seed-epochs, trained {spent}, cuts {result.budget.cuts}")
+    by_phase = trained_by_phase(config, open_storage(config))
+    assert sum(row["seed_epochs"] for row in by_phase.values()) == spent
+    print(f"budget {limit} seed-epochs, trained {spent}, cuts {result.budget.cuts}, "
+          f"by phase {by_phase}")  # fmt: skip
 
 
 def test_a_phase_the_budget_stops_decides_on_what_it_has(tiny_config_dict) -> None:

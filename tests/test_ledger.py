@@ -5,14 +5,14 @@ import pytest
 
 from hptune import keys
 from hptune.config import config_from_dict
-from hptune.ledger import BudgetLedger, trained_so_far
+from hptune.ledger import BudgetLedger, trained_by_phase, trained_so_far
 
 
-def _config(tmp_path):
+def _config(tmp_path, budget: dict | None = None):
     return config_from_dict({
         "name": "l", "model": {"path": "demo://model"}, "output_dir": str(tmp_path),
         "data": {"train": "t.jsonl", "validation": "v.jsonl"},
-        "phases": {"run": ["baseline", "learning_rate"]}, "budget": {"gpu_hours": 1},
+        "phases": {"run": ["baseline", "learning_rate"]}, "budget": budget or {"gpu_hours": 1},
     })  # fmt: skip
 
 
@@ -70,3 +70,57 @@ def test_a_resumed_retry_counts_only_what_it_trained_itself(tmp_path) -> None:
     assert spent["gpu_seconds"] == pytest.approx(40.0)  # + the killed 2 epochs at 10 s each
     rate, _ = BudgetLedger(config, storage, n_train=1000).examples_per_second(spent)
     assert rate == pytest.approx(50.0)
+
+
+def _spent_and_running(config, storage) -> None:
+    """The baseline trained 2 seed-epochs in 100 s (50 examples/s); a learning-rate trial of
+    3 epochs on the 3 seeds runs elsewhere."""
+    baseline = optuna.create_study(storage=storage, study_name=config.study_name("baseline"))
+    done = baseline.ask()
+    done.set_user_attr(keys.RUNS, [_run(2, 100.0, 50.0)])
+    baseline.tell(done, 1.0)
+    rates = optuna.create_study(storage=storage, study_name=config.study_name("learning_rate"))
+    running = rates.ask()
+    running.set_user_attr(keys.HPARAMS, {"epochs": 3})
+
+
+def test_what_is_left_takes_off_the_trained_the_running_and_what_comes_later(tmp_path) -> None:
+    config = _config(tmp_path, {"seed_epochs": 20})
+    storage = optuna.storages.InMemoryStorage()
+    _spent_and_running(config, storage)
+    ledger = BudgetLedger(config, storage, n_train=1000)
+    assert ledger.left() == 20 - 2 - 9  # the running trial at its whole cost: 3 seeds x 3
+    assert ledger.left(later=4) == 20 - 2 - 9 - 4
+    assert ledger.started("learning_rate") and not ledger.started("epochs")
+
+
+def test_what_is_left_of_gpu_hours_is_converted_at_the_measured_throughput(tmp_path) -> None:
+    config = _config(tmp_path, {"gpu_hours": 1, "examples_per_second": 1000})
+    storage = optuna.storages.InMemoryStorage()
+    _spent_and_running(config, storage)
+    ledger = BudgetLedger(config, storage, n_train=1000)
+    # 3500 s left at 50 examples/s (measured, not the estimate): 175 epochs of 1000 examples
+    assert ledger.left(later=4) == pytest.approx(175 - 9 - 4)
+
+
+def test_what_each_phase_trained_counts_its_racing_apart(tmp_path) -> None:
+    config = _config(tmp_path)
+    storage = optuna.storages.InMemoryStorage()
+    baseline = optuna.create_study(storage=storage, study_name=config.study_name("baseline"))
+    done = baseline.ask()
+    done.set_user_attr(keys.RUNS, [_run(2, 100.0, 50.0)])
+    baseline.tell(done, 1.0)
+    failed = baseline.ask()  # 2 epochs recorded, no run stored
+    failed.set_user_attr(keys.SEED_CURVES, [[0, [1.2, 1.1]]])
+    baseline.tell(failed, state=optuna.trial.TrialState.FAIL)
+    rates = optuna.create_study(storage=storage, study_name=config.study_name("learning_rate"))
+    raced = rates.ask()
+    raced.set_user_attr(keys.RACE_OF, 0)
+    raced.set_user_attr(keys.RUNS, [_run(3, 60.0, 50.0)])
+    rates.tell(raced, 1.0)
+    rates.ask()  # running: not trained yet
+    assert trained_by_phase(config, storage) == {
+        "baseline": {"seed_epochs": 4, "racing": 0},
+        "learning_rate": {"seed_epochs": 3, "racing": 3},
+    }
+    assert trained_so_far(config, storage)["seed_epochs"] == 7

@@ -3,6 +3,7 @@ schema (docs/plan.schema.json)."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,6 +12,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from rich.console import Console
+
+from hptune.cli._plan import print_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "docs" / "plan.schema.json").read_text())
@@ -43,13 +47,20 @@ def test_plan_json_follows_its_schema_and_says_what_the_tables_say(budgeted) -> 
     assert plan["target"]["name"] == "a100-80gb" and plan["target"]["dtype"] == "bfloat16"
     assert plan["starting_configuration"]["batch_size"] == {"value": 4, "source": "config"}
     assert plan["budget"]["limit_seed_epochs"] == 72 and plan["budget"]["cuts"]
-    assert plan["seed_epochs"] == sum(p["seed_epochs"] for p in plan["phases"]) <= 72
+    # racing's "up to" counted, the budget's limit at most; the fit leaves racing out
+    assert plan["seed_epochs"] == min(sum(p["seed_epochs"] for p in plan["phases"]), 72)
+    planned = plan["budget"]["planned_seed_epochs"]
+    assert planned == sum(p["seed_epochs"] - p["racing"] for p in plan["phases"]) <= 72
+    assert plan["budget"]["racing_seed_epochs"] == 72 - planned
     assert plan["throughput"] == {"examples_per_second": 100,
                                   "source": "budget.examples_per_second"}  # fmt: skip
     # above the incoming effective batch 32, up to 8 steps an epoch of 1,000 examples
     assert [r["batch_size"] for r in plan["batch_sizes"]][-2:] == [32, 64]
     same = make_plan(budgeted)  # the Python API gives the same plan
     assert json.loads(json.dumps(same.to_dict())) == plan
+    console = Console(file=io.StringIO(), width=300)
+    print_plan(console, same, refused=False)  # and the text says what racing may use
+    assert f"racing: up to {72 - planned} seed-epochs at run time" in console.file.getvalue()
 
 
 def test_the_schema_refuses_what_it_does_not_document(demo_path) -> None:

@@ -2,7 +2,7 @@
 every budget, by replaying tuning tables (``build_table.py``): no search trains anything,
 each looks its runs up in the table, so every searcher sees exactly the same outcomes.
 
-    .venv/bin/python benchmarks/search/race.py [--table FILE ...] [--repeats 50]
+    .venv/bin/python benchmarks/search/race.py [--table FILE ...] [--repeats 70]
         [--budgets 25,50,100,200] [--workers W] [--json FILE] [--quick]
 
 Without ``--table`` it races every table of ``benchmarks/search/tables/``. A table carries
@@ -13,18 +13,22 @@ and races 3 repeats on it.
 Each repeat is a distinct split of the table's seeds into a seen half and a held-out half:
 every searcher sees only the seen seeds, and is scored on the mean over the held-out ones
 (so the p-values are conditional on the table's seeds). Compute is counted in seed-epochs
-(one epoch of one seed's run); 100% is the bound ``hptune plan`` prints for the race's
-configuration (3 seeds, racing up to the seen seeds). Searchers:
+(one epoch of one seed's run). The suite's tables race at pinned budgets (``PINNED``): 100%
+is the bound ``hptune plan`` printed for the race's configuration (3 seeds, racing up to the
+seen seeds) before Search v2 (commit f012d32), so every version of hptune is raced at the
+same compute; any other table's 100% is the bound of the hptune it races. Searchers:
 
 - hptune with 3 and with 2 paired seeds, the real pipeline (``hptune.tune``) run with
   ``budget: {seed_epochs: B}`` at each budget (its own fit cuts its plan; a budget below its
   minimum is refused, and the row then scores the starting configuration, as the user is
   left with it);
 - the statistics-free coordinate search: hptune's phase order, every grid value of each
-  phase's hyperparameters on the same 3 seeds, the best mean kept; no tests, no racing, no
-  pruning (the ablation);
-- random search, Optuna TPE + MedianPruner and Hyperband on the joint grid, one training
-  seed per search; ``Trainer.hyperparameter_search`` with its defaults (its rate range
+  phase's hyperparameters on the same 3 seeds (the regularization phase: each existing
+  combination at the incoming learning rate x 0.5, 1 and 2), the best mean kept; no tests,
+  no racing, no pruning (the ablation);
+- random search, Optuna TPE + MedianPruner and Hyperband on the joint grid, and random
+  search with every run at the table's largest epoch count (its best checkpoint kept), one
+  training seed per search; ``Trainer.hyperparameter_search`` with its defaults (its rate range
   mapped onto the table's in log space). Each peer runs once to the largest budget and is
   read at each;
 - exhaustive search on the seen seeds: every cell on every seen seed, the ceiling (it
@@ -59,12 +63,25 @@ from searchers import (
     choice_at,
     coordinate_search,
     exhaustive,
+    regularization_candidates,
     run_peer,
     seed_splits,
 )
 from table import DEMO, Table, complete_tables
 
-BUDGETS = (25, 50, 100, 200)  # % of hptune's default plan
+BUDGETS = (25, 50, 100, 200)  # % of hptune's default plan (a pinned one: PINNED)
+#: The seed-epochs of the suite's budgets: 25/50/100/200% of the default plan of hptune before
+#: Search v2 (commit f012d32), pinned so every version of hptune is raced at the same compute
+#: (the plan changes with the method). A table not named here (a --quick table, one brought
+#: from elsewhere) races at % of the current default plan (``default_plan``).
+PINNED = {
+    "chat_chrf": {25: 59, 50: 118, 100: 236, 200: 472},
+    "full_loss": {25: 68, 50: 136, 100: 272, 200: 544},
+    "lora_loss": {25: 68, 50: 136, 100: 272, 200: 544},
+    "full_small_batch": {25: 59, 50: 118, 100: 236, 200: 472},
+}
+#: hptune's use of its budget at or above which a budget over its plan is not "capped".
+FILLED = 0.9
 MAX_SEEDS = 5  # hptune's objective.max_seeds in the race (at most the seen seeds)
 HPTUNE = "hptune (3 seeds)"
 HPTUNE_2 = "hptune (2 seeds)"
@@ -173,6 +190,13 @@ def race_config(table: Table, workdir: Path, n_seeds: int, max_seeds: int, sampl
                 regularization[param] = span(dims[param])
         if "scheduler" in dims:
             regularization["schedulers"] = dims["scheduler"]
+        # The combinations the table holds, each also tried at the rate x its factors.
+        # hptune always tries its incoming configuration first; the candidate the table's
+        # start trains as (its cell, once snapped) is that one, so it is not listed again.
+        start = table.snap(table.start())
+        regularization["candidates"] = [
+            c for c in regularization_candidates(table) if any(start[k] != v for k, v in c.items())
+        ]
     phases["test_evaluation"] = False
     if budget is not None:
         raw["budget"] = {"seed_epochs": budget}
@@ -189,6 +213,14 @@ def default_plan(table: Table, data: Any, seen: int) -> int:
         hp = resolve_hparams(config, data.n_train)[0]
         return sum(p.seed_epochs for p in planned_phases(config, hp, data.n_train,
                                                          has_test=False))  # fmt: skip
+
+
+def budgets_for(table: Table, plan: int, budgets_pct: list[int]) -> dict[int, int]:
+    """Each budget in seed-epochs: the table's pinned one (``PINNED``, by the file's stem; a
+    percentage not pinned is taken of the pinned 100%), else ``budgets_pct`` % of ``plan``."""
+    pinned = PINNED.get(Path(table.path).stem, {})
+    hundred = pinned.get(100, plan)
+    return {pct: pinned.get(pct, max(1, round(hundred * pct / 100))) for pct in budgets_pct}
 
 
 @dataclass
@@ -252,35 +284,18 @@ def repeat_once(task: tuple[str, int, list[int]]) -> dict[str, Any]:
     seen, unseen = seed_splits(table, repeat + 1)[repeat]
     truth = table.held_out(unseen)
     plan = default_plan(table, data, len(seen))
-    budgets = {pct: max(1, round(plan * pct / 100)) for pct in budgets_pct}
+    budgets = budgets_for(table, plan, budgets_pct)
     start = table.start()
     out: dict[str, Any] = {"repeat": repeat, "seen": seen, "plan": plan, "budgets": budgets,
-                           "regret": {}, "used": {}, "notes": {}}  # fmt: skip
+                           "regret": {}, "used": {}, "notes": {},
+                           "phase_epochs_by_budget": {}}  # fmt: skip
 
     def score(label: str, pct: int, choice: dict[str, Any] | None, used: int) -> None:
         out["regret"].setdefault(label, {})[pct] = truth.regret(choice or start)
         out["used"].setdefault(label, {})[pct] = used
 
     started = time.perf_counter()
-    for label, n_seeds in ((HPTUNE, 3), (HPTUNE_2, 2)):
-        runs: dict[int, HptuneRun] = {}
-        for pct, budget in budgets.items():
-            # A budget at or above the unbudgeted plan changes nothing: the same run.
-            same = next((r for b, r in runs.items() if b >= plan and budget >= plan), None)
-            run = same or run_hptune(table, data, n_seeds, seen, repeat, budget=budget)
-            runs[budget] = run
-            score(label, pct, run.choice, run.seed_epochs)
-            if run.refused:
-                out["notes"].setdefault(label, {})[pct] = "refused: " + run.refused
-            elif budget > plan:  # today hptune's budget fit only cuts
-                out["notes"].setdefault(label, {})[pct] = "capped: its plan is the most it uses"
-            if label == HPTUNE and pct == 100:
-                out["phase_epochs"] = run.phase_epochs
-                out["snapped"] = run.snapped
-                out["choice_100"] = run.choice
-    if 100 in budgets:
-        unpruned = run_hptune(table, data, 3, seen, repeat, pruning=False, budget=budgets[100])
-        out["no_pruning"] = {"choice": unpruned.choice, "phase_epochs": unpruned.phase_epochs}
+    race_hptune(table, data, seen, repeat, out, score)
     hptune_seconds = time.perf_counter() - started
     most = max(budgets.values())
     for pct, budget in budgets.items():
@@ -296,6 +311,34 @@ def repeat_once(task: tuple[str, int, list[int]]) -> dict[str, Any]:
         score(START, pct, start, 0)
     out["seconds"] = {"hptune": hptune_seconds, "all": time.perf_counter() - started}
     return out
+
+
+def race_hptune(table: Table, data: Any, seen: list[int], repeat: int, out: dict[str, Any],
+                score: Any) -> None:  # fmt: skip
+    """hptune with 3 and with 2 seeds at each of ``out``'s budgets, scored with ``score``;
+    hptune (3 seeds)'s spend per phase at each budget, and its run at 100% without pruning,
+    into ``out``."""
+    plan, budgets = out["plan"], out["budgets"]
+    for label, n_seeds in ((HPTUNE, 3), (HPTUNE_2, 2)):
+        runs: dict[int, HptuneRun] = {}
+        for pct, budget in budgets.items():
+            # Every budget its own run: racing spends what a larger budget leaves at run time.
+            run = run_hptune(table, data, n_seeds, seen, repeat, budget=budget)
+            runs[budget] = run
+            score(label, pct, run.choice, run.seed_epochs)
+            if run.refused:
+                out["notes"].setdefault(label, {})[pct] = "refused: " + run.refused
+            elif budget > plan and run.seed_epochs < FILLED * budget:
+                out["notes"].setdefault(label, {})[pct] = "capped: its plan is the most it uses"
+            if label == HPTUNE:
+                out["phase_epochs_by_budget"][pct] = run.phase_epochs
+            if label == HPTUNE and pct == 100:
+                out["phase_epochs"] = run.phase_epochs
+                out["snapped"] = run.snapped
+                out["choice_100"] = run.choice
+    if 100 in budgets:
+        unpruned = run_hptune(table, data, 3, seen, repeat, pruning=False, budget=budgets[100])
+        out["no_pruning"] = {"choice": unpruned.choice, "phase_epochs": unpruned.phase_epochs}
 
 
 _TABLES: dict[str, Table] = {}
@@ -322,7 +365,8 @@ def wilcoxon(ours: list[float], theirs: list[float]) -> float | None:
 
 def summarize(table: Table, repeats: list[dict[str, Any]], budgets_pct: list[int]) -> dict:
     """Per budget and searcher: within-noise share, median regret, the paired test against
-    hptune (3 seeds), and the seed-epochs used."""
+    hptune (3 seeds), and the seed-epochs used; for hptune (3 seeds) also its spend per
+    phase and its share of the budget (`hptune_spend`)."""
     labels = list(repeats[0]["regret"])
     out: dict[str, Any] = {}
     for pct in budgets_pct:
@@ -347,11 +391,28 @@ def summarize(table: Table, repeats: list[dict[str, Any]], budgets_pct: list[int
                 "hptune_worse": losses,
                 "p_value": None if label == HPTUNE else wilcoxon(ours, regrets),
             }
+        rows[HPTUNE].update(hptune_spend(repeats, pct))
         out[f"{pct}%"] = {
             "seed_epochs": statistics.median(r["budgets"][pct] for r in repeats),
+            "pinned": Path(table.path).stem in PINNED,
             "searchers": rows,
         }
     return out
+
+
+def hptune_spend(repeats: list[dict[str, Any]], pct: int) -> dict[str, Any]:
+    """hptune (3 seeds) at budget ``pct``: the median over repeats of the seed-epochs each
+    phase used (0 in a repeat it did not run in), and of its use's share of the budget."""
+    spends = [r.get("phase_epochs_by_budget", {}).get(pct, {}) for r in repeats]
+    phases = list(dict.fromkeys(p for spend in spends for p in spend))
+    return {
+        "phase_seed_epochs_median": {
+            p: statistics.median(spend.get(p, 0) for spend in spends) for p in phases
+        },
+        "budget_used_share": statistics.median(
+            r["used"][HPTUNE][pct] / r["budgets"][pct] for r in repeats
+        ),
+    }
 
 
 def pruning_effect(repeats: list[dict[str, Any]]) -> dict[str, Any]:
@@ -379,8 +440,10 @@ def report(task: str, table: Table, figures: dict[str, Any], summary: dict[str, 
            pruning: dict[str, Any], repeats: int) -> str:  # fmt: skip
     lines = [f"## {task}", "", difficulty_line(table, figures), ""]
     for budget, block in summary.items():
+        plan = ("hptune's pre-v2 default plan (pinned, f012d32)" if block.get("pinned")
+                else "hptune's default plan")  # fmt: skip
         lines.append(
-            f"budget {budget} of hptune's default plan = {block['seed_epochs']:.0f} seed-epochs, "
+            f"budget {budget} of {plan} = {block['seed_epochs']:.0f} seed-epochs, "
             f"{repeats} repeats (distinct splits of the table's {len(table.seeds)} seeds; the "
             "p-values are conditional on them):\n"
         )
@@ -402,7 +465,7 @@ def report(task: str, table: Table, figures: dict[str, Any], summary: dict[str, 
                 "-" if label == HPTUNE else f"{row['hptune_better']} / {row['hptune_worse']}",
                 "-" if label == HPTUNE else ("all equal" if p is None else f"{p:.3g}"),
             ])  # fmt: skip
-        lines += [markdown(header, rows), ""]
+        lines += [markdown(header, rows), "", spend_line(block), ""]
     if pruning:
         lines.append(
             f"pruning (hptune, 3 seeds, at 100%, with and without it, same repeats): the epochs "
@@ -411,6 +474,17 @@ def report(task: str, table: Table, figures: dict[str, Any], summary: dict[str, 
             f"same final choice in {pruning['same_choice']}/{pruning['repeats']} repeats"
         )  # fmt: skip
     return "\n".join(lines)
+
+
+def spend_line(block: dict[str, Any]) -> str:
+    """hptune (3 seeds)'s spend at one budget, in total and per phase (medians)."""
+    row = block["searchers"][HPTUNE]
+    phases = ", ".join(f"{p} {n:g}" for p, n in row["phase_seed_epochs_median"].items())
+    share = 100 * row["budget_used_share"]
+    return (
+        f"{HPTUNE} spent {row['seed_epochs_median']:g} of {block['seed_epochs']:g} "
+        f"seed-epochs ({share:.0f}%): {phases or 'nothing'}"
+    )
 
 
 def race_table(path: Path, repeats: int, budgets_pct: list[int], workers: int) -> dict:
@@ -449,9 +523,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--table", type=Path, action="append",
                         help="a table (repeatable); default: every table of tables/")  # fmt: skip
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=70,
+                        help="seed splits (70: every split of 8 seeds in halves)")  # fmt: skip
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)),
-                        help="budgets in %% of hptune's default plan (25,50,100,200)")  # fmt: skip
+                        help="budgets in %% of hptune's default plan, pinned for the "
+                        "suite's tables (25,50,100,200)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=1, help="repeats replayed in parallel")
     parser.add_argument("--json", type=Path, help="write every figure per task x budget x "
                         "searcher, and each repeat's regrets (JSON)")  # fmt: skip

@@ -69,11 +69,38 @@ class Search:
 # --- the ablation: hptune's order without its statistics -----------------------------------
 
 
+#: The learning-rate factors hptune's regularization phase tries each candidate at (v2).
+RATE_FACTORS = (0.5, 1.0, 2.0)
+
+
+def regularization_candidates(table: Table) -> list[dict[str, Any]]:
+    """The distinct combinations of the regularization hyperparameters the table varies
+    (weight decay, scheduler, warmup ratio; only those it varies) among its cells, in the
+    order of the cells: the candidates of hptune's regularization phase in the race."""
+    varied = [p for p in PHASE_PARAMS["regularization"] if p in table.dims]
+    combos = {name({p: c[p] for p in varied}): {p: c[p] for p in varied} for c in table.cells}
+    return list(combos.values()) if varied else []
+
+
+def _rates(table: Table, rate: float) -> list[float]:
+    """The incoming ``rate`` times each of `RATE_FACTORS`, leaving out a product outside the
+    table's learning-rate range (not snapped back onto another grid value)."""
+    grid = table.dims.get("learning_rate")
+    if not grid:
+        return [rate]
+    low, high = min(grid) * (1 - 1e-9), max(grid) * (1 + 1e-9)
+    return [rate * f for f in RATE_FACTORS if low <= rate * f <= high]
+
+
 def coordinate_search(table: Table, seeds: list[int], limit: int | None) -> Search:
     """hptune's phase order with no statistics: from the starting configuration, each phase
-    tries every grid value of its hyperparameters (the regularization phase: every existing
-    combination) with the others held, on the same ``seeds``, and keeps the best mean; no
-    tests, no racing, no pruning. Stops before a trial that would pass ``limit``."""
+    tries every grid value of its hyperparameters with the others held, on the same
+    ``seeds``, and keeps the best mean; no tests, no racing, no pruning. The regularization
+    phase, as hptune's (v2): every existing combination of its hyperparameters
+    (`regularization_candidates`) at the incoming learning rate x 0.5, 1 and 2 (snapped to
+    the grid; a rate outside the grid's range is left out), the best mean fixing the
+    learning rate too. A configuration is trained once (a repeat is not counted again).
+    Stops before a trial that would pass ``limit``."""
     search = Search()
     trained: dict[str, float] = {}
     current = table.start()
@@ -90,14 +117,8 @@ def coordinate_search(table: Table, seeds: list[int], limit: int | None) -> Sear
     if mean(current) is None:
         return search
     search.trajectory.append((search.used, current))
-    for params in PHASE_PARAMS.values():
-        varied = [p for p in params if p in table.dims]
-        if not varied:
-            continue
-        options = itertools.product(*(table.dims[p] for p in varied))
-        snapped = (table.snap({**current, **dict(zip(varied, o, strict=True))}) for o in options)
-        candidates = {name(c): c for c in snapped}
-        for cell in candidates.values():
+    for phase in PHASE_PARAMS:
+        for cell in _phase_cells(table, phase, current):
             value = mean(cell)
             if value is None:
                 return search
@@ -105,6 +126,23 @@ def coordinate_search(table: Table, seeds: list[int], limit: int | None) -> Sear
                 current = cell
                 search.trajectory.append((search.used, current))
     return search
+
+
+def _phase_cells(table: Table, phase: str, incoming: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cells the coordinate search tries in ``phase`` from ``incoming``, each once."""
+    varied = [p for p in PHASE_PARAMS[phase] if p in table.dims]
+    if not varied:
+        return []
+    if phase == "regularization":
+        rate = incoming.get("learning_rate")
+        rates = _rates(table, rate) if rate is not None else [None]
+        wanted = [{**incoming, **combo, **({} if r is None else {"learning_rate": r})}
+                  for combo in regularization_candidates(table) for r in rates]  # fmt: skip
+    else:
+        options = itertools.product(*(table.dims[p] for p in varied))
+        wanted = [{**incoming, **dict(zip(varied, o, strict=True))} for o in options]
+    cells = (table.snap(w) for w in wanted)
+    return list({name(c): c for c in cells}.values())
 
 
 def exhaustive(table: Table, seeds: list[int]) -> Search:
@@ -187,6 +225,21 @@ def joint_space(table: Table, seed: int) -> Suggest:
     return suggest
 
 
+def longest_space(table: Table, seed: int) -> Suggest:
+    """`joint_space` with ``epochs`` fixed at the table's largest count: every run trains
+    the longest and keeps its best checkpoint, so the epochs are not searched."""
+    most = max(table.dims["epochs"]) if "epochs" in table.dims else None
+    searched = {p: v for p, v in table.dims.items() if p != "epochs"}
+
+    def suggest(trial: Any) -> tuple[dict[str, Any], int]:
+        values = {p: trial.suggest_categorical(p, v) for p, v in searched.items()}
+        if most is not None:
+            values["epochs"] = most
+        return table.snap(values), seed
+
+    return suggest
+
+
 def _log_map(value: float, low: float, high: float, to: list[float]) -> float:
     """``value`` in [low, high] mapped onto [min(to), max(to)], both in log space."""
     share = (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
@@ -226,8 +279,9 @@ def hf_default_space(table: Table, seen: list[int]) -> Suggest:
     return suggest
 
 
+LONGEST = "random search (longest epochs, best checkpoint)"
 PEERS = ["HF hyperparameter_search (defaults)", "Optuna TPE + MedianPruner", "random search",
-         "Hyperband"]  # fmt: skip
+         LONGEST, "Hyperband"]  # fmt: skip
 
 
 def run_peer(peer: str, table: Table, limit: int, repeat: int, seen: list[int]) -> Search:
@@ -248,6 +302,11 @@ def run_peer(peer: str, table: Table, limit: int, repeat: int, seen: list[int]) 
     if peer == "random search":
         return optuna_search(table, limit, randomly, optuna.pruners.NopPruner(),
                              joint_space(table, seed), reports=False)  # fmt: skip
+    if peer == LONGEST:
+        # Each run told its best epoch (min over its curve), its choice the longest cell.
+        return optuna_search(table, limit, randomly, optuna.pruners.NopPruner(),
+                             longest_space(table, seed), reports=False,
+                             best_epoch=True)  # fmt: skip
     if peer == "Hyperband":
         most = max(table.dims.get("epochs", [1]))
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=most,

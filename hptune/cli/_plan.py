@@ -35,10 +35,15 @@ def print_plan(console: Console, plan: Plan, *, refused: bool) -> None:
         _print_lora_ranks(console, plan)
     console.print(_compute(plan), highlight=False)
     if plan.budget is not None:
-        print_budget(console, plan.budget)
-        if not plan.budget.cuts:
-            fit = plan.budget
+        fit = plan.budget
+        print_budget(console, fit)
+        if not fit.cuts:
             console.print(f"  fits without cuts ({fit.planned} <= {fit.limit} seed-epochs)")
+        console.print(
+            f"  racing: up to {fit.racing} seed-epochs at run time (the budget less the plan "
+            f"without racing, {fit.planned}), while the phases still to come can be paid",
+            highlight=False,
+        )
     if not plan.guardrails:
         console.print("guardrails: no finding")
     for finding in plan.guardrails:

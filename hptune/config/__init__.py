@@ -23,6 +23,7 @@ from hptune.config._phase_options import (
     PhaseOptions,
     RegularizationPhaseConfig,
 )
+from hptune.config._phase_options import RegularizationCandidate as RegularizationCandidate
 from hptune.config._phase_options import SearchRange as SearchRange
 from hptune.config._phases import (
     BudgetConfig,

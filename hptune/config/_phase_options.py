@@ -21,6 +21,7 @@ __all__ = [
     "LearningRatePhaseConfig",
     "LoraRankPhaseConfig",
     "PhaseOptions",
+    "RegularizationCandidate",
     "RegularizationPhaseConfig",
     "SearchRange",
 ]
@@ -161,11 +162,27 @@ class SearchRange(_Strict):
         return self
 
 
+class RegularizationCandidate(_Strict):
+    """One configuration the regularization phase tries; a key left out keeps the incoming
+    value."""
+
+    scheduler: SchedulerName | None = None
+    warmup_ratio: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float | None = Field(None, ge=0, lt=1)
+
+
 class RegularizationPhaseConfig(PhaseOptions):
     """Options of the weight decay / scheduler / warmup phase."""
 
-    #: Trials of the joint search (the first is the incoming configuration).
-    n_trials: int = Field(8, ge=2)
+    #: The most trials (the first is the incoming configuration); None: every candidate at
+    #: every rate of ``rate_factors``.
+    n_trials: int | None = Field(None, ge=2)
+    #: The configurations tried, each at every rate of ``rate_factors``; None: the incoming
+    #: one and one per other scheduler, its weight decay and warmup drawn from the ranges.
+    candidates: list[RegularizationCandidate] | None = None
+    #: The learning rates each candidate is tried at, as factors of the incoming rate (the
+    #: rate re-tuned for each, as the nuisance hyperparameter); ``[1.0]``: the incoming rate.
+    rate_factors: list[float] = [0.5, 1.0, 2.0]
     #: The weight-decay range [low, high], searched on a log scale.
     weight_decay: tuple[float, float] = (0.01, 0.1)
     #: The warmup-ratio range [low, high].
@@ -198,6 +215,22 @@ class RegularizationPhaseConfig(PhaseOptions):
     def _range_valid(cls, value: tuple[float, float]) -> tuple[float, float]:
         if not 0 < value[0] < value[1] < 1:
             raise ValueError("give [low, high] with 0 < low < high < 1")
+        return value
+
+    @field_validator("rate_factors")
+    @classmethod
+    def _factors_valid(cls, value: list[float]) -> list[float]:
+        if 1.0 not in value or len(set(value)) != len(value) or min(value) <= 0:
+            raise ValueError("give positive factors without repeats, 1.0 among them")
+        return value
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_valid(
+        cls, value: list[RegularizationCandidate] | None
+    ) -> list[RegularizationCandidate] | None:
+        if value is not None and not value:
+            raise ValueError("give one candidate or more, or leave candidates out")
         return value
 
     @field_validator("schedulers")

@@ -172,14 +172,16 @@ class EpochsPhase(GridPhase):
 
     @classmethod
     def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
-        """One epoch off the top of the range (its edge extensions aside), while the range
-        keeps two counts."""
+        """The fewest count off the range, while it keeps two counts: the longest run stays,
+        as under the best-epoch rule (the best checkpoint kept) it is the one a shorter count
+        is read from under a constant rate, and the one a cut would lose the most by (the
+        Playbook: fix a length, keep the best checkpoint, rather than tune the steps)."""
         low, high = config.phases.epochs.range or default_epoch_range(n_train)
         if high - 1 <= low:
             return None
         return Cut(
-            {"phases.epochs.range": [low, high - 1]},
-            f"phases.epochs.range [{low}, {high}] -> [{low}, {high - 1}]",
+            {"phases.epochs.range": [low + 1, high]},
+            f"phases.epochs.range [{low}, {high}] -> [{low + 1}, {high}]",
         )
 
     def create_pruner(self) -> optuna.pruners.BasePruner:

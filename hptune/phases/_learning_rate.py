@@ -29,7 +29,8 @@ __all__ = ["EDGE_FACTOR", "LearningRatePhase"]
 #: An edge extension's step: twice the highest rate tried, or half the lowest.
 EDGE_FACTOR = 2.0
 #: The fewest grid points a budget's cut leaves.
-MIN_GRID_POINTS = 2
+MIN_GRID_POINTS = 3  # the ends and a middle: the regularization phase's x0.5 and x2 reach
+# every rate of a factor-2 grid between them
 
 
 @register_phase
@@ -123,14 +124,23 @@ class LearningRatePhase(GridPhase):
 
     @classmethod
     def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
-        """The grid point farthest from the starting rate (on a log scale; the higher on a
-        tie), while more than ``MIN_GRID_POINTS`` are left."""
-        grid = list(config.phases.learning_rate.grid)
+        """One interior grid point off, while more than ``MIN_GRID_POINTS`` are left: the one
+        whose neighbours are closest together on a log scale (the farthest from the starting
+        rate on a tie, the higher on a second). The grid gets coarser, never narrower: the
+        regularization phase re-tunes the rate around the chosen one (x0.5, x2), which fills
+        a coarse grid's gaps, while a narrower grid cannot reach past its ends once the cut
+        turned the edge extensions off."""
+        grid = sorted(config.phases.learning_rate.grid)
         if len(grid) <= MIN_GRID_POINTS:
             return None
-        farthest = max(grid, key=lambda lr: (abs(math.log(lr / base.learning_rate)), lr))
-        changes = {"phases.learning_rate.grid": [lr for lr in grid if lr != farthest]}
-        return Cut(changes, f"learning rate {farthest:g} off the grid")
+
+        def crowding(i: int) -> tuple[float, float, float]:
+            gap = math.log(grid[i + 1] / grid[i - 1])
+            return (-gap, abs(math.log(grid[i] / base.learning_rate)), grid[i])
+
+        dropped = grid[max(range(1, len(grid) - 1), key=crowding)]
+        changes = {"phases.learning_rate.grid": [lr for lr in grid if lr != dropped]}
+        return Cut(changes, f"learning rate {dropped:g} off the grid")
 
     def grid_points(self) -> list[dict[str, Any]]:
         return [{"learning_rate": lr} for lr in self.grid]

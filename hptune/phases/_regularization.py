@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from hptune._lazy import optuna, transformers
@@ -10,8 +9,15 @@ from hptune.diagnose import overfit_epochs
 from hptune.keys import TrialStatus
 from hptune.phases._base import PhaseBudget, TrialOutcome
 from hptune.phases._cut import Cut
-from hptune.phases._ranked import Choice, RankedPhase
+from hptune.phases._grid import GridPhase
+from hptune.phases._ranked import Choice
 from hptune.phases._ranking import NoiseRanking
+from hptune.phases._regularization_space import (
+    RegularizationSpace,
+    describe,
+    rate_points,
+    same_params,
+)
 from hptune.search import epoch_pruner
 from hptune.seeds import Verdict
 
@@ -29,60 +35,77 @@ __all__ = ["RegularizationPhase"]
 _PARAMS = ("weight_decay", "scheduler", "warmup_ratio")
 #: The fewest trials a budget's cut leaves.
 MIN_REGULARIZATION_TRIALS = 2
+#: The learning rates each candidate is tried at, as factors of the incoming one.
+RATE_FACTORS = (0.5, 1.0, 2.0)
 
 
 @register_phase
-class RegularizationPhase(RankedPhase):
-    """Phase 5: weight decay, scheduler and warmup, sampled jointly under a trial budget.
+class RegularizationPhase(GridPhase):
+    """Phase 5: weight decay, scheduler and warmup, each candidate at its own best rate.
 
-    Multivariate TPE models the three together (warmup and scheduler interact); the first
-    trial is the incoming configuration when it lies in the space, so every other trial has a
-    paired reference; the paired pruner stops trials that fall behind.
+    The candidates are ``candidates`` when given, else the incoming configuration and one per
+    other scheduler, their weight decay and warmup drawn space-filling from the ranges
+    (``RegularizationSpace``). Each is tried at the incoming learning rate times each of
+    ``rate_factors``: the rate is this phase's nuisance hyperparameter (a constant rate wants
+    a lower one than a linear decay), so a schedule is compared at its own best rate from a
+    local set around the incoming one, never pushed past that set's edges. Every (candidate,
+    rate) runs once, the incoming configuration at its own rate first, so every other trial
+    has a paired reference; the paired pruner stops trials that fall behind. A rate that
+    diverges ends its trial as diverged, with no remedy (it is a probe).
 
-    Decision rule: the best seed mean, unless the incoming configuration is shown equivalent
-    to it (their paired difference is within the equivalence margin): a change that does
-    not matter is not made. An incoming configuration merely not told apart from the best
-    (after racing) does not stay: the best mean wins.
+    Decision rule: the best seed mean, with the rate it won at, unless the incoming
+    configuration is shown equivalent to it (their paired difference is within the
+    equivalence margin): a change that does not matter is not made. An incoming configuration
+    merely not told apart from the best (after racing) does not stay: the best mean wins.
 
     Args:
-        n_trials: Trials to run.
-        weight_decay: The weight-decay range, searched on a log scale.
+        n_trials: The most trials, in the grid's order (None: every candidate at every rate).
+        weight_decay: The weight-decay range, drawn on a log scale.
         warmup_ratio: The warmup-ratio range.
         schedulers: The learning-rate schedules to try; by default ``linear``, ``cosine``
             and ``constant_with_warmup``.
         pruning: Stop trials that fall behind with the paired pruner.
-        sampler_seed: The seed of the TPE sampler.
+        sampler_seed: The seed of the drawn candidates' sequence.
+        candidates: The candidates (``weight_decay``, ``scheduler``, ``warmup_ratio`` and
+            ``space`` keys; one left out keeps the incoming value); None: drawn.
+        rate_factors: The factors of the incoming learning rate each candidate is tried at.
+        incoming: The configuration the phase starts from (its rate, and the values a
+            candidate leaves out); ``initial_params`` sets it when not given.
+        max_retries: How often a failed trial is queued again with the same parameters.
+        notes: Why the phase was set up as it was; added to the decision's reason.
+        margin: The equivalence margin of the decision; None derives it from the seed noise.
         space: More ``TrainingArguments`` keys searched with the three: each a
             ``(low, high, log)`` range or a list of choices.
         defaults: Each ``space`` key's value when the incoming configuration has none
             (``training.args``', else the Trainer's default).
-        max_retries: How often a failed trial is queued again with the same parameters.
-        notes: Why the phase was set up as it was; added to the decision's reason.
-        margin: The equivalence margin of the decision; None derives it from the seed noise.
 
     Raises:
-        ValueError: ``n_trials`` under 2, a range that is not ``0 < low < high < 1``, or a
-            negative ``max_retries``.
+        ValueError: ``n_trials`` under 2, a range that is not ``0 < low < high < 1``, rate
+            factors without 1.0, or a negative ``max_retries``.
     """
 
     name = "regularization"
     order = 5
     title = "5. Weight decay, scheduler, warmup"
-    params = _PARAMS
+    params = (*_PARAMS, "learning_rate")
     options_model = RegularizationPhaseConfig
     in_method = True
     cut_turn = 0
     uses_incoming = True
+    remedies_divergence = False
 
     def __init__(
         self,
         *,
-        n_trials: int = 8,
+        n_trials: int | None = None,
         weight_decay: tuple[float, float] = (0.01, 0.1),
         warmup_ratio: tuple[float, float] = (0.05, 0.10),
         schedulers: list[str] | None = None,
         pruning: bool = True,
         sampler_seed: int = 0,
+        candidates: list[dict[str, Any]] | None = None,
+        rate_factors: Sequence[float] = RATE_FACTORS,
+        incoming: HParams | None = None,
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
@@ -90,11 +113,13 @@ class RegularizationPhase(RankedPhase):
         defaults: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(max_retries=max_retries, notes=notes, margin=margin)
-        if n_trials < 2:
+        if n_trials is not None and n_trials < 2:
             raise ValueError(f"n_trials must be at least 2, got {n_trials=}")
         for name, (low, high) in (("weight_decay", weight_decay), ("warmup_ratio", warmup_ratio)):
             if not 0 < low < high < 1:
                 raise ValueError(f"{name} needs 0 < low < high < 1, got {(low, high)=}")
+        if 1.0 not in rate_factors or min(rate_factors) <= 0:
+            raise ValueError(f"rate_factors need 1.0 and no factor <= 0, got {rate_factors=}")
         self._n_trials = n_trials
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
@@ -103,13 +128,19 @@ class RegularizationPhase(RankedPhase):
         self.sampler_seed = sampler_seed
         self.space = dict(space or {})
         self.defaults = dict(defaults or {})
+        self.given = [dict(c) for c in candidates] if candidates is not None else None
+        self.rate_factors = list(rate_factors)
+        self.incoming = incoming
+        self.region = RegularizationSpace(
+            weight_decay, warmup_ratio, self.schedulers, self.space, sampler_seed
+        )
 
     @classmethod
     def configured(
         cls, config: TuneConfig, base: HParams, runner: RunnerBase, incoming: Sequence[Diagnosis]
     ) -> dict[str, Any]:
         """The configured space; when the incoming configuration overfits, weight decay is
-        searched in the upper half of its range (from the geometric middle).
+        drawn from the upper half of its range (from the geometric middle).
 
         Args:
             config: The run's configuration (``phases.regularization``).
@@ -123,7 +154,7 @@ class RegularizationPhase(RankedPhase):
         options = config.phases.regularization
         weight_decay = options.weight_decay
         notes = []
-        if overfit_epochs(incoming):
+        if overfit_epochs(incoming) and options.candidates is None:
             middle = round((weight_decay[0] * weight_decay[1]) ** 0.5, 4)
             notes.append(
                 f"the incoming configuration overfits, so weight decay was searched in "
@@ -134,6 +165,7 @@ class RegularizationPhase(RankedPhase):
             key: spec if isinstance(spec, list) else (spec.low, spec.high, spec.log)
             for key, spec in options.space.items()
         }
+        given = options.candidates
         return {
             "n_trials": options.n_trials,
             "weight_decay": weight_decay,
@@ -141,6 +173,11 @@ class RegularizationPhase(RankedPhase):
             "schedulers": list(options.schedulers),
             "pruning": options.pruning,
             "sampler_seed": options.sampler_seed,
+            "candidates": None
+            if given is None
+            else [c.model_dump(exclude_none=True) for c in given],
+            "rate_factors": list(options.rate_factors),
+            "incoming": base,
             "space": space,
             "defaults": _trainer_defaults(config, list(space)),
             "notes": notes,
@@ -149,27 +186,23 @@ class RegularizationPhase(RankedPhase):
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
         options = config.phases.regularization
-        what = "weight decay, scheduler, warmup (multivariate TPE" + (
-            ", paired pruning)" if options.pruning else ")"
+        n_candidates = len(options.candidates) if options.candidates else len(options.schedulers)
+        trials = n_candidates * len(options.rate_factors)
+        if options.n_trials is not None:
+            trials = min(trials, options.n_trials)
+        factors = ", ".join(f"x{f:g}" for f in sorted(options.rate_factors))
+        what = (
+            f"weight decay, scheduler, warmup: {n_candidates} candidates, each at the "
+            f"learning rate {factors}" + (", paired pruning" if options.pruning else "")
         )
-        return PhaseBudget.full(options.n_trials, base.epochs, what)
+        return PhaseBudget.full(trials, base.epochs, what)
 
     @classmethod
     def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
-        """Two trials fewer, down to ``MIN_REGULARIZATION_TRIALS``."""
-        before = config.phases.regularization.n_trials
+        """Two trials fewer, down to ``MIN_REGULARIZATION_TRIALS``: the last candidates'
+        trials go first, the incoming configuration's rates last."""
+        before = cls.planned(config, base, n_train).trials
         return Cut.fewer_trials(cls.name, before, 2, MIN_REGULARIZATION_TRIALS)
-
-    def create_sampler(self) -> optuna.samplers.BaseSampler:
-        with warnings.catch_warnings():
-            # multivariate and constant_liar are marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=self.sampler_seed,
-                multivariate=True,
-                n_startup_trials=max(2, min(4, self._n_trials // 2)),
-                constant_liar=True,  # workers running in parallel spread their proposals
-            )
 
     def create_pruner(self) -> optuna.pruners.BasePruner:
         if not self.pruning:
@@ -178,20 +211,54 @@ class RegularizationPhase(RankedPhase):
         # with like.
         return epoch_pruner(shape_params=("scheduler",))
 
-    def n_trials(self) -> int:
-        return self._n_trials
+    def candidates(self) -> list[dict[str, Any]]:
+        """The candidates, the incoming configuration first (given candidates: always; drawn
+        ones: when it lies in the ranges).
+
+        Returns:
+            Each candidate's values of the phase's parameters (without the rate).
+
+        Raises:
+            ValueError: The phase has no incoming configuration yet.
+        """
+        if self.incoming is None:
+            raise ValueError("the regularization phase needs its incoming configuration")
+        incoming = self._params_of(self.incoming)
+        if self.given is None:
+            count = len(self.schedulers)
+            if self._n_trials is not None:
+                count = max(count, -(-self._n_trials // len(self.rate_factors)))
+            return self.region.drawn(incoming, count)
+        # Given candidates follow the incoming configuration, the reference of every other.
+        filled = [{**incoming, **c} for c in self.given]
+        return [incoming, *(c for c in filled if not same_params(c, incoming, self._params))]
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        candidates = self.candidates()  # refuses a phase without its incoming configuration
+        assert self.incoming is not None
+        incoming = self._params_of(self.incoming)
+        points = rate_points(
+            candidates,
+            self.incoming.learning_rate,
+            self.rate_factors,
+            reference=same_params(candidates[0], incoming, self._params),
+        )
+        return points[: self._n_trials] if self._n_trials is not None else points
 
     def initial_params(self, base: HParams) -> list[dict[str, Any]]:
-        params = self._params_of(base)
-        return [params] if self._in_space(params) else []
+        if self.incoming is None:
+            self.incoming = base
+        return self.grid_points()
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
-        searched = {key: _suggest(trial, key, spec) for key, spec in self.space.items()}
+        points = self.initial_params(base)
+        values = {key: trial.suggest_categorical(key, _choices(points, key)) for key in points[0]}
         return base.replace(
-            weight_decay=trial.suggest_float("weight_decay", *self.weight_decay, log=True),
-            scheduler=trial.suggest_categorical("scheduler", self.schedulers),
-            warmup_ratio=trial.suggest_float("warmup_ratio", *self.warmup_ratio),
-            args={**dict(base.args), **searched},
+            learning_rate=values["learning_rate"],
+            weight_decay=values["weight_decay"],
+            scheduler=values["scheduler"],
+            warmup_ratio=values["warmup_ratio"],
+            args={**dict(base.args), **{k: values[k] for k in self.space}},
         )
 
     @property
@@ -199,10 +266,10 @@ class RegularizationPhase(RankedPhase):
         return (*_PARAMS, *self.space)
 
     def _columns(self, outcome: TrialOutcome, base: HParams) -> dict[str, Any]:
-        return {k: outcome.params.get(k) for k in self._params}
+        return {k: outcome.params.get(k) for k in (*self._params, "learning_rate")}
 
     def _decidable(self, outcome: TrialOutcome) -> bool:
-        return all(k in outcome.params for k in self._params)
+        return all(k in outcome.params for k in (*self._params, "learning_rate"))
 
     def _none_finished(self, base: HParams) -> str:
         return "no trial finished; keeping the incoming weight decay, scheduler and warmup"
@@ -216,10 +283,12 @@ class RegularizationPhase(RankedPhase):
         n_pruned = sum(1 for o in outcomes if o.status == TrialStatus.PRUNED)
         pruned = f"; {n_pruned} of {len(outcomes)} trials pruned" if n_pruned else ""
         best = ranking.best
-        incoming = self._params_of(base)
+        incoming = {**self._params_of(base), "learning_rate": base.learning_rate}
+        names = (*self._params, "learning_rate")
         finished = self._finished(outcomes)
-        reference = next((o for o in finished if _same(o.params, incoming, self._params)), None)
-        evidence = ranking.evidence(lambda o: _describe(o.params), limit=2)
+        reference = next((o for o in finished if same_params(o.params, incoming, names)), None)
+        evidence = ranking.evidence(lambda o: _at_rate(o.params, base), limit=2)
+        rates = {"rates_won": _rates_won(ranking, self._params, base)}
         if reference is not None and reference is not best and ranking.n_seeds > 1:
             verdict = ranking.comparisons[reference.number].verdict
             if verdict == Verdict.EQUIVALENT:
@@ -227,16 +296,17 @@ class RegularizationPhase(RankedPhase):
                     {},
                     reference.mean,
                     "no_change_equivalent",
-                    f"the best trial ({_describe(best.params)}) is equivalent to the incoming "
-                    f"configuration ({_describe(incoming)}): kept the incoming one "
+                    f"the best trial ({_at_rate(best.params, base)}) is equivalent to the "
+                    f"incoming configuration ({describe(incoming)}): kept the incoming one "
                     f"({ranking.describe(reference.number)}; {evidence}){pruned}",
+                    rates,
                 )
-        chosen: dict[str, Any] = {k: best.params[k] for k in _PARAMS}
+        chosen: dict[str, Any] = {k: best.params[k] for k in (*_PARAMS, "learning_rate")}
         if self.space:  # the searched TrainingArguments values, over the incoming ones
             chosen["args"] = {**dict(base.args), **{k: best.params[k] for k in self.space}}
         case, why = _case(ranking, reference)
-        reason = f"{_describe(chosen)} has the best mean; {why} ({evidence}){pruned}"
-        return Choice(chosen, best.mean, case, reason)
+        reason = f"{_at_rate(best.params, base)} has the best mean; {why} ({evidence}){pruned}"
+        return Choice(chosen, best.mean, case, reason, rates)
 
     def _params_of(self, hp: HParams) -> dict[str, Any]:
         args = dict(hp.args)
@@ -247,13 +317,34 @@ class RegularizationPhase(RankedPhase):
             **{k: args.get(k, self.defaults.get(k)) for k in self.space},
         }
 
-    def _in_space(self, params: dict[str, Any]) -> bool:
-        return (
-            self.weight_decay[0] <= params["weight_decay"] <= self.weight_decay[1]
-            and self.warmup_ratio[0] <= params["warmup_ratio"] <= self.warmup_ratio[1]
-            and params["scheduler"] in self.schedulers
-            and all(_within(params[k], spec) for k, spec in self.space.items())
-        )
+
+def _choices(points: list[dict[str, Any]], key: str) -> list[Any]:
+    """The distinct values of ``key`` over the grid, in order (a categorical's choices)."""
+    return list(dict.fromkeys(point[key] for point in points))
+
+
+def _at_rate(params: dict[str, Any], base: HParams) -> str:
+    """A trial in words with the rate it trained at, e.g. ``..., at rate 0.005 (x0.5)``."""
+    rate = params["learning_rate"]
+    return f"{describe(params)} at rate {rate:.3g} (x{rate / base.learning_rate:.3g})"
+
+
+def _rates_won(
+    ranking: NoiseRanking, names: tuple[str, ...], base: HParams
+) -> list[dict[str, Any]]:
+    """Each candidate's best rate among those it finished at, best candidate first."""
+    best: dict[str, TrialOutcome] = {}
+    for outcome in ranking.ranked:  # best first: a candidate's first trial is its best
+        best.setdefault(describe({k: outcome.params[k] for k in names}), outcome)
+    return [
+        {
+            "candidate": key,
+            "learning_rate": o.params["learning_rate"],
+            "factor": o.params["learning_rate"] / base.learning_rate,
+            "mean": o.mean,
+        }
+        for key, o in best.items()
+    ]
 
 
 def _case(ranking: NoiseRanking, reference: TrialOutcome | None) -> tuple[str, str]:
@@ -274,45 +365,9 @@ def _case(ranking: NoiseRanking, reference: TrialOutcome | None) -> tuple[str, s
     )
 
 
-def _suggest(trial: optuna.Trial, key: str, spec: tuple[float, float, bool] | list[Any]) -> Any:
-    if isinstance(spec, list):
-        return trial.suggest_categorical(key, spec)
-    low, high, log = spec
-    if isinstance(low, int) and isinstance(high, int):
-        return trial.suggest_int(key, low, high, log=log)
-    return trial.suggest_float(key, low, high, log=log)
-
-
-def _within(value: Any, spec: tuple[float, float, bool] | list[Any]) -> bool:
-    if isinstance(spec, list):
-        return value in spec
-    return isinstance(value, int | float) and spec[0] <= value <= spec[1]
-
-
 def _trainer_defaults(config: TuneConfig, keys: list[str]) -> dict[str, Any]:
     """Each key's value in ``training.args``, else the installed Trainer's default."""
     if not keys:
         return {}
     fields = {f.name: f.default for f in dataclasses.fields(transformers.TrainingArguments)}
     return {k: config.training.args.get(k, fields.get(k)) for k in keys}
-
-
-def _same(params: dict[str, Any], other: dict[str, Any], names: Sequence[str]) -> bool:
-    return all(
-        abs(params[k] - other[k]) < 1e-12 if isinstance(other[k], float) else params[k] == other[k]
-        for k in names
-    )
-
-
-def _describe(params: dict[str, Any]) -> str:
-    searched = {
-        **params.get("args", {}),
-        **{k: v for k, v in params.items() if k not in (*_PARAMS, "args")},
-    }
-    more = "".join(
-        f", {k} {v:.3g}" if isinstance(v, float) else f", {k} {v}" for k, v in searched.items()
-    )
-    return (
-        f"weight decay {params['weight_decay']:.3g}, {params['scheduler']}, "
-        f"warmup {params['warmup_ratio']:.3g}{more}"
-    )

@@ -7,8 +7,9 @@ worker, under the lock: fail trials whose heartbeat went stale, top the queue up
 parameters; then, outside the lock, train it (``run_claimed``). With nothing queued or
 running, a trial past the edge where the best lies may be queued (``edge_extension``), then
 racing may queue more paired seeds for configurations not yet told apart
-(``queue_racing``); once neither queues anything, the phase is decided, once, under the
-lock; every worker returns that decision.
+(``queue_racing``; under a compute budget, only those the budget can pay after the phases
+still to come: ``racing_room``); once neither queues anything, the phase is decided, once,
+under the lock; every worker returns that decision.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from hptune.config import TuneConfig
 from hptune.exceptions import StaleResultDropped
 from hptune.hparams import HParams
 from hptune.keys import TrialStatus
-from hptune.objective import ProgressCallback, TrialOutOfMemory
+from hptune.ledger import BudgetLedger
+from hptune.objective import ProgressCallback, SeedObjective, TrialOutOfMemory
 from hptune.phases import Phase, rank_within_noise
 from hptune.pipeline._decide import decide, stored_result
 from hptune.pipeline._edges import edge_extension
-from hptune.pipeline._racing import queue_racing
+from hptune.pipeline._racing import queue_racing, racing_room
 from hptune.pipeline._remedies import queue_remedies
 from hptune.record import decision_outcomes
 from hptune.results import PhaseResult
@@ -54,6 +56,8 @@ def work_through_queue(
     base: HParams,
     objective: Callable[[optuna.Trial], float],
     progress: ProgressCallback | None = None,
+    *,
+    ledger: BudgetLedger | None = None,
 ) -> PhaseResult:
     """Run ``phase``'s trials with ``objective`` until it is decided, as one of any number
     of workers on ``storage``; every worker returns the same decision.
@@ -73,6 +77,8 @@ def work_through_queue(
         objective: Trains a claimed trial and returns its value; may raise
             ``optuna.TrialPruned`` or ``hptune.objective.TrialOutOfMemory``.
         progress: Called with progress events (e.g. ``waiting``).
+        ledger: The run's compute budget, which racing keeps to (default: the one
+            ``objective`` keeps to, when it is a ``SeedObjective``; none otherwise).
 
     Returns:
         The phase's decision with the trials it was taken on.
@@ -82,10 +88,12 @@ def work_through_queue(
             trial in progress once it is marked interrupted.
     """
     watch = StaleWatch(config.stale_after)  # timed on this process's clock
+    if ledger is None and isinstance(objective, SeedObjective):
+        ledger = objective.budget
     while True:
         raise_if_interrupted()  # between trials: nothing is running, nothing to mark
         with queue_lock(config, storage, study.study_name):
-            step = _next_step(config, storage, study, phase, base, watch)
+            step = _next_step(config, storage, study, phase, base, watch, ledger)
         if isinstance(step, PhaseResult):
             return step
         if step is not None:
@@ -104,6 +112,7 @@ def _next_step(
     phase: Phase,
     base: HParams,
     watch: StaleWatch,
+    ledger: BudgetLedger | None,
 ) -> PhaseResult | optuna.Trial | None:
     """One pass under the queue lock: the phase's decision once it has one; else the next
     trial claimed, its parameters sampled (under the lock: no two workers alike); else None
@@ -119,7 +128,7 @@ def _next_step(
         trials = study.get_trials(deepcopy=False)
     trial = claim_waiting_trial(study, storage, trials)
     if trial is None and not any(is_running(t) for t in trials):
-        if not _queue_more_evidence(study, phase, config, trials):
+        if not _queue_more_evidence(study, phase, base, config, trials, ledger):
             return decide(study, phase, base, config)
         trial = claim_waiting_trial(study, storage)
     if trial is not None:
@@ -130,11 +139,14 @@ def _next_step(
 def _queue_more_evidence(
     study: optuna.Study,
     phase: Phase,
+    base: HParams,
     config: TuneConfig,
     trials: list[optuna.trial.FrozenTrial],
+    ledger: BudgetLedger | None,
 ) -> bool:
     """With every trial done: one trial past the edge where the best lies, else more paired
-    seeds for the undecided (racing); whether anything was queued (if not, decide)."""
+    seeds for the undecided (racing, within what ``ledger`` has left after the phases still
+    to come); whether anything was queued (if not, decide)."""
     ok = [o for o in decision_outcomes(trials) if o.status == TrialStatus.OK and o.seed_values]
     extends = bool(phase.extend_edges) and len(ok) >= 1  # one: the lowest rate alone trained
     races = bool(config.objective.racing_seeds) and len(ok) >= 2
@@ -144,7 +156,12 @@ def _queue_more_evidence(
     if extends and (params := edge_extension(phase, ranking, trials)) is not None:
         study.enqueue_trial(params)
         return True
-    return races and queue_racing(study, config, ranking, trials) > 0
+    if not races:
+        return False
+    room = None
+    if ledger is not None:
+        room = racing_room(ledger, config, phase.name, base, phase.max_epochs(base))
+    return queue_racing(study, config, ranking, trials, room=room) > 0
 
 
 def fill_queue(

@@ -8,22 +8,68 @@ Every undecided contender, and the best, trains on one more seed, the same seed 
 seed). A racing trial has the parameters of
 the trial it races for and adds its seeds to that trial's evidence
 (``hptune.record.decision_outcomes``).
+
+Under a compute budget, racing is paid from what the budget has left (`racing_room`): what
+the storage holds as trained and the running trials are taken off, and so is the plan of
+the phases that have not started (racing left out, ``hptune.budget.planned_after``). Only
+the racing trials that fit are queued, the cheapest first, each contender's with the best's
+on the same seed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hptune import keys
+from hptune.budget import planned_after
 from hptune.stored import is_failed, is_scored
 
 if TYPE_CHECKING:
     import optuna
 
     from hptune.config import TuneConfig
+    from hptune.hparams import HParams
+    from hptune.ledger import BudgetLedger
     from hptune.phases import NoiseRanking, TrialOutcome
 
-__all__ = ["queue_racing"]
+__all__ = ["RacingRoom", "queue_racing", "racing_room"]
+
+
+@dataclass(frozen=True)
+class RacingRoom:
+    """What racing may spend now, under a compute budget.
+
+    Args:
+        seed_epochs: Seed-epochs racing may queue now (`racing_room`).
+        epochs: The epochs a racing trial is counted at when its trial did not record its
+            own (``keys.HPARAMS``): the phase's longest run.
+    """
+
+    seed_epochs: float
+    epochs: int
+
+
+def racing_room(
+    ledger: BudgetLedger, config: TuneConfig, phase: str, base: HParams, epochs: int
+) -> RacingRoom:
+    """What racing in ``phase`` may spend now: the budget less what the storage holds as
+    trained, the running trials, and the plan (racing left out) of the phases of the run
+    after ``phase`` that have not started.
+
+    Args:
+        ledger: The run's ledger (its budget, storage and training examples).
+        config: The run's (fitted) configuration.
+        phase: The phase that races.
+        base: The configuration ``phase`` starts from (the later phases are planned from it).
+        epochs: The phase's longest run (see `RacingRoom`).
+
+    Returns:
+        The room; its ``seed_epochs`` may be 0 or less (nothing is queued then).
+    """
+    later = planned_after(config, base, ledger.n_train, phase, has_test=ledger.has_test)
+    reserve = sum(cost for name, cost in later.items() if not ledger.started(name))
+    return RacingRoom(ledger.left(later=reserve), epochs)
 
 
 def queue_racing(
@@ -31,6 +77,8 @@ def queue_racing(
     config: TuneConfig,
     ranking: NoiseRanking,
     trials: list[optuna.trial.FrozenTrial],
+    *,
+    room: RacingRoom | None = None,
 ) -> int:
     """Queue one more paired seed for the best configuration and its undecided contenders.
 
@@ -41,6 +89,8 @@ def queue_racing(
         config: The run's configuration (racing seeds, retries).
         ranking: The phase's trials that trained, at least two, ranked within seed noise.
         trials: The study's trials, as read under the lock.
+        room: What a compute budget lets racing spend now; None: no budget (every racing
+            trial is queued).
 
     Returns:
         How many racing trials were queued (0: the phase may decide).
@@ -54,13 +104,12 @@ def queue_racing(
         for o in contenders
         if (seed := _next_seed(o, extra, trials, config.max_retries)) is not None
     ]
+    if room is not None:
+        plans = _affordable(plans, ranking.best, trials, config.max_retries, room)
     if not plans:
         return 0
-    for seed in sorted({seed for _, seed in plans} - set(ranking.best.seed_values)):
-        if (
-            not _raced(ranking.best, seed, trials)
-            and _failures(ranking.best, seed, trials) <= config.max_retries
-        ):
+    for seed in sorted({seed for _, seed in plans}):
+        if _best_races(ranking.best, seed, trials, config.max_retries):
             plans.append((ranking.best, seed))  # the best on the same seed: a paired comparison
     for outcome, seed in plans:
         study.enqueue_trial(
@@ -69,6 +118,51 @@ def queue_racing(
             skip_if_exists=False,
         )
     return len(plans)
+
+
+def _affordable(
+    plans: list[tuple[TrialOutcome, int]],
+    best: TrialOutcome,
+    trials: list[optuna.trial.FrozenTrial],
+    max_retries: int,
+    room: RacingRoom,
+) -> list[tuple[TrialOutcome, int]]:
+    """The contenders' racing trials ``room`` pays for, each with the best's on its seed
+    (once per seed), the cheapest first; in ``plans``' order."""
+    left = room.seed_epochs
+    paired: set[int] = set()
+    kept: set[int] = set()
+    costs = [_epochs(outcome, trials, room) for outcome, _ in plans]
+    for index in sorted(range(len(plans)), key=costs.__getitem__):  # stable: ties in order
+        seed = plans[index][1]
+        pair = seed not in paired and _best_races(best, seed, trials, max_retries)
+        need = costs[index] + (_epochs(best, trials, room) if pair else 0)
+        if need <= left:
+            kept.add(index)
+            left -= need
+            paired |= {seed} if pair else set()
+    return [plan for index, plan in enumerate(plans) if index in kept]
+
+
+def _epochs(outcome: TrialOutcome, trials: list[optuna.trial.FrozenTrial], room: RacingRoom) -> int:
+    """The epochs ``outcome``'s racing trial trains (one seed): its trial's, as recorded."""
+    for trial in trials:
+        if trial.number == outcome.number:
+            recorded = trial.user_attrs.get(keys.HPARAMS, {}).get("epochs")
+            return room.epochs if recorded is None else int(recorded)
+    return room.epochs
+
+
+def _best_races(
+    best: TrialOutcome, seed: int, trials: list[optuna.trial.FrozenTrial], max_retries: int
+) -> bool:
+    """Whether the best trains ``seed`` beside a contender: it lacks it, no racing trial of
+    it scored it yet, and its racing trials on it did not fail too often."""
+    return (
+        seed not in best.seed_values
+        and not _raced(best, seed, trials)
+        and _failures(best, seed, trials) <= max_retries
+    )
 
 
 def _failures(outcome: TrialOutcome, seed: int, trials: list[optuna.trial.FrozenTrial]) -> int:

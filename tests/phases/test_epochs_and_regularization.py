@@ -1,3 +1,5 @@
+import json
+
 import optuna
 import pydantic
 import pytest
@@ -65,23 +67,64 @@ def test_pruned_trials_never_win() -> None:
     assert "1 trial(s) pruned" in decision.reason
 
 
-def test_regularization_space_and_first_trial() -> None:
-    phase = RegularizationPhase(n_trials=4)
-    assert phase.initial_params(BASE) == [
-        {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05}
-    ]
-    fixed = {"weight_decay": 0.05, "scheduler": "cosine", "warmup_ratio": 0.08}
-    hp = phase.suggest(optuna.trial.FixedTrial(fixed), BASE)
-    assert (hp.weight_decay, hp.scheduler, hp.warmup_ratio) == (0.05, "cosine", 0.08)
-    assert hp.learning_rate == BASE.learning_rate
-    outside = BASE.replace(warmup_ratio=0.0)
-    assert phase.initial_params(outside) == []  # no warmup is outside the method's space
-    sampler = phase.create_sampler()
-    assert isinstance(sampler, optuna.samplers.TPESampler) and sampler._multivariate
+def test_regularization_grids_each_candidate_at_each_rate_the_incoming_first() -> None:
+    phase = RegularizationPhase(incoming=BASE)
+    points = phase.grid_points()
+    rates = [p["learning_rate"] for p in points]
+    assert points[0] == {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05,
+                         "learning_rate": 1e-4}  # fmt: skip
+    # The incoming configuration at its rate first; each changed candidate at x1, x0.5, x2;
+    # the incoming one's other rates last (the learning-rate phase tuned the rate under it).
+    assert rates == pytest.approx([1e-4] + [1e-4, 5e-5, 2e-4] * 2 + [5e-5, 2e-4])
+    schedulers = [p["scheduler"] for p in points]
+    assert schedulers == ["linear"] + ["cosine"] * 3 + ["constant_with_warmup"] * 3 + ["linear"] * 2
+    candidates = phase.candidates()
+    assert len({json.dumps(c, sort_keys=True) for c in candidates}) == 3  # no duplicate
+    for c in candidates[1:]:  # drawn in the ranges, at two significant digits
+        assert 0.01 <= c["weight_decay"] <= 0.1 and 0.05 <= c["warmup_ratio"] <= 0.1
+        assert float(f"{c['weight_decay']:.2g}") == c["weight_decay"]
+        assert type(c["warmup_ratio"]) is float
+    assert phase.n_trials() == 9
+    assert RegularizationPhase(incoming=BASE, n_trials=4).grid_points() == points[:4]
+    outside = RegularizationPhase(incoming=BASE.replace(warmup_ratio=0.0))
+    assert all(p["warmup_ratio"] != 0.0 for p in outside.grid_points())  # not a candidate
 
 
-def reg_outcome(number: int, wd: float, scheduler: str, warmup: float, values: list[float]):
-    params = {"weight_decay": wd, "scheduler": scheduler, "warmup_ratio": warmup}
+def test_regularization_given_candidates_keep_the_incoming_values_they_leave_out() -> None:
+    given = [{"scheduler": "constant_with_warmup", "warmup_ratio": 0.0}, {"scheduler": "linear"}]
+    phase = RegularizationPhase(candidates=given, rate_factors=[1.0, 0.5])
+    points = phase.initial_params(BASE)
+    assert points == [
+        {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05, "learning_rate": 1e-4},
+        {"weight_decay": 0.01, "scheduler": "constant_with_warmup", "warmup_ratio": 0.0,
+         "learning_rate": 1e-4},
+        {"weight_decay": 0.01, "scheduler": "constant_with_warmup", "warmup_ratio": 0.0,
+         "learning_rate": 5e-5},
+        {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05, "learning_rate": 5e-5},
+    ]  # fmt: skip
+    # the incoming configuration is always a candidate, the reference of the given ones
+    alone = RegularizationPhase(candidates=[{"scheduler": "cosine"}], incoming=BASE)
+    assert [p["scheduler"] for p in alone.grid_points()][:2] == ["linear", "cosine"]
+    study = optuna.create_study(sampler=phase.create_sampler())
+    for point in points:
+        study.enqueue_trial(point)
+    hps = [phase.suggest(study.ask(), BASE) for _ in points]
+    assert (hps[2].scheduler, hps[2].warmup_ratio, hps[2].learning_rate) == (
+        "constant_with_warmup", 0.0, 5e-5)  # fmt: skip
+
+
+def test_regularization_drawn_candidates_follow_the_seed() -> None:
+    first = RegularizationPhase(incoming=BASE, sampler_seed=3).candidates()
+    assert RegularizationPhase(incoming=BASE, sampler_seed=3).candidates() == first
+    assert RegularizationPhase(incoming=BASE, sampler_seed=4).candidates() != first
+    with pytest.raises(pydantic.ValidationError, match="sampler_seed"):
+        RegularizationPhaseConfig(sampler_seed=-1)
+
+
+def reg_outcome(number: int, wd: float, scheduler: str, warmup: float, values: list[float],
+                rate: float = 1e-4):  # fmt: skip
+    params = {"weight_decay": wd, "scheduler": scheduler, "warmup_ratio": warmup,
+              "learning_rate": rate}  # fmt: skip
     return TrialOutcome(number, params, dict(enumerate(values)), "ok")
 
 
@@ -112,8 +155,29 @@ def test_regularization_changes_when_better_beyond_noise() -> None:
     ]
     decision = RegularizationPhase().decide(outcomes, BASE, "minimize")
     assert decision.case == "better_beyond_noise"
-    assert decision.params == {"weight_decay": 0.05, "scheduler": "cosine", "warmup_ratio": 0.08}
+    assert decision.params == {"weight_decay": 0.05, "scheduler": "cosine", "warmup_ratio": 0.08,
+                               "learning_rate": 1e-4}  # fmt: skip
     assert decision.apply(BASE).scheduler == "cosine"
+
+
+def test_regularization_compares_each_candidate_at_its_own_best_rate() -> None:
+    # A constant rate is worse than the incoming linear decay at the incoming rate and best at
+    # half of it: the phase changes both, and says at which rate each candidate won.
+    outcomes = [
+        reg_outcome(0, 0.01, "linear", 0.05, [1.50, 1.60, 1.55]),
+        reg_outcome(1, 0.01, "linear", 0.05, [1.56, 1.66, 1.60], rate=5e-5),
+        reg_outcome(2, 0.01, "linear", 0.05, [1.53, 1.64, 1.57], rate=2e-4),
+        reg_outcome(3, 0.0, "constant_with_warmup", 0.0, [1.70, 1.80, 1.76]),
+        reg_outcome(4, 0.0, "constant_with_warmup", 0.0, [1.30, 1.41, 1.33], rate=5e-5),
+        reg_outcome(5, 0.0, "constant_with_warmup", 0.0, [1.90, 2.00, 1.93], rate=2e-4),
+    ]
+    decision = RegularizationPhase().decide(outcomes, BASE, "minimize")
+    assert decision.params == {"weight_decay": 0.0, "scheduler": "constant_with_warmup",
+                               "warmup_ratio": 0.0, "learning_rate": 5e-5}  # fmt: skip
+    assert decision.apply(BASE).learning_rate == 5e-5
+    assert "at rate 5e-05 (x0.5)" in decision.reason
+    won = {r["candidate"].split(", ")[1]: r["factor"] for r in decision.summary["rates_won"]}
+    assert won == {"constant_with_warmup": 0.5, "linear": 1.0}
 
 
 def test_regularization_arguments_are_checked() -> None:
@@ -121,22 +185,9 @@ def test_regularization_arguments_are_checked() -> None:
         RegularizationPhase(n_trials=1)
     with pytest.raises(ValueError, match="weight_decay"):
         RegularizationPhase(weight_decay=(0.1, 0.01))
-
-
-def _proposals(phase: RegularizationPhase, n: int) -> list[dict]:
-    study = optuna.create_study(sampler=phase.create_sampler())
-    proposals = []
-    for index in range(n):
-        trial = study.ask()
-        phase.suggest(trial, BASE)
-        study.tell(trial, float(index % 3))
-        proposals.append(trial.params)
-    return proposals
-
-
-def test_regularization_sampler_seed_repeats_or_changes_the_proposals() -> None:
-    first = _proposals(RegularizationPhase(sampler_seed=3), 6)
-    assert _proposals(RegularizationPhase(sampler_seed=3), 6) == first
-    assert _proposals(RegularizationPhase(sampler_seed=4), 6) != first
-    with pytest.raises(pydantic.ValidationError, match="sampler_seed"):
-        RegularizationPhaseConfig(sampler_seed=-1)
+    with pytest.raises(ValueError, match="rate_factors"):
+        RegularizationPhase(rate_factors=[0.5, 2.0])
+    with pytest.raises(pydantic.ValidationError, match="1.0 among them"):
+        RegularizationPhaseConfig(rate_factors=[0.5, 2.0])
+    with pytest.raises(ValueError, match="incoming configuration"):
+        RegularizationPhase().grid_points()

@@ -37,22 +37,26 @@ def test_a_space_key_the_backend_cannot_search_is_refused(
 
 
 def test_the_incoming_trial_carries_the_trainer_default_and_the_search_adds_the_key() -> None:
-    phase = RegularizationPhase(n_trials=3, space={"adam_beta2": (0.9, 0.999, False)},
+    phase = RegularizationPhase(n_trials=6, space={"adam_beta2": (0.9, 0.999, False)},
                                 defaults={"adam_beta2": 0.999})  # fmt: skip
-    [incoming] = phase.initial_params(BASE)
-    assert incoming["adam_beta2"] == 0.999
+    points = phase.initial_params(BASE)
+    assert points[0]["adam_beta2"] == 0.999
+    drawn = {p["adam_beta2"] for p in points[1:4]}  # the first drawn candidate at 3 rates
+    assert len(drawn) == 1 and 0.9 <= drawn.pop() <= 0.999
     study = optuna.create_study(sampler=phase.create_sampler())
-    study.enqueue_trial(incoming)
+    for point in points:
+        study.enqueue_trial(point)
     hp = phase.suggest(study.ask(), BASE)
     assert dict(hp.args) == {"adam_beta2": 0.999}
-    other = phase.suggest(study.ask(), BASE)
-    assert 0.9 <= dict(other.args)["adam_beta2"] <= 0.999
+    others = [phase.suggest(study.ask(), BASE) for _ in points[1:]]
+    assert dict(others[-1].args)["adam_beta2"] == points[-1]["adam_beta2"]
 
 
 def test_the_decision_carries_the_searched_value_and_applies_it() -> None:
     phase = RegularizationPhase(n_trials=2, space={"adam_beta2": [0.95, 0.999]},
                                 defaults={"adam_beta2": 0.999}, margin=0.01)  # fmt: skip
-    common = {"weight_decay": 0.02, "scheduler": "linear", "warmup_ratio": 0.06}
+    common = {"weight_decay": 0.02, "scheduler": "linear", "warmup_ratio": 0.06,
+              "learning_rate": 5e-3}  # fmt: skip
     outcomes = [
         TrialOutcome(0, {**common, "adam_beta2": 0.999}, {0: 2.0, 1: 2.1, 2: 1.9},
                      TrialStatus.OK),

@@ -200,36 +200,29 @@ def test_the_learning_rate_phase_keeps_a_diverged_rate_as_evidence(tmp_path) -> 
     assert statuses[1e-2] == TrialStatus.DIVERGED
 
 
-def test_a_remedy_never_rides_on_a_decision_that_keeps_the_incoming_configuration(
-    tmp_path,
-) -> None:
-    """Regularization keeps the incoming configuration (an unrelated sampled trial diverged
-    and its remedy trained within noise of it): the learning rate must not become a tenth."""
+def test_a_regularization_rate_probe_that_diverges_gets_no_remedy(tmp_path) -> None:
+    """The regularization phase tries each candidate at x0.5, x1 and x2 the incoming rate: a
+    probe that diverges is recorded as diverged, never run again at a tenth of its rate (that
+    rate is another probe's, or below the local set)."""
     from hptune.phases import RegularizationPhase
 
     config = _config(tmp_path, diagnostics={"retry_diverged": True})
-    phase = RegularizationPhase(n_trials=2)
+    phase = RegularizationPhase(n_trials=2, incoming=BASE)
     storage, study = _study(config, phase)
-    incoming = {"weight_decay": BASE.weight_decay, "scheduler": BASE.scheduler,
-                "warmup_ratio": BASE.warmup_ratio}  # fmt: skip
 
     def objective(trial: optuna.Trial) -> float:
         hp = phase.suggest(trial, BASE)
-        remedy = trial.user_attrs.get(keys.REMEDY)
-        trial.set_user_attr(keys.HPARAMS, hp.replace(**(remedy or {})).to_dict())
-        if trial.params == incoming:
-            seeds = {"0": 2.0, "1": 2.1, "2": 1.9}
-        elif remedy:
-            seeds = {"0": 1.999, "1": 2.099, "2": 1.899}  # equivalent to the incoming
-        else:
+        trial.set_user_attr(keys.HPARAMS, hp.to_dict())
+        if hp.learning_rate != BASE.learning_rate:
             trial.set_user_attr(keys.STATUS, TrialStatus.DIVERGED)
             raise optuna.TrialPruned("diverged")
+        seeds = {"0": 2.0, "1": 2.1, "2": 1.9}
         trial.set_user_attr(keys.STATUS, TrialStatus.OK)
         trial.set_user_attr(keys.SEED_VALUES, seeds)
         return sum(seeds.values()) / 3
 
     result = work_through_queue(config, storage, study, phase, BASE, objective)
-    assert len(study.get_trials(deepcopy=False)) == 3  # incoming, diverged, its remedy
-    assert result.decision.case == "no_change_equivalent"
-    assert result.decision.params == {}
-    assert "remedy" not in result.decision.reason
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 2  # the incoming configuration and one probe: no remedy
+    assert not any(keys.REMEDY in t.user_attrs for t in trials)
+    assert result.decision.params == {}  # the incoming configuration stays
