@@ -1,6 +1,7 @@
 """Calibration of hptune's decision rules and pruner on draws where the truth is known.
 
     .venv/bin/python benchmarks/calibration.py [--table FILE ...] [--draws 2000] [--json FILE]
+        [--max-seeds 5]
 
 Candidates are built from a tuning table's real runs (``search/build_table.py``), so their
 seed noise, and the share of it that all configurations have in common on a seed, are those
@@ -29,8 +30,9 @@ them. It prints, with the Monte Carlo standard error:
   ``PairedPruner`` (as the epochs and regularization phases build it) in a real Optuna study
   whose earlier trials are the table's runs, the trial reported epoch by epoch.
 
-Racing's adaptive extra seeds are not replayed here (the race replays whole runs, racing
-included); "5 seeds" shows the rules with as many seeds as racing gives at most.
+The column "racing (3 -> up to 5 seeds)" replays racing on the same constructions
+(``calibration_racing``: the phase's verdicts after racing, and the seeds it used); the fixed
+3 and 5 seeds are the rules at as few and as many seeds as a phase has.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "search"))
+from calibration_racing import START, SeedsUsed, decide, first_seeds, pct, seeds_lines, table_rows
 from table import Table, complete_tables
 
 PHASE_SIZES = (4, 8)  # the learning-rate grid, the regularization trials
@@ -118,12 +121,14 @@ def _rate(hits: int, n: int) -> dict[str, float]:
 
 
 def equal_candidates(table: Table, draws: int, k: int, n_seeds: int, relabel: bool,
-                     rng: random.Random) -> dict[str, Any]:  # fmt: skip
-    """K candidates equal in truth: how often is one called worse, or equivalent?"""
+                     rng: random.Random, race_to: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """K candidates equal in truth: how often is one called worse, or equivalent? (``race_to``:
+    racing from ``n_seeds`` seeds up to that many; the seeds it used under ``seeds``.)"""
     cells = _finite_cells(table)
     worse = equivalent = comparisons = phases_with_worse = 0
+    used = SeedsUsed(n_seeds, race_to or n_seeds)
     for _ in range(draws):
-        seeds = _draw(table, n_seeds, rng)
+        seeds = _draw(table, race_to or n_seeds, rng)
         target = _truth(table, rng.choice(cells))
         if relabel:
             cell = rng.choice(cells)
@@ -131,55 +136,67 @@ def equal_candidates(table: Table, draws: int, k: int, n_seeds: int, relabel: bo
                       for _ in range(k)]  # fmt: skip
         else:
             values = [_values(table, c, target, seeds) for c in rng.sample(cells, k)]
-        verdicts = list(_rank(values)[1].values())
+        _, said, counts = decide(values, n_seeds, race_to, _rank)
+        used.add(counts)
+        verdicts = list(said.values())
         worse += verdicts.count("worse")
         equivalent += verdicts.count("equivalent")
         comparisons += len(verdicts)
         phases_with_worse += "worse" in verdicts
-    return {"worse_per_comparison": _rate(worse, comparisons),
-            "worse_per_phase": _rate(phases_with_worse, draws),
-            "equivalent_per_comparison": _rate(equivalent, comparisons)}  # fmt: skip
+    out = {"worse_per_comparison": _rate(worse, comparisons),
+           "worse_per_phase": _rate(phases_with_worse, draws),
+           "equivalent_per_comparison": _rate(equivalent, comparisons)}  # fmt: skip
+    return {**out, "seeds": used.figures()} if race_to else out
 
 
 def separated_pair(table: Table, draws: int, gap: float | None, n_seeds: int,
-                   rng: random.Random) -> dict[str, Any]:  # fmt: skip
-    """A best and one candidate ``gap`` sigma behind (None: 2x the margin hptune measures)."""
+                   rng: random.Random, race_to: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """A best and one candidate ``gap`` sigma behind (None: 2x the margin hptune measures on
+    the first ``n_seeds``); ``race_to``: racing up to that many seeds."""
     from hptune.seeds import Verdict
 
     cells = _finite_cells(table)
     said: dict[str, int] = {v.value: 0 for v in Verdict}
+    either, used = 0, SeedsUsed(n_seeds, race_to or n_seeds)
     for _ in range(draws):
-        seeds = _draw(table, n_seeds, rng)
+        seeds = _draw(table, race_to or n_seeds, rng)
         best, other = rng.sample(cells, 2)
         target = _truth(table, best)
         first = [_values(table, best, target, seeds), _values(table, other, target, seeds)]
         if gap is None:  # the margin is hptune's own default on the draw
-            margin = _rank(first)[2] or 0.0
+            margin = _rank([first_seeds(v, n_seeds) for v in first])[2] or 0.0
             behind = 2 * margin
         else:
             behind = gap * table.sigma
         values = [first[0], _values(table, other, target + behind, seeds)]
-        best, verdicts, _ = _rank(values)
+        best, verdicts, counts = decide(values, n_seeds, race_to, _rank)
+        used.add(counts)
         verdict = "chose the worse" if best == 1 else verdicts[1]  # the worse one won
         said[verdict] = said.get(verdict, 0) + 1
-    return {v: _rate(n, draws) for v, n in said.items()}
+        either += verdicts[1 - best] == "equivalent"
+    out = {v: _rate(n, draws) for v, n in said.items()}
+    out["equivalent (either chosen)"] = _rate(either, draws)
+    return {**out, "seeds": used.figures()} if race_to else out
 
 
-def chosen_within_noise(table: Table, draws: int, k: int, n_seeds: int,
-                        rng: random.Random) -> dict[str, float]:  # fmt: skip
+def chosen_within_noise(table: Table, draws: int, k: int, n_seeds: int, rng: random.Random,
+                        race_to: int | None = None) -> dict[str, Any]:  # fmt: skip
     """A best and K-1 candidates at true gaps drawn from 0.5-2 sigma: how often is the best
-    mean (what hptune chooses when nothing is equivalent) within 1 sigma of the best?"""
+    mean (what hptune chooses when nothing is equivalent) within 1 sigma of the best?
+    (``race_to``: racing up to that many seeds.)"""
     cells = _finite_cells(table)
-    hits = 0
+    hits, used = 0, SeedsUsed(n_seeds, race_to or n_seeds)
     for _ in range(draws):
-        seeds = _draw(table, n_seeds, rng)
+        seeds = _draw(table, race_to or n_seeds, rng)
         chosen = rng.sample(cells, k)
         target = _truth(table, chosen[0])
         gaps = [0.0] + [rng.uniform(0.5, 2.0) for _ in range(k - 1)]
         values = [_values(table, c, target + g * table.sigma, seeds)
                   for c, g in zip(chosen, gaps, strict=True)]  # fmt: skip
-        hits += gaps[_rank(values)[0]] <= 1.0
-    return _rate(hits, draws)
+        best, _, counts = decide(values, n_seeds, race_to, _rank)
+        used.add(counts)
+        hits += gaps[best] <= 1.0
+    return {**_rate(hits, draws), "seeds": used.figures()} if race_to else _rate(hits, draws)
 
 
 def pruner_rate(table: Table, draws: int, gap: float, n_references: int, n_seeds: int,
@@ -250,23 +267,40 @@ def _recentred_curves(table: Table, cell: dict[str, Any], like: dict[str, Any], 
             for i, s in enumerate(seeds)}  # fmt: skip
 
 
-def calibrate(table: Table, draws: int, seed: int = 0) -> dict[str, Any]:
+def _block(table: Table, draws: int, n_seeds: int, rng: random.Random,
+           race_to: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every cell's figures at ``n_seeds`` seeds, or racing from them up to ``race_to``
+    (with an equal pair too: the fixed blocks get theirs apart, on draws of their own)."""
+    block: dict[str, Any] = {}
+    for k in [k for k in PHASE_SIZES if k <= len(_finite_cells(table))]:
+        for kind, relabel in (("recentred", False), ("relabelled", True)):
+            block[f"equal_{kind}_k{k}"] = equal_candidates(table, draws, k, n_seeds, relabel,
+                                                           rng, race_to)  # fmt: skip
+    for gap in (None, *GAPS) if race_to is None else (None, 0.0, *GAPS):
+        key = "pair_gap_2x_margin" if gap is None else f"pair_gap_{gap:g}_sigma"
+        block[key] = separated_pair(table, draws, gap, n_seeds, rng, race_to)
+    if len(_finite_cells(table)) >= 4:
+        block["chosen_within_noise_k4"] = chosen_within_noise(table, draws, 4, n_seeds, rng,
+                                                              race_to)  # fmt: skip
+    return block
+
+
+def calibrate(table: Table, draws: int, seed: int = 0, max_seeds: int = 5) -> dict[str, Any]:
+    """Every figure on ``table``: at 3 and 5 seeds fixed, racing from 3 up to ``max_seeds``
+    (none unless 3 < ``max_seeds`` <= the table's seeds), and the pruner's."""
     rng = random.Random(seed)
     out: dict[str, Any] = {"table": Path(table.path).stem, "draws": draws, "rule": RULE["name"],
                            "sigma": table.sigma, "draw": DRAW["scheme"]}  # fmt: skip
     for n_seeds in (3, 5):
-        if n_seeds > len(table.seeds):
-            continue
-        block: dict[str, Any] = {}
-        for k in [k for k in PHASE_SIZES if k <= len(_finite_cells(table))]:
-            block[f"equal_recentred_k{k}"] = equal_candidates(table, draws, k, n_seeds, False, rng)
-            block[f"equal_relabelled_k{k}"] = equal_candidates(table, draws, k, n_seeds, True, rng)
-        block["pair_gap_2x_margin"] = separated_pair(table, draws, None, n_seeds, rng)
-        for gap in GAPS:
-            block[f"pair_gap_{gap:g}_sigma"] = separated_pair(table, draws, gap, n_seeds, rng)
-        if len(_finite_cells(table)) >= 4:
-            block["chosen_within_noise_k4"] = chosen_within_noise(table, draws, 4, n_seeds, rng)
-        out[f"{n_seeds}_seeds"] = block
+        if n_seeds <= len(table.seeds):
+            out[f"{n_seeds}_seeds"] = _block(table, draws, n_seeds, rng)
+    added = random.Random(seed + 1)  # cells added since: the others keep their draws
+    for n_seeds in (3, 5):
+        if (block := out.get(f"{n_seeds}_seeds")) is not None:
+            block["pair_gap_0_sigma"] = separated_pair(table, draws, 0.0, n_seeds, added)
+    if START < max_seeds <= len(table.seeds):
+        racing = _block(table, draws, START, random.Random(seed + 2), max_seeds)
+        out["racing"] = {"start": START, "max_seeds": max_seeds, **racing}
     pruner_draws = max(1, draws // 10)  # a study per draw: slower
     references = min(4, len(_finite_cells(table)) - 2)
     if references >= 2:
@@ -276,59 +310,8 @@ def calibrate(table: Table, draws: int, seed: int = 0) -> dict[str, Any]:
     return out
 
 
-def _pct(r: dict[str, float]) -> str:
-    return f"{100 * r['rate']:.1f}% ± {100 * r['se']:.1f}"
-
-
-def report(figures: dict[str, Any]) -> str:
-    lines = [f"## {figures['table']}, rule {figures.get('rule', 'phases')} (sigma "
-             f"{figures['sigma']:.4g}, {figures['draws']} draws "
-             f"per cell, seeds drawn by {figures['draw']}, ± one Monte Carlo standard error)",
-             ""]  # fmt: skip
-    header = "| what (the truth) | said | 3 seeds | 5 seeds |"
-    lines += [header, "|---|---|---|---|"]
-    blocks = [figures.get("3_seeds", {}), figures.get("5_seeds", {})]
-
-    def row(what: str, said: str, get: Any) -> None:
-        cells = [_pct(get(b)) if b else "-" for b in blocks]
-        lines.append(f"| {what} | {said} | {cells[0]} | {cells[1]} |")
-
-    for k in PHASE_SIZES:
-        for kind in ("recentred", "relabelled"):
-            key = f"equal_{kind}_k{k}"
-            if key not in blocks[0]:
-                continue
-            row(
-                f"{k} equal ({kind})",
-                "worse, per comparison",
-                lambda b, key=key: b[key]["worse_per_comparison"],
-            )
-            row(
-                f"{k} equal ({kind})",
-                "worse, per phase",
-                lambda b, key=key: b[key]["worse_per_phase"],
-            )
-            row(
-                f"{k} equal ({kind})",
-                "equivalent, per comparison",
-                lambda b, key=key: b[key]["equivalent_per_comparison"],
-            )
-    for gap, label in [("2x_margin", "2x the margin"), *[(f"{g:g}_sigma", f"{g:g} sigma")
-                                                          for g in GAPS]]:  # fmt: skip
-        key = f"pair_gap_{gap}"
-        for said in ("worse", "equivalent", "undecided", "chose the worse"):
-            row(
-                f"a pair {label} apart",
-                said,
-                lambda b, key=key, said=said: b[key].get(said, {"rate": 0.0, "se": 0.0}),
-            )
-    if "chosen_within_noise_k4" in blocks[0]:
-        row(
-            "a best + 3 at 0.5-2 sigma",
-            "chosen within noise",
-            lambda b: b["chosen_within_noise_k4"],
-        )
-    lines.append("")
+def _pruner_lines(figures: dict[str, Any]) -> list[str]:
+    lines = []
     for gap, label in (("0", "equal to"), ("-0.5", "0.5 sigma better than"),
                        ("2", "2 sigma worse than")):  # fmt: skip
         r = figures.get("pruner", {}).get(f"gap_{gap}_sigma", _rate(0, 0))
@@ -337,9 +320,31 @@ def report(figures: dict[str, Any]) -> str:
             break
         saved = r.get("epochs_saved", math.nan)
         lines.append(f"pruner (hptune's PairedPruner, 4 earlier trials, 3 seeds): a trial "
-                     f"{label} the best is pruned in {_pct(r)} ({r['n']} studies; "
+                     f"{label} the best is pruned in {pct(r)} ({r['n']} studies; "
                      f"{100 * saved:.0f}% of its epochs saved)")  # fmt: skip
-    return "\n".join(lines)
+    return lines
+
+
+def report(figures: dict[str, Any]) -> str:
+    """``calibrate``'s figures as a Markdown table (a column per seed count, and racing's),
+    the seeds racing used, and the pruner's rates."""
+    lines = [f"## {figures['table']}, rule {figures.get('rule', 'phases')} (sigma "
+             f"{figures['sigma']:.4g}, {figures['draws']} draws "
+             f"per cell, seeds drawn by {figures['draw']}, ± one Monte Carlo standard error)",
+             ""]  # fmt: skip
+    columns = {"3 seeds": figures.get("3_seeds", {}), "5 seeds": figures.get("5_seeds", {})}
+    racing = figures.get("racing")
+    label = ""
+    if racing:
+        label = f"racing ({racing['start']} -> up to {racing['max_seeds']} seeds)"
+        columns[label] = racing
+    lines += [f"| what (the truth) | said | {' | '.join(columns)} |",
+              "|---|---|" + "---|" * len(columns)]  # fmt: skip
+    for what, said, cells in table_rows(list(columns.values()), PHASE_SIZES, GAPS):
+        lines.append(f"| {what} | {said} | {' | '.join(cells)} |")
+    if racing:
+        lines += ["", *seeds_lines(racing, label)]
+    return "\n".join([*lines, "", *_pruner_lines(figures)])
 
 
 def main() -> None:
@@ -352,6 +357,9 @@ def main() -> None:
     )
     parser.add_argument("--draws", type=int, default=2000, help="draws per cell")
     parser.add_argument("--json", type=Path, help="write every rate with its error (JSON)")
+    parser.add_argument("--max-seeds", type=int, default=5,
+                        help="racing's cap: seeds per candidate at most (objective.max_seeds; "
+                             "3 or less: no racing column)")  # fmt: skip
     parser.add_argument("--draw", choices=("bootstrap", "subsample"), default="bootstrap",
                         help="seeds with replacement (rates high) or without (low)")  # fmt: skip
     parser.add_argument("--rule", choices=("phases", "model"), default="phases",
@@ -365,7 +373,7 @@ def main() -> None:
     for path in paths:
         if not path.is_file():
             raise SystemExit(f"--table {path}: no such file")
-        figures = calibrate(Table.load(path), args.draws)
+        figures = calibrate(Table.load(path), args.draws, max_seeds=args.max_seeds)
         everything[path.stem] = figures
         print(report(figures) + "\n", flush=True)
     if args.json:

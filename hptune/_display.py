@@ -129,6 +129,12 @@ class ProgressPrinter:
             self.used["planned"] += self.planned
             self.used["trained"] += self.done
         self.finished.add(event["phase"])
+        spent = event.get("spent")
+        if spent:
+            racing = f", racing {spent['racing']:g} of them" if spent.get("racing") else ""
+            self._print(
+                f"phase {event['phase']} trained {spent['seed_epochs']:g} seed-epochs{racing}"
+            )
 
     def _phase_start(self, event: dict[str, Any], elapsed: str) -> None:
         self.phase_start = time.monotonic()

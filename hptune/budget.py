@@ -126,7 +126,7 @@ def _planned(config: TuneConfig, hp: HParams, n_train: int, names: list[str]) ->
     n = len(config.objective.seed_list)
     extra = len(config.objective.racing_seeds)
     bounded: set[str] = set()
-    planned = []
+    planned: list[PlannedPhase] = []
     for name in names:
         budget = PHASES[name].planned(config, hp, n_train)
         low, high = budget.epochs
@@ -138,7 +138,9 @@ def _planned(config: TuneConfig, hp: HParams, n_train: int, names: list[str]) ->
         what = budget.what + (
             f", racing up to {config.objective.max_seeds} seeds" if racing else ""
         )
-        seed_epochs = n * budget.seed_epochs + racing
+        # The trial at the incoming configuration is read back when a phase ran before.
+        read_back = budget.read_back * hp.epochs if planned else 0
+        seed_epochs = n * (budget.seed_epochs - read_back) + racing
         planned.append(
             PlannedPhase(name, budget.trials, epochs, seed_epochs, what, n, high, racing)
         )

@@ -66,6 +66,13 @@ class HParams:
         """Examples per optimizer update: the batch size times the gradient accumulation."""
         return self.batch_size * self.gradient_accumulation_steps
 
+    @property
+    def length_free(self) -> bool:
+        """Whether the rate at a step does not depend on the run's length (a constant rate,
+        no warmup ratio): a shorter run is then the first epochs of a longer one on the same
+        seed, as the data order of an epoch depends only on the seed and the epoch."""
+        return self.scheduler in ("constant", "constant_with_warmup") and self.warmup_ratio == 0
+
     def replace(self, **changes: Any) -> HParams:
         """A copy with some values changed.
 

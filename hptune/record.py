@@ -22,9 +22,10 @@ from hptune.ledger import trained_so_far
 from hptune.phases import PHASES, Decision, TrialOutcome
 from hptune.storage import open_storage
 from hptune.stored import is_failed, is_scored
+from hptune.train import RunResult
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from hptune.config import TuneConfig
 
@@ -315,19 +316,44 @@ class RunRecord:
     def find_trained(
         self, hp: HParams, seeds: Sequence[int] | None = None
     ) -> tuple[str, list[dict[str, Any]]] | None:
-        """A finished trial of this run (any phase) that trained ``hp`` on the same seeds.
+        """A finished trial of this run (any phase) that trained ``hp`` on the same seeds;
+        for a length-free schedule (``HParams.length_free``), also one that trained it for
+        more epochs, read at ``hp.epochs`` (its first epochs are ``hp``'s whole run).
 
         Args:
             hp: The configuration to look for.
             seeds: The seeds (default: the configured ones; a racing trial's extra seeds).
 
         Returns:
-            Where it was (``study#number``) and its per-seed runs, or None.
+            Where it was (``study#number``, and the epochs read of a longer run) and its
+            per-seed runs, or None.
         """
         wanted_seeds = {
             str(s) for s in (self.config.objective.seed_list if seeds is None else seeds)
         }
         wanted = hp.to_dict()
+        longer: tuple[int, str, list[dict[str, Any]]] | None = None
+        for name, t in self._finished_trials():
+            attrs = t.user_attrs
+            stored = attrs.get(keys.HPARAMS)
+            if stored is None or set(attrs.get(keys.SEED_VALUES, {})) != wanted_seeds:
+                continue
+            if stored == wanted:
+                return f"{name}#{t.number}", list(attrs[keys.RUNS])
+            epochs = int(stored.get("epochs", 0))
+            same_otherwise = {**stored, "epochs": hp.epochs} == wanted
+            nearest = longer is None or epochs < longer[0]
+            if hp.length_free and same_otherwise and hp.epochs < epochs and nearest:
+                longer = (epochs, f"{name}#{t.number}", list(attrs[keys.RUNS]))
+        if longer is None:
+            return None
+        epochs, source, runs = longer
+        prefixes = [RunResult.from_dict(r).prefix(hp.epochs).to_dict() for r in runs]
+        return f"{source} (its first {hp.epochs} of {epochs} epochs)", prefixes
+
+    def _finished_trials(self) -> Iterator[tuple[str, optuna.trial.FrozenTrial]]:
+        """Every trial of the run's studies (the test evaluation's aside) that finished with
+        its runs stored, with its study's name."""
         existing = self._existing()
         for phase in PHASES:
             if phase == "final":  # the test evaluation: never a configuration to reuse
@@ -337,15 +363,8 @@ class RunRecord:
                 continue
             study = optuna.load_study(study_name=name, storage=self.storage)
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-                attrs = t.user_attrs
-                if (
-                    attrs.get(keys.HPARAMS) == wanted
-                    and keys.stored_status(t) == TrialStatus.OK
-                    and set(attrs.get(keys.SEED_VALUES, {})) == wanted_seeds
-                    and keys.RUNS in attrs
-                ):
-                    return f"{name}#{t.number}", list(attrs[keys.RUNS])
-        return None
+                if keys.stored_status(t) == TrialStatus.OK and keys.RUNS in t.user_attrs:
+                    yield name, t
 
     def diagnoses(
         self, *, phase: str | None = None, trial: int | None = None

@@ -1,10 +1,12 @@
 """The search suite's machinery on synthetic tables whose truth is known (no training): the
 design's cells, prefix runs, snapping onto a fractional design, the seed splits, the
-statistics-free coordinate search, the race's paired test and the calibration's rates."""
+statistics-free coordinate search, the race's paired test and the calibration's rates (racing
+replayed as hptune races)."""
 
 import json
 import math
 import random
+import statistics
 import sys
 from pathlib import Path
 
@@ -142,6 +144,111 @@ def test_calibration_measures_the_pruner_and_the_epochs_it_saves() -> None:
     assert 0.3 < far["epochs_saved"] < 1.0  # stopped after its first seed or two
     equal = calibration.pruner_rate(table, 6, 0.0, 2, 3, random.Random(0))
     assert equal["epochs_saved"] <= far["epochs_saved"]
+
+
+RACE_BEST = [2.00, 2.10, 2.05, 2.02, 2.08]  # racing's replay: the best rate, by seed
+RACE_GAPS = {  # the others' gaps from it, by seed
+    1e-4: [0.0] * 5,
+    5e-5: [0.05, 0.02, 0.07, 0.06, 0.05],
+    3e-5: [0.05, -0.04, 0.07, -0.05, 0.06],  # never told apart
+    2e-5: [0.08, 0.06, 0.10, 0.08, 0.09],  # told apart after one racing seed
+    1e-5: [0.5, 0.56, 0.47, 0.53, 0.48],  # worse from the start
+}
+
+
+def test_the_replay_gives_each_candidate_the_seeds_the_pipeline_gives(tmp_path) -> None:
+    """The same values through hptune's phase (work_through_queue, racing to 5 seeds) and
+    through the replay: every configuration ends with the same seeds and verdict."""
+    optuna = pytest.importorskip("optuna")
+    import calibration
+    import calibration_racing
+
+    from hptune import keys
+    from hptune.config import config_from_dict
+    from hptune.hparams import HParams
+    from hptune.phases import LearningRatePhase, rank_within_noise
+    from hptune.pipeline import work_through_queue
+    from hptune.storage import open_storage
+
+    config = config_from_dict({"name": "race", "model": {"path": "demo://model"},
+                               "data": {"train": "t.jsonl", "validation": "v.jsonl"},
+                               "objective": {"seeds": 3, "max_seeds": 5},
+                               "output_dir": str(tmp_path)})  # fmt: skip
+    base = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=1, epochs=1,
+                   warmup_ratio=0.05, weight_decay=0.01)  # fmt: skip
+    phase = LearningRatePhase(sorted(RACE_GAPS), extend_edges=0)
+    storage = open_storage(config)
+    study = optuna.create_study(storage=storage, study_name="race.learning_rate",
+                                sampler=phase.create_sampler())  # fmt: skip
+
+    def objective(trial: optuna.Trial) -> float:
+        rate = phase.suggest(trial, base).learning_rate
+        seeds = trial.user_attrs.get(keys.RACE_SEEDS) or [0, 1, 2]
+        values = {str(s): RACE_BEST[s] + RACE_GAPS[rate][s] for s in seeds}
+        trial.set_user_attr(keys.SEED_VALUES, values)
+        keys.set_status(trial, keys.TrialStatus.OK)
+        return statistics.fmean(values.values())
+
+    result = work_through_queue(config, storage, study, phase, base, objective)
+    piped = {o.params["learning_rate"]: len(o.seed_values) for o in result.outcomes}
+    ranking = rank_within_noise(result.outcomes, "minimize")
+    said = {o.params["learning_rate"]: c.verdict.value
+            for o in result.outcomes if (c := ranking.comparisons.get(o.number))}  # fmt: skip
+
+    rates = sorted(RACE_GAPS)
+    values = [{s: RACE_BEST[s] + RACE_GAPS[r][s] for s in range(5)} for r in rates]
+    best, verdicts, used = calibration_racing.race(values, 3, 5, calibration._rank)
+    assert dict(zip(rates, used, strict=True)) == piped == {1e-5: 3, 2e-5: 4, 3e-5: 5, 5e-5: 5,
+                                                            1e-4: 5}  # fmt: skip
+    assert rates[best] == 1e-4
+    assert {rates[k]: v for k, v in verdicts.items()} == said
+
+
+def test_a_contender_undecided_again_takes_the_seed_it_skipped() -> None:
+    """As queue_racing's _next_seed: the first extra seed it lacks; the best already has it
+    and trains none; a candidate decided stays at its seeds; nothing passes the cap."""
+    import calibration_racing
+
+    script = [
+        {1: "undecided", 2: "worse", 3: "undecided"},  # 3 seeds: 1 and 3 race on seed 3
+        {1: "worse", 2: "worse", 3: "undecided"},  # 4: 3 races on seed 4
+        {1: "undecided", 2: "worse", 3: "undecided"},  # 5: 1 is back, on its seed 4
+        {1: "undecided", 2: "worse", 3: "undecided"},  # 3 capped; 1 races on seed 5 alone
+        {1: "undecided", 2: "worse", 3: "undecided"},  # all capped: racing ends
+    ]
+    seen: list[list[list[int]]] = []
+
+    def rank(values: list[dict[int, float]]) -> tuple[int, dict[int, str], float | None]:
+        seen.append([sorted(v) for v in values])
+        return 0, script[len(seen) - 1], None
+
+    values = [{s: float(s) for s in range(6)} for _ in range(4)]
+    best, verdicts, used = calibration_racing.race(values, 3, 6, rank)
+    assert seen[1] == [[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2], [0, 1, 2, 3]]
+    assert seen[2] == [[0, 1, 2, 3, 4], [0, 1, 2, 3], [0, 1, 2], [0, 1, 2, 3, 4]]
+    assert seen[3] == [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4], [0, 1, 2], [0, 1, 2, 3, 4, 5]]
+    assert seen[4] == [[0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5], [0, 1, 2], [0, 1, 2, 3, 4, 5]]
+    assert len(seen) == 5 and used == [6, 6, 3, 6]
+    assert (best, verdicts) == (0, script[4])
+
+
+def test_calibration_reports_the_rates_after_racing_and_the_seeds_it_used() -> None:
+    import calibration
+
+    table = synthetic()
+    table.path = "synthetic.json"
+    far = calibration.separated_pair(table, 60, 40.0, 3, random.Random(0), race_to=5)
+    assert far["worse"]["rate"] > 0.9 and far["seeds"]["seeds_per_candidate"] < 3.2  # no race
+    equal = calibration.equal_candidates(table, 60, 4, 3, True, random.Random(0), race_to=5)
+    assert equal["worse_per_comparison"]["n"] == 180
+    assert 3.5 < equal["seeds"]["seeds_per_candidate"] <= 5  # equal: most race to the cap
+    assert equal["seeds"]["raced_share"] > 0.5
+    figures = calibration.calibrate(table, 6, max_seeds=5)
+    assert figures["racing"]["max_seeds"] == 5 and "pair_gap_1_sigma" in figures["racing"]
+    text = calibration.report(figures)
+    assert "| 3 seeds | 5 seeds | racing (3 -> up to 5 seeds) |" in text
+    assert "racing (3 -> up to 5 seeds), equal_recentred_k4: " in text
+    assert "racing" not in calibration.calibrate(table, 6, max_seeds=3)
 
 
 def test_a_table_on_disk_round_trips(tmp_path) -> None:

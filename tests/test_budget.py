@@ -126,6 +126,7 @@ def test_a_run_under_a_seed_epoch_budget_never_exceeds_it(demo_path, tmp_path) -
 
     raw = five_phase_config(tmp_path)
     raw["training"]["checkpoints"] = False
+    raw["phases"]["regularization"]["n_trials"] = 5  # a cut leaves 4: the incoming + 1 x 3 rates
     limit = sum(p.without_racing for p in make_plan(config_from_dict(raw)).phases) - 1
     config = config_from_dict({**raw, "budget": {"seed_epochs": limit}})
     result = tune(config)
@@ -309,3 +310,41 @@ def test_a_larger_budget_that_gives_back_a_seed_goes_on_and_finishes(tiny_config
     trained = [t for t in learning_rate.trials if keys.RUNS in t.user_attrs]
     assert trained and all(len(t.user_attrs[keys.RUNS]) == 3 for t in trained)
     assert record.fitted_config().objective.seed_list == [0, 1, 2]
+
+
+def test_a_phase_s_trial_at_its_incoming_configuration_is_planned_as_read_back(
+    demo_path, tmp_path
+) -> None:
+    """The phase before trained the incoming configuration on the same seeds: the plan
+    counts it once (the learning-rate grid's starting rate, the epochs range's incoming
+    count, the regularization phase's incoming candidate at its own rate)."""
+    from hptune.budget import planned_phases
+    from hptune.plan import make_plan
+
+    config = config_from_dict(_demo(tmp_path))
+    plan = make_plan(config)
+    rows = {p.phase: p for p in planned_phases(config, plan.hparams, plan.n_train,
+                                                has_test=False)}  # fmt: skip
+    n, epochs = len(config.objective.seed_list), plan.hparams.epochs
+    grid = config.phases.learning_rate.grid
+    assert plan.hparams.learning_rate in grid
+    trials = len(grid) + config.phases.learning_rate.extend_edges
+    assert rows["learning_rate"].without_racing == n * (trials - 1) * epochs
+    alone = config.with_changes({"phases.run": ["learning_rate"]})
+    (first,) = planned_phases(alone, plan.hparams, plan.n_train, has_test=False)
+    assert first.without_racing == n * trials * epochs  # nothing ran before it
+
+
+def test_the_regularization_cut_keeps_a_changed_candidate_at_every_rate(
+    demo_path, tmp_path
+) -> None:
+    from hptune.phases import RegularizationPhase
+    from hptune.plan import make_plan
+
+    config = config_from_dict(_demo(tmp_path))
+    plan = make_plan(config)
+    sizes = []
+    while (cut := RegularizationPhase.budget_cut(config, plan.hparams, plan.n_train)) is not None:
+        config = config.with_changes(cut.changes)
+        sizes.append(config.phases.regularization.n_trials)
+    assert sizes[-1] == 4  # the incoming configuration, and one candidate at x0.5, x1, x2

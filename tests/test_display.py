@@ -81,3 +81,11 @@ def test_a_racing_trial_says_which_extra_seed_it_trains() -> None:
     line = out.getvalue().splitlines()[-1]
     assert "(racing)" in line and "extra seed 3 epoch 1" in line
     assert "/4" not in line  # not counted as one of the phase's 4 trials
+
+
+def test_a_finished_phase_says_what_it_trained_and_racings_part() -> None:
+    out = io.StringIO()
+    printer = display.ProgressPrinter(Console(file=out, width=300), n_seeds=3, metric="eval_loss")
+    spent = {"seed_epochs": 42.0, "racing": 6.0}
+    printer({"event": "phase_done", "phase": "epochs", "result": None, "spent": spent})
+    assert out.getvalue().strip() == "phase epochs trained 42 seed-epochs, racing 6 of them"

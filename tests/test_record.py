@@ -85,6 +85,49 @@ def test_a_trained_configuration_is_found_only_with_the_same_seeds(tmp_path) -> 
     assert RunRecord(other_seeds).find_trained(HP) is None
 
 
+def _tell_runs(study: optuna.Study, hp: HParams, runs: list[dict]) -> None:
+    trial = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-6, 1.0)})
+    trial.set_user_attr(keys.STATUS, TrialStatus.OK)
+    trial.set_user_attr(keys.HPARAMS, hp.to_dict())
+    trial.set_user_attr(keys.SEED_VALUES, {str(r["seed"]): 2.0 for r in runs})
+    trial.set_user_attr(keys.RUNS, runs)
+    study.tell(trial, 2.0)
+
+
+def _run(seed: int, losses: list[float], **flags) -> dict:
+    epochs = [{"epoch": i + 1, "train_loss": 1.0, "eval_loss": v, "score": None,
+               "learning_rate": 1e-4} for i, v in enumerate(losses)]  # fmt: skip
+    return {"seed": seed, "epochs": epochs, "seconds": 4.0, "examples_per_second": 8.0,
+            **flags}  # fmt: skip
+
+
+def test_a_constant_rate_run_is_read_at_fewer_epochs_from_a_longer_one(tmp_path) -> None:
+    config = _config(tmp_path)
+    storage = open_storage(config)
+    study = optuna.create_study(storage=storage, study_name=config.study_name("baseline"))
+    constant = HP.replace(scheduler="constant_with_warmup", warmup_ratio=0.0, epochs=4)
+    # seed 1 diverged at validation in its 2nd epoch: its shorter runs diverge there too
+    _tell_runs(study, constant, [_run(0, [2.0, 1.5, 1.2, 1.3]),
+                                 _run(1, [2.1, float("nan")], diverged=True)])  # fmt: skip
+    found = RunRecord(config).find_trained(constant.replace(epochs=3))
+    assert found is not None and found[0] == "rec.baseline#0 (its first 3 of 4 epochs)"
+    first, second = found[1]
+    assert [e["eval_loss"] for e in first["epochs"]] == [2.0, 1.5, 1.2]
+    assert first["seconds"] == 3.0 and not first["diverged"]
+    assert second["diverged"] and len(second["epochs"]) == 2
+    at_two = RunRecord(config).find_trained(constant.replace(epochs=2))
+    assert at_two is not None and at_two[1][1]["diverged"]  # it diverged in its 2nd epoch
+    assert not at_two[1][0]["diverged"] and len(at_two[1][0]["epochs"]) == 2
+    # a decaying schedule's shorter run is another run: never read off a longer one
+    linear = constant.replace(scheduler="linear")
+    _tell_runs(study, linear, [_run(0, [2.0, 1.5, 1.2, 1.3]), _run(1, [2.1, 1.6, 1.3, 1.2])])
+    assert RunRecord(config).find_trained(linear.replace(epochs=3)) is None
+    # nor a constant rate with a warmup ratio (its warmup is a share of the length)
+    warm = constant.replace(warmup_ratio=0.1)
+    _tell_runs(study, warm, [_run(0, [2.0, 1.5, 1.2, 1.3]), _run(1, [2.1, 1.6, 1.3, 1.2])])
+    assert RunRecord(config).find_trained(warm.replace(epochs=3)) is None
+
+
 def test_decided_hparams_apply_each_decision_and_refuse_an_undecided_phase(tmp_path) -> None:
     config = _config(tmp_path)
     storage = open_storage(config)

@@ -162,8 +162,14 @@ class EpochsPhase(GridPhase):
             what += ", up to " + ", ".join(map(str, beyond)) + " past the top"
         seed_epochs = sum(range(low, high + 1)) + sum(beyond)
         most = max([high, *beyond])
+        incoming = int(low <= base.epochs <= high)  # the count the phase before trained
         return PhaseBudget(
-            high - low + 1 + len(beyond), (low, most), seed_epochs, what, {"epochs": most}
+            high - low + 1 + len(beyond),
+            (low, most),
+            seed_epochs,
+            what,
+            {"epochs": most},
+            incoming,
         )
 
     @classmethod

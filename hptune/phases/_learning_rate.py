@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hptune.config import LearningRatePhaseConfig, register_phase
@@ -112,7 +113,8 @@ class LearningRatePhase(GridPhase):
         if extend:
             what += f", up to {extend} more past an edge"
         trials = len(grid) + extend
-        return PhaseBudget.full(trials, base.epochs, what)
+        incoming = any(math.isclose(lr, base.learning_rate) for lr in grid)
+        return replace(PhaseBudget.full(trials, base.epochs, what), read_back=int(incoming))
 
     @classmethod
     def edge_cut(cls, config: TuneConfig) -> dict[str, Any]:

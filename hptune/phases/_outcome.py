@@ -127,6 +127,8 @@ class PhaseBudget:
         what: The phase in a few words.
         bounds: Upper bounds of what it may decide (e.g. ``{"epochs": 5}``), for the phases
             after it.
+        read_back: Of ``trials``, those at the incoming configuration itself: the phase
+            before trained it on the same seeds, so it is read back, not trained again.
     """
 
     trials: int
@@ -134,6 +136,7 @@ class PhaseBudget:
     seed_epochs: int  # epochs of all its trials, for one seed
     what: str  # the phase in a few words
     bounds: dict[str, Any] = field(default_factory=dict)  # upper bounds it may decide
+    read_back: int = 0  # trials at the incoming configuration, trained by the phase before
 
     @classmethod
     def full(cls, trials: int, epochs: int, what: str) -> PhaseBudget:

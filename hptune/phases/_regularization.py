@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hptune._lazy import optuna, transformers
@@ -186,7 +187,9 @@ class RegularizationPhase(GridPhase):
     @classmethod
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
         options = config.phases.regularization
-        n_candidates = len(options.candidates) if options.candidates else len(options.schedulers)
+        # given candidates follow the incoming configuration (one equal to it is left out)
+        given = options.candidates
+        n_candidates = 1 + len(given) if given else len(options.schedulers)
         trials = n_candidates * len(options.rate_factors)
         if options.n_trials is not None:
             trials = min(trials, options.n_trials)
@@ -195,14 +198,26 @@ class RegularizationPhase(GridPhase):
             f"weight decay, scheduler, warmup: {n_candidates} candidates, each at the "
             f"learning rate {factors}" + (", paired pruning" if options.pruning else "")
         )
-        return PhaseBudget.full(trials, base.epochs, what)
+        region = RegularizationSpace(
+            options.weight_decay, options.warmup_ratio, list(options.schedulers)
+        )
+        incoming = {
+            "weight_decay": base.weight_decay,
+            "scheduler": base.scheduler,
+            "warmup_ratio": base.warmup_ratio,
+        }
+        # the incoming configuration at its own rate, when it is a candidate
+        read_back = int(bool(options.candidates) or region.contains(incoming))
+        return replace(PhaseBudget.full(trials, base.epochs, what), read_back=read_back)
 
     @classmethod
     def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
-        """Two trials fewer, down to ``MIN_REGULARIZATION_TRIALS``: the last candidates'
-        trials go first, the incoming configuration's rates last."""
+        """Two trials fewer, the last candidates' rates first, down to the incoming
+        configuration and one changed candidate at each of its rates (4 by default): a
+        candidate is never compared at one rate alone while the cut leaves it in."""
         before = cls.planned(config, base, n_train).trials
-        return Cut.fewer_trials(cls.name, before, 2, MIN_REGULARIZATION_TRIALS)
+        fewest = max(MIN_REGULARIZATION_TRIALS, 1 + len(config.phases.regularization.rate_factors))
+        return Cut.fewer_trials(cls.name, before, 2, min(fewest, before))
 
     def create_pruner(self) -> optuna.pruners.BasePruner:
         if not self.pruning:

@@ -16,7 +16,7 @@ from hptune.config import TuneConfig
 from hptune.diagnose import Diagnosis, diagnose_curves
 from hptune.guardrails import Finding
 from hptune.hparams import HParams
-from hptune.ledger import BudgetLedger
+from hptune.ledger import BudgetLedger, trained_by_phase
 from hptune.objective import ProgressCallback, SeedObjective
 from hptune.phases import PHASES, Phase, make_phase
 from hptune.pipeline._decide import stored_result
@@ -197,7 +197,11 @@ def run_phase(
     fit = budget.to_stored() if budget is not None else None
     phase_result = _run_phase(config, storage, phase, base, runner, progress, fit)
     if progress is not None:
-        progress({"event": "phase_done", "phase": phase.name, "result": phase_result})
+        # what the phase trained, racing's part of it, for the run to show phase by phase
+        spent = trained_by_phase(config, storage).get(phase.name, {})
+        progress(
+            {"event": "phase_done", "phase": phase.name, "result": phase_result, "spent": spent}
+        )
     return phase_result
 
 
@@ -252,4 +256,5 @@ def _ledger(
     rate = (budget_fit or {}).get("examples_per_second")
     if rate is None and (estimate := throughput_estimate(config, runner)) is not None:
         rate = estimate[0]
-    return BudgetLedger(config, storage, runner.data.n_train, rate)
+    has_test = runner.data.test is not None
+    return BudgetLedger(config, storage, runner.data.n_train, rate, has_test=has_test)

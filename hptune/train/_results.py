@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,33 @@ class RunResult:
     @property
     def tokens_per_second(self) -> float:
         return self.train_tokens / self.seconds if self.seconds else 0.0
+
+    def prefix(self, epochs: int) -> RunResult:
+        """The run its first ``epochs`` epochs would have been on their own, for a schedule
+        whose rate does not depend on the length (``HParams.length_free``).
+
+        Args:
+            epochs: The shorter run's epochs.
+
+        Returns:
+            Those epochs, the time and examples in proportion; the whole run when it ended
+            (stopped early, or diverged) at or before that epoch, as the shorter one would.
+        """
+        if len(self.epochs) < epochs or (self.diverged and len(self.epochs) <= epochs):
+            return self
+        share = epochs / len(self.epochs)
+        return replace(
+            self,
+            epochs=self.epochs[:epochs],
+            diverged=False,
+            diverged_at=None,
+            stopped_early=False,
+            seconds=self.seconds * share,
+            train_examples=round(self.train_examples * share),
+            train_tokens=round(self.train_tokens * share),
+            resumed_after=min(self.resumed_after, epochs),
+            resumed_seconds=self.resumed_seconds * share,
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunResult:
