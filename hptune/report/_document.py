@@ -120,6 +120,7 @@ def _phase(evidence: PhaseEvidence, metric: str) -> list[Block]:
     if evidence.outcomes:
         cells = [outcome_cells(o) for o in sorted_outcomes(evidence.outcomes)]
         blocks.append(Table(outcome_columns(metric), cells))
+    blocks += _rates_won(evidence)
     for index, (caption, svg) in enumerate(phase_figures(evidence, metric)):
         blocks.append(Figure(f"{evidence.phase}-{index + 1}", caption, svg))
     blocks.append(
@@ -129,6 +130,19 @@ def _phase(evidence: PhaseEvidence, metric: str) -> list[Block]:
         )
     )
     return blocks
+
+
+def _rates_won(evidence: PhaseEvidence) -> list[Block]:
+    """The learning rate each candidate did best at (a phase that re-tunes the rate)."""
+    won = evidence.decision.summary.get("rates_won") if evidence.decision is not None else None
+    if not won:
+        return []
+    rows = [
+        (r["candidate"], f"{r['learning_rate']:.3g}", f"x{r['factor']:.3g}", f"{r['mean']:.4g}")
+        for r in won
+    ]
+    columns = ("candidate", "its best learning rate", "of the incoming", "seed mean")
+    return [Text("The rate each candidate won at (best candidate first):"), Table(columns, rows)]
 
 
 def _diagnostics(data: ReportData) -> list[Block]:

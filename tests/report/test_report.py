@@ -51,6 +51,17 @@ def test_every_phase_has_its_decision_table_and_plots(report) -> None:
             assert values in section
 
 
+def test_the_regularization_section_says_at_which_rate_each_candidate_won(report) -> None:
+    _, result, page, _ = report
+    (regularization,) = [p for p in result.phases if p.phase == "regularization"]
+    won = regularization.decision.summary["rates_won"]
+    section = _section(page, "regularization")
+    assert "The rate each candidate won at" in section
+    for row in won:
+        assert html.escape(row["candidate"]) in section
+        assert f"<td>{row['learning_rate']:.3g}</td>" in section
+
+
 def test_the_final_test_result_and_the_export_are_shown(report) -> None:
     from hptune._export import exported_config
 
