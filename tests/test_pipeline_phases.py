@@ -66,7 +66,12 @@ def test_epochs_and_regularization_are_decided_with_pruning_available(five) -> N
         **{**result.hparams.to_dict(), "weight_decay": 0.01, "warmup_ratio": 0.05,
            "scheduler": "linear"})))  # fmt: skip
     assert first.params == {"weight_decay": incoming.weight_decay, "scheduler": "linear",
-                            "warmup_ratio": incoming.warmup_ratio}  # fmt: skip
+                            "warmup_ratio": incoming.warmup_ratio,
+                            "learning_rate": incoming.learning_rate}  # fmt: skip
+    # then the next candidate at the incoming rate and half of it (n_trials: 3 caps the grid)
+    rates = [o.params["learning_rate"] for o in sorted(regularization.outcomes,
+                                                        key=lambda o: o.number)]  # fmt: skip
+    assert rates == [incoming.learning_rate, incoming.learning_rate, incoming.learning_rate / 2]
     # the same configuration trained by an earlier phase is read back, not trained again
     assert any(e.get("event") == "reused" for e in events)
 

@@ -181,9 +181,10 @@ class EpochsPhase(GridPhase):
         """The fewest count off the range, while it keeps two counts: the longest run stays,
         as under the best-epoch rule (the best checkpoint kept) it is the one a shorter count
         is read from under a constant rate, and the one a cut would lose the most by (the
-        Playbook: fix a length, keep the best checkpoint, rather than tune the steps)."""
+        Playbook: fix a length, keep the best checkpoint, rather than tune the steps). None
+        when the fewest count is the incoming one: it is read back, so the cut saves nothing."""
         low, high = config.phases.epochs.range or default_epoch_range(n_train)
-        if high - 1 <= low:
+        if high - 1 <= low or low == base.epochs:  # the incoming count is read back: no saving
             return None
         return Cut(
             {"phases.epochs.range": [low + 1, high]},

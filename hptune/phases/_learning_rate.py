@@ -126,8 +126,9 @@ class LearningRatePhase(GridPhase):
 
     @classmethod
     def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
-        """One interior grid point off, while more than ``MIN_GRID_POINTS`` are left: the one
-        whose neighbours are closest together on a log scale (the farthest from the starting
+        """One interior grid point off (never the starting rate), while more than
+        ``MIN_GRID_POINTS`` are left: the one whose neighbours are closest together on a log
+        scale (the farthest from the starting
         rate on a tie, the higher on a second). The grid gets coarser, never narrower: the
         regularization phase re-tunes the rate around the chosen one (x0.5, x2), which fills
         a coarse grid's gaps, while a narrower grid cannot reach past its ends once the cut
@@ -137,10 +138,14 @@ class LearningRatePhase(GridPhase):
             return None
 
         def crowding(i: int) -> tuple[float, float, float]:
-            gap = math.log(grid[i + 1] / grid[i - 1])
+            gap = round(math.log(grid[i + 1] / grid[i - 1]), 9)  # ties exact, not float noise
             return (-gap, abs(math.log(grid[i] / base.learning_rate)), grid[i])
 
-        dropped = grid[max(range(1, len(grid) - 1), key=crowding)]
+        # never the starting rate: the reference, read back from the phase before
+        interior = [i for i in range(1, len(grid) - 1) if grid[i] != base.learning_rate]
+        if not interior:
+            return None
+        dropped = grid[max(interior, key=crowding)]
         changes = {"phases.learning_rate.grid": [lr for lr in grid if lr != dropped]}
         return Cut(changes, f"learning rate {dropped:g} off the grid")
 

@@ -188,15 +188,17 @@ class RegularizationPhase(GridPhase):
     def planned(cls, config: TuneConfig, base: HParams, n_train: int) -> PhaseBudget:
         options = config.phases.regularization
         # given candidates follow the incoming configuration (one equal to it is left out)
-        given = options.candidates
+        given, factors = options.candidates, len(options.rate_factors)
         n_candidates = 1 + len(given) if given else len(options.schedulers)
-        trials = n_candidates * len(options.rate_factors)
+        if not given and options.n_trials is not None:  # as many drawn as n_trials asks
+            n_candidates = max(n_candidates, -(-options.n_trials // factors))
+        trials = n_candidates * factors
         if options.n_trials is not None:
             trials = min(trials, options.n_trials)
-        factors = ", ".join(f"x{f:g}" for f in sorted(options.rate_factors))
+        rates = ", ".join(f"x{f:g}" for f in sorted(options.rate_factors))
         what = (
             f"weight decay, scheduler, warmup: {n_candidates} candidates, each at the "
-            f"learning rate {factors}" + (", paired pruning" if options.pruning else "")
+            f"learning rate {rates}" + (", paired pruning" if options.pruning else "")
         )
         region = RegularizationSpace(
             options.weight_decay, options.warmup_ratio, list(options.schedulers)
@@ -245,20 +247,27 @@ class RegularizationPhase(GridPhase):
                 count = max(count, -(-self._n_trials // len(self.rate_factors)))
             return self.region.drawn(incoming, count)
         # Given candidates follow the incoming configuration, the reference of every other.
-        filled = [{**incoming, **c} for c in self.given]
-        return [incoming, *(c for c in filled if not same_params(c, incoming, self._params))]
+        chosen = [incoming]
+        for candidate in ({**incoming, **c} for c in self.given):
+            if not any(same_params(candidate, c, self._params) for c in chosen):
+                chosen.append(candidate)
+        return chosen
 
     def grid_points(self) -> list[dict[str, Any]]:
+        points = self._all_points()
+        return points[: self._n_trials] if self._n_trials is not None else points
+
+    def _all_points(self) -> list[dict[str, Any]]:
+        """Every candidate at every rate, in the grid's order (before ``n_trials``)."""
         candidates = self.candidates()  # refuses a phase without its incoming configuration
         assert self.incoming is not None
         incoming = self._params_of(self.incoming)
-        points = rate_points(
+        return rate_points(
             candidates,
             self.incoming.learning_rate,
             self.rate_factors,
             reference=same_params(candidates[0], incoming, self._params),
         )
-        return points[: self._n_trials] if self._n_trials is not None else points
 
     def initial_params(self, base: HParams) -> list[dict[str, Any]]:
         if self.incoming is None:
@@ -266,7 +275,10 @@ class RegularizationPhase(GridPhase):
         return self.grid_points()
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
-        points = self.initial_params(base)
+        self.initial_params(base)
+        # The choices of the whole grid, whatever n_trials (a budget refit) cuts from it: a
+        # categorical's choices cannot change within a study.
+        points = self._all_points()
         values = {key: trial.suggest_categorical(key, _choices(points, key)) for key in points[0]}
         return base.replace(
             learning_rate=values["learning_rate"],
