@@ -94,12 +94,13 @@ def test_plan_prints_budget_presets_and_findings(tiny_config_dict, tmp_path, cap
     path.write_text(yaml.safe_dump(tiny_config_dict))
     assert main(["plan", str(path), "--examples-per-second", "100"]) == 0
     out = capsys.readouterr().out
-    # 2 seeds x 1 epoch: baseline 2, grid 4 x 2 = 8, batch 3 x 2 = 6, epochs (1+2+3) x 2 = 12,
-    # regularization 4 x 2 x 3 = 24: 52 seed-epochs; racing (max_seeds 5: 3 more seeds for
-    # the best and up to 3 contenders, at the phase's longest run): grid 4 x 3 x 1 = 12,
-    # batch 3 x 3 x 1 = 9, epochs 3 x 3 x 3 = 27, regularization 4 x 3 x 3 = 36: 84 more, 136
-    # seed-epochs of 96 examples
-    assert "at most 136 seed-epochs = 13,056 training examples" in out
+    # 2 seeds x 1 epoch: baseline 2, grid 4 x 2 = 8, batch 3 x 2 = 6, epochs (1+2+3) x 2 = 12
+    # less the incoming count read back (1 x 2) = 10, regularization 4 x 2 x 3 = 24 less the
+    # incoming candidate read back (2 x 3) = 18: 44 seed-epochs; racing (max_seeds 5: 3 more
+    # seeds for the best and up to 3 contenders, at the phase's longest run): grid 4 x 3 x 1
+    # = 12, batch 3 x 3 x 1 = 9, epochs 3 x 3 x 3 = 27, regularization 4 x 3 x 3 = 36: 84
+    # more, 128 seed-epochs of 96 examples
+    assert "at most 128 seed-epochs = 12,288 training examples" in out
     assert "racing up to 5 seeds" in out
     assert "high_learning_rate" in out
     assert "table: warmup 5-10% of steps" in out
