@@ -215,8 +215,9 @@ class RegularizationPhase(GridPhase):
     @classmethod
     def budget_cut(cls, config: TuneConfig, base: HParams, n_train: int) -> Cut | None:
         """Two trials fewer, the last candidates' rates first, down to the incoming
-        configuration and one changed candidate at each of its rates (4 by default): a
-        candidate is never compared at one rate alone while the cut leaves it in."""
+        configuration and one changed candidate at each of its rates (4 by default). On the
+        way the last candidate left may keep fewer rates than the others (a cut of two, at
+        three rates a candidate)."""
         before = cls.planned(config, base, n_train).trials
         fewest = max(MIN_REGULARIZATION_TRIALS, 1 + len(config.phases.regularization.rate_factors))
         return Cut.fewer_trials(cls.name, before, 2, min(fewest, before))
