@@ -15,6 +15,7 @@ from hptune.phases._ranked import Choice
 from hptune.phases._ranking import NoiseRanking
 from hptune.phases._regularization_space import (
     RegularizationSpace,
+    choices,
     describe,
     rate_points,
     same_params,
@@ -280,7 +281,7 @@ class RegularizationPhase(GridPhase):
         # The choices of the whole grid, whatever n_trials (a budget refit) cuts from it: a
         # categorical's choices cannot change within a study.
         points = self._all_points()
-        values = {key: trial.suggest_categorical(key, _choices(points, key)) for key in points[0]}
+        values = {key: trial.suggest_categorical(key, choices(points, key)) for key in points[0]}
         return base.replace(
             learning_rate=values["learning_rate"],
             weight_decay=values["weight_decay"],
@@ -344,11 +345,6 @@ class RegularizationPhase(GridPhase):
             "warmup_ratio": hp.warmup_ratio,
             **{k: args.get(k, self.defaults.get(k)) for k in self.space},
         }
-
-
-def _choices(points: list[dict[str, Any]], key: str) -> list[Any]:
-    """The distinct values of ``key`` over the grid, in order (a categorical's choices)."""
-    return list(dict.fromkeys(point[key] for point in points))
 
 
 def _at_rate(params: dict[str, Any], base: HParams) -> str:

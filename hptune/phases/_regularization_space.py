@@ -23,6 +23,7 @@ from hptune._lazy import stats
 __all__ = [
     "RESOLUTION",
     "RegularizationSpace",
+    "choices",
     "describe",
     "rate_points",
     "round_significant",
@@ -150,6 +151,19 @@ def rate_points(
         own = len(ordered)
         points = points[:1] + points[own:] + points[1:own]
     return points
+
+
+def choices(points: list[dict[str, Any]], key: str) -> list[Any]:
+    """The distinct values of ``key`` over a grid, in order (a categorical's choices).
+
+    Args:
+        points: The grid's parameter dicts.
+        key: A parameter.
+
+    Returns:
+        Its values, each once.
+    """
+    return list(dict.fromkeys(point[key] for point in points))
 
 
 def same_params(params: dict[str, Any], other: dict[str, Any], names: tuple[str, ...]) -> bool:
