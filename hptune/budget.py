@@ -3,10 +3,9 @@
 Costs are counted in seed-epochs: one epoch of one seed's run over the training set. Each
 phase states its own upper bound (``hptune.phases.Phase.planned``); `planned_phases` shows
 what racing's extra seeds may add ("up to"). With ``budget:``, `fit_budget` cuts the plan
-without racing until it fits (edge extensions, then seeds down to two, then regularization
-trials, the epoch range, grid points and batch trials in turn), or refuses a budget below
-the method's minimum. During the run ``hptune.ledger.BudgetLedger`` keeps to it, and racing
-is paid from what it leaves once the phases still to come are paid for (`planned_after`).
+without racing until it fits, or refuses a budget below the method's minimum. During the run
+``hptune.ledger.BudgetLedger`` keeps to it; racing, then the phases' spare trials, are paid
+from what it leaves once the phases still to come are paid for (`planned_after`).
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ class PlannedPhase:
 
     phase: str
     trials: int
-    epochs: str  # "2", or "2-4" for the epochs phase
+    epochs: str
     seed_epochs: int
     what: str
     seeds: int = 0
@@ -235,14 +234,14 @@ def fit_budget(
     of a run plans alike. Another budget is fitted afresh: a larger one cuts less (and may
     give back seeds), a smaller one more.
 
-    Racing is neither counted nor cut: at run time it queues a paired seed only while the
-    budget, less the plan of the phases still to come, can pay it (it may use up to
-    ``limit - planned``, `BudgetFit.racing`). The cuts, in order: edge extensions off; then
-    one seed at a time, down to two (three under ``guardrails.strict``), ``max_seeds`` kept
-    (racing may give the seeds back to the configurations in question); then one notch at a
-    time in turn, two fewer regularization trials, one epoch off the top of the epochs
-    phase's range, the learning-rate grid point farthest from the starting rate, one batch
-    trial fewer. Only the phases that run are cut.
+    Racing is neither counted nor cut: at run time it, then the phases' spare trials, are
+    paid from what the budget has left after the plan of the phases still to come. The cuts,
+    in order (`_next_cut`, only of the phases that run): edge extensions off; the
+    regularization phase down to its floor (its extra candidates weigh least against the
+    seeds every earlier decision rests on); seeds, one at a time, down to two (three under
+    ``guardrails.strict``; ``max_seeds`` kept for racing); then one notch of each phase in
+    turn (``Phase.budget_cut``: the fewest epoch count, the most crowded interior rate, one
+    batch trial).
 
     Args:
         config: The run's configuration (``budget``, the phases' sizes).
@@ -361,15 +360,17 @@ def _limit(
 def _next_cut(
     config: TuneConfig, turns: list[type[Phase]], hp: HParams, n_train: int
 ) -> Cut | None:
-    """The next cut: edge extensions off first; then seeds, down to the fewest; then one
+    """The next cut: edge extensions off first; then the phases cut before seeds
+    (``Phase.cut_before_seeds``) down to their floor; then seeds, down to the fewest; then one
     notch of the first phase in ``turns`` that runs and has one left (``turns`` is rotated,
     so the next notch comes from the next phase). None when nothing is left to cut."""
     strict = config.guardrails.strict and "two_seeds" not in config.guardrails.ignore
     fewest = MIN_SEEDS + 1 if strict else MIN_SEEDS  # strict refuses two seeds: keep three
-    cut = _no_edge_extensions(config) or _fewer_seeds(config, fewest)
-    for phase in turns if cut is None else []:
-        cut = phase.budget_cut(config, hp, n_train) if phase.name in config.phases.run else None
-        if cut is not None:
+    run = [phase for phase in turns if phase.name in config.phases.run]
+    early = (p.budget_cut(config, hp, n_train) for p in run if p.cut_before_seeds)
+    cut = _no_edge_extensions(config) or next(filter(None, early), _fewer_seeds(config, fewest))
+    for phase in run if cut is None else []:
+        if (cut := phase.budget_cut(config, hp, n_train)) is not None:
             turns.append(turns.pop(turns.index(phase)))
             break
     return cut
@@ -388,8 +389,7 @@ def _fewer_seeds(config: TuneConfig, fewest: int) -> Cut | None:
     seeds = config.objective.seed_list
     if len(seeds) <= fewest:
         return None
-    # An explicit list: reapplied anywhere, the cut means the same seeds. max_seeds stays:
-    # racing may give the seed cut back to the configurations still in question.
+    # An explicit list (the same seeds wherever reapplied); max_seeds stays, for racing.
     return Cut({"objective.seeds": seeds[:-1]}, f"objective.seeds {len(seeds)} -> {len(seeds) - 1}")
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "SEED_VALUES",
     "SETUP",
     "SETUP_BUDGET_FIT",
+    "SPARE",
     "SPLIT_OVERLAPS",
     "STALE_TRIALS",
     "STATUS",
@@ -152,6 +153,9 @@ RACE_OF = "hptune.race_of"
 """The number of the trial whose evidence a racing trial adds to (same parameters)."""
 RACE_SEEDS = "hptune.race_seeds"
 """The extra seeds a racing trial trains (see ``objective.max_seeds``)."""
+SPARE = "hptune.spare"
+"""Why a trial beyond the phase's plan was queued from the compute budget's spare room, in
+words (``hptune.pipeline._spare``)."""
 
 # --- trial system attributes (for workers; optuna-dashboard does not show them) ---------------
 

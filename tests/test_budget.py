@@ -36,11 +36,12 @@ def _stored_seed_epochs(config) -> int:
     return total
 
 
-def test_a_quarter_of_the_plan_gives_a_plan_within_it_seeds_cut_before_any_notch(
+def test_a_quarter_of_the_plan_gives_a_plan_within_it_regularization_then_seeds_cut_first(
     demo_path, tmp_path
 ) -> None:
-    """The fit counts the plan without racing; it cuts the edge extensions, then seeds, and
-    only then the phases' notches; racing is neither counted nor cut."""
+    """The fit counts the plan without racing; it cuts the edge extensions, then the
+    regularization phase down to its floor, then seeds, and only then the other phases'
+    notches; racing is neither counted nor cut."""
     from hptune.plan import make_plan
 
     unbudgeted = make_plan(config_from_dict(_demo(tmp_path)))
@@ -55,16 +56,24 @@ def test_a_quarter_of_the_plan_gives_a_plan_within_it_seeds_cut_before_any_notch
     assert fit.racing == limit - fit.planned == fit.to_dict()["racing_seed_epochs"]
     words = [str(cut) for cut in fit.cuts]
     assert words[0].startswith("edge extensions off")
-    assert words[1].startswith("objective.seeds 3 -> 2")  # seeds before any phase's notch
-    assert len(words) > 2 and not any("racing" in w or "max_seeds" in w for w in words)
+    seeds_at = next(i for i, w in enumerate(words) if w.startswith("objective.seeds 3 -> 2"))
+    before = words[1:seeds_at]  # the regularization phase, down to its floor, and only it
+    assert before and all(w.startswith("phases.regularization.n_trials") for w in before)
+    assert before[-1].split(":")[0].endswith("-> 4")  # the incoming + one candidate x 3 rates
+    assert not any("racing" in w or "max_seeds" in w for w in words)
     assert plan.seeds == [0, 1]
     # racing is kept: it may give the seed cut back to the configurations in question
     assert fit.config.objective.max_seeds == 5
     assert "racing up to 5 seeds" in {p.phase: p for p in plan.phases}["learning_rate"].what
-    # just enough for the plan on two seeds: the seeds alone are cut, no phase's notch
-    seeds_only = fit.cuts[1].plan
+    # just enough for the plan on two seeds: no other phase's notch
+    seeds_only = fit.cuts[seeds_at].plan
     plan = make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": seeds_only})))
-    assert plan.budget is not None and [str(c) for c in plan.budget.cuts] == words[:2]
+    assert plan.budget is not None
+    assert [str(c) for c in plan.budget.cuts] == words[: seeds_at + 1]
+    # just enough for three seeds and the regularization floor: seeds are kept
+    floor = fit.cuts[seeds_at - 1].plan
+    plan = make_plan(config_from_dict(_demo(tmp_path, budget={"seed_epochs": floor})))
+    assert plan.budget is not None and plan.seeds == [0, 1, 2]
 
 
 def test_the_phases_after_one_are_planned_from_where_it_starts(demo_path, tmp_path) -> None:

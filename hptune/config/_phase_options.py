@@ -183,6 +183,10 @@ class RegularizationPhaseConfig(PhaseOptions):
     #: The learning rates each candidate is tried at, as factors of the incoming rate (the
     #: rate re-tuned for each, as the nuisance hyperparameter); ``[1.0]``: the incoming rate.
     rate_factors: list[float] = [0.5, 1.0, 2.0]
+    #: Under a compute budget with room once the phase's trials and racing are done, try the
+    #: best configurations at the epochs phase's other counts (a schedule changes the best
+    #: count); only what the budget has left is spent. Off: the phase as planned.
+    spare_epochs: bool = True
     #: The weight-decay range [low, high], searched on a log scale.
     weight_decay: tuple[float, float] = (0.01, 0.1)
     #: The warmup-ratio range [low, high].

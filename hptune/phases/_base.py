@@ -70,6 +70,9 @@ class Phase(abc.ABC):
     listed: ClassVar[bool] = True
     #: Its turn among the budget's notch cuts (``budget_cut``; lower first); None: none.
     cut_turn: ClassVar[int | None] = None
+    #: Whether a budget fit cuts it to its floor before it cuts a seed (the phase whose
+    #: extra trials weigh least against the seeds every decision rests on).
+    cut_before_seeds: ClassVar[bool] = False
     #: The key of its plan detail in ``hptune plan --json`` (``plan_detail``); None: none.
     plan_key: ClassVar[str | None] = None
     #: Whether trials also measure the test split (only the final evaluation does).
@@ -308,6 +311,23 @@ class Phase(abc.ABC):
             The new trial's parameters, or None.
         """
         return None
+
+    def spare_points(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
+    ) -> list[dict[str, Any]]:
+        """Configurations a compute budget's spare room may add once the phase's own trials
+        and racing are done, in the order they are worth it (default: none). The queue takes
+        the first its study has not tried that the room pays for
+        (``hptune.pipeline._spare``).
+
+        Args:
+            ranking: The phase's ranking of its finished trials.
+            outcomes: Every finished trial.
+
+        Returns:
+            Each configuration's parameters (the keys ``suggest`` reads).
+        """
+        return []
 
     @abc.abstractmethod
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:

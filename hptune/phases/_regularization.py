@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from hptune._lazy import optuna, transformers
+from hptune._lazy import optuna
 from hptune.config import RegularizationPhaseConfig, register_phase
 from hptune.diagnose import overfit_epochs
 from hptune.keys import TrialStatus
@@ -13,12 +12,14 @@ from hptune.phases._cut import Cut
 from hptune.phases._grid import GridPhase
 from hptune.phases._ranked import Choice
 from hptune.phases._ranking import NoiseRanking
+from hptune.phases._regularization_epochs import at_other_counts, at_rate, rates_won, spare_counts
 from hptune.phases._regularization_space import (
     RegularizationSpace,
     choices,
     describe,
     rate_points,
     same_params,
+    trainer_defaults,
 )
 from hptune.search import epoch_pruner
 from hptune.seeds import Verdict
@@ -55,7 +56,11 @@ class RegularizationPhase(GridPhase):
     has a paired reference; the paired pruner stops trials that fall behind. A rate that
     diverges ends its trial as diverged, with no remedy (it is a probe).
 
-    Decision rule: the best seed mean, with the rate it won at, unless the incoming
+    Every trial trains at the incoming epoch count; under a compute budget with room once
+    they and racing are done, the best configurations are also tried at the epochs phase's
+    other counts (``epoch_counts``, `at_other_counts`): a schedule changes the best count.
+
+    Decision rule: the best seed mean, with the rate (and count) it won at, unless the incoming
     configuration is shown equivalent to it (their paired difference is within the
     equivalence margin): a change that does not matter is not made. An incoming configuration
     merely not told apart from the best (after racing) does not stay: the best mean wins.
@@ -71,6 +76,8 @@ class RegularizationPhase(GridPhase):
         candidates: The candidates (``weight_decay``, ``scheduler``, ``warmup_ratio`` and
             ``space`` keys; one left out keeps the incoming value); None: drawn.
         rate_factors: The factors of the incoming learning rate each candidate is tried at.
+        epoch_counts: The other epoch counts a budget's spare room may try configurations at
+            (`spare_counts`); empty: none.
         incoming: The configuration the phase starts from (its rate, and the values a
             candidate leaves out); ``initial_params`` sets it when not given.
         max_retries: How often a failed trial is queued again with the same parameters.
@@ -93,6 +100,7 @@ class RegularizationPhase(GridPhase):
     options_model = RegularizationPhaseConfig
     in_method = True
     cut_turn = 0
+    cut_before_seeds = True
     uses_incoming = True
     remedies_divergence = False
 
@@ -107,6 +115,7 @@ class RegularizationPhase(GridPhase):
         sampler_seed: int = 0,
         candidates: list[dict[str, Any]] | None = None,
         rate_factors: Sequence[float] = RATE_FACTORS,
+        epoch_counts: Sequence[int] = (),
         incoming: HParams | None = None,
         max_retries: int = 2,
         notes: Sequence[str] = (),
@@ -132,6 +141,7 @@ class RegularizationPhase(GridPhase):
         self.defaults = dict(defaults or {})
         self.given = [dict(c) for c in candidates] if candidates is not None else None
         self.rate_factors = list(rate_factors)
+        self.epoch_counts = sorted(set(epoch_counts))
         self.incoming = incoming
         self.region = RegularizationSpace(
             weight_decay, warmup_ratio, self.schedulers, self.space, sampler_seed
@@ -179,9 +189,10 @@ class RegularizationPhase(GridPhase):
             if given is None
             else [c.model_dump(exclude_none=True) for c in given],
             "rate_factors": list(options.rate_factors),
+            "epoch_counts": spare_counts(config, base, runner.data.n_train),
             "incoming": base,
             "space": space,
-            "defaults": _trainer_defaults(config, list(space)),
+            "defaults": trainer_defaults(config, list(space)),
             "notes": notes,
         }
 
@@ -226,9 +237,9 @@ class RegularizationPhase(GridPhase):
     def create_pruner(self) -> optuna.pruners.BasePruner:
         if not self.pruning:
             return super().create_pruner()
-        # A constant rate is behind a decaying one mid-run whatever its end: compare like
-        # with like.
-        return epoch_pruner(shape_params=("scheduler",))
+        # A constant rate is behind a decaying one mid-run whatever its end, and a shorter
+        # decay anneals sooner: compare like with like.
+        return epoch_pruner(shape_params=("scheduler", "epochs"))
 
     def candidates(self) -> list[dict[str, Any]]:
         """The candidates, the incoming configuration first (given candidates: always; drawn
@@ -264,12 +275,13 @@ class RegularizationPhase(GridPhase):
         candidates = self.candidates()  # refuses a phase without its incoming configuration
         assert self.incoming is not None
         incoming = self._params_of(self.incoming)
-        return rate_points(
+        points = rate_points(
             candidates,
             self.incoming.learning_rate,
             self.rate_factors,
             reference=same_params(candidates[0], incoming, self._params),
         )
+        return [{**point, "epochs": self.incoming.epochs} for point in points]
 
     def initial_params(self, base: HParams) -> list[dict[str, Any]]:
         if self.incoming is None:
@@ -281,9 +293,14 @@ class RegularizationPhase(GridPhase):
         # The choices of the whole grid, whatever n_trials (a budget refit) cuts from it: a
         # categorical's choices cannot change within a study.
         points = self._all_points()
-        values = {key: trial.suggest_categorical(key, choices(points, key)) for key in points[0]}
+        counts = sorted({base.epochs, *self.epoch_counts})  # the spare trials' too
+        values = {
+            key: trial.suggest_categorical(key, counts if key == "epochs" else choices(points, key))
+            for key in points[0]
+        }
         return base.replace(
             learning_rate=values["learning_rate"],
+            epochs=values["epochs"],
             weight_decay=values["weight_decay"],
             scheduler=values["scheduler"],
             warmup_ratio=values["warmup_ratio"],
@@ -294,8 +311,18 @@ class RegularizationPhase(GridPhase):
     def _params(self) -> tuple[str, ...]:
         return (*_PARAMS, *self.space)
 
+    def spare_points(
+        self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
+    ) -> list[dict[str, Any]]:
+        if not self.epoch_counts or self.incoming is None:
+            return []
+        return at_other_counts(
+            ranking, outcomes, self.epoch_counts, self._params, self.incoming.epochs
+        )
+
     def _columns(self, outcome: TrialOutcome, base: HParams) -> dict[str, Any]:
-        return {k: outcome.params.get(k) for k in (*self._params, "learning_rate")}
+        names = (*self._params, "learning_rate", "epochs")
+        return {k: outcome.params.get(k) for k in names}
 
     def _decidable(self, outcome: TrialOutcome) -> bool:
         return all(k in outcome.params for k in (*self._params, "learning_rate"))
@@ -313,11 +340,12 @@ class RegularizationPhase(GridPhase):
         pruned = f"; {n_pruned} of {len(outcomes)} trials pruned" if n_pruned else ""
         best = ranking.best
         incoming = {**self._params_of(base), "learning_rate": base.learning_rate}
-        names = (*self._params, "learning_rate")
-        finished = self._finished(outcomes)
-        reference = next((o for o in finished if same_params(o.params, incoming, names)), None)
-        evidence = ranking.evidence(lambda o: _at_rate(o.params, base), limit=2)
-        rates = {"rates_won": _rates_won(ranking, self._params, base)}
+        incoming["epochs"] = base.epochs
+        names = (*self._params, "learning_rate", "epochs")
+        finished = [({"epochs": base.epochs, **o.params}, o) for o in self._finished(outcomes)]
+        reference = next((o for p, o in finished if same_params(p, incoming, names)), None)
+        evidence = ranking.evidence(lambda o: at_rate(o.params, base), limit=2)
+        rates = {"rates_won": rates_won(ranking, self._params, base)}
         if reference is not None and reference is not best and ranking.n_seeds > 1:
             verdict = ranking.comparisons[reference.number].verdict
             if verdict == Verdict.EQUIVALENT:
@@ -325,16 +353,18 @@ class RegularizationPhase(GridPhase):
                     {},
                     reference.mean,
                     "no_change_equivalent",
-                    f"the best trial ({_at_rate(best.params, base)}) is equivalent to the "
+                    f"the best trial ({at_rate(best.params, base)}) is equivalent to the "
                     f"incoming configuration ({describe(incoming)}): kept the incoming one "
                     f"({ranking.describe(reference.number)}; {evidence}){pruned}",
                     rates,
                 )
         chosen: dict[str, Any] = {k: best.params[k] for k in (*_PARAMS, "learning_rate")}
+        if best.params.get("epochs", base.epochs) != base.epochs:  # a spare trial's count
+            chosen["epochs"] = best.params["epochs"]
         if self.space:  # the searched TrainingArguments values, over the incoming ones
             chosen["args"] = {**dict(base.args), **{k: best.params[k] for k in self.space}}
         case, why = _case(ranking, reference)
-        reason = f"{_at_rate(best.params, base)} has the best mean; {why} ({evidence}){pruned}"
+        reason = f"{at_rate(best.params, base)} has the best mean; {why} ({evidence}){pruned}"
         return Choice(chosen, best.mean, case, reason, rates)
 
     def _params_of(self, hp: HParams) -> dict[str, Any]:
@@ -345,30 +375,6 @@ class RegularizationPhase(GridPhase):
             "warmup_ratio": hp.warmup_ratio,
             **{k: args.get(k, self.defaults.get(k)) for k in self.space},
         }
-
-
-def _at_rate(params: dict[str, Any], base: HParams) -> str:
-    """A trial in words with the rate it trained at, e.g. ``..., at rate 0.005 (x0.5)``."""
-    rate = params["learning_rate"]
-    return f"{describe(params)} at rate {rate:.3g} (x{rate / base.learning_rate:.3g})"
-
-
-def _rates_won(
-    ranking: NoiseRanking, names: tuple[str, ...], base: HParams
-) -> list[dict[str, Any]]:
-    """Each candidate's best rate among those it finished at, best candidate first."""
-    best: dict[str, TrialOutcome] = {}
-    for outcome in ranking.ranked:  # best first: a candidate's first trial is its best
-        best.setdefault(describe({k: outcome.params[k] for k in names}), outcome)
-    return [
-        {
-            "candidate": key,
-            "learning_rate": o.params["learning_rate"],
-            "factor": o.params["learning_rate"] / base.learning_rate,
-            "mean": o.mean,
-        }
-        for key, o in best.items()
-    ]
 
 
 def _case(ranking: NoiseRanking, reference: TrialOutcome | None) -> tuple[str, str]:
@@ -387,11 +393,3 @@ def _case(ranking: NoiseRanking, reference: TrialOutcome | None) -> tuple[str, s
         f"the incoming configuration is not told apart from it nor shown equivalent "
         f"({ranking.describe(reference.number)}), so the best mean wins"
     )
-
-
-def _trainer_defaults(config: TuneConfig, keys: list[str]) -> dict[str, Any]:
-    """Each key's value in ``training.args``, else the installed Trainer's default."""
-    if not keys:
-        return {}
-    fields = {f.name: f.default for f in dataclasses.fields(transformers.TrainingArguments)}
-    return {k: config.training.args.get(k, fields.get(k)) for k in keys}

@@ -13,12 +13,16 @@ candidate.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hptune._lazy import stats
+from hptune._lazy import stats, transformers
+
+if TYPE_CHECKING:
+    from hptune.config import TuneConfig
 
 __all__ = [
     "RESOLUTION",
@@ -28,6 +32,7 @@ __all__ = [
     "rate_points",
     "round_significant",
     "same_params",
+    "trainer_defaults",
 ]
 
 #: Significant digits of a drawn weight decay, warmup or searched value.
@@ -226,3 +231,11 @@ def _within(value: Any, spec: tuple[float, float, bool] | list[Any]) -> bool:
     if isinstance(spec, list):
         return value in spec
     return isinstance(value, int | float) and spec[0] <= value <= spec[1]
+
+
+def trainer_defaults(config: TuneConfig, keys: list[str]) -> dict[str, Any]:
+    """Each key's value in ``training.args``, else the installed Trainer's default."""
+    if not keys:
+        return {}
+    fields = {f.name: f.default for f in dataclasses.fields(transformers.TrainingArguments)}
+    return {k: config.training.args.get(k, fields.get(k)) for k in keys}

@@ -8,8 +8,9 @@ parameters; then, outside the lock, train it (``run_claimed``). With nothing que
 running, a trial past the edge where the best lies may be queued (``edge_extension``), then
 racing may queue more paired seeds for configurations not yet told apart
 (``queue_racing``; under a compute budget, only those the budget can pay after the phases
-still to come: ``racing_room``); once neither queues anything, the phase is decided, once,
-under the lock; every worker returns that decision.
+still to come: ``racing_room``), then a configuration the budget's room pays for
+(``queue_spare``); once none queues anything, the phase is decided, once, under the lock;
+every worker returns that decision.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hptune.pipeline._decide import decide, stored_result
 from hptune.pipeline._edges import edge_extension
 from hptune.pipeline._racing import queue_racing, racing_room
 from hptune.pipeline._remedies import queue_remedies
+from hptune.pipeline._spare import queue_spare
 from hptune.record import decision_outcomes
 from hptune.results import PhaseResult
 from hptune.storage import (
@@ -146,22 +148,24 @@ def _queue_more_evidence(
 ) -> bool:
     """With every trial done: one trial past the edge where the best lies, else more paired
     seeds for the undecided (racing, within what ``ledger`` has left after the phases still
-    to come); whether anything was queued (if not, decide)."""
+    to come), else a configuration the budget's spare room pays for (``queue_spare``);
+    whether anything was queued (if not, decide)."""
     ok = [o for o in decision_outcomes(trials) if o.status == TrialStatus.OK and o.seed_values]
     extends = bool(phase.extend_edges) and len(ok) >= 1  # one: the lowest rate alone trained
     races = bool(config.objective.racing_seeds) and len(ok) >= 2
-    if not (extends or races):
+    spares = ledger is not None and len(ok) >= 2
+    if not (extends or races or spares):
         return False
     ranking = rank_within_noise(ok, config.objective.goal, phase.margin)
     if extends and (params := edge_extension(phase, ranking, trials)) is not None:
         study.enqueue_trial(params)
         return True
-    if not races:
-        return False
     room = None
     if ledger is not None:
         room = racing_room(ledger, config, phase.name, base, phase.max_epochs(base))
-    return queue_racing(study, config, ranking, trials, room=room) > 0
+    if races and queue_racing(study, config, ranking, trials, room=room) > 0:
+        return True
+    return room is not None and queue_spare(study, phase, config, ranking, trials, room)
 
 
 def fill_queue(

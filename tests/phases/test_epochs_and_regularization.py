@@ -72,7 +72,7 @@ def test_regularization_grids_each_candidate_at_each_rate_the_incoming_first() -
     points = phase.grid_points()
     rates = [p["learning_rate"] for p in points]
     assert points[0] == {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05,
-                         "learning_rate": 1e-4}  # fmt: skip
+                         "learning_rate": 1e-4, "epochs": 2}  # fmt: skip
     # The incoming configuration at its rate first; each changed candidate at x1, x0.5, x2;
     # the incoming one's other rates last (the learning-rate phase tuned the rate under it).
     assert rates == pytest.approx([1e-4] + [1e-4, 5e-5, 2e-4] * 2 + [5e-5, 2e-4])
@@ -95,12 +95,14 @@ def test_regularization_given_candidates_keep_the_incoming_values_they_leave_out
     phase = RegularizationPhase(candidates=given, rate_factors=[1.0, 0.5])
     points = phase.initial_params(BASE)
     assert points == [
-        {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05, "learning_rate": 1e-4},
+        {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05, "learning_rate": 1e-4,
+         "epochs": 2},
         {"weight_decay": 0.01, "scheduler": "constant_with_warmup", "warmup_ratio": 0.0,
-         "learning_rate": 1e-4},
+         "learning_rate": 1e-4, "epochs": 2},
         {"weight_decay": 0.01, "scheduler": "constant_with_warmup", "warmup_ratio": 0.0,
-         "learning_rate": 5e-5},
-        {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05, "learning_rate": 5e-5},
+         "learning_rate": 5e-5, "epochs": 2},
+        {"weight_decay": 0.01, "scheduler": "linear", "warmup_ratio": 0.05, "learning_rate": 5e-5,
+         "epochs": 2},
     ]  # fmt: skip
     # the incoming configuration is always a candidate, the reference of the given ones
     alone = RegularizationPhase(candidates=[{"scheduler": "cosine"}], incoming=BASE)

@@ -1,0 +1,107 @@
+"""The regularization phase's epochs: the counts a compute budget's spare room tries its
+configurations at, and how a trial is described with its rate.
+
+The epoch count was settled under the incoming schedule, but a schedule changes it: a
+constant rate keeps improving where a linear decay has already annealed, so a candidate's
+best count may differ from the incoming one. The phase's own trials all train at the incoming
+count. When a budget has room once they and racing are done, the best configurations are
+tried at the epochs phase's other counts (contenders first, the counts nearest the incoming
+one first), each only while the room pays for it: no budget is spent past the plan for
+nothing, and a user without a budget gets the phase as planned. Under a constant rate without
+warmup a shorter count is read from the longer run (``hptune.record``), so it costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hptune.phases._epochs import default_epoch_range
+from hptune.phases._regularization_space import describe, same_params
+from hptune.seeds import Verdict
+
+if TYPE_CHECKING:
+    from hptune.config import TuneConfig
+    from hptune.hparams import HParams
+    from hptune.phases._outcome import TrialOutcome
+    from hptune.phases._ranking import NoiseRanking
+
+__all__ = ["at_other_counts", "at_rate", "rates_won", "spare_counts"]
+
+
+def spare_counts(config: TuneConfig, base: HParams, n_train: int) -> list[int]:
+    """The epoch counts the phase's spare trials may use: the epochs phase's range (when it
+    runs and ``phases.regularization.spare_epochs`` is on), without the incoming count.
+
+    Args:
+        config: The run's configuration.
+        base: The configuration the phase starts from.
+        n_train: Training examples (the presets' range, when none is configured).
+
+    Returns:
+        The counts, ascending; empty when none is tried.
+    """
+    if not config.phases.regularization.spare_epochs or "epochs" not in config.phases.run:
+        return []
+    low, high = config.phases.epochs.range or default_epoch_range(n_train)
+    return [count for count in range(int(low), int(high) + 1) if count != base.epochs]
+
+
+def at_other_counts(
+    ranking: NoiseRanking,
+    outcomes: list[TrialOutcome],
+    counts: list[int],
+    names: tuple[str, ...],
+    incoming_epochs: int,
+) -> list[dict[str, Any]]:
+    """The ranked configurations at the other epoch counts, not tried yet, in the order they
+    are worth it: the best and its contenders (not worse beyond noise) before the rest, each
+    in the ranking's order; a configuration's counts nearest the incoming one first (the
+    longer of two as near).
+
+    Args:
+        ranking: The phase's ranking.
+        outcomes: Every finished trial (what was tried).
+        counts: The other counts (`spare_counts`).
+        names: The candidates' parameters (without the rate and the count).
+        incoming_epochs: The count the phase's own trials train.
+
+    Returns:
+        Each new trial's parameters (``names``, ``learning_rate``, ``epochs``).
+    """
+    keys = (*names, "learning_rate", "epochs")
+    worse = set(n.number for n in ranking.having(Verdict.WORSE))
+    ordered = [o for o in ranking.ranked if o.number not in worse]
+    ordered += [o for o in ranking.ranked if o.number in worse]
+    nearest = sorted(counts, key=lambda c: (abs(c - incoming_epochs), -c))
+    tried = [{"epochs": incoming_epochs, **o.params} for o in outcomes]
+    points: list[dict[str, Any]] = []
+    for outcome in ordered:
+        for count in nearest:
+            point = {**{k: outcome.params[k] for k in keys[:-1]}, "epochs": count}
+            if not any(same_params(point, other, keys) for other in (*tried, *points)):
+                points.append(point)
+    return points
+
+
+def at_rate(params: dict[str, Any], base: HParams) -> str:
+    """A trial in words with the rate it trained at, e.g. ``..., at rate 0.005 (x0.5)``."""
+    rate = params["learning_rate"]
+    return f"{describe(params)} at rate {rate:.3g} (x{rate / base.learning_rate:.3g})"
+
+
+def rates_won(ranking: NoiseRanking, names: tuple[str, ...], base: HParams) -> list[dict[str, Any]]:
+    """Each candidate's best rate (and count) among those it finished at, best candidate
+    first."""
+    best: dict[str, TrialOutcome] = {}
+    for outcome in ranking.ranked:  # best first: a candidate's first trial is its best
+        best.setdefault(describe({k: outcome.params[k] for k in names}), outcome)
+    return [
+        {
+            "candidate": key,
+            "learning_rate": o.params["learning_rate"],
+            "factor": o.params["learning_rate"] / base.learning_rate,
+            "epochs": o.params.get("epochs", base.epochs),
+            "mean": o.mean,
+        }
+        for key, o in best.items()
+    ]

@@ -1,0 +1,64 @@
+"""Spare trials: what a compute budget has left goes to configurations not yet measured.
+
+Racing spends the budget's room on the configurations still in question; once it queues
+nothing more (every question settled, or ``objective.max_seeds`` reached), a phase may name
+configurations worth measuring next (``Phase.spare_points``: the regularization phase's best
+configurations at the epochs phase's other counts). The first its study has not tried and the
+room pays for is queued, marked ``keys.SPARE``; racing then covers it like any other trial,
+and the phase decides over all of them. The room is racing's (``racing_room``: the budget less
+what was trained, what runs, and the plan of the phases still to come), so a spare trial never
+takes what a later phase needs, and a run without a budget queues none.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from hptune import keys
+from hptune.record import finished_outcomes
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hptune.config import TuneConfig
+    from hptune.phases import NoiseRanking, Phase
+    from hptune.pipeline._racing import RacingRoom
+
+__all__ = ["queue_spare"]
+
+
+def queue_spare(
+    study: optuna.Study,
+    phase: Phase,
+    config: TuneConfig,
+    ranking: NoiseRanking,
+    trials: list[optuna.trial.FrozenTrial],
+    room: RacingRoom,
+) -> bool:
+    """Queue the phase's first spare configuration not tried yet that ``room`` pays for.
+
+    Call it under the study's queue lock, with nothing queued or running.
+
+    Args:
+        study: The phase's study.
+        phase: The phase (its ``spare_points``).
+        config: The run's configuration (its seeds: a spare trial trains every one).
+        ranking: The phase's trials that trained, ranked within seed noise.
+        trials: The study's trials, as read under the lock.
+        room: What the budget lets the phase spend now.
+
+    Returns:
+        Whether a trial was queued.
+    """
+    tried = {json.dumps(t.params, sort_keys=True) for t in trials}
+    seeds = len(config.objective.seed_list)
+    for params in phase.spare_points(ranking, finished_outcomes(trials)):
+        if json.dumps(params, sort_keys=True) in tried:
+            continue
+        cost = seeds * int(params.get("epochs", room.epochs))  # at most: a read-back is free
+        if cost <= room.seed_epochs:
+            why = f"the budget had {room.seed_epochs:g} seed-epochs to spare; this costs {cost}"
+            study.enqueue_trial(params, user_attrs={keys.SPARE: why}, skip_if_exists=False)
+            return True
+    return False
