@@ -60,7 +60,8 @@ def test_plan_json_follows_its_schema_and_says_what_the_tables_say(budgeted) -> 
     assert json.loads(json.dumps(same.to_dict())) == plan
     console = Console(file=io.StringIO(), width=300)
     print_plan(console, same, refused=False)  # and the text says what racing may use
-    assert f"racing: up to {72 - planned} seed-epochs at run time" in console.file.getvalue()
+    printed = console.file.getvalue()
+    assert f"racing, then spare trials: up to {72 - planned} seed-epochs at run time" in printed
 
 
 def test_the_schema_refuses_what_it_does_not_document(demo_path) -> None:

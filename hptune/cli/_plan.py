@@ -40,8 +40,9 @@ def print_plan(console: Console, plan: Plan, *, refused: bool) -> None:
         if not fit.cuts:
             console.print(f"  fits without cuts ({fit.planned} <= {fit.limit} seed-epochs)")
         console.print(
-            f"  racing: up to {fit.racing} seed-epochs at run time (the budget less the plan "
-            f"without racing, {fit.planned}), while the phases still to come can be paid",
+            f"  racing, then spare trials: up to {fit.racing} seed-epochs at run time (the "
+            f"budget less the plan without racing, {fit.planned}), while the phases still to "
+            "come can be paid",
             highlight=False,
         )
     if not plan.guardrails:

@@ -137,11 +137,19 @@ def _rates_won(evidence: PhaseEvidence) -> list[Block]:
     won = evidence.decision.summary.get("rates_won") if evidence.decision is not None else None
     if not won:
         return []
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (r["candidate"], f"{r['learning_rate']:.3g}", f"x{r['factor']:.3g}", f"{r['mean']:.4g}")
         for r in won
     ]
-    columns = ("candidate", "its best learning rate", "of the incoming", "seed mean")
+    columns: tuple[str, ...] = (
+        "candidate",
+        "its best learning rate",
+        "of the incoming",
+        "seed mean",
+    )
+    if len({r.get("epochs") for r in won}) > 1:  # spare trials tried other counts
+        rows = [(*row[:3], str(r["epochs"]), row[3]) for row, r in zip(rows, won, strict=True)]
+        columns = (*columns[:3], "epochs", columns[3])
     return [Text("The rate each candidate won at (best candidate first):"), Table(columns, rows)]
 
 
