@@ -12,7 +12,7 @@ from hptune.phases._cut import Cut
 from hptune.phases._grid import GridPhase
 from hptune.phases._ranked import Choice
 from hptune.phases._ranking import NoiseRanking
-from hptune.phases._regularization_epochs import at_other_counts, at_rate, rates_won, spare_counts
+from hptune.phases._regularization_epochs import at_incoming_count, at_other_counts, spare_counts
 from hptune.phases._regularization_space import (
     RegularizationSpace,
     choices,
@@ -21,6 +21,7 @@ from hptune.phases._regularization_space import (
     same_params,
     trainer_defaults,
 )
+from hptune.phases._regularization_words import at_rate, case_against_incoming, rates_won
 from hptune.search import epoch_pruner
 from hptune.seeds import Verdict
 
@@ -157,7 +158,7 @@ class RegularizationPhase(GridPhase):
         Args:
             config: The run's configuration (``phases.regularization``).
             base: The configuration the phase starts from.
-            runner: The run's trainer (not used by this phase).
+            runner: The run's trainer (its training-set size: the presets' epoch range).
             incoming: How ``base`` trained in an earlier phase, seed by seed.
 
         Returns:
@@ -270,6 +271,9 @@ class RegularizationPhase(GridPhase):
         points = self._all_points()
         return points[: self._n_trials] if self._n_trials is not None else points
 
+    def n_remaining(self, trials: list[optuna.trial.FrozenTrial]) -> int:
+        return super().n_remaining(at_incoming_count(trials, self.incoming))
+
     def _all_points(self) -> list[dict[str, Any]]:
         """Every candidate at every rate, in the grid's order (before ``n_trials``)."""
         candidates = self.candidates()  # refuses a phase without its incoming configuration
@@ -281,7 +285,7 @@ class RegularizationPhase(GridPhase):
             self.rate_factors,
             reference=same_params(candidates[0], incoming, self._params),
         )
-        return [{**point, "epochs": self.incoming.epochs} for point in points]
+        return [{**point, "epochs": self.incoming.epochs} for point in points]  # see suggest
 
     def initial_params(self, base: HParams) -> list[dict[str, Any]]:
         if self.incoming is None:
@@ -293,11 +297,12 @@ class RegularizationPhase(GridPhase):
         # The choices of the whole grid, whatever n_trials (a budget refit) cuts from it: a
         # categorical's choices cannot change within a study.
         points = self._all_points()
-        counts = sorted({base.epochs, *self.epoch_counts})  # the spare trials' too
         values = {
-            key: trial.suggest_categorical(key, counts if key == "epochs" else choices(points, key))
-            for key in points[0]
+            k: trial.suggest_categorical(k, choices(points, k)) for k in points[0] if k != "epochs"
         }
+        # every trial is queued with its count; an int's range may change (a budget refit)
+        counts = [base.epochs, *self.epoch_counts]
+        values["epochs"] = trial.suggest_int("epochs", min(counts), max(counts))
         return base.replace(
             learning_rate=values["learning_rate"],
             epochs=values["epochs"],
@@ -316,9 +321,19 @@ class RegularizationPhase(GridPhase):
     ) -> list[dict[str, Any]]:
         if not self.epoch_counts or self.incoming is None:
             return []
+        reference = self._reference(ranking.ranked, self.incoming)
+        counts = self.epoch_counts
         return at_other_counts(
-            ranking, outcomes, self.epoch_counts, self._params, self.incoming.epochs
+            ranking, outcomes, counts, self._params, self.incoming.epochs, reference
         )
+
+    def _reference(self, outcomes: list[TrialOutcome], base: HParams) -> TrialOutcome | None:
+        """The incoming configuration's trial at its own rate and count, if any."""
+        incoming = {**self._params_of(base), "learning_rate": base.learning_rate}
+        incoming["epochs"] = base.epochs
+        names = (*self._params, "learning_rate", "epochs")
+        at = [({"epochs": base.epochs, **o.params}, o) for o in outcomes if self._decidable(o)]
+        return next((o for p, o in at if same_params(p, incoming, names)), None)
 
     def _columns(self, outcome: TrialOutcome, base: HParams) -> dict[str, Any]:
         names = (*self._params, "learning_rate", "epochs")
@@ -340,10 +355,7 @@ class RegularizationPhase(GridPhase):
         pruned = f"; {n_pruned} of {len(outcomes)} trials pruned" if n_pruned else ""
         best = ranking.best
         incoming = {**self._params_of(base), "learning_rate": base.learning_rate}
-        incoming["epochs"] = base.epochs
-        names = (*self._params, "learning_rate", "epochs")
-        finished = [({"epochs": base.epochs, **o.params}, o) for o in self._finished(outcomes)]
-        reference = next((o for p, o in finished if same_params(p, incoming, names)), None)
+        reference = self._reference(self._finished(outcomes), base)
         evidence = ranking.evidence(lambda o: at_rate(o.params, base), limit=2)
         rates = {"rates_won": rates_won(ranking, self._params, base)}
         if reference is not None and reference is not best and ranking.n_seeds > 1:
@@ -363,7 +375,7 @@ class RegularizationPhase(GridPhase):
             chosen["epochs"] = best.params["epochs"]
         if self.space:  # the searched TrainingArguments values, over the incoming ones
             chosen["args"] = {**dict(base.args), **{k: best.params[k] for k in self.space}}
-        case, why = _case(ranking, reference)
+        case, why = case_against_incoming(ranking, reference)
         reason = f"{at_rate(best.params, base)} has the best mean; {why} ({evidence}){pruned}"
         return Choice(chosen, best.mean, case, reason, rates)
 
@@ -375,21 +387,3 @@ class RegularizationPhase(GridPhase):
             "warmup_ratio": hp.warmup_ratio,
             **{k: args.get(k, self.defaults.get(k)) for k in self.space},
         }
-
-
-def _case(ranking: NoiseRanking, reference: TrialOutcome | None) -> tuple[str, str]:
-    """The branch of the rule when the best trial wins, and why, against the incoming one."""
-    if ranking.n_seeds < 2:
-        return "single_seed", "with one seed there is no noise estimate"
-    if reference is ranking.best:
-        return "incoming_is_best", "the incoming configuration is best"
-    if reference is None:
-        return "best_mean", "the incoming configuration was outside the search space"
-    if ranking.comparisons[reference.number].verdict == Verdict.WORSE:
-        return "better_beyond_noise", (
-            f"the incoming configuration is {ranking.describe(reference.number)}"
-        )
-    return "best_mean_undecided", (
-        f"the incoming configuration is not told apart from it nor shown equivalent "
-        f"({ranking.describe(reference.number)}), so the best mean wins"
-    )

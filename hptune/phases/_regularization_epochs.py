@@ -13,19 +13,22 @@ warmup a shorter count is read from the longer run (``hptune.record``), so it co
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from hptune.phases._epochs import default_epoch_range
-from hptune.phases._regularization_space import describe, same_params
+from hptune.phases._regularization_space import same_params
 from hptune.seeds import Verdict
 
 if TYPE_CHECKING:
+    import optuna
+
     from hptune.config import TuneConfig
     from hptune.hparams import HParams
     from hptune.phases._outcome import TrialOutcome
     from hptune.phases._ranking import NoiseRanking
 
-__all__ = ["at_other_counts", "at_rate", "rates_won", "spare_counts"]
+__all__ = ["at_incoming_count", "at_other_counts", "spare_counts"]
 
 
 def spare_counts(config: TuneConfig, base: HParams, n_train: int) -> list[int]:
@@ -52,6 +55,7 @@ def at_other_counts(
     counts: list[int],
     names: tuple[str, ...],
     incoming_epochs: int,
+    reference: TrialOutcome | None = None,
 ) -> list[dict[str, Any]]:
     """The ranked configurations at the other epoch counts, not tried yet, in the order they
     are worth it: the best and its contenders (not worse beyond noise) before the rest, each
@@ -64,6 +68,8 @@ def at_other_counts(
         counts: The other counts (`spare_counts`).
         names: The candidates' parameters (without the rate and the count).
         incoming_epochs: The count the phase's own trials train.
+        reference: The incoming configuration's trial at its own rate, if any: left out, as
+            the epochs phase decided the count on it (its trials at the other counts).
 
     Returns:
         Each new trial's parameters (``names``, ``learning_rate``, ``epochs``).
@@ -73,9 +79,12 @@ def at_other_counts(
     ordered = [o for o in ranking.ranked if o.number not in worse]
     ordered += [o for o in ranking.ranked if o.number in worse]
     nearest = sorted(counts, key=lambda c: (abs(c - incoming_epochs), -c))
-    tried = [{"epochs": incoming_epochs, **o.params} for o in outcomes]
+    known = [o for o in outcomes if all(k in o.params for k in keys[:-1])]
+    tried = [{"epochs": incoming_epochs, **o.params} for o in known]
     points: list[dict[str, Any]] = []
     for outcome in ordered:
+        if outcome is reference:  # the epochs phase's trials: it decided on them already
+            continue
         for count in nearest:
             point = {**{k: outcome.params[k] for k in keys[:-1]}, "epochs": count}
             if not any(same_params(point, other, keys) for other in (*tried, *points)):
@@ -83,25 +92,18 @@ def at_other_counts(
     return points
 
 
-def at_rate(params: dict[str, Any], base: HParams) -> str:
-    """A trial in words with the rate it trained at, e.g. ``..., at rate 0.005 (x0.5)``."""
-    rate = params["learning_rate"]
-    return f"{describe(params)} at rate {rate:.3g} (x{rate / base.learning_rate:.3g})"
+def at_incoming_count(
+    trials: list[optuna.trial.FrozenTrial], incoming: HParams | None
+) -> list[optuna.trial.FrozenTrial]:
+    """The trials at the incoming count, a trial stored without one counted at it (a study
+    the phase started before its trials carried the count)."""
+    if incoming is None:
+        return trials
+    stored = [t if "epochs" in t.params else _with_count(t, incoming.epochs) for t in trials]
+    return [t for t in stored if t.params["epochs"] == incoming.epochs]
 
 
-def rates_won(ranking: NoiseRanking, names: tuple[str, ...], base: HParams) -> list[dict[str, Any]]:
-    """Each candidate's best rate (and count) among those it finished at, best candidate
-    first."""
-    best: dict[str, TrialOutcome] = {}
-    for outcome in ranking.ranked:  # best first: a candidate's first trial is its best
-        best.setdefault(describe({k: outcome.params[k] for k in names}), outcome)
-    return [
-        {
-            "candidate": key,
-            "learning_rate": o.params["learning_rate"],
-            "factor": o.params["learning_rate"] / base.learning_rate,
-            "epochs": o.params.get("epochs", base.epochs),
-            "mean": o.mean,
-        }
-        for key, o in best.items()
-    ]
+def _with_count(trial: optuna.trial.FrozenTrial, count: int) -> optuna.trial.FrozenTrial:
+    copied = copy.copy(trial)
+    copied.params = {**trial.params, "epochs": count}
+    return copied

@@ -160,12 +160,17 @@ def _queue_more_evidence(
     if extends and (params := edge_extension(phase, ranking, trials)) is not None:
         study.enqueue_trial(params)
         return True
+    # the later phases planned at the longest count tried (a spare trial may win with it)
+    counts = [t.params["epochs"] for t in trials if isinstance(t.params.get("epochs"), int)]
+    longest = base.replace(epochs=max([base.epochs, *counts]))
     room = None
     if ledger is not None:
-        room = racing_room(ledger, config, phase.name, base, phase.max_epochs(base))
+        room = racing_room(ledger, config, phase.name, longest, phase.max_epochs(base))
     if races and queue_racing(study, config, ranking, trials, room=room) > 0:
         return True
-    return room is not None and queue_spare(study, phase, config, ranking, trials, room)
+    return ledger is not None and queue_spare(
+        study, phase, config, ranking, trials, ledger, longest
+    )
 
 
 def fill_queue(

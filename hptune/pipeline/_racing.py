@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from hptune.ledger import BudgetLedger
     from hptune.phases import NoiseRanking, TrialOutcome
 
-__all__ = ["RacingRoom", "queue_racing", "racing_room"]
+__all__ = ["RacingRoom", "later_reserve", "queue_racing", "racing_room"]
 
 
 @dataclass(frozen=True)
@@ -67,9 +67,24 @@ def racing_room(
     Returns:
         The room; its ``seed_epochs`` may be 0 or less (nothing is queued then).
     """
+    return RacingRoom(ledger.left(later=later_reserve(ledger, config, phase, base)), epochs)
+
+
+def later_reserve(ledger: BudgetLedger, config: TuneConfig, phase: str, base: HParams) -> int:
+    """The seed-epochs the phases after ``phase`` that have not started are planned to train
+    (racing left out), planned from ``base``.
+
+    Args:
+        ledger: The run's ledger (which phases started).
+        config: The run's (fitted) configuration.
+        phase: The phase that asks.
+        base: The configuration the later phases are planned from.
+
+    Returns:
+        The seed-epochs to hold back for them.
+    """
     later = planned_after(config, base, ledger.n_train, phase, has_test=ledger.has_test)
-    reserve = sum(cost for name, cost in later.items() if not ledger.started(name))
-    return RacingRoom(ledger.left(later=reserve), epochs)
+    return sum(cost for name, cost in later.items() if not ledger.started(name))
 
 
 def queue_racing(

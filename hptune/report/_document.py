@@ -147,7 +147,8 @@ def _rates_won(evidence: PhaseEvidence) -> list[Block]:
         "of the incoming",
         "seed mean",
     )
-    if len({r.get("epochs") for r in won}) > 1:  # spare trials tried other counts
+    decided = evidence.decision.params if evidence.decision is not None else {}
+    if "epochs" in decided or len({r.get("epochs") for r in won}) > 1:  # spare trials ran
         rows = [(*row[:3], str(r["epochs"]), row[3]) for row, r in zip(rows, won, strict=True)]
         columns = (*columns[:3], "epochs", columns[3])
     return [Text("The rate each candidate won at (best candidate first):"), Table(columns, rows)]

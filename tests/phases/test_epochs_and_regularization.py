@@ -193,3 +193,20 @@ def test_regularization_arguments_are_checked() -> None:
         RegularizationPhaseConfig(rate_factors=[0.5, 2.0])
     with pytest.raises(ValueError, match="incoming configuration"):
         RegularizationPhase().grid_points()
+
+
+def _stored(params: dict) -> optuna.trial.FrozenTrial:
+    choices = {k: optuna.distributions.CategoricalDistribution([v]) for k, v in params.items()}
+    return optuna.trial.create_trial(params=params, distributions=choices, value=1.0)
+
+
+def test_regularization_counts_a_trial_stored_without_a_count_at_the_incoming_one() -> None:
+    """A study the phase started before its trials carried the epoch count: its first point
+    is done, not queued again; a spare trial at another count settles no grid point."""
+    phase = RegularizationPhase(incoming=BASE, epoch_counts=[3])
+    points = phase.grid_points()
+    stored = _stored({k: v for k, v in points[0].items() if k != "epochs"})
+    spare = _stored({**points[1], "epochs": 3})
+    assert phase.n_remaining([]) == len(points)
+    assert phase.n_remaining([stored]) == len(points) - 1
+    assert phase.n_remaining([stored, spare]) == len(points) - 1

@@ -14,8 +14,9 @@ WON = [
 ]  # fmt: skip
 
 
-def _table(won: list[dict]) -> Table:
-    evidence = SimpleNamespace(decision=SimpleNamespace(summary={"rates_won": won}))
+def _table(won: list[dict], params: dict | None = None) -> Table:
+    decision = SimpleNamespace(summary={"rates_won": won}, params=params or {})
+    evidence = SimpleNamespace(decision=decision)
     blocks = _rates_won(evidence)  # type: ignore[arg-type]
     (table,) = [b for b in blocks if isinstance(b, Table)]
     return table
@@ -31,3 +32,8 @@ def test_one_count_for_all_keeps_the_table_to_the_rates() -> None:
     table = _table([{**row, "epochs": 3} for row in WON])
     assert "epochs" not in table.columns and len(table.rows[0]) == 4
     assert table.rows[0][1] == "0.005"
+
+
+def test_a_count_the_decision_changed_is_shown_even_when_all_won_at_it() -> None:
+    table = _table([{**row, "epochs": 4} for row in WON], params={"epochs": 4})
+    assert [row[table.columns.index("epochs")] for row in table.rows] == ["4", "4"]
