@@ -65,12 +65,13 @@ def half_margin(n: int, draws: int, shared: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     args = parser.parse_args()
     print("| shared | seeds | equal, margin 1 sigma | margin for 50% of equal | a sigma apart "
           "at it | default margin: equal | default margin: a sigma apart |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for shared in (0.0, 0.5):
-        for n in SEEDS:
+        for n in args.seeds:
             at_sigma = share_equivalent(n, 0.0, 1.0, args.draws, 0, shared)
             half = half_margin(n, max(args.draws // 4, 500), shared)
             apart = share_equivalent(n, 1.0, half, args.draws, 2, shared)

@@ -175,3 +175,13 @@ def test_the_gpu_check_runs_dry_without_a_gpu(tmp_path) -> None:
     assert speed["loop_tokens_per_second"] > 0 and speed["trainer_tokens_per_second"] > 0
     assert speed["seed_epochs_per_second_together"] > 0
     assert speed["max_relative_difference"] < 1e-3
+
+
+def test_equivalence_margin_prints_the_bound_where_both_aims_meet() -> None:
+    """At 12 paired seeds a one-sigma margin calls about half of equal pairs equivalent; at
+    3 seeds hardly any (the rule's tests cannot show it), the bound the docs state."""
+    out = _run("equivalence_margin.py", "--draws", "150", "--seeds", "3", "12")
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 0 ")]
+    shares = {int(r[1]): float(r[2].strip(" %")) for r in rows}
+    assert set(shares) == {3, 12}
+    assert shares[3] < 20 and 30 < shares[12] < 70
