@@ -185,3 +185,36 @@ def test_equivalence_margin_prints_the_bound_where_both_aims_meet() -> None:
     shares = {int(r[1]): float(r[2].strip(" %")) for r in rows}
     assert set(shares) == {3, 12}
     assert shares[3] < 20 and 30 < shares[12] < 70
+
+
+def test_demo_summary_reads_each_phase_from_the_storage(tmp_path) -> None:
+    """A storage written as hptune writes one (its keys): the summary lists each phase's
+    decision, the rate each candidate won at, the test values and the seed-epochs trained
+    (a trial read back from an earlier phase trained none)."""
+    import json
+
+    import optuna
+
+    from hptune import keys
+
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    runs = [{"seed": s, "epochs": [{"epoch": 1}, {"epoch": 2}]} for s in range(3)]
+    won = [{"candidate": "weight decay 0.04, constant_with_warmup, warmup 0.086",
+            "learning_rate": 0.005, "factor": 0.5, "mean": 1.6829}]  # fmt: skip
+    for phase, attrs, decision in (
+        ("regularization", {keys.RUNS: runs},
+         {"params": {"learning_rate": 0.005}, "case": "best_mean_undecided",
+          "summary": {"rates_won": won}}),
+        ("final", {keys.RUNS: runs, keys.TEST_VALUES: {"0": 1.7, "1": 1.72, "2": 1.69}},
+         {"params": {}, "case": "final"}),
+    ):  # fmt: skip
+        study = optuna.create_study(study_name=f"demo.{phase}", storage=url)
+        study.set_user_attr(keys.DECISION, json.dumps(decision))
+        study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=attrs))
+        reused = {**attrs, keys.REUSED_FROM: "demo.epochs#0"}
+        study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs=reused))
+    out = _run("demo_summary.py", url)
+    assert "12 seed-epochs" in out  # 2 phases x 3 seeds x 2 epochs, the read-backs free
+    assert "regularization: best_mean_undecided {'learning_rate': 0.005} (6 seed-epochs)" in out
+    assert "rate 0.005 (x0.5), mean 1.6829" in out
+    assert "test values by seed: 1.7000, 1.7200, 1.6900" in out
