@@ -67,7 +67,8 @@ def test_epochs_and_regularization_are_decided_with_pruning_available(five) -> N
            "scheduler": "linear"})))  # fmt: skip
     assert first.params == {"weight_decay": incoming.weight_decay, "scheduler": "linear",
                             "warmup_ratio": incoming.warmup_ratio,
-                            "learning_rate": incoming.learning_rate}  # fmt: skip
+                            "learning_rate": incoming.learning_rate,
+                            "epochs": incoming.epochs}  # fmt: skip
     # then the next candidate at the incoming rate and half of it (n_trials: 3 caps the grid)
     rates = [o.params["learning_rate"] for o in sorted(regularization.outcomes,
                                                         key=lambda o: o.number)]  # fmt: skip
