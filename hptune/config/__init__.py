@@ -23,8 +23,10 @@ from hptune.config._phase_options import (
     PhaseOptions,
     RegularizationPhaseConfig,
 )
+from hptune.config._phase_options import RateFactors as RateFactors
 from hptune.config._phase_options import RegularizationCandidate as RegularizationCandidate
 from hptune.config._phase_options import SearchRange as SearchRange
+from hptune.config._phase_options import check_rate_factors as check_rate_factors
 from hptune.config._phases import (
     BudgetConfig,
     DiagnosticsConfig,

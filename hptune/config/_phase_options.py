@@ -7,9 +7,9 @@ the method's own phases (each named by its phase class, ``Phase.options_model``)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from hptune.config._base import SchedulerName, _Strict
 from hptune.config._passthrough import ARGS_SAME, check_training_args
@@ -21,10 +21,35 @@ __all__ = [
     "LearningRatePhaseConfig",
     "LoraRankPhaseConfig",
     "PhaseOptions",
+    "RateFactors",
     "RegularizationCandidate",
     "RegularizationPhaseConfig",
     "SearchRange",
+    "check_rate_factors",
 ]
+
+
+def check_rate_factors(factors: list[float]) -> list[float]:
+    """Check a local learning-rate set (``rate_factors``: factors of the incoming rate).
+
+    Args:
+        factors: The factors.
+
+    Returns:
+        The factors.
+
+    Raises:
+        ValueError: No 1.0 among them, a repeat, or a factor of 0 or less.
+    """
+    if 1.0 not in factors or len(set(factors)) != len(factors) or min(factors) <= 0:
+        raise ValueError(
+            f"rate_factors: give positive factors without repeats, 1.0 among them, got {factors}"
+        )
+    return list(factors)
+
+
+#: Factors of the incoming learning rate a candidate is tried at (its rate re-tuned).
+RateFactors = Annotated[list[float], AfterValidator(check_rate_factors)]
 
 
 class PhaseOptions(_Strict):
@@ -182,7 +207,7 @@ class RegularizationPhaseConfig(PhaseOptions):
     candidates: list[RegularizationCandidate] | None = None
     #: The learning rates each candidate is tried at, as factors of the incoming rate (the
     #: rate re-tuned for each, as the nuisance hyperparameter); ``[1.0]``: the incoming rate.
-    rate_factors: list[float] = [0.5, 1.0, 2.0]
+    rate_factors: RateFactors = [0.5, 1.0, 2.0]
     #: Under a compute budget with room once the phase's trials and racing are done, try the
     #: best configurations at the epochs phase's other counts (a schedule changes the best
     #: count); only what the budget has left is spent. Off: the phase as planned.
@@ -219,13 +244,6 @@ class RegularizationPhaseConfig(PhaseOptions):
     def _range_valid(cls, value: tuple[float, float]) -> tuple[float, float]:
         if not 0 < value[0] < value[1] < 1:
             raise ValueError("give [low, high] with 0 < low < high < 1")
-        return value
-
-    @field_validator("rate_factors")
-    @classmethod
-    def _factors_valid(cls, value: list[float]) -> list[float]:
-        if 1.0 not in value or len(set(value)) != len(value) or min(value) <= 0:
-            raise ValueError("give positive factors without repeats, 1.0 among them")
         return value
 
     @field_validator("candidates")

@@ -4,12 +4,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from hptune._lazy import optuna
-from hptune.config import RegularizationPhaseConfig, register_phase
+from hptune.config import RegularizationPhaseConfig, check_rate_factors, register_phase
 from hptune.diagnose import overfit_epochs
 from hptune.keys import TrialStatus
 from hptune.phases._base import PhaseBudget, TrialOutcome
 from hptune.phases._cut import Cut
 from hptune.phases._grid import GridPhase
+from hptune.phases._local_rates import RATE_FACTORS, rate_points
 from hptune.phases._ranked import Choice
 from hptune.phases._ranking import NoiseRanking
 from hptune.phases._regularization_epochs import at_incoming_count, at_other_counts, spare_counts
@@ -17,7 +18,6 @@ from hptune.phases._regularization_space import (
     RegularizationSpace,
     choices,
     describe,
-    rate_points,
     same_params,
     trainer_defaults,
 )
@@ -39,8 +39,6 @@ __all__ = ["RegularizationPhase"]
 _PARAMS = ("weight_decay", "scheduler", "warmup_ratio")
 #: The fewest trials a budget's cut leaves.
 MIN_REGULARIZATION_TRIALS = 2
-#: The learning rates each candidate is tried at, as factors of the incoming one.
-RATE_FACTORS = (0.5, 1.0, 2.0)
 
 
 @register_phase
@@ -130,8 +128,6 @@ class RegularizationPhase(GridPhase):
         for name, (low, high) in (("weight_decay", weight_decay), ("warmup_ratio", warmup_ratio)):
             if not 0 < low < high < 1:
                 raise ValueError(f"{name} needs 0 < low < high < 1, got {(low, high)=}")
-        if 1.0 not in rate_factors or min(rate_factors) <= 0:
-            raise ValueError(f"rate_factors need 1.0 and no factor <= 0, got {rate_factors=}")
         self._n_trials = n_trials
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
@@ -141,7 +137,7 @@ class RegularizationPhase(GridPhase):
         self.space = dict(space or {})
         self.defaults = dict(defaults or {})
         self.given = [dict(c) for c in candidates] if candidates is not None else None
-        self.rate_factors = list(rate_factors)
+        self.rate_factors = check_rate_factors(list(rate_factors))
         self.epoch_counts = sorted(set(epoch_counts))
         self.incoming = incoming
         self.region = RegularizationSpace(

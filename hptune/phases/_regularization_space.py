@@ -14,7 +14,6 @@ candidate.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,6 @@ __all__ = [
     "RegularizationSpace",
     "choices",
     "describe",
-    "rate_points",
     "round_significant",
     "same_params",
     "trainer_defaults",
@@ -127,35 +125,6 @@ class RegularizationSpace:
             else:
                 candidate[key] = _drawn_value(next(draws), spec)
         return candidate
-
-
-def rate_points(
-    candidates: list[dict[str, Any]], rate: float, factors: list[float], *, reference: bool
-) -> list[dict[str, Any]]:
-    """Every candidate at every rate: each candidate's trials in turn, at the incoming rate
-    first, then the other factors in ascending order. With ``reference`` the first candidate
-    is the incoming configuration: its trial at the incoming rate comes first (the paired
-    reference) and its other rates last, as the learning-rate phase tuned the rate under it
-    already; a changed candidate is the one that needs its rate re-tuned.
-
-    Args:
-        candidates: The candidates, in order.
-        rate: The incoming learning rate.
-        factors: The factors of ``rate`` tried.
-        reference: Whether the first candidate is the incoming configuration.
-
-    Returns:
-        One parameter dict per trial, ``learning_rate`` among them.
-    """
-    ordered = [1.0, *sorted(f for f in factors if f != 1.0)]
-    points = [
-        {**candidate, "learning_rate": rate * factor}
-        for candidate, factor in itertools.product(candidates, ordered)
-    ]
-    if reference and candidates:
-        own = len(ordered)
-        points = points[:1] + points[own:] + points[1:own]
-    return points
 
 
 def choices(points: list[dict[str, Any]], key: str) -> list[Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hptune.phases._local_rates import factor_words
+from hptune.phases._local_rates import rates_won as local_rates_won
 from hptune.phases._regularization_space import describe
 from hptune.seeds import Verdict
 
@@ -19,29 +21,16 @@ __all__ = ["at_rate", "case_against_incoming", "rates_won"]
 def at_rate(params: dict[str, Any], base: HParams) -> str:
     """A trial in words with the rate it trained at, e.g. ``..., at rate 0.005 (x0.5)``, and
     its epoch count where it is not the incoming one."""
-    rate = params["learning_rate"]
     count = params.get("epochs", base.epochs)
     words = describe({k: v for k, v in params.items() if k != "epochs"})
     at = f" over {count} epochs" if count != base.epochs else ""
-    return f"{words}{at} at rate {rate:.3g} (x{rate / base.learning_rate:.3g})"
+    return f"{words}{at} at {factor_words(params['learning_rate'], base)}"
 
 
 def rates_won(ranking: NoiseRanking, names: tuple[str, ...], base: HParams) -> list[dict[str, Any]]:
     """Each candidate's best rate (and count) among those it finished at, best candidate
-    first."""
-    best: dict[str, TrialOutcome] = {}
-    for outcome in ranking.ranked:  # best first: a candidate's first trial is its best
-        best.setdefault(describe({k: outcome.params[k] for k in names}), outcome)
-    return [
-        {
-            "candidate": key,
-            "learning_rate": o.params["learning_rate"],
-            "factor": o.params["learning_rate"] / base.learning_rate,
-            "epochs": o.params.get("epochs", base.epochs),
-            "mean": o.mean,
-        }
-        for key, o in best.items()
-    ]
+    first (`hptune.phases._local_rates.rates_won`)."""
+    return local_rates_won(ranking, lambda o: describe({k: o.params[k] for k in names}), base)
 
 
 def case_against_incoming(ranking: NoiseRanking, reference: TrialOutcome | None) -> tuple[str, str]:
