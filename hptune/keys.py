@@ -39,6 +39,7 @@ __all__ = [
     "PRUNED_AT",
     "RACE_OF",
     "RACE_SEEDS",
+    "RATE_PROBE",
     "REMEDY",
     "REMEDY_OF",
     "RETRY_OF",
@@ -156,6 +157,9 @@ RACE_SEEDS = "hptune.race_seeds"
 SPARE = "hptune.spare"
 """Why a trial beyond the phase's plan was queued from the compute budget's spare room, in
 words (``hptune.pipeline._spare``)."""
+RATE_PROBE = "hptune.rate_probe"
+"""Why a trial re-tunes the learning rate for its configuration, in words: a probe of the
+local rate set, which ends as diverged with no remedy (``hptune.pipeline._probes``)."""
 
 # --- trial system attributes (for workers; optuna-dashboard does not show them) ---------------
 

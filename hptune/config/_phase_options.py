@@ -140,6 +140,11 @@ class BatchSizePhaseConfig(PhaseOptions):
     candidates: list[int] | None = None
     #: On a GPU, measure two small batches to calibrate the memory model.
     probe: bool = True
+    #: A batch that changes the effective batch (above it; any other batch without
+    #: keep_effective_batch) is also tried at these factors of the incoming learning rate
+    #: once the batches are done (the rate re-tuned where the effective batch changes;
+    #: under a compute budget, those its room pays for); ``[1.0]``: the incoming rate only.
+    rate_factors: RateFactors = [0.5, 1.0, 2.0]
 
     @field_validator("candidates")
     @classmethod

@@ -312,6 +312,21 @@ class Phase(abc.ABC):
         """
         return None
 
+    def rate_probes(self, outcomes: list[TrialOutcome]) -> list[dict[str, Any]]:
+        """The learning rates the phase's decision still needs, once its own trials are
+        done: a configuration that changes what the rate was tuned under, at the other rates
+        of the local set (`hptune.phases._local_rates`; default: none). The queue adds those
+        not tried yet, before racing; under a compute budget, those its room pays for
+        (``hptune.pipeline._probes``).
+
+        Args:
+            outcomes: Every finished trial.
+
+        Returns:
+            Each probe's parameters (the keys ``suggest`` reads).
+        """
+        return []
+
     def spare_points(
         self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
     ) -> list[dict[str, Any]]:

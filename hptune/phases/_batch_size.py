@@ -4,15 +4,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hptune import keys
-from hptune.config import BatchSizePhaseConfig, register_phase
+from hptune.config import BatchSizePhaseConfig, check_rate_factors, register_phase
+from hptune.keys import TrialStatus
 from hptune.phases._accounting import n_settled
 from hptune.phases._base import PhaseBudget, TrialOutcome
+from hptune.phases._batch_space import MIN_BATCH_TRIALS, batch_candidates, memory_limit_bytes
 from hptune.phases._cut import Cut
+from hptune.phases._local_rates import RATE_FACTORS, factor_words, ordered_factors, rates_won
 from hptune.phases._ranked import Choice, RankedPhase, preference_case
 from hptune.phases._ranking import NoiseRanking
 from hptune.search import MemoryBoundedBatchSampler, oom_boundary
 from hptune.stored import is_pending
-from hptune.train.target import memory_check, memory_model, resolve_target
+from hptune.train.target import memory_check, memory_model
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,67 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["BatchSizePhase", "batch_candidates", "memory_limit_bytes"]
 
 
-#: The largest batch the phase proposes by itself.
-MAX_BATCH = 256
-#: A batch above the incoming effective batch must leave this many optimizer steps per epoch:
-#: warmup and the schedule need steps to act on.
-MIN_STEPS_PER_EPOCH = 8
-#: The fewest batch trials a budget's cut leaves.
-MIN_BATCH_TRIALS = 2
-
-
-def memory_limit_bytes(config: TuneConfig) -> float | None:
-    """The memory a training step may use: configured, else the target's, else no limit.
-
-    Args:
-        config: The run's configuration (``phases.batch_size.memory_limit_gb``, then the
-            target: ``training.gpu_memory_gb``, ``training.device``, this machine's GPU).
-
-    Returns:
-        Bytes, or None on a CPU with no configured limit.
-    """
-    gb = config.phases.batch_size.memory_limit_gb or resolve_target(config).memory_gb
-    return None if gb is None else gb * 2**30
-
-
-def batch_candidates(
-    base: HParams,
-    *,
-    keep_effective_batch: bool,
-    largest_fitting: int | None = None,
-    n_train: int | None = None,
-) -> list[int]:
-    """Batch sizes worth trying from ``base``.
-
-    Keeping the effective batch, the divisors of ``batch x accumulation`` (the accumulation
-    makes up the rest); and, when the memory model says a larger batch fits, the powers of
-    two above it up to the largest that fits, and that largest itself: these train with no
-    accumulation, so the effective batch grows with them. A batch above the effective batch
-    is at most ``MAX_BATCH`` and leaves ``MIN_STEPS_PER_EPOCH`` optimizer steps per epoch.
-    Not keeping it: powers of two up to ``MAX_BATCH``.
-
-    Args:
-        base: The configuration the phase starts from.
-        keep_effective_batch: Keep ``base``'s effective batch (batch x accumulation).
-        largest_fitting: The largest batch the memory model says fits; None: unknown.
-        n_train: Training examples (for the steps per epoch); None: no bound.
-
-    Returns:
-        Batch sizes, smallest first.
-    """
-    if not keep_effective_batch:
-        return [2**k for k in range(9)]
-    effective = base.effective_batch_size
-    candidates = {b for b in range(1, effective + 1) if effective % b == 0}
-    if largest_fitting is not None and largest_fitting > effective:
-        cap = min(MAX_BATCH, (n_train or MAX_BATCH * MIN_STEPS_PER_EPOCH) // MIN_STEPS_PER_EPOCH)
-        top = min(largest_fitting, cap)
-        candidates |= {2**k for k in range(top.bit_length()) if effective < 2**k <= top}
-        if top == largest_fitting:  # memory, not the caps, bounds it: try the exact largest
-            candidates.add(top)
-    return sorted(candidates)
-
-
 @register_phase
 class BatchSizePhase(RankedPhase):
     """Phase 3: the largest batch that fits memory, and the fastest that trains as well.
@@ -102,9 +44,16 @@ class BatchSizePhase(RankedPhase):
     batch grows with it, and the incoming batch is queued first so the comparison with it
     decides (a larger batch that trains worse is not equivalent to the best, so it loses).
 
+    A batch that changes the effective batch (above it; any other batch without
+    ``keep_effective_batch``) changes what the learning rate was tuned under, so it is
+    compared at its own best rate: once the batches are done, each such batch is also tried
+    at the other rates of ``rate_factors`` (`rate_probes`; under a compute budget, those its
+    room pays for). The incoming batch stays at its rate, tuned under it.
+
     Decision rule: among the batches shown equivalent to the best (their paired difference
-    is within the equivalence margin), the one with the most training examples per second;
-    a batch merely not told apart from the best does not win on speed: the best mean does.
+    is within the equivalence margin), the one with the most training examples per second,
+    at its best rate; a batch merely not told apart from the best does not win on speed: the
+    best mean does.
 
     Args:
         base: The configuration the phase starts from (its effective batch).
@@ -116,6 +65,8 @@ class BatchSizePhase(RankedPhase):
         keep_effective_batch: Keep ``base``'s effective batch: the gradient accumulation
             becomes ``effective // batch``.
         candidates: The batch sizes to consider; by default ``batch_candidates(base)``.
+        rate_factors: The factors of the incoming learning rate a batch that changes the
+            effective batch is tried at (``[1.0]``: the incoming rate only).
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
         margin: The equivalence margin of the decision; None derives it from the seed noise.
@@ -123,7 +74,7 @@ class BatchSizePhase(RankedPhase):
     Raises:
         ValueError: ``n_trials`` under 1, a candidate below the effective batch that does
             not divide it (when it is kept), a candidate under 1, a margin outside (0, 1], a limit
-            that is not positive, or a negative ``max_retries``.
+            that is not positive, rate factors without 1.0, or a negative ``max_retries``.
     """
 
     name = "batch_size"
@@ -146,6 +97,7 @@ class BatchSizePhase(RankedPhase):
         safety_margin: float = 0.9,
         keep_effective_batch: bool = True,
         candidates: list[int] | None = None,
+        rate_factors: Sequence[float] = RATE_FACTORS,
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
@@ -173,11 +125,17 @@ class BatchSizePhase(RankedPhase):
             all_candidates = [*all_candidates, self.incoming]
         self.candidates = sorted(set(all_candidates))
         self._n_trials = n_trials
+        self.start = base
+        self.rate = base.learning_rate
+        self.rates = [
+            self.rate * f for f in ordered_factors(check_rate_factors(list(rate_factors)))
+        ]
         self.sampler = MemoryBoundedBatchSampler(
             self.candidates,
             predict_bytes=predict_bytes,
             memory_limit_bytes=memory_limit_bytes,
             safety_margin=safety_margin,
+            defaults={"learning_rate": self.rate},  # a probe is queued with its own
         )
         self.predict_bytes = predict_bytes
         self.memory_limit_bytes = memory_limit_bytes
@@ -190,6 +148,11 @@ class BatchSizePhase(RankedPhase):
             if options.keep_effective_batch
             else " free"
         )
+        if len(options.rate_factors) > 1 and (
+            options.larger_batches or not options.keep_effective_batch
+        ):
+            rates = ", ".join(f"x{f:g}" for f in sorted(options.rate_factors) if f != 1.0)
+            what += f"; a batch that changes it also at the learning rate {rates}, when run"
         return PhaseBudget.full(options.n_trials, base.epochs, what)
 
     @classmethod
@@ -232,6 +195,7 @@ class BatchSizePhase(RankedPhase):
             "safety_margin": options.safety_margin,
             "keep_effective_batch": options.keep_effective_batch,
             "candidates": candidates,
+            "rate_factors": options.rate_factors,
         }
 
     @classmethod
@@ -265,9 +229,40 @@ class BatchSizePhase(RankedPhase):
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         batch = int(trial.suggest_categorical("batch_size", self.candidates))
-        return base.replace(
+        hp = base.replace(
             batch_size=batch, gradient_accumulation_steps=self._accumulation(batch, base)
         )
+        if not self._retuned(batch):
+            return hp
+        # the incoming rate (the sampler's default), or a probe's, queued with it
+        return hp.replace(learning_rate=trial.suggest_categorical("learning_rate", self.rates))
+
+    def rate_probes(self, outcomes: list[TrialOutcome]) -> list[dict[str, Any]]:
+        """Each batch that changes the effective batch and finished (or diverged) at the
+        incoming rate, at the other rates of the local set: lower ones first."""
+        done = sorted(
+            {
+                int(o.params["batch_size"])
+                for o in outcomes
+                if o.params.get("learning_rate") == self.rate
+                and o.status in (TrialStatus.OK, TrialStatus.DIVERGED, TrialStatus.PRUNED)
+            },
+            reverse=True,  # the sampler's order: the largest batch first
+        )
+        return [
+            {"batch_size": b, "learning_rate": rate}
+            for b in done
+            if self._retuned(b)
+            for rate in self.rates[1:]
+        ]
+
+    def _retuned(self, batch: int) -> bool:
+        """Whether ``batch`` changes the effective batch, so its rate is re-tuned."""
+        if len(self.rates) == 1:
+            return False
+        if self.keep_effective_batch:
+            return batch > self.effective_batch
+        return batch != self.incoming
 
     def memory_table(
         self, trials: list[optuna.trial.FrozenTrial] | None = None
@@ -303,7 +298,13 @@ class BatchSizePhase(RankedPhase):
 
     def _columns(self, outcome: TrialOutcome, base: HParams) -> dict[str, Any]:
         batch = outcome.params["batch_size"]
-        return {"batch_size": batch, "gradient_accumulation_steps": self._accumulation(batch, base)}
+        columns = {
+            "batch_size": batch,
+            "gradient_accumulation_steps": self._accumulation(batch, base),
+        }
+        if any(self._retuned(b) for b in self.candidates):  # the rate column where it varies
+            columns["learning_rate"] = outcome.params.get("learning_rate", self.rate)
+        return columns
 
     def _none_finished(self, base: HParams) -> str:
         return (
@@ -319,40 +320,62 @@ class BatchSizePhase(RankedPhase):
     ) -> Choice:
         fastest = max(ranking.equivalent, key=lambda o: o.examples_per_second or 0.0)
         batch = int(fastest.params["batch_size"])
-        speed = {
-            int(o.params["batch_size"]): o.examples_per_second or 0.0
-            for o in self._finished(outcomes)
-        }
-        evidence = ranking.evidence(lambda o: f"batch {o.params['batch_size']}")
-        case = preference_case(ranking, fastest, "fastest_equivalent")
-        if case == "single_seed":
-            reason = f"batch {batch} has the best value; with one seed there is no noise estimate"
-        elif case == "fastest_equivalent":
-            best = ranking.best.params["batch_size"]
-            reason = (
-                f"batch {batch} is the fastest ({speed[batch]:.1f} examples/s) of the batches "
-                f"equivalent to the best (batch {best}, {speed[int(best)]:.1f} examples/s): same "
-                f"performance, faster ({evidence})"
-            )
-        elif case == "best_mean_undecided":
-            reason = (
-                f"batch {batch} has the best mean ({speed[batch]:.1f} examples/s); the batches "
-                f"not told apart from it are not shown equivalent, so the best mean wins "
-                f"({evidence})"
-            )
-        else:
-            reason = (
-                f"batch {batch} is best ({speed[batch]:.1f} examples/s) and no faster batch is "
-                f"equivalent ({evidence})"
-            )
+        # the batch at its best rate (its one trial, unless its rate was re-tuned)
+        chosen = next(o for o in ranking.ranked if int(o.params["batch_size"]) == batch)
+        case = preference_case(ranking, chosen, "fastest_equivalent")
+        reason = self._reason(case, ranking, chosen) + self._effective_note(chosen)
         params = {
             "batch_size": batch,
             "gradient_accumulation_steps": self._accumulation(batch, base),
         }
-        return Choice(params, fastest.mean, case, reason + self._effective_note(batch))
+        rate = chosen.params.get("learning_rate", self.rate)
+        if rate != base.learning_rate:
+            params["learning_rate"] = rate
+        summary = {}
+        if any(self._retuned(int(o.params["batch_size"])) for o in ranking.ranked):
+            batch_of = lambda o: f"batch {o.params['batch_size']}"  # noqa: E731
+            summary["rates_won"] = rates_won(ranking, batch_of, base)
+        return Choice(params, chosen.mean, case, reason, summary)
 
-    def _effective_note(self, batch: int) -> str:
-        """What the chosen batch does to the effective batch."""
+    def _named(self, outcome: TrialOutcome) -> str:
+        """A trial in words: its batch, and its rate where the rate was re-tuned."""
+        words = f"batch {outcome.params['batch_size']}"
+        rate = outcome.params.get("learning_rate")
+        return words if rate is None else f"{words} at {factor_words(rate, self.start)}"
+
+    def _reason(self, case: str, ranking: NoiseRanking, chosen: TrialOutcome) -> str:
+        """The rule's branch in words, with the speeds it compared."""
+        evidence = ranking.evidence(self._named)
+        named, speed = self._named(chosen), chosen.examples_per_second or 0.0
+        if case == "single_seed":
+            return f"{named} has the best value; with one seed there is no noise estimate"
+        if case == "fastest_equivalent":
+            best = ranking.best
+            return (
+                f"{named} is the fastest ({speed:.1f} examples/s) of the batches equivalent to "
+                f"the best ({self._named(best)}, {best.examples_per_second or 0.0:.1f} "
+                f"examples/s): same performance, faster ({evidence})"
+            )
+        if case == "best_mean_undecided":
+            return (
+                f"{named} has the best mean ({speed:.1f} examples/s); the batches not told "
+                f"apart from it are not shown equivalent, so the best mean wins ({evidence})"
+            )
+        return (
+            f"{named} is best ({speed:.1f} examples/s) and no faster batch is equivalent "
+            f"({evidence})"
+        )
+
+    def _effective_note(self, chosen: TrialOutcome) -> str:
+        """What the chosen batch does to the effective batch, and to the rate."""
+        batch = int(chosen.params["batch_size"])
+        if self._retuned(batch):
+            rate = chosen.params.get("learning_rate", self.rate)
+            effective = batch * self._accumulation(batch, self.start)
+            return (
+                f"; the effective batch changes from {self.effective_batch} to {effective}, "
+                f"the learning rate re-tuned for it: {factor_words(rate, self.start)} won"
+            )
         if self.keep_effective_batch and batch > self.effective_batch:
             return (
                 f"; the effective batch grows from {self.effective_batch} to {batch} (no "

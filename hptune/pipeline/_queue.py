@@ -5,12 +5,12 @@ phase (``Phase.n_remaining``, counted in ``hptune.phases._accounting``). Each pa
 worker, under the lock: fail trials whose heartbeat went stale, top the queue up
 (``fill_queue``), claim the oldest queued trial (Optuna's ``Study.ask``) and sample its
 parameters; then, outside the lock, train it (``run_claimed``). With nothing queued or
-running, a trial past the edge where the best lies may be queued (``edge_extension``), then
-racing may queue more paired seeds for configurations not yet told apart
-(``queue_racing``; under a compute budget, only those the budget can pay after the phases
-still to come: ``racing_room``), then a configuration the budget's room pays for
-(``queue_spare``); once none queues anything, the phase is decided, once, under the lock;
-every worker returns that decision.
+running, the rates a configuration still needs may be queued (``queue_rate_probes``), else
+a trial past the edge where the best lies (``edge_extension``), then racing may queue more
+paired seeds for configurations not yet told apart (``queue_racing``; under a compute
+budget, only those the budget can pay after the phases still to come: ``racing_room``),
+then a configuration the budget's room pays for (``queue_spare``); once none queues
+anything, the phase is decided, once, under the lock; every worker returns that decision.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from hptune.objective import ProgressCallback, SeedObjective, TrialOutOfMemory
 from hptune.phases import Phase, rank_within_noise
 from hptune.pipeline._decide import decide, stored_result
 from hptune.pipeline._edges import edge_extension
+from hptune.pipeline._probes import queue_rate_probes
 from hptune.pipeline._racing import queue_racing, racing_room
 from hptune.pipeline._remedies import queue_remedies
 from hptune.pipeline._spare import queue_spare
@@ -146,10 +147,13 @@ def _queue_more_evidence(
     trials: list[optuna.trial.FrozenTrial],
     ledger: BudgetLedger | None,
 ) -> bool:
-    """With every trial done: one trial past the edge where the best lies, else more paired
-    seeds for the undecided (racing, within what ``ledger`` has left after the phases still
-    to come), else a configuration the budget's spare room pays for (``queue_spare``);
-    whether anything was queued (if not, decide)."""
+    """With every trial done: one trial past the edge where the best lies, else the rates
+    a configuration still needs (``queue_rate_probes``), else more paired seeds for the
+    undecided (racing, within what ``ledger`` has left after the phases still to come), else
+    a configuration the budget's spare room pays for (``queue_spare``); whether anything was
+    queued (if not, decide)."""
+    if queue_rate_probes(study, phase, config, trials, ledger, base) > 0:
+        return True
     ok = [o for o in decision_outcomes(trials) if o.status == TrialStatus.OK and o.seed_values]
     extends = bool(phase.extend_edges) and len(ok) >= 1  # one: the lowest rate alone trained
     races = bool(config.objective.racing_seeds) and len(ok) >= 2

@@ -32,6 +32,7 @@ def queue_remedies(study: optuna.Study, trials: list[optuna.trial.FrozenTrial]) 
         if (
             keys.stored_status(t) != TrialStatus.DIVERGED
             or keys.REMEDY in attrs  # a remedy that diverged too is not retried again
+            or keys.RATE_PROBE in attrs  # a probe of the rate: diverging is its answer
             or t.number in remedied
             or keys.HPARAMS not in attrs
         ):

@@ -53,7 +53,8 @@ class MemoryBoundedBatchSampler(BaseSampler):
     ``safety_margin x memory_limit_bytes`` and it is below every batch size that ran out of
     memory in the study (see ``record_out_of_memory``). Among those, it proposes the
     largest not yet tried, so a study learns the memory boundary first and then walks down;
-    once all have been tried, it proposes the largest again. Other parameters go to
+    once all have been tried, it proposes the largest again. Other parameters take their
+    value in ``defaults`` (a trial queued with its own keeps that), else go to
     ``base_sampler`` (random by default). When no candidate is allowed, sampling the batch
     size raises a ValueError that says why.
 
@@ -65,6 +66,8 @@ class MemoryBoundedBatchSampler(BaseSampler):
         param_name: the parameter this sampler owns.
         safety_margin: the share of the limit a prediction may use.
         base_sampler: the sampler of every other parameter.
+        defaults: other parameters' values (e.g. the learning rate a batch trains at unless
+            queued with another).
 
     Raises:
         ValueError: on an empty candidate list, a candidate under 1, a margin outside
@@ -80,6 +83,7 @@ class MemoryBoundedBatchSampler(BaseSampler):
         param_name: str = "batch_size",
         safety_margin: float = 0.9,
         base_sampler: optuna.samplers.BaseSampler | None = None,
+        defaults: dict[str, Any] | None = None,
     ) -> None:
         if not candidates or any(int(c) < 1 for c in candidates):
             raise ValueError(f"candidates must be positive batch sizes, got {candidates=}")
@@ -93,6 +97,7 @@ class MemoryBoundedBatchSampler(BaseSampler):
         self.param_name = param_name
         self.safety_margin = safety_margin
         self._base = base_sampler or optuna.samplers.RandomSampler(seed=0)
+        self.defaults = dict(defaults or {})
 
     def predicted_to_fit(self, batch_size: int) -> bool:
         """Whether the memory model says ``batch_size`` fits within the margin.
@@ -158,6 +163,8 @@ class MemoryBoundedBatchSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
+        if param_name in self.defaults:
+            return self.defaults[param_name]
         if param_name != self.param_name:
             return self._base.sample_independent(study, trial, param_name, param_distribution)
         trials = study.get_trials(deepcopy=False)

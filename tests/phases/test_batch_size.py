@@ -136,7 +136,7 @@ def test_a_batch_above_the_effective_batch_trains_without_accumulation() -> None
 
 def test_a_larger_batch_that_trains_worse_is_not_chosen() -> None:
     base = BASE.replace(batch_size=16, gradient_accumulation_steps=1)
-    phase = BatchSizePhase(base, candidates=[16, 32, 64], margin=0.02)
+    phase = BatchSizePhase(base, candidates=[16, 32, 64], margin=0.02, rate_factors=[1.0])
     worse = phase.decide([
         outcome(0, 16, [2.00, 2.10, 2.05], speed=300.0),
         outcome(1, 64, [2.20, 2.31, 2.24], speed=900.0),
@@ -154,3 +154,54 @@ def test_a_larger_batch_that_trains_worse_is_not_chosen() -> None:
 def test_no_incoming_batch_is_queued_when_nothing_above_it_fits() -> None:
     phase = BatchSizePhase(BASE, predict_bytes=lambda b: b * 10.0, memory_limit_bytes=200.0)
     assert phase.initial_params(BASE) == []
+
+
+def rated(number: int, batch: int, rate: float, values: list[float], speed: float) -> TrialOutcome:
+    return TrialOutcome(number, {"batch_size": batch, "learning_rate": rate},
+                        dict(enumerate(values)), "ok", examples_per_second=speed)  # fmt: skip
+
+
+def test_a_batch_that_grows_the_effective_batch_is_probed_at_the_other_rates() -> None:
+    """Batch 64 over an effective batch of 16 trains at the incoming rate when the sampler
+    proposes it, then at x0.5 and x2 (the local set); the incoming batch keeps its rate, tuned
+    under it, and a batch within the effective batch changes nothing the rate depends on."""
+    base = BASE.replace(batch_size=16, gradient_accumulation_steps=1)
+    phase = BatchSizePhase(base, candidates=[8, 16, 64], n_trials=3)
+    study = optuna.create_study(sampler=phase.create_sampler())
+    study.enqueue_trial(phase.initial_params(base)[0])
+    incoming, larger, smaller = (study.ask() for _ in range(3))
+    assert phase.suggest(incoming, base).learning_rate == base.learning_rate
+    assert "learning_rate" not in incoming.params
+    assert phase.suggest(larger, base).batch_size == 64
+    assert larger.params["learning_rate"] == base.learning_rate  # the sampler's default
+    assert phase.suggest(smaller, base).batch_size == 8 and "learning_rate" not in smaller.params
+    outcomes = [rated(1, 64, base.learning_rate, [2.0], 900.0),
+                outcome(0, 16, [2.0], 300.0), outcome(2, 8, [2.0], 200.0)]  # fmt: skip
+    assert phase.rate_probes(outcomes) == [
+        {"batch_size": 64, "learning_rate": base.learning_rate * 0.5},
+        {"batch_size": 64, "learning_rate": base.learning_rate * 2.0},
+    ]
+    assert BatchSizePhase(base, candidates=[8, 16, 64], rate_factors=[1.0]).rate_probes(
+        outcomes) == []  # fmt: skip
+
+
+def test_the_larger_batch_wins_at_its_own_best_rate() -> None:
+    """At the incoming rate batch 64 trains worse; at twice the rate it matches batch 16 and
+    is three times faster: it wins with that rate, and the decision says so."""
+    base = BASE.replace(batch_size=16, gradient_accumulation_steps=1)
+    phase = BatchSizePhase(base, candidates=[16, 64], margin=0.02)
+    rate = base.learning_rate
+    decision = phase.decide([
+        outcome(0, 16, [2.000, 2.100, 2.050], speed=300.0),
+        rated(1, 64, rate, [2.200, 2.310, 2.240], speed=900.0),
+        rated(2, 64, rate * 0.5, [2.400, 2.510, 2.440], speed=900.0),
+        rated(3, 64, rate * 2, [2.001, 2.101, 2.051], speed=900.0),
+    ], base, "minimize")  # fmt: skip
+    assert decision.params == {"batch_size": 64, "gradient_accumulation_steps": 1,
+                               "learning_rate": rate * 2}  # fmt: skip
+    assert decision.case == "fastest_equivalent"
+    assert "re-tuned for it: rate 0.0002 (x2) won" in decision.reason
+    won = {r["candidate"]: r["factor"] for r in decision.summary["rates_won"]}
+    assert won == {"batch 16": 1.0, "batch 64": 2.0}
+    assert {row["learning_rate"] for row in decision.summary["table"]} == {rate, rate * 0.5,
+                                                                          rate * 2}  # fmt: skip

@@ -226,3 +226,30 @@ def test_a_regularization_rate_probe_that_diverges_gets_no_remedy(tmp_path) -> N
     assert len(trials) == 2  # the incoming configuration and one probe: no remedy
     assert not any(keys.REMEDY in t.user_attrs for t in trials)
     assert result.decision.params == {}  # the incoming configuration stays
+
+
+def test_a_batch_that_grows_the_effective_batch_has_its_rate_re_tuned(tmp_path) -> None:
+    """Batch 8 over an effective batch of 4: once both batches trained, batch 8 is probed at
+    x0.5 and x2 the rate (marked as probes); x2 diverges and is not remedied; batch 8 at half
+    the rate is best, and the decision carries that rate."""
+    from hptune.phases import BatchSizePhase
+
+    config = _config(tmp_path, diagnostics={"retry_diverged": True})
+    phase = BatchSizePhase(BASE, candidates=[4, 8], n_trials=2)
+    storage, study = _study(config, phase)
+    calls: list[HParams] = []
+
+    def value(hp: HParams) -> float:
+        if hp.batch_size == 8 and hp.learning_rate > BASE.learning_rate:
+            return float("nan")
+        return 2.1 if hp.batch_size == 4 else 2.0 + (hp.learning_rate - 5e-4) * 1000
+
+    result = work_through_queue(config, storage, study, phase, BASE,
+                                _objective(phase, value, calls))  # fmt: skip
+    assert [(hp.batch_size, hp.learning_rate) for hp in calls] == [
+        (4, 1e-3), (8, 1e-3), (8, 5e-4), (8, 2e-3)]  # fmt: skip
+    trials = study.get_trials(deepcopy=False)
+    assert [keys.RATE_PROBE in t.user_attrs for t in trials] == [False, False, True, True]
+    assert not any(keys.REMEDY in t.user_attrs for t in trials)
+    assert result.decision.params["learning_rate"] == 5e-4
+    assert result.decision.params["batch_size"] == 8

@@ -3,19 +3,17 @@ to configurations not measured yet (the regularization phase's best at other epo
 
 from __future__ import annotations
 
-import statistics
-
 import optuna
 
 from hptune import keys
 from hptune.budget import planned_after
 from hptune.config import config_from_dict
 from hptune.hparams import HParams
-from hptune.keys import TrialStatus
 from hptune.ledger import BudgetLedger
 from hptune.phases import RegularizationPhase
 from hptune.pipeline import work_through_queue
 from hptune.storage import open_storage
+from tests.pipeline._trained import record_trained
 
 BASE = HParams(learning_rate=1e-3, batch_size=4, gradient_accumulation_steps=1, epochs=2,
                warmup_ratio=0.0, weight_decay=0.01, scheduler="linear")  # fmt: skip
@@ -46,14 +44,7 @@ def run(tmp_path, budget: int | None, has_test: bool = False) -> tuple[optuna.St
     def objective(trial: optuna.Trial) -> float:
         hp = phase.suggest(trial, BASE)
         values = {str(s): MEANS[hp.scheduler, hp.epochs] + NOISE[s] for s in range(3)}
-        trial.set_user_attr(keys.HPARAMS, hp.to_dict())  # what the ledger counts
-        trial.set_user_attr(keys.RUNS, [
-            {"seed": s, "epochs": [{"epoch": e + 1, "train_loss": 1.0, "eval_loss": 1.0}
-                                   for e in range(hp.epochs)]}
-            for s in range(3)])  # fmt: skip
-        trial.set_user_attr(keys.SEED_VALUES, values)
-        keys.set_status(trial, TrialStatus.OK)
-        return statistics.fmean(values.values())
+        return record_trained(trial, hp, values)
 
     ledger = None if budget is None else BudgetLedger(config, storage, 100, has_test=has_test)
     return study, work_through_queue(config, storage, study, phase, BASE, objective,
