@@ -103,7 +103,8 @@ def test_the_plan_shows_searched_alphas_and_counts_the_grid(tiny_config_dict) ->
     jsonschema.Draft202012Validator(SCHEMA).validate(as_json)
     assert [r["lora_alphas"] for r in as_json["lora_ranks"]] == [[8, 32], [8, 32]]
     [phase] = [p for p in as_json["phases"] if p["phase"] == "lora_rank"]
-    assert phase["trials"] == 4 and "x alphas 8, 32" in phase["what"]
+    assert phase["trials"] == 4 * 3 and "x alphas 8, 32" in phase["what"]
+    assert "each at the learning rate x0.5, x1, x2" in phase["what"]
 
 
 def test_the_plan_says_how_many_seeds_train_together_and_why_not(tiny_config_dict) -> None:

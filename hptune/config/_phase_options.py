@@ -299,6 +299,10 @@ class LoraRankPhaseConfig(PhaseOptions):
     #: Search alpha too: every rank is tried with every alpha of this list (a grid of ranks x
     #: alphas, each on every seed) instead of alpha following the rank by ``alpha``'s rule.
     alphas: list[int] | None = None
+    #: Each rank (and alpha) is tried at these factors of the incoming learning rate: the
+    #: adapter's scale changes the best rate, so each competes at its own; ``[1.0]``: every
+    #: rank at the incoming rate.
+    rate_factors: RateFactors = [0.5, 1.0, 2.0]
 
     @field_validator("alphas")
     @classmethod

@@ -341,7 +341,7 @@ class BatchSizePhase(RankedPhase):
         """A trial in words: its batch, and its rate where the rate was re-tuned."""
         words = f"batch {outcome.params['batch_size']}"
         rate = outcome.params.get("learning_rate")
-        return words if rate is None else f"{words} at {factor_words(rate, self.start)}"
+        return words if rate is None else f"{words} at {factor_words(rate, self.rate)}"
 
     def _reason(self, case: str, ranking: NoiseRanking, chosen: TrialOutcome) -> str:
         """The rule's branch in words, with the speeds it compared."""
@@ -374,7 +374,7 @@ class BatchSizePhase(RankedPhase):
             effective = batch * self._accumulation(batch, self.start)
             return (
                 f"; the effective batch changes from {self.effective_batch} to {effective}, "
-                f"the learning rate re-tuned for it: {factor_words(rate, self.start)} won"
+                f"the learning rate re-tuned for it: {factor_words(rate, self.rate)} won"
             )
         if self.keep_effective_batch and batch > self.effective_batch:
             return (

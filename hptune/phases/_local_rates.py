@@ -75,17 +75,17 @@ def rate_points(
     return points
 
 
-def factor_words(rate: float, base: HParams) -> str:
+def factor_words(rate: float, incoming: float) -> str:
     """A rate in words against the incoming one: ``rate 0.005 (x0.5)``.
 
     Args:
         rate: A trial's learning rate.
-        base: The configuration the phase starts from (its rate).
+        incoming: The rate the phase starts from.
 
     Returns:
         The words.
     """
-    return f"rate {rate:.3g} (x{rate / base.learning_rate:.3g})"
+    return f"rate {rate:.3g} (x{rate / incoming:.3g})"
 
 
 def rates_won(

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hptune.config import LoraRankPhaseConfig, register_phase
+from hptune.config import LoraRankPhaseConfig, check_rate_factors, register_phase
 from hptune.phases._base import PhaseBudget, TrialOutcome
 from hptune.phases._grid import GridPhase
+from hptune.phases._local_rates import RATE_FACTORS, factor_words, rate_points, rates_won
 from hptune.phases._ranked import Choice, Preference
 from hptune.phases._ranking import NoiseRanking
 from hptune.train.memory import trainable_parameters
@@ -52,11 +53,17 @@ class LoraRankPhase(GridPhase):
     with ``alphas``, every rank is tried with every alpha (a grid). A larger rank trains more
     parameters, takes more memory and saves a larger adapter; alpha changes neither.
 
+    The rank and alpha change the adapter's update scale, so the learning rate is re-tuned
+    for each: every (rank, alpha) is tried at the incoming rate times each of
+    ``rate_factors`` (the configured rank's own rate first: the paired reference; its other
+    rates last, the learning-rate phase tuned it there). A rate that diverges ends its trial
+    as diverged, with no remedy (it is a probe).
+
     Decision rule: the smallest rank among those shown equivalent to the best (within the
     equivalence margin): the adapter that trains as well for the fewest parameters; with
     alphas searched, that rank's best mean among the equivalent ones picks its alpha. A rank
     merely not told apart from the best (after racing) does not win on size: the best mean
-    does.
+    does. The rate is that trial's: the rank at its best rate.
 
     Args:
         ranks: The ranks to try (sorted here).
@@ -64,12 +71,15 @@ class LoraRankPhase(GridPhase):
         alphas: The alphas to try with every rank (searched); None: alpha follows ``alpha``.
         method_r: The configured rank, for the alpha rule.
         method_alpha: The configured alpha, for the alpha rule.
+        rate: The incoming learning rate; None: every trial trains at it (no re-tuning).
+        rate_factors: The factors of ``rate`` each rank is tried at.
         max_retries: How often a failed trial is queued again with the same parameters.
         notes: Why the phase was set up as it was; added to the decision's reason.
         margin: The equivalence margin of the decision; None derives it from the seed noise.
 
     Raises:
-        ValueError: Fewer than two ranks, a rank under 1, or an unknown alpha rule.
+        ValueError: Fewer than two ranks, a rank under 1, an unknown alpha rule, or rate
+            factors without 1.0.
     """
 
     name = "lora_rank"
@@ -87,6 +97,8 @@ class LoraRankPhase(GridPhase):
         alphas: Sequence[int] | None = None,
         method_r: int = 8,
         method_alpha: int = 16,
+        rate: float | None = None,
+        rate_factors: Sequence[float] = RATE_FACTORS,
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
@@ -103,6 +115,8 @@ class LoraRankPhase(GridPhase):
         self.alpha = alpha
         self.alphas = sorted(set(alphas)) if alphas is not None else None
         self.method_r, self.method_alpha = method_r, method_alpha
+        self.rate = rate
+        self.rate_factors = check_rate_factors(list(rate_factors))
 
     @classmethod
     def configured(
@@ -115,6 +129,8 @@ class LoraRankPhase(GridPhase):
             "alphas": options.alphas,
             "method_r": config.method.r,
             "method_alpha": config.method.alpha,
+            "rate": base.learning_rate,
+            "rate_factors": options.rate_factors,
         }
 
     @classmethod
@@ -129,6 +145,10 @@ class LoraRankPhase(GridPhase):
             rule = f"x alphas {', '.join(map(str, options.alphas))}"
         what = f"LoRA ranks {', '.join(map(str, options.ranks))} ({rule})"
         trials = len(options.ranks) * len(options.alphas or [None])
+        if len(options.rate_factors) > 1:
+            rates = ", ".join(f"x{f:g}" for f in sorted(options.rate_factors))
+            what += f", each at the learning rate {rates}"
+            trials *= len(options.rate_factors)
         return PhaseBudget.full(trials, base.epochs, what)
 
     @classmethod
@@ -162,15 +182,33 @@ class LoraRankPhase(GridPhase):
 
     def grid_points(self) -> list[dict[str, Any]]:
         if self.alphas is None:
-            return [{"lora_r": r} for r in self.ranks]
-        return [{"lora_r": r, "lora_alpha": a} for r in self.ranks for a in self.alphas]
+            points = [{"lora_r": r} for r in self.ranks]
+        else:
+            points = [{"lora_r": r, "lora_alpha": a} for r in self.ranks for a in self.alphas]
+        if not self._retunes:
+            return points
+        assert self.rate is not None
+        # the configured rank (its first alpha) first: the reference every other is paired to
+        own = [p for p in points if p["lora_r"] == self.method_r][:1]
+        ordered = own + [p for p in points if p not in own]
+        return rate_points(ordered, self.rate, self.rate_factors, reference=bool(own))
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         rank = trial.suggest_int("lora_r", self.ranks[0], self.ranks[-1], log=True)
         if self.alphas is None:
-            return base.replace(lora_r=rank, lora_alpha=self._alpha(rank, {}))
-        alpha = trial.suggest_int("lora_alpha", self.alphas[0], self.alphas[-1], log=True)
-        return base.replace(lora_r=rank, lora_alpha=alpha)
+            hp = base.replace(lora_r=rank, lora_alpha=self._alpha(rank, {}))
+        else:
+            alpha = trial.suggest_int("lora_alpha", self.alphas[0], self.alphas[-1], log=True)
+            hp = base.replace(lora_r=rank, lora_alpha=alpha)
+        if not self._retunes:
+            return hp
+        rates = sorted({p["learning_rate"] for p in self.grid_points()})
+        return hp.replace(learning_rate=trial.suggest_categorical("learning_rate", rates))
+
+    @property
+    def _retunes(self) -> bool:
+        """Whether each rank is tried at more than the incoming rate."""
+        return self.rate is not None and len(self.rate_factors) > 1
 
     def _alpha(self, rank: int, params: dict[str, Any]) -> int:
         """The alpha a trial trained with: its searched one, or the rule's for its rank."""
@@ -179,6 +217,13 @@ class LoraRankPhase(GridPhase):
         return alpha_for(rank, self.alpha, self.method_r, self.method_alpha)
 
     def _named(self, outcome: TrialOutcome) -> str:
+        words = self._candidate(outcome)
+        rate = outcome.params.get("learning_rate")
+        if rate is None or self.rate is None:
+            return words
+        return f"{words} at {factor_words(rate, self.rate)}"
+
+    def _candidate(self, outcome: TrialOutcome) -> str:
         rank = f"rank {outcome.params['lora_r']}"
         return rank if self.alphas is None else f"{rank} alpha {outcome.params['lora_alpha']}"
 
@@ -188,7 +233,10 @@ class LoraRankPhase(GridPhase):
     def _columns(self, outcome: TrialOutcome, base: HParams) -> dict[str, Any]:
         rank = outcome.params["lora_r"]
         alpha = self._alpha(int(rank), outcome.params)
-        return {"lora_r": rank, "lora_alpha": alpha, "number": outcome.number}
+        columns = {"lora_r": rank, "lora_alpha": alpha, "number": outcome.number}
+        if self._retunes:
+            columns["learning_rate"] = outcome.params.get("learning_rate", self.rate)
+        return columns
 
     def _decidable(self, outcome: TrialOutcome) -> bool:
         return "lora_r" in outcome.params
@@ -214,7 +262,14 @@ class LoraRankPhase(GridPhase):
         rank = int(chosen.params["lora_r"])
         case, reason = _SMALLEST.choose(ranking, chosen, self._named)
         params = {"lora_r": rank, "lora_alpha": self._alpha(rank, chosen.params)}
-        return Choice(params, chosen.mean, case, reason)
+        rate = chosen.params.get("learning_rate", base.learning_rate)
+        summary = {}
+        if self._retunes:
+            summary["rates_won"] = rates_won(ranking, self._candidate, base)
+            reason += f"; {self._candidate(chosen)} won at {factor_words(rate, base.learning_rate)}"
+        if rate != base.learning_rate:
+            params["learning_rate"] = rate
+        return Choice(params, chosen.mean, case, reason, summary)
 
 
 #: The rule: the smallest rank among the ranks equivalent to the best.

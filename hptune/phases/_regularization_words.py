@@ -24,7 +24,7 @@ def at_rate(params: dict[str, Any], base: HParams) -> str:
     count = params.get("epochs", base.epochs)
     words = describe({k: v for k, v in params.items() if k != "epochs"})
     at = f" over {count} epochs" if count != base.epochs else ""
-    return f"{words}{at} at {factor_words(params['learning_rate'], base)}"
+    return f"{words}{at} at {factor_words(params['learning_rate'], base.learning_rate)}"
 
 
 def rates_won(ranking: NoiseRanking, names: tuple[str, ...], base: HParams) -> list[dict[str, Any]]:

@@ -116,13 +116,20 @@ def test_the_phase_end_to_end_decides_a_rank_and_exports_its_adapter(tiny_config
     assert decision.phase == "lora_rank" and decision.case != "no_valid_trial"
     rank = decision.params["lora_r"]
     assert rank in (2, 8) and decision.params["lora_alpha"] == 2 * rank
-    assert [row["lora_r"] for row in decision.summary["table"]] == [2, 8]
+    # each rank at x0.5, x1 and x2 the incoming rate (its rate re-tuned)
+    assert [row["lora_r"] for row in decision.summary["table"]] == [2, 2, 2, 8, 8, 8]
     import optuna
 
     study = optuna.load_study(study_name="tiny.lora_rank", storage=config.storage_url)
-    trained = sorted((t.user_attrs["hparams"]["lora_r"], t.user_attrs["hparams"]["lora_alpha"])
-                     for t in study.trials)  # fmt: skip
+    hparams = [t.user_attrs["hparams"] for t in study.trials]
+    trained = sorted({(h["lora_r"], h["lora_alpha"]) for h in hparams})
     assert trained == [(2, 4), (8, 16)]  # each rank trained with alpha by the rule
+    rates = sorted({h["learning_rate"] for h in hparams})
+    assert len(rates) == 3 and rates[2] / rates[1] == rates[1] / rates[0] == pytest.approx(2)
+    assert hparams[0]["lora_r"] == 8 and hparams[0]["learning_rate"] == rates[1]  # reference
+    won = exported_config(config)["training_args"]["learning_rate"]
+    assert won == decision.params.get("learning_rate", rates[1])
+    assert f"won at rate {won:.3g}" in decision.reason
     lora = exported_config(config)["lora_config"]
     assert (lora["r"], lora["lora_alpha"]) == (rank, 2 * rank)
     assert LoraConfig(**lora).r == rank
@@ -131,3 +138,31 @@ def test_the_phase_end_to_end_decides_a_rank_and_exports_its_adapter(tiny_config
     (markdown,) = write_report(config, tiny_config_dict["output_dir"] + "/run.md")
     text = Path(markdown).read_text()
     assert "Extra: LoRA rank" in text and "LoRA rank" in text.split("Extra: LoRA rank", 1)[1]
+
+
+def test_each_rank_is_tried_at_its_own_rates_and_wins_at_its_best() -> None:
+    """With the incoming rate given, every rank runs at x0.5, x1 and x2 (the configured rank
+    8 at its own rate first, its other rates last); rank 4 trains as well as rank 8 only at
+    twice the rate: it wins, with that rate."""
+    phase = LoraRankPhase([4, 8], rate=BASE.learning_rate, margin=0.5)
+    rate = BASE.learning_rate
+    assert phase.initial_params(BASE) == [
+        {"lora_r": 8, "learning_rate": rate},
+        {"lora_r": 4, "learning_rate": rate}, {"lora_r": 4, "learning_rate": rate * 0.5},
+        {"lora_r": 4, "learning_rate": rate * 2},
+        {"lora_r": 8, "learning_rate": rate * 0.5}, {"lora_r": 8, "learning_rate": rate * 2},
+    ]  # fmt: skip
+
+    def outcome(number: int, rank: int, factor: float, values: list[float]) -> TrialOutcome:
+        return TrialOutcome(number=number, params={"lora_r": rank, "learning_rate": rate * factor},
+                            status=TrialStatus.OK, seed_values=dict(enumerate(values)))  # fmt: skip
+
+    decision = phase.decide([
+        outcome(0, 8, 1, [2.00, 2.10, 1.90]), outcome(1, 4, 1, [2.60, 2.70, 2.50]),
+        outcome(2, 4, 0.5, [3.00, 3.10, 2.90]), outcome(3, 4, 2, [2.01, 2.11, 1.91]),
+    ], BASE, "minimize")  # fmt: skip
+    assert decision.params == {"lora_r": 4, "lora_alpha": 8, "learning_rate": rate * 2}
+    assert "rank 4 won at rate 0.01 (x2)" in decision.reason
+    won = {r["candidate"]: r["factor"] for r in decision.summary["rates_won"]}
+    assert won == {"rank 8": 1.0, "rank 4": 2.0}
+    assert LoraRankPhase([4, 8], rate=rate, rate_factors=[1.0]).n_trials() == 2
