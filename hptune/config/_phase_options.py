@@ -166,6 +166,12 @@ class EpochsPhaseConfig(PhaseOptions):
     #: When the best count is the most tried, try one more past it (1.5x, rounded up), up to
     #: this many in all, before the phase decides (0: never).
     extend_edges: int = Field(2, ge=0)
+    #: Each count is tried at these factors of the incoming learning rate and competes at
+    #: its best (a longer decaying run wants a lower peak rate). Default ``[1.0]``: one
+    #: trial a count, at the incoming rate; the regularization phase re-tunes the rate at
+    #: the chosen count, and a budget's spare trials try its best schedules at the other
+    #: counts. ``[0.5, 1.0, 2.0]`` triples the phase.
+    rate_factors: RateFactors = [1.0]
 
     @field_validator("range")
     @classmethod

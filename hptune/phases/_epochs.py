@@ -3,12 +3,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from hptune.config import EpochsPhaseConfig, register_phase
+from hptune.config import EpochsPhaseConfig, check_rate_factors, register_phase
 from hptune.diagnose import overfit_epochs
 from hptune.keys import TrialStatus
 from hptune.phases._base import PhaseBudget, TrialOutcome
 from hptune.phases._cut import Cut
 from hptune.phases._grid import GridPhase
+from hptune.phases._local_rates import factor_words, rate_points, rates_won
 from hptune.phases._ranked import Choice, Preference
 from hptune.phases._ranking import NoiseRanking
 from hptune.presets import epochs_range_for
@@ -78,6 +79,11 @@ class EpochsPhase(GridPhase):
     Edges are explored: when the best count is the most tried, one more count past it (1.5x,
     rounded up) is tried before the phase decides, up to ``extend_edges`` in all.
 
+    With ``rate_factors`` beyond ``[1.0]``, each count is tried at the incoming rate times
+    each factor (the rate re-tuned for each count: a longer decaying run wants a lower
+    peak rate) and competes at its best rate; the paired pruner then compares only trials
+    at the same rate. The default keeps one trial a count (see ``EpochsPhaseConfig``).
+
     Args:
         epoch_range: The fewest and the most epochs; every count between is a trial.
         pruning: Stop trials that fall behind with the paired pruner.
@@ -85,6 +91,8 @@ class EpochsPhase(GridPhase):
         notes: Why the phase was set up as it was; added to the decision's reason.
         margin: The equivalence margin of the decision; None derives it from the seed noise.
         extend_edges: The most counts tried past the top of the range.
+        rate: The incoming learning rate; None: every count at it.
+        rate_factors: The factors of ``rate`` each count is tried at.
 
     Raises:
         ValueError: A range that is not ``1 <= fewest < most``, or a negative
@@ -106,6 +114,8 @@ class EpochsPhase(GridPhase):
         *,
         pruning: bool = True,
         extend_edges: int = 2,
+        rate: float | None = None,
+        rate_factors: Sequence[float] = (1.0,),
         max_retries: int = 2,
         notes: Sequence[str] = (),
         margin: Margin | None = None,
@@ -118,6 +128,8 @@ class EpochsPhase(GridPhase):
             raise ValueError(f"need 1 <= fewest < most epochs, got {epoch_range=}")
         self.values = list(range(low, high + 1))
         self.pruning = pruning
+        self.rate = rate
+        self.rate_factors = check_rate_factors(list(rate_factors))
 
     @classmethod
     def configured(
@@ -149,6 +161,8 @@ class EpochsPhase(GridPhase):
             "epoch_range": (low, max(high, low + 1)),
             "pruning": options.pruning,
             "extend_edges": options.extend_edges,
+            "rate": base.learning_rate,
+            "rate_factors": options.rate_factors,
             "notes": notes,
         }
 
@@ -160,11 +174,16 @@ class EpochsPhase(GridPhase):
         beyond = extended_epochs(high, options.extend_edges)
         if beyond:
             what += ", up to " + ", ".join(map(str, beyond)) + " past the top"
-        seed_epochs = sum(range(low, high + 1)) + sum(beyond)
+        rates = len(options.rate_factors)
+        if rates > 1:
+            what += ", each at the learning rate " + ", ".join(
+                f"x{f:g}" for f in sorted(options.rate_factors)
+            )
+        seed_epochs = sum(range(low, high + 1)) * rates + sum(beyond)
         most = max([high, *beyond])
         incoming = int(low <= base.epochs <= high)  # the count the phase before trained
         return PhaseBudget(
-            high - low + 1 + len(beyond),
+            (high - low + 1) * rates + len(beyond),
             (low, most),
             seed_epochs,
             what,
@@ -194,19 +213,35 @@ class EpochsPhase(GridPhase):
     def create_pruner(self) -> optuna.pruners.BasePruner:
         if not self.pruning:
             return super().create_pruner()
-        return epoch_pruner(schedule_param="epochs")
+        # a lower rate starts slower whatever its end: compare like with like
+        return epoch_pruner(
+            schedule_param="epochs", shape_params=("learning_rate",) if self._retunes else ()
+        )
 
     def grid_points(self) -> list[dict[str, Any]]:
         # Longest first: a short run compared with a long one at the same epoch is ahead (its
         # rate has decayed further), so the long runs set the pruner's reference first.
-        return [{"epochs": e} for e in sorted(self.values, reverse=True)]
+        counts = [{"epochs": e} for e in sorted(self.values, reverse=True)]
+        if not self._retunes:
+            return counts
+        assert self.rate is not None
+        return rate_points(counts, self.rate, self.rate_factors, reference=False)
+
+    @property
+    def _retunes(self) -> bool:
+        """Whether each count is tried at more than the incoming rate."""
+        return self.rate is not None and len(self.rate_factors) > 1
 
     def max_epochs(self, base: HParams) -> int:
         return max([self.values[-1], *extended_epochs(self.values[-1], self.extend_edges)])
 
     def suggest(self, trial: optuna.Trial, base: HParams) -> HParams:
         epochs = trial.suggest_int("epochs", self.values[0], self.max_epochs(base))
-        return base.replace(epochs=epochs)
+        if not self._retunes:
+            return base.replace(epochs=epochs)
+        rates = sorted({p["learning_rate"] for p in self.grid_points()})
+        rate = trial.suggest_categorical("learning_rate", rates)
+        return base.replace(epochs=epochs, learning_rate=rate)
 
     def edge_extension(
         self, ranking: NoiseRanking, outcomes: list[TrialOutcome]
@@ -217,7 +252,11 @@ class EpochsPhase(GridPhase):
         if best != tried[-1]:
             return None
         following = [e for e in beyond if e > best and e not in tried]
-        return {"epochs": following[0]} if following else None
+        if not following:
+            return None
+        if self._retunes:  # at the rate the best count won at
+            return {"epochs": following[0], "learning_rate": ranking.best.params["learning_rate"]}
+        return {"epochs": following[0]}
 
     def _tabled(self, outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
         return sorted(
@@ -230,18 +269,36 @@ class EpochsPhase(GridPhase):
     def _compared_trial(
         self, row: dict[str, Any], outcome: TrialOutcome, outcomes: list[TrialOutcome]
     ) -> int | None:
-        epochs = outcome.params["epochs"]  # the first trial of the count
-        return next(o.number for o in outcomes if o.params.get("epochs") == epochs)
+        # the first trial of the count (and rate)
+        key = (outcome.params["epochs"], outcome.params.get("learning_rate"))
+        return next(
+            o.number
+            for o in outcomes
+            if (o.params.get("epochs"), o.params.get("learning_rate")) == key
+        )
 
     def _choose(
         self, ranking: NoiseRanking, outcomes: list[TrialOutcome], base: HParams, direction: str
     ) -> Choice:
-        chosen = min(ranking.equivalent, key=lambda o: int(o.params["epochs"]))
-        case, reason = _FEWEST.choose(ranking, chosen, _count)
+        order = {o.number: i for i, o in enumerate(ranking.ranked)}  # at its best rate
+        chosen = min(ranking.equivalent, key=lambda o: (int(o.params["epochs"]), order[o.number]))
+        case, reason = _FEWEST.choose(ranking, chosen, self._count)
         epochs = int(chosen.params["epochs"])
-        return Choice(
-            {"epochs": epochs}, chosen.mean, case, reason + self._notes(ranking, outcomes, epochs)
-        )
+        params: dict[str, Any] = {"epochs": epochs}
+        summary = {}
+        if self._retunes:
+            summary["rates_won"] = rates_won(ranking, _count, base)
+            rate = chosen.params.get("learning_rate", base.learning_rate)
+            if rate != base.learning_rate:
+                params["learning_rate"] = rate
+        reason += self._notes(ranking, outcomes, epochs)
+        return Choice(params, chosen.mean, case, reason, summary)
+
+    def _count(self, outcome: TrialOutcome) -> str:
+        rate = outcome.params.get("learning_rate")
+        if rate is None or self.rate is None:
+            return _count(outcome)
+        return f"{_count(outcome)} at {factor_words(rate, self.rate)}"
 
     def _notes(self, ranking: NoiseRanking, outcomes: list[TrialOutcome], epochs: int) -> str:
         """The counts tried past the range, a hint to widen it, and the trials pruned."""

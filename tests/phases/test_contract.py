@@ -22,7 +22,24 @@ BASE = HParams(learning_rate=1e-4, batch_size=4, gradient_accumulation_steps=4, 
 SEEDS = [0, 1, 2]
 
 
-def _config(tmp_path, **lora_rank):
+#: Variants of a phase's options the contract also holds for (``phase+variant``).
+VARIANTS = {
+    "alphas": ("lora_rank", {"alphas": [8, 32]}),  # alpha searched too
+    "rates": ("epochs", {"rate_factors": [0.5, 1.0, 2.0]}),  # each count at its own rates
+}
+
+
+def _config(tmp_path, variant: str = ""):
+    name, options = VARIANTS.get(variant, ("", {}))
+    phases = {
+        "learning_rate": {"grid": [1e-5, 1e-4, 1e-3]},
+        "batch_size": {"probe": False, "memory_limit_gb": 80, "n_trials": 2},
+        "epochs": {"range": [1, 3]},
+        "regularization": {"n_trials": 3},
+        "lora_rank": {"ranks": [4, 8, 16]},
+    }
+    if name:
+        phases[name] = {**phases[name], **options}
     return config_from_dict(
         {
             "name": "contract",
@@ -30,23 +47,18 @@ def _config(tmp_path, **lora_rank):
             "data": {"train": "t.jsonl", "validation": "v.jsonl"},
             "output_dir": str(tmp_path),
             "max_retries": 1,
-            "phases": {
-                "learning_rate": {"grid": [1e-5, 1e-4, 1e-3]},
-                "batch_size": {"probe": False, "memory_limit_gb": 80, "n_trials": 2},
-                "epochs": {"range": [1, 3]},
-                "regularization": {"n_trials": 3},
-                "lora_rank": {"ranks": [4, 8, 16], **lora_rank},
-            },
+            "phases": phases,
         }
     )
 
 
-@pytest.fixture(params=[*PHASES, "lora_rank+alphas"])
+@pytest.fixture(params=[*PHASES, *(f"{name}+{v}" for v, (name, _) in VARIANTS.items())])
 def phase(request, demo_path, tmp_path) -> Phase:
     runner = SimpleNamespace(data=SimpleNamespace(n_train=200, max_train_length=64))
-    name, _, alphas = request.param.partition("+")  # the rank phase with alpha searched too
-    config = _config(tmp_path, **({"alphas": [8, 32]} if alphas else {}))
-    return make_phase(name, config, runner, BASE)  # type: ignore[arg-type]
+    name, _, variant = request.param.partition("+")
+    built = make_phase(name, _config(tmp_path, variant), runner, BASE)  # type: ignore[arg-type]
+    built.variant = variant  # type: ignore[attr-defined]
+    return built
 
 
 def test_the_registry_names_every_configurable_phase_and_the_final_evaluation() -> None:
@@ -116,9 +128,8 @@ def test_decisions_on_real_trials_round_trip_through_json(phase: Phase, directio
 
 
 def test_the_plan_budget_is_the_phase_budget(phase: Phase, tmp_path) -> None:
-    alphas = getattr(phase, "alphas", None)  # the rank phase with alpha searched
-    budget = type(phase).planned(_config(tmp_path, **({"alphas": alphas} if alphas else {})),
-                                 BASE, 200)  # fmt: skip
+    variant = phase.variant  # type: ignore[attr-defined]
+    budget = type(phase).planned(_config(tmp_path, variant), BASE, 200)
     assert budget.trials == phase.n_trials() + phase.extend_edges  # edge extensions at most
     low, high = budget.epochs
     assert high == phase.max_epochs(BASE)

@@ -210,3 +210,34 @@ def test_regularization_counts_a_trial_stored_without_a_count_at_the_incoming_on
     assert phase.n_remaining([]) == len(points)
     assert phase.n_remaining([stored]) == len(points) - 1
     assert phase.n_remaining([stored, spare]) == len(points) - 1
+
+
+def test_epoch_counts_at_their_own_rates_when_asked() -> None:
+    """With rate_factors [0.5, 1, 2] each count runs at three rates (longest first, the
+    incoming rate first), the pruner pairs only trials at one rate, and the fewest count
+    equivalent to the best wins at its best rate."""
+    rate = BASE.learning_rate
+    phase = EpochsPhase((2, 3), rate=rate, rate_factors=[0.5, 1.0, 2.0], margin=0.5)
+    assert phase.grid_points() == [
+        {"epochs": e, "learning_rate": rate * f} for e in (3, 2) for f in (1.0, 0.5, 2.0)
+    ]
+    assert phase.create_pruner().shape_params == ("learning_rate",)
+    study = optuna.create_study(sampler=phase.create_sampler())
+    for params in phase.initial_params(BASE)[:2]:
+        study.enqueue_trial(params)
+    hps = [phase.suggest(study.ask(), BASE) for _ in range(2)]
+    assert [(hp.epochs, hp.learning_rate) for hp in hps] == [(3, rate), (3, rate * 0.5)]
+
+    def at(number: int, epochs: int, factor: float, values: list[float]) -> TrialOutcome:
+        return TrialOutcome(number, {"epochs": epochs, "learning_rate": rate * factor},
+                            dict(enumerate(values)), "ok")  # fmt: skip
+
+    decision = phase.decide([
+        at(0, 3, 1.0, [2.00, 2.10, 1.90]), at(1, 3, 0.5, [2.50, 2.60, 2.40]),
+        at(2, 2, 1.0, [2.60, 2.70, 2.50]), at(3, 2, 2.0, [2.01, 2.11, 1.91]),
+    ], BASE, "minimize")  # fmt: skip
+    assert decision.params == {"epochs": 2, "learning_rate": rate * 2}
+    assert "2 epochs at rate 0.0002 (x2)" in decision.reason
+    won = {r["candidate"]: r["factor"] for r in decision.summary["rates_won"]}
+    assert won == {"3 epochs": 1.0, "2 epochs": 2.0}
+    assert EpochsPhase((2, 3), rate=rate).grid_points() == [{"epochs": 3}, {"epochs": 2}]
