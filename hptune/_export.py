@@ -36,7 +36,8 @@ def final_hparams(config: TuneConfig) -> tuple[HParams, dict[str, Any]]:
 
     Returns:
         The decided configuration, and by phase its decision's case, parameters, value and
-        reason (for ``final``: the test evaluation's summary).
+        reason, with the rate each candidate won at where the phase re-tuned it
+        (``rates_won``; for ``final``: the test evaluation's summary).
 
     Raises:
         NoStorageYet: Nothing has run yet.
@@ -45,6 +46,7 @@ def final_hparams(config: TuneConfig) -> tuple[HParams, dict[str, Any]]:
     hp, decisions = RunRecord(config).decided_hparams()
     evidence: dict[str, Any] = {
         phase: {"case": d.case, "params": d.params, "value": d.value, "reason": d.reason}
+        | ({"rates_won": d.summary["rates_won"]} if "rates_won" in d.summary else {})
         for phase, d in decisions.items()
         if phase != "final"
     }

@@ -108,4 +108,10 @@ def _save_dashboard_note(
     ]
     for o in sorted(outcomes, key=lambda o: o.number):
         lines.append("| " + " | ".join(outcome_cells(o)) + " |")
+    won = decision.summary.get("rates_won") or []
+    if won:  # a phase that re-tuned the rate: each candidate's best
+        lines += ["", "| candidate | its best learning rate | seed mean |", "| --- | --- | --- |"]
+        for r in won:
+            rate = f"{r['learning_rate']:.3g} (x{r['factor']:.3g})"
+            lines.append(f"| {r['candidate']} | {rate} | {r['mean']:.4g} |")
     optuna_dashboard.save_note(study, "\n".join(lines) + "\n")

@@ -130,6 +130,10 @@ def test_the_phase_end_to_end_decides_a_rank_and_exports_its_adapter(tiny_config
     won = exported_config(config)["training_args"]["learning_rate"]
     assert won == decision.params.get("learning_rate", rates[1])
     assert f"won at rate {won:.3g}" in decision.reason
+    from hptune._export import final_hparams
+
+    exported = final_hparams(config)[1]["lora_rank"]["rates_won"]  # each rank's best rate
+    assert sorted(r["candidate"] for r in exported) == ["rank 2", "rank 8"]
     lora = exported_config(config)["lora_config"]
     assert (lora["r"], lora["lora_alpha"]) == (rank, 2 * rank)
     assert LoraConfig(**lora).r == rank

@@ -253,3 +253,8 @@ def test_a_batch_that_grows_the_effective_batch_has_its_rate_re_tuned(tmp_path) 
     assert not any(keys.REMEDY in t.user_attrs for t in trials)
     assert result.decision.params["learning_rate"] == 5e-4
     assert result.decision.params["batch_size"] == 8
+    from optuna_dashboard import get_note
+
+    note = get_note(study)  # each batch's best rate, in the dashboard
+    assert "| candidate | its best learning rate | seed mean |" in note
+    assert "| batch 8 | 0.0005 (x0.5) |" in note and "| batch 4 | 0.001 (x1) |" in note
