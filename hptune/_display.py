@@ -131,9 +131,17 @@ class ProgressPrinter:
         self.finished.add(event["phase"])
         spent = event.get("spent")
         if spent:
-            racing = f", racing {spent['racing']:g} of them" if spent.get("racing") else ""
+            parts = "".join(
+                f", {words} {spent[part]:g} of them"
+                for part, words in (
+                    ("racing", "racing"),
+                    ("spare", "spare trials"),
+                    ("rate_probes", "rate probes"),
+                )
+                if spent.get(part)
+            )
             self._print(
-                f"phase {event['phase']} trained {spent['seed_epochs']:g} seed-epochs{racing}"
+                f"phase {event['phase']} trained {spent['seed_epochs']:g} seed-epochs{parts}"
             )
 
     def _phase_start(self, event: dict[str, Any], elapsed: str) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "OOM",
     "OVER_BUDGET",
     "PRUNED_AT",
+    "QUEUED_AS",
     "RACE_OF",
     "RACE_SEEDS",
     "RATE_PROBE",
@@ -160,6 +161,9 @@ words (``hptune.pipeline._spare``)."""
 RATE_PROBE = "hptune.rate_probe"
 """Why a trial re-tunes the learning rate for its configuration, in words: a probe of the
 local rate set, which ends as diverged with no remedy (``hptune.pipeline._probes``)."""
+#: What a trial was queued as, beyond its phase's own trials: a retry keeps it (a spare
+#: trial stays spare, a rate probe gets no remedy), and the phase's spend names its part.
+QUEUED_AS = (SPARE, RATE_PROBE)
 
 # --- trial system attributes (for workers; optuna-dashboard does not show them) ---------------
 

@@ -79,19 +79,22 @@ def trained_by_phase(
         storage: The run's storage.
 
     Returns:
-        ``{phase: {"seed_epochs": ..., "racing": ...}}`` for each phase started, in the
-        order they run: its seed-epochs trained (trials read back and running ones left
-        out), and the part its racing trials trained.
+        ``{phase: {"seed_epochs": ..., "racing": ..., "spare": ..., "rate_probes": ...}}``
+        for each phase started, in the order they run: its seed-epochs trained (trials read
+        back and running ones left out), and the parts its racing trials, its spare trials
+        and its rate probes trained.
     """
+    parts = {"racing": keys.RACE_OF, "spare": keys.SPARE, "rate_probes": keys.RATE_PROBE}
     spent: dict[str, dict[str, float]] = {}
     for phase, trial in _stored_trials(config, storage):
-        row = spent.setdefault(phase, {"seed_epochs": 0.0, "racing": 0.0})
+        row = spent.setdefault(phase, {"seed_epochs": 0.0, **dict.fromkeys(parts, 0.0)})
         if trial.reused or trial.state == "running":
             continue
         epochs = trial.unstored_epochs + sum(run.trained_epochs for run in trial.runs or [])
         row["seed_epochs"] += epochs
-        if keys.RACE_OF in trial.frozen.user_attrs:
-            row["racing"] += epochs
+        for part, key in parts.items():
+            if key in trial.frozen.user_attrs:
+                row[part] += epochs
     return spent
 
 

@@ -89,3 +89,8 @@ def test_a_finished_phase_says_what_it_trained_and_racings_part() -> None:
     spent = {"seed_epochs": 42.0, "racing": 6.0}
     printer({"event": "phase_done", "phase": "epochs", "result": None, "spent": spent})
     assert out.getvalue().strip() == "phase epochs trained 42 seed-epochs, racing 6 of them"
+    spent = {"seed_epochs": 30.0, "racing": 0.0, "spare": 9.0, "rate_probes": 0.0}
+    printer({"event": "phase_done", "phase": "regularization", "result": None, "spent": spent})
+    assert out.getvalue().splitlines()[-1] == (
+        "phase regularization trained 30 seed-epochs, spare trials 9 of them"
+    )

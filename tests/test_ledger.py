@@ -103,7 +103,7 @@ def test_what_is_left_of_gpu_hours_is_converted_at_the_measured_throughput(tmp_p
     assert ledger.left(later=4) == pytest.approx(175 - 9 - 4)
 
 
-def test_what_each_phase_trained_counts_its_racing_apart(tmp_path) -> None:
+def test_what_each_phase_trained_counts_its_racing_and_probes_apart(tmp_path) -> None:
     config = _config(tmp_path)
     storage = optuna.storages.InMemoryStorage()
     baseline = optuna.create_study(storage=storage, study_name=config.study_name("baseline"))
@@ -119,8 +119,13 @@ def test_what_each_phase_trained_counts_its_racing_apart(tmp_path) -> None:
     raced.set_user_attr(keys.RUNS, [_run(3, 60.0, 50.0)])
     rates.tell(raced, 1.0)
     rates.ask()  # running: not trained yet
+    probe = rates.ask()  # a probe in the same phase (the batch phase's, in a run)
+    probe.set_user_attr(keys.RATE_PROBE, "the rate re-tuned")
+    probe.set_user_attr(keys.RUNS, [_run(2, 60.0, 50.0)])
+    rates.tell(probe, 1.0)
+    rest = {"racing": 0, "spare": 0, "rate_probes": 0}
     assert trained_by_phase(config, storage) == {
-        "baseline": {"seed_epochs": 4, "racing": 0},
-        "learning_rate": {"seed_epochs": 3, "racing": 3},
+        "baseline": {"seed_epochs": 4, **rest},
+        "learning_rate": {"seed_epochs": 5, **rest, "racing": 3, "rate_probes": 2},
     }
-    assert trained_so_far(config, storage)["seed_epochs"] == 7
+    assert trained_so_far(config, storage)["seed_epochs"] == 9

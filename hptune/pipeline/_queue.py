@@ -302,7 +302,8 @@ def _wait_for_running(
 
 
 def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
-    """Queue a failed trial again with its parameters and its sampler state (e.g. grid id)."""
+    """Queue a failed trial again with its parameters, its sampler state (e.g. grid id) and
+    what it was queued as (``keys.QUEUED_AS``)."""
     # The sampler's state (e.g. a grid id) lives in the system attributes. Neither call warns
     # (create_trial's system_attrs argument is not deprecated, add_trial is no longer
     # experimental), so no warning is filtered here.
@@ -315,5 +316,6 @@ def _requeue(study: optuna.Study, failed: optuna.trial.FrozenTrial) -> None:
                 **{k: v for k, v in failed.system_attrs.items() if k != keys.HEARTBEAT},
                 keys.RETRY_OF: failed.number,
             },
+            user_attrs={k: failed.user_attrs[k] for k in keys.QUEUED_AS if k in failed.user_attrs},
         )
     )

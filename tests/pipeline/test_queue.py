@@ -258,3 +258,28 @@ def test_a_batch_that_grows_the_effective_batch_has_its_rate_re_tuned(tmp_path) 
     note = get_note(study)  # each batch's best rate, in the dashboard
     assert "| candidate | its best learning rate | seed mean |" in note
     assert "| batch 8 | 0.0005 (x0.5) |" in note and "| batch 4 | 0.001 (x1) |" in note
+
+
+def test_a_failed_rate_probe_is_retried_as_a_probe(tmp_path) -> None:
+    """A probe that fails (an error, not a divergence) runs again, still marked as a probe."""
+    from hptune.phases import BatchSizePhase
+
+    config = _config(tmp_path)
+    phase = BatchSizePhase(BASE, candidates=[4, 8], n_trials=2, rate_factors=[1.0, 2.0])
+    storage, study = _study(config, phase)
+    calls: list[HParams] = []
+    fails = [True]
+
+    def value(hp: HParams) -> float:
+        if hp.learning_rate > BASE.learning_rate and fails:
+            fails.pop()
+            raise RuntimeError("a worker's error")
+        return 2.0 + hp.batch_size / 100
+
+    objective = _objective(phase, value, calls)
+    with pytest.raises(RuntimeError):  # an error ends the worker
+        work_through_queue(config, storage, study, phase, BASE, objective)
+    work_through_queue(config, storage, study, phase, BASE, objective)  # it goes on
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert [keys.RATE_PROBE in t.user_attrs for t in trials] == [False, False, True, True]
