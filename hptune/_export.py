@@ -63,7 +63,7 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
 
     Returns:
         ``model``, ``method``, ``model_init`` (``from_pretrained`` keys: the dtype the
-        trials' weights loaded in),
+        trials' weights loaded in; ``gguf_file`` for a GGUF checkpoint),
         ``training_args`` (``TrainingArguments`` keys: the decided values, the first seed,
         the optimizer, the mixed precision the trials trained in, gradient checkpointing),
         ``sft_config`` (the TRL ``SFTConfig`` keys beyond those: ``max_length`` and which
@@ -84,7 +84,8 @@ def exported_config(config: TuneConfig) -> dict[str, Any]:
     exported: dict[str, Any] = {
         "model": config.model.path,
         "method": config.method.type,
-        "model_init": {"dtype": environment.get("dtype", config.model.dtype)},
+        "model_init": {"dtype": environment.get("dtype", config.model.dtype)}
+        | ({"gguf_file": config.model.gguf_file} if config.model.gguf_file else {}),
         "training_args": _training_args(config, hp, environment),
         "sft_config": sft_arguments(config, data_format),
         "data": _data(config, data_format),

@@ -35,8 +35,9 @@ def method_summary(config: TuneConfig, dtype: str, trials: int) -> dict[str, Any
     Returns:
         ``type``, ``described`` (one line), the LoRA settings (``r``, ``alpha``, ``dropout``,
         ``target_modules``, ``lora``), ``trainable_parameters``, ``total_parameters``,
-        ``chosen_by`` and ``checkpoints`` (``per_checkpoint_bytes``, ``kept_at_most``,
-        ``at_most_bytes``; None when ``training.checkpoints`` is off).
+        ``chosen_by``, ``checkpoints`` (``per_checkpoint_bytes``, ``kept_at_most``,
+        ``at_most_bytes``; None when ``training.checkpoints`` is off) and, for a GGUF
+        checkpoint, ``gguf`` (`hptune.train.gguf.GgufSummary` and the plan's line).
     """
     method, training = config.method, config.training
     total, trainable = parameter_counts(config.model, method)
@@ -68,6 +69,17 @@ def method_summary(config: TuneConfig, dtype: str, trials: int) -> dict[str, Any
         "chosen_by": chosen_by,
         "checkpoints": _checkpoints(config, dtype, trials, total, trainable),
     }
+    if config.model.gguf_file is not None:
+        from hptune.train.gguf import check_gguf
+
+        gguf = check_gguf(config.model.path, config.model.gguf_file)
+        summary["gguf"] = {
+            "file": gguf.file,
+            "architecture": gguf.architecture,
+            "name": gguf.name,
+            "quantization": gguf.quantization,
+            "described": gguf.described(dtype),
+        }
     if method.type != "full":
         summary.update(
             r=method.r,

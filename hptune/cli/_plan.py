@@ -63,6 +63,8 @@ def _size(size: float) -> str:
 def _setting(plan: Plan) -> list[str]:
     """The target, the method, its checkpoints' disk, seeds together and the data, in words."""
     lines = [f"target: {plan.target['described']}", f"method: {plan.method['described']}"]
+    if "gguf" in plan.method:
+        lines.insert(1, f"model: {plan.method['gguf']['described']}")
     kept = plan.method["checkpoints"]
     lines.append(
         "checkpoints: off (training.checkpoints: false)"

@@ -36,6 +36,23 @@ class ModelConfig(_Strict):
     #: Download a hub model that is not in the local Hugging Face cache. Off: a hub id is
     #: read from the cache only, without touching the network.
     allow_download: bool = False
+    #: A GGUF checkpoint in ``path``'s folder (or give ``path`` as the ``.gguf`` file itself):
+    #: weights, tokenizer and chat template load through transformers' GGUF reader (the
+    #: ``gguf`` package), dequantized to the training dtype.
+    gguf_file: str | None = None
+
+    @model_validator(mode="after")
+    def _gguf_path(self) -> ModelConfig:
+        # a path to the .gguf file itself: its folder is what from_pretrained reads
+        if self.gguf_file is None and self.path.lower().endswith(".gguf"):
+            folder, _, name = self.path.replace("\\", "/").rpartition("/")
+            self.path, self.gguf_file = folder or ".", name
+        if self.gguf_file is not None and "/" in self.gguf_file:
+            raise ValueError(
+                "model.gguf_file is a file name in model.path's folder, without a folder: "
+                f"got {self.gguf_file!r}; give the folder as model.path"
+            )
+        return self
 
 
 class MethodConfig(_Strict):

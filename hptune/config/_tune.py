@@ -271,7 +271,16 @@ class TuneConfig(_Strict):
                     "(relative paths are relative to the configuration file)"
                 )
         model_path = self.model.path
-        if _looks_local(model_path):
+        gguf = self.model.gguf_file
+        if gguf is not None:
+            resolved = Path(model_path).expanduser() / gguf
+            if not resolved.is_file():
+                problems.append(
+                    f"model.gguf_file: {str(resolved)!r} does not exist; give the path of a "
+                    ".gguf file as model.path (for SmolLM2-135M-Instruct, 'bash scripts/"
+                    "get_smollm2.sh' puts one in the cache)"
+                )
+        elif _looks_local(model_path):
             resolved = Path(resolve_demo_path(model_path)).expanduser()
             if not (resolved / "config.json").is_file():
                 what = "has no config.json" if resolved.is_dir() else "does not exist"

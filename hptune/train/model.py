@@ -41,9 +41,20 @@ def check_method_supported(method: MethodConfig) -> None:
 
 def model_source(config: ModelConfig) -> tuple[str, dict[str, Any]]:
     """The path ``from_pretrained`` reads and its options: a hub id from the local cache only,
-    unless ``model.allow_download``."""
+    unless ``model.allow_download``; a GGUF file (``model.gguf_file``) checked first
+    (`hptune.train.gguf.check_gguf`) and named by ``gguf_file``.
+
+    Raises:
+        ModelError: A GGUF file transformers cannot load (the message says why).
+    """
     path = resolve_demo_path(config.path)
     options: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if config.gguf_file is not None:
+        from hptune.train.gguf import check_gguf
+
+        check_gguf(path, config.gguf_file)
+        path = str(Path(path).expanduser())
+        options["gguf_file"] = config.gguf_file
     if not Path(path).expanduser().is_dir() and not config.allow_download:
         options["local_files_only"] = True
     return path, options
