@@ -59,7 +59,11 @@ def test_a_demo_grid_too_low_is_extended_until_the_chosen_rate_is_inside(demo_pa
     run = {"run": ["baseline", "learning_rate"], "test_evaluation": False,
            "learning_rate": options}  # fmt: skip
     phases = config.phases.model_copy(update=run)
-    config = config.model_copy(update={"output_dir": str(tmp_path), "phases": phases})
+    # no racing: the edges are explored before it, and it is not this test's subject
+    objective = config.objective.model_copy(update={"max_seeds": len(config.objective.seed_list)})
+    config = config.model_copy(
+        update={"output_dir": str(tmp_path), "phases": phases, "objective": objective}
+    )
     result = hptune.run(config)
     lr_phase = result.phases[1]
     tried = sorted({o.params["learning_rate"] for o in lr_phase.outcomes})

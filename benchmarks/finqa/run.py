@@ -5,12 +5,16 @@ batch 16 at the same effective batch (time and metric).
     .venv/bin/python benchmarks/finqa/run.py                 # the demo model and data (CPU)
     .venv/bin/python benchmarks/finqa/run.py --model PATH --data DIR [--grid 1e-5 1e-4 5e-4]
     .venv/bin/python benchmarks/finqa/run.py --quick         # a smoke test
+    .venv/bin/python benchmarks/finqa/run.py --chat \
+        --model ~/.cache/hptune/models/SmolLM2-135M-Instruct.Q4_1.gguf   # a real LLM (CPU)
 
 Reference (Llama-7B, LoRA, a financial-QA set): learning rate 1e-5 -> BLEU 68.2, 1e-4 -> 74.5,
 5e-4 diverged; batch 4 and 16 trained equally well, 16 faster. The demo's tiny model wants
 rates 100x larger, so its grid is the reference grid x100. ``--data DIR`` holds
 train/validation/test.jsonl with ``question`` and ``answer`` fields; every trial is a real
-hptune trial, stored in ``--out``'s storage (optuna-dashboard opens it).
+hptune trial, stored in ``--out``'s storage (optuna-dashboard opens it). ``--model`` may be a
+``.gguf`` file (``scripts/get_smollm2.sh`` fetches SmolLM2-135M-Instruct); ``--chat`` trains
+on the demo's questions as conversations, rendered with the model's own chat template.
 """
 
 from __future__ import annotations
@@ -42,8 +46,18 @@ def _config(args: argparse.Namespace) -> Any:
                      "learning_rate": {"grid": args.grid, "extend_edges": 0}}  # fmt: skip
     raw["guardrails"] = {"ignore": ["high_learning_rate", "single_seed"]}
     if args.model:
-        raw["model"]["path"] = str(Path(args.model).resolve())
+        raw["model"] = {"path": str(Path(args.model).expanduser().resolve())}
         raw["training"].pop("learning_rate")
+    if args.chat:  # the demo's questions as conversations, in the model's chat template
+        for key in ("template", "response_field"):
+            raw["data"].pop(key, None)
+        raw["data"].update(format="auto", max_length=128)
+        for split in ("train", "validation", "test"):
+            raw["data"][split] = f"demo://data/chat/{split}.jsonl"
+    if args.max_train:
+        raw["training"]["max_train_examples"] = args.max_train
+        raw["training"]["max_validation_examples"] = args.eval_samples
+        raw["objective"]["eval_samples"] = args.eval_samples
     if args.data:
         for split in ("train", "validation", "test"):
             raw["data"][split] = str(Path(args.data).resolve() / f"{split}.jsonl")
@@ -132,6 +146,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", default=None, help="output directory (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="64 examples, 2 seeds, 1 epoch")
+    parser.add_argument("--chat", action="store_true", help="the demo's questions as chats")
+    parser.add_argument("--max-train", type=int, help="train on this many examples at most")
+    parser.add_argument("--eval-samples", type=int, default=16, help="with --max-train")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.epochs = 2, 1
@@ -140,8 +157,15 @@ def main() -> None:
         args.grid = reference if args.model else [lr * 100 for lr in reference]
     args.out = Path(args.out or tempfile.mkdtemp(prefix="hptune-finqa-"))
     config = _config(args)
+    start = time.perf_counter()
     chosen = learning_rate_table(config)
     batch_table(config, chosen, effective=16)
+    from hptune.ledger import trained_so_far
+    from hptune.storage import open_storage
+
+    spent = trained_so_far(config, open_storage(config))["seed_epochs"]
+    print(f"wall time {time.perf_counter() - start:.0f} s; the learning-rate phase trained "
+          f"{spent:g} seed-epochs (the batch table's runs are outside the storage)")  # fmt: skip
 
 
 if __name__ == "__main__":
