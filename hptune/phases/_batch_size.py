@@ -148,9 +148,10 @@ class BatchSizePhase(RankedPhase):
             if options.keep_effective_batch
             else " free"
         )
-        if len(options.rate_factors) > 1 and (
-            options.larger_batches or not options.keep_effective_batch
-        ):
+        grows = options.larger_batches or not options.keep_effective_batch
+        if options.candidates and options.keep_effective_batch:  # given: known up front
+            grows = max(options.candidates) > base.effective_batch_size
+        if len(options.rate_factors) > 1 and grows:
             rates = ", ".join(f"x{f:g}" for f in sorted(options.rate_factors) if f != 1.0)
             what += f"; a batch that changes it also at the learning rate {rates}, when run"
         return PhaseBudget.full(options.n_trials, base.epochs, what)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,11 @@ def save_checkpoint(
     final = run_dir / f"epoch-{epoch}"
     temporary = run_dir / f".epoch-{epoch}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
-    model.save_pretrained(temporary, safe_serialization=True)
+    with warnings.catch_warnings():
+        # peft looks for the base's config.json to tell whether the vocabulary changed; a GGUF
+        # base has none (hptune never resizes the vocabulary), so its warning says nothing
+        warnings.filterwarnings("ignore", "Could not find a config file", UserWarning)
+        model.save_pretrained(temporary, safe_serialization=True)
     (temporary / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     if training_state is not None:
         torch.save(training_state, temporary / TRAINING_STATE)

@@ -205,3 +205,24 @@ def test_the_larger_batch_wins_at_its_own_best_rate() -> None:
     assert won == {"batch 16": 1.0, "batch 64": 2.0}
     assert {row["learning_rate"] for row in decision.summary["table"]} == {rate, rate * 0.5,
                                                                           rate * 2}  # fmt: skip
+
+
+def test_the_plan_names_the_rate_probes_only_where_a_batch_may_change_the_effective_batch(
+    tmp_path,
+) -> None:
+    from hptune.config import config_from_dict
+    from tests.conftest import tiny_config
+
+    base = BASE.replace(batch_size=4, gradient_accumulation_steps=4)  # effective 16
+    raw = tiny_config(tmp_path)
+
+    def what(**options) -> str:
+        raw["phases"] = {"run": ["batch_size"], "batch_size": options}
+        return BatchSizePhase.planned(config_from_dict(raw), base, 100).what
+
+    probes = "a batch that changes it also at the learning rate x0.5, x2, when run"
+    assert probes in what()  # a larger batch may fit: known once the memory model runs
+    assert probes not in what(candidates=[4, 16])  # given, within the effective batch
+    assert probes in what(candidates=[4, 32])
+    assert probes not in what(larger_batches=False)
+    assert probes not in what(rate_factors=[1.0])

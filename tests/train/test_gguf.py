@@ -81,7 +81,8 @@ def test_a_lora_adapter_trained_on_it_saves_and_reloads(tiny_gguf, tmp_path) -> 
     assert not torch.equal(trained, plain)  # the step changed the adapter
 
 
-def test_a_run_plans_trains_and_exports_the_gguf_model(tiny_gguf, tmp_path, capsys) -> None:
+def test_a_run_plans_trains_and_exports_the_gguf_model(tiny_gguf, tmp_path, capsys,
+                                                        recwarn) -> None:  # fmt: skip
     from transformers import AutoModelForCausalLM
 
     from hptune._export import exported_config
@@ -92,6 +93,8 @@ def test_a_run_plans_trains_and_exports_the_gguf_model(tiny_gguf, tmp_path, caps
     described = "GGUF tiny llama (llama, F32 weights dequantized to float32)"
     assert f"model: {described} from {tiny_gguf}" in out
     assert main(["run", str(tmp_path / "c.yaml")]) == 0
+    said = [str(w.message) for w in recwarn]
+    assert not [m for m in said if "config file" in m], said  # a GGUF base has no config.json
     config = config_from_dict(_config(tmp_path, tiny_gguf))
     exported = exported_config(config)
     assert exported["model"] == str(tiny_gguf.parent)
