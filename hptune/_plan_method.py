@@ -70,16 +70,7 @@ def method_summary(config: TuneConfig, dtype: str, trials: int) -> dict[str, Any
         "checkpoints": _checkpoints(config, dtype, trials, total, trainable),
     }
     if config.model.gguf_file is not None:
-        from hptune.train.gguf import check_gguf
-
-        gguf = check_gguf(config.model.path, config.model.gguf_file)
-        summary["gguf"] = {
-            "file": gguf.file,
-            "architecture": gguf.architecture,
-            "name": gguf.name,
-            "quantization": gguf.quantization,
-            "described": gguf.described(dtype),
-        }
+        summary["gguf"] = _gguf(config, dtype)
     if method.type != "full":
         summary.update(
             r=method.r,
@@ -89,6 +80,21 @@ def method_summary(config: TuneConfig, dtype: str, trials: int) -> dict[str, Any
             lora=dict(method.lora),
         )
     return summary
+
+
+def _gguf(config: TuneConfig, dtype: str) -> dict[str, str]:
+    """The GGUF file the model loads from, as the plan shows it."""
+    from hptune.train.gguf import check_gguf
+
+    assert config.model.gguf_file is not None
+    gguf = check_gguf(config.model.path, config.model.gguf_file)
+    return {
+        "file": gguf.file,
+        "architecture": gguf.architecture,
+        "name": gguf.name,
+        "quantization": gguf.quantization,
+        "described": gguf.described(dtype),
+    }
 
 
 def _checkpoints(
