@@ -324,7 +324,7 @@ class BatchSizePhase(RankedPhase):
         # the batch at its best rate (its one trial, unless its rate was re-tuned)
         chosen = next(o for o in ranking.ranked if int(o.params["batch_size"]) == batch)
         case = preference_case(ranking, chosen, "fastest_equivalent")
-        reason = self._reason(case, ranking, chosen) + self._effective_note(chosen)
+        reason = self._reason(case, ranking, chosen) + self._effective_note(chosen, outcomes)
         params = {
             "batch_size": batch,
             "gradient_accumulation_steps": self._accumulation(batch, base),
@@ -367,15 +367,21 @@ class BatchSizePhase(RankedPhase):
             f"({evidence})"
         )
 
-    def _effective_note(self, chosen: TrialOutcome) -> str:
+    def _effective_note(self, chosen: TrialOutcome, outcomes: list[TrialOutcome]) -> str:
         """What the chosen batch does to the effective batch, and to the rate."""
         batch = int(chosen.params["batch_size"])
         if self._retuned(batch):
             rate = chosen.params.get("learning_rate", self.rate)
             effective = batch * self._accumulation(batch, self.start)
+            changes = f"; the effective batch changes from {self.effective_batch} to {effective}"
+            probed = any(
+                o.params.get("batch_size") == batch and o.params.get("learning_rate") != self.rate
+                for o in outcomes
+            )
+            if not probed:  # the budget's room paid for none of its probes
+                return f"{changes}, at the incoming learning rate (no room to re-tune it)"
             return (
-                f"; the effective batch changes from {self.effective_batch} to {effective}, "
-                f"the learning rate re-tuned for it: {factor_words(rate, self.rate)} won"
+                f"{changes}, the learning rate re-tuned for it: {factor_words(rate, self.rate)} won"
             )
         if self.keep_effective_batch and batch > self.effective_batch:
             return (

@@ -57,7 +57,9 @@ def test_a_budget_pays_for_the_probes_its_room_holds_lowest_rate_first(tmp_path)
     study, result = run(tmp_path, budget=12 + 6)
     assert _probes(study) == [5e-4]
     assert "learning_rate" not in result.decision.params  # batch 8 kept the incoming rate
-    study, _ = run(tmp_path / "none", budget=12 + 5)
+    assert "the learning rate re-tuned for it: rate 0.001 (x1) won" in result.decision.reason
+    study, result = run(tmp_path / "none", budget=12 + 5)
     assert _probes(study) == []
+    assert "at the incoming learning rate (no room to re-tune it)" in result.decision.reason
     trained = sum(3 * 2 for _ in study.trials)
     assert trained <= 12 + 5
