@@ -210,12 +210,14 @@ def _count_parameters(model: ModelConfig, method: MethodConfig) -> tuple[Any, in
     """Total and trainable parameters, counted on an empty (meta-device) model."""
     import warnings
 
-    from accelerate import init_empty_weights
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     path, options = model_source(model)
     config = AutoConfig.from_pretrained(path, **options)
-    with init_empty_weights(), warnings.catch_warnings():
+    # The meta device rather than accelerate's init_empty_weights: under the latter a tied
+    # output matrix (SmolLM2's) comes untied and counts twice.
+    with torch.device("meta"), warnings.catch_warnings():
         # Counting builds the adapter once more: peft reads transformers' deprecated
         # is_gradient_checkpointing (a FutureWarning, also ignored where the real adapter is
         # built) and, on a Conv1D model such as GPT-2, says it sets fan_in_fan_out (a

@@ -19,8 +19,10 @@ MERGES = ["Ġ t", "Ġ a", "h e", "Ġt he", "i n"]
 
 
 def write_tiny_gguf(path: Path, *, architecture: str = "llama", hidden: int = 16,
-                    layers: int = 2, context: int = 512, seed: int = 0) -> Path:  # fmt: skip
-    """Write the checkpoint to ``path`` (a ``.gguf`` file); returns ``path``."""
+                    layers: int = 2, context: int = 512, seed: int = 0,
+                    tied: bool = False) -> Path:  # fmt: skip
+    """Write the checkpoint to ``path`` (a ``.gguf`` file); returns ``path``. ``tied``: no
+    output matrix, the embeddings serve as one (as in SmolLM2's file)."""
     import gguf
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -64,7 +66,8 @@ def write_tiny_gguf(path: Path, *, architecture: str = "llama", hidden: int = 16
         add(f"blk.{i}.ffn_up.weight", 2 * hidden, hidden)
         add(f"blk.{i}.ffn_down.weight", hidden, 2 * hidden)
     add("output_norm.weight", hidden, ones=True)
-    add("output.weight", len(tokens), hidden)
+    if not tied:
+        add("output.weight", len(tokens), hidden)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -54,6 +54,19 @@ def test_the_tokenizer_and_its_chat_template_come_from_the_file(tiny_gguf) -> No
     assert tokenizer.eos_token == "<|im_end|>"
 
 
+def test_a_tied_output_matrix_counts_once(tmp_path) -> None:
+    from hptune.train.memory import parameter_counts
+    from hptune.train.model import load_model
+
+    tied = ModelConfig(path=str(write_tiny_gguf(tmp_path / "tied.F32.gguf", tied=True)))
+    method = MethodConfig(type="lora", r=4, target_modules=["q_proj", "v_proj"])
+    real = load_model(tied, method)
+    assert real.get_output_embeddings().weight is real.get_input_embeddings().weight
+    total, trainable = parameter_counts(tied, method)
+    assert total == sum(p.numel() for p in real.parameters())
+    assert trainable == sum(p.numel() for p in real.parameters() if p.requires_grad)
+
+
 def test_a_lora_adapter_trained_on_it_saves_and_reloads(tiny_gguf, tmp_path) -> None:
     import torch
     from peft import PeftModel
