@@ -42,7 +42,12 @@ def test_the_demo_s_learning_rate_phase_has_the_lectures_shape(demo_path, tmp_pa
     config = hptune.load_config(DEMO)
     run = {"run": ["baseline", "learning_rate"], "test_evaluation": False}
     phases = config.phases.model_copy(update=run)
-    config = config.model_copy(update={"output_dir": str(tmp_path), "phases": phases})
+    # no racing: the grid on the demo's 3 seeds has the lecture's shape already (racing is
+    # tests/pipeline/test_racing.py's subject, and the demo's whole run, -m demo, races)
+    objective = config.objective.model_copy(update={"max_seeds": len(config.objective.seed_list)})
+    config = config.model_copy(
+        update={"output_dir": str(tmp_path), "phases": phases, "objective": objective}
+    )
     result = hptune.run(config)
     printed = capsys.readouterr().out
     assert "demo.baseline" in printed and "demo.learning_rate" in printed

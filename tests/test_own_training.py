@@ -104,7 +104,10 @@ def test_the_docs_train_fn_sample_tunes_a_phase(demo_path, tmp_path) -> None:
     from examples.own_training import config, make_sft_trainer, make_trainer, train
 
     training = config.training.model_copy(update={"max_train_examples": 96, "epochs": 1})
-    config = config.model_copy(update={"output_dir": str(tmp_path / "out"), "training": training})
+    # no racing: each backend's grid on its seeds is this test's subject, not racing
+    objective = config.objective.model_copy(update={"max_seeds": len(config.objective.seed_list)})
+    config = config.model_copy(update={"output_dir": str(tmp_path / "out"), "training": training,
+                                       "objective": objective})  # fmt: skip
     by_function = hptune.run(config.model_copy(update={"name": "fn"}), train_fn=train,
                               quiet=True)  # fmt: skip
     by_factory = hptune.run(config.model_copy(update={"name": "factory"}),

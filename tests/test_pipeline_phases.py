@@ -439,8 +439,11 @@ def test_the_demo_batch_phase_tries_a_batch_above_the_incoming_one(demo_path, tm
     raw = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
     raw["training"].update(max_train_examples=512, epochs=2, checkpoints=False)
     raw["objective"]["max_seeds"] = raw["objective"].get("seeds", 3)  # no racing: not its test
+    # batch 64 at the incoming rate only: the rate probes a larger batch adds are
+    # tests/phases/test_batch_size.py's and tests/pipeline/test_queue.py's subject
     raw["phases"] = {"run": ["baseline", "batch_size"],
-                     "batch_size": {"memory_limit_gb": 1.0, "n_trials": 3}}  # fmt: skip
+                     "batch_size": {"memory_limit_gb": 1.0, "n_trials": 3,
+                                    "rate_factors": [1.0]}}  # fmt: skip
     raw["output_dir"] = str(tmp_path / "out")
     result = tune(config_from_dict(raw))
     batch = result.phases[1]
