@@ -159,3 +159,50 @@ def seeds_together_summary(config: TuneConfig, runner: Any, hp: Any) -> dict[str
         "why_not": why,
         "described": described,
     }
+
+
+def candidates_together_summary(config: TuneConfig, runner: Any, hp: Any) -> dict[str, Any]:
+    """How the learning-rate grid's points train, as the plan shows it: one trial at a time,
+    or as adapters over one base in groups (``training.candidates_together``), with what
+    keeps them apart.
+
+    Args:
+        config: The run's (fitted) configuration.
+        runner: The run's trainer.
+        hp: The starting configuration (its batch).
+
+    Returns:
+        ``setting``, ``adapters`` (the grid's points x seeds), ``groups`` (the stacks they
+        train in; 0: one trial at a time), ``why_not`` and ``described`` (one line).
+    """
+    from hptune.config._together import groups_candidates
+    from hptune.train.target import memory_check
+
+    setting, seeds = config.training.candidates_together, config.objective.seed_list
+    rates = len(config.phases.learning_rate.grid) if "learning_rate" in config.phases.run else 0
+    why = why_not_together(config.method, config.training)
+    summary = {"setting": setting, "adapters": rates * len(seeds), "groups": 0, "why_not": why}
+    if not groups_candidates(config.method, config.training) or rates < 2:
+        auto = why is None and rates >= 2
+        hint = " (training.candidates_together: auto would train its points together)"
+        reason = f", but {why}" if setting and why else ""
+        summary["described"] = (
+            f"candidates: one trial at a time (training.candidates_together: {setting}{reason})"
+            + (hint if auto and not setting else "")
+        )
+        return summary
+    check = memory_check(config, runner)
+    fits = [
+        k for k in range(1, rates + 1) if check is None or check.fits(hp.batch_size, k * len(seeds))
+    ]
+    per_group = max(fits, default=1)
+    groups = -(-rates // per_group)
+    summary["groups"] = groups
+    limit = "" if check is None else f" (the memory limit fits {per_group * len(seeds)})"
+    summary["described"] = (
+        f"candidates: {rates} rates x {len(seeds)} seeds: {rates * len(seeds)} adapters over "
+        f"one base in {groups} group{'s' if groups > 1 else ''}{limit}; a phase's other "
+        "queued points (local rates, racing's seeds) train together alike, never configurations "
+        "of another batch, accumulation, epoch count or rank, nor those its sampler proposes"
+    )
+    return summary

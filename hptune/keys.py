@@ -29,6 +29,7 @@ __all__ = [
     "ENVIRONMENT",
     "EXAMPLES_PER_SECOND",
     "FIXES",
+    "GROUP",
     "HEARTBEAT",
     "HPARAMS",
     "INTERRUPTED_BY",
@@ -125,6 +126,9 @@ SEED_CURVES = "seed_curves"
 """Each seed's validation value per epoch (and per look within one, with
 ``training.eval_steps``) so far, ``[[seed, [values...]], ...]`` in training
 order, written every epoch for ``hptune.search.PairedPruner``."""
+GROUP = "group"
+"""The trial numbers of the stack a trial trained in (``training.candidates_together``), its
+own among them: trained side by side over one base, each still its own trial."""
 SEEDS_TOGETHER = "seeds_together"
 """True on a trial whose seeds trained together (``training.seeds_together``): their curves
 grow side by side, so a running trial's every seed may still be on its way; absent: one after

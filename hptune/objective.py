@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from hptune import keys
 from hptune._lazy import optuna
+from hptune._seed_reports import ReportRules, SeedReports
 from hptune._trial_state import SeedProgress, report_seed_epoch
 from hptune.exceptions import BudgetSpent
 from hptune.hparams import HParams
@@ -18,7 +19,7 @@ from hptune.stored import trial_id
 from hptune.train import RunResult
 from hptune.train.checkpoints import checkpoint_path, remove_checkpoints, run_name
 from hptune.train.memory import is_out_of_memory
-from hptune.train.together import seeds_per_step, train_together
+from hptune.train.together import Member, seeds_per_step, train_group, train_together
 
 if TYPE_CHECKING:
     from hptune.ledger import BudgetLedger
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["ProgressCallback", "ReuseLookup", "SeedObjective", "TrialOutOfMemory"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+#: A claimed trial about to train in a group: its configuration, seeds and epoch records.
+_Started = tuple["optuna.Trial", HParams, list[int], SeedProgress]
 #: Finds an earlier finished trial of the same configuration on the same seeds: (where, its
 #: per-seed runs).
 ReuseLookup = Callable[[HParams, list[int]], "tuple[str, list[dict[str, Any]]] | None"]
@@ -90,6 +93,73 @@ class SeedObjective:
             self._keep_to_budget(trial, hp, len(seeds))
         runs = self._train_seeds(trial, hp, seeds, state)
         return self._record(trial, hp, runs, state)
+
+    def train_trials(self, trials: list[optuna.Trial]) -> list[float | Exception]:
+        """Train claimed trials in one stack (``training.candidates_together``), each still
+        its own trial: read back, refused by the budget, recorded, pruned on its own.
+
+        Args:
+            trials: The claimed trials, their parameters sampled (`claim_group`'s group).
+
+        Returns:
+            Per trial, its value, or the ``optuna.TrialPruned`` or `TrialOutOfMemory` that
+            ended it.
+        """
+        outcomes: dict[int, float | Exception] = {}
+        started: list[_Started] = []
+        for trial in trials:
+            hp, seeds, state = self._start(trial)
+            try:
+                found = self.reuse(hp, seeds) if self.reuse is not None else None
+                if found is not None:
+                    outcomes[trial.number] = self._replay(trial, hp, state, *found)
+                    continue
+                if self.budget is not None:  # the whole group reserved before it starts
+                    self._keep_to_budget(trial, hp, len(seeds))
+            except optuna.TrialPruned as exc:
+                outcomes[trial.number] = exc
+                continue
+            started.append((trial, hp, seeds, state))
+        for (trial, hp, _, state), runs in zip(started, self._train_stack(started), strict=True):
+            if isinstance(runs, Exception):
+                outcomes[trial.number] = runs
+                continue
+            try:
+                outcomes[trial.number] = self._record(trial, hp, runs, state)
+            except optuna.TrialPruned as exc:
+                outcomes[trial.number] = exc
+        return [outcomes[t.number] for t in trials]
+
+    def _train_stack(self, started: list[_Started]) -> list[list[RunResult] | Exception]:
+        """The trials' seeds as one stack; alone, each in turn, when one trial is left or
+        the stack ran out of memory before any report (one at a time may fit)."""
+        if len(started) > 1:
+            members = []
+            for trial, hp, seeds, state in started:
+                trial.set_user_attr(keys.SEEDS_TOGETHER, True)
+                trial.set_user_attr(keys.GROUP, [t.number for t, *_ in started])
+                for index, seed in enumerate(seeds):
+                    self._emit(trial, hp, seed=seed, seed_index=index, event="seed_start")
+                callbacks = [self._epoch_callback(trial, hp, i, state) for i in range(len(seeds))]
+                stopped = lambda state=state: state.pruned  # noqa: E731
+                members.append(Member(hp, seeds, callbacks, self._run_name(trial), stopped))
+            try:
+                grouped = train_group(self.runner, members, evaluate_test=self.phase.evaluate_test)
+            except Exception as exc:
+                reported = any(s.has_reports(range(len(seeds))) for _, _, seeds, s in started)
+                if not is_out_of_memory(exc) or reported:
+                    raise
+            else:
+                for (trial, *_), runs in zip(started, grouped, strict=True):
+                    trial.set_user_attr(keys.RUNS, [r.to_dict() for r in runs])
+                return list(grouped)
+        alone: list[list[RunResult] | Exception] = []
+        for trial, hp, seeds, state in started:
+            try:
+                alone.append(self._train_seeds(trial, hp, seeds, state))
+            except TrialOutOfMemory as exc:
+                alone.append(exc)
+        return alone
 
     def _start(self, trial: optuna.Trial) -> tuple[HParams, list[int], SeedProgress]:
         """The trial's configuration (a remedy applied), its seeds and its epoch records."""
@@ -313,68 +383,15 @@ class SeedObjective:
 
     def _epoch_callback(
         self, trial: optuna.Trial, hp: HParams, seed_index: int, state: SeedProgress
-    ) -> _SeedReports:
-        return _SeedReports(self, trial, hp, seed_index, state)
+    ) -> SeedReports:
+        rules = ReportRules(self.metric, self.patience, self._emit)
+        return SeedReports(rules, trial, hp, seed_index, state)
 
     def _emit(self, trial: optuna.Trial, hp: HParams, **fields: Any) -> None:
         if self.progress is not None:
             self.progress(
                 {"phase": self.phase.name, "trial": trial.number, "hparams": hp, **fields}
             )
-
-
-class _SeedReports:
-    """One seed's reports: each epoch's end (dashboard step, pruner, early stopping) and each
-    look within an epoch (``training.eval_steps``: the pruner only)."""
-
-    def __init__(
-        self,
-        objective: SeedObjective,
-        trial: optuna.Trial,
-        hp: HParams,
-        seed_index: int,
-        state: SeedProgress,
-    ) -> None:
-        self.objective, self.trial, self.hp = objective, trial, hp
-        self.seed_index, self.state = seed_index, state
-
-    def __call__(self, seed: int, metrics: EpochMetrics) -> bool:
-        objective, trial, state = self.objective, self.trial, self.state
-        value = metrics.metric(objective.metric)
-        objective._emit(
-            trial,
-            self.hp,
-            seed=seed,
-            seed_index=self.seed_index,
-            event="epoch",
-            racing=not state.reports,
-            epoch=metrics.epoch,
-            train_loss=metrics.train_loss,
-            eval_loss=metrics.eval_loss,
-            score=metrics.score,
-        )
-        step = state.report(trial, seed, self.seed_index, metrics.epoch, value)
-        if state.reports and self._pruned(seed, metrics.epoch, step=step):
-            return False
-        return not state.should_stop(self.seed_index, objective.patience)
-
-    def look(self, seed: int, epoch: int, value: float, looks_per_epoch: int) -> bool:
-        """A look within ``epoch``: recorded for the pruner, which may stop the trial here."""
-        trial = self.trial
-        if keys.LOOKS_PER_EPOCH not in trial.user_attrs:
-            trial.set_user_attr(keys.LOOKS_PER_EPOCH, looks_per_epoch)
-        report_seed_epoch(trial, seed, value)
-        if not self.state.reports:
-            return True
-        return not self._pruned(seed, epoch, look=True)
-
-    def _pruned(self, seed: int, epoch: int, **where: Any) -> bool:
-        if not self.trial.should_prune():
-            return False
-        self.state.pruned = True
-        self.state.pruned_at = {"seed": seed, "epoch": epoch, **where}
-        self.objective._emit(self.trial, self.hp, event="pruned", seed=seed, epoch=epoch)
-        return True
 
 
 def _test_value(metrics: EpochMetrics, metric: str) -> float | None:

@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hptune import guardrails
-from hptune._plan_method import method_summary, seeds_together_summary
+from hptune._plan_method import (
+    candidates_together_summary,
+    method_summary,
+    seeds_together_summary,
+)
 from hptune.budget import BudgetFit, PlannedPhase, fit_budget, planned_phases
 from hptune.config import TuneConfig, load_config
 from hptune.exceptions import ConfigError, NoStorageYet
@@ -335,6 +339,7 @@ def make_plan(
     trials = sum(p.trials for p in phases)
     method = method_summary(config, target.dtype(config.model), trials)
     method["seeds_together"] = seeds_together_summary(config, runner, hp)
+    method["candidates_together"] = candidates_together_summary(config, runner, hp)
     return Plan(
         hparams=hp,
         sources=start.sources,

@@ -56,6 +56,19 @@ def test_finqa_quick_prints_the_learning_rate_and_batch_tables(demo_path) -> Non
     assert re.search(r"^  4 x 4 ", out, re.M) and re.search(r"^  16 x 1 ", out, re.M)
 
 
+def test_the_memory_model_beside_the_measured_peak(demo_path) -> None:
+    out = _run("finqa/memory.py", "--config", "examples/demo.yaml", "--batches", "2", "8",
+               "--steps", "2")  # fmt: skip
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if re.match(r"^\| \d+ \|", line)]
+    assert [int(row[0]) for row in rows] == [2, 8]
+    for _, predicted, peak, weights, step, measured, estimated in rows:
+        assert float(predicted) > 0 and float(peak) > 0 and float(step) > 0
+        assert float(measured) > 0 and float(estimated) > 0
+        loaded, expected = (float(w) for w in weights.split("/"))
+        assert loaded > 0 and expected > 0
+    assert float(rows[1][1]) > float(rows[0][1])  # the prediction grows with the batch
+
+
 @pytest.mark.slow
 def test_trial_overhead_quick(demo_path) -> None:
     out = _run("trial_overhead.py", "--quick")
@@ -149,6 +162,17 @@ def test_seeds_together_quick(demo_path) -> None:
         assert float(sequential) > 0 and float(together) > 0
         assert float(ratio) == pytest.approx(float(together) / float(sequential), rel=0.01)
         assert float(diff) < 1e-3  # each seed's validation loss as trained alone
+
+
+def test_candidates_together_quick(demo_path) -> None:
+    out = _run("candidates_together.py", "--quick", "--no-dropout")
+    row = (r"^ *(.+?): +([\d.]+) s, vs in turn: ([\d.]+)x, vs seeds together: ([\d.]+)x, "
+           r"largest relative difference from in turn (\S+)$")  # fmt: skip
+    rows = re.findall(row, out, re.M)
+    assert [name for name, *_ in rows] == ["in turn", "seeds together", "2 adapters", "4 adapters"]
+    for _, seconds, vs_turn, vs_seeds, diff in rows:
+        assert float(seconds) > 0 and float(vs_turn) > 0 and float(vs_seeds) > 0
+        assert float(diff) < 1e-3  # each candidate's seeds as trained alone
 
 
 def test_the_gpu_check_runs_dry_without_a_gpu(tmp_path) -> None:

@@ -76,6 +76,9 @@ def _setting(plan: Plan) -> list[str]:
     together = plan.method.get("seeds_together")
     if together is not None:
         lines.append(together["described"])
+    candidates = plan.method.get("candidates_together")
+    if candidates is not None and candidates["setting"]:  # off: a line in the JSON only
+        lines.append(candidates["described"])
     if plan.data is not None:
         lines += plan.data.lines()
     return lines
@@ -107,7 +110,7 @@ def _memory_table(plan: Plan) -> Table:
     ]
     return make_table(
         "batch sizes: predicted memory of a training step",
-        ("batch", "predicted GB", "fits the limit"),
+        ("batch", "predicted GiB", "fits the limit"),
         rows,
     )
 
@@ -117,7 +120,7 @@ def _print_lora_ranks(console: Console, plan: Plan) -> None:
         title="LoRA ranks: trainable parameters and predicted memory of a step "
         f"(batch {plan.hparams.batch_size})"
     )
-    for column in ("rank", "alpha", "trainable parameters", "predicted GB"):
+    for column in ("rank", "alpha", "trainable parameters", "predicted GiB"):
         ranks.add_column(column)
     for row in plan.details.get("lora_rank", []):
         trainable, gb = f"{row['trainable_parameters']:,}", f"{row['predicted_gb']:.4g}"

@@ -166,6 +166,12 @@ class TrainingConfig(_Strict):
     #: Train a trial's K seeds as K LoRA adapters over one base, one step over their K
     #: sub-batches (hptune's loop); ``auto``: wherever the run allows it.
     seeds_together: bool | Literal["auto"] = False
+    #: Also train trials of a phase that differ only in what one adapter holds on its own
+    #: (learning rate, weight decay, schedule, warmup, clipping, LoRA alpha) in one stack,
+    #: their seeds with them: the phase's queued points (the rate grid, the local rate sets,
+    #: racing's extra seeds) as many at a time as the memory fits; ``auto``: wherever the
+    #: run allows it.
+    candidates_together: bool | Literal["auto"] = False
     #: Save every epoch of every trial (safetensors) under `<output_dir>/checkpoints`, keeping
     #: the best and the last of each run; pruned and failed trials' checkpoints are removed.
     checkpoints: bool = True

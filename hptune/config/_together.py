@@ -1,4 +1,5 @@
-"""Whether a run's seeds can train together (``training.seeds_together``), and why not."""
+"""Whether a run's seeds (``training.seeds_together``) and a phase's candidates
+(``training.candidates_together``) can train together, and why not."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hptune.config._backends import BACKENDS
 if TYPE_CHECKING:
     from hptune.config._sections import MethodConfig, TrainingConfig
 
-__all__ = ["trains_together", "why_not_together"]
+__all__ = ["groups_candidates", "trains_together", "why_not_together"]
 
 
 def why_not_together(method: MethodConfig, training: TrainingConfig) -> str | None:
@@ -70,6 +71,23 @@ def trains_together(method: MethodConfig, training: TrainingConfig, n_seeds: int
     Returns:
         True when they do.
     """
-    if not training.seeds_together or n_seeds < 2:
+    wanted = training.seeds_together or training.candidates_together
+    if not wanted or n_seeds < 2:
+        return False
+    return why_not_together(method, training) is None
+
+
+def groups_candidates(method: MethodConfig, training: TrainingConfig) -> bool:
+    """Whether a phase's trials may train in one stack (``training.candidates_together``
+    true, or ``auto`` and nothing blocks it): their seeds then train together too.
+
+    Args:
+        method: The run's method section.
+        training: The run's training section.
+
+    Returns:
+        True when they may.
+    """
+    if not training.candidates_together:
         return False
     return why_not_together(method, training) is None

@@ -175,14 +175,14 @@ class TuneConfig(_Strict):
 
     @model_validator(mode="after")
     def _seeds_together_possible(self) -> TuneConfig:
-        if self.training.seeds_together is not True:
-            return self
         why = why_not_together(self.method, self.training)
-        if why is not None:
-            raise ValueError(
-                f"training.seeds_together: true, but this run's seeds cannot train together: "
-                f"{why}. Set it to auto (together wherever a run allows it), or leave it out"
-            )
+        for key in ("seeds_together", "candidates_together"):
+            if getattr(self.training, key) is True and why is not None:
+                raise ValueError(
+                    f"training.{key}: true, but this run's adapters cannot train together: "
+                    f"{why}. Set it to auto (together wherever a run allows it), or leave it "
+                    "out"
+                )
         return self
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ from hptune.objective import ProgressCallback, SeedObjective, TrialOutOfMemory
 from hptune.phases import Phase, rank_within_noise
 from hptune.pipeline._decide import decide, stored_result
 from hptune.pipeline._edges import edge_extension
+from hptune.pipeline._groups import claim_group, run_claimed_group
 from hptune.pipeline._probes import queue_rate_probes
 from hptune.pipeline._racing import queue_racing, racing_room
 from hptune.pipeline._remedies import queue_remedies
@@ -66,7 +67,8 @@ def work_through_queue(
     of workers on ``storage``; every worker returns the same decision.
 
     Every change to the queue happens under the study's lock, so workers never queue or
-    claim a trial twice; training happens outside it. A trial claimed here ends COMPLETE,
+    claim a trial twice; training happens outside it (one trial, or several in one stack
+    with ``training.candidates_together``). A trial claimed here ends COMPLETE,
     PRUNED or FAIL (also on Ctrl-C); a killed worker's trial goes stale and is failed by
     whoever looks next, then queued again. The decision is taken once, under the lock, when
     nothing is queued or running; workers still waiting read it from the storage.
@@ -96,16 +98,35 @@ def work_through_queue(
     while True:
         raise_if_interrupted()  # between trials: nothing is running, nothing to mark
         with queue_lock(config, storage, study.study_name):
-            step = _next_step(config, storage, study, phase, base, watch, ledger)
+            claimed = _next_step(config, storage, study, phase, base, watch, ledger)
+            step = _with_group(claimed, config, storage, study, phase, base, objective)
         if isinstance(step, PhaseResult):
             return step
-        if step is not None:
-            beat_storage = heartbeat_storage(config, storage)
-            run_claimed(
-                study, storage, step, objective, config.heartbeat_seconds, beat_storage=beat_storage
-            )
+        beats = config.heartbeat_seconds, heartbeat_storage(config, storage)
+        if isinstance(step, list):  # trials that train in one stack (candidates together)
+            assert isinstance(objective, SeedObjective)
+            run_claimed_group(study, storage, step, objective, *beats)
+        elif step is not None:
+            run_claimed(study, storage, step, objective, beats[0], beat_storage=beats[1])
         else:
             _wait_for_running(study, config.heartbeat_seconds, progress)
+
+
+def _with_group(
+    step: PhaseResult | optuna.Trial | None,
+    config: TuneConfig,
+    storage: optuna.storages.BaseStorage,
+    study: optuna.Study,
+    phase: Phase,
+    base: HParams,
+    objective: Callable[[optuna.Trial], float],
+) -> PhaseResult | optuna.Trial | list[optuna.Trial] | None:
+    """A claimed trial with the queued trials that train in one stack with it, when the run
+    trains candidates together (``claim_group``); else the step as it is."""
+    if not isinstance(step, optuna.Trial) or not isinstance(objective, SeedObjective):
+        return step
+    more = claim_group(study, storage, phase, base, config, objective.runner, step)
+    return [step, *more] if more else step
 
 
 def _next_step(

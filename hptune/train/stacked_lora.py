@@ -1,20 +1,22 @@
-"""Seeds together: K LoRA adapters over one frozen base, one forward and backward.
+"""K LoRA adapters over one frozen base, one forward and backward: a trial's seeds, or
+several trials' candidates x seeds (adapters that differ in rate, decay, schedule or alpha).
 
 Each adapted ``nn.Linear`` becomes a `StackedLoRALinear`: the base's matmul runs once over
-the K seeds' sub-batches stacked along the batch (``[K * b, ...]``, seed k's rows in block k),
-and each seed's adapter (``A[k]``, ``B[k]``) runs on its own block with one batched matmul.
-The adapters' parameters are disjoint, so the sum of the seeds' losses gives each adapter the
-gradient its own loss gives it, and an element-wise optimizer (AdamW) over the stacked
-tensors steps each seed as its own optimizer would.
+the K adapters' sub-batches stacked along the batch (``[K * b, ...]``, adapter k's rows in
+block k), and each adapter (``A[k]``, ``B[k]``, its own scaling) runs on its own block with
+one batched matmul. The adapters' parameters are disjoint, so the sum of their losses gives
+each adapter the gradient its own loss gives it; each adapter's parameters are tensors of
+their own, so each has its own optimizer and schedule, stepping it as its own run would.
 
-`StackedAdapters` puts the K seeds' adapters of a peft model into such layers to train, and
-each seed's back into the peft model to measure and save it (``hptune.train.together`` trains
+`StackedAdapters` puts K adapters of a peft model into such layers to train, and each one
+back into the peft model to measure and save it (``hptune.train.together`` trains
 ``training.seeds_together``); ``benchmarks/seeds_together.py`` measures it against the seeds
 one after the other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,7 +26,7 @@ __all__ = [
     "SeedStreams",
     "StackedAdapters",
     "StackedLoRALinear",
-    "clip_per_seed",
+    "clip_per_adapter",
     "lora_layers",
     "stacked_batch",
 ]
@@ -33,43 +35,51 @@ __all__ = [
 class StackedLoRALinear(nn.Module):
     """A frozen ``nn.Linear`` with K LoRA adapters, one per block of the batch.
 
+    Each adapter's A and B are parameters of their own (stacked in the forward pass), so each
+    adapter may have its own optimizer, learning rate and schedule.
+
     Args:
         base: The frozen layer.
-        lora_a: ``[K, r, in_features]``: each seed's A.
-        lora_b: ``[K, out_features, r]``: each seed's B.
-        scaling: ``alpha / r``.
+        lora_a: Each adapter's A (``[r, in_features]``).
+        lora_b: Each adapter's B (``[out_features, r]``).
+        scaling: Each adapter's ``alpha / r``.
         dropout: LoRA dropout's probability (on the adapter's input, as peft applies it).
-        streams: Each seed's dropout stream (`SeedStreams`); None: the global random state.
+        streams: Each adapter's dropout stream (`SeedStreams`); None: the global random state.
     """
+
+    scaling: torch.Tensor  # [K, 1, 1], a buffer
 
     def __init__(
         self,
         base: nn.Module,
-        lora_a: torch.Tensor,
-        lora_b: torch.Tensor,
-        scaling: float,
+        lora_a: Sequence[torch.Tensor],
+        lora_b: Sequence[torch.Tensor],
+        scaling: Sequence[float],
         *,
         dropout: float = 0.0,
         streams: SeedStreams | None = None,
     ) -> None:
         super().__init__()
         self.base = base
-        self.lora_A = nn.Parameter(lora_a.detach().clone())
-        self.lora_B = nn.Parameter(lora_b.detach().clone())
-        self.scaling = scaling
+        self.lora_A = nn.ParameterList(nn.Parameter(a.detach().clone()) for a in lora_a)
+        self.lora_B = nn.ParameterList(nn.Parameter(b.detach().clone()) for b in lora_b)
+        device, dtype = lora_a[0].device, lora_a[0].dtype
+        scales = torch.tensor(list(scaling), device=device, dtype=dtype).reshape(-1, 1, 1)
+        self.register_buffer("scaling", scales, persistent=False)
         self.dropout = dropout
         self.streams = streams
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.base(x)
-        k = self.lora_A.shape[0]
-        # seed k's tokens: block k of the batch (in the adapter's dtype, as peft casts them)
-        rows = x.reshape(k, -1, x.shape[-1]).to(self.lora_A.dtype)
+        lora_a, lora_b = torch.stack(tuple(self.lora_A)), torch.stack(tuple(self.lora_B))
+        k = lora_a.shape[0]
+        # adapter k's tokens: block k of the batch (in the adapter's dtype, as peft casts them)
+        rows = x.reshape(k, -1, x.shape[-1]).to(lora_a.dtype)
         if self.training and self.dropout > 0:
             rows = self._dropped(rows)
-        low = torch.bmm(rows, self.lora_A.transpose(1, 2))
-        delta = torch.bmm(low, self.lora_B.transpose(1, 2)).reshape(*x.shape[:-1], -1)
-        return (out + delta * self.scaling).to(out.dtype)
+        low = torch.bmm(rows, lora_a.transpose(1, 2))
+        delta = torch.bmm(low, lora_b.transpose(1, 2)) * self.scaling
+        return (out + delta.reshape(*x.shape[:-1], -1)).to(out.dtype)
 
     def _dropped(self, rows: torch.Tensor) -> torch.Tensor:
         keep = 1.0 - self.dropout
@@ -145,24 +155,31 @@ def lora_layers(model: nn.Module) -> list[tuple[str, Any]]:
 
 
 class StackedAdapters:
-    """K seeds' LoRA adapters on one peft model: stacked to train (one forward and backward
-    over the seeds' sub-batches), one seed's at a time in the peft model to measure and save.
+    """K LoRA adapters on one peft model (a trial's seeds, or several trials' candidates x
+    seeds): stacked to train (one forward and backward over their sub-batches), one at a time
+    in the peft model to measure and save.
 
     Args:
-        model: The peft model (its layers hold one seed's adapter; it is the model saved).
-        adapters: Per seed, each LoRA layer's ``(A, B)`` weights, in `lora_layers` order.
-        streams: Each seed's dropout stream (see `StackedLoRALinear`).
+        model: The peft model (its layers hold one adapter; it is the model saved).
+        adapters: Per adapter, each LoRA layer's ``(A, B, scaling)``, in `lora_layers` order
+            (`adapter_of`).
+        streams: Each adapter's dropout stream (see `StackedLoRALinear`).
+        alphas: Each adapter's LoRA alpha, written into the peft model's configuration
+            when that adapter is in it (its checkpoint then says its own alpha); None: the
+            model's own for all.
     """
 
     def __init__(
         self,
         model: nn.Module,
-        adapters: list[list[tuple[torch.Tensor, torch.Tensor]]],
+        adapters: list[list[tuple[torch.Tensor, torch.Tensor, float]]],
         streams: SeedStreams | None = None,
+        alphas: Sequence[float] | None = None,
     ) -> None:
         self.model = model
         self.streams = streams
         self.k = len(adapters)
+        self.alphas = list(alphas) if alphas is not None else None
         self.layers: list[tuple[nn.Module, str, Any, StackedLoRALinear]] = []
         for index, (name, layer) in enumerate(lora_layers(model)):
             adapter = layer.active_adapters[0]
@@ -170,17 +187,17 @@ class StackedAdapters:
             dropout = layer.lora_dropout[adapter]
             stacked = StackedLoRALinear(
                 layer.base_layer,
-                torch.stack([seed[index][0] for seed in adapters]),
-                torch.stack([seed[index][1] for seed in adapters]),
-                float(layer.scaling[adapter]),
+                [own[index][0] for own in adapters],
+                [own[index][1] for own in adapters],
+                [own[index][2] for own in adapters],
                 dropout=float(getattr(dropout, "p", 0.0)),
                 streams=streams,
             )
             self.layers.append((model.get_submodule(parent_name), child, layer, stacked))
 
     @staticmethod
-    def adapter_of(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each LoRA layer's ``(A, B)`` weights in ``model`` (copies), for the constructor."""
+    def adapter_of(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+        """Each LoRA layer's ``(A, B, scaling)`` in ``model`` (copies), for the constructor."""
         weights = []
         for _, layer in lora_layers(model):
             adapter = layer.active_adapters[0]
@@ -188,28 +205,39 @@ class StackedAdapters:
                 (
                     layer.lora_A[adapter].weight.detach().clone(),
                     layer.lora_B[adapter].weight.detach().clone(),
+                    float(layer.scaling[adapter]),
                 )
             )
         return weights
 
-    def parameters(self) -> list[nn.Parameter]:
-        """The stacked adapters' parameters (``[K, ...]`` each): what the optimizer steps."""
-        return [p for _, _, _, stacked in self.layers for p in (stacked.lora_A, stacked.lora_B)]
+    def parameters(self, k: int | None = None) -> list[nn.Parameter]:
+        """Adapter ``k``'s parameters (what its optimizer steps); None: every adapter's."""
+        adapters = range(self.k) if k is None else [k]
+        return [
+            p
+            for index in adapters
+            for _, _, _, stacked in self.layers
+            for p in (stacked.lora_A[index], stacked.lora_B[index])
+        ]
 
     def stacked(self) -> nn.Module:
-        """The model with the stacked layers in place: every seed at once."""
+        """The model with the stacked layers in place: every adapter at once."""
         for parent, child, _, stacked in self.layers:
             setattr(parent, child, stacked)
         return self.model
 
     def seed_model(self, k: int) -> nn.Module:
-        """The peft model holding seed ``k``'s adapter (its weights copied in)."""
+        """The peft model holding adapter ``k`` (its weights and scaling copied in)."""
         with torch.no_grad():
             for parent, child, layer, stacked in self.layers:
                 adapter = layer.active_adapters[0]
                 layer.lora_A[adapter].weight.copy_(stacked.lora_A[k])
                 layer.lora_B[adapter].weight.copy_(stacked.lora_B[k])
+                layer.scaling[adapter] = float(stacked.scaling[k])
                 setattr(parent, child, layer)
+        config = getattr(self.model, "peft_config", {}).get("default")
+        if self.alphas is not None and config is not None:
+            config.lora_alpha = self.alphas[k]
         return self.model
 
 
@@ -227,21 +255,23 @@ def stacked_batch(batches: list[dict[str, Any]], pad_id: int) -> dict[str, torch
     }
 
 
-def clip_per_seed(parameters: list[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """Clip each seed's gradient to ``max_norm`` as ``clip_grad_norm_`` clips one model's:
-    seed k's norm is over slice k of every stacked parameter.
+def clip_per_adapter(
+    parameters: Sequence[Sequence[torch.Tensor]], max_norms: Sequence[float | None]
+) -> list[float | None]:
+    """Clip each adapter's gradient to its own ``max_norm``, as its own run clips it
+    (``torch.nn.utils.clip_grad_norm_`` over its parameters).
 
     Args:
-        parameters: The stacked adapters' parameters (``[K, ...]`` each, with gradients).
-        max_norm: The largest norm a seed's gradient keeps.
+        parameters: Each adapter's parameters (with gradients).
+        max_norms: Each adapter's largest norm; None or 0: not clipped.
 
     Returns:
-        ``[K]``: each seed's norm before clipping.
+        Each adapter's norm before clipping (None where it is not clipped).
     """
-    grads = [p.grad for p in parameters if p.grad is not None]
-    k = grads[0].shape[0]
-    norms = torch.stack([g.reshape(k, -1).pow(2).sum(dim=1) for g in grads]).sum(dim=0).sqrt()
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # clip_grad_norm_'s own epsilon
-    for g in grads:
-        g.mul_(scale.reshape(k, *([1] * (g.dim() - 1))))
+    norms: list[float | None] = []
+    for own, max_norm in zip(parameters, max_norms, strict=True):
+        if not max_norm:
+            norms.append(None)
+            continue
+        norms.append(float(torch.nn.utils.clip_grad_norm_(own, max_norm)))
     return norms

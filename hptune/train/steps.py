@@ -17,6 +17,7 @@ from hptune.train.arguments import default_optimizer, mixed_precision, scheduler
 
 __all__ = [
     "accepts_loss_kwargs",
+    "adamw_over",
     "build_adamw",
     "build_scheduler",
     "decay_parameter_names",
@@ -112,11 +113,7 @@ def build_adamw(
     Returns:
         A ``torch.optim.AdamW``.
     """
-    options = {
-        "betas": (args.get("adam_beta1", 0.9), args.get("adam_beta2", 0.999)),
-        "eps": args.get("adam_epsilon", 1e-8),
-        "fused": (optim or default_optimizer()) == "adamw_torch_fused",
-    }
+    options = _adamw_options(optim, args)
     if loraplus_lr_ratio:
         return peft_optimizers.create_loraplus_optimizer(
             model,
@@ -134,6 +131,31 @@ def build_adamw(
     ]
     # The Trainer's default optimizer ("adamw_torch_fused" on torch >= 2.8).
     return torch.optim.AdamW(groups, lr=hp.learning_rate, **options)
+
+
+def adamw_over(parameters: list[Any], hp: HParams, optim: str | None, args: dict[str, Any]) -> Any:
+    """AdamW over ``parameters``, all decayed (a LoRA adapter's A and B), as `build_adamw`
+    builds it for a model of those parameters: one stacked adapter's own optimizer.
+
+    Args:
+        parameters: The parameters it steps.
+        hp: Their learning rate and weight decay.
+        optim: ``adamw_torch`` or ``adamw_torch_fused`` (None: the Trainer's default).
+        args: ``training.args``: its betas and epsilon.
+
+    Returns:
+        A ``torch.optim.AdamW``.
+    """
+    groups = [{"params": parameters, "weight_decay": hp.weight_decay}]
+    return torch.optim.AdamW(groups, lr=hp.learning_rate, **_adamw_options(optim, args))
+
+
+def _adamw_options(optim: str | None, args: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "betas": (args.get("adam_beta1", 0.9), args.get("adam_beta2", 0.999)),
+        "eps": args.get("adam_epsilon", 1e-8),
+        "fused": (optim or default_optimizer()) == "adamw_torch_fused",
+    }
 
 
 def windows(batches: Iterable[Any], size: int) -> Iterator[list[Any]]:

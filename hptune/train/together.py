@@ -1,46 +1,42 @@
-"""Seeds together (``training.seeds_together``): the seeds of one trial as K LoRA adapters over
-one frozen base, trained in one loop by hptune's Accelerate backend.
+"""Seeds together (``training.seeds_together``), and candidates together: the seeds of one
+trial, or of several trials whose configurations differ only in what an adapter can hold on
+its own, as LoRA adapters over one frozen base, trained in one loop by hptune's Accelerate
+backend.
 
-Each step stacks the K seeds' micro-batches (each seed's own data order: the permutation
+Each step stacks the adapters' micro-batches (each seed's own data order: the permutation
 seeded by ``seed + epoch``, as one seed's run reads it) and runs one forward and backward
-over them; each seed's loss is the mean over the target tokens of its own accumulation
-window, so each adapter gets the gradient its own run would. Each seed has its own dropout
-stream, its gradient clipped by its own norm, its divergence watched alone; AdamW is
-element-wise, so one optimizer over the stacked tensors steps each seed as its own would, on
-the one schedule they share. After every epoch each seed's adapter goes back into the peft
-model, which is measured, checkpointed and reported exactly as one seed's run is
+over them; each adapter's loss is the mean over the target tokens of its own accumulation
+window, so each gets the gradient its own run would. Each adapter has its own dropout
+stream, its gradient clipped by its own ``max_grad_norm``, its divergence watched alone, its
+own AdamW (learning rate, weight decay) and schedule (scheduler, warmup), and its own LoRA
+alpha. What adapters in one stack share: the batch, the accumulation, the epochs and the
+rank (`kept_apart`). After every epoch each adapter goes back into the peft model, which is
+measured, checkpointed and reported exactly as one seed's run is
 (`RunnerBase.close_epoch`): curves, checkpoints, pruning and early stopping stay per seed.
 
 What it does not do: resume from a checkpoint (its checkpoints hold weights, not the
 optimizer: a retried trial trains again from the start); a seed stopped early still rides
-along in the stack (its results are final; the stack's time goes to the seeds still
-training) until every seed stops.
+along in the stack (its results are final; the stack's time goes to the adapters still
+training) until every adapter stops.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hptune._lazy import LazyImport, accelerate_data_loader, accelerate_utils, torch, torch_data
-from hptune._signals import raise_if_interrupted
+from hptune._lazy import LazyImport, accelerate_utils, torch
 from hptune.config._together import trains_together as configured
 from hptune.hparams import HParams
+from hptune.train import _stack_loop
 from hptune.train._divergence import DivergenceWatch
 from hptune.train._eval_loaders import EvalLoaders
 from hptune.train._parallel import is_data_parallel
 from hptune.train._results import EpochCallback, RunResult
+from hptune.train._stack_loop import Member
 from hptune.train.arguments import mixed_precision, run_args
 from hptune.train.runner import RunnerBase
-from hptune.train.steps import (
-    accepts_loss_kwargs,
-    build_adamw,
-    build_scheduler,
-    make_accelerator,
-    targets,
-    windows,
-)
+from hptune.train.steps import accepts_loss_kwargs, adamw_over, build_scheduler, make_accelerator
 from hptune.train.target import memory_check
 
 if TYPE_CHECKING:
@@ -50,7 +46,14 @@ else:
     # module (for `seeds_per_step`, when a run is planned) must not.
     stacked_lora = LazyImport("hptune.train.stacked_lora")
 
-__all__ = ["seeds_per_step", "train_together", "trains_together"]
+__all__ = [
+    "Member",
+    "kept_apart",
+    "seeds_per_step",
+    "train_group",
+    "train_together",
+    "trains_together",
+]
 
 
 def trains_together(runner: RunnerBase, seeds: Sequence[int]) -> bool:
@@ -97,6 +100,28 @@ def seeds_per_step(runner: RunnerBase, hp: HParams, seeds: Sequence[int]) -> int
     return max(fitting, default=1)
 
 
+def kept_apart(first: HParams, other: HParams) -> str | None:
+    """Why two configurations cannot train in one stack, or None when they can.
+
+    Adapters stacked together share the batches' shape, the number of steps and the rank;
+    each keeps its own learning rate, weight decay, schedule, warmup, clipping and alpha.
+
+    Args:
+        first: One configuration.
+        other: Another.
+
+    Returns:
+        The reason in words (e.g. ``batch size 4 against 8``), or None.
+    """
+    for key in ("batch_size", "gradient_accumulation_steps", "epochs", "lora_r"):
+        if getattr(first, key) != getattr(other, key):
+            name = key.replace("_", " ")
+            return f"{name} {getattr(first, key)} against {getattr(other, key)}"
+    if first.args != other.args:
+        return "their training.args differ"
+    return None
+
+
 def train_together(
     runner: RunnerBase,
     hp: HParams,
@@ -107,7 +132,7 @@ def train_together(
     run_name: str | None = None,
     stopped: Callable[[], bool] | None = None,
 ) -> list[RunResult]:
-    """Train ``hp`` on every seed of ``seeds`` at once; see the module's docstring.
+    """Train ``hp`` on every seed of ``seeds`` at once: `train_group` with one member.
 
     Args:
         runner: hptune's Accelerate runner (its model, data and measures).
@@ -121,19 +146,40 @@ def train_together(
     Returns:
         Each seed's run, in the order of ``seeds``.
     """
+    member = Member(hp, seeds, on_epoch, run_name, stopped)
+    return train_group(runner, [member], evaluate_test=evaluate_test)[0]
+
+
+def train_group(
+    runner: RunnerBase, members: Sequence[Member], *, evaluate_test: bool = False
+) -> list[list[RunResult]]:
+    """Train every member's seeds at once, one adapter each; see the module's docstring.
+
+    A member whose seed diverges, or whose trial is pruned, stops alone; the others go on.
+
+    Args:
+        runner: hptune's Accelerate runner (its model, data and measures).
+        members: The trials, each with its configuration, seeds and callbacks; `kept_apart`
+            must find nothing between any two.
+        evaluate_test: Measure the test split after every epoch too.
+
+    Returns:
+        Each member's runs, in the order of its seeds.
+
+    Raises:
+        ValueError: Two members that cannot share a stack.
+    """
+    for other in members[1:]:
+        if (why := kept_apart(members[0].hp, other.hp)) is not None:
+            raise ValueError(f"these configurations train apart: {why}")
     accelerator = make_accelerator()
-    dirs = [
-        runner.begin_run(hp, seed, evaluate_test=evaluate_test, run_name=run_name) for seed in seeds
-    ]
+    hp = members[0].hp
     loaders = runner.eval_loaders(hp, accelerator.device, test=evaluate_test)
-    results = [RunResult(seed=s) for s in seeds]
     built: list[Any] = []  # the peft model and its stack, once loaded: released in any case
     try:
-        loop = _start(runner, hp, seeds, accelerator, loaders, results, built)
+        loop = _start(runner, members, accelerator, loaders, built, evaluate_test)
         for epoch in range(1, hp.epochs + 1):
-            if not loop.epoch(epoch):
-                break
-            if not loop.close(epoch, loaders, on_epoch, dirs, stopped):
+            if not loop.epoch(epoch) or not loop.close(epoch, loaders):
                 break
     finally:
         if len(built) > 1:
@@ -141,212 +187,77 @@ def train_together(
         accelerator.free_memory()
         if built:
             runner.release_run_model(built[0])
-    return results
+    return [[a.result for a in loop.adapters if a.member == m] for m in range(len(members))]
 
 
 def _start(
     runner: RunnerBase,
-    hp: HParams,
-    seeds: Sequence[int],
+    members: Sequence[Member],
     accelerator: Any,
     loaders: EvalLoaders,
-    results: list[RunResult],
     built: list[Any],
-) -> _Loop:
-    """The stack built and prepared with its optimizer and schedule, where it starts
-    measured (after prepare, its autocast, before any step, as the loop measures it)."""
-    training = runner.config.training
-    stack = _stack(runner, hp, seeds, accelerator.device, built)
-    args = run_args(runner.config, hp)
+    evaluate_test: bool,
+) -> _stack_loop.StackLoop:
+    """The stack built, each adapter with its optimizer and schedule, prepared, where it
+    starts measured (after prepare, before any step, as the loop measures it)."""
+    config = runner.config
+    owners = [(m, seed) for m, member in enumerate(members) for seed in member.seeds]
+    stack = _stack(runner, members, owners, accelerator.device, built)
     trained = stack.stacked()
-    optimizer = build_adamw(trained, hp, training.optim, args)
-    trained, optimizer = accelerator.prepare(trained, optimizer)
+    optimizers = [
+        adamw_over(
+            stack.parameters(k), members[m].hp, config.training.optim, _args(runner, m, members)
+        )
+        for k, (m, _) in enumerate(owners)
+    ]
+    trained, *optimizers = accelerator.prepare(trained, *optimizers)
     initial = runner.initial_loss(stack.seed_model(0), loaders)
-    for result in results:
-        result.initial_eval_loss = initial
     stack.stacked()
-    data = _SeedData(runner, hp, seeds)
-    scheduler = build_scheduler(optimizer, hp, len(data), args)
-    watches = [DivergenceWatch(start=initial) for _ in seeds]
-    prepared = (trained, optimizer, scheduler)
-    loop = _Loop(runner, hp, stack, prepared, data, results, watches, accelerator)
+    data = _stack_loop.SeedData(runner, members[0].hp.batch_size, [s for _, s in owners])
+    adapters = []
+    for (m, seed), optimizer in zip(owners, optimizers, strict=True):
+        hp = members[m].hp
+        result = RunResult(seed=seed, initial_eval_loss=initial)
+        scheduler = build_scheduler(optimizer, hp, len(data), _args(runner, m, members))
+        where = runner.begin_run(
+            hp, seed, evaluate_test=evaluate_test, run_name=members[m].run_name
+        )
+        watch = DivergenceWatch(start=initial)
+        adapters.append(_stack_loop.Adapter(m, seed, result, optimizer, scheduler, watch, where))
+    loop = _stack_loop.StackLoop(runner, members, stack, trained, data, adapters, accelerator)
     loop.loss_kwargs = accepts_loss_kwargs(stack.model)
     return loop
 
 
+def _args(runner: RunnerBase, m: int, members: Sequence[Member]) -> dict[str, Any]:
+    return run_args(runner.config, members[m].hp)
+
+
 def _stack(
-    runner: RunnerBase, hp: HParams, seeds: Sequence[int], device: Any, built: list[Any]
+    runner: RunnerBase,
+    members: Sequence[Member],
+    owners: list[tuple[int, int]],
+    device: Any,
+    built: list[Any],
 ) -> Any:
-    """The seeds' adapters stacked on one peft model, each initialised as its own run's (the
-    global random state seeded, then the adapter built); ``built`` gets the model, then the
-    stack, as soon as each exists (the caller releases them whatever fails)."""
+    """The adapters stacked on one peft model, each initialised as its own run's (the global
+    random state seeded, then the adapter built with its member's rank and alpha); ``built``
+    gets the model, then the stack, as soon as each exists (the caller releases them
+    whatever fails)."""
     adapters = []
-    for seed in seeds:
+    for m, seed in owners:
         if built:
             runner.release_run_model(built.pop())  # one model at a time, even at the peak
         accelerate_utils.set_seed(seed)
-        built.append(runner.load_run_model(hp))
+        built.append(runner.load_run_model(members[m].hp))
         adapters.append(stacked_lora.StackedAdapters.adapter_of(built[0]))
     model = built[0].to(device)
+    seeds = [seed for _, seed in owners]
     streams = stacked_lora.SeedStreams([torch.Generator(device).manual_seed(s) for s in seeds])
-    on_device = [[(a.to(device), b.to(device)) for a, b in seed] for seed in adapters]
-    built.append(stacked_lora.StackedAdapters(model, on_device, streams))
-    accelerate_utils.set_seed(
-        seeds[0]
-    )  # the base's own dropout, if it has any, draws from the global state
+    on_device = [[(a.to(device), b.to(device), c) for a, b, c in own] for own in adapters]
+    method = runner.config.method
+    alphas = [members[m].hp.lora_alpha or method.alpha for m, _ in owners]
+    built.append(stacked_lora.StackedAdapters(model, on_device, streams, alphas))
+    # the base's own dropout, if it has any, draws from the global state
+    accelerate_utils.set_seed(seeds[0])
     return built[1]
-
-
-class _SeedData:
-    """Each seed's training batches, in its own order, zipped: one tuple of K per step."""
-
-    def __init__(self, runner: RunnerBase, hp: HParams, seeds: Sequence[int]) -> None:
-        train = runner.data.train
-        self.samplers = [
-            accelerate_data_loader.SeedableRandomSampler(train, data_seed=s) for s in seeds
-        ]
-        collate = runner.collator()
-        self.loaders = [
-            torch_data.DataLoader(train, batch_size=hp.batch_size, sampler=s, collate_fn=collate)
-            for s in self.samplers
-        ]
-        self.pad_id = runner.tokenizer.pad_token_id or 0
-
-    def __len__(self) -> int:
-        return len(self.loaders[0])
-
-    def epoch(self, epoch: int, device: Any) -> Iterator[list[dict[str, Any]]]:
-        """The epoch's steps: each a list of K batches (seed order), on ``device``."""
-        for sampler in self.samplers:
-            sampler.set_epoch(epoch - 1)
-        for batches in zip(*self.loaders, strict=True):
-            yield [{k: v.to(device) for k, v in b.items()} for b in batches]
-
-
-class _Loop:
-    """The stacked training loop's state across epochs."""
-
-    def __init__(
-        self,
-        runner: RunnerBase,
-        hp: HParams,
-        stack: Any,
-        prepared: tuple[Any, Any, Any],
-        data: _SeedData,
-        results: list[RunResult],
-        watches: list[DivergenceWatch],
-        accelerator: Any,
-    ) -> None:
-        self.runner, self.hp, self.stack, self.data = runner, hp, stack, data
-        #: The stacked model and its optimizer, as Accelerate prepared them, and the schedule.
-        self.model, self.optimizer, self.scheduler = prepared
-        self.results, self.watches, self.accelerator = results, watches, accelerator
-        self.active = [True] * len(results)
-        self.train_losses: list[float] = [0.0] * len(results)
-        self.loss_kwargs = True  # whether the model takes num_items_in_batch (the loop's test)
-
-    def epoch(self, epoch: int) -> bool:
-        """Train one epoch of every seed; False when a seed diverged (the trial ends)."""
-        k, hp, model = len(self.results), self.hp, self.model
-        model.train()
-        start = time.perf_counter()
-        sums = torch.zeros(k, dtype=torch.float64, device=self.accelerator.device)
-        n_steps = 0
-        try:
-            steps = self.data.epoch(epoch, self.accelerator.device)
-            for window in windows(steps, hp.gradient_accumulation_steps):
-                # each seed's loss: the mean over every target token of its own window
-                own = [sum(targets(step[s]) for step in window) for s in range(k)]
-                n_items = torch.stack(own).clamp(min=1)
-                for micro, step in enumerate(window, start=1):
-                    raise_if_interrupted()
-                    losses, token_sums = self._backward(model, step, n_items, len(window))
-                    sums += losses.detach().double()
-                    if not self._watch(step, token_sums, epoch, micro):
-                        return False
-                if hp.max_grad_norm:
-                    stacked_lora.clip_per_seed(self.stack.parameters(), hp.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad()
-                n_steps += 1
-        finally:
-            spent = time.perf_counter() - start
-            # the stack's time, on the seeds still training (a stopped one rides for free)
-            training = [r for r, on in zip(self.results, self.active, strict=True) if on]
-            for result in training or self.results:
-                result.seconds += spent / len(training or self.results)
-        self.train_losses = [float(s) / max(n_steps, 1) for s in sums]
-        return True
-
-    def _backward(
-        self, model: Any, step: list[dict[str, Any]], n_items: Any, window: int
-    ) -> tuple[Any, Any]:
-        """One forward and backward over the K sub-batches: each seed's share of its
-        window's mean token loss (a seed stopped early adds nothing), as the loop's; and each
-        seed's token loss sum over its sub-batch, for the divergence watch."""
-        batch = stacked_lora.stacked_batch(step, self.data.pad_id)
-        if self.stack.streams is not None:  # each seed's masks at its own batch's length
-            self.stack.streams.new_step([int(sub["input_ids"].shape[1]) for sub in step])
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        k = len(step)
-        # the labels shifted, not the logits (no copy of them), as transformers' causal-LM loss
-        shifted = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=-100)
-        logits = logits.float()
-        tokens = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), shifted.reshape(-1), reduction="none"
-        ).reshape(k, -1)
-        sums = tokens.sum(dim=1)
-        if self.loss_kwargs:  # token sum / the window's tokens
-            losses = sums / n_items
-        else:  # a model without loss kwargs: its batch mean, as the Trainer (and the loop)
-            own = torch.stack([targets(sub) for sub in step]).clamp(min=1)
-            losses = sums / own / window
-        active = torch.tensor(self.active, device=losses.device, dtype=losses.dtype)
-        self.accelerator.backward((losses * active).sum())
-        for s, (result, sub) in enumerate(zip(self.results, step, strict=True)):
-            if self.active[s]:
-                result.train_examples += int(sub["input_ids"].shape[0])
-                result.train_tokens += int(sub["attention_mask"].sum())
-        return losses, sums.detach()
-
-    def _watch(self, step: list[dict[str, Any]], token_sums: Any, epoch: int, micro: int) -> bool:
-        """Each active seed's batch mean token loss to its watch; False once one diverged."""
-        for s, (sub, watch) in enumerate(zip(step, self.watches, strict=True)):
-            if not self.active[s]:
-                continue
-            why = watch.update(float(token_sums[s]) / max(int(targets(sub)), 1))
-            if why is not None:
-                self.results[s].diverged = True
-                self.results[s].diverged_at = f"epoch {epoch}, step {micro} ({why})"
-                return False
-        return True
-
-    def close(
-        self,
-        epoch: int,
-        loaders: EvalLoaders,
-        on_epoch: Sequence[EpochCallback | None],
-        dirs: Sequence[Any],
-        stopped: Callable[[], bool] | None,
-    ) -> bool:
-        """Each active seed's epoch measured, checkpointed and reported as its own run's;
-        False when no seed goes on (each stopped, one diverged, or the trial pruned)."""
-        learning_rate = self.scheduler.get_last_lr()[0]
-        for s, result in enumerate(self.results):
-            if not self.active[s]:
-                continue
-            model = self.stack.seed_model(s)
-            train_loss = self.train_losses[s]
-            metrics = self.runner.measure_epoch(
-                model, loaders, epoch=epoch, train_loss=train_loss, learning_rate=learning_rate
-            )
-            going_on = self.runner.close_epoch(
-                model, metrics, result, on_epoch[s], checkpoint_dir=dirs[s]
-            )
-            self.active[s] = going_on
-            if result.diverged or (stopped is not None and stopped()):
-                self.stack.stacked()
-                return False
-        self.stack.stacked()
-        return any(self.active)

@@ -3,11 +3,12 @@ batch, what that seed's own peft adapter computes, and give each adapter its own
 
 from __future__ import annotations
 
+import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from hptune.train.stacked_lora import StackedAdapters, StackedLoRALinear, clip_per_seed
+from hptune.train.stacked_lora import StackedAdapters, StackedLoRALinear, clip_per_adapter
 
 
 def _peft(model_dir: str, seed: int):
@@ -43,17 +44,20 @@ def test_each_seed_s_block_gets_its_own_adapter_s_output_and_gradient(demo_path)
         [a_grad] = [p.grad for n, p in model.named_parameters()
                     if n.endswith("layers.0.self_attn.q_proj.lora_A.default.weight")]  # fmt: skip
         layer = stacked.get_submodule("base_model.model.model.layers.0.self_attn.q_proj")
-        assert torch.allclose(layer.lora_A.grad[k], a_grad, atol=1e-5)
+        assert torch.allclose(layer.lora_A[k].grad, a_grad, atol=1e-5)
     # each seed back in the peft model: its own adapter's output again
     for k, model in enumerate(seeds):
         alone = stack.seed_model(k)(input_ids=ids[k]).logits
         assert torch.allclose(alone, model(input_ids=ids[k]).logits, atol=1e-5)
 
 
-def test_each_seed_is_clipped_by_its_own_norm() -> None:
-    a = torch.nn.Parameter(torch.zeros(2, 3))
-    a.grad = torch.tensor([[3.0, 4.0, 0.0], [0.3, 0.4, 0.0]])  # norms 5 and 0.5
-    norms = clip_per_seed([a], 1.0)
-    assert torch.allclose(norms, torch.tensor([5.0, 0.5]))
-    assert torch.allclose(a.grad[0].norm(), torch.tensor(1.0), atol=1e-5)
-    assert torch.allclose(a.grad[1], torch.tensor([0.3, 0.4, 0.0]))  # under the norm: kept
+def test_each_adapter_is_clipped_by_its_own_norm() -> None:
+    first, second, third = (torch.nn.Parameter(torch.zeros(3)) for _ in range(3))
+    first.grad = torch.tensor([3.0, 4.0, 0.0])  # norm 5
+    second.grad = torch.tensor([0.3, 0.4, 0.0])  # norm 0.5
+    third.grad = torch.tensor([30.0, 40.0, 0.0])  # norm 50, not clipped
+    norms = clip_per_adapter([[first], [second], [third]], [1.0, 1.0, None])
+    assert norms[0] == pytest.approx(5.0) and norms[1] == pytest.approx(0.5) and norms[2] is None
+    assert torch.allclose(first.grad.norm(), torch.tensor(1.0), atol=1e-5)
+    assert torch.allclose(second.grad, torch.tensor([0.3, 0.4, 0.0]))  # under the norm: kept
+    assert torch.allclose(third.grad, torch.tensor([30.0, 40.0, 0.0]))

@@ -12,7 +12,14 @@ from hptune.config import config_from_dict
 from hptune.exceptions import ConfigError
 from hptune.hparams import HParams
 from hptune.train import Runner
-from hptune.train.together import seeds_per_step, train_together, trains_together
+from hptune.train.together import (
+    Member,
+    kept_apart,
+    seeds_per_step,
+    train_group,
+    train_together,
+    trains_together,
+)
 
 HP = HParams(learning_rate=1e-2, batch_size=4, gradient_accumulation_steps=2, epochs=2,
              warmup_ratio=0.1, weight_decay=0.01)  # fmt: skip
@@ -87,6 +94,63 @@ def test_with_dropout_the_seeds_means_agree_within_noise(dropout_runner: Runner)
     print(f"seed means: {means}; gap {gap:+.4f}, its standard error {noise:.4f}")
     assert together != pytest.approx(alone, rel=1e-4)  # other dropout masks
     assert abs(gap) < 3 * noise
+
+
+# Candidates that differ in what one adapter holds on its own: rate, decay, schedule, warmup,
+# clipping, alpha.
+CANDIDATES = [
+    HP,
+    HP.replace(learning_rate=3e-3, weight_decay=0.1, scheduler="cosine", warmup_ratio=0.0,
+               max_grad_norm=0.5),
+    HP.replace(learning_rate=1e-3, scheduler="constant", lora_alpha=32, max_grad_norm=None),
+]  # fmt: skip
+
+
+def test_candidates_together_train_as_their_own_runs_without_dropout(runner: Runner) -> None:
+    seeds = [0, 1]
+    members = [Member(hp, seeds, [None, None]) for hp in CANDIDATES]
+    together = train_group(runner, members)
+    worst = 0.0
+    for hp, runs in zip(CANDIDATES, together, strict=True):
+        for seed, run in zip(seeds, runs, strict=True):
+            alone = runner.train(hp, seed)
+            assert [e.learning_rate for e in run.epochs] == pytest.approx(
+                [e.learning_rate for e in alone.epochs], rel=1e-9
+            )
+            for a, b in zip(alone.epochs, run.epochs, strict=True):
+                worst = max(worst, abs(a.eval_loss - b.eval_loss) / a.eval_loss)
+    print(f"largest relative difference of a candidate's seed validation loss: {worst:.2e}")
+    assert worst < 1e-3
+    # the candidates did train apart: their values differ
+    last = [runs[0].epochs[-1].eval_loss for runs in together]
+    assert len({round(v, 6) for v in last}) == 3
+
+
+def test_a_candidate_that_diverges_or_is_pruned_stops_alone(runner: Runner) -> None:
+    wild = HP.replace(learning_rate=1e30, max_grad_norm=None, warmup_ratio=0.0)
+    pruned = {"now": False}
+
+    def prune_at_one(seed, metrics):
+        pruned["now"] = True
+        return False
+
+    members = [Member(wild, [0, 1], [None, None]), Member(HP, [0, 1], [None, None]),
+               Member(HP.replace(learning_rate=3e-3), [0], [prune_at_one],
+                      stopped=lambda: pruned["now"])]  # fmt: skip
+    diverging, steady, stopped = train_group(runner, members)
+    assert any(r.diverged for r in diverging) and all(len(r.epochs) == 0 for r in diverging)
+    assert [len(r.epochs) for r in steady] == [2, 2] and not any(r.diverged for r in steady)
+    assert [len(r.epochs) for r in stopped] == [1]
+
+
+def test_what_keeps_candidates_apart_is_said() -> None:
+    assert kept_apart(HP, CANDIDATES[1]) is None and kept_apart(HP, CANDIDATES[2]) is None
+    assert kept_apart(HP, HP.replace(batch_size=8)) == "batch size 4 against 8"
+    assert kept_apart(HP, HP.replace(epochs=3)) == "epochs 2 against 3"
+    assert kept_apart(HP, HP.replace(lora_r=16)) == "lora r None against 16"
+    with pytest.raises(ValueError, match="train apart: gradient accumulation steps 2 against 4"):
+        train_group(None, [Member(HP, [0], [None]),  # type: ignore[arg-type]
+                           Member(HP.replace(gradient_accumulation_steps=4), [0], [None])])  # fmt: skip
 
 
 def test_gradient_checkpointing_drops_what_the_forward_dropped(demo_path, tmp_path) -> None:
