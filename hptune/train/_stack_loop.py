@@ -208,6 +208,7 @@ class StackLoop:
     def close(self, epoch: int, loaders: EvalLoaders) -> bool:
         """Each active adapter's epoch measured, checkpointed and reported as its own run's;
         False when none goes on (each stopped, diverged, or its trial pruned)."""
+        validation = self._validation_losses(loaders.validation)
         for s, adapter in enumerate(self.adapters):
             member = self.members[adapter.member]
             if not adapter.active:
@@ -222,6 +223,7 @@ class StackLoop:
                 epoch=epoch,
                 train_loss=adapter.train_loss,
                 learning_rate=adapter.scheduler.get_last_lr()[0],
+                eval_loss=validation[s],
             )
             index = list(member.seeds).index(adapter.seed)
             adapter.active = self.runner.close_epoch(
@@ -235,3 +237,28 @@ class StackLoop:
                 self._end_member(adapter.member)
         self.stack.stacked()
         return self.running()
+
+    def _validation_losses(self, loader: Any) -> list[float]:
+        """Every adapter's validation loss in one pass: each batch repeated once per adapter
+        through the stack, each adapter's mean over all response tokens of the split (as
+        ``evaluate_loss`` measures one model)."""
+        model, k = self.stack.stacked(), len(self.adapters)
+        model.eval()
+        sums = torch.zeros(k, dtype=torch.float64, device=self.accelerator.device)
+        tokens = 0
+        with torch.no_grad():
+            for batch in loader:
+                raise_if_interrupted()
+                ids, mask = batch["input_ids"].repeat(k, 1), batch["attention_mask"].repeat(k, 1)
+                logits = model(input_ids=ids, attention_mask=mask).logits.float()
+                # the labels shifted, not the logits (no copy of them), as in training
+                labels = torch.nn.functional.pad(batch["labels"][:, 1:], (0, 1), value=-100)
+                token_losses = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]),
+                    labels.repeat(k, 1).reshape(-1),
+                    reduction="none",
+                )
+                sums += token_losses.reshape(k, -1).sum(dim=1).double()
+                tokens += int((batch["labels"][:, 1:] != -100).sum())
+        model.train()
+        return [float(total) / max(tokens, 1) for total in sums]

@@ -284,12 +284,16 @@ class RunnerBase(ABC):
         epoch: int,
         train_loss: float,
         learning_rate: float,
+        eval_loss: float | None = None,
     ) -> EpochMetrics:
-        """Validation loss and text metric after ``epoch`` (and the test split's, if loaded)."""
+        """Validation loss and text metric after ``epoch`` (and the test split's, if loaded);
+        ``eval_loss``: the validation loss, when already measured (adapters stacked)."""
+        if eval_loss is None:
+            eval_loss = evaluate_loss(model, loaders.validation)
         metrics = EpochMetrics(
             epoch=epoch,
             train_loss=train_loss,
-            eval_loss=evaluate_loss(model, loaders.validation),
+            eval_loss=eval_loss,
             score=self.score(model, self.data.validation_prompts, self.data.validation_references),
             learning_rate=learning_rate,
         )
