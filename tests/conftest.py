@@ -144,7 +144,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 #: Seconds each test file took in a full sequential run (summed per file, rounded; the
 #: demo's two phases on one thread estimated); a file not listed counts as quick.
 _COST: dict[str, float] = {
-    "tests/test_demo_run.py": 390,
+    "tests/test_demo_run.py": 210,  # the learning-rate shape test; the rest is -m demo
     "tests/test_workers.py": 160,
     "tests/test_benchmarks.py": 159,
     "tests/test_own_training.py": 150,
@@ -163,5 +163,6 @@ _COST: dict[str, float] = {
     "tests/train/test_loop.py": 14,
     "tests/train/test_trl_data.py": 14,
     "tests/test_pipeline_metrics.py": 20,
-    "tests/train/test_together.py": 55,
+    "tests/train/test_together.py": 75,
+    "tests/pipeline/test_groups.py": 60,
 }

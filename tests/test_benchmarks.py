@@ -56,9 +56,16 @@ def test_finqa_quick_prints_the_learning_rate_and_batch_tables(demo_path) -> Non
     assert re.search(r"^  4 x 4 ", out, re.M) and re.search(r"^  16 x 1 ", out, re.M)
 
 
-def test_the_memory_model_beside_the_measured_peak(demo_path) -> None:
-    out = _run("finqa/memory.py", "--config", "examples/demo.yaml", "--batches", "2", "8",
-               "--steps", "2")  # fmt: skip
+def test_the_memory_model_beside_the_measured_peak(demo_path, tmp_path) -> None:
+    import yaml
+
+    from tests.conftest import tiny_config
+
+    raw = tiny_config(tmp_path)
+    raw["training"].update(max_train_examples=16, max_validation_examples=8)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(raw))
+    out = _run("finqa/memory.py", "--config", str(tmp_path / "tiny.yaml"), "--batches", "2",
+               "8", "--steps", "2")  # fmt: skip
     rows = [line.split("|")[1:-1] for line in out.splitlines() if re.match(r"^\| \d+ \|", line)]
     assert [int(row[0]) for row in rows] == [2, 8]
     for _, predicted, peak, weights, step, measured, estimated in rows:

@@ -1,6 +1,7 @@
 """The README's main job: the demo's configuration, with the method's shape where it is known.
 
 CI runs the demo's first two phases (baseline and learning rate: the shape the lecture states);
+its grid extension at the demo's scale is under the ``demo`` marker with the whole demo;
 the other phases run on a smaller configuration elsewhere in the suite (the shared five-phase
 run, tests/report). The whole demo, as `hptune run examples/demo.yaml` runs it (12 minutes
 here), is the `demo` marker: `python -m pytest -m demo`.
@@ -56,9 +57,13 @@ def test_the_demo_s_learning_rate_phase_has_the_lectures_shape(demo_path, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.demo
 def test_a_demo_grid_too_low_is_extended_until_the_chosen_rate_is_inside(demo_path, tmp_path):
     """The demo with a grid whose best rate is its top, 0.005: the phase tries 0.01 and 0.02
-    past it before deciding, and ends with a rate inside what it tried."""
+    past it before deciding, and ends with a rate inside what it tried. Demo-scale (3 min
+    here), so under the ``demo`` marker: the extension's rule runs through the real queue in
+    every default run (tests/pipeline/test_edges.py), and on a real model in the SmolLM2
+    benchmark (benchmarks/README.md)."""
     config = hptune.load_config(DEMO)
     options = config.phases.learning_rate.model_copy(update={"grid": [2.5e-3, 5e-3]})
     run = {"run": ["baseline", "learning_rate"], "test_evaluation": False,
