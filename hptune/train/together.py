@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hptune._lazy import LazyImport, accelerate_utils, torch
+from hptune._lazy import LazyImport, accelerate_utils
 from hptune.config._together import trains_together as configured
 from hptune.hparams import HParams
 from hptune.train import _stack_loop
@@ -253,7 +253,7 @@ def _stack(
         adapters.append(stacked_lora.StackedAdapters.adapter_of(built[0]))
     model = built[0].to(device)
     seeds = [seed for _, seed in owners]
-    streams = stacked_lora.SeedStreams([torch.Generator(device).manual_seed(s) for s in seeds])
+    streams = stacked_lora.SeedStreams(seeds, device)
     on_device = [[(a.to(device), b.to(device), c) for a, b, c in own] for own in adapters]
     method = runner.config.method
     alphas = [members[m].hp.lora_alpha or method.alpha for m, _ in owners]
