@@ -176,7 +176,7 @@ def candidates_together_summary(config: TuneConfig, runner: Any, hp: Any) -> dic
         train in; 0: one trial at a time), ``why_not`` and ``described`` (one line).
     """
     from hptune.config._together import groups_candidates
-    from hptune.train.target import memory_check
+    from hptune.train.target import stack_check
 
     setting, seeds = config.training.candidates_together, config.objective.seed_list
     rates = len(config.phases.learning_rate.grid) if "learning_rate" in config.phases.run else 0
@@ -191,7 +191,7 @@ def candidates_together_summary(config: TuneConfig, runner: Any, hp: Any) -> dic
             + (hint if auto and not setting else "")
         )
         return summary
-    check = memory_check(config, runner)
+    check = stack_check(config, runner)
     fits = [
         k for k in range(1, rates + 1) if check is None or check.fits(hp.batch_size, k * len(seeds))
     ]

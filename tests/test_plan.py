@@ -107,9 +107,16 @@ def test_the_plan_shows_searched_alphas_and_counts_the_grid(tiny_config_dict) ->
     assert "each at the learning rate x0.5, x1, x2" in phase["what"]
 
 
-def test_the_plan_says_how_many_seeds_train_together_and_why_not(tiny_config_dict) -> None:
+def test_the_plan_says_how_many_seeds_train_together_and_why_not(
+    tiny_config_dict, monkeypatch
+) -> None:
+    import hptune.train.together
     from hptune.config import config_from_dict
     from hptune.plan import make_plan
+    from hptune.train.target import memory_check
+
+    # the 50 MB limit below bounds stacks as a GPU's would (on a CPU it bounds the batch only)
+    monkeypatch.setattr(hptune.train.together, "stack_check", memory_check)
 
     def together(**training) -> dict:
         raw = {**tiny_config_dict, "objective": {**tiny_config_dict["objective"], "seeds": 3}}

@@ -27,7 +27,7 @@ from hptune.config._together import groups_candidates
 from hptune.hparams import HParams
 from hptune.storage import Heartbeat, claim_waiting_trial
 from hptune.stored import state_of, trial_id
-from hptune.train.target import memory_check
+from hptune.train.target import stack_check
 from hptune.train.together import kept_apart, trains_together
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def claim_group(
     if not trains_together(runner, seeds) or keys.REMEDY in first.user_attrs:
         return []
     hp = phase.suggest(first, base)
-    check = memory_check(config, runner)
+    check = stack_check(config, runner)
     adapters = len(first.user_attrs.get(keys.RACE_SEEDS) or seeds)
     group: list[optuna.Trial] = []
     while (queued := _next_queued(study)) is not None:

@@ -33,6 +33,7 @@ __all__ = [
     "memory_check",
     "memory_model",
     "resolve_target",
+    "stack_check",
     "throughput_estimate",
 ]
 
@@ -251,6 +252,26 @@ def memory_check(
         return None
     model = model or memory_model(config, runner, probe=probe, target=target)
     return MemoryCheck(target, model, limit_gb * 2**30, config.phases.batch_size.safety_margin)
+
+
+def stack_check(config: TuneConfig, runner: RunnerBase) -> MemoryCheck | None:
+    """The memory check for LoRA adapters stacked in one step (seeds or candidates trained
+    together): `memory_check` on a GPU; None on a CPU.
+
+    A CPU has no device memory: there ``phases.batch_size.memory_limit_gb`` stands in for a
+    GPU the batch phase chooses a batch for (as the demo's does), and a stack trains in the
+    machine's own memory. On a GPU the limit is the memory any step may use, stacks included.
+
+    Args:
+        config: The run's configuration.
+        runner: The run's trainer.
+
+    Returns:
+        The check; None when no limit bounds a stack.
+    """
+    if resolve_target(config).kind == "cpu":
+        return None
+    return memory_check(config, runner)
 
 
 def memory_model(

@@ -37,7 +37,7 @@ from hptune.train._stack_loop import Member
 from hptune.train.arguments import mixed_precision, run_args
 from hptune.train.runner import RunnerBase
 from hptune.train.steps import accepts_loss_kwargs, adamw_over, build_scheduler, make_accelerator
-from hptune.train.target import memory_check
+from hptune.train.target import stack_check
 
 if TYPE_CHECKING:
     from hptune.train import stacked_lora
@@ -93,7 +93,7 @@ def seeds_per_step(runner: RunnerBase, hp: HParams, seeds: Sequence[int]) -> int
     """
     if not trains_together(runner, seeds):
         return 1
-    check = memory_check(runner.config, runner)  # None: no limit (a CPU without a stand-in)
+    check = stack_check(runner.config, runner)  # None: no limit (a CPU)
     fitting = [
         k for k in range(2, len(seeds) + 1) if check is None or check.fits(hp.batch_size, seeds=k)
     ]

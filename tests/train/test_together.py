@@ -215,7 +215,35 @@ def test_checkpoints_are_each_seed_s_own_adapter(demo_path, tmp_path) -> None:
     assert together[1].epochs[0].eval_loss == pytest.approx(alone.epochs[0].eval_loss, rel=1e-3)
 
 
-def test_as_many_seeds_train_together_as_the_memory_limit_fits(demo_path, tmp_path) -> None:
+def _bounded_stacks(monkeypatch) -> None:
+    """Stacks bounded by ``phases.batch_size.memory_limit_gb`` on this CPU, as on a GPU."""
+    import hptune.pipeline._groups
+    import hptune.train.together
+    from hptune.train.target import memory_check
+
+    monkeypatch.setattr(hptune.train.together, "stack_check", memory_check)
+    monkeypatch.setattr(hptune.pipeline._groups, "stack_check", memory_check)
+
+
+def test_a_cpu_s_stand_in_limit_bounds_the_batch_phase_not_a_stack(demo_path, tmp_path) -> None:
+    from hptune.train.target import memory_check, stack_check
+
+    raw = _raw(tmp_path)
+    raw["phases"] = {"batch_size": {"memory_limit_gb": 0.05}}
+    runner = Runner(config_from_dict(raw))
+    assert memory_check(runner.config, runner) is not None  # the batch phase's stand-in GPU
+    assert stack_check(runner.config, runner) is None  # a stack trains in the CPU's memory
+    assert seeds_per_step(runner, HP.replace(batch_size=64), [0, 1, 2]) == 3
+    raw["training"]["device"] = "a100-80gb"  # planned for a GPU: the limit bounds stacks too
+    planned = Runner(config_from_dict(raw))
+    check = stack_check(planned.config, planned)
+    assert check is not None and check.limit_bytes == 0.05 * 2**30
+
+
+def test_as_many_seeds_train_together_as_the_memory_limit_fits(
+    demo_path, tmp_path, monkeypatch
+) -> None:
+    _bounded_stacks(monkeypatch)
     raw = _raw(tmp_path)
     raw["phases"] = {"batch_size": {"memory_limit_gb": 0.05}}  # 46 MB usable
     runner = Runner(config_from_dict(raw))
@@ -267,8 +295,9 @@ def test_seeds_out_of_memory_together_train_in_turn(demo_path, tmp_path, monkeyp
 
 
 def test_a_run_with_seeds_together_stores_what_one_seed_after_the_other_stores(
-    demo_path, tmp_path
+    demo_path, tmp_path, monkeypatch
 ) -> None:
+    _bounded_stacks(monkeypatch)  # the 50 MB limit below splits the seeds, as a GPU's would
     # Every stored seed value, status and decision, read with Optuna alone, as
     # scripts/compare_runs.py compares two runs; the epochs phase prunes with seeds together.
     import importlib.util
