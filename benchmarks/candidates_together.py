@@ -14,6 +14,14 @@ and the largest relative difference of a seed's validation loss (per epoch) from
     .venv/bin/python benchmarks/candidates_together.py               # the demo as it is
     .venv/bin/python benchmarks/candidates_together.py --no-dropout --grid 1e-3 5e-3 1e-2 --epochs 2
     .venv/bin/python benchmarks/candidates_together.py --quick       # a smoke test
+    .venv/bin/python benchmarks/candidates_together.py --whole-run [--out DIR]
+
+``--whole-run`` runs the demo whole (``examples/demo.yaml``, every phase and the final
+evaluation) twice through ``hptune run``: seeds together only (``candidates_together:
+false``), then candidates and seeds together (``auto``, the demo's own setting). It prints
+each wall time, their ratio, what each run decided, where the decisions differ, and the
+final configuration's test values. With ``--out`` a run already finished there (its
+``wall.json``) is read back, not run again.
 """
 
 from __future__ import annotations
@@ -90,6 +98,60 @@ def _gap(
     )
 
 
+def _final(storage: Path) -> str:
+    """The final evaluation's validation and test values per seed, read with Optuna."""
+    import statistics
+
+    import optuna
+
+    from hptune.record import outcome_from_trial
+
+    study = optuna.load_study(study_name="demo.final", storage=f"sqlite:///{storage}")
+    outcome = outcome_from_trial(study.trials[-1])
+    parts = []
+    for split, values in (("validation", outcome.seed_values), ("test", outcome.test_values)):
+        rounded = {seed: round(value, 4) for seed, value in sorted(values.items())}
+        parts.append(f"{split} {rounded} (mean {statistics.fmean(values.values()):.4f})")
+    return ", ".join(parts)
+
+
+def whole_run(out: Path) -> None:
+    """The demo's whole run with candidates apart, then together (see the module's doc)."""
+    import json
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from compare_runs import differences, read
+
+    raw = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
+    stores, seconds = {}, {}
+    for setting in (False, "auto"):
+        folder = out / str(setting)
+        wall = folder / "wall.json"
+        if not wall.exists():
+            training = {**raw["training"], "seeds_together": "auto"}
+            config = dict(raw, output_dir=str(folder), training=training)
+            config["training"]["candidates_together"] = setting
+            folder.mkdir(parents=True, exist_ok=True)
+            path = out / f"demo-{setting}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "hptune", "run", "-q", str(path)],
+                           cwd=ROOT / "examples", check=True)  # fmt: skip
+            wall.write_text(json.dumps({"seconds": time.perf_counter() - start}))
+        seconds[setting] = json.loads(wall.read_text())["seconds"]
+        stores[setting] = read(folder / "hptune.db")
+        print(f"candidates_together {setting}: {seconds[setting] / 60:.1f} min", flush=True)
+    print(f"ratio {seconds[False] / seconds['auto']:.2f}x")
+    for setting, store in stores.items():
+        decisions = {name: study["decision"] for name, study in store.items()}
+        print(f"decisions ({setting}): {json.dumps(decisions)}")
+        print(f"final ({setting}): {_final(out / str(setting) / 'hptune.db')}")
+    found = [d for d in differences(stores[False], stores["auto"], 0.0) if "decision" in d]
+    print("same decisions" if not found else "decisions differ:\n" + "\n".join(found))
+
+
 def main() -> None:
     import warnings
 
@@ -103,7 +165,12 @@ def main() -> None:
     parser.add_argument("--grid", type=float, nargs="+", help="default: the demo's grid")
     parser.add_argument("--epochs", type=int, help="default: the phase's incoming epochs")
     parser.add_argument("--sizes", type=int, nargs="+", help="the G to time (default 3 6 12)")
+    parser.add_argument("--whole-run", action="store_true", help="the demo's run both ways")
+    parser.add_argument("--out", type=Path, help="with --whole-run: where the runs are kept")
     args = parser.parse_args()
+    if args.whole_run:
+        whole_run(args.out or Path(tempfile.mkdtemp(prefix="hptune-bench-whole-")))
+        return
     runner = _runner(args)
     config = runner.config
     grid = args.grid or config.phases.learning_rate.grid

@@ -13,8 +13,8 @@ epoch (``training.eval_steps``); epochs trained are then counted in training exa
 (a run pruned within an epoch trained part of it). ``--epochs 1 2`` gives the long-epoch
 regime where per-epoch looks leave the pruner little to stop.
 
-``--quick`` (a smoke test: 2 seeds, 2 regularization trials, 32 training examples, epochs 1-2)
-checks the machinery in about a minute; its figures say nothing.
+``--quick`` (a smoke test: 2 seeds, 2 regularization trials, 32 training and 32 validation
+examples, epochs 1-2) checks the machinery in about a minute; its figures say nothing.
 
 Early stopping (patience 2) is on in both runs, so the saving shown is the pruner's alone.
 """
@@ -65,6 +65,7 @@ def run_variant(pruning: bool, args: argparse.Namespace, workdir: Path,
     raw["phases"]["epochs"] = {"pruning": pruning}
     if args.quick:
         raw["training"]["max_train_examples"] = 32
+        raw["training"]["max_validation_examples"] = 32
         raw["objective"]["eval_samples"] = 4
         raw["phases"]["epochs"]["range"] = [1, 2]
     if args.epochs:

@@ -16,7 +16,10 @@ model fits in 90% of the GPU and the largest that ran. ``throughput/<model>`` (L
 demo's data, the model's shapes with the demo tokenizer's vocabulary): tokens per second of
 hptune's loop and of the Trainer backend for one seed, and seed-epochs per second of three
 seeds one after the other and together (``training.seeds_together``), with the largest
-relative difference of a seed's validation loss between the two.
+relative difference of a seed's validation loss between the two; then three rates x three
+seeds as one stack of nine adapters (``training.candidates_together``): seed-epochs per
+second, its ratio to seeds together and to in turn, and the first rate's seeds' largest
+relative difference from their runs alone.
 """
 
 from __future__ import annotations
@@ -180,8 +183,7 @@ def _throughput(name: str, shape: dict[str, int], folder: Path,
     started = time.perf_counter()
     stacked = train_together(runner, hp, seeds, [None] * 3)
     together = time.perf_counter() - started
-    diff = max(abs(a.epochs[-1].eval_loss - b.epochs[-1].eval_loss) / abs(a.epochs[-1].eval_loss)
-               for a, b in zip(alone, stacked, strict=True))  # fmt: skip
+    diff = _largest_difference(alone, stacked)
     return {
         "examples": runner.data.n_train,
         "batch_size": hp.batch_size,
@@ -192,6 +194,36 @@ def _throughput(name: str, shape: dict[str, int], folder: Path,
         "seed_epochs_per_second_together": round(len(seeds) / together, 4),
         "together_over_in_turn": round(sequential / together, 3),
         "max_relative_difference": diff,
+        **_candidates(runner, hp, alone, sequential, together),
+    }
+
+
+def _largest_difference(alone: list[Any], other: list[Any]) -> float:
+    """The largest relative difference of a seed's last validation loss from its run alone."""
+    return max(abs(a.epochs[-1].eval_loss - b.epochs[-1].eval_loss) / abs(a.epochs[-1].eval_loss)
+               for a, b in zip(alone, other, strict=True))  # fmt: skip
+
+
+def _candidates(
+    runner: Any, hp: Any, alone: list[Any], in_turn: float, seeds_together: float
+) -> dict[str, Any]:
+    """Three rates x three seeds as one stack of nine adapters (candidates together), against
+    each rate's seeds together (``seeds_together``: one rate's seconds, the other two rates
+    taken to cost the same) and in turn (``in_turn``, alike); the first rate's seeds against
+    their runs alone."""
+    from hptune.train.together import Member, train_group
+
+    rates = [hp.learning_rate, 2 * hp.learning_rate, 5 * hp.learning_rate]
+    members = [Member(hp.replace(learning_rate=r), [0, 1, 2], [None] * 3) for r in rates]
+    started = time.perf_counter()
+    grouped = train_group(runner, members)
+    seconds = time.perf_counter() - started
+    return {
+        "candidates_adapters": len(rates) * 3,
+        "seed_epochs_per_second_candidates_together": round(len(rates) * 3 / seconds, 4),
+        "candidates_over_seeds_together": round(len(rates) * seeds_together / seconds, 3),
+        "candidates_over_in_turn": round(len(rates) * in_turn / seconds, 3),
+        "candidates_max_relative_difference": _largest_difference(alone, grouped[0]),
     }
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One prepared GPU check, a few minutes on one GPU, downloading nothing: hptune's memory
 # model against measured peak memory for Llama-shaped 1B and 8B models (random weights), then
-# hptune's loop against the Trainer and seeds together against in turn on those shapes, each
+# hptune's loop against the Trainer, seeds together against in turn, and candidates and seeds
+# together (nine adapters: three rates x three seeds) on those shapes, each
 # section appended to the JSON file as it finishes (scripts/gpu_check.py says what).
 #
 #   bash scripts/gpu_check.sh [--dry] [--out FILE.json]

@@ -69,6 +69,8 @@ def five_phase_config(tmp_path: Path) -> dict:
     raw = tiny_config(tmp_path)
     raw["data"]["test"] = "demo://data/test.jsonl"
     raw["training"].update({"batch_size": 8, "gradient_accumulation_steps": 2})
+    # as the demo trains: each trial's seeds and each phase's queued candidates in one stack
+    raw["training"]["candidates_together"] = "auto"
     raw["phases"] = {
         "learning_rate": {"grid": [1e-3, 5e-3], "extend_edges": 0},
         # ~19 MB predicted for batch 8, ~36 MB for 16: a 30 MB "GPU" only fits 8 and below

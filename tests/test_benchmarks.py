@@ -206,6 +206,8 @@ def test_the_gpu_check_runs_dry_without_a_gpu(tmp_path) -> None:
     assert speed["loop_tokens_per_second"] > 0 and speed["trainer_tokens_per_second"] > 0
     assert speed["seed_epochs_per_second_together"] > 0
     assert speed["max_relative_difference"] < 1e-3
+    assert speed["candidates_adapters"] == 9 and speed["candidates_over_seeds_together"] > 0
+    assert speed["candidates_max_relative_difference"] < 1e-3  # rate 1e-4's seeds as alone
 
 
 def test_equivalence_margin_prints_the_bound_where_both_aims_meet() -> None:

@@ -23,6 +23,8 @@ def _demo_quick(tmp_path: Path, backend: str) -> Path:
     raw["name"] = f"demo_{backend}"
     raw["training"].update(backend=backend, max_train_examples=64, max_validation_examples=48,
                            epochs=2, checkpoints=False)  # fmt: skip
+    # one run per seed, as a Trainer trains: stacked adapters draw other dropout masks
+    raw["training"].update(seeds_together=False, candidates_together=False)
     raw["objective"].update(seeds=2)
     raw["data"]["tokenization"] = "trl"  # every backend on the tokens SFTTrainer trains
     raw["phases"] = {"run": ["baseline", "learning_rate"],

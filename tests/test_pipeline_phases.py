@@ -231,6 +231,7 @@ def test_kill_9_during_the_epochs_phase_then_resume(demo_path, tmp_path) -> None
     raw["phases"]["run"] = ["baseline", "epochs"]
     raw["phases"]["test_evaluation"] = False
     raw["training"]["max_train_examples"] = 256
+    raw["training"]["candidates_together"] = False  # one seed's checkpoints at a time
     raw["heartbeat_seconds"], raw["stale_seconds"] = 1, 2
     config_path = tmp_path / "kill.yaml"
     config_path.write_text(yaml.safe_dump(raw))
