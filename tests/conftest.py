@@ -143,28 +143,30 @@ def pytest_collection_modifyitems(config, items) -> None:
         items.sort(key=lambda item: -_COST.get(item.nodeid.split("::")[0], 0.0))  # stable
 
 
-#: Seconds each test file took in a full sequential run (summed per file, rounded; the
-#: demo's two phases on one thread estimated); a file not listed counts as quick.
+#: Seconds each test file took in a full run (its tests' durations summed, rounded: the
+#: run of 2026-12-06 at d38ed5e); a file not listed counts as quick.
 _COST: dict[str, float] = {
-    "tests/test_demo_run.py": 210,  # the learning-rate shape test; the rest is -m demo
-    "tests/test_workers.py": 160,
-    "tests/test_benchmarks.py": 159,
-    "tests/test_own_training.py": 150,
-    "tests/test_pipeline_phases.py": 330,  # its batch test, the run twice, kill -9: 2026-12
-    "tests/test_docs.py": 74,
-    "tests/test_signals.py": 60,
-    "tests/test_budget.py": 57,
+    "tests/test_benchmarks.py": 360,
+    "tests/test_pipeline_phases.py": 310,  # the five phases twice, kill -9, the demo's batch
+    "tests/test_workers.py": 300,
+    "tests/test_own_training.py": 200,
+    "tests/test_demo_run.py": 150,  # the learning-rate shape test; the rest is -m demo
+    "tests/test_examples_formats.py": 115,
+    "tests/test_signals.py": 110,
+    "tests/train/test_together.py": 90,
+    "tests/test_budget.py": 80,
+    "tests/test_docs.py": 75,
     "tests/report/test_report.py": 50,
+    "tests/train/test_distributed.py": 50,
+    "tests/train/test_memory_between_trials.py": 46,
     "tests/train/test_backends.py": 45,
-    "tests/train/test_memory_between_trials.py": 40,
-    "tests/train/test_distributed.py": 28,
-    "tests/train/test_backend_parity.py": 28,
-    "tests/test_examples_formats.py": 90,
-    "tests/test_heartbeat.py": 18,
-    "tests/train/test_checkpoints.py": 16,
+    "tests/test_heartbeat.py": 30,
+    "tests/test_guardrails.py": 30,
+    "tests/pipeline/test_groups.py": 30,
+    "tests/train/test_checkpoints.py": 27,
+    "tests/train/test_backend_parity.py": 25,
+    "tests/test_pipeline_metrics.py": 20,
+    "tests/phases/test_lora_rank.py": 18,
     "tests/train/test_loop.py": 14,
     "tests/train/test_trl_data.py": 14,
-    "tests/test_pipeline_metrics.py": 20,
-    "tests/train/test_together.py": 75,
-    "tests/pipeline/test_groups.py": 60,
 }

@@ -438,7 +438,8 @@ def test_the_demo_batch_phase_tries_a_batch_above_the_incoming_one(demo_path, tm
     from tests.conftest import EXAMPLES
 
     raw = yaml.safe_load((EXAMPLES / "demo.yaml").read_text())
-    raw["training"].update(max_train_examples=512, epochs=2, checkpoints=False)
+    raw["training"].update(max_train_examples=512, max_validation_examples=64, epochs=2,
+                           checkpoints=False)  # fmt: skip
     raw["objective"]["max_seeds"] = raw["objective"].get("seeds", 3)  # no racing: not its test
     # batch 64 at the incoming rate only: the rate probes a larger batch adds are
     # tests/phases/test_batch_size.py's and tests/pipeline/test_queue.py's subject
